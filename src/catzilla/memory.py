@@ -1,0 +1,255 @@
+"""The app's memory: allocator choice, statistics, profiling and tuning.
+
+Figures come from the C allocator layer (``catzilla._core.Allocator``):
+jemalloc's own per-arena statistics, or the malloc backend's per-purpose
+accounting. See docs/memory.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import sys
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from catzilla import _core
+
+MIB = 1024 * 1024
+PURPOSES = ("request", "response", "cache", "static", "task", "general")
+HISTORY_LIMIT = 1024
+
+# auto_memory_tuning: jemalloc keeps freed pages "dirty" for this long before
+# returning them to the OS (jemalloc's default is 10 s); muzzy pages go at once.
+TUNED_DIRTY_DECAY_MS = 1000
+TUNED_MUZZY_DECAY_MS = 0
+# How often the tuner looks at the allocator.
+TUNE_PERIOD_S = 1.0
+# Free-but-held memory below this is not worth a purge or a malloc_trim.
+PURGE_THRESHOLD_BYTES = 8 * MIB
+
+
+def jemalloc_available() -> bool:
+    """True when jemalloc is compiled into this build (never on Windows)."""
+    return _core.jemalloc_compiled()
+
+
+def available_allocators() -> list[str]:
+    return ["malloc", "jemalloc"] if jemalloc_available() else ["malloc"]
+
+
+def process_rss_bytes() -> int | None:
+    """Resident set size of this process, or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            pages = int(f.read().split()[1])
+        import os
+
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool (True or False), got {value!r}")
+    return value
+
+
+def check_interval(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"memory_stats_interval must be a number of seconds > 0, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"memory_stats_interval must be a number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Sample:
+    time: float
+    allocated_mb: float
+    fragmentation_percent: float
+    resident_mb: float
+
+
+class AppMemory:
+    """The allocator bound to one app, and what is known about it."""
+
+    def __init__(
+        self,
+        *,
+        use_jemalloc: bool,
+        memory_profiling: bool,
+        auto_memory_tuning: bool,
+        memory_stats_interval: float,
+    ) -> None:
+        self.requested = use_jemalloc
+        self.profiling = memory_profiling
+        self.tuning = auto_memory_tuning
+        self.interval = memory_stats_interval
+        self.allocator = _core.Allocator(use_jemalloc=use_jemalloc)
+        self.fallback_reason: str | None = self.allocator.fallback_reason
+        self.history: collections.deque[Sample] = collections.deque(maxlen=HISTORY_LIMIT)
+        if self.requested and self.fallback_reason:
+            print(
+                f"catzilla: jemalloc was requested but is not used ({self.fallback_reason}); "
+                "using malloc",
+                file=sys.stderr,
+                flush=True,
+            )
+        if self.tuning:
+            self.allocator.set_decay(TUNED_DIRTY_DECAY_MS, TUNED_MUZZY_DECAY_MS)
+        self._monitor: _Monitor | None = None
+        if self.profiling or self.tuning:
+            self._monitor = _Monitor(self)
+
+    @property
+    def backend(self) -> str:
+        return self.allocator.backend
+
+    @property
+    def jemalloc_enabled(self) -> bool:
+        return self.backend == "jemalloc"
+
+    def close(self) -> None:
+        if self._monitor is not None:
+            self._monitor.stop()
+            self._monitor = None
+
+    # -- statistics ------------------------------------------------------------
+
+    def sample(self) -> Sample:
+        raw = self.allocator.stats()
+        s = Sample(
+            time=time.time(),
+            allocated_mb=raw["allocated"] / MIB,
+            fragmentation_percent=raw["fragmentation_percent"],
+            resident_mb=raw["resident"] / MIB,
+        )
+        self.history.append(s)
+        return s
+
+    def trend(self) -> dict[str, Any] | None:
+        if len(self.history) < 2:
+            return None
+        prev, last = self.history[-2], self.history[-1]
+        delta = last.allocated_mb - prev.allocated_mb
+        return {
+            "allocated_mb_change": delta,
+            "fragmentation_percent_change": last.fragmentation_percent
+            - prev.fragmentation_percent,
+            "resident_mb_change": last.resident_mb - prev.resident_mb,
+            "seconds": last.time - prev.time,
+            "direction": "growing" if delta > 0 else "shrinking" if delta < 0 else "stable",
+            "samples": len(self.history),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        raw = self.allocator.stats()
+        rss = process_rss_bytes()
+        stats: dict[str, Any] = {
+            "allocator": self.backend,
+            "jemalloc_available": jemalloc_available(),
+            "jemalloc_requested": self.requested,
+            "jemalloc_enabled": self.jemalloc_enabled,
+            "allocated_mb": raw["allocated"] / MIB,
+            "allocated_bytes": raw["allocated"],
+            "active_mb": raw["active"] / MIB,
+            "resident_mb": raw["resident"] / MIB,
+            "dirty_mb": raw["dirty"] / MIB,
+            "peak_allocated_mb": raw["peak_allocated"] / MIB,
+            "fragmentation_percent": min(100.0, max(0.0, raw["fragmentation_percent"])),
+            "fragmentation_scope": "process" if raw["process_wide"] else "app",
+            "allocation_count": raw["nmalloc"],
+            "free_count": raw["nfree"],
+            "arenas": {
+                name: {
+                    "allocated_mb": p["allocated"] / MIB,
+                    "allocated_bytes": p["allocated"],
+                    "resident_mb": p["resident"] / MIB,
+                    "dirty_mb": p["dirty"] / MIB,
+                    "allocation_count": p["nmalloc"],
+                    "free_count": p["nfree"],
+                }
+                for name, p in raw["purposes"].items()
+            },
+            "process_rss_mb": None if rss is None else rss / MIB,
+            "profiling_enabled": self.profiling,
+            "auto_memory_tuning": self.tuning,
+            "fallback_reason": self.fallback_reason,
+        }
+        if self.profiling:
+            stats["memory_stats_interval"] = self.interval
+            stats["samples"] = len(self.history)
+            trend = self.trend()
+            if trend is not None:
+                stats["memory_trend"] = trend
+        return stats
+
+    # -- tuning ----------------------------------------------------------------------
+
+    def tune(self, state: dict[str, float]) -> None:
+        """One tuning step: let decay run; after a spike, give memory back now."""
+        raw = self.allocator.stats()
+        if self.jemalloc_enabled:
+            self.allocator.decay_tick()
+            spike_over = raw["allocated"] < 0.5 * state.get("allocated", 0.0)
+            if spike_over and raw["dirty"] > PURGE_THRESHOLD_BYTES:
+                self.allocator.purge()
+        elif raw["dirty"] > PURGE_THRESHOLD_BYTES and abs(
+            raw["dirty"] - state.get("trimmed_at", 0.0)
+        ) > PURGE_THRESHOLD_BYTES:
+            # glibc: free memory inside the heap stays resident until trimmed.
+            self.allocator.purge()
+            state["trimmed_at"] = float(self.allocator.stats()["dirty"])
+        state["allocated"] = float(raw["allocated"])
+
+
+class _Monitor:
+    """Background sampler and tuner of one AppMemory.
+
+    A daemon thread that holds only a weak reference to its AppMemory, so it
+    neither keeps the process alive nor keeps a dropped app in memory.
+    """
+
+    def __init__(self, memory: AppMemory) -> None:
+        self._stop = threading.Event()
+        ref = weakref.ref(memory)
+        self._thread = threading.Thread(
+            target=_Monitor._run,
+            args=(ref, self._stop, memory.profiling, memory.tuning, memory.interval),
+            name="catzilla-memory",
+            daemon=True,
+        )
+        self._thread.start()
+        weakref.finalize(memory, self._stop.set)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    @staticmethod
+    def _run(
+        ref: weakref.ref[AppMemory],
+        stop: threading.Event,
+        profiling: bool,
+        tuning: bool,
+        interval: float,
+    ) -> None:
+        period = min(interval, TUNE_PERIOD_S) if tuning else interval
+        next_sample = time.monotonic() + interval
+        state: dict[str, float] = {}
+        while not stop.wait(period):
+            memory = ref()
+            if memory is None:
+                return
+            if tuning:
+                memory.tune(state)
+            if profiling and time.monotonic() >= next_sample:
+                memory.sample()
+                next_sample += interval
+            del memory
