@@ -1,0 +1,67 @@
+"""Build-time fallback: without a usable jemalloc source the build goes malloc-only.
+
+Configures the project (C core only, no extension) with a jemalloc source
+that cannot be used, and checks the single clear message and the result.
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CMAKE = shutil.which("cmake", path=str(Path(sys.executable).parent)) or shutil.which("cmake")
+
+
+def configure(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    if CMAKE is None:
+        pytest.skip("cmake not found")
+    return subprocess.run(
+        [CMAKE, "-S", str(ROOT), "-B", str(tmp_path / "b"), "-DCATZILLA_BUILD_EXTENSION=OFF", *args],
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def cache_value(tmp_path: Path, name: str) -> str:
+    for line in (tmp_path / "b" / "CMakeCache.txt").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return line.split("=", 1)[1]
+    return ""
+
+
+def test_missing_source_gives_a_malloc_only_build(tmp_path: Path) -> None:
+    out = configure(tmp_path, f"-DCATZILLA_JEMALLOC_SOURCE={tmp_path}/nowhere.tar.bz2")
+    assert out.returncode == 0, out.stderr
+    text = " ".join((out.stdout + out.stderr).split())  # cmake wraps warnings
+    assert text.count("building WITHOUT jemalloc") == 1
+    assert "nowhere.tar.bz2 does not exist" in text
+    flags = (tmp_path / "b" / "CMakeFiles").rglob("flags.make")
+    assert not any("CZ_HAVE_JEMALLOC" in f.read_text() for f in flags)
+
+
+def test_corrupt_source_gives_a_malloc_only_build(tmp_path: Path) -> None:
+    bad = tmp_path / "jemalloc-5.3.0.tar.bz2"
+    bad.write_bytes(b"not a tarball")
+    out = configure(tmp_path, f"-DCATZILLA_JEMALLOC_SOURCE={bad}")
+    assert out.returncode == 0, out.stderr
+    text = " ".join((out.stdout + out.stderr).split())  # cmake wraps warnings
+    assert text.count("building WITHOUT jemalloc") == 1
+    assert "could not get or build jemalloc" in text
+    assert (tmp_path / "b" / "jemalloc" / "failure.log").exists()
+
+
+def test_use_jemalloc_off_is_malloc_only_without_warning(tmp_path: Path) -> None:
+    out = configure(tmp_path, "-DCATZILLA_USE_JEMALLOC=OFF")
+    assert out.returncode == 0, out.stderr
+    assert "malloc-only build (CATZILLA_USE_JEMALLOC=OFF)" in out.stdout
+    assert "WITHOUT jemalloc" not in out.stdout + out.stderr
+    assert cache_value(tmp_path, "CATZILLA_USE_JEMALLOC") == "OFF"
+
+
+def test_documented_options_exist_with_their_defaults(tmp_path: Path) -> None:
+    configure(tmp_path, "-DCATZILLA_USE_JEMALLOC=OFF")
+    assert cache_value(tmp_path, "CATZILLA_BUILD_JEMALLOC") == "ON"
+    assert cache_value(tmp_path, "CATZILLA_JEMALLOC_DEBUG") == "OFF"
+    assert cache_value(tmp_path, "CATZILLA_JEMALLOC_SOURCE") == ""
