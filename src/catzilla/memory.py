@@ -119,6 +119,11 @@ class AppMemory:
             self._monitor.stop()
             self._monitor = None
 
+    def after_fork(self) -> None:
+        """In a forked worker: the parent's monitor thread did not come along."""
+        if self._monitor is not None:
+            self._monitor = _Monitor(self)
+
     # -- statistics ------------------------------------------------------------
 
     def sample(self) -> Sample:

@@ -1,0 +1,509 @@
+/*
+ * catzilla._core.Server: a router and, while serving, a cz_server.
+ *
+ * The loop thread holds the GIL only inside a hook: to call a handler and
+ * turn its result into response bytes. A coroutine result is handed to the
+ * asyncio runner (a Python callable) with a _Pending object; the runner
+ * calls _Pending.done(result) / .fail(exc) from its own thread, and the
+ * loop thread answers when it is woken.
+ */
+#include <string.h>
+
+#include "py_allocator.h"
+#include "py_request.h"
+#include "py_server.h"
+
+/* Endpoint modes, decided once at registration by the Python layer. */
+enum { MODE_NO_ARGS = 0, MODE_REQUEST = 1 };
+
+typedef struct {
+    PyObject_HEAD
+    CzAllocatorObject *alloc;
+    cz_router_t *router;
+    PyObject *endpoints;      /* list of (mode, callable): keeps them alive */
+    cz_server_t *server;      /* while bound */
+    PyThreadState *tstate;    /* the loop thread's, while it runs without the GIL */
+    PyObject *json_encode;    /* str(obj) -> JSON text */
+    PyObject *response_type;  /* catzilla.Response */
+    PyObject *render_hook;    /* (value) -> Response, or raises TypeError */
+    PyObject *error_hook;     /* (raw_request, exc) -> Response */
+    PyObject *not_found_hook; /* (raw_request) -> value, or None */
+    PyObject *submit;         /* (coroutine, pending) -> None */
+    PyObject *cancel_all;     /* () -> None */
+    int running;
+} CzServerObject;
+
+typedef struct {
+    PyObject_HEAD
+    CzServerObject *server;
+    cz_conn_t *conn;
+    PyObject *raw;            /* RawRequest or NULL */
+    PyObject *result, *exc;   /* exactly one is set once completed */
+    int posted;
+} CzPendingObject;
+
+extern PyTypeObject CzPending_Type;
+
+static const cz_http_str_t CT_JSON = {"application/json", 16};
+static const cz_http_str_t CT_TEXT = {"text/plain; charset=utf-8", 25};
+static const cz_http_str_t CT_BYTES = {"application/octet-stream", 24};
+
+/* ---- turning Python values into responses (GIL held) -------------------------------- */
+
+static int respond_plain(cz_conn_t *c, int status, cz_http_str_t ct, const char *body, size_t len) {
+    cz_http_response_t r = {0};
+    r.status = status;
+    r.content_type = ct;
+    r.body = (cz_http_str_t){body, len};
+    return cz_conn_respond(c, &r);
+}
+
+/* Write a catzilla.Response: status_code, raw_headers [(str, str)], body (bytes). */
+static int respond_response(cz_conn_t *c, PyObject *resp) {
+    PyObject *status = PyObject_GetAttrString(resp, "status_code");
+    PyObject *headers = status ? PyObject_GetAttrString(resp, "raw_headers") : NULL;
+    PyObject *body = headers ? PyObject_GetAttrString(resp, "body") : NULL;
+    int rc = -1;
+    if (!body) goto done;
+    long code = PyLong_AsLong(status);
+    if (code == -1 && PyErr_Occurred()) goto done;
+    if (!PyList_Check(headers) || !PyBytes_Check(body) || code < 100 || code > 999) {
+        PyErr_Format(PyExc_TypeError,
+                     "invalid Response: status_code must be 100..999, body bytes, raw_headers a list "
+                     "(got status_code=%R)", status);
+        goto done;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(headers);
+    cz_http_header_t stack[16], *hs = stack;
+    if (n > 16) {
+        hs = PyMem_Malloc((size_t)n * sizeof(*hs));
+        if (!hs) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyList_GET_ITEM(headers, i);
+        Py_ssize_t nl, vl;
+        const char *name, *value;
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+            !(name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(pair, 0), &nl)) ||
+            !(value = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(pair, 1), &vl))) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_TypeError, "invalid response header %R: expected (str, str)", pair);
+            if (hs != stack) PyMem_Free(hs);
+            goto done;
+        }
+        hs[i] = (cz_http_header_t){{name, (size_t)nl}, {value, (size_t)vl}};
+    }
+    cz_http_response_t r = {0};
+    r.status = (int)code;
+    r.headers = hs;
+    r.num_headers = (size_t)n;
+    r.body = (cz_http_str_t){PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body)};
+    cz_conn_respond(c, &r); /* a header with CR/LF becomes a 500 there */
+    if (hs != stack) PyMem_Free(hs);
+    rc = 0;
+done:
+    Py_XDECREF(status);
+    Py_XDECREF(headers);
+    Py_XDECREF(body);
+    return rc;
+}
+
+/* Answer `value` (a handler's return value). -1 with an exception set when
+ * it cannot be turned into a response. */
+static int respond_value(CzServerObject *self, cz_conn_t *c, PyObject *value) {
+    if (PyDict_CheckExact(value) || PyList_CheckExact(value) || value == Py_None) {
+        PyObject *text = PyObject_CallOneArg(self->json_encode, value);
+        if (!text) return -1;
+        Py_ssize_t len;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(text, &len);
+        if (utf8) respond_plain(c, 200, CT_JSON, utf8, (size_t)len);
+        Py_DECREF(text);
+        return utf8 ? 0 : -1;
+    }
+    if (PyUnicode_CheckExact(value)) {
+        Py_ssize_t len;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(value, &len);
+        if (!utf8) return -1;
+        respond_plain(c, 200, CT_TEXT, utf8, (size_t)len);
+        return 0;
+    }
+    if (PyBytes_CheckExact(value)) {
+        respond_plain(c, 200, CT_BYTES, PyBytes_AS_STRING(value), (size_t)PyBytes_GET_SIZE(value));
+        return 0;
+    }
+    if (PyObject_TypeCheck(value, (PyTypeObject *)self->response_type)) return respond_response(c, value);
+    PyObject *resp = PyObject_CallOneArg(self->render_hook, value);
+    if (!resp) return -1;
+    int rc = PyObject_TypeCheck(resp, (PyTypeObject *)self->response_type) ? respond_response(c, resp) : -1;
+    if (rc < 0 && !PyErr_Occurred())
+        PyErr_SetString(PyExc_TypeError, "render hook did not return a Response");
+    Py_DECREF(resp);
+    return rc;
+}
+
+/* The raised exception as one object, traceback attached (3.10+). */
+static PyObject *take_exception(void) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb && value) PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value ? value : Py_NewRef(Py_None);
+}
+
+/* `exc` becomes a response through the error hook. */
+static void respond_exception(CzServerObject *self, cz_conn_t *c, PyObject *raw, PyObject *exc) {
+    PyObject *own = NULL;
+    if (!raw) {
+        const cz_http_request_t *req = cz_conn_request(c);
+        own = req ? cz_py_request_new(self->alloc, c, req, NULL) : NULL;
+        if (!own) PyErr_Clear();
+        raw = own ? own : Py_None;
+    }
+    PyObject *resp = PyObject_CallFunctionObjArgs(self->error_hook, raw, exc, NULL);
+    if (!resp || respond_response(c, resp) < 0) {
+        PyErr_WriteUnraisable(self->error_hook);
+        cz_conn_respond_error(c, 500, NULL);
+    }
+    Py_XDECREF(resp);
+    Py_XDECREF(own);
+}
+
+static void respond_raised(CzServerObject *self, cz_conn_t *c, PyObject *raw) {
+    PyObject *exc = take_exception();
+    respond_exception(self, c, raw, exc);
+    Py_DECREF(exc);
+}
+
+/* ---- hooks (loop thread, GIL not held on entry) ------------------------------------------- */
+
+static cz_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_http_request_t *req,
+                              const cz_match_t *m) {
+    PyObject *raw = NULL, *result;
+    if (m->status != CZ_MATCH_FOUND) {
+        raw = cz_py_request_new(self->alloc, c, req, m);
+        result = raw ? PyObject_CallOneArg(self->not_found_hook, raw) : NULL;
+    } else {
+        PyObject *ep = (PyObject *)m->handler;
+        long mode = PyLong_AsLong(PyTuple_GET_ITEM(ep, 0));
+        PyObject *fn = PyTuple_GET_ITEM(ep, 1);
+        if (mode == MODE_NO_ARGS) {
+            result = PyObject_CallNoArgs(fn);
+        } else {
+            raw = cz_py_request_new(self->alloc, c, req, m);
+            result = raw ? PyObject_CallOneArg(fn, raw) : NULL;
+        }
+    }
+    if (result && PyCoro_CheckExact(result)) {
+        CzPendingObject *p = PyObject_New(CzPendingObject, &CzPending_Type);
+        if (p) {
+            p->server = (CzServerObject *)Py_NewRef(self);
+            p->conn = c;
+            p->raw = raw; /* steals */
+            raw = NULL;
+            p->result = p->exc = NULL;
+            p->posted = 0;
+            PyObject *ok = PyObject_CallFunctionObjArgs(self->submit, result, (PyObject *)p, NULL);
+            Py_DECREF(result);
+            if (ok) {
+                Py_DECREF(ok);
+                Py_DECREF(p); /* the runner holds it now */
+                return CZ_DISPATCH_PENDING;
+            }
+            raw = Py_XNewRef(p->raw);
+            Py_DECREF(p);
+        } else {
+            Py_DECREF(result);
+        }
+        result = NULL;
+    }
+    if (!result || respond_value(self, c, result) < 0) respond_raised(self, c, raw);
+    Py_XDECREF(result);
+    Py_XDECREF(raw);
+    return CZ_DISPATCH_DONE;
+}
+
+static void hook_lock(void *ctx) {
+    CzServerObject *self = ctx;
+    PyEval_RestoreThread(self->tstate);
+}
+
+static void hook_unlock(void *ctx) {
+    CzServerObject *self = ctx;
+    self->tstate = PyEval_SaveThread();
+}
+
+static cz_dispatch_t hook_request(void *ctx, cz_conn_t *c, const cz_http_request_t *req,
+                                  const cz_match_t *m) {
+    return dispatch(ctx, c, req, m);
+}
+
+static void hook_complete(void *ctx, cz_conn_t *c, void *item) {
+    CzServerObject *self = ctx;
+    CzPendingObject *p = item;
+    if (cz_conn_is_open(c)) {
+        if (p->exc) respond_exception(self, c, p->raw, p->exc);
+        else if (respond_value(self, c, p->result) < 0) respond_raised(self, c, p->raw);
+    }
+    p->conn = NULL;
+    Py_DECREF(p); /* the reference taken when it was posted */
+}
+
+static void hook_expired(void *ctx) {
+    CzServerObject *self = ctx;
+    PyObject *r = PyObject_CallNoArgs(self->cancel_all);
+    if (!r) PyErr_WriteUnraisable(self->cancel_all);
+    Py_XDECREF(r);
+}
+
+/* ---- _Pending ---------------------------------------------------------------------------------- */
+
+static PyObject *pending_finish(CzPendingObject *self, PyObject *result, PyObject *exc) {
+    if (self->posted || !self->conn) {
+        PyErr_SetString(PyExc_RuntimeError, "this request was already answered");
+        return NULL;
+    }
+    self->result = Py_XNewRef(result);
+    self->exc = Py_XNewRef(exc);
+    self->posted = 1;
+    Py_INCREF(self); /* released by hook_complete */
+    if (cz_server_post(self->server->server, self->conn, self) != 0) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Pending_done(CzPendingObject *self, PyObject *result) {
+    return pending_finish(self, result, NULL);
+}
+
+static PyObject *Pending_fail(CzPendingObject *self, PyObject *exc) {
+    if (!PyExceptionInstance_Check(exc)) {
+        PyErr_Format(PyExc_TypeError, "fail() takes an exception instance, got %R", exc);
+        return NULL;
+    }
+    return pending_finish(self, NULL, exc);
+}
+
+static void Pending_dealloc(CzPendingObject *self) {
+    Py_XDECREF(self->server);
+    Py_XDECREF(self->raw);
+    Py_XDECREF(self->result);
+    Py_XDECREF(self->exc);
+    PyObject_Free(self);
+}
+
+static PyMethodDef Pending_methods[] = {
+    {"done", (PyCFunction)Pending_done, METH_O, "Answer the request with a handler's result."},
+    {"fail", (PyCFunction)Pending_fail, METH_O, "Answer the request with a handler's exception."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject CzPending_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "catzilla._core._Pending",
+    .tp_basicsize = sizeof(CzPendingObject),
+    .tp_dealloc = (destructor)Pending_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A request waiting for its async handler; answer it once with done() or fail().",
+    .tp_methods = Pending_methods,
+};
+
+/* ---- Server ----------------------------------------------------------------------------------------- */
+
+static PyObject *Server_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"allocator", NULL};
+    PyObject *alloc;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!:Server", kwlist, &CzAllocator_Type, &alloc))
+        return NULL;
+    CzServerObject *self = (CzServerObject *)type->tp_alloc(type, 0);
+    if (!self) return NULL;
+    self->alloc = (CzAllocatorObject *)Py_NewRef(alloc);
+    self->router = cz_router_create(self->alloc->alloc);
+    self->endpoints = PyList_New(0);
+    if (!self->router || !self->endpoints) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+static void Server_dealloc(CzServerObject *self) {
+    if (self->server) cz_server_destroy(self->server);
+    if (self->router) cz_router_destroy(self->router);
+    Py_XDECREF(self->endpoints);
+    Py_XDECREF(self->json_encode);
+    Py_XDECREF(self->response_type);
+    Py_XDECREF(self->render_hook);
+    Py_XDECREF(self->error_hook);
+    Py_XDECREF(self->not_found_hook);
+    Py_XDECREF(self->submit);
+    Py_XDECREF(self->cancel_all);
+    Py_XDECREF(self->alloc);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
+    const char *method, *pattern;
+    Py_ssize_t mlen, plen;
+    int mode;
+    PyObject *fn;
+    if (!PyArg_ParseTuple(args, "s#s#Oi:add_route", &method, &mlen, &pattern, &plen, &fn, &mode))
+        return NULL;
+    if (mode != MODE_NO_ARGS && mode != MODE_REQUEST)
+        return PyErr_Format(PyExc_ValueError, "mode must be 0 or 1, got %d", mode);
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "routes cannot be added while the server runs");
+        return NULL;
+    }
+    PyObject *ep = Py_BuildValue("(iO)", mode, fn);
+    if (!ep) return NULL;
+    char err[512];
+    uint32_t index;
+    int rc = cz_router_add(self->router, method, (size_t)mlen, pattern, (size_t)plen, ep, &index, err,
+                           sizeof(err));
+    if (rc != CZ_ROUTER_OK) {
+        Py_DECREF(ep);
+        return PyErr_Format(rc == CZ_ROUTER_ENOMEM ? PyExc_MemoryError : PyExc_ValueError, "%s", err);
+    }
+    if (PyList_Append(self->endpoints, ep) < 0) {
+        Py_DECREF(ep);
+        return NULL; /* the router keeps a dangling route; the app is unusable anyway */
+    }
+    Py_DECREF(ep);
+    return PyLong_FromUnsignedLong(index);
+}
+
+static PyObject *Server_set_hooks(CzServerObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"json_encode", "response_type", "render", "error", "not_found",
+                             "submit", "cancel_all", NULL};
+    PyObject *h[7];
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!OOOOO:set_hooks", kwlist, &h[0], &PyType_Type, &h[1],
+                                     &h[2], &h[3], &h[4], &h[5], &h[6]))
+        return NULL;
+    PyObject **slots[7] = {&self->json_encode, &self->response_type, &self->render_hook,
+                           &self->error_hook, &self->not_found_hook, &self->submit, &self->cancel_all};
+    for (int i = 0; i < 7; i++) Py_XSETREF(*slots[i], Py_NewRef(h[i]));
+    Py_RETURN_NONE;
+}
+
+static double kw_double(PyObject *cfg, const char *key, double dflt, int *bad) {
+    PyObject *v = cfg ? PyDict_GetItemString(cfg, key) : NULL;
+    if (!v) return dflt;
+    double d = PyFloat_AsDouble(v);
+    if (d == -1.0 && PyErr_Occurred()) *bad = 1;
+    return d;
+}
+
+static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
+    const char *host;
+    int port;
+    PyObject *cfg;
+    if (!PyArg_ParseTuple(args, "siO!:bind", &host, &port, &PyDict_Type, &cfg)) return NULL;
+    if (!self->json_encode) {
+        PyErr_SetString(PyExc_RuntimeError, "set_hooks() must be called before bind()");
+        return NULL;
+    }
+    if (self->server) {
+        PyErr_SetString(PyExc_RuntimeError, "this server is already bound");
+        return NULL;
+    }
+    cz_server_config_t c;
+    cz_server_config_default(&c);
+    int bad = 0;
+    c.max_connections = (size_t)kw_double(cfg, "max_connections", (double)c.max_connections, &bad);
+    c.header_timeout = kw_double(cfg, "header_timeout", c.header_timeout, &bad);
+    c.body_timeout = kw_double(cfg, "body_timeout", c.body_timeout, &bad);
+    c.keepalive_timeout = kw_double(cfg, "keepalive_timeout", c.keepalive_timeout, &bad);
+    c.write_timeout = kw_double(cfg, "write_timeout", c.write_timeout, &bad);
+    c.shutdown_timeout = kw_double(cfg, "shutdown_timeout", c.shutdown_timeout, &bad);
+    c.max_write_buffer = (size_t)kw_double(cfg, "max_write_buffer", (double)c.max_write_buffer, &bad);
+    c.backlog = (int)kw_double(cfg, "backlog", c.backlog, &bad);
+    c.reuse_port = (int)kw_double(cfg, "reuse_port", 0, &bad);
+    c.handle_signals = (int)kw_double(cfg, "handle_signals", 0, &bad);
+    c.http.max_url = (size_t)kw_double(cfg, "max_url_length", (double)c.http.max_url, &bad);
+    c.http.max_header_bytes = (size_t)kw_double(cfg, "max_header_size", (double)c.http.max_header_bytes, &bad);
+    c.http.max_headers = (size_t)kw_double(cfg, "max_headers", (double)c.http.max_headers, &bad);
+    c.http.max_body = (size_t)kw_double(cfg, "max_body_size", (double)c.http.max_body, &bad);
+    if (bad) return NULL;
+    cz_server_hooks_t hooks = {self,          hook_lock,     hook_unlock,
+                               hook_request,  self->not_found_hook != Py_None,
+                               hook_complete, hook_expired};
+    self->server = cz_server_create(self->alloc->alloc, self->router, &c, &hooks);
+    if (!self->server) return PyErr_NoMemory();
+    char err[256];
+    int rc = cz_server_listen(self->server, host, port, err, sizeof(err));
+    if (rc != 0) {
+        cz_server_destroy(self->server);
+        self->server = NULL;
+        errno = -rc;
+        return PyErr_Format(PyExc_OSError, "%s", err);
+    }
+    return PyLong_FromLong(cz_server_port(self->server));
+}
+
+static PyObject *Server_run(CzServerObject *self, PyObject *unused) {
+    (void)unused;
+    if (!self->server || self->running) {
+        PyErr_SetString(PyExc_RuntimeError, self->running ? "already running" : "bind() first");
+        return NULL;
+    }
+    self->running = 1;
+    self->tstate = PyEval_SaveThread();
+    cz_server_run(self->server);
+    PyEval_RestoreThread(self->tstate);
+    self->tstate = NULL;
+    cz_server_destroy(self->server);
+    self->server = NULL;
+    self->running = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Server_stop(CzServerObject *self, PyObject *unused) {
+    (void)unused;
+    if (self->server) cz_server_stop(self->server);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Server_counters(CzServerObject *self, PyObject *unused) {
+    (void)unused;
+    cz_server_counters_t k = {0};
+    if (self->server) cz_server_counters(self->server, &k);
+    return Py_BuildValue("{s:K,s:K,s:K,s:K}", "accepted", (unsigned long long)k.accepted, "rejected",
+                         (unsigned long long)k.rejected, "requests", (unsigned long long)k.requests,
+                         "active_connections", (unsigned long long)k.active_connections);
+}
+
+static PyMethodDef Server_methods[] = {
+    {"add_route", (PyCFunction)Server_add_route, METH_VARARGS,
+     "add_route(method, pattern, endpoint, mode) -> index; ValueError on a bad or conflicting route."},
+    {"set_hooks", (PyCFunction)(void (*)(void))Server_set_hooks, METH_VARARGS | METH_KEYWORDS,
+     "set_hooks(json_encode, response_type, render, error, not_found, submit, cancel_all)"},
+    {"bind", (PyCFunction)Server_bind, METH_VARARGS, "bind(host, port, config) -> bound port"},
+    {"run", (PyCFunction)Server_run, METH_NOARGS, "Serve until stopped (releases the GIL)."},
+    {"stop", (PyCFunction)Server_stop, METH_NOARGS, "Begin a graceful stop; any thread."},
+    {"counters", (PyCFunction)Server_counters, METH_NOARGS, "Connection and request counters."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject CzServer_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "catzilla._core.Server",
+    .tp_basicsize = sizeof(CzServerObject),
+    .tp_dealloc = (destructor)Server_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Server(allocator): routes and the HTTP server that serves them.",
+    .tp_methods = Server_methods,
+    .tp_new = Server_new,
+};
+
+int cz_py_server_register(PyObject *module) {
+    if (PyType_Ready(&CzServer_Type) < 0 || PyType_Ready(&CzPending_Type) < 0) return -1;
+    if (PyModule_AddObjectRef(module, "Server", (PyObject *)&CzServer_Type) < 0) return -1;
+    return PyModule_AddObjectRef(module, "_Pending", (PyObject *)&CzPending_Type);
+}

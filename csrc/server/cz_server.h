@@ -1,0 +1,126 @@
+/*
+ * cz_server — the HTTP/1.1 server: a libuv loop, its listening socket and
+ * its connections. Knows nothing of Python: what happens to a routed
+ * request is the embedder's business, through cz_server_hooks_t.
+ *
+ * One connection handles one request at a time, in arrival order: bytes of
+ * pipelined requests wait (unparsed) until the response before them is
+ * queued, so responses always go out in request order. Responses queued
+ * while a write is in flight are sent together in the next write.
+ *
+ * Threads: everything runs on the thread that called cz_server_run(), except
+ * cz_server_post() and cz_server_stop(), which any thread may call.
+ *
+ * Memory: connections, parsers and read leftovers use CZ_MEM_REQUEST; output
+ * buffers CZ_MEM_RESPONSE; completions CZ_MEM_TASK.
+ */
+#ifndef CZ_SERVER_H
+#define CZ_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cz_http.h"
+#include "cz_memory.h"
+#include "cz_router.h"
+
+typedef struct cz_server cz_server_t;
+typedef struct cz_conn cz_conn_t;
+
+typedef struct {
+    size_t max_connections;   /* beyond it, new connections are closed at once */
+    double header_timeout;    /* s from a request's first byte to its full head (408, close) */
+    double body_timeout;      /* s without a body byte while reading a body (close) */
+    double keepalive_timeout; /* s an idle keep-alive connection is kept */
+    double write_timeout;     /* s a queued response may wait for the client to read it */
+    double shutdown_timeout;  /* s in-flight requests get after stop, then connections close */
+    size_t max_write_buffer;  /* queued output over this stops reading from the client */
+    int backlog;
+    int reuse_port;           /* SO_REUSEPORT, for workers sharing a port */
+    int handle_signals;       /* SIGINT/SIGTERM start a graceful stop */
+    cz_http_limits_t http;
+} cz_server_config_t;
+
+#define CZ_SERVER_DEFAULT_MAX_CONNECTIONS 10000u
+#define CZ_SERVER_DEFAULT_HEADER_TIMEOUT 10.0
+#define CZ_SERVER_DEFAULT_BODY_TIMEOUT 30.0
+#define CZ_SERVER_DEFAULT_KEEPALIVE_TIMEOUT 5.0
+#define CZ_SERVER_DEFAULT_WRITE_TIMEOUT 30.0
+#define CZ_SERVER_DEFAULT_SHUTDOWN_TIMEOUT 10.0
+#define CZ_SERVER_DEFAULT_MAX_WRITE_BUFFER (4u * 1024u * 1024u)
+
+void cz_server_config_default(cz_server_config_t *c);
+
+typedef enum {
+    CZ_DISPATCH_DONE = 0, /* the hook answered with cz_conn_respond() */
+    CZ_DISPATCH_PENDING   /* the answer comes later through cz_server_post() */
+} cz_dispatch_t;
+
+typedef struct {
+    void *ctx;
+    /* Taken before the first hook call of a loop callback and released at
+     * its end, so one lock (e.g. the GIL) covers a whole batch of requests
+     * or completions. Either may be NULL. */
+    void (*lock)(void *ctx);
+    void (*unlock)(void *ctx);
+    /*
+     * A request whose route was FOUND, or any request with status
+     * NOT_FOUND when `not_found` is set (the embedder answers 404s itself).
+     * `req` and the params of `m` stay valid until the request is answered.
+     */
+    cz_dispatch_t (*request)(void *ctx, cz_conn_t *c, const cz_http_request_t *req,
+                             const cz_match_t *m);
+    int not_found;
+    /* A completion posted with cz_server_post(), on the loop thread. When
+     * the client went away meanwhile, cz_conn_is_open() is 0: release what
+     * `item` holds and do not respond. */
+    void (*complete)(void *ctx, cz_conn_t *c, void *item);
+    /* The shutdown deadline passed with requests still pending: make them
+     * complete now (e.g. cancel them); the loop ends once they have. */
+    void (*expired)(void *ctx);
+} cz_server_hooks_t;
+
+/* Create a server; `router` and `alloc` must outlive it. NULL on failure. */
+cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router,
+                              const cz_server_config_t *config, const cz_server_hooks_t *hooks);
+void cz_server_destroy(cz_server_t *s);
+
+/* Bind and listen. Returns 0, or a negative libuv error with a message in err. */
+int cz_server_listen(cz_server_t *s, const char *host, int port, char *err, size_t errlen);
+/* The bound port (useful after port 0). */
+int cz_server_port(const cz_server_t *s);
+
+/* Serve until stopped and every connection is closed. Returns 0. */
+int cz_server_run(cz_server_t *s);
+
+/* Begin a graceful stop: stop accepting, close idle connections, let
+ * in-flight requests finish within shutdown_timeout. Any thread. */
+void cz_server_stop(cz_server_t *s);
+
+/* Hand a completion to the loop thread (any thread). The connection is held
+ * until hooks.complete has run. Returns 0, or -1 if out of memory. */
+int cz_server_post(cz_server_t *s, cz_conn_t *c, void *item);
+
+/* ---- connections (loop thread only, except where said) ---------------------------- */
+
+/* Queue the response to the connection's current request. Keep-alive and
+ * HEAD are handled here. An invalid response (bad header) is replaced by a
+ * 500. Returns CZ_HTTP_OK or the serializer's error. */
+int cz_conn_respond(cz_conn_t *c, const cz_http_response_t *r);
+/* Queue a canned JSON error for the current request (e.g. 404, 500). */
+int cz_conn_respond_error(cz_conn_t *c, int status, const char *allow);
+
+int cz_conn_is_open(const cz_conn_t *c);
+/* The request being answered (valid until it is answered), or NULL. */
+const cz_http_request_t *cz_conn_request(const cz_conn_t *c);
+/* Peer address as text and port; 0 or -1. */
+int cz_conn_peer(const cz_conn_t *c, char *host, size_t hostlen, int *port);
+cz_server_t *cz_conn_server(const cz_conn_t *c);
+
+/* Counters, for tests and statistics. */
+typedef struct {
+    uint64_t accepted, rejected, requests, active_connections;
+} cz_server_counters_t;
+void cz_server_counters(const cz_server_t *s, cz_server_counters_t *out);
+
+#endif /* CZ_SERVER_H */

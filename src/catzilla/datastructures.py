@@ -1,0 +1,107 @@
+"""Small immutable multi-value mappings: headers, query parameters, URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import NamedTuple
+from urllib.parse import parse_qsl
+
+
+class Address(NamedTuple):
+    host: str
+    port: int
+
+
+class MultiMapping(Mapping[str, str]):
+    """An ordered list of (key, value) pairs; a key may repeat.
+
+    ``m[key]`` is the last value for key (as in Starlette), ``getlist(key)``
+    all of them in order.
+    """
+
+    __slots__ = ("_list", "_dict")
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._list = items
+        self._dict = {k: v for k, v in items}
+
+    def _key(self, key: str) -> str:
+        return key
+
+    def __getitem__(self, key: str) -> str:
+        return self._dict[self._key(key)]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._key(key) in self._dict
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict)
+
+    def __len__(self) -> int:
+        return len(self._dict)
+
+    def getlist(self, key: str) -> list[str]:
+        k = self._key(key)
+        return [v for name, v in self._list if name == k]
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        return list(self._list)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MultiMapping):
+            return sorted(self._list) == sorted(other._list)
+        return super().__eq__(other)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._list!r})"
+
+
+class Headers(MultiMapping):
+    """Request headers: names are case-insensitive."""
+
+    __slots__ = ()
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        # The C core hands names over lowercased already.
+        super().__init__(items)
+
+    def _key(self, key: str) -> str:
+        return key.lower()
+
+
+class QueryParams(MultiMapping):
+    """Query string parameters, percent-decoded; keys may repeat."""
+
+    __slots__ = ()
+
+    def __init__(self, query: str | bytes) -> None:
+        if isinstance(query, bytes):
+            query = query.decode("latin-1")
+        super().__init__(parse_qsl(query, keep_blank_values=True))
+
+
+class URL:
+    """The request URL: ``scheme``, ``netloc``, ``path`` (decoded) and ``query`` (raw)."""
+
+    __slots__ = ("scheme", "netloc", "path", "query")
+
+    def __init__(self, scheme: str, netloc: str, path: str, query: str) -> None:
+        self.scheme = scheme
+        self.netloc = netloc
+        self.path = path
+        self.query = query
+
+    def __str__(self) -> str:
+        from urllib.parse import quote
+
+        q = f"?{self.query}" if self.query else ""
+        return f"{self.scheme}://{self.netloc}{quote(self.path, safe='/:@!$&()*+,;=~-._')}{q}"
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __repr__(self) -> str:
+        return f"URL({str(self)!r})"

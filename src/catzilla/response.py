@@ -1,0 +1,136 @@
+"""Responses a handler may return, as in Starlette."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+
+def json_dumps(content: Any) -> str:
+    """Compact JSON, as FastAPI writes it (NaN and infinities refused)."""
+    return _encoder(content)
+
+
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+class Response:
+    media_type: str | None = None
+    charset = "utf-8"
+
+    def __init__(
+        self,
+        content: Any = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        if isinstance(status_code, bool) or not isinstance(status_code, int) or not 100 <= status_code <= 999:
+            raise ValueError(f"status_code must be an int in 100..999, got {status_code!r}")
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.body = self.render(content)
+        self._headers: list[tuple[str, str]] = []
+        has_type = False
+        for name, value in (headers or {}).items():
+            self._headers.append((name, value))
+            has_type = has_type or name.lower() == "content-type"
+        if self.media_type is not None and not has_type:
+            ct = self.media_type
+            if ct.startswith("text/") and "charset=" not in ct.lower():
+                ct += f"; charset={self.charset}"
+            self._headers.append(("content-type", ct))
+
+    def render(self, content: Any) -> bytes:
+        if content is None:
+            return b""
+        if isinstance(content, (bytes, bytearray, memoryview)):
+            return bytes(content)
+        if isinstance(content, str):
+            return content.encode(self.charset)
+        raise TypeError(
+            f"{type(self).__name__} content must be str or bytes, got {type(content).__name__}"
+        )
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers as a dict (last value wins). Use ``raw_headers`` for repeats."""
+        return {k.lower(): v for k, v in self._headers}
+
+    @property
+    def raw_headers(self) -> list[tuple[str, str]]:
+        """Every header line, in order, as (name, value)."""
+        return self._headers
+
+    def set_header(self, name: str, value: str) -> None:
+        lname = name.lower()
+        self._headers = [(k, v) for k, v in self._headers if k.lower() != lname]
+        self._headers.append((name, value))
+
+    def append_header(self, name: str, value: str) -> None:
+        self._headers.append((name, value))
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: int | None = None,
+        expires: datetime | str | int | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none"] | None = "lax",
+    ) -> None:
+        parts = [f"{key}={quote(value, safe='')}"]
+        if max_age is not None:
+            parts.append(f"Max-Age={int(max_age)}")
+        if expires is not None:
+            if isinstance(expires, datetime):
+                expires = format_datetime(expires, usegmt=True)
+            parts.append(f"expires={expires}")
+        if path is not None:
+            parts.append(f"Path={path}")
+        if domain is not None:
+            parts.append(f"Domain={domain}")
+        if secure:
+            parts.append("Secure")
+        if httponly:
+            parts.append("HttpOnly")
+        if samesite is not None:
+            if samesite.lower() not in ("lax", "strict", "none"):
+                raise ValueError(f"samesite must be 'lax', 'strict' or 'none', got {samesite!r}")
+            parts.append(f"SameSite={samesite}")
+        self._headers.append(("set-cookie", "; ".join(parts)))
+
+    def delete_cookie(self, key: str, path: str = "/", domain: str | None = None) -> None:
+        self.set_cookie(key, max_age=0, expires="Thu, 01 Jan 1970 00:00:00 GMT", path=path, domain=domain)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.status_code} {len(self.body)} bytes>"
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json_dumps(content).encode("utf-8")
+
+
+class HTMLResponse(Response):
+    media_type = "text/html"
+
+
+class PlainTextResponse(Response):
+    media_type = "text/plain"
+
+
+class RedirectResponse(Response):
+    def __init__(self, url: str, status_code: int = 307, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(None, status_code, headers)
+        self.set_header("location", quote(str(url), safe=":/%#?=@[]!$&'()*+,;"))

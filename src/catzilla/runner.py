@@ -1,0 +1,77 @@
+"""The asyncio event loop that async handlers run on.
+
+A thread started on the first async request, so that sync-only apps never
+pay for it. The C core hands over a coroutine and a _Pending; the task's
+result or exception goes back through the _Pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+from catzilla._core import _Pending
+
+
+class AsyncRunner:
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                self._thread = threading.Thread(target=run, name="catzilla-asyncio", daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    def submit(self, coro: Coroutine[Any, Any, Any], pending: _Pending) -> None:
+        loop = self._loop or self._start()
+        loop.call_soon_threadsafe(self._run, coro, pending)
+
+    def _run(self, coro: Coroutine[Any, Any, Any], pending: _Pending) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._done(t, pending))
+
+    def _done(self, task: asyncio.Task[Any], pending: _Pending) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            pending.fail(asyncio.CancelledError("the server stopped before the handler finished"))
+        elif (exc := task.exception()) is not None:
+            pending.fail(exc)
+        else:
+            pending.done(task.result())
+
+    def run_sync(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run a coroutine to completion from another thread (rare paths only)."""
+        loop = self._loop or self._start()
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    def cancel_all(self) -> None:
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(lambda: [t.cancel() for t in list(self._tasks)])
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+            loop.close()
