@@ -37,7 +37,7 @@ build/.malloc-only: build/.bootstrap $(SOURCES)
 	@touch $@
 
 run: setup
-	$(PY) examples/memory_info.py
+	$(PY) examples/hello.py
 
 test: setup test-c test-asan test-python test-malloc-only
 

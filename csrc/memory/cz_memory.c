@@ -290,9 +290,14 @@ char *cz_strndup(cz_allocator_t *a, cz_purpose_t p, const char *s, size_t n) {
 
 /* ---- statistics ------------------------------------------------------------------- */
 
+/* Below this much held memory, slab and page granularity (a few part-used
+ * slabs) dominates and says nothing a user can act on: it is the floor of
+ * the denominator, so a small idle app reads near 0%. */
+#define CZ_FRAG_FLOOR ((size_t)1 << 20)
+
 static double frag_percent(size_t held, size_t used) {
-    if (held == 0 || used >= held) return 0.0;
-    return 100.0 * (double)(held - used) / (double)held;
+    if (used >= held) return 0.0;
+    return 100.0 * (double)(held - used) / (double)(held > CZ_FRAG_FLOOR ? held : CZ_FRAG_FLOOR);
 }
 
 #ifdef CZ_HAVE_JEMALLOC
