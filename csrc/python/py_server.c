@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "py_allocator.h"
+#include "py_json.h"
 #include "py_request.h"
 #include "py_server.h"
 
@@ -30,6 +31,7 @@ typedef struct {
     PyObject *not_found_hook; /* (raw_request) -> value, or None */
     PyObject *submit;         /* (coroutine, pending) -> None */
     PyObject *cancel_all;     /* () -> None */
+    cz_http_buf_t scratch;    /* JSON bodies are written here, then copied into the output */
     int running;
 } CzServerObject;
 
@@ -115,6 +117,14 @@ done:
  * it cannot be turned into a response. */
 static int respond_value(CzServerObject *self, cz_conn_t *c, PyObject *value) {
     if (PyDict_CheckExact(value) || PyList_CheckExact(value) || value == Py_None) {
+        cz_http_buf_t *b = &self->scratch;
+        cz_json_result_t jr = cz_json_write(value, b);
+        if (jr == CZ_JSON_ERROR) return -1;
+        if (jr == CZ_JSON_OK) {
+            respond_plain(c, 200, CT_JSON, b->data, b->len);
+            cz_http_buf_reset(b, 64 * 1024);
+            return 0;
+        }
         PyObject *text = PyObject_CallOneArg(self->json_encode, value);
         if (!text) return -1;
         Py_ssize_t len;
@@ -324,6 +334,7 @@ static PyObject *Server_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     CzServerObject *self = (CzServerObject *)type->tp_alloc(type, 0);
     if (!self) return NULL;
     self->alloc = (CzAllocatorObject *)Py_NewRef(alloc);
+    cz_http_buf_init(&self->scratch, self->alloc->alloc, 0);
     self->router = cz_router_create(self->alloc->alloc);
     self->endpoints = PyList_New(0);
     if (!self->router || !self->endpoints) {
@@ -336,6 +347,7 @@ static PyObject *Server_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
 static void Server_dealloc(CzServerObject *self) {
     if (self->server) cz_server_destroy(self->server);
     if (self->router) cz_router_destroy(self->router);
+    if (self->alloc) cz_http_buf_free(&self->scratch);
     Py_XDECREF(self->endpoints);
     Py_XDECREF(self->json_encode);
     Py_XDECREF(self->response_type);

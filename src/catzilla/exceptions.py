@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http
 import logging
 import traceback
@@ -91,5 +92,7 @@ class ErrorHandlers:
             return http_exception_response(exc)
         if isinstance(exc, RequestValidationError):
             return validation_response(exc)
+        if isinstance(exc, asyncio.CancelledError):  # the server stopped before the handler finished
+            return JSONResponse({"detail": "Service Unavailable"}, status_code=503)
         log.error("Exception in handler", exc_info=(type(exc), exc, exc.__traceback__))
         return server_error_response(exc, production)
