@@ -198,9 +198,10 @@ static cz_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_http_
         raw = cz_py_request_new(self->alloc, c, req, m);
         result = raw ? PyObject_CallOneArg(self->not_found_hook, raw) : NULL;
     } else {
+        /* [mode, callable]: a list the Python layer may rewire (middleware). */
         PyObject *ep = (PyObject *)m->handler;
-        long mode = PyLong_AsLong(PyTuple_GET_ITEM(ep, 0));
-        PyObject *fn = PyTuple_GET_ITEM(ep, 1);
+        long mode = PyLong_AsLong(PyList_GET_ITEM(ep, 0));
+        PyObject *fn = PyList_GET_ITEM(ep, 1);
         if (mode == MODE_NO_ARGS) {
             result = PyObject_CallNoArgs(fn);
         } else {
@@ -360,21 +361,32 @@ static void Server_dealloc(CzServerObject *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* An endpoint is a list [mode, callable]; checked here once, read per request. */
+static int valid_endpoint(PyObject *ep) {
+    if (!PyList_CheckExact(ep) || PyList_GET_SIZE(ep) != 2 || !PyLong_CheckExact(PyList_GET_ITEM(ep, 0)) ||
+        !PyCallable_Check(PyList_GET_ITEM(ep, 1))) {
+        PyErr_Format(PyExc_TypeError, "endpoint must be a list [mode, callable], got %R", ep);
+        return 0;
+    }
+    long mode = PyLong_AsLong(PyList_GET_ITEM(ep, 0));
+    if (mode != MODE_NO_ARGS && mode != MODE_REQUEST) {
+        PyErr_Format(PyExc_ValueError, "endpoint mode must be 0 or 1, got %ld", mode);
+        return 0;
+    }
+    return 1;
+}
+
 static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
     const char *method, *pattern;
     Py_ssize_t mlen, plen;
-    int mode;
-    PyObject *fn;
-    if (!PyArg_ParseTuple(args, "s#s#Oi:add_route", &method, &mlen, &pattern, &plen, &fn, &mode))
-        return NULL;
-    if (mode != MODE_NO_ARGS && mode != MODE_REQUEST)
-        return PyErr_Format(PyExc_ValueError, "mode must be 0 or 1, got %d", mode);
+    PyObject *ep;
+    if (!PyArg_ParseTuple(args, "s#s#O:add_route", &method, &mlen, &pattern, &plen, &ep)) return NULL;
+    if (!valid_endpoint(ep)) return NULL;
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "routes cannot be added while the server runs");
         return NULL;
     }
-    PyObject *ep = Py_BuildValue("(iO)", mode, fn);
-    if (!ep) return NULL;
+    Py_INCREF(ep);
     char err[512];
     uint32_t index;
     int rc = cz_router_add(self->router, method, (size_t)mlen, pattern, (size_t)plen, ep, &index, err,
@@ -425,6 +437,10 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "this server is already bound");
         return NULL;
     }
+    /* Endpoints may have been rewired since they were added: check them once
+     * here, so the request path can trust them. */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->endpoints); i++)
+        if (!valid_endpoint(PyList_GET_ITEM(self->endpoints, i))) return NULL;
     cz_server_config_t c;
     cz_server_config_default(&c);
     int bad = 0;
@@ -493,7 +509,8 @@ static PyObject *Server_counters(CzServerObject *self, PyObject *unused) {
 
 static PyMethodDef Server_methods[] = {
     {"add_route", (PyCFunction)Server_add_route, METH_VARARGS,
-     "add_route(method, pattern, endpoint, mode) -> index; ValueError on a bad or conflicting route."},
+     "add_route(method, pattern, [mode, callable]) -> index; ValueError on a bad or conflicting route.\n"
+     "The list is read on every request: changing it (not while serving) rewires the route."},
     {"set_hooks", (PyCFunction)(void (*)(void))Server_set_hooks, METH_VARARGS | METH_KEYWORDS,
      "set_hooks(json_encode, response_type, render, error, not_found, submit, cancel_all)"},
     {"bind", (PyCFunction)Server_bind, METH_VARARGS, "bind(host, port, config) -> bound port"},

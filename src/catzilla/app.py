@@ -111,8 +111,10 @@ class Catzilla(RouteDecorators):
         """Register ``endpoint`` for ``path``; ValueError on a bad, duplicate or conflicting route."""
         method_list = normalize_methods(methods)
         route, binding = make_route(path, endpoint, method_list, name)
+        # [mode, callable], shared by the route's methods; the C core reads it per request.
+        target = [binding.mode, binding.endpoint()]
         for method in method_list:
-            self._server.add_route(method, path, binding.endpoint(), binding.mode)
+            self._server.add_route(method, path, target)
         self._routes.append(route)
         return route
 
