@@ -36,6 +36,14 @@ build/.malloc-only: build/.bootstrap $(SOURCES)
 	  -C cmake.define.CATZILLA_USE_JEMALLOC=OFF -C build-dir=build/malloc-only/cmake .
 	@touch $@
 
+# The extension with ASan+UBSan, malloc only: ASan sees every buffer of the
+# C core only when it comes from malloc (jemalloc's arenas are opaque to it).
+build/.asan-ext: build/.bootstrap $(SOURCES)
+	rm -rf build/asan-ext/site
+	$(PIP_INSTALL) --target build/asan-ext/site -C cmake.define.CATZILLA_SANITIZE=ON \
+	  -C cmake.define.CATZILLA_USE_JEMALLOC=OFF -C cmake.build-type=Debug -C build-dir=build/asan-ext/cmake .
+	@touch $@
+
 run: setup
 	$(PY) examples/hello.py
 
@@ -59,8 +67,74 @@ endef
 test-c: setup
 	$(call ctest_build,ctest,)
 
-test-asan: setup
+# C unit tests and the HTTP protocol tests against the sanitized extension
+# (CPython itself is not instrumented: the ASan runtime is preloaded, and
+# leak detection is left to the memory layer's own accounting tests).
+ASAN_RUNTIME = $(shell gcc -print-file-name=libasan.so)
+test-asan: setup build/.asan-ext
 	$(call ctest_build,asan,-DCATZILLA_SANITIZE=ON)
+	LD_PRELOAD=$(ASAN_RUNTIME) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  PYTHONPATH=$(ROOT)/build/asan-ext/site CATZILLA_EXPECT_BUILD=malloc-only \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/server tests/hardening
 
 clean:
 	rm -rf build
+
+# Benchmarks (benchmarks/README.md): each server in its own venv under
+# benchmarks/.venvs/, created on demand; results in benchmarks/results/.
+# `make bench` is the full suite (about an hour); `make bench-quick` < 5 min.
+# Extra harness flags: make bench BENCH_ARGS="--servers catzilla,nginx".
+.PHONY: bench bench-quick bench-env
+
+bench-env: setup
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	@$(ROOT)/benchmarks/.venvs/bench/bin/python -c "import matplotlib" 2>/dev/null || { \
+	  $$($(PY) -c "import sys; print(sys._base_executable)") -m venv $(ROOT)/benchmarks/.venvs/bench && \
+	  $(ROOT)/benchmarks/.venvs/bench/bin/python -m pip install -q --disable-pip-version-check \
+	    -r $(ROOT)/benchmarks/peers/bench.txt; }
+
+bench: bench-env
+	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.run --profile full $(BENCH_ARGS)
+
+bench-quick: bench-env
+	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.run --profile quick $(BENCH_ARGS)
+
+# ---- fuzzing and static checks (tests/fuzz/README.md) -------------------------------
+# `make fuzz`: each libFuzzer harness for FUZZ_SECONDS (default 300) on the seed
+# corpus; what it learns stays in build/fuzz/work. `make test-fuzz`: replays the
+# regression inputs and seeds, then a bounded pass of FUZZ_SHORT_SECONDS per
+# harness from an empty corpus; any crash, leak or broken invariant fails it.
+# `make test-static`: cppcheck over csrc/ in the jemalloc and malloc-only builds.
+FUZZ_SECONDS ?= 300
+FUZZ_SHORT_SECONDS ?= 25
+FUZZ_HARNESSES := request router
+FUZZ_BUILD := build/fuzz
+.PHONY: fuzz-build fuzz test-fuzz test-static
+
+fuzz-build: setup
+	tests/fuzz/toolchain.sh
+	$(CMAKE) -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+	  -DCATZILLA_BUILD_EXTENSION=OFF -DCATZILLA_USE_JEMALLOC=OFF -DCATZILLA_BUILD_FUZZ=ON >/dev/null
+	$(CMAKE) --build $(FUZZ_BUILD) --target $(addprefix fuzz_,$(FUZZ_HARNESSES))
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+
+test-fuzz: fuzz-build
+	tests/fuzz/run.sh --replay --fresh $(FUZZ_BUILD) $(FUZZ_SHORT_SECONDS) $(FUZZ_HARNESSES)
+
+CPPCHECK_LLHTTP := build/static/llhttp-9.3.0.0/lib
+CPPCHECK_FLAGS := --enable=warning,performance,portability --error-exitcode=1 --quiet \
+  --std=c11 --platform=unix64 --library=posix --library=python --inline-suppr \
+  --suppressions-list=tests/static/cppcheck-suppressions.txt \
+  -Icsrc/memory -Icsrc/http -Icsrc/router -Icsrc/server -Icsrc/python -I$(CPPCHECK_LLHTTP) \
+  -D__GNUC__=12 -D__linux__=1 -D__x86_64__=1 -D__GLIBC__=2 -D__GLIBC_MINOR__=36 -DSO_REUSEPORT=15 \
+  -DCZ_BUILD_USE_JEMALLOC=1 -DCZ_BUILD_JEMALLOC_DEBUG=0 -DCZ_BUILD_SANITIZE=0 \
+  -DCZ_BUILD_TYPE='"Release"' -DCZ_BUILD_JEMALLOC_STATUS='""'
+
+test-static: setup
+	@command -v cppcheck >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cppcheck >/dev/null; }
+	@test -f $(CPPCHECK_LLHTTP)/llhttp.h || { mkdir -p build/static && tar -xzf $(CACHE)/llhttp-9.3.0.0.tar.gz -C build/static llhttp-9.3.0.0/lib/llhttp.h; }
+	cppcheck $(CPPCHECK_FLAGS) -DCZ_HAVE_JEMALLOC=1 csrc/
+	cppcheck $(CPPCHECK_FLAGS) -UCZ_HAVE_JEMALLOC csrc/
+	@echo "cppcheck: csrc/ clean in the jemalloc and the malloc-only configuration"

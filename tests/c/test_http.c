@@ -259,6 +259,9 @@ static const bad_row_t bad_rows[] = {
     {"O: two Host", S("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400, "multiple Host"},
     {"O: two Host, equal", S("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"), 400, "multiple Host"},
     {"O: two Host (1.0)", S("GET / HTTP/1.0\r\nHost: a\r\nHOST: b\r\n\r\n"), 400, "multiple Host"},
+    {"O: Transfer_Encoding look-alike", S("POST / HTTP/1.1\r\n" H11 "Transfer_Encoding: chunked\r\n\r\n"), 400, "mimics a framing header"},
+    {"O: Content_Length look-alike", S("POST / HTTP/1.1\r\n" H11 "Content_Length: 5\r\n\r\n"), 400, "mimics a framing header"},
+    {"O: Transfer---Encoding look-alike", S("POST / HTTP/1.1\r\n" H11 "Transfer---Encoding: chunked\r\n\r\n"), 400, "mimics a framing header"},
     {"O: Host with SP", S("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), 400, "invalid Host"},
     {"O: Host with path", S("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), 400, "invalid Host"},
     {"O: Host with userinfo", S("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n"), 400, "invalid Host"},
@@ -591,6 +594,33 @@ static void test_limits(void) {
         }
         run_whole(junk, sizeof(junk), NULL, &o);
         CHECK(o.status == 400 && o.reason && strstr(o.reason, "request line too long"));
+    }
+    /* ... also when a request follows them in the same read (fuzz regression:
+     * in one piece they were accepted, split they were refused) */
+    cz_http_limits_default(&lim);
+    lim.max_url = 16; /* request line bound: 16 + 64 */
+    {
+        static const char req[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        char in[200];
+        size_t i, k;
+        /* 34 empty lines + "GET / HTTP/" (11) = 79 bytes before the version: fine;
+         * 35 empty lines: 81 > 80, refused however it is split */
+        for (k = 34; k <= 35; k++) {
+            for (i = 0; i < k; i++) {
+                in[2 * i] = '\r';
+                in[2 * i + 1] = '\n';
+            }
+            memcpy(in + 2 * k, req, sizeof(req) - 1);
+            len = 2 * k + sizeof(req) - 1;
+            run_whole(in, len, &lim, &o);
+            run_bytewise(in, len, &lim, &b);
+            if (k == 34) {
+                CHECK(o.status == 0 && o.requests == 1 && same_outcome(&o, &b));
+            } else {
+                CHECK(o.status == 400 && o.reason && strstr(o.reason, "request line too long"));
+                CHECK(b.status == 400 && b.reason && strstr(b.reason, "request line too long"));
+            }
+        }
     }
 
     /* 431: number of fields */
