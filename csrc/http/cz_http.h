@@ -219,6 +219,11 @@ void cz_http_parser_init(cz_http_parser_t *p, cz_allocator_t *a,
  * buffers are kept unless above limits.retain. */
 void cz_http_parser_reset(cz_http_parser_t *p);
 
+/* The last request has been answered and its views are no longer used:
+ * buffers it grew above limits.retain are released now, so that a
+ * keep-alive connection idling after a big request holds little. */
+void cz_http_parser_done(cz_http_parser_t *p);
+
 /* Free everything `p` holds. `p` may be init'ed again afterwards. */
 void cz_http_parser_destroy(cz_http_parser_t *p);
 

@@ -666,6 +666,10 @@ void cz_http_parser_init(cz_http_parser_t *p, cz_allocator_t *a,
     start_connection(p);
 }
 
+void cz_http_parser_done(cz_http_parser_t *p) {
+    release_big(p);
+}
+
 void cz_http_parser_reset(cz_http_parser_t *p) {
     release_big(p);
     start_connection(p);

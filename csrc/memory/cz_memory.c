@@ -290,10 +290,11 @@ char *cz_strndup(cz_allocator_t *a, cz_purpose_t p, const char *s, size_t n) {
 
 /* ---- statistics ------------------------------------------------------------------- */
 
-/* Below this much held memory, slab and page granularity (a few part-used
- * slabs) dominates and says nothing a user can act on: it is the floor of
- * the denominator, so a small idle app reads near 0%. */
-#define CZ_FRAG_FLOOR ((size_t)1 << 20)
+/* Below this much held memory, slab and page granularity (part-used slabs
+ * in each of the six arenas) dominates and says nothing a user can act on:
+ * it is the floor of the denominator, so that a small idle app reads a few
+ * percent and a health check's "< 10%" trips only on waste over 400 KiB. */
+#define CZ_FRAG_FLOOR ((size_t)4 << 20)
 
 static double frag_percent(size_t held, size_t used) {
     if (used >= held) return 0.0;

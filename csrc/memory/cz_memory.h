@@ -68,8 +68,8 @@ typedef struct {
      * jemalloc: (active - allocated) / active over the app's arenas.
      * malloc:   free bytes inside the heap / heap size, for the whole
      *           process (glibc does not separate callers).
-     * The denominator is at least 1 MiB: below that, the granularity of a
-     * few part-used slabs would dominate a small, idle app's figure.
+     * The denominator is at least 4 MiB: below that, the granularity of
+     * part-used slabs would dominate a small, idle app's figure.
      */
     double fragmentation_percent;
     int process_wide;       /* 1 when active/resident/dirty/fragmentation cover the whole process */

@@ -21,7 +21,8 @@ typedef struct {
     PyObject_HEAD
     CzAllocatorObject *alloc;
     cz_router_t *router;
-    PyObject *endpoints;      /* list of (mode, callable): keeps them alive */
+    PyObject *endpoints;      /* one [mode, callable] per router route: keeps them alive */
+    PyObject *registered;     /* {(method, encoded pattern): route index} */
     cz_server_t *server;      /* while bound */
     PyThreadState *tstate;    /* the loop thread's, while it runs without the GIL */
     PyObject *json_encode;    /* str(obj) -> JSON text */
@@ -338,7 +339,8 @@ static PyObject *Server_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     cz_http_buf_init(&self->scratch, self->alloc->alloc, 0);
     self->router = cz_router_create(self->alloc->alloc);
     self->endpoints = PyList_New(0);
-    if (!self->router || !self->endpoints) {
+    self->registered = PyDict_New();
+    if (!self->router || !self->endpoints || !self->registered) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
@@ -350,6 +352,7 @@ static void Server_dealloc(CzServerObject *self) {
     if (self->router) cz_router_destroy(self->router);
     if (self->alloc) cz_http_buf_free(&self->scratch);
     Py_XDECREF(self->endpoints);
+    Py_XDECREF(self->registered);
     Py_XDECREF(self->json_encode);
     Py_XDECREF(self->response_type);
     Py_XDECREF(self->render_hook);
@@ -376,31 +379,125 @@ static int valid_endpoint(PyObject *ep) {
     return 1;
 }
 
+/* RFC 9110 token: what a method name may be. */
+static int is_token(const char *t, Py_ssize_t n) {
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (n == 0) return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              (c && strchr(extra, c))))
+            return 0;
+    }
+    return 1;
+}
+
+/* The pattern as clients send its path: bytes >= 0x80 and spaces outside
+ * {parameters} are percent-encoded (UTF-8, uppercase hex), so "/caf\xc3\xa9"
+ * routes "/caf%C3%A9". The router matches raw paths. */
+static PyObject *encode_pattern(PyObject *pattern) {
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(pattern, &n);
+    if (!p) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * 3);
+    if (!out) return NULL;
+    char *o = PyBytes_AS_STRING(out);
+    static const char hex[] = "0123456789ABCDEF";
+    int in_param = 0;
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '{') in_param = 1;
+        else if (c == '}') in_param = 0;
+        if (!in_param && (c >= 0x80 || c == ' ')) {
+            o[k++] = '%';
+            o[k++] = hex[c >> 4];
+            o[k++] = hex[c & 15];
+        } else {
+            o[k++] = (char)c;
+        }
+    }
+    if (_PyBytes_Resize(&out, k) < 0) return NULL;
+    return out;
+}
+
+/* add_route(methods, pattern, endpoint): every method or none. */
 static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
-    const char *method, *pattern;
-    Py_ssize_t mlen, plen;
-    PyObject *ep;
-    if (!PyArg_ParseTuple(args, "s#s#O:add_route", &method, &mlen, &pattern, &plen, &ep)) return NULL;
+    PyObject *methods_arg, *pattern, *ep;
+    if (!PyArg_ParseTuple(args, "OUO:add_route", &methods_arg, &pattern, &ep)) return NULL;
     if (!valid_endpoint(ep)) return NULL;
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "routes cannot be added while the server runs");
         return NULL;
     }
-    Py_INCREF(ep);
-    char err[512];
-    uint32_t index;
-    int rc = cz_router_add(self->router, method, (size_t)mlen, pattern, (size_t)plen, ep, &index, err,
-                           sizeof(err));
-    if (rc != CZ_ROUTER_OK) {
-        Py_DECREF(ep);
-        return PyErr_Format(rc == CZ_ROUTER_ENOMEM ? PyExc_MemoryError : PyExc_ValueError, "%s", err);
+    PyObject *methods = PyUnicode_Check(methods_arg) ? PyTuple_Pack(1, methods_arg)
+                                                     : PySequence_Tuple(methods_arg);
+    PyObject *encoded = methods ? encode_pattern(pattern) : NULL;
+    PyObject *keys = encoded ? PyList_New(0) : NULL, *indexes = keys ? PyList_New(0) : NULL;
+    if (!indexes) goto fail;
+    /* Check everything that can fail for one method but not another before
+     * touching the router: the router cannot take a route back. */
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(methods); i++) {
+        PyObject *m = PyTuple_GET_ITEM(methods, i);
+        Py_ssize_t mlen;
+        const char *ms = PyUnicode_Check(m) ? PyUnicode_AsUTF8AndSize(m, &mlen) : NULL;
+        if (!ms || !is_token(ms, mlen) || mlen > (Py_ssize_t)CZ_ROUTER_METHOD_MAX) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "invalid method %R for route %R: methods are HTTP tokens", m, pattern);
+            goto fail;
+        }
+        PyObject *key = PyTuple_Pack(2, m, encoded);
+        PyObject *existing = key ? PyDict_GetItemWithError(self->registered, key) : NULL;
+        int seen = existing ? 1 : PyErr_Occurred() ? -1 : PySequence_Contains(keys, key);
+        if (seen != 0) {
+            if (existing)
+                PyErr_Format(PyExc_ValueError, "duplicate route for %U \"%U\": already registered as route #%S",
+                             m, pattern, existing);
+            else if (seen > 0)
+                PyErr_Format(PyExc_ValueError, "duplicate route for %U \"%U\": the method is given twice", m, pattern);
+            Py_XDECREF(key);
+            goto fail;
+        }
+        int rc = PyList_Append(keys, key);
+        Py_DECREF(key);
+        if (rc < 0) goto fail;
     }
-    if (PyList_Append(self->endpoints, ep) < 0) {
-        Py_DECREF(ep);
-        return NULL; /* the router keeps a dangling route; the app is unusable anyway */
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(methods); i++) {
+        Py_ssize_t mlen;
+        const char *ms = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(methods, i), &mlen);
+        char err[512];
+        uint32_t index;
+        int rc = cz_router_add(self->router, ms, (size_t)mlen, PyBytes_AS_STRING(encoded),
+                               (size_t)PyBytes_GET_SIZE(encoded), ep, &index, err, sizeof(err));
+        if (rc != CZ_ROUTER_OK) {
+            /* Syntax and conflicts are the pattern's and fail on the first
+             * method; only memory can run out later. */
+            PyErr_Format(rc == CZ_ROUTER_ENOMEM ? PyExc_MemoryError : PyExc_ValueError, "%s", err);
+            goto fail;
+        }
+        PyObject *ix = PyLong_FromUnsignedLong(index);
+        if (!ix || PyList_Append(indexes, ix) < 0 || PyList_Append(self->endpoints, ep) < 0 ||
+            PyDict_SetItem(self->registered, PyList_GET_ITEM(keys, i), ix) < 0) {
+            Py_XDECREF(ix);
+            goto fail;
+        }
+        Py_DECREF(ix);
     }
-    Py_DECREF(ep);
-    return PyLong_FromUnsignedLong(index);
+    Py_DECREF(methods);
+    Py_DECREF(encoded);
+    Py_DECREF(keys);
+    if (PyUnicode_Check(methods_arg)) {
+        PyObject *one = Py_NewRef(PyList_GET_ITEM(indexes, 0));
+        Py_DECREF(indexes);
+        return one;
+    }
+    return indexes;
+fail:
+    Py_XDECREF(methods);
+    Py_XDECREF(encoded);
+    Py_XDECREF(keys);
+    Py_XDECREF(indexes);
+    return NULL;
 }
 
 static PyObject *Server_set_hooks(CzServerObject *self, PyObject *args, PyObject *kw) {
@@ -509,7 +606,8 @@ static PyObject *Server_counters(CzServerObject *self, PyObject *unused) {
 
 static PyMethodDef Server_methods[] = {
     {"add_route", (PyCFunction)Server_add_route, METH_VARARGS,
-     "add_route(method, pattern, [mode, callable]) -> index; ValueError on a bad or conflicting route.\n"
+     "add_route(method or methods, pattern, [mode, callable]) -> index or indexes.\n"
+     "All methods are added or none; ValueError on a bad, duplicate or conflicting route.\n"
      "The list is read on every request: changing it (not while serving) rewires the route."},
     {"set_hooks", (PyCFunction)(void (*)(void))Server_set_hooks, METH_VARARGS | METH_KEYWORDS,
      "set_hooks(json_encode, response_type, render, error, not_found, submit, cancel_all)"},

@@ -203,6 +203,9 @@ static void conn_resume(cz_conn_t *c) {
 static void request_done(cz_conn_t *c) {
     cz_server_t *s = c->srv;
     c->state = CONN_IDLE;
+    cz_http_parser_done(&c->parser);
+    /* The handler may have run for a while: the loop's clock is from before it. */
+    uv_update_time(&s->loop);
     c->deadline = uv_now(&s->loop) + ms(s->cfg.keepalive_timeout);
     if (!c->keep_alive || s->stopping) c->closing = 1;
 }
@@ -231,11 +234,13 @@ int cz_conn_respond_error(cz_conn_t *c, int status, const char *allow) {
 
 static void on_write(uv_write_t *w, int status) {
     cz_conn_t *c = w->data;
+    cz_server_t *s = c->srv;
     c->writing = 0;
     cz_http_buf_reset(&c->out[c->cur ^ 1], OUT_KEEP);
     if (status < 0 || !c->open) {
         conn_close(c);
         conn_unref(c); /* the write's hold */
+        hooks_leave(s);
         return;
     }
     if (c->out[c->cur].len) {
@@ -243,11 +248,14 @@ static void on_write(uv_write_t *w, int status) {
     } else if (c->closing && c->state != CONN_BUSY) {
         conn_close(c);
     } else {
-        c->deadline = c->state == CONN_IDLE ? uv_now(&c->srv->loop) + ms(c->srv->cfg.keepalive_timeout)
-                                            : c->deadline;
-        conn_resume(c);
+        if (c->state == CONN_IDLE) {
+            uv_update_time(&s->loop);
+            c->deadline = uv_now(&s->loop) + ms(s->cfg.keepalive_timeout);
+        }
+        conn_resume(c); /* may answer buffered pipelined requests: hooks */
     }
     conn_unref(c);
+    hooks_leave(s);
 }
 
 static void conn_flush(cz_conn_t *c) {
