@@ -58,7 +58,8 @@ const char *cz_http_reason(int status);
  *   - more than one SP between the request-line parts [400];
  *   - a protocol other than HTTP/ (llhttp also speaks RTSP/ and ICE/), no
  *     version at all (HTTP/0.9) [400]; versions other than 1.0 and 1.1 that
- *     llhttp parses (0.9, 2.0) and the HTTP/2 preface [505];
+ *     llhttp parses (0.9, 2.0) and the HTTP/2 preface [400: like every other
+ *     request this server cannot frame, rather than 505];
  *   - CONNECT [501];
  *   - a missing Host in HTTP/1.1, more than one Host, a Host that is not
  *     uri-host[:port] [400] (RFC 9112 3.2);
@@ -243,8 +244,8 @@ const cz_http_request_t *cz_http_parser_request(const cz_http_parser_t *p);
  * the connection is not idle (keep-alive timeout vs. request timeout). */
 int cz_http_parser_in_request(const cz_http_parser_t *p);
 
-/* After CZ_HTTP_ERROR: the status to answer (400, 413, 414, 431, 500, 501,
- * 505) and a short reason for logs (static). 0 / NULL before any error. */
+/* After CZ_HTTP_ERROR: the status to answer (400, 413, 414, 431, 500 or
+ * 501) and a short reason for logs (static). 0 / NULL before any error. */
 int cz_http_parser_status(const cz_http_parser_t *p);
 const char *cz_http_parser_reason(const cz_http_parser_t *p);
 

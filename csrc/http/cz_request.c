@@ -184,7 +184,7 @@ static int on_method_complete(llhttp_t *ll) {
         return fail_cb(parser_of(ll), 501, "CONNECT not supported");
     /* "PRI * HTTP/2.0" only starts the HTTP/2 connection preface */
     if (ll->method == HTTP_PRI)
-        return fail_cb(parser_of(ll), 505, "HTTP/2 connection preface");
+        return fail_cb(parser_of(ll), 400, "HTTP/2 connection preface");
     return 0;
 }
 
@@ -274,7 +274,7 @@ static int on_version_complete(llhttp_t *ll) {
     /* llhttp accepts 0.9, 1.0, 1.1 and 2.0; HTTP/2 needs its own framing
      * and HTTP/0.9 has no headers to frame anything. */
     if (ll->http_major != 1 || ll->http_minor > 1)
-        return fail_cb(parser_of(ll), 505, "HTTP version not supported");
+        return fail_cb(parser_of(ll), 400, "HTTP version not supported");
     return 0;
 }
 
@@ -694,7 +694,7 @@ static void fail_llhttp(cz_http_parser_t *p, llhttp_errno_t e) {
         why = llhttp_errno_name(e);
     switch (e) {
     case HPE_PAUSED_H2_UPGRADE:
-        fail(p, 505, "HTTP/2 connection preface");
+        fail(p, 400, "HTTP/2 connection preface");
         break;
     case HPE_CLOSED_CONNECTION:
         fail(p, 400, "data after Connection: close");
