@@ -1,7 +1,12 @@
 """Catzilla: a Python web framework whose hot path is C."""
 
 from catzilla.app import Catzilla
-from catzilla.exceptions import HTTPException, RequestValidationError
+from catzilla.background import BackgroundTasks
+from catzilla.datastructures import State
+from catzilla.dependencies import Depends, Security
+from catzilla.encoders import jsonable_encoder
+from catzilla.exceptions import HTTPException, RequestValidationError, ResponseValidationError
+from catzilla.params import Body, Cookie, Form, Header, Path, Query
 from catzilla.request import Request
 from catzilla.response import (
     HTMLResponse,
@@ -10,18 +15,32 @@ from catzilla.response import (
     RedirectResponse,
     Response,
 )
-from catzilla.routing import Route
+from catzilla.routing import APIRouter, Route, RouterGroup
 
 __all__ = [
+    "APIRouter",
+    "BackgroundTasks",
+    "Body",
     "Catzilla",
+    "Cookie",
+    "Depends",
+    "Form",
     "HTMLResponse",
     "HTTPException",
+    "Header",
     "JSONResponse",
+    "Path",
     "PlainTextResponse",
+    "Query",
     "RedirectResponse",
     "Request",
     "RequestValidationError",
     "Response",
+    "ResponseValidationError",
     "Route",
+    "RouterGroup",
+    "Security",
+    "State",
+    "jsonable_encoder",
 ]
 __version__ = "0.3.0"

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 import sys
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import catzilla
-from catzilla import _core, memory, serving
-from catzilla.exceptions import ErrorHandlers, HTTPException
+from catzilla import _core, memory, rendering, serving
+from catzilla.background import BackgroundTasks
+from catzilla.binding import Binding
+from catzilla.datastructures import State
+from catzilla.dependencies import Depends
+from catzilla.exceptions import ErrorHandlers, HTTPException, RequestValidationError
+from catzilla.lifespan import Lifespan
 from catzilla.memory import AppMemory
+from catzilla.middleware.base import Layer, build_chain
+from catzilla.params import MODE_REQUEST, Undefined
 from catzilla.request import Request
-from catzilla.response import JSONResponse, Response, json_dumps
-from catzilla.routing import Route, RouteDecorators, make_route, normalize_methods
+from catzilla.response import Response, json_dumps
+from catzilla.routing import (
+    Route,
+    RouteDecorators,
+    RouterGroup,
+    check_options,
+    check_path,
+    check_prefix,
+    join_path,
+    merge_options,
+    normalize_methods,
+)
 from catzilla.runner import AsyncRunner
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,12 +47,26 @@ LIMITS = (
 )
 
 
+def background_runner(runner: AsyncRunner) -> Callable[[BackgroundTasks], None]:
+    def run(tasks: BackgroundTasks) -> None:
+        runner.spawn(tasks.run())
+
+    return run
+
+
 class Catzilla(RouteDecorators):
     """A Catzilla application.
 
     The memory allocator is chosen here, once: ``use_jemalloc=True`` uses
     jemalloc when this build has it and it starts, and falls back to malloc
     with a message on stderr otherwise. It cannot be switched afterwards.
+
+    ``title``, ``version``, ``description``, ``openapi_tags`` and ``servers``
+    describe the API in ``/openapi.json``; ``docs_url=None`` (or
+    ``openapi_url=None``) turns off both ``/openapi.json`` and ``/docs``.
+    ``dependencies`` apply to every route added afterwards; ``middleware`` is
+    a list, outermost first; ``lifespan``, ``on_startup`` and ``on_shutdown``
+    as in FastAPI.
     """
 
     def __init__(
@@ -44,6 +77,18 @@ class Catzilla(RouteDecorators):
         auto_memory_tuning: bool = True,
         memory_stats_interval: float = 60,
         production: bool = False,
+        title: str = "Catzilla",
+        version: str = "0.1.0",
+        description: str = "",
+        openapi_url: str | None = "/openapi.json",
+        docs_url: str | None = "/docs",
+        openapi_tags: list[dict[str, Any]] | None = None,
+        servers: list[dict[str, Any]] | None = None,
+        dependencies: Iterable[Depends] | None = None,
+        middleware: Iterable[Any] | None = None,
+        lifespan: Callable[[Any], Any] | None = None,
+        on_startup: Iterable[Callable[[], Any]] | None = None,
+        on_shutdown: Iterable[Callable[[], Any]] | None = None,
     ) -> None:
         self.production = memory.check_bool("production", production)
         self._memory = AppMemory(
@@ -54,10 +99,29 @@ class Catzilla(RouteDecorators):
         )
         self._server = _core.Server(self._memory.allocator)
         self._routes: list[Route] = []
+        self._targets: list[tuple[Route, list[Any], list[Layer]]] = []  # [mode, callable] per route
+        self._auto_options: dict[str, list[Any]] = {}
         self._errors = ErrorHandlers()
         self._runner = AsyncRunner()
         self._stop_requested = False
         self.port: int | None = None  # the bound port while serving
+        self.state = State()
+        self.title, self.version, self.description = title, version, description
+        self.openapi_tags = openapi_tags
+        self.servers = servers
+        self.openapi_url = openapi_url if docs_url is not None else None
+        self.docs_url = docs_url if openapi_url is not None else None
+        self.openapi_schema: dict[str, Any] | None = None
+        self.dependencies = list(dependencies or [])
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self._middleware: list[Layer] = [Layer(m) for m in (middleware or [])]  # outermost first
+        self._lifespan = Lifespan(lifespan, list(on_startup or []), list(on_shutdown or []))
+        # request.app, without a reference cycle (a dropped app is freed at once).
+        app_ref = weakref.ref(self)
+        self._request_class: type[Request] = type(
+            "Request", (Request,), {"__slots__": (), "app": property(lambda _: app_ref())})
+        self._exception_sink: Callable[[BaseException], None] | None = None  # TestClient's
+        self._docs_installed = False
 
     # -- allocator ------------------------------------------------------------------
 
@@ -106,17 +170,119 @@ class Catzilla(RouteDecorators):
     # -- routes ------------------------------------------------------------------------
 
     def add_route(
-        self, path: str, endpoint: Callable[..., Any], methods: Iterable[str] = ("GET",), name: str | None = None
+        self, path: str, endpoint: Callable[..., Any], methods: Iterable[str] = ("GET",), name: str | None = None,
+        **options: Any,
     ) -> Route:
-        """Register ``endpoint`` for ``path``; ValueError on a bad, duplicate or conflicting route."""
+        """Register ``endpoint`` for ``path``; ValueError on a bad, duplicate or conflicting route.
+
+        Options: response_model, status_code, tags, dependencies, summary,
+        description, response_description, responses, deprecated,
+        operation_id, include_in_schema, response_class,
+        response_model_exclude_none, response_model_exclude_unset, middleware.
+        """
+        check_options(options)
+        return self._add(path, endpoint, methods, name, [*self.dependencies, *(options.pop("dependencies", None) or [])],
+                         options)
+
+    def _add(self, path: str, endpoint: Callable[..., Any], methods: Iterable[str], name: str | None,
+             dependencies: list[Depends], options: dict[str, Any], internal: bool = False) -> Route:
+        """Register a route; ``internal`` ones (the docs) are not listed in ``app.routes``."""
         method_list = normalize_methods(methods)
-        route, binding = make_route(path, endpoint, method_list, name)
+        check_path(path)
+        if not callable(endpoint):
+            raise TypeError(f"route handler must be callable, got {endpoint!r}")
+        status_code = options.get("status_code")
+        if status_code is not None and (isinstance(status_code, bool) or not isinstance(status_code, int)
+                                        or not 100 <= status_code <= 999):
+            raise ValueError(f"status_code must be an int in 100..999, got {status_code!r}")
+        binding = Binding(
+            path, endpoint, dependencies=dependencies, status_code=status_code,
+            response_model=options.get("response_model", Undefined),
+            response_class=options.get("response_class"),
+            response_model_exclude_none=bool(options.get("response_model_exclude_none")),
+            response_model_exclude_unset=bool(options.get("response_model_exclude_unset")),
+            overrides=self.dependency_overrides, run_background=background_runner(self._runner),
+            request_class=self._request_class,
+        )
+        route_mw = list(options.get("middleware") or [])
+        layers = [Layer(m) for m in route_mw]
+        route = Route(
+            path, frozenset(method_list), name or getattr(endpoint, "__name__", repr(endpoint)), endpoint,
+            tags=tuple(options.get("tags") or ()), summary=options.get("summary"),
+            description=options.get("description"),
+            response_description=options.get("response_description") or "Successful Response",
+            responses=dict(options.get("responses") or {}), deprecated=options.get("deprecated"),
+            operation_id=options.get("operation_id"), include_in_schema=options.get("include_in_schema", True),
+            status_code=status_code, response_class=options.get("response_class"), binding=binding,
+            middleware=tuple(route_mw),
+        )
         # [mode, callable], shared by the route's methods; the C core reads it per request.
         target = [binding.mode, binding.endpoint()]
-        for method in method_list:
-            self._server.add_route(method, path, target)
-        self._routes.append(route)
+        self._server.add_route(method_list, path, target)  # every method or none
+        if not internal:
+            self._routes.append(route)
+        self._targets.append((route, target, layers))
+        self.openapi_schema = None
         return route
+
+    def include_routes(self, group: RouterGroup, *, prefix: str = "", tags: Iterable[str] | None = None,
+                       dependencies: Iterable[Depends] | None = None) -> list[Route]:
+        """Register a ``RouterGroup``'s routes (as they are now), optionally under another prefix."""
+        if not isinstance(group, RouterGroup):
+            raise TypeError(f"include_routes takes a RouterGroup, got {group!r}")
+        check_prefix(prefix)
+        extra = {"tags": list(tags or []), "dependencies": list(dependencies or [])}
+        added = []
+        for d in group.route_defs():
+            options = merge_options(extra, d.options)
+            added.append(self.add_route(join_path(prefix, d.path), d.endpoint, d.methods, d.name, **options))
+        return added
+
+    include_router = include_routes
+
+    # -- middleware, events ---------------------------------------------------------
+
+    def add_middleware(self, middleware: Any, **options: Any) -> None:
+        """Add app-wide middleware: a class (built with ``options``), an instance, or a
+        ``(request, call_next)`` function. The one added last runs first (outermost)."""
+        if isinstance(middleware, type):
+            obj = middleware(**options)
+        elif options:
+            raise TypeError("options are only accepted with a middleware class")
+        else:
+            obj = middleware
+        self._middleware.insert(0, Layer(obj))
+
+    def middleware(self, middleware_type: str = "http") -> Callable[[F], F]:
+        """``@app.middleware("http")`` for a ``(request, call_next)`` function, sync or async."""
+        if middleware_type != "http":
+            raise ValueError(f"only 'http' middleware is supported, got {middleware_type!r}")
+
+        def decorator(fn: F) -> F:
+            self.add_middleware(fn)
+            return fn
+
+        return decorator
+
+    def on_event(self, event: str) -> Callable[[F], F]:
+        """``@app.on_event("startup")`` / ``("shutdown")``: run once per serving process."""
+
+        def decorator(fn: F) -> F:
+            self._lifespan.add(event, fn)
+            return fn
+
+        return decorator
+
+    def add_event_handler(self, event: str, fn: Callable[[], Any]) -> None:
+        self._lifespan.add(event, fn)
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document for the routes (built once, rebuilt after routes change)."""
+        if self.openapi_schema is None:
+            from catzilla.openapi.schema import build_openapi
+
+            self.openapi_schema = build_openapi(self)
+        return self.openapi_schema
 
     @property
     def routes(self) -> list[Route]:
@@ -181,59 +347,122 @@ class Catzilla(RouteDecorators):
               file=sys.stderr, flush=True)
 
     def _serve(self, host: str, port: int, config: dict[str, float], announce: Callable[[int], None] | None = None) -> None:
-        self._server.set_hooks(
-            json_encode=json_dumps,
-            response_type=Response,
-            render=self._render,
-            error=self._on_error,
-            not_found=self._on_not_found if 404 in self._errors.by_status else None,
-            submit=self._runner.submit,
-            cancel_all=self._runner.cancel_all,
-        )
-        with serving.signals_to() as main_thread:
-            self.port = self._server.bind(host, port, dict(config, handle_signals=int(main_thread)))
-            if announce is not None:
-                announce(self.port)
-            if self._stop_requested:
-                self._server.stop()
+        run_sync = self._runner.run_sync
+        try:
+            self._lifespan.startup(self, run_sync)
+        except BaseException:
+            self._runner.close()
+            raise
+        try:
+            self._prepare()
+            self._server.set_hooks(
+                json_encode=json_dumps,
+                response_type=Response,
+                render=rendering.render_value,
+                error=self._on_error,
+                not_found=self._on_not_found if 404 in self._errors.by_status else None,
+                submit=self._runner.submit,
+                cancel_all=self._runner.cancel_all,
+            )
+            with serving.signals_to() as main_thread:
+                self.port = self._server.bind(host, port, dict(config, handle_signals=int(main_thread)))
+                if announce is not None:
+                    announce(self.port)
+                if self._stop_requested:
+                    self._server.stop()
+                try:
+                    self._server.run()
+                finally:
+                    self.port = None
+                    self._stop_requested = False
+        finally:
             try:
-                self._server.run()
+                self._lifespan.shutdown(self, run_sync)
             finally:
-                self.port = None
-                self._stop_requested = False
                 self._runner.close()
+
+    def _prepare(self) -> None:
+        """Wire each route's [mode, callable] for this run: the bare endpoint, or its middleware chain."""
+        if not self._docs_installed and self.openapi_url and self.docs_url:
+            self._docs_installed = True
+            taken = {r.path for r in self._routes}
+            if self.openapi_url not in taken and self.docs_url not in taken:
+                from catzilla.openapi import install
+
+                install(self, self.openapi_url, self.docs_url)
+        app_layers = self._middleware
+        for route, target, route_layers in self._targets:
+            layers = app_layers + route_layers
+            binding = route.binding
+            if not layers:
+                target[:] = [binding.mode, binding.endpoint()]
+            else:
+                target[:] = [MODE_REQUEST, self._chain(layers, binding.call, binding.is_async)]
+        # CORS preflights must reach app middleware: OPTIONS on every path that has no OPTIONS route.
+        allowed: dict[str, set[str]] = {}
+        for route, _, _ in self._targets:
+            allowed.setdefault(route.path, set()).update(route.methods)
+        for path, methods in allowed.items():
+            if "OPTIONS" in methods or (not app_layers and path not in self._auto_options):
+                continue
+            allow = ", ".join(sorted(methods | {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set())))
+
+            def auto_options(raw: Any, request: Any = None, allow: str = allow) -> Response:
+                return Response(None, status_code=204, headers={"Allow": allow})
+
+            if app_layers:
+                fn = self._chain(app_layers, auto_options, False)
+            else:
+                fn = lambda raw, a=auto_options: a(raw)  # noqa: E731
+            target = self._auto_options.get(path)
+            if target is None:
+                target = [MODE_REQUEST, fn]
+                self._server.add_route("OPTIONS", path, target)
+                self._auto_options[path] = target
+            else:
+                target[:] = [MODE_REQUEST, fn]
+
+    def _chain(self, layers: list[Layer], call: Callable[[Any, Any], Any], is_async: bool) -> Callable[[Any], Any]:
+        return build_chain(layers, call, is_async, rendering.to_response, self._on_error, self._on_error_async,
+                           self._request_class)
 
     # -- hooks called by the C core --------------------------------------------------
 
     def _render(self, value: Any) -> Response:
         """A return value the C core does not turn into a response itself."""
-        if isinstance(value, (dict, list, tuple, int, float)):  # bool is an int
-            return JSONResponse(value)
-        raise TypeError(
-            f"handler returned an unsupported type {type(value).__name__!r}; "
-            "return dict, list, str, bytes, None or a Response"
-        )
+        return rendering.render_value(value)
 
     def _on_error(self, raw: _core.RawRequest | None, exc: BaseException) -> Response:
         handler = self._errors.find(exc)
         if handler is not None:
             try:
-                result = handler(Request(raw) if raw is not None else None, exc)  # type: ignore[arg-type]
+                result = handler(self._request_class(raw) if raw is not None else None, exc)  # type: ignore[arg-type]
                 if inspect.iscoroutine(result):
                     result = self._runner.run_sync(result)
-                return result if isinstance(result, Response) else self._render_any(result)
+                return rendering.to_response(result)
             except Exception as error:  # the handler itself failed
                 exc = error
+        self._report(exc)
         return self._errors.default(exc, self.production)
 
-    def _render_any(self, value: Any) -> Response:
-        if isinstance(value, str):
-            return Response(value, media_type="text/plain")
-        if isinstance(value, bytes):
-            return Response(value, media_type="application/octet-stream")
-        if value is None:
-            return JSONResponse(None)
-        return self._render(value)
+    async def _on_error_async(self, raw: _core.RawRequest | None, exc: BaseException) -> Response:
+        """As _on_error, on the asyncio thread (middleware chains)."""
+        handler = self._errors.find(exc)
+        if handler is not None:
+            try:
+                result = handler(self._request_class(raw) if raw is not None else None, exc)  # type: ignore[arg-type]
+                if inspect.iscoroutine(result):
+                    result = await result
+                return rendering.to_response(result)
+            except Exception as error:
+                exc = error
+        self._report(exc)
+        return self._errors.default(exc, self.production)
+
+    def _report(self, exc: BaseException) -> None:
+        sink = self._exception_sink
+        if sink is not None and not isinstance(exc, (HTTPException, RequestValidationError, asyncio.CancelledError)):
+            sink(exc)
 
     def _on_not_found(self, raw: _core.RawRequest) -> Any:
         raise HTTPException(404, "Not Found")

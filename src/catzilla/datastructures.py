@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import NamedTuple
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
+
+
+class State:
+    """Free-form attributes (``request.state.user = ...``, ``app.state.db = ...``)."""
+
+    def __init__(self, **values: object) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"State({self.__dict__!r})"
 
 
 class Address(NamedTuple):
@@ -105,3 +115,59 @@ class URL:
 
     def __repr__(self) -> str:
         return f"URL({str(self)!r})"
+
+
+# ---- fast parsing for compiled binders ----------------------------------------------------
+
+
+def parse_query(query: bytes) -> dict[str, str]:
+    """``a=1&b=x+y`` -> {"a": "1", "b": "x y"}; the last of repeated keys wins (as ``QueryParams[key]``)."""
+    s = query.decode("latin-1")
+    out: dict[str, str] = {}
+    if "%" in s or "+" in s:
+        for part in s.split("&"):
+            if part:
+                k, _, v = part.partition("=")
+                out[unquote_plus(k)] = unquote_plus(v)
+    else:  # the common case: nothing to decode (an empty part only adds the unused key "")
+        for part in s.split("&"):
+            k, _, v = part.partition("=")
+            out[k] = v
+    return out
+
+
+def parse_query_multi(query: bytes) -> dict[str, list[str]]:
+    """Every value of every key, in order."""
+    s = query.decode("latin-1")
+    decode = "%" in s or "+" in s
+    out: dict[str, list[str]] = {}
+    for part in s.split("&"):
+        if part:
+            k, _, v = part.partition("=")
+            if decode:
+                k, v = unquote_plus(k), unquote_plus(v)
+            if k in out:
+                out[k].append(v)
+            else:
+                out[k] = [v]
+    return out
+
+
+def parse_form(body: bytes) -> dict[str, list[str]]:
+    """An ``application/x-www-form-urlencoded`` body (UTF-8)."""
+    out: dict[str, list[str]] = {}
+    for k, v in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        out.setdefault(k, []).append(v)
+    return out
+
+
+def header_dict(headers: list[tuple[str, str]]) -> dict[str, str]:
+    """Lowercased name -> value (the last of repeated names)."""
+    return dict(headers)
+
+
+def header_multi(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for k, v in headers:
+        out.setdefault(k, []).append(v)
+    return out

@@ -43,6 +43,17 @@ class RequestValidationError(Exception):
         return self._errors
 
 
+class ResponseValidationError(Exception):
+    """A handler's return value did not fit its ``response_model``: a server error (500)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(errors)
+        self._errors = errors
+
+    def errors(self) -> list[dict[str, Any]]:
+        return self._errors
+
+
 ExceptionHandler = Callable[[Any, Exception], Any]
 
 

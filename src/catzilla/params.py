@@ -1,142 +1,159 @@
-"""Binding a handler's parameters, worked out once when the route is added.
+"""Parameter markers: ``Path``, ``Query``, ``Header``, ``Cookie``, ``Body``, ``Form``.
 
-A handler may take nothing, ``request``, path parameters by name (converted
-by annotation: int, float, str, bool, uuid.UUID) and query parameters by
-name (with defaults; Optional allowed). A value that does not convert is a
-422 naming the parameter, in FastAPI's error shape.
+Used as FastAPI's are, as a default or inside ``Annotated``::
+
+    def search(q: str = Query(min_length=2), page: Annotated[int, Query(ge=1)] = 1): ...
+
+Markers only describe; ``catzilla.analysis`` reads them once when a route is
+added and ``catzilla.compiler`` turns the result into the per-request binder.
+``Binding`` (the analysed, compiled handler) is re-exported here.
 """
 
 from __future__ import annotations
 
-import inspect
-import re
-import types
-import typing
-import uuid
-from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl, unquote
 
-from catzilla._core import RawRequest
-from catzilla.exceptions import RequestValidationError
-from catzilla.request import Request
-
-PATH_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::path)?}")
-TRUE = {"1", "true", "on", "yes", "t", "y"}
-FALSE = {"0", "false", "off", "no", "f", "n"}
-
-MODE_NO_ARGS = 0
-MODE_REQUEST = 1
+MODE_NO_ARGS = 0  # the C core calls the endpoint with no arguments
+MODE_REQUEST = 1  # the C core calls the endpoint with a catzilla._core.RawRequest
 
 
-def to_bool(value: str) -> bool:
-    v = value.lower()
-    if v in TRUE:
-        return True
-    if v in FALSE:
+class _UndefinedType:
+    """No default: the parameter is required."""
+
+    _instance: _UndefinedType | None = None
+
+    def __new__(cls) -> _UndefinedType:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "Undefined"
+
+    def __bool__(self) -> bool:
         return False
-    raise ValueError(value)
 
 
-Converter = Callable[[str], Any]
-CONVERTERS: dict[Any, tuple[Converter, str, str]] = {
-    int: (int, "int_parsing", "Input should be a valid integer, unable to parse string as an integer"),
-    float: (float, "float_parsing", "Input should be a valid number, unable to parse string as a number"),
-    bool: (to_bool, "bool_parsing", "Input should be a valid boolean, unable to interpret input"),
-    uuid.UUID: (uuid.UUID, "uuid_parsing", "Input should be a valid UUID"),
-    str: (str, "", ""),
-    Any: (str, "", ""),
-}
+Undefined: Any = _UndefinedType()
 
 
-def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union or origin is types.UnionType:
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0], True
-    return annotation, False
+class Param:
+    """Where a value comes from, with FastAPI's constraint keywords."""
+
+    source = ""
+
+    def __init__(
+        self,
+        default: Any = Undefined,
+        *,
+        default_factory: Any = None,
+        alias: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        gt: float | None = None,
+        ge: float | None = None,
+        lt: float | None = None,
+        le: float | None = None,
+        multiple_of: float | None = None,
+        min_length: int | None = None,
+        max_length: int | None = None,
+        pattern: str | None = None,
+        regex: str | None = None,
+        examples: list[Any] | None = None,
+        example: Any = Undefined,
+        deprecated: bool | None = None,
+        include_in_schema: bool = True,
+        json_schema_extra: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> None:
+        self.default = Undefined if default is ... else default
+        self.default_factory = default_factory
+        self.alias = alias
+        self.title = title
+        self.description = description
+        self.gt, self.ge, self.lt, self.le = gt, ge, lt, le
+        self.multiple_of = multiple_of
+        self.min_length = min_length
+        self.max_length = max_length
+        self.pattern = pattern if pattern is not None else regex
+        self.examples = examples if examples is not None else ([example] if example is not Undefined else None)
+        self.deprecated = deprecated
+        self.include_in_schema = include_in_schema
+        self.json_schema_extra = dict(json_schema_extra or {}, **extra)
+
+    @property
+    def required(self) -> bool:
+        return self.default is Undefined and self.default_factory is None
+
+    def constraints(self) -> dict[str, Any]:
+        """The constraint keywords that were given."""
+        names = ("gt", "ge", "lt", "le", "multiple_of", "min_length", "max_length", "pattern")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+    def __repr__(self) -> str:
+        args = [] if self.default is Undefined else [repr(self.default)]
+        args += [f"{k}={v!r}" for k, v in self.constraints().items()]
+        if self.alias:
+            args.append(f"alias={self.alias!r}")
+        return f"{type(self).__name__}({', '.join(args)})"
 
 
-def converter_for(name: str, annotation: Any) -> tuple[Converter, str, str]:
-    if annotation is inspect.Parameter.empty:
-        return CONVERTERS[str]
-    if annotation not in CONVERTERS:
-        raise TypeError(
-            f"parameter {name!r}: unsupported annotation {annotation!r} "
-            "(use int, float, str, bool or uuid.UUID)"
-        )
-    return CONVERTERS[annotation]
+class Path(Param):
+    """A ``{name}`` segment of the route path. Always required."""
+
+    source = "path"
 
 
-class Binding:
-    """How one handler is called: its mode for the C core and its binder."""
+class Query(Param):
+    """A query-string parameter; ``list[X]`` collects repeated keys."""
 
-    def __init__(self, path: str, handler: Callable[..., Any]) -> None:
-        path_names = set(PATH_PARAM.findall(path))
-        self.handler = handler
-        self.is_async = inspect.iscoroutinefunction(handler)
-        sig = inspect.signature(handler)
-        try:
-            hints = typing.get_type_hints(handler)
-        except Exception:
-            hints = {}
-        self.request_param: str | None = None
-        self.path_params: list[tuple[str, Converter, str, str]] = []
-        self.query_params: list[tuple[str, Converter, str, str, Any]] = []
-        for p in sig.parameters.values():
-            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                raise TypeError(f"handler {handler.__name__}: *args/**kwargs cannot be bound")
-            annotation = hints.get(p.name, p.annotation)
-            if annotation is Request or (p.name == "request" and annotation is inspect.Parameter.empty):
-                self.request_param = p.name
-                continue
-            inner, _optional = unwrap_optional(annotation)
-            conv = converter_for(p.name, inner)
-            if p.name in path_names:
-                self.path_params.append((p.name, *conv))
-            else:
-                self.query_params.append((p.name, *conv, p.default))
-        self.mode = (
-            MODE_NO_ARGS
-            if not (self.request_param or self.path_params or self.query_params)
-            else MODE_REQUEST
-        )
+    source = "query"
 
-    def endpoint(self) -> Callable[..., Any]:
-        """What the C core calls: the handler itself, or a binder taking a RawRequest."""
-        if self.mode == MODE_NO_ARGS:
-            return self.handler
-        return self.bind
 
-    def bind(self, raw: RawRequest) -> Any:
-        kwargs: dict[str, Any] = {}
-        errors: list[dict[str, Any]] = []
-        if self.path_params:
-            values = raw.path_params
-            for name, conv, kind, msg in self.path_params:
-                value = values[name]
-                if "%" in value:
-                    value = unquote(value)
-                try:
-                    kwargs[name] = conv(value)
-                except ValueError:
-                    errors.append({"type": kind, "loc": ["path", name], "msg": msg, "input": value})
-        if self.query_params:
-            query = dict(parse_qsl(raw.query_string.decode("latin-1"), keep_blank_values=True))
-            for name, conv, kind, msg, default in self.query_params:
-                if name not in query:
-                    if default is inspect.Parameter.empty:
-                        errors.append({"type": "missing", "loc": ["query", name], "msg": "Field required", "input": None})
-                    else:
-                        kwargs[name] = default
-                    continue
-                try:
-                    kwargs[name] = conv(query[name])
-                except ValueError:
-                    errors.append({"type": kind, "loc": ["query", name], "msg": msg, "input": query[name]})
-        if errors:
-            raise RequestValidationError(errors)
-        if self.request_param:
-            kwargs[self.request_param] = Request(raw)
-        return self.handler(**kwargs)
+class Header(Param):
+    """A request header. ``user_agent`` reads ``user-agent`` unless ``convert_underscores=False``."""
+
+    source = "header"
+
+    def __init__(self, default: Any = Undefined, *, convert_underscores: bool = True, **kwargs: Any) -> None:
+        super().__init__(default, **kwargs)
+        self.convert_underscores = convert_underscores
+
+
+class Cookie(Param):
+    """A cookie from the ``Cookie`` header."""
+
+    source = "cookie"
+
+
+class Body(Param):
+    """Part of a JSON body. With ``embed=True`` (or several body parameters) the body
+    is an object with one key per parameter."""
+
+    source = "body"
+
+    def __init__(self, default: Any = Undefined, *, embed: bool | None = None,
+                 media_type: str = "application/json", **kwargs: Any) -> None:
+        super().__init__(default, **kwargs)
+        self.embed = embed
+        self.media_type = media_type
+
+
+class Form(Param):
+    """A field of an ``application/x-www-form-urlencoded`` body."""
+
+    source = "form"
+
+    def __init__(self, default: Any = Undefined, *, media_type: str = "application/x-www-form-urlencoded",
+                 **kwargs: Any) -> None:
+        super().__init__(default, **kwargs)
+        self.media_type = media_type
+
+
+def __getattr__(name: str) -> Any:
+    # Binding lives in catzilla.binding; imported lazily to keep this module a leaf.
+    if name == "Binding":
+        from catzilla.binding import Binding
+
+        return Binding
+    raise AttributeError(name)

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from catzilla._core import RawRequest
-from catzilla.datastructures import URL, Address, Headers, QueryParams
+from catzilla.datastructures import URL, Address, Headers, QueryParams, State
 
 
 def parse_cookies(header: str) -> dict[str, str]:
@@ -30,9 +30,15 @@ def parse_cookies(header: str) -> dict[str, str]:
 
 class Request:
     __slots__ = ("_raw", "__dict__")
+    app: Any = None  # the Catzilla app (set on each app's Request subclass)
 
     def __init__(self, raw: RawRequest) -> None:
         self._raw = raw
+
+    @cached_property
+    def state(self) -> State:
+        """Per-request attributes, e.g. set by middleware for the handler."""
+        return State()
 
     @cached_property
     def method(self) -> str:

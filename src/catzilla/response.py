@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any, Literal
@@ -15,7 +15,59 @@ def json_dumps(content: Any) -> str:
     return _encoder(content)
 
 
-_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+def _default(value: Any) -> Any:
+    from catzilla.encoders import default
+
+    return default(value)
+
+
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_default).encode
+
+
+class MutableHeaders(MutableMapping[str, str]):
+    """A response's headers, case-insensitive, editable in place (as in Starlette):
+    ``response.headers["X-Time"] = "3"``. ``getlist``/``append`` for repeated names."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: Response) -> None:
+        self._response = response
+
+    def __getitem__(self, name: str) -> str:
+        lname = name.lower()
+        for k, v in reversed(self._response._headers):
+            if k.lower() == lname:
+                return v
+        raise KeyError(name)
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self._response.set_header(name, value)
+
+    def __delitem__(self, name: str) -> None:
+        lname = name.lower()
+        before = len(self._response._headers)
+        self._response._headers = [(k, v) for k, v in self._response._headers if k.lower() != lname]
+        if len(self._response._headers) == before:
+            raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        seen: dict[str, None] = {}
+        for k, _ in self._response._headers:
+            seen.setdefault(k.lower(), None)
+        return iter(seen)
+
+    def __len__(self) -> int:
+        return len({k.lower() for k, _ in self._response._headers})
+
+    def getlist(self, name: str) -> list[str]:
+        lname = name.lower()
+        return [v for k, v in self._response._headers if k.lower() == lname]
+
+    def append(self, name: str, value: str) -> None:
+        self._response._headers.append((name, value))
+
+    def __repr__(self) -> str:
+        return f"MutableHeaders({self._response._headers!r})"
 
 
 class Response:
@@ -35,16 +87,16 @@ class Response:
         if media_type is not None:
             self.media_type = media_type
         self.body = self.render(content)
-        self._headers: list[tuple[str, str]] = []
+        self.raw_headers = []
         has_type = False
         for name, value in (headers or {}).items():
-            self._headers.append((name, value))
+            self.raw_headers.append((name, value))
             has_type = has_type or name.lower() == "content-type"
         if self.media_type is not None and not has_type:
             ct = self.media_type
             if ct.startswith("text/") and "charset=" not in ct.lower():
                 ct += f"; charset={self.charset}"
-            self._headers.append(("content-type", ct))
+            self.raw_headers.append(("content-type", ct))
 
     def render(self, content: Any) -> bytes:
         if content is None:
@@ -58,14 +110,22 @@ class Response:
         )
 
     @property
-    def headers(self) -> dict[str, str]:
-        """The headers as a dict (last value wins). Use ``raw_headers`` for repeats."""
-        return {k.lower(): v for k, v in self._headers}
+    def headers(self) -> MutableHeaders:
+        """The headers, case-insensitive (last value wins), editable in place.
+        ``raw_headers`` lists every line, repeats included."""
+        return MutableHeaders(self)
+
+    # ``raw_headers`` (every header line, in order, as (name, value)) is a plain
+    # attribute: the C core reads it for every response.
+    raw_headers: list[tuple[str, str]]
 
     @property
-    def raw_headers(self) -> list[tuple[str, str]]:
-        """Every header line, in order, as (name, value)."""
-        return self._headers
+    def _headers(self) -> list[tuple[str, str]]:
+        return self.raw_headers
+
+    @_headers.setter
+    def _headers(self, value: list[tuple[str, str]]) -> None:
+        self.raw_headers = value
 
     def set_header(self, name: str, value: str) -> None:
         lname = name.lower()
@@ -134,3 +194,12 @@ class RedirectResponse(Response):
     def __init__(self, url: str, status_code: int = 307, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(None, status_code, headers)
         self.set_header("location", quote(str(url), safe=":/%#?=@[]!$&'()*+,;"))
+
+
+def json_bytes_response(body: bytes, status_code: int = 200) -> JSONResponse:
+    """A JSONResponse around JSON already encoded (model serializers' output), built without checks."""
+    r = object.__new__(JSONResponse)
+    r.status_code = status_code
+    r.body = body
+    r.raw_headers = [("content-type", "application/json")]
+    return r

@@ -1,15 +1,27 @@
-"""Routes and the decorators that add them."""
+"""Routes, the decorators that add them, and route groups.
+
+``RouterGroup(prefix="/api/v1", tags=["v1"])`` collects routes with the same
+decorators as the app; ``group.include_routes(other)`` nests groups and
+``app.include_routes(group)`` registers them (a snapshot, as FastAPI's
+``include_router``). A group's tags, dependencies, responses and middleware
+apply to each of its routes; the outer group's come first.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
-
-from catzilla.params import Binding
 
 F = TypeVar("F", bound=Callable[..., Any])
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+# Keyword options of add_route() / the decorators, besides path, methods and name.
+ROUTE_OPTIONS = frozenset({
+    "response_model", "status_code", "tags", "dependencies", "summary", "description",
+    "response_description", "responses", "deprecated", "operation_id", "include_in_schema",
+    "response_class", "response_model_exclude_none", "response_model_exclude_unset", "middleware",
+})
 
 
 @dataclass(frozen=True)
@@ -20,41 +32,78 @@ class Route:
     methods: frozenset[str]
     name: str
     endpoint: Callable[..., Any] = field(repr=False, compare=False)
+    tags: tuple[str, ...] = field(default=(), compare=False)
+    summary: str | None = field(default=None, repr=False, compare=False)
+    description: str | None = field(default=None, repr=False, compare=False)
+    response_description: str = field(default="Successful Response", repr=False, compare=False)
+    responses: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    deprecated: bool | None = field(default=None, repr=False, compare=False)
+    operation_id: str | None = field(default=None, repr=False, compare=False)
+    include_in_schema: bool = field(default=True, repr=False, compare=False)
+    status_code: int | None = field(default=None, repr=False, compare=False)
+    response_class: Any = field(default=None, repr=False, compare=False)
+    binding: Any = field(default=None, repr=False, compare=False)
+    middleware: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+
+
+def check_options(options: dict[str, Any]) -> None:
+    unknown = set(options) - ROUTE_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown route option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(ROUTE_OPTIONS))}")
 
 
 class RouteDecorators:
-    """``get``, ``post``, ... and ``route``; subclasses implement ``add_route``."""
+    """``get``, ``post``, ... and ``route``; subclasses implement ``add_route``.
 
-    def add_route(self, path: str, endpoint: Callable[..., Any], methods: Iterable[str], name: str | None = None) -> Route:
+    Options (keywords): response_model, status_code, tags, dependencies,
+    summary, description, response_description, responses, deprecated,
+    operation_id, include_in_schema, response_class,
+    response_model_exclude_none, response_model_exclude_unset, middleware.
+    """
+
+    def add_route(self, path: str, endpoint: Callable[..., Any], methods: Iterable[str] = ("GET",),
+                  name: str | None = None, **options: Any) -> Any:
         raise NotImplementedError
 
-    def route(self, path: str, methods: Iterable[str] = ("GET",), name: str | None = None) -> Callable[[F], F]:
+    def add_api_route(self, path: str, endpoint: Callable[..., Any], *, methods: Iterable[str] = ("GET",),
+                      name: str | None = None, **options: Any) -> Any:
+        """FastAPI's spelling of ``add_route``."""
+        return self.add_route(path, endpoint, methods, name, **options)
+
+    def route(self, path: str, methods: Iterable[str] = ("GET",), name: str | None = None,
+              **options: Any) -> Callable[[F], F]:
+        check_options(options)
+
         def decorator(fn: F) -> F:
-            self.add_route(path, fn, methods, name)
+            self.add_route(path, fn, methods, name, **options)
             return fn
 
         return decorator
 
-    def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ("GET",), name)
+    def api_route(self, path: str, *, methods: Iterable[str] = ("GET",), name: str | None = None,
+                  **options: Any) -> Callable[[F], F]:
+        return self.route(path, methods, name, **options)
 
-    def head(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ("HEAD",), name)
+    def get(self, path: str, name: str | None = None, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ("GET",), name, **options)
 
-    def post(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ("POST",), name)
+    def head(self, path: str, name: str | None = None, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ("HEAD",), name, **options)
 
-    def put(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ("PUT",), name)
+    def post(self, path: str, name: str | None = None, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ("POST",), name, **options)
 
-    def patch(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ("PATCH",), name)
+    def put(self, path: str, name: str | None = None, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ("PUT",), name, **options)
 
-    def delete(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ("DELETE",), name)
+    def patch(self, path: str, name: str | None = None, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ("PATCH",), name, **options)
 
-    def options(self, path: str, name: str | None = None) -> Callable[[F], F]:
-        return self.route(path, ("OPTIONS",), name)
+    def delete(self, path: str, name: str | None = None, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ("DELETE",), name, **options)
+
+    def options(self, path: str, name: str | None = None, **options: Any) -> Callable[[F], F]:
+        return self.route(path, ("OPTIONS",), name, **options)
 
 
 def normalize_methods(methods: Iterable[str]) -> list[str]:
@@ -71,11 +120,107 @@ def normalize_methods(methods: Iterable[str]) -> list[str]:
     return out
 
 
-def make_route(path: str, endpoint: Callable[..., Any], methods: list[str], name: str | None) -> tuple[Route, Binding]:
+def check_path(path: str) -> None:
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValueError(f"route path must be a string starting with '/', got {path!r}")
-    if not callable(endpoint):
-        raise TypeError(f"route handler must be callable, got {endpoint!r}")
-    binding = Binding(path, endpoint)
-    route = Route(path, frozenset(methods), name or getattr(endpoint, "__name__", repr(endpoint)), endpoint)
-    return route, binding
+
+
+def check_prefix(prefix: str) -> str:
+    if not isinstance(prefix, str) or (prefix and (not prefix.startswith("/") or prefix.endswith("/"))):
+        raise ValueError(f"a prefix must start with '/' and not end with '/', got {prefix!r}")
+    return prefix
+
+
+def join_path(prefix: str, path: str) -> str:
+    if not prefix:
+        return path
+    return prefix + path if path else prefix
+
+
+@dataclass(frozen=True)
+class RouteDef:
+    """A route as a group holds it, before it is registered on an app."""
+
+    path: str
+    endpoint: Callable[..., Any]
+    methods: tuple[str, ...]
+    name: str | None
+    options: dict[str, Any]
+
+
+def merge_options(outer: dict[str, Any], inner: dict[str, Any]) -> dict[str, Any]:
+    """A group's options around a route's: lists concatenate (outer first), responses merge."""
+    out = dict(inner)
+    for key in ("tags", "dependencies", "middleware"):
+        if outer.get(key):
+            out[key] = [*outer[key], *(inner.get(key) or [])]
+    if outer.get("responses"):
+        out["responses"] = {**outer["responses"], **(inner.get("responses") or {})}
+    if outer.get("deprecated") and inner.get("deprecated") is None:
+        out["deprecated"] = True
+    if outer.get("include_in_schema") is False:
+        out["include_in_schema"] = False
+    return out
+
+
+class RouterGroup(RouteDecorators):
+    """Routes under a common prefix, with common tags, dependencies, responses and middleware."""
+
+    def __init__(
+        self,
+        prefix: str = "",
+        *,
+        tags: Sequence[str] | None = None,
+        dependencies: Sequence[Any] | None = None,
+        middleware: Sequence[Any] | None = None,
+        responses: dict[Any, Any] | None = None,
+        deprecated: bool | None = None,
+        include_in_schema: bool = True,
+    ) -> None:
+        self.prefix = check_prefix(prefix)
+        self.tags = list(tags or [])
+        self.dependencies = list(dependencies or [])
+        self.middleware = list(middleware or [])
+        self.responses = dict(responses or {})
+        self.deprecated = deprecated
+        self.include_in_schema = include_in_schema
+        self._defs: list[RouteDef] = []
+
+    def add_route(self, path: str, endpoint: Callable[..., Any], methods: Iterable[str] = ("GET",),
+                  name: str | None = None, **options: Any) -> RouteDef:
+        check_options(options)
+        if path:
+            check_path(path)
+        if not callable(endpoint):
+            raise TypeError(f"route handler must be callable, got {endpoint!r}")
+        d = RouteDef(path, endpoint, tuple(normalize_methods(methods)), name, options)
+        self._defs.append(d)
+        return d
+
+    def _own_options(self) -> dict[str, Any]:
+        return {"tags": self.tags, "dependencies": self.dependencies, "middleware": self.middleware,
+                "responses": self.responses, "deprecated": self.deprecated,
+                "include_in_schema": self.include_in_schema}
+
+    def route_defs(self) -> list[RouteDef]:
+        """This group's routes with its prefix and options applied."""
+        own = self._own_options()
+        return [replace(d, path=join_path(self.prefix, d.path), options=merge_options(own, d.options))
+                for d in self._defs]
+
+    def include_routes(self, group: RouterGroup, *, prefix: str = "", tags: Sequence[str] | None = None,
+                       dependencies: Sequence[Any] | None = None) -> None:
+        """Nest ``group`` (its routes as they are now) under this one."""
+        check_prefix(prefix)
+        extra = {"tags": list(tags or []), "dependencies": list(dependencies or [])}
+        for d in group.route_defs():
+            self._defs.append(replace(d, path=join_path(prefix, d.path), options=merge_options(extra, d.options)))
+
+    include_router = include_routes
+
+    @property
+    def routes(self) -> list[RouteDef]:
+        return self.route_defs()
+
+
+APIRouter = RouterGroup

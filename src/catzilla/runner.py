@@ -57,6 +57,17 @@ class AsyncRunner:
         else:
             pending.done(task.result())
 
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run a coroutine on the loop, fire and forget (background tasks)."""
+        loop = self._loop or self._start()
+
+        def start() -> None:
+            task = asyncio.ensure_future(coro)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        loop.call_soon_threadsafe(start)
+
     def run_sync(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Run a coroutine to completion from another thread (rare paths only)."""
         loop = self._loop or self._start()

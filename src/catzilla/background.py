@@ -1,0 +1,37 @@
+"""``BackgroundTasks``: work that runs after the handler's response is ready (as in FastAPI).
+
+Tasks run on the app's asyncio thread once the response has been handed
+to the server: async functions are awaited there, sync ones run in its
+default thread pool, so neither delays the response nor blocks the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("catzilla.error")
+
+
+class BackgroundTasks:
+    """Declare a ``BackgroundTasks`` parameter and ``add_task(fn, *args, **kwargs)``."""
+
+    def __init__(self) -> None:
+        self.tasks: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
+
+    def add_task(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.tasks.append((func, args, kwargs))
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for func, args, kwargs in self.tasks:
+            try:
+                if inspect.iscoroutinefunction(func):
+                    await func(*args, **kwargs)
+                else:
+                    await loop.run_in_executor(None, lambda f=func, a=args, k=kwargs: f(*a, **k))
+            except Exception:
+                log.exception("Exception in background task %r", func)

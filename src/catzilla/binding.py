@@ -1,0 +1,129 @@
+"""A handler, analysed and compiled once: what the C core calls for its route.
+
+``Binding.mode`` is 0 for a handler that needs nothing from the request (the
+C core calls it with no arguments and builds no request object) and 1 for
+the rest (the compiled binder takes the ``RawRequest``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from catzilla import models, rendering
+from catzilla.analysis import Dependant, analyze, split_annotated, type_hints
+from catzilla.background import BackgroundTasks
+from catzilla.compiler import Compiler
+from catzilla.dependencies import Depends
+from catzilla.params import MODE_NO_ARGS, MODE_REQUEST, Undefined
+from catzilla.request import Request
+from catzilla.response import Response
+
+
+def response_model_of(handler: Callable[..., Any], response_model: Any) -> Any:
+    """The declared ``response_model``, else the return annotation when it is a model (FastAPI's rule)."""
+    if response_model is not Undefined:
+        return response_model
+    ret = type_hints(handler).get("return", inspect.Parameter.empty)
+    base, _ = split_annotated(ret)
+    if base is inspect.Parameter.empty or base is None:
+        return None
+    if isinstance(base, type) and issubclass(base, Response):
+        return None
+    return base if models.contains_model(base) else None
+
+
+class Binding:
+    """How one handler is called for one route."""
+
+    def __init__(
+        self,
+        path: str,
+        handler: Callable[..., Any],
+        *,
+        dependencies: Sequence[Depends] = (),
+        status_code: int | None = None,
+        response_model: Any = Undefined,
+        response_class: type[Response] | None = None,
+        response_model_exclude_none: bool = False,
+        response_model_exclude_unset: bool = False,
+        overrides: dict[Any, Any] | None = None,
+        run_background: Callable[[BackgroundTasks], None] | None = None,
+        request_class: type[Request] = Request,
+    ) -> None:
+        self.request_class = request_class
+        self.path = path
+        self.handler = handler
+        self.dependencies = list(dependencies)
+        for d in self.dependencies:
+            if not isinstance(d, Depends):
+                raise TypeError(f"dependencies must be Depends(...) objects, got {d!r}")
+        self.overrides = overrides
+        self.run_background = run_background
+        self.dependant = analyze(handler, path)
+        self.extra = [analyze(d.dependency, path, use_cache=d.use_cache) for d in self.dependencies  # type: ignore[arg-type]
+                      ]
+        self.status_code = status_code
+        self.response_model = response_model_of(handler, response_model)
+        self.finish = rendering.make_finish(status_code, self.response_model, response_class,
+                                            response_model_exclude_none, response_model_exclude_unset)
+        d = self.dependant
+        # True when the endpoint may return a coroutine.
+        self.is_async = d.any_async() or any(e.any_async() for e in self.extra)
+        needs_request = d.params or d.deps or d.specials or self.extra
+        self.mode = MODE_REQUEST if needs_request else MODE_NO_ARGS
+        self._override_cache: dict[Any, Callable[..., Any]] = {}
+        self._bind = self._compile(self.dependant, self.extra, with_override_check=True) \
+            if self.mode == MODE_REQUEST else None
+
+    def _compile(self, dependant: Dependant, extra: list[Dependant], with_override_check: bool) -> Callable[..., Any]:
+        return Compiler(
+            dependant, extra=extra, finish=self.finish, overrides=self.overrides,
+            override_hook=self._with_overrides if with_override_check and self.overrides is not None else None,
+            run_background=self.run_background, request_class=self.request_class,
+        ).compile()
+
+    def _with_overrides(self, raw: Any, request: Any = None) -> Any:
+        assert self.overrides is not None
+        key = tuple(self.overrides.items())
+        fn = self._override_cache.get(key)
+        if fn is None:
+            snapshot = dict(self.overrides)
+            dependant = analyze(self.handler, self.path, overrides=snapshot)
+            extra = [analyze(snapshot.get(d.dependency, d.dependency), self.path, use_cache=d.use_cache,
+                             overrides=snapshot) for d in self.dependencies]
+            fn = self._compile(dependant, extra, with_override_check=False)
+            self._override_cache = {key: fn}
+        return fn(raw, request)
+
+    def endpoint(self) -> Callable[..., Any]:
+        """What the C core calls: the handler itself (mode 0), or the compiled binder (mode 1)."""
+        if self.mode == MODE_REQUEST:
+            assert self._bind is not None
+            return self._bind
+        finish = self.finish
+        if finish is None:
+            return self.handler
+        handler = self.handler
+        if inspect.iscoroutinefunction(handler):
+            async def finish_async() -> Any:
+                return finish(await handler())
+
+            return finish_async
+
+        def finish_sync() -> Any:
+            return finish(handler())
+
+        return finish_sync
+
+    def call(self, raw: Any, request: Any) -> Any:
+        """Call with a request at hand (middleware): may return a coroutine."""
+        if self._bind is not None:
+            return self._bind(raw, request)
+        return self.endpoint()()
+
+    @property
+    def source(self) -> str | None:
+        """The generated binder's source (for debugging)."""
+        return getattr(self._bind, "__catzilla_source__", None)

@@ -1,0 +1,219 @@
+"""Scalar conversion for path, query, header, cookie and form values.
+
+A request value arrives as a string; a handler declares what it wants
+(``int``, ``float``, ``bool``, ``str``, ``uuid.UUID``, ``Decimal``, dates,
+``Enum``, ``Literal``). Each supported type maps to a ``Scalar``: a
+converter raising ``ValueError`` and the error it gives, in pydantic v2's
+words, so a 422 reads as FastAPI's does. Anything else falls back to a
+pydantic ``TypeAdapter`` when pydantic is installed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import inspect
+import types
+import typing
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+TRUE = frozenset({"1", "true", "on", "yes", "t", "y"})
+FALSE = frozenset({"0", "false", "off", "no", "f", "n"})
+LIST_ORIGINS = (list, set, frozenset, tuple, typing.List, typing.Set, typing.Sequence)  # noqa: UP006
+
+
+def to_bool(value: str) -> bool:
+    v = value.lower()
+    if v in TRUE:
+        return True
+    if v in FALSE:
+        return False
+    raise ValueError(value)
+
+
+def to_int(value: str) -> int:
+    if "_" in value:  # int() accepts "1_000"; pydantic does not
+        raise ValueError(value)
+    return int(value)
+
+
+def to_decimal(value: str) -> decimal.Decimal:
+    try:
+        return decimal.Decimal(value)
+    except decimal.InvalidOperation:
+        raise ValueError(value) from None
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """How one string becomes one value: ``convert`` raises ValueError/TypeError on bad input."""
+
+    annotation: Any
+    convert: Callable[[str], Any] | None  # None: the string itself
+    error_type: str = ""
+    error_msg: str = ""
+    error_ctx: dict[str, Any] | None = None
+    kind: str = "str"  # "str", "number" or "other": which constraints apply
+    json_schema: dict[str, Any] = field(default_factory=dict)
+
+
+INT = Scalar(int, int, "int_parsing", "Input should be a valid integer, unable to parse string as an integer",
+             kind="number", json_schema={"type": "integer"})
+FLOAT = Scalar(float, float, "float_parsing", "Input should be a valid number, unable to parse string as a number",
+               kind="number", json_schema={"type": "number"})
+BOOL = Scalar(bool, to_bool, "bool_parsing", "Input should be a valid boolean, unable to interpret input",
+              kind="other", json_schema={"type": "boolean"})
+STR = Scalar(str, None, json_schema={"type": "string"})
+ANY = Scalar(Any, None, json_schema={})
+UUID = Scalar(uuid.UUID, uuid.UUID, "uuid_parsing", "Input should be a valid UUID", kind="other",
+              json_schema={"type": "string", "format": "uuid"})
+DECIMAL = Scalar(decimal.Decimal, to_decimal, "decimal_parsing", "Input should be a valid decimal", kind="number",
+                 json_schema={"anyOf": [{"type": "number"}, {"type": "string"}]})
+DATE = Scalar(dt.date, dt.date.fromisoformat, "date_parsing", "Input should be a valid date in the format YYYY-MM-DD",
+              kind="other", json_schema={"type": "string", "format": "date"})
+DATETIME = Scalar(dt.datetime, dt.datetime.fromisoformat, "datetime_parsing", "Input should be a valid datetime",
+                  kind="other", json_schema={"type": "string", "format": "date-time"})
+TIME = Scalar(dt.time, dt.time.fromisoformat, "time_parsing", "Input should be a valid time",
+              kind="other", json_schema={"type": "string", "format": "time"})
+
+BUILTIN: dict[Any, Scalar] = {
+    int: INT, float: FLOAT, bool: BOOL, str: STR, Any: ANY, uuid.UUID: UUID, decimal.Decimal: DECIMAL,
+    dt.date: DATE, dt.datetime: DATETIME, dt.time: TIME,
+}
+
+
+def quote_list(values: list[Any]) -> str:
+    """pydantic's "'a', 'b' or 'c'"."""
+    shown = [repr(v) if isinstance(v, str) else str(v) for v in values]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+
+
+def enum_scalar(cls: type[enum.Enum]) -> Scalar:
+    values = [m.value for m in cls]
+    by_text = {str(v): cls(v) for v in values}
+
+    def convert(value: str) -> enum.Enum:
+        try:
+            return by_text[value]
+        except KeyError:
+            raise ValueError(value) from None
+
+    expected = quote_list(values)
+    types_ = {type(v) for v in values}
+    schema: dict[str, Any] = {"enum": values, "title": cls.__name__}
+    if types_ == {str}:
+        schema["type"] = "string"
+    elif types_ == {int}:
+        schema["type"] = "integer"
+    return Scalar(cls, convert, "enum", f"Input should be {expected}", {"expected": expected}, kind="other",
+                  json_schema=schema)
+
+
+def literal_scalar(annotation: Any) -> Scalar:
+    values = list(typing.get_args(annotation))
+    by_text = {str(v).lower() if isinstance(v, bool) else str(v): v for v in values}
+
+    def convert(value: str) -> Any:
+        try:
+            return by_text[value]
+        except KeyError:
+            raise ValueError(value) from None
+
+    expected = quote_list(values)
+    return Scalar(annotation, convert, "literal_error", f"Input should be {expected}", {"expected": expected},
+                  kind="other", json_schema={"enum": values})
+
+
+def adapter_scalar(annotation: Any) -> Scalar | None:
+    """Any other type, through pydantic when it is installed (lax mode: strings convert)."""
+    try:
+        import pydantic
+    except ImportError:
+        return None
+    try:
+        adapter = pydantic.TypeAdapter(annotation)
+        schema = adapter.json_schema()
+    except Exception:
+        return None
+    validate = adapter.validate_python
+
+    def convert(value: str) -> Any:
+        try:
+            return validate(value)
+        except pydantic.ValidationError as exc:
+            raise ValueError(exc.errors(include_url=False)[0]["msg"]) from None
+
+    return Scalar(annotation, convert, "value_error", "", kind="other", json_schema=schema)
+
+
+def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    """``Optional[X]`` / ``X | None`` -> (X, True); anything else -> (annotation, False)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) < len(typing.get_args(annotation)):
+            if len(args) == 1:
+                return args[0], True
+            return typing.Union[tuple(args)], True  # noqa: UP007
+    return annotation, False
+
+
+def list_item(annotation: Any) -> Any | None:
+    """The item type of ``list[X]`` (also ``List``, ``set``, ``tuple[X, ...]``, ``Sequence``); None otherwise."""
+    origin = typing.get_origin(annotation)
+    if annotation in (list, set, tuple, frozenset):
+        return str
+    if origin in LIST_ORIGINS or origin in (list, set, frozenset, tuple):
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        return args[0] if args else str
+    return None
+
+
+def scalar_for(annotation: Any) -> Scalar | None:
+    """The Scalar for a (non-Optional, non-list) annotation; None when it is not a scalar type."""
+    if annotation is inspect.Parameter.empty:
+        return STR
+    if annotation in BUILTIN:
+        return BUILTIN[annotation]
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return enum_scalar(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return literal_scalar(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, str):
+        return Scalar(annotation, annotation, kind="str", json_schema={"type": "string"})
+    return None
+
+
+def describe(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or repr(annotation)
+
+
+def from_json(scalar: Scalar, value: Any) -> Any:
+    """A JSON value (a body field) as the scalar type: native JSON types pass, strings convert."""
+    ann = scalar.annotation
+    if ann is Any:
+        return value
+    if ann is bool:
+        if isinstance(value, bool):
+            return value
+    elif ann is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif ann is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif ann is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(value)
+    if isinstance(value, str) and scalar.convert is not None:
+        return scalar.convert(value)
+    if scalar.convert is not None and not isinstance(value, (bool, dict, list)) and value is not None:
+        return scalar.convert(str(value))
+    raise ValueError(value)

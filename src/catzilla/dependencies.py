@@ -1,0 +1,134 @@
+"""Dependency injection: ``Depends``, and what runs generator dependencies.
+
+A dependency is any callable; its own parameters are bound like a handler's
+(query, headers, body, ``Request``, other dependencies). The tree is solved
+once, when the route is added: a dependency used twice in one request (with
+``use_cache=True``, the default) is one call whose result is shared.
+
+A generator dependency (``yield``, sync or async) is entered before the
+handler and closed once the handler's response has been built; when the
+handler raises, the exception is thrown into the generator at its ``yield``
+(so ``try/except/finally`` around ``yield`` works as in FastAPI).
+``app.dependency_overrides[dep] = replacement`` swaps a dependency, for tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable, Generator
+from typing import Any
+
+
+class Depends:
+    """``Depends(callable)``; ``Depends()`` inside ``Annotated[Cls, Depends()]`` calls ``Cls``."""
+
+    def __init__(self, dependency: Callable[..., Any] | None = None, *, use_cache: bool = True) -> None:
+        self.dependency = dependency
+        self.use_cache = use_cache
+
+    def __repr__(self) -> str:
+        name = getattr(self.dependency, "__name__", type(self.dependency).__name__)
+        return f"Depends({name}{'' if self.use_cache else ', use_cache=False'})"
+
+
+class Security(Depends):
+    """As Depends; ``scopes`` are recorded for OpenAPI only."""
+
+    def __init__(self, dependency: Callable[..., Any] | None = None, *, scopes: list[str] | None = None,
+                 use_cache: bool = True) -> None:
+        super().__init__(dependency, use_cache=use_cache)
+        self.scopes = list(scopes or [])
+
+
+# ---- run-time helpers the compiled binders call (only routes with generator dependencies) ----
+
+
+def enter_sync(gen: Generator[Any, None, None], stack: list[Any]) -> Any:
+    value = next(gen)
+    stack.append(gen)
+    return value
+
+
+async def enter_async(gen: AsyncGenerator[Any, None], stack: list[Any]) -> Any:
+    value = await gen.__anext__()
+    stack.append(gen)
+    return value
+
+
+def _finished(gen: Any) -> None:
+    raise RuntimeError(f"dependency {getattr(gen, '__name__', gen)!r} yielded more than once")
+
+
+def close_sync(stack: list[Any]) -> None:
+    """Close generators, innermost first, after a successful handler."""
+    error: BaseException | None = None
+    while stack:
+        gen = stack.pop()
+        try:
+            if error is None:
+                next(gen)
+                _finished(gen)
+            else:
+                gen.throw(error)
+        except StopIteration:
+            pass
+        except BaseException as exc:  # an exit step raised: the outer ones see it
+            error = exc
+    if error is not None:
+        raise error
+
+
+def unwind_sync(stack: list[Any], exc: BaseException) -> BaseException:
+    """Throw the handler's exception into each generator, innermost first.
+
+    Returns the exception to raise: the handler's own, or one a generator
+    raised instead (e.g. an HTTPException from its ``except`` block). A
+    generator that swallows the exception does not turn it into a success.
+    """
+    while stack:
+        gen = stack.pop()
+        try:
+            gen.throw(exc)
+        except StopIteration:
+            pass
+        except BaseException as raised:
+            exc = raised
+    return exc
+
+
+async def close_async(stack: list[Any]) -> None:
+    error: BaseException | None = None
+    while stack:
+        gen = stack.pop()
+        is_async = hasattr(gen, "__anext__")
+        try:
+            if error is None:
+                if is_async:
+                    await gen.__anext__()
+                else:
+                    next(gen)
+                _finished(gen)
+            elif is_async:
+                await gen.athrow(error)
+            else:
+                gen.throw(error)
+        except (StopIteration, StopAsyncIteration):
+            pass
+        except BaseException as exc:
+            error = exc
+    if error is not None:
+        raise error
+
+
+async def unwind_async(stack: list[Any], exc: BaseException) -> BaseException:
+    while stack:
+        gen = stack.pop()
+        try:
+            if hasattr(gen, "__anext__"):
+                await gen.athrow(exc)
+            else:
+                gen.throw(exc)
+        except (StopIteration, StopAsyncIteration):
+            pass
+        except BaseException as raised:
+            exc = raised
+    return exc

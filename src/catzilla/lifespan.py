@@ -1,0 +1,61 @@
+"""Startup and shutdown: ``@app.on_event("startup")`` hooks or a ``lifespan`` context manager.
+
+They run once per serving process (each worker, after the fork) around the
+serving loop: startup before the socket is bound (a startup error stops
+``listen()``), shutdown after the server has stopped. Async hooks run on the
+app's asyncio thread, where async handlers run.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+EVENTS = ("startup", "shutdown")
+
+
+class Lifespan:
+    def __init__(self, lifespan: Callable[[Any], Any] | None = None,
+                 on_startup: list[Callable[[], Any]] | None = None,
+                 on_shutdown: list[Callable[[], Any]] | None = None) -> None:
+        self.lifespan = lifespan
+        self.hooks: dict[str, list[Callable[[], Any]]] = {"startup": list(on_startup or []),
+                                                          "shutdown": list(on_shutdown or [])}
+        self._cm: Any = None
+
+    def add(self, event: str, fn: Callable[[], Any]) -> None:
+        if event not in EVENTS:
+            raise ValueError(f"event must be 'startup' or 'shutdown', got {event!r}")
+        self.hooks[event].append(fn)
+
+    def _run(self, result: Any, run_sync: Callable[[Coroutine[Any, Any, Any]], Any]) -> Any:
+        return run_sync(result) if inspect.iscoroutine(result) else result
+
+    def startup(self, app: Any, run_sync: Callable[[Coroutine[Any, Any, Any]], Any]) -> None:
+        for fn in self.hooks["startup"]:
+            self._run(fn(), run_sync)
+        if self.lifespan is not None:
+            cm = self.lifespan(app)
+            if hasattr(cm, "__aenter__"):
+                state = run_sync(cm.__aenter__())
+            elif hasattr(cm, "__enter__"):
+                state = cm.__enter__()
+            else:
+                raise TypeError("lifespan(app) must return a context manager (use @asynccontextmanager)")
+            self._cm = cm
+            if isinstance(state, Mapping):
+                for key, value in state.items():
+                    setattr(app.state, key, value)
+
+    def shutdown(self, app: Any, run_sync: Callable[[Coroutine[Any, Any, Any]], Any]) -> None:
+        cm, self._cm = self._cm, None
+        try:
+            if cm is not None:
+                if hasattr(cm, "__aexit__"):
+                    run_sync(cm.__aexit__(None, None, None))
+                else:
+                    cm.__exit__(None, None, None)
+        finally:
+            for fn in self.hooks["shutdown"]:
+                self._run(fn(), run_sync)
