@@ -47,7 +47,7 @@ build/.asan-ext: build/.bootstrap $(SOURCES)
 run: setup
 	$(PY) examples/hello.py
 
-test: setup test-c test-asan test-python test-malloc-only
+test: setup test-c test-asan test-python test-malloc-only test-static test-fuzz
 
 test-python: setup
 	$(PY) -m pytest -q tests

@@ -228,8 +228,11 @@ int cz_conn_respond(cz_conn_t *c, const cz_http_response_t *r) {
 int cz_conn_respond_error(cz_conn_t *c, int status, const char *allow) {
     int keep = c->keep_alive && !c->closing && !c->srv->stopping;
     if (!keep) c->keep_alive = 0;
-    return cz_http_write_error(&c->out[c->cur], &c->srv->date, status, allow, c->http_minor, keep,
-                               c->head);
+    int rc = cz_http_write_error(&c->out[c->cur], &c->srv->date, status, allow, c->http_minor, keep,
+                                 c->head);
+    /* Unanswered, the next pipelined response would pass for this one's. */
+    if (rc != CZ_HTTP_OK) c->keep_alive = 0;
+    return rc;
 }
 
 static void on_write(uv_write_t *w, int status) {
@@ -292,6 +295,13 @@ static void redirect_slash(cz_conn_t *c, const cz_http_request_t *req, cz_slash_
     memcpy(loc, req->path.base, n);
     if (hint == CZ_SLASH_ADD) loc[n++] = '/';
     else n--;
+    /* "//host" or "/\host" would send a browser to another site (open
+     * redirect): such a path is simply not found. */
+    if (n > 1 && (loc[1] == '/' || loc[1] == '\\')) {
+        cz_free(c->srv->alloc, CZ_MEM_RESPONSE, loc);
+        cz_conn_respond_error(c, 404, NULL);
+        return;
+    }
     if (req->query.len) {
         loc[n++] = '?';
         memcpy(loc + n, req->query.base, req->query.len);
