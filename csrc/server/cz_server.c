@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "cz_server.h"
 
+#include "cz_answer.h"
+
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -283,52 +285,6 @@ static void conn_flush(cz_conn_t *c) {
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
-static void redirect_slash(cz_conn_t *c, const cz_http_request_t *req, cz_slash_hint_t hint) {
-    /* Starlette's redirect_slashes: 307 keeps the method and the body. */
-    size_t plen = req->path.len + 1 + (req->query.len ? req->query.len + 1 : 0);
-    char *loc = cz_malloc(c->srv->alloc, CZ_MEM_RESPONSE, plen + 1);
-    if (!loc) {
-        cz_conn_respond_error(c, 503, NULL);
-        return;
-    }
-    size_t n = req->path.len;
-    memcpy(loc, req->path.base, n);
-    if (hint == CZ_SLASH_ADD) loc[n++] = '/';
-    else n--;
-    /* "//host" or "/\host" would send a browser to another site (open
-     * redirect): such a path is simply not found. */
-    if (n > 1 && (loc[1] == '/' || loc[1] == '\\')) {
-        cz_free(c->srv->alloc, CZ_MEM_RESPONSE, loc);
-        cz_conn_respond_error(c, 404, NULL);
-        return;
-    }
-    if (req->query.len) {
-        loc[n++] = '?';
-        memcpy(loc + n, req->query.base, req->query.len);
-        n += req->query.len;
-    }
-    cz_http_header_t h = {{"Location", 8}, {loc, n}};
-    cz_http_response_t r = {0};
-    r.status = 307;
-    r.headers = &h;
-    r.num_headers = 1;
-    r.body = (cz_http_str_t){"", 0};
-    cz_conn_respond(c, &r);
-    cz_free(c->srv->alloc, CZ_MEM_RESPONSE, loc);
-}
-
-static void answer_options(cz_conn_t *c, uint32_t allowed) {
-    char allow[CZ_ROUTER_ALLOW_MAX];
-    cz_router_allow_header(c->srv->router, allowed, allow, sizeof(allow));
-    cz_http_header_t h = {{"Allow", 5}, {allow, strlen(allow)}};
-    cz_http_response_t r = {0};
-    r.status = 204;
-    r.headers = &h;
-    r.num_headers = 1;
-    r.body = (cz_http_str_t){"", 0};
-    cz_conn_respond(c, &r);
-}
-
 /* Route one complete request and answer it (or leave it pending). */
 static void conn_request(cz_conn_t *c, const cz_http_request_t *req) {
     cz_server_t *s = c->srv;
@@ -340,31 +296,17 @@ static void conn_request(cz_conn_t *c, const cz_http_request_t *req) {
     c->http_minor = (uint8_t)req->http_minor;
 
     cz_match_t m;
-    cz_router_match(s->router, req->method.base, req->method.len, req->path.base, req->path.len, &m);
-    int is_options = req->method_id == HTTP_OPTIONS;
-    if (is_options && req->target.len == 1 && req->target.base[0] == '*') {
-        answer_options(c, CZ_METHOD_GET | CZ_METHOD_POST | CZ_METHOD_PUT | CZ_METHOD_PATCH |
-                              CZ_METHOD_DELETE);
-    } else if (m.status == CZ_MATCH_FOUND || (m.status == CZ_MATCH_NOT_FOUND && s->hooks.not_found &&
-                                              m.slash == CZ_SLASH_NONE)) {
+    int keep = c->keep_alive && !c->closing && !s->stopping, rc;
+    cz_answer_to_t to = {&c->out[c->cur], &s->date, c->http_minor, keep, c->head};
+    if (cz_answer_route(s->router, s->alloc, req, s->hooks.not_found, &to, &m, &rc) == CZ_ANSWER_APP) {
         hooks_enter(s);
         if (s->hooks.request(s->hooks.ctx, c, req, &m) == CZ_DISPATCH_PENDING) {
             c->refs++;
             s->inflight++;
             return;
         }
-    } else if (m.status == CZ_MATCH_METHOD_NOT_ALLOWED) {
-        if (is_options) {
-            answer_options(c, m.allowed);
-        } else {
-            char allow[CZ_ROUTER_ALLOW_MAX];
-            cz_router_allow_header(s->router, m.allowed, allow, sizeof(allow));
-            cz_conn_respond_error(c, 405, allow);
-        }
-    } else if (m.slash != CZ_SLASH_NONE) {
-        redirect_slash(c, req, m.slash);
-    } else {
-        cz_conn_respond_error(c, 404, NULL);
+    } else if (rc != CZ_HTTP_OK || !keep) {
+        c->keep_alive = 0; /* unanswered, or answered with Connection: close */
     }
     request_done(c);
 }

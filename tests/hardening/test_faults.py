@@ -61,3 +61,28 @@ def test_graceful_shutdown_under_load_drops_no_request_in_flight() -> None:
         # close it sees while waiting to send as a read error, at most one
         # per connection.
         assert read <= 32, out
+
+
+@pytest.mark.parametrize("path", ["/\\evil.example/", "//evil.example/"])
+def test_trailing_slash_redirect_never_leaves_the_site(path: str) -> None:
+    """A 307 to "//host" or "/\\host" would be an open redirect: 404 instead."""
+    app = '''
+from catzilla import Catzilla
+app = Catzilla(production=True)
+
+@app.get("/{page}")
+def page(page: str):
+    return {"page": page}
+'''
+    with start_server(app) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port)) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 404 "), data[:200]
+        assert b"Location" not in data
+        with socket.create_connection(("127.0.0.1", srv.port)) as s:  # an ordinary redirect still works
+            s.sendall(b"GET /home/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = s.recv(65536)
+        assert data.startswith(b"HTTP/1.1 307 ") and b"Location: /home\r\n" in data
