@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -334,6 +335,18 @@ static void jemalloc_stats(cz_allocator_t *a, cz_memory_stats_t *out) {
 }
 #endif
 
+/* Resident set size of the process, or 0 where /proc is not there. glibc's
+ * heap size would not do: it still counts pages malloc_trim returned. */
+static size_t process_rss(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    unsigned long size = 0, resident = 0;
+    int n = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return n == 2 && page > 0 ? (size_t)resident * (size_t)page : 0;
+}
+
 static void libc_stats(cz_memory_stats_t *out) {
     out->allocated = 0;
     for (int p = 0; p < CZ_MEM_PURPOSES; p++) {
@@ -347,7 +360,8 @@ static void libc_stats(cz_memory_stats_t *out) {
     /* arena: heap obtained with brk/arenas; hblkhd: mmapped blocks.
      * uordblks+hblkhd is in use, fordblks is free but held. */
     out->active = mi.uordblks + mi.hblkhd;
-    out->resident = mi.arena + mi.hblkhd;
+    out->resident = process_rss();
+    if (out->resident == 0) out->resident = mi.arena + mi.hblkhd;
     out->dirty = mi.fordblks;
     out->fragmentation_percent = frag_percent(mi.arena, mi.uordblks);
     out->process_wide = 1;

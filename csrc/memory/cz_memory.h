@@ -60,7 +60,7 @@ typedef struct {
     size_t peak_allocated;  /* highest `allocated` seen since creation */
     uint64_t nmalloc, nfree;
     size_t active;          /* see cz_purpose_stats_t; malloc: heap in use (process) */
-    size_t resident;        /* jemalloc: sum over the app's arenas; malloc: heap held (process) */
+    size_t resident;        /* jemalloc: sum over the app's arenas; malloc: the process's RSS */
     size_t dirty;           /* jemalloc: sum of dirty+muzzy; malloc: free bytes in the heap (process) */
     /*
      * External fragmentation, 0..100: the share of memory the allocator

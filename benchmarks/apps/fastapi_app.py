@@ -1,0 +1,44 @@
+"""FastAPI — the benchmark routes (run with uvicorn, uvloop + httptools)."""
+
+import asyncio
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _payload import HELLO, LARGE  # noqa: E402
+
+from fastapi import FastAPI, Request  # noqa: E402
+
+app = FastAPI()
+
+
+@app.get("/")
+async def hello():
+    return HELLO
+
+
+@app.get("/users/{id}")
+async def user(id: int):
+    return {"user_id": id}
+
+
+@app.get("/search")
+async def search(q: str = "", limit: int = 10):
+    return {"q": q, "limit": limit}
+
+
+@app.post("/echo")
+async def echo(request: Request):
+    return await request.json()
+
+
+@app.get("/large")
+async def large():
+    return LARGE
+
+
+@app.get("/async")
+async def async_hello():
+    await asyncio.sleep(0)
+    return HELLO
