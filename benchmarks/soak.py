@@ -130,11 +130,15 @@ def slow_clients(port: int, stop: threading.Event, bad: list[int]) -> None:
     """Requests sent a few bytes at a time, then answered normally."""
     req = b"GET /ok HTTP/1.1\r\nHost: s\r\n\r\n"
     while not stop.is_set():
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            for i in range(0, len(req), 4):
-                s.sendall(req[i : i + 4])
-                time.sleep(0.05)
-            if read_responses(s, bytearray(), 1) != [200]:
+        try:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                for i in range(0, len(req), 4):
+                    s.sendall(req[i : i + 4])
+                    time.sleep(0.05)
+                if read_responses(s, bytearray(), 1) != [200] and not stop.is_set():
+                    bad[0] += 1
+        except OSError:
+            if not stop.is_set():
                 bad[0] += 1
 
 
