@@ -47,6 +47,7 @@ struct cz_server {
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_timer_t sweep, deadline_timer;
+    uv_prepare_t before_poll;   /* releases the embedder's lock before the loop blocks */
     uv_async_t wakeup;
     uv_signal_t sigint, sigterm;
     uv_mutex_t lock;            /* guards `posted` and `stop_requested` */
@@ -93,12 +94,16 @@ static void hooks_enter(cz_server_t *s) {
     s->locked = 1;
 }
 
-/* At the end of every loop callback that may have called a hook. */
 static void hooks_leave(cz_server_t *s) {
     if (!s->locked) return;
     s->locked = 0;
     if (s->hooks.unlock) s->hooks.unlock(s->hooks.ctx);
 }
+
+/* The lock taken by the first hook call of a loop iteration is kept for
+ * every callback of that iteration (a busy loop gets many reads from one
+ * poll) and released here, just before the loop polls and may block. */
+static void on_before_poll(uv_prepare_t *h) { hooks_leave(h->data); }
 
 /* ---- connection lifetime ------------------------------------------------------------ */
 
@@ -155,7 +160,6 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     cz_http_date_update(&s->date, time(NULL));
     conn_process(c, buf->base, (size_t)nread);
     conn_flush(c);
-    hooks_leave(s);
 }
 
 static void conn_read_start(cz_conn_t *c) {
@@ -245,7 +249,6 @@ static void on_write(uv_write_t *w, int status) {
     if (status < 0 || !c->open) {
         conn_close(c);
         conn_unref(c); /* the write's hold */
-        hooks_leave(s);
         return;
     }
     if (c->out[c->cur].len) {
@@ -260,7 +263,6 @@ static void on_write(uv_write_t *w, int status) {
         conn_resume(c); /* may answer buffered pipelined requests: hooks */
     }
     conn_unref(c);
-    hooks_leave(s);
 }
 
 static void conn_flush(cz_conn_t *c) {
@@ -424,6 +426,7 @@ static void maybe_finish_stop(cz_server_t *s) {
     if (!s->stopping || s->conns || s->inflight || !s->loop_ready) return;
     close_handle((uv_handle_t *)&s->sweep);
     close_handle((uv_handle_t *)&s->deadline_timer);
+    close_handle((uv_handle_t *)&s->before_poll);
     close_handle((uv_handle_t *)&s->wakeup);
     close_handle((uv_handle_t *)&s->sigint);
     close_handle((uv_handle_t *)&s->sigterm);
@@ -489,7 +492,6 @@ static void on_wakeup(uv_async_t *a) {
         conn_unref(c);
         list = next;
     }
-    hooks_leave(s);
     if (stop) begin_stop(s);
     maybe_finish_stop(s);
 }
@@ -543,6 +545,8 @@ cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router,
     s->sweep.data = s;
     uv_timer_init(&s->loop, &s->deadline_timer);
     s->deadline_timer.data = s;
+    uv_prepare_init(&s->loop, &s->before_poll);
+    s->before_poll.data = s;
     uv_async_init(&s->loop, &s->wakeup, on_wakeup);
     s->wakeup.data = s;
     uv_signal_init(&s->loop, &s->sigint);
@@ -608,6 +612,8 @@ int cz_server_port(const cz_server_t *s) { return s->port; }
 
 int cz_server_run(cz_server_t *s) {
     uv_timer_start(&s->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    uv_prepare_start(&s->before_poll, on_before_poll);
+    uv_unref((uv_handle_t *)&s->before_poll); /* it never keeps the loop alive */
     if (s->cfg.handle_signals) {
         uv_signal_start(&s->sigint, on_signal, SIGINT);
         uv_signal_start(&s->sigterm, on_signal, SIGTERM);
@@ -617,6 +623,7 @@ int cz_server_run(cz_server_t *s) {
     uv_mutex_unlock(&s->lock);
     if (stop) begin_stop(s);
     uv_run(&s->loop, UV_RUN_DEFAULT);
+    hooks_leave(s); /* the last iteration's, if the loop ended holding it */
     return 0;
 }
 
@@ -631,6 +638,7 @@ void cz_server_destroy(cz_server_t *s) {
     close_handle((uv_handle_t *)&s->listener);
     close_handle((uv_handle_t *)&s->sweep);
     close_handle((uv_handle_t *)&s->deadline_timer);
+    close_handle((uv_handle_t *)&s->before_poll);
     close_handle((uv_handle_t *)&s->wakeup);
     close_handle((uv_handle_t *)&s->sigint);
     close_handle((uv_handle_t *)&s->sigterm);

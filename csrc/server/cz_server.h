@@ -58,9 +58,10 @@ typedef enum {
 
 typedef struct {
     void *ctx;
-    /* Taken before the first hook call of a loop callback and released at
-     * its end, so one lock (e.g. the GIL) covers a whole batch of requests
-     * or completions. Either may be NULL. */
+    /* Taken before the first hook call of a loop iteration and released
+     * before the loop next polls (and may block), so one lock (e.g. the GIL)
+     * covers every request and completion of the iteration. Either may be
+     * NULL. Never held while the loop waits, nor after cz_server_run(). */
     void (*lock)(void *ctx);
     void (*unlock)(void *ctx);
     /*
