@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import math
 import sys
@@ -16,7 +15,7 @@ from catzilla.background import BackgroundTasks
 from catzilla.binding import Binding
 from catzilla.datastructures import State
 from catzilla.dependencies import Depends
-from catzilla.exceptions import ErrorHandlers, HTTPException, RequestValidationError
+from catzilla.exceptions import ErrorHandlers, HTTPException, RequestValidationError, is_cancellation
 from catzilla.lifespan import Lifespan
 from catzilla.memory import AppMemory
 from catzilla.middleware.base import Layer, build_chain
@@ -461,7 +460,8 @@ class Catzilla(RouteDecorators):
 
     def _report(self, exc: BaseException) -> None:
         sink = self._exception_sink
-        if sink is not None and not isinstance(exc, (HTTPException, RequestValidationError, asyncio.CancelledError)):
+        if sink is not None and not isinstance(exc, (HTTPException, RequestValidationError)) \
+                and not is_cancellation(exc):
             sink(exc)
 
     def _on_not_found(self, raw: _core.RawRequest) -> Any:

@@ -7,7 +7,6 @@ default thread pool, so neither delays the response nor blocks the loop.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 from collections.abc import Callable
@@ -26,6 +25,8 @@ class BackgroundTasks:
         self.tasks.append((func, args, kwargs))
 
     async def run(self) -> None:
+        import asyncio  # only apps with async work load it
+
         loop = asyncio.get_running_loop()
         for func, args, kwargs in self.tasks:
             try:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import http
+import sys
 import logging
 import traceback
 from collections.abc import Callable, Mapping
@@ -12,6 +12,13 @@ from typing import Any
 from catzilla.response import JSONResponse, Response
 
 log = logging.getLogger("catzilla.error")
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """asyncio.CancelledError, without importing asyncio (sync-only apps never do):
+    if asyncio is not loaded, no such error can exist."""
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(exc, asyncio.CancelledError)
 
 
 class HTTPException(Exception):
@@ -103,7 +110,7 @@ class ErrorHandlers:
             return http_exception_response(exc)
         if isinstance(exc, RequestValidationError):
             return validation_response(exc)
-        if isinstance(exc, asyncio.CancelledError):  # the server stopped before the handler finished
+        if is_cancellation(exc):  # the server stopped before the handler finished
             return JSONResponse({"detail": "Service Unavailable"}, status_code=503)
         log.error("Exception in handler", exc_info=(type(exc), exc, exc.__traceback__))
         return server_error_response(exc, production)

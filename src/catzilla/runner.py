@@ -7,12 +7,15 @@ result or exception goes back through the _Pending.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Coroutine
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from catzilla._core import _Pending
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class AsyncRunner:
@@ -21,10 +24,14 @@ class AsyncRunner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._aio: ModuleType | None = None  # asyncio, imported by the first async request
 
     def _start(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
+                import asyncio
+
+                self._aio = asyncio
                 loop = asyncio.new_event_loop()
                 ready = threading.Event()
 
@@ -44,14 +51,14 @@ class AsyncRunner:
         loop.call_soon_threadsafe(self._run, coro, pending)
 
     def _run(self, coro: Coroutine[Any, Any, Any], pending: _Pending) -> None:
-        task = asyncio.ensure_future(coro)
+        task = self._aio.ensure_future(coro)  # type: ignore[union-attr]
         self._tasks.add(task)
         task.add_done_callback(lambda t: self._done(t, pending))
 
     def _done(self, task: asyncio.Task[Any], pending: _Pending) -> None:
         self._tasks.discard(task)
         if task.cancelled():
-            pending.fail(asyncio.CancelledError("the server stopped before the handler finished"))
+            pending.fail(self._aio.CancelledError("the server stopped before the handler finished"))  # type: ignore[union-attr]
         elif (exc := task.exception()) is not None:
             pending.fail(exc)
         else:
@@ -62,7 +69,7 @@ class AsyncRunner:
         loop = self._loop or self._start()
 
         def start() -> None:
-            task = asyncio.ensure_future(coro)
+            task = self._aio.ensure_future(coro)  # type: ignore[union-attr]
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -71,7 +78,7 @@ class AsyncRunner:
     def run_sync(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Run a coroutine to completion from another thread (rare paths only)."""
         loop = self._loop or self._start()
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        return self._aio.run_coroutine_threadsafe(coro, loop).result()  # type: ignore[union-attr]
 
     def cancel_all(self) -> None:
         loop = self._loop

@@ -10,7 +10,6 @@ a middleware is async; then it runs as one coroutine on the asyncio thread.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Union
@@ -111,6 +110,8 @@ def async_layer(layer: Layer, inner: Next) -> Next:
         async def call_sync_dispatch(request: Request) -> Any:
             # A sync dispatch around async code: it runs in a thread, and its
             # call_next waits for the inner chain on this loop.
+            import asyncio  # only apps with async middleware load it
+
             loop = asyncio.get_running_loop()
 
             def blocking_next(req: Request) -> Any:
