@@ -420,16 +420,21 @@ static void close_handle(uv_handle_t *h) {
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
-static void maybe_finish_stop(cz_server_t *s) {
-    /* Requests in flight will post their completion: the wakeup handle
-     * must stay open for them. */
-    if (!s->stopping || s->conns || s->inflight || !s->loop_ready) return;
+/* The loop's own handles; once they are closed, uv_run() returns. */
+static void close_loop_handles(cz_server_t *s) {
     close_handle((uv_handle_t *)&s->sweep);
     close_handle((uv_handle_t *)&s->deadline_timer);
     close_handle((uv_handle_t *)&s->before_poll);
     close_handle((uv_handle_t *)&s->wakeup);
     close_handle((uv_handle_t *)&s->sigint);
     close_handle((uv_handle_t *)&s->sigterm);
+}
+
+static void maybe_finish_stop(cz_server_t *s) {
+    /* Requests in flight will post their completion: the wakeup handle
+     * must stay open for them. */
+    if (!s->stopping || s->conns || s->inflight || !s->loop_ready) return;
+    close_loop_handles(s);
 }
 
 static void on_shutdown_deadline(uv_timer_t *t) {
@@ -636,12 +641,7 @@ void cz_server_destroy(cz_server_t *s) {
         conn_close(c);
     }
     close_handle((uv_handle_t *)&s->listener);
-    close_handle((uv_handle_t *)&s->sweep);
-    close_handle((uv_handle_t *)&s->deadline_timer);
-    close_handle((uv_handle_t *)&s->before_poll);
-    close_handle((uv_handle_t *)&s->wakeup);
-    close_handle((uv_handle_t *)&s->sigint);
-    close_handle((uv_handle_t *)&s->sigterm);
+    close_loop_handles(s);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     uv_loop_close(&s->loop);
     uv_mutex_destroy(&s->lock);
