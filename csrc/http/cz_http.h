@@ -45,6 +45,9 @@ typedef struct {
     cz_http_str_t value; /* leading and trailing whitespace removed */
 } cz_http_header_t;
 
+/* 1 when `s` is a non-empty RFC 9110 token (method and field names). */
+int cz_http_is_token(cz_http_str_t s);
+
 /* Standard reason phrase of a status code (RFC 9110), "" when unknown. */
 const char *cz_http_reason(int status);
 

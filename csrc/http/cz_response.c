@@ -217,7 +217,7 @@ static int is_tchar(unsigned char c) {
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static int is_token(cz_http_str_t s) {
+int cz_http_is_token(cz_http_str_t s) {
     size_t i;
 
     if (!s.base || s.len == 0)
@@ -312,7 +312,7 @@ static int plan_headers(plan_t *pl, const cz_http_response_t *r) {
         const cz_http_header_t *h = &r->headers[i];
         int kind;
 
-        if (!is_token(h->name) || !is_field_text(h->value))
+        if (!cz_http_is_token(h->name) || !is_field_text(h->value))
             return -1;
         kind = classify(h->name);
         if (kind == H_DROP)

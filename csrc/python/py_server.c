@@ -379,19 +379,6 @@ static int valid_endpoint(PyObject *ep) {
     return 1;
 }
 
-/* RFC 9110 token: what a method name may be. */
-static int is_token(const char *t, Py_ssize_t n) {
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    if (n == 0) return 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)t[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-              (c && strchr(extra, c))))
-            return 0;
-    }
-    return 1;
-}
-
 /* The pattern as clients send its path: bytes >= 0x80 and spaces outside
  * {parameters} are percent-encoded (UTF-8, uppercase hex), so "/caf\xc3\xa9"
  * routes "/caf%C3%A9". The router matches raw paths. */
@@ -441,7 +428,7 @@ static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
         PyObject *m = PyTuple_GET_ITEM(methods, i);
         Py_ssize_t mlen;
         const char *ms = PyUnicode_Check(m) ? PyUnicode_AsUTF8AndSize(m, &mlen) : NULL;
-        if (!ms || !is_token(ms, mlen) || mlen > (Py_ssize_t)CZ_ROUTER_METHOD_MAX) {
+        if (!ms || !cz_http_is_token((cz_http_str_t){ms, (size_t)mlen}) || mlen > (Py_ssize_t)CZ_ROUTER_METHOD_MAX) {
             PyErr_Clear();
             PyErr_Format(PyExc_ValueError, "invalid method %R for route %R: methods are HTTP tokens", m, pattern);
             goto fail;

@@ -206,6 +206,11 @@ static void conn_resume(cz_conn_t *c) {
 
 /* ---- responding --------------------------------------------------------------------------- */
 
+/* Whether the response being written may leave the connection open. */
+static int conn_keeps_alive(const cz_conn_t *c) {
+    return c->keep_alive && !c->closing && !c->srv->stopping;
+}
+
 static void request_done(cz_conn_t *c) {
     cz_server_t *s = c->srv;
     c->state = CONN_IDLE;
@@ -219,7 +224,7 @@ static void request_done(cz_conn_t *c) {
 int cz_conn_respond(cz_conn_t *c, const cz_http_response_t *r) {
     cz_http_response_t resp = *r;
     resp.http_minor = c->http_minor;
-    resp.keep_alive = c->keep_alive && !c->closing && !c->srv->stopping;
+    resp.keep_alive = conn_keeps_alive(c);
     resp.head = c->head;
     if (!resp.keep_alive) c->keep_alive = 0;
     int rc = cz_http_response_write(&c->out[c->cur], &c->srv->date, &resp);
@@ -232,7 +237,7 @@ int cz_conn_respond(cz_conn_t *c, const cz_http_response_t *r) {
 }
 
 int cz_conn_respond_error(cz_conn_t *c, int status, const char *allow) {
-    int keep = c->keep_alive && !c->closing && !c->srv->stopping;
+    int keep = conn_keeps_alive(c);
     if (!keep) c->keep_alive = 0;
     int rc = cz_http_write_error(&c->out[c->cur], &c->srv->date, status, allow, c->http_minor, keep,
                                  c->head);
@@ -298,7 +303,7 @@ static void conn_request(cz_conn_t *c, const cz_http_request_t *req) {
     c->http_minor = (uint8_t)req->http_minor;
 
     cz_match_t m;
-    int keep = c->keep_alive && !c->closing && !s->stopping, rc;
+    int keep = conn_keeps_alive(c), rc;
     cz_answer_to_t to = {&c->out[c->cur], &s->date, c->http_minor, keep, c->head};
     if (cz_answer_route(s->router, s->alloc, req, s->hooks.not_found, &to, &m, &rc) == CZ_ANSWER_APP) {
         hooks_enter(s);
