@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from .harness import ceilings, memstudy, report, sysinfo
+from .harness import ceilings, framework, memstudy, report, sysinfo
 from .harness.bench import PROFILES, measure
 from .harness.paths import RESULTS, our_python
 from .harness.servers import SERVERS, nginx_binary
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int)
     ap.add_argument("--duration", type=float, help="seconds per run")
     ap.add_argument("--warmup", type=float, help="seconds of warm-up")
+    ap.add_argument("--pairs", type=int, default=5, help="hello/typed pairs of the framework target (default 5)")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory study")
     ap.add_argument("--memory-only", action="store_true", help="only the memory study")
     ap.add_argument("--out", default=str(RESULTS))
@@ -158,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"  {spec.name:15s} {e['status'].upper()}: {e.get('error', '')}")
                     if e.get("excerpt"):
                         log("    | " + "\n    | ".join(e["excerpt"].strip().splitlines()[-6:]))
+
+    if "typed" in prof.workloads and any(s.name == "catzilla" for s in specs) and ours_python_ok()[0]:
+        log(f"[framework] {args.pairs} alternating pairs of hello / typed on one Catzilla server")
+        results["framework"] = framework.run_pairs(prof, args.pairs, python=our_python(), log=log)
 
     if results["results"] and ours_python_ok()[0]:
         results["json_costs"] = ceilings.json_costs(our_python(), prof.server_cpu)

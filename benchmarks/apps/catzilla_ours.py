@@ -1,6 +1,7 @@
 """Catzilla (this repo) — the benchmark routes. Run with the repo's .venv python.
 
-Port from $BENCH_PORT; allocator from $BENCH_ALLOCATOR (jemalloc|malloc, default jemalloc).
+Port from $BENCH_PORT; allocator from $BENCH_ALLOCATOR (jemalloc|malloc, default jemalloc);
+$BENCH_TYPED=1 adds the typed route (pydantic).
 """
 
 import asyncio
@@ -11,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _payload import HELLO, LARGE  # noqa: E402
 
-from catzilla import Catzilla, Request  # noqa: E402
+from catzilla import Catzilla, Query, Request  # noqa: E402
 
 app = Catzilla(use_jemalloc=os.environ.get("BENCH_ALLOCATOR", "jemalloc") == "jemalloc", production=True)
 
@@ -45,6 +46,20 @@ def large():
 async def async_hello():
     await asyncio.sleep(0)
     return HELLO
+
+
+
+if os.environ.get("BENCH_TYPED"):  # pydantic only where the workload needs it: it adds ~10 MiB of RSS
+    from pydantic import BaseModel
+
+    class Item(BaseModel):
+        name: str
+        price: float
+        tags: list[str] = []
+
+    @app.post("/items")
+    def create_item(item: Item, q: str, limit: int = Query(10, ge=1, le=100)) -> Item:
+        return item
 
 
 if __name__ == "__main__":

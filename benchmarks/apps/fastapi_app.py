@@ -8,7 +8,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _payload import HELLO, LARGE  # noqa: E402
 
-from fastapi import FastAPI, Request  # noqa: E402
+from fastapi import FastAPI, Query, Request  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
 
 app = FastAPI()
 
@@ -42,3 +43,14 @@ async def large():
 async def async_hello():
     await asyncio.sleep(0)
     return HELLO
+
+
+class Item(BaseModel):
+    name: str
+    price: float
+    tags: list[str] = []
+
+
+@app.post("/items")
+async def create_item(item: Item, q: str, limit: int = Query(10, ge=1, le=100)) -> Item:
+    return item

@@ -36,7 +36,7 @@ class Profile:
 
 PROFILES = {
     # < 5 minutes once the venvs exist: every server, the workloads the targets need, one short run.
-    "quick": Profile("quick", warmup=1, duration=2, runs=1, workloads=["hello", "path", "echo_small", "echo_10k"],
+    "quick": Profile("quick", warmup=1, duration=2, runs=1, workloads=["hello", "path", "echo_small", "echo_10k", "typed"],
                      mem_runs=1, mem_duration=6, mem_connections=256, spike_duration=4, idle_duration=6),
     # about an hour: every workload, 5 runs of 6 s after a 3 s warm-up; the memory study 3 x 30 s.
     "full": Profile("full", warmup=3, duration=6, runs=5, workloads=list(ALL_WORKLOADS),
@@ -53,11 +53,11 @@ def _stats(values: list[float]) -> dict | None:
 
 def measure(spec: ServerSpec, w: Workload, prof: Profile, python: str | None = None, log=print) -> dict:
     entry: dict = {"server": spec.name, "workload": w.name, "status": "ok", "request": w.describe()}
-    if w.name in spec.skip:
-        entry.update(status="not-applicable", error=spec.skip[w.name])
+    if w.name in spec.skip or (w.only and spec.name not in w.only):
+        entry.update(status="not-applicable", error=spec.skip.get(w.name, "no such route in this app"))
         return entry
     try:
-        srv = start_server(spec, python=python, cpu=prof.server_cpu)
+        srv = start_server(spec, python=python, cpu=prof.server_cpu, env=dict(w.server_env))
     except ServerError as e:
         entry.update(status="start-failed", error=str(e), excerpt=e.excerpt)
         return entry

@@ -10,7 +10,7 @@ from .servers import BY_NAME as SPECS
 from .servers import SERVERS
 
 OURS = "catzilla"
-C64 = ("hello", "path", "query", "echo_small", "echo_10k", "large", "async", "noka")
+C64 = ("hello", "path", "query", "echo_small", "echo_10k", "large", "async", "noka", "typed")
 
 
 # -- lookups -------------------------------------------------------------------------------
@@ -87,6 +87,18 @@ def targets(results: dict) -> list[dict]:
     ratio_row("hello JSON >= 0.8x nginx", "hello", 0.8, "nginx")
     ratio_row("JSON POST echo (~200 B) >= 1.5x the fastest peer", "echo_small", 1.5, "peer")
     ratio_row("JSON POST echo (~10 KB) >= 1.5x the fastest peer", "echo_10k", 1.5, "peer")
+
+    fw = results.get("framework")
+    if fw:
+        row = {"target": f"typed route (2 query params + pydantic body) >= {fw.get('target', 0.75)}x our hello",
+               "met": fw.get("met")}
+        if fw.get("status") == "ok":
+            row["measured"] = (f"{_n(fw['typed_median'])} / {_n(fw['hello_median'])} = **{fw['ratio_median']:.2f}x** "
+                               f"(median of {len(fw['pairs'])} alternating pairs on one server: "
+                               + ", ".join(f"{p['ratio']:.2f}" for p in fw["pairs"] if "ratio" in p) + ")")
+        else:
+            row["measured"] = f"{fw.get('status')}: {fw.get('error')}"
+        out.append(row)
 
     measured = [w for w in C64 if w in results["workloads"]]
     per = []

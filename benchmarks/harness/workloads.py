@@ -22,6 +22,9 @@ ECHO_SMALL = _compact({
     "address": {"street": "123 Main Street", "city": "Springfield", "zip": "12345", "country": "US"},
     "score": 9876,
 })
+# The framework target's route: two typed query parameters and a pydantic body, echoed as the model.
+TYPED_PATH = "/items?q=abc&limit=5"
+TYPED_BODY = b'{"name":"widget","price":9.5,"tags":["a","b"]}'
 ECHO_10K = _compact({
     "batch": "bench-10k",
     "items": [
@@ -41,6 +44,8 @@ class Workload:
     connections: int = 64
     close: bool = False  # "Connection: close": a new connection per request
     expect: bytes = b""
+    only: tuple[str, ...] = ()  # the servers whose apps have this route (empty: all)
+    server_env: tuple[tuple[str, str], ...] = ()  # for the server process: routes most workloads do without
 
     @property
     def headers(self) -> tuple[str, ...]:
@@ -65,6 +70,8 @@ def _workloads() -> list[Workload]:
         Workload("async", "async handler (await asyncio.sleep(0))", "/async", expect=hello),
         Workload("c256", "hello JSON, 256 connections", "/", connections=256, expect=hello),
         Workload("noka", "hello JSON, keep-alive off", "/", close=True, expect=hello),
+        Workload("typed", "typed route: 2 query params + pydantic body", TYPED_PATH, "POST", TYPED_BODY,
+                 expect=TYPED_BODY, only=("catzilla", "fastapi"), server_env=(("BENCH_TYPED", "1"),)),
     ]
 
 

@@ -1,5 +1,6 @@
 /* catzilla._core: the extension module. Types and glue only. */
 #include "py_allocator.h"
+#include "py_direct.h"
 #include "py_request.h"
 #include "py_server.h"
 
@@ -48,7 +49,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;
     if (cz_py_allocator_register(m) < 0 || cz_py_request_register(m) < 0 ||
-        cz_py_server_register(m) < 0) {
+        cz_py_server_register(m) < 0 || cz_py_direct_register(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -10,18 +10,20 @@
 #include <string.h>
 
 #include "py_allocator.h"
+#include "py_direct.h"
 #include "py_json.h"
 #include "py_request.h"
 #include "py_server.h"
 
-/* Endpoint modes, decided once at registration by the Python layer. */
-enum { MODE_NO_ARGS = 0, MODE_REQUEST = 1 };
+/* Endpoint modes, decided once at registration by the Python layer:
+ * [0, handler()], [1, binder(raw)], [2, handler(*args), CallPlan, binder(raw)]. */
+enum { MODE_NO_ARGS = 0, MODE_REQUEST = 1, MODE_DIRECT = 2 };
 
 typedef struct {
     PyObject_HEAD
     CzAllocatorObject *alloc;
     cz_router_t *router;
-    PyObject *endpoints;      /* one [mode, callable] per router route: keeps them alive */
+    PyObject *endpoints;      /* one endpoint list per router route: keeps them alive */
     PyObject *registered;     /* {(method, encoded pattern): route index} */
     cz_server_t *server;      /* while bound */
     PyThreadState *tstate;    /* the loop thread's, while it runs without the GIL */
@@ -192,6 +194,22 @@ static void respond_raised(CzServerObject *self, cz_conn_t *c, PyObject *raw) {
 
 /* ---- hooks (loop thread, GIL not held on entry) ------------------------------------------- */
 
+/* A direct call's result (stolen): the plan's JSON answer, or finish, or as any value. */
+static cz_dispatch_t direct_answer(CzServerObject *self, cz_conn_t *c, PyObject *plan, PyObject *result) {
+    int status;
+    PyObject *body = cz_py_direct_render(plan, result, &status);
+    if (body) {
+        respond_plain(c, status, CT_JSON, PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body));
+        Py_DECREF(body);
+    } else {
+        PyObject *finish = cz_py_direct_finish(plan);
+        if (!PyErr_Occurred() && finish) Py_SETREF(result, PyObject_CallOneArg(finish, result));
+        if (PyErr_Occurred() || !result || respond_value(self, c, result) < 0) respond_raised(self, c, NULL);
+    }
+    Py_XDECREF(result);
+    return CZ_DISPATCH_DONE;
+}
+
 static cz_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_http_request_t *req,
                               const cz_match_t *m) {
     PyObject *raw = NULL, *result;
@@ -205,6 +223,16 @@ static cz_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_http_
         PyObject *fn = PyList_GET_ITEM(ep, 1);
         if (mode == MODE_NO_ARGS) {
             result = PyObject_CallNoArgs(fn);
+        } else if (mode == MODE_DIRECT) {
+            int declined;
+            PyObject *plan = PyList_GET_ITEM(ep, 2);
+            result = cz_py_direct_call(plan, fn, req, m, &declined);
+            if (declined) {
+                raw = cz_py_request_new(self->alloc, c, req, m);
+                result = raw ? PyObject_CallOneArg(PyList_GET_ITEM(ep, 3), raw) : NULL;
+            } else if (result && !PyCoro_CheckExact(result)) {
+                return direct_answer(self, c, plan, result);
+            }
         } else {
             raw = cz_py_request_new(self->alloc, c, req, m);
             result = raw ? PyObject_CallOneArg(fn, raw) : NULL;
@@ -364,16 +392,22 @@ static void Server_dealloc(CzServerObject *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* An endpoint is a list [mode, callable]; checked here once, read per request. */
+/* An endpoint is a list [mode, callable] or [2, callable, CallPlan, binder];
+ * checked here once, read per request. */
 static int valid_endpoint(PyObject *ep) {
-    if (!PyList_CheckExact(ep) || PyList_GET_SIZE(ep) != 2 || !PyLong_CheckExact(PyList_GET_ITEM(ep, 0)) ||
+    if (!PyList_CheckExact(ep) || PyList_GET_SIZE(ep) < 2 || !PyLong_CheckExact(PyList_GET_ITEM(ep, 0)) ||
         !PyCallable_Check(PyList_GET_ITEM(ep, 1))) {
-        PyErr_Format(PyExc_TypeError, "endpoint must be a list [mode, callable], got %R", ep);
+        PyErr_Format(PyExc_TypeError, "endpoint must be a list [mode, callable, ...], got %R", ep);
         return 0;
     }
     long mode = PyLong_AsLong(PyList_GET_ITEM(ep, 0));
-    if (mode != MODE_NO_ARGS && mode != MODE_REQUEST) {
-        PyErr_Format(PyExc_ValueError, "endpoint mode must be 0 or 1, got %ld", mode);
+    Py_ssize_t n = PyList_GET_SIZE(ep);
+    int ok = mode == MODE_DIRECT ? n == 4 && PyObject_TypeCheck(PyList_GET_ITEM(ep, 2), &CzCallPlan_Type) &&
+                                       PyCallable_Check(PyList_GET_ITEM(ep, 3))
+                                 : (mode == MODE_NO_ARGS || mode == MODE_REQUEST) && n == 2;
+    if (!ok) {
+        PyErr_Format(PyExc_ValueError,
+                     "endpoint must be [0, handler], [1, binder] or [2, handler, CallPlan, binder], got %R", ep);
         return 0;
     }
     return 1;
@@ -593,7 +627,7 @@ static PyObject *Server_counters(CzServerObject *self, PyObject *unused) {
 
 static PyMethodDef Server_methods[] = {
     {"add_route", (PyCFunction)Server_add_route, METH_VARARGS,
-     "add_route(method or methods, pattern, [mode, callable]) -> index or indexes.\n"
+     "add_route(method or methods, pattern, endpoint) -> index or indexes.\n"
      "All methods are added or none; ValueError on a bad, duplicate or conflicting route.\n"
      "The list is read on every request: changing it (not while serving) rewires the route."},
     {"set_hooks", (PyCFunction)(void (*)(void))Server_set_hooks, METH_VARARGS | METH_KEYWORDS,

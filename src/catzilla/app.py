@@ -215,8 +215,8 @@ class Catzilla(RouteDecorators):
             status_code=status_code, response_class=options.get("response_class"), binding=binding,
             middleware=tuple(route_mw),
         )
-        # [mode, callable], shared by the route's methods; the C core reads it per request.
-        target = [binding.mode, binding.endpoint()]
+        # The endpoint list, shared by the route's methods; the C core reads it per request.
+        target = binding.target()
         self._server.add_route(method_list, path, target)  # every method or none
         if not internal:
             self._routes.append(route)
@@ -381,7 +381,7 @@ class Catzilla(RouteDecorators):
                 self._runner.close()
 
     def _prepare(self) -> None:
-        """Wire each route's [mode, callable] for this run: the bare endpoint, or its middleware chain."""
+        """Wire each route's endpoint list for this run: the bare endpoint, or its middleware chain."""
         if not self._docs_installed and self.openapi_url and self.docs_url:
             self._docs_installed = True
             taken = {r.path for r in self._routes}
@@ -394,7 +394,7 @@ class Catzilla(RouteDecorators):
             layers = app_layers + route_layers
             binding = route.binding
             if not layers:
-                target[:] = [binding.mode, binding.endpoint()]
+                target[:] = binding.target()
             else:
                 target[:] = [MODE_REQUEST, self._chain(layers, binding.call, binding.is_async)]
         # CORS preflights must reach app middleware: OPTIONS on every path that has no OPTIONS route.

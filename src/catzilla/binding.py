@@ -1,8 +1,10 @@
 """A handler, analysed and compiled once: what the C core calls for its route.
 
 ``Binding.mode`` is 0 for a handler that needs nothing from the request (the
-C core calls it with no arguments and builds no request object) and 1 for
-the rest (the compiled binder takes the ``RawRequest``).
+C core calls it with no arguments and builds no request object), 2 for one
+whose arguments the C core can take itself (``catzilla.direct``; the binder
+stays as its fallback) and 1 for the rest (the compiled binder takes the
+``RawRequest``).
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from catzilla import models, rendering
+from catzilla import direct, models, rendering
 from catzilla.analysis import Dependant, analyze, split_annotated, type_hints
 from catzilla.background import BackgroundTasks
 from catzilla.compiler import Compiler
 from catzilla.dependencies import Depends
-from catzilla.params import MODE_NO_ARGS, MODE_REQUEST, Undefined
+from catzilla.params import MODE_DIRECT, MODE_NO_ARGS, MODE_REQUEST, Undefined
 from catzilla.request import Request
 from catzilla.response import Response
 
@@ -76,6 +78,12 @@ class Binding:
         self._override_cache: dict[Any, Callable[..., Any]] = {}
         self._bind = self._compile(self.dependant, self.extra, with_override_check=True) \
             if self.mode == MODE_REQUEST else None
+        self.plan = direct.plan_for(
+            d, self.extra, self.finish, 200 if status_code is None else status_code, self.response_model,
+            response_class, response_model_exclude_none, response_model_exclude_unset,
+        ) if self.mode == MODE_REQUEST else None
+        if self.plan is not None:
+            self.mode = MODE_DIRECT
 
     def _compile(self, dependant: Dependant, extra: list[Dependant], with_override_check: bool) -> Callable[..., Any]:
         return Compiler(
@@ -97,23 +105,27 @@ class Binding:
             self._override_cache = {key: fn}
         return fn(raw, request)
 
-    def endpoint(self) -> Callable[..., Any]:
-        """What the C core calls: the handler itself (mode 0), or the compiled binder (mode 1)."""
-        if self.mode == MODE_REQUEST:
-            assert self._bind is not None
-            return self._bind
+    def target(self) -> list[Any]:
+        """The route's endpoint list for the C core: ``[mode, callable]`` or ``[2, handler, plan, binder]``."""
+        if self.plan is not None:
+            call = self.handler if self.finish is None or not self.is_async else self._finished_handler()
+            return [MODE_DIRECT, call, self.plan, self._bind]
+        return [self.mode, self._bind if self.mode == MODE_REQUEST else self._finished_handler()]
+
+    def _finished_handler(self) -> Callable[..., Any]:
+        """The handler with the route's finish step applied to what it returns."""
         finish = self.finish
         if finish is None:
             return self.handler
         handler = self.handler
         if inspect.iscoroutinefunction(handler):
-            async def finish_async() -> Any:
-                return finish(await handler())
+            async def finish_async(*args: Any) -> Any:
+                return finish(await handler(*args))
 
             return finish_async
 
-        def finish_sync() -> Any:
-            return finish(handler())
+        def finish_sync(*args: Any) -> Any:
+            return finish(handler(*args))
 
         return finish_sync
 
@@ -121,7 +133,7 @@ class Binding:
         """Call with a request at hand (middleware): may return a coroutine."""
         if self._bind is not None:
             return self._bind(raw, request)
-        return self.endpoint()()
+        return self._finished_handler()()
 
     @property
     def source(self) -> str | None:

@@ -128,6 +128,10 @@ class Adapter:
         """A handler's return value as this (response) type: validated, extra fields dropped."""
         return self.validate_python(value)
 
+    def json_renderer(self, exclude_none: bool, exclude_unset: bool) -> tuple[Callable[..., bytes], dict[str, Any]]:
+        """``(fn, kwargs)``: ``fn(value, **kwargs)`` is ``dump_json`` of an instance, by the fastest call."""
+        return self.dump_json, {"exclude_none": exclude_none, "exclude_unset": exclude_unset}
+
     # Fast path for the compiled binder: (callable, exception types, converter).
     def json_entry(self) -> tuple[Callable[[bytes], Any], tuple[type[BaseException], ...],
                                   Callable[[BaseException, tuple[Any, ...]], ErrorList]]:
@@ -179,6 +183,10 @@ class PydanticAdapter(Adapter):
     def json_entry(self) -> Any:
         return self.validator.validate_json, (self._pd.ValidationError,), pydantic_errors
 
+    def json_renderer(self, exclude_none: bool, exclude_unset: bool) -> tuple[Callable[..., bytes], dict[str, Any]]:
+        kwargs = {"by_alias": True, "exclude_none": exclude_none, "exclude_unset": exclude_unset}
+        return self.serializer.to_json, {k: v for k, v in kwargs.items() if v}
+
 
 class MsgspecAdapter(Adapter):
     kind = "msgspec"
@@ -218,6 +226,11 @@ class MsgspecAdapter(Adapter):
 
     def json_entry(self) -> Any:
         return self.decoder.decode, (self._ms.DecodeError,), msgspec_errors
+
+    def json_renderer(self, exclude_none: bool, exclude_unset: bool) -> tuple[Callable[..., bytes], dict[str, Any]]:
+        if exclude_none:
+            return super().json_renderer(exclude_none, exclude_unset)
+        return self.encode, {}
 
 
 def _drop_none(value: Any) -> Any:

@@ -221,9 +221,14 @@ def test_no_params_is_mode_0_and_the_bare_handler() -> None:
     def typed(q: int):
         return q
 
+    @app.get("/with-request")
+    def with_request(request: Request, q: int):
+        return q
+
     entry = {r.path: t for r, t, _ in app._targets}
     assert entry["/"] == [0, hello]
-    assert entry["/typed"][0] == 1
+    assert entry["/typed"][:2] == [2, typed]  # arguments taken in C, the handler called directly
+    assert entry["/with-request"][0] == 1
     with TestClient(app) as c:
         assert c.get("/").json() == {"hello": "world"}
         assert entry["/"] == [0, hello]  # still the bare handler while serving

@@ -1,0 +1,347 @@
+#include "py_direct.h"
+
+#include <string.h>
+
+enum { SRC_PATH, SRC_QUERY, SRC_HEADER, SRC_BODY };
+enum { KIND_STR, KIND_INT, KIND_FLOAT, KIND_CALL };
+enum { B_GT, B_GE, B_LT, B_LE, NBOUNDS };
+
+typedef struct {
+    int source, kind, required;
+    PyObject *key;            /* bytes; header names lowercased */
+    PyObject *convert;        /* KIND_CALL: str (or body bytes) -> value */
+    PyObject *dflt;           /* when absent and not required */
+    PyObject *bound[NBOUNDS]; /* NULL: none */
+    Py_ssize_t min_len, max_len; /* -1: none */
+} arg_spec_t;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t nargs;
+    arg_spec_t args[CZ_DIRECT_MAX_ARGS];
+    int uses_query;
+    PyObject *render_type, *render, *render_kwnames, *render_kwvalues, *finish;
+    int status;
+} CzCallPlanObject;
+
+/* ---- taking values out of the request ---------------------------------------------- */
+
+/* The last `key=value` of the query for `key` (parse_query's rule). */
+static int query_lookup(cz_http_str_t q, const char *key, size_t klen, cz_http_str_t *out) {
+    int found = 0;
+    const char *p = q.base, *end = q.base + q.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        const char *kend = eq ? eq : stop;
+        if ((size_t)(kend - p) == klen && memcmp(p, key, klen) == 0) {
+            *out = eq ? (cz_http_str_t){eq + 1, (size_t)(stop - eq - 1)} : (cz_http_str_t){stop, 0};
+            found = 1;
+        }
+        p = stop + 1;
+    }
+    return found;
+}
+
+static int header_lookup(const cz_http_request_t *req, const char *key, size_t klen, cz_http_str_t *out) {
+    int found = 0;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        cz_http_str_t n = req->headers[i].name;
+        if (n.len != klen) continue;
+        size_t k = 0;
+        for (; k < klen; k++) {
+            char ch = n.base[k];
+            if (ch >= 'A' && ch <= 'Z') ch = (char)(ch + 32);
+            if (ch != key[k]) break;
+        }
+        if (k == klen) {
+            *out = req->headers[i].value;
+            found = 1;
+        }
+    }
+    return found;
+}
+
+static int path_lookup(const cz_http_request_t *req, const cz_match_t *m, const char *key, size_t klen,
+                       cz_http_str_t *out) {
+    for (size_t i = 0; i < m->nparams; i++) {
+        if (m->params[i].name_len == klen && memcmp(m->params[i].name, key, klen) == 0) {
+            *out = (cz_http_str_t){req->path.base + m->params[i].offset, m->params[i].len};
+            /* Percent-encoded values are the binder's: it decodes them. */
+            return memchr(out->base, '%', out->len) == NULL;
+        }
+    }
+    return 0;
+}
+
+/* Digits with an optional sign, as int() reads them; NULL for any other spelling. */
+static PyObject *parse_int(cz_http_str_t s) {
+    size_t i = (s.len && (s.base[0] == '-' || s.base[0] == '+')) ? 1 : 0;
+    if (i == s.len || s.len - i > 18) return NULL;
+    long long v = 0;
+    for (size_t k = i; k < s.len; k++) {
+        if (s.base[k] < '0' || s.base[k] > '9') return NULL;
+        v = v * 10 + (s.base[k] - '0');
+    }
+    return PyLong_FromLongLong(s.base[0] == '-' ? -v : v);
+}
+
+/* A plain decimal number, read by float()'s own parser; NULL for any other spelling. */
+static PyObject *parse_float(cz_http_str_t s) {
+    char buf[64];
+    int digits = 0;
+    if (s.len == 0 || s.len >= sizeof(buf)) return NULL;
+    for (size_t k = 0; k < s.len; k++) {
+        char ch = s.base[k];
+        if (ch >= '0' && ch <= '9') digits = 1;
+        else if (!strchr("+-.eE", ch) || ch == '\0') return NULL;
+    }
+    if (!digits) return NULL;
+    memcpy(buf, s.base, s.len);
+    buf[s.len] = '\0';
+    char *end;
+    double d = PyOS_string_to_double(buf, &end, NULL);
+    if (PyErr_Occurred() || end != buf + s.len) return NULL;
+    return PyFloat_FromDouble(d);
+}
+
+static PyObject *convert_value(const arg_spec_t *a, cz_http_str_t s) {
+    switch (a->kind) {
+    case KIND_INT: return parse_int(s);
+    case KIND_FLOAT: return parse_float(s);
+    default: break;
+    }
+    /* Query and header bytes are latin-1, as the binder reads them. */
+    PyObject *str = PyUnicode_DecodeLatin1(s.base, (Py_ssize_t)s.len, NULL);
+    if (!str || a->kind == KIND_STR) return str;
+    PyObject *v = PyObject_CallOneArg(a->convert, str);
+    Py_DECREF(str);
+    return v;
+}
+
+/* The binder's checks, as "does the value pass all of them". */
+static int within_constraints(const arg_spec_t *a, PyObject *v) {
+    static const int fail_op[NBOUNDS] = {Py_LE, Py_LT, Py_GE, Py_GT};
+    for (int b = 0; b < NBOUNDS; b++) {
+        if (a->bound[b] && PyObject_RichCompareBool(v, a->bound[b], fail_op[b]) != 0) return 0;
+    }
+    if (a->min_len >= 0 || a->max_len >= 0) {
+        Py_ssize_t n = PyObject_Length(v);
+        if (n < 0 || (a->min_len >= 0 && n < a->min_len) || (a->max_len >= 0 && n > a->max_len)) return 0;
+    }
+    return 1;
+}
+
+/* One argument: a new reference, or NULL to decline (any exception cleared). */
+static PyObject *take_arg(const arg_spec_t *a, const cz_http_request_t *req, const cz_match_t *m) {
+    const char *key = PyBytes_AS_STRING(a->key);
+    size_t klen = (size_t)PyBytes_GET_SIZE(a->key);
+    cz_http_str_t s = {0};
+    int found;
+    switch (a->source) {
+    case SRC_PATH: found = path_lookup(req, m, key, klen, &s); break;
+    case SRC_QUERY: found = query_lookup(req->query, key, klen, &s); break;
+    case SRC_HEADER: found = header_lookup(req, key, klen, &s); break;
+    default:
+        s = req->body;
+        found = s.len > 0;
+        break;
+    }
+    if (!found) return a->required ? NULL : Py_NewRef(a->dflt);
+    PyObject *v;
+    if (a->source == SRC_BODY) {
+        PyObject *body = PyBytes_FromStringAndSize(s.base, (Py_ssize_t)s.len);
+        v = body ? PyObject_CallOneArg(a->convert, body) : NULL;
+        Py_XDECREF(body);
+    } else {
+        v = convert_value(a, s);
+        if (v && !within_constraints(a, v)) Py_CLEAR(v);
+    }
+    if (!v) PyErr_Clear();
+    return v;
+}
+
+PyObject *cz_py_direct_call(PyObject *plan_obj, PyObject *fn, const cz_http_request_t *req, const cz_match_t *m,
+                            int *declined) {
+    CzCallPlanObject *plan = (CzCallPlanObject *)plan_obj;
+    *declined = 0;
+    /* Encoded queries are decoded by the binder (and a "%71" may spell a key). */
+    if (plan->uses_query && req->query.len && (memchr(req->query.base, '%', req->query.len) ||
+                             memchr(req->query.base, '+', req->query.len))) {
+        *declined = 1;
+        return NULL;
+    }
+    PyObject *argv[CZ_DIRECT_MAX_ARGS] = {NULL};
+    Py_ssize_t n = 0;
+    for (; n < plan->nargs; n++) {
+        argv[n] = take_arg(&plan->args[n], req, m);
+        if (!argv[n]) break;
+    }
+    PyObject *result = NULL;
+    if (n == plan->nargs) result = PyObject_Vectorcall(fn, argv, (size_t)n, NULL);
+    else *declined = 1;
+    for (Py_ssize_t i = 0; i < n; i++) Py_DECREF(argv[i]);
+    return result;
+}
+
+PyObject *cz_py_direct_render(PyObject *plan_obj, PyObject *value, int *status) {
+    CzCallPlanObject *plan = (CzCallPlanObject *)plan_obj;
+    if (!plan->render_type || (PyObject *)Py_TYPE(value) != plan->render_type) return NULL;
+    PyObject *argv[1 + CZ_DIRECT_MAX_ARGS];
+    Py_ssize_t nkw = plan->render_kwnames ? PyTuple_GET_SIZE(plan->render_kwnames) : 0;
+    argv[0] = value;
+    for (Py_ssize_t i = 0; i < nkw; i++) argv[1 + i] = PyTuple_GET_ITEM(plan->render_kwvalues, i);
+    PyObject *body = PyObject_Vectorcall(plan->render, argv, 1, plan->render_kwnames);
+    if (body && !PyBytes_Check(body)) {
+        PyErr_Format(PyExc_TypeError, "render of %R returned %R, not bytes", plan->render_type, body);
+        Py_CLEAR(body);
+    }
+    *status = plan->status;
+    return body;
+}
+
+PyObject *cz_py_direct_finish(PyObject *plan_obj) {
+    return ((CzCallPlanObject *)plan_obj)->finish;
+}
+
+/* ---- CallPlan(args, *, render_type, render, render_kwargs, status, finish) ------------------- */
+
+static int pick(PyObject *word, const char *const *names, int n, const char *what, int *out) {
+    const char *s = PyUnicode_Check(word) ? PyUnicode_AsUTF8(word) : NULL;
+    for (int i = 0; s && i < n; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    PyErr_Clear();
+    PyErr_Format(PyExc_ValueError, "invalid CallPlan %s %R", what, word);
+    return -1;
+}
+
+static Py_ssize_t opt_len(PyObject *v) {
+    return v == Py_None ? -1 : PyLong_AsSsize_t(v);
+}
+
+/* (source, key, kind, convert, required, default, gt, ge, lt, le, min_length, max_length) */
+static int read_spec(PyObject *t, arg_spec_t *a) {
+    static const char *const sources[] = {"path", "query", "header", "body"};
+    static const char *const kinds[] = {"str", "int", "float", "call"};
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 12) {
+        PyErr_Format(PyExc_TypeError, "CallPlan argument must be a 12-tuple, got %R", t);
+        return -1;
+    }
+    PyObject *key = PyTuple_GET_ITEM(t, 1), *convert = PyTuple_GET_ITEM(t, 3);
+    if (pick(PyTuple_GET_ITEM(t, 0), sources, 4, "source", &a->source) < 0 ||
+        pick(PyTuple_GET_ITEM(t, 2), kinds, 4, "kind", &a->kind) < 0)
+        return -1;
+    if ((a->kind == KIND_CALL || a->source == SRC_BODY) && !PyCallable_Check(convert)) {
+        PyErr_Format(PyExc_TypeError, "CallPlan argument %R needs a callable converter", t);
+        return -1;
+    }
+    if (a->source == SRC_BODY && a->kind != KIND_CALL) {
+        PyErr_Format(PyExc_ValueError, "CallPlan body argument %R must be of kind 'call'", t);
+        return -1;
+    }
+    a->key = PyUnicode_Check(key) ? PyUnicode_AsLatin1String(key) : NULL;
+    if (!a->key) {
+        if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "CallPlan key must be a str, got %R", key);
+        return -1;
+    }
+    a->convert = Py_NewRef(convert);
+    a->required = PyObject_IsTrue(PyTuple_GET_ITEM(t, 4));
+    a->dflt = Py_NewRef(PyTuple_GET_ITEM(t, 5));
+    for (int b = 0; b < NBOUNDS; b++) {
+        PyObject *v = PyTuple_GET_ITEM(t, 6 + b);
+        a->bound[b] = v == Py_None ? NULL : Py_NewRef(v);
+    }
+    a->min_len = opt_len(PyTuple_GET_ITEM(t, 10));
+    a->max_len = opt_len(PyTuple_GET_ITEM(t, 11));
+    return (a->required < 0 || PyErr_Occurred()) ? -1 : 0;
+}
+
+static void CallPlan_dealloc(CzCallPlanObject *self) {
+    for (Py_ssize_t i = 0; i < self->nargs; i++) {
+        arg_spec_t *a = &self->args[i];
+        Py_XDECREF(a->key);
+        Py_XDECREF(a->convert);
+        Py_XDECREF(a->dflt);
+        for (int b = 0; b < NBOUNDS; b++) Py_XDECREF(a->bound[b]);
+    }
+    Py_XDECREF(self->render_type);
+    Py_XDECREF(self->render);
+    Py_XDECREF(self->render_kwnames);
+    Py_XDECREF(self->render_kwvalues);
+    Py_XDECREF(self->finish);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *CallPlan_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"args", "render_type", "render", "render_kwargs", "status", "finish", NULL};
+    PyObject *specs, *rtype = Py_None, *render = Py_None, *rkw = Py_None, *finish = Py_None;
+    int status = 200;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|$OOOiO:CallPlan", kwlist, &PyList_Type, &specs, &rtype,
+                                     &render, &rkw, &status, &finish))
+        return NULL;
+    if (PyList_GET_SIZE(specs) > CZ_DIRECT_MAX_ARGS) {
+        return PyErr_Format(PyExc_ValueError, "CallPlan takes at most %d arguments, got %zd", CZ_DIRECT_MAX_ARGS,
+                            PyList_GET_SIZE(specs));
+    }
+    if ((rtype != Py_None && (!PyType_Check(rtype) || !PyCallable_Check(render))) ||
+        (rkw != Py_None && !PyDict_Check(rkw)) || (finish != Py_None && !PyCallable_Check(finish)) ||
+        status < 200 || status > 999) {
+        return PyErr_Format(PyExc_TypeError,
+                            "CallPlan needs render_type a type with a callable render, render_kwargs a dict, "
+                            "finish callable, status 200..999 (got status=%d)", status);
+    }
+    CzCallPlanObject *self = (CzCallPlanObject *)type->tp_alloc(type, 0);
+    if (!self) return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(specs); i++) {
+        self->nargs = i + 1; /* dealloc releases what read_spec took */
+        if (read_spec(PyList_GET_ITEM(specs, i), &self->args[i]) < 0) goto fail;
+        if (self->args[i].source == SRC_QUERY) self->uses_query = 1;
+    }
+    if (rtype != Py_None) {
+        self->render_type = Py_NewRef(rtype);
+        self->render = Py_NewRef(render);
+        if (rkw != Py_None && PyDict_GET_SIZE(rkw) > 0) {
+            self->render_kwnames = PyTuple_New(PyDict_GET_SIZE(rkw));
+            self->render_kwvalues = PyTuple_New(PyDict_GET_SIZE(rkw));
+            if (!self->render_kwnames || !self->render_kwvalues) goto fail;
+            Py_ssize_t pos = 0, i = 0;
+            PyObject *k, *v;
+            while (PyDict_Next(rkw, &pos, &k, &v)) {
+                if (!PyUnicode_Check(k)) {
+                    PyErr_Format(PyExc_TypeError, "render_kwargs keys must be str, got %R", k);
+                    goto fail;
+                }
+                PyTuple_SET_ITEM(self->render_kwnames, i, Py_NewRef(k));
+                PyTuple_SET_ITEM(self->render_kwvalues, i, Py_NewRef(v));
+                i++;
+            }
+        }
+    }
+    self->finish = finish == Py_None ? NULL : Py_NewRef(finish);
+    self->status = status;
+    return (PyObject *)self;
+fail:
+    Py_DECREF(self);
+    return NULL;
+}
+
+PyTypeObject CzCallPlan_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "catzilla._core.CallPlan",
+    .tp_basicsize = sizeof(CzCallPlanObject),
+    .tp_dealloc = (destructor)CallPlan_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "CallPlan(args, *, render_type=None, render=None, render_kwargs=None, status=200, finish=None):\n"
+              "how the C core takes a handler's arguments from a request (see py_direct.h).",
+    .tp_new = CallPlan_new,
+};
+
+int cz_py_direct_register(PyObject *module) {
+    if (PyType_Ready(&CzCallPlan_Type) < 0) return -1;
+    return PyModule_AddObjectRef(module, "CallPlan", (PyObject *)&CzCallPlan_Type);
+}

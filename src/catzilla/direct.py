@@ -1,0 +1,93 @@
+"""Direct calls: handlers whose arguments the C core takes from the request itself.
+
+A handler that declares only path, query and header scalars and at most one
+model body (no dependencies, no injected objects) gets a ``CallPlan``: the C
+core finds, converts and checks each value and calls the handler with them,
+with no request object and no Python binder in between. Whatever the plan
+cannot take as it is (a missing required value, a percent-encoded one, a
+spelling ``int()`` accepts but C does not, a broken constraint, an invalid
+body) makes the C core hand the request to the route's compiled binder,
+which gives the same result or FastAPI's 422 (``csrc/python/py_direct.h``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from catzilla import _core, convert, models
+from catzilla.analysis import Dependant, ParamInfo
+from catzilla.compiler import IMMUTABLE
+from catzilla.params import Undefined
+from catzilla.rendering import NO_BODY
+from catzilla.response import JSONResponse
+
+MAX_ARGS = 16
+_SOURCES = ("path", "query", "header", "body")
+
+
+def _spec(p: ParamInfo) -> tuple[Any, ...] | None:
+    """The CallPlan argument for one parameter, or None when only the binder can take it."""
+    m = p.marker
+    if p.source not in _SOURCES or p.is_list or m.default_factory is not None:
+        return None
+    if p.default is not Undefined and not isinstance(p.default, IMMUTABLE) and copy.copy(p.default) is not p.default:
+        return None  # a mutable default is copied per request: the binder's job
+    required = p.default is Undefined
+    default = None if required else p.default
+    if p.source == "body":
+        if p.adapter is None or getattr(m, "embed", False):
+            return None
+        validate = p.adapter.json_entry()[0]
+        return ("body", "", "call", validate, required, default, None, None, None, None, None, None)
+    scalar = p.scalar
+    if scalar is None or m.pattern is not None or m.multiple_of is not None:
+        return None
+    if scalar is convert.INT:
+        kind, conv = "int", None
+    elif scalar is convert.FLOAT:
+        kind, conv = "float", None
+    elif scalar.convert is None:
+        kind, conv = "str", None
+    else:
+        kind, conv = "call", scalar.convert
+    bounds = (m.gt, m.ge, m.lt, m.le) if scalar.kind == "number" else (None,) * 4
+    lengths = (m.min_length, m.max_length) if scalar.kind == "str" else (None, None)
+    return (p.source, p.key, kind, conv, required, default, *bounds, *lengths)
+
+
+def _args(root: Dependant) -> list[tuple[Any, ...]] | None:
+    if root.deps or root.specials or root.keyword_only or root.kind not in ("function", "coroutine"):
+        return None
+    by_name = {p.name: p for p in root.params}
+    if len(root.order) > MAX_ARGS or set(root.order) != set(by_name):
+        return None
+    body = [p for p in root.params if p.source == "body"]
+    if len(body) > 1:
+        return None  # several body parameters embed each one under its name
+    specs = []
+    for name in root.order:
+        spec = _spec(by_name[name])
+        if spec is None:
+            return None
+        specs.append(spec)
+    return specs
+
+
+def plan_for(root: Dependant, extra: list[Dependant], finish: Callable[[Any], Any] | None, status: int,
+             response_model: Any, response_class: Any, exclude_none: bool, exclude_unset: bool) -> Any:
+    """The handler's ``CallPlan``, or None when it needs the binder for every request."""
+    if extra:
+        return None
+    specs = _args(root)
+    if specs is None:
+        return None
+    if root.is_async:  # the async wrapper applies finish (Binding.endpoint)
+        return _core.CallPlan(specs)
+    options: dict[str, Any] = {"finish": finish}
+    if isinstance(response_model, type) and 200 <= status and status not in NO_BODY and (
+            response_class is None or response_class is JSONResponse):
+        render, kwargs = models.adapter_for(response_model).json_renderer(exclude_none, exclude_unset)
+        options.update(render_type=response_model, render=render, render_kwargs=kwargs, status=status)
+    return _core.CallPlan(specs, **options)
