@@ -8,6 +8,7 @@ run just before it. The verdict is the median of the pair ratios.
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import tempfile
@@ -19,6 +20,20 @@ from .workloads import BY_NAME, verify
 from .wrk import post_script, run_wrk
 
 TARGET = 0.75
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_run(srv, url: str, duration: float, **kw) -> tuple:
+    """One wrk run and the server's CPU microseconds per request during it."""
+    before = cpu_seconds(srv.proc.pid)
+    r = run_wrk(url, duration=duration, **kw)
+    spent = cpu_seconds(srv.proc.pid) - before
+    return r, (spent * 1e6 / r.requests if r.requests else None)
 
 
 def run_pairs(prof: Profile, pairs: int, python: str | None = None, log=print) -> dict:
@@ -41,13 +56,15 @@ def run_pairs(prof: Profile, pairs: int, python: str | None = None, log=print) -
             run_wrk(srv.url(hello.path), duration=prof.warmup, **kw)
             run_wrk(srv.url(typed.path), duration=prof.warmup, script=script, **kw)
             for _ in range(pairs):
-                h = run_wrk(srv.url(hello.path), duration=prof.duration, **kw)
-                t = run_wrk(srv.url(typed.path), duration=prof.duration, script=script, **kw)
-                if not (h.valid and t.valid):
+                h, h_us = timed_run(srv, srv.url(hello.path), prof.duration, **kw)
+                t, t_us = timed_run(srv, srv.url(typed.path), prof.duration, script=script, **kw)
+                if not (h.valid and t.valid and h_us and t_us):
                     out["pairs"].append({"invalid": f"{h.problems()} {t.problems()}".strip()})
                     continue
-                out["pairs"].append({"hello": h.rps, "typed": t.rps, "ratio": t.rps / h.rps})
-                log(f"  pair: hello {h.rps:>10,.0f}  typed {t.rps:>10,.0f}  ratio {t.rps / h.rps:.3f}")
+                out["pairs"].append({"hello": h.rps, "typed": t.rps, "ratio": t.rps / h.rps,
+                                     "hello_cpu_us": h_us, "typed_cpu_us": t_us, "cpu_ratio": h_us / t_us})
+                log(f"  pair: hello {h.rps:>10,.0f}  typed {t.rps:>10,.0f}  ratio {t.rps / h.rps:.3f}"
+                    f"  | CPU per request {h_us:.2f} / {t_us:.2f} us = {h_us / t_us:.3f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     valid = [p for p in out["pairs"] if "ratio" in p]
@@ -57,5 +74,8 @@ def run_pairs(prof: Profile, pairs: int, python: str | None = None, log=print) -
     out["hello_median"] = statistics.median(p["hello"] for p in valid)
     out["typed_median"] = statistics.median(p["typed"] for p in valid)
     out["ratio_median"] = statistics.median(p["ratio"] for p in valid)
+    out["hello_cpu_us"] = statistics.median(p["hello_cpu_us"] for p in valid)
+    out["typed_cpu_us"] = statistics.median(p["typed_cpu_us"] for p in valid)
+    out["cpu_ratio_median"] = statistics.median(p["cpu_ratio"] for p in valid)
     out["met"] = out["ratio_median"] >= TARGET
     return out

@@ -95,7 +95,9 @@ def targets(results: dict) -> list[dict]:
         if fw.get("status") == "ok":
             row["measured"] = (f"{_n(fw['typed_median'])} / {_n(fw['hello_median'])} = **{fw['ratio_median']:.2f}x** "
                                f"(median of {len(fw['pairs'])} alternating pairs on one server: "
-                               + ", ".join(f"{p['ratio']:.2f}" for p in fw["pairs"] if "ratio" in p) + ")")
+                               + ", ".join(f"{p['ratio']:.2f}" for p in fw["pairs"] if "ratio" in p) + "); "
+                               f"server CPU per request {fw['hello_cpu_us']:.2f} / {fw['typed_cpu_us']:.2f} µs "
+                               f"= {fw['cpu_ratio_median']:.2f}x")
         else:
             row["measured"] = f"{fw.get('status')}: {fw.get('error')}"
         out.append(row)

@@ -1,5 +1,6 @@
 """Type stubs for the C extension catzilla._core."""
 
+from collections.abc import Callable
 from typing import Any
 
 class Allocator:
@@ -20,3 +21,10 @@ class _Block:
 
 def build_info() -> dict[str, Any]: ...
 def jemalloc_compiled() -> bool: ...
+
+class CallPlan:
+    """How the C core takes a handler's arguments from a request (see catzilla.direct)."""
+
+    def __init__(self, args: list[tuple[Any, ...]], *, render_type: type | None = None,
+                 render: Callable[..., bytes] | None = None, render_kwargs: dict[str, Any] | None = None,
+                 status: int = 200, finish: Callable[[Any], Any] | None = None) -> None: ...

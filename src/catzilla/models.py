@@ -153,10 +153,12 @@ class PydanticAdapter(Adapter):
         if is_pydantic_model(tp):
             self.validator = tp.__pydantic_validator__
             self.serializer = tp.__pydantic_serializer__
+            self._schema = tp.__pydantic_core_schema__
         else:
             ta = pd.TypeAdapter(tp)
             self.validator = ta.validator
             self.serializer = ta.serializer
+            self._schema = ta.core_schema
             self._ta = ta
 
     def validate_json(self, data: bytes) -> Any:
@@ -184,7 +186,9 @@ class PydanticAdapter(Adapter):
         return self.validator.validate_json, (self._pd.ValidationError,), pydantic_errors
 
     def json_renderer(self, exclude_none: bool, exclude_unset: bool) -> tuple[Callable[..., bytes], dict[str, Any]]:
-        kwargs = {"by_alias": True, "exclude_none": exclude_none, "exclude_unset": exclude_unset}
+        # by_alias changes nothing when no field has an alias, and every keyword costs a parse per call.
+        aliased = "serialization_alias" in repr(self._schema)
+        kwargs = {"by_alias": aliased, "exclude_none": exclude_none, "exclude_unset": exclude_unset}
         return self.serializer.to_json, {k: v for k, v in kwargs.items() if v}
 
 

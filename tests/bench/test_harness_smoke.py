@@ -54,3 +54,19 @@ Transfer/sec:      1.50MB
     assert r.p50_ms == pytest.approx(0.09) and r.p99_ms == pytest.approx(1.2)
     assert r.errors["read"] == 2 and r.non_2xx == 3
     assert not r.valid
+
+
+def test_framework_pairs_measure_the_typed_route_against_hello():
+    import dataclasses
+
+    from benchmarks.harness import framework
+    from benchmarks.harness.bench import PROFILES
+
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (apt-get install wrk)")
+    prof = dataclasses.replace(PROFILES["quick"], warmup=0.3, duration=1, server_cpu=None, client_cpu=None)
+    out = framework.run_pairs(prof, 1, python=sys.executable, log=lambda *_: None)
+    assert out["status"] == "ok", out
+    pair = out["pairs"][0]
+    assert pair["hello"] > 0 and pair["typed"] > 0 and pair["typed_cpu_us"] > 0
+    assert out["ratio_median"] == pytest.approx(pair["typed"] / pair["hello"])
