@@ -108,7 +108,8 @@ class Binding:
     def target(self) -> list[Any]:
         """The route's endpoint list for the C core: ``[mode, callable]`` or ``[2, handler, plan, binder]``."""
         if self.plan is not None:
-            call = self.handler if self.finish is None or not self.is_async else self._finished_handler()
+            # A sync result is finished by the C core (the plan); a coroutine's by the wrapper.
+            call = self._finished_handler() if self.is_async else self.handler
             return [MODE_DIRECT, call, self.plan, self._bind]
         return [self.mode, self._bind if self.mode == MODE_REQUEST else self._finished_handler()]
 
