@@ -8,24 +8,18 @@ run just before it. The verdict is the median of the pair ratios.
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import tempfile
 from pathlib import Path
 
 from .bench import Profile
+from .procs import cpu_seconds
 from .servers import ServerError, get_spec, start_server
 from .workloads import BY_NAME, verify
 from .wrk import post_script, run_wrk
 
 TARGET = 0.75
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed_run(srv, url: str, duration: float, **kw) -> tuple:

@@ -31,14 +31,25 @@ def _children_map() -> dict[int, list[int]]:
         if not entry.name.isdigit():
             continue
         try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                data = f.read()
+            fields = stat_fields(int(entry.name))
         except OSError:
             continue
-        # the command name may hold spaces and parentheses: split after the last ')'
-        fields = data[data.rfind(b")") + 2 :].split()
         kids.setdefault(int(fields[1]), []).append(int(entry.name))
     return kids
+
+
+def stat_fields(pid: int) -> list[bytes]:
+    """/proc/<pid>/stat after the command name (field 3 on: state, ppid, ...)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    # the command name may hold spaces and parentheses: split after the last ')'
+    return data[data.rfind(b")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process."""
+    fields = stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def process_tree(pid: int) -> list[int]:

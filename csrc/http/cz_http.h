@@ -48,6 +48,18 @@ typedef struct {
 /* 1 when `s` is a non-empty RFC 9110 token (method and field names). */
 int cz_http_is_token(cz_http_str_t s);
 
+/* 1 when `s` equals `lower` (lower-case, `len` bytes) ignoring ASCII case:
+ * how field names are compared. Inline: the parser calls it per field. */
+static inline int cz_http_ieq(cz_http_str_t s, const char *lower, size_t len) {
+    if (s.len != len) return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s.base[i];
+        if (c >= 'A' && c <= 'Z') c = (char)(c + ('a' - 'A'));
+        if (c != lower[i]) return 0;
+    }
+    return 1;
+}
+
 /* Standard reason phrase of a status code (RFC 9110), "" when unknown. */
 const char *cz_http_reason(int status);
 

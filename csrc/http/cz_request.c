@@ -58,18 +58,7 @@ static int lower(int c) {
 }
 
 /* Case-insensitive equality of `s[0..n)` with a lower-case literal. */
-static int ieq(const char *s, size_t n, const char *lit, size_t lit_len) {
-    size_t i;
-
-    if (n != lit_len)
-        return 0;
-    for (i = 0; i < n; i++)
-        if (lower((unsigned char)s[i]) != lit[i])
-            return 0;
-    return 1;
-}
-
-#define IEQ(s, n, lit) ieq((s), (n), lit, sizeof(lit) - 1)
+#define IEQ(s, n, lit) cz_http_ieq((cz_http_str_t){(s), (n)}, lit, sizeof(lit) - 1)
 
 /* Record an error; the parser stays in ST_ERROR until reset. Returns the
  * value a data callback gives llhttp to stop it (non-data callbacks return

@@ -243,32 +243,17 @@ static int is_field_text(cz_http_str_t s) {
     return 1;
 }
 
-static int ieq(cz_http_str_t s, const char *lit, size_t lit_len) {
-    size_t i;
-
-    if (s.len != lit_len)
-        return 0;
-    for (i = 0; i < lit_len; i++) {
-        int c = (unsigned char)s.base[i];
-        if (c >= 'A' && c <= 'Z')
-            c += 'a' - 'A';
-        if (c != lit[i])
-            return 0;
-    }
-    return 1;
-}
-
 enum { H_PLAIN, H_DROP, H_DATE, H_SERVER, H_CTYPE };
 
 static int classify(cz_http_str_t name) {
-    if (ieq(name, LIT("content-length")) || ieq(name, LIT("transfer-encoding")) ||
-        ieq(name, LIT("connection")))
+    if (cz_http_ieq(name, LIT("content-length")) || cz_http_ieq(name, LIT("transfer-encoding")) ||
+        cz_http_ieq(name, LIT("connection")))
         return H_DROP;
-    if (ieq(name, LIT("date")))
+    if (cz_http_ieq(name, LIT("date")))
         return H_DATE;
-    if (ieq(name, LIT("server")))
+    if (cz_http_ieq(name, LIT("server")))
         return H_SERVER;
-    if (ieq(name, LIT("content-type")))
+    if (cz_http_ieq(name, LIT("content-type")))
         return H_CTYPE;
     return H_PLAIN;
 }

@@ -44,18 +44,11 @@ static int query_lookup(cz_http_str_t q, const char *key, size_t klen, cz_http_s
     return found;
 }
 
+/* The last field named `key` (lower-case): the binder's header dict keeps the last. */
 static int header_lookup(const cz_http_request_t *req, const char *key, size_t klen, cz_http_str_t *out) {
     int found = 0;
     for (size_t i = 0; i < req->num_headers; i++) {
-        cz_http_str_t n = req->headers[i].name;
-        if (n.len != klen) continue;
-        size_t k = 0;
-        for (; k < klen; k++) {
-            char ch = n.base[k];
-            if (ch >= 'A' && ch <= 'Z') ch = (char)(ch + 32);
-            if (ch != key[k]) break;
-        }
-        if (k == klen) {
+        if (cz_http_ieq(req->headers[i].name, key, klen)) {
             *out = req->headers[i].value;
             found = 1;
         }

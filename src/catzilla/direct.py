@@ -18,7 +18,6 @@ from typing import Any
 
 from catzilla import _core, convert, models
 from catzilla.analysis import Dependant, ParamInfo
-from catzilla.compiler import IMMUTABLE
 from catzilla.params import Undefined
 from catzilla.rendering import NO_BODY
 from catzilla.response import JSONResponse
@@ -32,7 +31,7 @@ def _spec(p: ParamInfo) -> tuple[Any, ...] | None:
     m = p.marker
     if p.source not in _SOURCES or p.is_list or m.default_factory is not None:
         return None
-    if p.default is not Undefined and not isinstance(p.default, IMMUTABLE) and copy.copy(p.default) is not p.default:
+    if p.default is not Undefined and copy.copy(p.default) is not p.default:
         return None  # a mutable default is copied per request: the binder's job
     required = p.default is Undefined
     default = None if required else p.default
