@@ -75,7 +75,7 @@ test-asan: setup build/.asan-ext
 	$(call ctest_build,asan,-DCATZILLA_SANITIZE=ON)
 	LD_PRELOAD=$(ASAN_RUNTIME) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  PYTHONPATH=$(ROOT)/build/asan-ext/site CATZILLA_EXPECT_BUILD=malloc-only \
-	  $(PY) -m pytest -q -p no:cacheprovider tests/server tests/hardening tests/framework/test_direct.py
+	  $(PY) -m pytest -q -p no:cacheprovider tests/server tests/hardening tests/framework/test_direct.py tests/framework/test_shapes.py
 
 clean:
 	rm -rf build

@@ -346,7 +346,7 @@ static int valid_host(const char *s, size_t n) {
     } else { /* reg-name / IPv4: unreserved, pct-encoded, sub-delims */
         for (; i < n && s[i] != ':'; i++) {
             unsigned char c = (unsigned char)s[i];
-            if (!((c >= '0' && c <= '9') || (lower(c) >= 'a' && lower(c) <= 'z') ||
+            if (!((c >= '0' && c <= '9') || (lower(c) >= 'a' && lower(c) <= 'z') || c == '.' ||
                   (c != '\0' && strchr("-._~%!$&'()*+,;=", c))))
                 return 0;
         }
@@ -372,6 +372,9 @@ static uint8_t sat_inc(uint8_t v) {
  * mappings do) would frame the request differently from us: reject it.
  */
 static int framing_lookalike(const char *name, size_t n) {
+    /* Folding keeps the first letter and never lengthens a name. */
+    if (n < 14 || (lower((unsigned char)name[0]) != 'c' && lower((unsigned char)name[0]) != 't'))
+        return 0;
     char folded[sizeof("transfer-encoding")];
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {

@@ -1,5 +1,7 @@
 #include "py_direct.h"
 
+#include "py_json.h"
+
 #include <string.h>
 
 enum { SRC_PATH, SRC_QUERY, SRC_HEADER, SRC_BODY };
@@ -12,6 +14,8 @@ typedef struct {
     PyObject *convert;        /* KIND_CALL: str (or body bytes) -> value */
     PyObject *dflt;           /* when absent and not required */
     PyObject *bound[NBOUNDS]; /* NULL: none */
+    long long ibound[NBOUNDS];  /* the bounds of an int argument as C values, when all fit */
+    int c_bounds;
     Py_ssize_t min_len, max_len; /* -1: none */
 } arg_spec_t;
 
@@ -20,7 +24,7 @@ typedef struct {
     Py_ssize_t nargs;
     arg_spec_t args[CZ_DIRECT_MAX_ARGS];
     int uses_query;
-    PyObject *render_type, *render, *render_kwnames, *render_kwvalues, *finish;
+    PyObject *render_type, *render, *render_kwnames, *render_kwvalues, *render_shape, *finish;
     int status;
 } CzCallPlanObject;
 
@@ -68,16 +72,28 @@ static int path_lookup(const cz_http_request_t *req, const cz_match_t *m, const 
     return 0;
 }
 
-/* Digits with an optional sign, as int() reads them; NULL for any other spelling. */
-static PyObject *parse_int(cz_http_str_t s) {
+/* Digits with an optional sign, as int() reads them; 0 for any other spelling. */
+static int parse_int(cz_http_str_t s, long long *out) {
     size_t i = (s.len && (s.base[0] == '-' || s.base[0] == '+')) ? 1 : 0;
-    if (i == s.len || s.len - i > 18) return NULL;
+    if (i == s.len || s.len - i > 18) return 0;
     long long v = 0;
     for (size_t k = i; k < s.len; k++) {
-        if (s.base[k] < '0' || s.base[k] > '9') return NULL;
+        if (s.base[k] < '0' || s.base[k] > '9') return 0;
         v = v * 10 + (s.base[k] - '0');
     }
-    return PyLong_FromLongLong(s.base[0] == '-' ? -v : v);
+    *out = s.base[0] == '-' ? -v : v;
+    return 1;
+}
+
+/* An int argument's value, its bounds checked in C when the plan has them as C values. */
+static PyObject *take_int(const arg_spec_t *a, cz_http_str_t s, int *checked) {
+    long long v;
+    if (!parse_int(s, &v)) return NULL;
+    *checked = a->c_bounds;
+    if (a->c_bounds && ((a->bound[B_GT] && v <= a->ibound[B_GT]) || (a->bound[B_GE] && v < a->ibound[B_GE]) ||
+                        (a->bound[B_LT] && v >= a->ibound[B_LT]) || (a->bound[B_LE] && v > a->ibound[B_LE])))
+        return NULL;
+    return PyLong_FromLongLong(v);
 }
 
 /* A plain decimal number, read by float()'s own parser; NULL for any other spelling. */
@@ -99,9 +115,9 @@ static PyObject *parse_float(cz_http_str_t s) {
     return PyFloat_FromDouble(d);
 }
 
-static PyObject *convert_value(const arg_spec_t *a, cz_http_str_t s) {
+static PyObject *convert_value(const arg_spec_t *a, cz_http_str_t s, int *checked) {
     switch (a->kind) {
-    case KIND_INT: return parse_int(s);
+    case KIND_INT: return take_int(a, s, checked);
     case KIND_FLOAT: return parse_float(s);
     default: break;
     }
@@ -148,8 +164,9 @@ static PyObject *take_arg(const arg_spec_t *a, const cz_http_request_t *req, con
         v = body ? PyObject_CallOneArg(a->convert, body) : NULL;
         Py_XDECREF(body);
     } else {
-        v = convert_value(a, s);
-        if (v && !within_constraints(a, v)) Py_CLEAR(v);
+        int checked = 0;
+        v = convert_value(a, s, &checked);
+        if (v && !checked && !within_constraints(a, v)) Py_CLEAR(v);
     }
     if (!v) PyErr_Clear();
     return v;
@@ -178,27 +195,41 @@ PyObject *cz_py_direct_call(PyObject *plan_obj, PyObject *fn, const cz_http_requ
     return result;
 }
 
-PyObject *cz_py_direct_render(PyObject *plan_obj, PyObject *value, int *status) {
+int cz_py_direct_render(PyObject *plan_obj, PyObject *value, cz_http_buf_t *out, int *status) {
     CzCallPlanObject *plan = (CzCallPlanObject *)plan_obj;
-    if (!plan->render_type || (PyObject *)Py_TYPE(value) != plan->render_type) return NULL;
+    if (!plan->render_type || (PyObject *)Py_TYPE(value) != plan->render_type) return 0;
+    *status = plan->status;
+    if (plan->render_shape) {
+        PyObject *dict = PyObject_GenericGetDict(value, NULL);
+        cz_json_result_t r = CZ_JSON_UNSUPPORTED;
+        if (dict) r = cz_json_write_shape(dict, plan->render_shape, out);
+        else PyErr_Clear(); /* no instance dict: the library knows where the fields are */
+        Py_XDECREF(dict);
+        if (r != CZ_JSON_UNSUPPORTED) return r == CZ_JSON_OK ? 1 : -1;
+    }
     PyObject *argv[1 + CZ_DIRECT_MAX_ARGS];
     Py_ssize_t nkw = plan->render_kwnames ? PyTuple_GET_SIZE(plan->render_kwnames) : 0;
     argv[0] = value;
     for (Py_ssize_t i = 0; i < nkw; i++) argv[1 + i] = PyTuple_GET_ITEM(plan->render_kwvalues, i);
     PyObject *body = PyObject_Vectorcall(plan->render, argv, 1, plan->render_kwnames);
-    if (body && !PyBytes_Check(body)) {
+    if (!body) return -1;
+    int rc = 1;
+    if (!PyBytes_Check(body)) {
         PyErr_Format(PyExc_TypeError, "render of %R returned %R, not bytes", plan->render_type, body);
-        Py_CLEAR(body);
+        rc = -1;
+    } else if (cz_http_buf_append(out, PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body)) != CZ_HTTP_OK) {
+        PyErr_NoMemory();
+        rc = -1;
     }
-    *status = plan->status;
-    return body;
+    Py_DECREF(body);
+    return rc;
 }
 
 PyObject *cz_py_direct_finish(PyObject *plan_obj) {
     return ((CzCallPlanObject *)plan_obj)->finish;
 }
 
-/* ---- CallPlan(args, *, render_type, render, render_kwargs, status, finish) ------------------- */
+/* ---- CallPlan(args, *, render_type, render, render_kwargs, render_shape, status, finish) ------------------- */
 
 static int pick(PyObject *word, const char *const *names, int n, const char *what, int *out) {
     const char *s = PyUnicode_Check(word) ? PyUnicode_AsUTF8(word) : NULL;
@@ -251,6 +282,13 @@ static int read_spec(PyObject *t, arg_spec_t *a) {
     }
     a->min_len = opt_len(PyTuple_GET_ITEM(t, 10));
     a->max_len = opt_len(PyTuple_GET_ITEM(t, 11));
+    a->c_bounds = a->kind == KIND_INT && a->min_len < 0 && a->max_len < 0;
+    for (int b = 0; b < NBOUNDS; b++) {
+        int overflow = 1;
+        if (!a->bound[b]) continue;
+        if (PyLong_CheckExact(a->bound[b])) a->ibound[b] = PyLong_AsLongLongAndOverflow(a->bound[b], &overflow);
+        if (overflow) a->c_bounds = 0; /* a float or huge bound: Python compares */
+    }
     return (a->required < 0 || PyErr_Occurred()) ? -1 : 0;
 }
 
@@ -266,17 +304,20 @@ static void CallPlan_dealloc(CzCallPlanObject *self) {
     Py_XDECREF(self->render);
     Py_XDECREF(self->render_kwnames);
     Py_XDECREF(self->render_kwvalues);
+    Py_XDECREF(self->render_shape);
     Py_XDECREF(self->finish);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyObject *CallPlan_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"args", "render_type", "render", "render_kwargs", "status", "finish", NULL};
-    PyObject *specs, *rtype = Py_None, *render = Py_None, *rkw = Py_None, *finish = Py_None;
+    static char *kwlist[] = {"args", "render_type", "render", "render_kwargs", "render_shape", "status", "finish",
+                             NULL};
+    PyObject *specs, *rtype = Py_None, *render = Py_None, *rkw = Py_None, *shape = Py_None, *finish = Py_None;
     int status = 200;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|$OOOiO:CallPlan", kwlist, &PyList_Type, &specs, &rtype,
-                                     &render, &rkw, &status, &finish))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|$OOOOiO:CallPlan", kwlist, &PyList_Type, &specs, &rtype,
+                                     &render, &rkw, &shape, &status, &finish))
         return NULL;
+    if (shape != Py_None && cz_json_shape_check(shape) < 0) return NULL;
     if (PyList_GET_SIZE(specs) > CZ_DIRECT_MAX_ARGS) {
         return PyErr_Format(PyExc_ValueError, "CallPlan takes at most %d arguments, got %zd", CZ_DIRECT_MAX_ARGS,
                             PyList_GET_SIZE(specs));
@@ -298,6 +339,7 @@ static PyObject *CallPlan_new(PyTypeObject *type, PyObject *args, PyObject *kw) 
     if (rtype != Py_None) {
         self->render_type = Py_NewRef(rtype);
         self->render = Py_NewRef(render);
+        self->render_shape = shape == Py_None ? NULL : Py_NewRef(shape);
         if (rkw != Py_None && PyDict_GET_SIZE(rkw) > 0) {
             self->render_kwnames = PyTuple_New(PyDict_GET_SIZE(rkw));
             self->render_kwvalues = PyTuple_New(PyDict_GET_SIZE(rkw));
@@ -323,15 +365,28 @@ fail:
     return NULL;
 }
 
+static PyObject *CallPlan_get_render_shape(CzCallPlanObject *self, void *closure) {
+    (void)closure;
+    return Py_NewRef(self->render_shape ? self->render_shape : Py_None);
+}
+
+static PyGetSetDef CallPlan_getset[] = {
+    {"render_shape", (getter)CallPlan_get_render_shape, NULL, "the shape the C core writes answers by, or None",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 PyTypeObject CzCallPlan_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "catzilla._core.CallPlan",
     .tp_basicsize = sizeof(CzCallPlanObject),
     .tp_dealloc = (destructor)CallPlan_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "CallPlan(args, *, render_type=None, render=None, render_kwargs=None, status=200, finish=None):\n"
+    .tp_doc = "CallPlan(args, *, render_type=None, render=None, render_kwargs=None, render_shape=None, status=200,\n"
+              "         finish=None):\n"
               "how the C core takes a handler's arguments from a request (see py_direct.h).",
     .tp_new = CallPlan_new,
+    .tp_getset = CallPlan_getset,
 };
 
 int cz_py_direct_register(PyObject *module) {

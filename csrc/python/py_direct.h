@@ -16,6 +16,9 @@
  * A plan may also carry the route's fast answer: a return value of exactly
  * `render_type` is answered by `render(value, **render_kwargs)` (JSON
  * bytes) with the route's status; anything else goes through `finish`.
+ * With a `render_shape` (src/catzilla/shapes.py) the C core writes the
+ * value's fields itself, and calls `render` only for values the shape's
+ * writer leaves to the library.
  */
 #ifndef CZ_PY_DIRECT_H
 #define CZ_PY_DIRECT_H
@@ -37,10 +40,10 @@ extern PyTypeObject CzCallPlan_Type;
 PyObject *cz_py_direct_call(PyObject *plan, PyObject *fn, const cz_http_request_t *req, const cz_match_t *m,
                             int *declined);
 
-/* The plan's answer for `value`: JSON bytes (new reference) with *status
- * set, when `value` is of the plan's render type; NULL without an
- * exception when it is not; NULL with an exception when rendering failed. */
-PyObject *cz_py_direct_render(PyObject *plan, PyObject *value, int *status);
+/* The plan's answer for `value`, appended to `out` as JSON with *status
+ * set: 1 when `value` is of the plan's render type, 0 (nothing written)
+ * when it is not, -1 with an exception when rendering failed. */
+int cz_py_direct_render(PyObject *plan, PyObject *value, cz_http_buf_t *out, int *status);
 
 /* The plan's finishing step for other values, or NULL (borrowed). */
 PyObject *cz_py_direct_finish(PyObject *plan);

@@ -7,6 +7,11 @@
 #define MAX_DEPTH 256
 
 static int put(cz_http_buf_t *b, const char *s, size_t n) {
+    if (b->data && b->cap - b->len >= n) { /* most pieces are a few bytes: no call */
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        return 0;
+    }
     if (cz_http_buf_append(b, s, n) != CZ_HTTP_OK) {
         PyErr_NoMemory();
         return -1;
@@ -19,7 +24,7 @@ static int put_string(cz_http_buf_t *b, PyObject *str) {
     const char *s = PyUnicode_AsUTF8AndSize(str, &n);
     if (!s) return -1;
     /* Worst case every byte becomes \u00XX. */
-    if (cz_http_buf_reserve(b, (size_t)n * 6 + 2) != CZ_HTTP_OK) {
+    if (b->cap - b->len < (size_t)n * 6 + 2 && cz_http_buf_reserve(b, (size_t)n * 6 + 2) != CZ_HTTP_OK) {
         PyErr_NoMemory();
         return -1;
     }
@@ -56,12 +61,50 @@ static int put_string(cz_http_buf_t *b, PyObject *str) {
 
 static cz_json_result_t write_value(PyObject *obj, cz_http_buf_t *b, int depth);
 
+/* repr(d) without dtoa for the floats handlers mostly carry, decimals of at
+ * most 15 significant digits between 1e-4 and 1e15 (prices, ratios, 0.5):
+ * the fewest decimals k whose rounding r / 10^k gives d back. Division is
+ * correctly rounded, so r / 10^k is what parsing the decimal string gives;
+ * and up to 15 digits a decimal is the only one of its length naming d, so
+ * the string is repr's. Returns its length in `out`, or 0: use repr. */
+static int short_decimal(double d, char out[32]) {
+    static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
+                                 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    double a = fabs(d);
+    if (a != 0.0 && !(a >= 1e-4 && a < 1e15)) return 0;
+    int idigits = 1;
+    while (idigits < 15 && a >= p10[idigits]) idigits++;
+    for (int k = 0; idigits + k <= 15; k++) {
+        double r = nearbyint(a * p10[k]);
+        if (r / p10[k] != a) continue;
+        /* At most 15 digits, a point and ".0": written backwards, then turned. */
+        char rev[20];
+        int n = 0, len = 0;
+        unsigned long long v = (unsigned long long)r;
+        if (k == 0) {
+            rev[n++] = '0';
+            rev[n++] = '.';
+        }
+        for (int i = 0; i < k; i++, v /= 10) rev[n++] = (char)('0' + v % 10);
+        if (k) rev[n++] = '.';
+        do rev[n++] = (char)('0' + v % 10);
+        while (v /= 10);
+        if (signbit(d)) out[len++] = '-';
+        while (n) out[len++] = rev[--n];
+        return len;
+    }
+    return 0;
+}
+
 static cz_json_result_t write_float(PyObject *obj, cz_http_buf_t *b) {
     double d = PyFloat_AS_DOUBLE(obj);
     if (!isfinite(d)) {
         PyErr_Format(PyExc_ValueError, "Out of range float values are not JSON compliant: %R", obj);
         return CZ_JSON_ERROR;
     }
+    char tmp[32];
+    int n = short_decimal(d, tmp);
+    if (n > 0) return put(b, tmp, (size_t)n) ? CZ_JSON_ERROR : CZ_JSON_OK;
     char *s = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
     if (!s) return CZ_JSON_ERROR;
     int rc = put(b, s, strlen(s));
@@ -137,6 +180,98 @@ static cz_json_result_t write_value(PyObject *obj, cz_http_buf_t *b, int depth) 
         return r;
     }
     return CZ_JSON_UNSUPPORTED;
+}
+
+/* ---- shapes ---- */
+
+/* Past one kind: any "n" and "l" prefixes, then the scalar letter. */
+static const char *skip_kind(const char *k) {
+    while (*k == 'n' || *k == 'l') k++;
+    return k + 1;
+}
+
+/* `v` as its kind `*k` (advanced past it), or UNSUPPORTED where the library
+ * would write something else or warn. The depth is bounded by the kind. */
+static cz_json_result_t write_kind(PyObject *v, const char **k, cz_http_buf_t *b) {
+    switch (*(*k)++) {
+    case 'n':
+        if (v != Py_None) return write_kind(v, k, b);
+        *k = skip_kind(*k);
+        return put(b, "null", 4) ? CZ_JSON_ERROR : CZ_JSON_OK;
+    case 'l': {
+        if (!PyList_CheckExact(v)) return CZ_JSON_UNSUPPORTED;
+        const char *item = *k;
+        *k = skip_kind(item);
+        if (put(b, "[", 1)) return CZ_JSON_ERROR;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(v); i++) {
+            const char *ik = item;
+            if (i && put(b, ",", 1)) return CZ_JSON_ERROR;
+            cz_json_result_t r = write_kind(PyList_GET_ITEM(v, i), &ik, b);
+            if (r != CZ_JSON_OK) return r;
+        }
+        return put(b, "]", 1) ? CZ_JSON_ERROR : CZ_JSON_OK;
+    }
+    case 's':
+        if (!PyUnicode_CheckExact(v)) return CZ_JSON_UNSUPPORTED;
+        if (put_string(b, v) == 0) return CZ_JSON_OK;
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return CZ_JSON_ERROR;
+        PyErr_Clear(); /* a lone surrogate: the library's own rule applies */
+        return CZ_JSON_UNSUPPORTED;
+    case 'i':
+        return PyLong_CheckExact(v) ? write_int(v, b) : CZ_JSON_UNSUPPORTED;
+    case 'f': {
+        if (!PyFloat_CheckExact(v)) return CZ_JSON_UNSUPPORTED;
+        /* Below 1e-4 repr() switches to 1e-05 where pydantic writes 0.00001;
+         * non-finite values follow the model's ser_json_inf_nan. */
+        double d = fabs(PyFloat_AS_DOUBLE(v));
+        if (!isfinite(d) || (d != 0.0 && d < 1e-4)) return CZ_JSON_UNSUPPORTED;
+        return write_float(v, b);
+    }
+    case 'b':
+        if (v == Py_True) return put(b, "true", 4) ? CZ_JSON_ERROR : CZ_JSON_OK;
+        if (v == Py_False) return put(b, "false", 5) ? CZ_JSON_ERROR : CZ_JSON_OK;
+        return CZ_JSON_UNSUPPORTED;
+    default:
+        return CZ_JSON_UNSUPPORTED;
+    }
+}
+
+int cz_json_shape_check(PyObject *shape) {
+    if (!PyTuple_Check(shape)) goto bad;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(shape); i++) {
+        PyObject *f = PyTuple_GET_ITEM(shape, i);
+        if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) != 2 || !PyUnicode_CheckExact(PyTuple_GET_ITEM(f, 0)) ||
+            !PyUnicode_CheckExact(PyTuple_GET_ITEM(f, 1)))
+            goto bad;
+        const char *k = PyUnicode_AsUTF8(PyTuple_GET_ITEM(f, 1));
+        if (!k) return -1;
+        while (*k == 'n' || *k == 'l') k++;
+        if (!k[0] || !strchr("sifb", k[0]) || k[1]) {
+            PyErr_Format(PyExc_ValueError, "invalid kind %R for shape field %R", PyTuple_GET_ITEM(f, 1),
+                         PyTuple_GET_ITEM(f, 0));
+            return -1;
+        }
+    }
+    return 0;
+bad:
+    PyErr_Format(PyExc_TypeError, "a shape is a tuple of (name, kind) str pairs, got %R", shape);
+    return -1;
+}
+
+cz_json_result_t cz_json_write_shape(PyObject *dict, PyObject *shape, cz_http_buf_t *out) {
+    size_t start = out->len;
+    cz_json_result_t r = put(out, "{", 1) ? CZ_JSON_ERROR : CZ_JSON_OK;
+    for (Py_ssize_t i = 0; r == CZ_JSON_OK && i < PyTuple_GET_SIZE(shape); i++) {
+        PyObject *name = PyTuple_GET_ITEM(PyTuple_GET_ITEM(shape, i), 0);
+        const char *kind = PyUnicode_AsUTF8(PyTuple_GET_ITEM(PyTuple_GET_ITEM(shape, i), 1));
+        PyObject *v = kind ? PyDict_GetItemWithError(dict, name) : NULL;
+        if (!v) r = PyErr_Occurred() ? CZ_JSON_ERROR : CZ_JSON_UNSUPPORTED;
+        else if ((i && put(out, ",", 1)) || put_string(out, name) || put(out, ":", 1)) r = CZ_JSON_ERROR;
+        else r = write_kind(v, &kind, out);
+    }
+    if (r == CZ_JSON_OK && put(out, "}", 1)) r = CZ_JSON_ERROR;
+    if (r != CZ_JSON_OK) out->len = start;
+    return r;
 }
 
 cz_json_result_t cz_json_write(PyObject *obj, cz_http_buf_t *out) {

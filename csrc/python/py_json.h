@@ -20,4 +20,16 @@ typedef enum {
 /* Append `obj` as JSON to `out`. On anything but CZ_JSON_OK, `out` is as it was. */
 cz_json_result_t cz_json_write(PyObject *obj, cz_http_buf_t *out);
 
+/* Shapes (src/catzilla/shapes.py): a tuple of (field name, kind) str pairs,
+ * a kind being (n|l)*[sifb]. cz_json_shape_check validates one (0, or -1
+ * with an exception naming the bad entry); call it once, before writing. */
+int cz_json_shape_check(PyObject *shape);
+
+/* Append the fields of `dict` named by `shape` as a JSON object, in shape
+ * order. CZ_JSON_UNSUPPORTED (no exception) when a field is missing or a
+ * value is not exactly of its kind, or is one the library writes its own
+ * way (a float below 1e-4 or not finite, a str with a lone surrogate).
+ * On anything but CZ_JSON_OK, `out` is as it was. */
+cz_json_result_t cz_json_write_shape(PyObject *dict, PyObject *shape, cz_http_buf_t *out);
+
 #endif

@@ -63,6 +63,12 @@ static int respond_plain(cz_conn_t *c, int status, cz_http_str_t ct, const char 
     return cz_conn_respond(c, &r);
 }
 
+/* Answer `b`'s JSON with `status`; the scratch buffer then shrinks back to what is kept between answers. */
+static void respond_scratch(cz_conn_t *c, int status, cz_http_buf_t *b) {
+    respond_plain(c, status, CT_JSON, b->data, b->len);
+    cz_http_buf_reset(b, 64 * 1024);
+}
+
 /* Write a catzilla.Response: status_code, raw_headers [(str, str)], body (bytes). */
 static int respond_response(cz_conn_t *c, PyObject *resp) {
     PyObject *status = PyObject_GetAttrString(resp, "status_code");
@@ -124,8 +130,7 @@ static int respond_value(CzServerObject *self, cz_conn_t *c, PyObject *value) {
         cz_json_result_t jr = cz_json_write(value, b);
         if (jr == CZ_JSON_ERROR) return -1;
         if (jr == CZ_JSON_OK) {
-            respond_plain(c, 200, CT_JSON, b->data, b->len);
-            cz_http_buf_reset(b, 64 * 1024);
+            respond_scratch(c, 200, b);
             return 0;
         }
         PyObject *text = PyObject_CallOneArg(self->json_encode, value);
@@ -197,10 +202,8 @@ static void respond_raised(CzServerObject *self, cz_conn_t *c, PyObject *raw) {
 /* A direct call's result (stolen): the plan's JSON answer, or finish, or as any value. */
 static cz_dispatch_t direct_answer(CzServerObject *self, cz_conn_t *c, PyObject *plan, PyObject *result) {
     int status;
-    PyObject *body = cz_py_direct_render(plan, result, &status);
-    if (body) {
-        respond_plain(c, status, CT_JSON, PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body));
-        Py_DECREF(body);
+    if (cz_py_direct_render(plan, result, &self->scratch, &status) > 0) {
+        respond_scratch(c, status, &self->scratch);
     } else {
         PyObject *finish = cz_py_direct_finish(plan);
         if (!PyErr_Occurred() && finish) Py_SETREF(result, PyObject_CallOneArg(finish, result));

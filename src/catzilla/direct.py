@@ -87,6 +87,8 @@ def plan_for(root: Dependant, extra: list[Dependant], finish: Callable[[Any], An
     options: dict[str, Any] = {"finish": finish}
     if isinstance(response_model, type) and 200 <= status and status not in NO_BODY and (
             response_class is None or response_class is JSONResponse):
-        render, kwargs = models.adapter_for(response_model).json_renderer(exclude_none, exclude_unset)
-        options.update(render_type=response_model, render=render, render_kwargs=kwargs, status=status)
+        adapter = models.adapter_for(response_model)
+        render, kwargs = adapter.json_renderer(exclude_none, exclude_unset)
+        options.update(render_type=response_model, render=render, render_kwargs=kwargs,
+                       render_shape=adapter.json_shape(exclude_none, exclude_unset), status=status)
     return _core.CallPlan(specs, **options)

@@ -23,6 +23,8 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from catzilla.shapes import Shape, pydantic_shape
+
 ErrorList = list[dict[str, Any]]
 SIMPLE = (str, int, float, bool, type(None))
 
@@ -132,6 +134,10 @@ class Adapter:
         """``(fn, kwargs)``: ``fn(value, **kwargs)`` is ``dump_json`` of an instance, by the fastest call."""
         return self.dump_json, {"exclude_none": exclude_none, "exclude_unset": exclude_unset}
 
+    def json_shape(self, exclude_none: bool, exclude_unset: bool) -> Shape | None:
+        """The shape the C core writes instances by (``catzilla.shapes``), or None: the renderer does it."""
+        return None
+
     # Fast path for the compiled binder: (callable, exception types, converter).
     def json_entry(self) -> tuple[Callable[[bytes], Any], tuple[type[BaseException], ...],
                                   Callable[[BaseException, tuple[Any, ...]], ErrorList]]:
@@ -190,6 +196,11 @@ class PydanticAdapter(Adapter):
         aliased = "serialization_alias" in repr(self._schema)
         kwargs = {"by_alias": aliased, "exclude_none": exclude_none, "exclude_unset": exclude_unset}
         return self.serializer.to_json, {k: v for k, v in kwargs.items() if v}
+
+    def json_shape(self, exclude_none: bool, exclude_unset: bool) -> Shape | None:
+        if exclude_none or exclude_unset or not is_pydantic_model(self.type):
+            return None
+        return pydantic_shape(self._schema, self.type)
 
 
 class MsgspecAdapter(Adapter):

@@ -1,9 +1,7 @@
 """Direct calls: the C core takes path, query, header and body values itself (catzilla.direct).
 
 The contract is that a direct route answers exactly as the compiled binder
-would. Each test sends the same requests to a direct route and to a twin
-that the binder serves (an extra ``request: Request`` parameter keeps a
-route off the direct path), and compares the answers byte for byte.
+would: each test sends the same requests to both twins (tests.framework.twins).
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ from pydantic import BaseModel, Field
 from catzilla import Catzilla, Header, HTTPException, Path, Query, Request, Response, _core
 from catzilla.params import MODE_DIRECT, MODE_REQUEST
 from catzilla.testing import TestClient
+from tests.framework.twins import same, twins
 
 
 class Color(enum.Enum):
@@ -31,42 +30,16 @@ class Item(BaseModel):
     note: Optional[str] = Field(None, alias="Note")
 
 
-def twins(app: Catzilla, method: str, path: str, handler: Any, **options: Any) -> None:
-    """``handler`` at ``/d{path}`` (direct) and at ``/b{path}`` (binder), with the same signature."""
-    import inspect
-
-    sig = inspect.signature(handler)
-
-    def with_request(*args: Any, request: Request, **kwargs: Any) -> Any:
-        return handler(*args, **kwargs)
-
-    params = [*sig.parameters.values(), inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY,
-                                                          annotation=Request)]
-    with_request.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-    with_request.__annotations__ = {**handler.__annotations__, "request": Request}
-    app.add_route(f"/d{path}", handler, [method], **options)
-    app.add_route(f"/b{path}", with_request, [method], **options)
-    modes = {r.path: t[0] for r, t, _ in app._targets}
-    assert modes[f"/d{path}"] == MODE_DIRECT
-    assert modes[f"/b{path}"] == MODE_REQUEST
-
-
-def same(client: TestClient, method: str, url: str, **kwargs: Any) -> Any:
-    d = client.request(method, "/d" + url, **kwargs)
-    b = client.request(method, "/b" + url, **kwargs)
-    assert (d.status_code, d.headers.get("content-type"), d.content) == \
-        (b.status_code, b.headers.get("content-type"), b.content), url
-    return d
-
-
 def test_scalars_and_constraints_answer_as_the_binder() -> None:
     app = Catzilla(auto_memory_tuning=False)
 
     def search(item_id: int, q: str, limit: Annotated[int, Query(ge=1, le=100)] = 10,
                ratio: float = Query(0.5, gt=0, lt=1), name: str = Query("x", min_length=2, max_length=4),
-               flag: bool = False, color: Color = Color.red, opt: Optional[int] = None) -> dict[str, Any]:
+               flag: bool = False, color: Color = Color.red, opt: Optional[int] = None,
+               page: int = Query(1, gt=0, lt=1000), big: int = Query(0, le=10**30), half: int = Query(1, ge=0.5)
+               ) -> dict[str, Any]:
         return {"id": item_id, "q": q, "limit": limit, "ratio": ratio, "name": name, "flag": flag,
-                "color": color.value, "opt": opt}
+                "color": color.value, "opt": opt, "page": page, "big": big, "half": half}
 
     twins(app, "GET", "/items/{item_id}", search)
     cases = [
@@ -80,6 +53,9 @@ def test_scalars_and_constraints_answer_as_the_binder() -> None:
         "/items/7", "/items/7?q=x&limit=0", "/items/7?q=x&limit=101", "/items/7?q=x&limit=abc",
         "/items/7?q=x&ratio=1", "/items/7?q=x&ratio=0", "/items/7?q=x&name=a", "/items/7?q=x&name=abcde",
         "/items/7?q=x&flag=maybe", "/items/7?q=x&color=green", "/items/7?q=x&opt=", "/items/7?limit=0&ratio=2",
+        "/items/7?q=x&page=0", "/items/7?q=x&page=1", "/items/7?q=x&page=999", "/items/7?q=x&page=1000",
+        "/items/7?q=x&limit=1&limit=100", "/items/7?q=x&big=999999999999999999", "/items/7?q=x&half=0",
+        "/items/7?q=x&half=1",
         # repeated keys: the last one wins
         "/items/7?q=a&q=b&limit=3&limit=4", "/items/7?q=a&&limit=3&", "/items/7?q=a=b",
     ]

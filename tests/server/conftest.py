@@ -274,7 +274,9 @@ def wait_until_answering(port: int, timeout: float = 15.0, proc: subprocess.Pope
 def connect_refused(port: int) -> bool:
     try:
         s = socket.create_connection((HOST, port), timeout=1)
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # a reset while connecting is the listener closing under the handshake:
+        # the connection was never accepted either
         return True
     s.close()
     return False

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
+import random
+import struct
 import uuid
 from collections.abc import Iterator
 
@@ -212,6 +216,19 @@ def test_request_json(client: httpx.Client) -> None:
     r = client.post("/json", json=data)
     assert r.status_code == 200
     assert r.json() == {"received": data}
+
+
+def test_floats_are_written_as_python_writes_them(client: httpx.Client) -> None:
+    # The C writer spells short decimals itself and leaves the rest to repr(); both must be json.dumps'.
+    rnd = random.Random(3)
+    floats = [0.0, -0.0, 1e-4, 9.999999999999999e-05, 1e-5, 2.5e-06, 0.00012, 1e-7, 0.1 + 0.2, 1e15, 999999999999999.9, 1e16, 5e-324,
+              123456.789012345, 100.0, -9.5, 19.99, 1.7976931348623157e308]
+    floats += [round(rnd.uniform(-1e6, 1e6), rnd.randint(0, 9)) for _ in range(600)]
+    floats += [rnd.uniform(-10, 10) * 10.0 ** rnd.randint(-9, 18) for _ in range(600)]
+    floats += [struct.unpack("d", struct.pack("Q", rnd.getrandbits(64)))[0] for _ in range(600)]
+    floats = [f for f in floats if math.isfinite(f)]
+    r = client.post("/json", content=json.dumps(floats))
+    assert r.content == json.dumps({"received": floats}, separators=(",", ":")).encode()
 
 
 def test_request_text_uses_charset(client: httpx.Client) -> None:
