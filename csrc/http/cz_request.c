@@ -375,7 +375,7 @@ static int framing_lookalike(const char *name, size_t n) {
     /* Folding keeps the first letter and never lengthens a name. */
     if (n < 14 || (lower((unsigned char)name[0]) != 'c' && lower((unsigned char)name[0]) != 't'))
         return 0;
-    char folded[sizeof("transfer-encoding")];
+    char folded[sizeof("transfer-encoding")] = {0};
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         char c = (char)lower((unsigned char)name[i]);
