@@ -278,6 +278,22 @@ static void conn_flush(cz_conn_t *c) {
         return;
     }
     uv_buf_t ub = uv_buf_init(b->data, (unsigned)b->len);
+    if (c->reading && !c->pending && !c->closing) {
+        /* Most answers fit the socket buffer: written now, with no write
+         * request, completion callback or poll change. A connection with
+         * more to do (held input, closing) takes the request's path. */
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
+        if (n == (int)b->len) {
+            cz_http_buf_reset(b, OUT_KEEP);
+            if (c->state == CONN_IDLE) c->deadline = uv_now(&c->srv->loop) + ms(c->srv->cfg.keepalive_timeout);
+            return;
+        }
+        if (n < 0 && n != UV_EAGAIN) {
+            conn_close(c);
+            return;
+        }
+        if (n > 0) ub = uv_buf_init(b->data + n, (unsigned)(b->len - (size_t)n));
+    }
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &ub, 1, on_write) != 0) {
         conn_close(c);
