@@ -19,24 +19,37 @@ static int put(cz_http_buf_t *b, const char *s, size_t n) {
     return 0;
 }
 
+/* 1 for the bytes a JSON string escapes: the controls, '"' and '\\'. */
+static const unsigned char ESCAPED[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1,
+};
+
 static int put_string(cz_http_buf_t *b, PyObject *str) {
     Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(str, &n);
-    if (!s) return -1;
+    const char *s;
+    if (PyUnicode_IS_COMPACT_ASCII(str)) { /* most keys and values: their bytes are at hand */
+        s = (const char *)PyUnicode_DATA(str);
+        n = PyUnicode_GET_LENGTH(str);
+    } else if (!(s = PyUnicode_AsUTF8AndSize(str, &n))) {
+        return -1;
+    }
     /* Worst case every byte becomes \u00XX. */
     if (b->cap - b->len < (size_t)n * 6 + 2 && cz_http_buf_reserve(b, (size_t)n * 6 + 2) != CZ_HTTP_OK) {
         PyErr_NoMemory();
         return -1;
     }
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
     char *o = b->data + b->len;
     *o++ = '"';
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch >= 0x20 && ch != '"' && ch != '\\') {
-            *o++ = (char)ch;
-            continue;
-        }
+    for (Py_ssize_t i = 0, run = 0;;) {
+        while (i < n && !ESCAPED[u[i]]) i++;
+        memcpy(o, s + run, (size_t)(i - run)); /* the bytes written as they are, in one piece */
+        o += i - run;
+        if (i == n) break;
+        unsigned char ch = u[i++];
+        run = i;
         *o++ = '\\';
         switch (ch) {
         case '"': *o++ = '"'; break;
@@ -117,9 +130,12 @@ static cz_json_result_t write_int(PyObject *obj, cz_http_buf_t *b) {
     long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
     if (!overflow) {
         if (v == -1 && PyErr_Occurred()) return CZ_JSON_ERROR;
-        char tmp[24];
-        int n = snprintf(tmp, sizeof(tmp), "%lld", v);
-        return put(b, tmp, (size_t)n) ? CZ_JSON_ERROR : CZ_JSON_OK;
+        char tmp[24], *end = tmp + sizeof(tmp), *p = end; /* digits right to left: no printf */
+        unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+        do *--p = (char)('0' + u % 10);
+        while (u /= 10);
+        if (v < 0) *--p = '-';
+        return put(b, p, (size_t)(end - p)) ? CZ_JSON_ERROR : CZ_JSON_OK;
     }
     PyObject *s = PyObject_Str(obj);
     if (!s) return CZ_JSON_ERROR;

@@ -231,6 +231,15 @@ def test_floats_are_written_as_python_writes_them(client: httpx.Client) -> None:
     assert r.content == json.dumps({"received": floats}, separators=(",", ":")).encode()
 
 
+def test_ints_and_strings_are_written_as_json_writes_them(client: httpx.Client) -> None:
+    ints = [0, 7, -1, 10, -10, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 2**64, 10**30, -(10**30)]
+    strings = ["", "plain", '"', "\\", '""', '"start', 'end"', 'mid"dle', "a\nb\tc", "\x00\x1f\x7f", "\b\f\r",
+               "é 😀 中", "\u2028", "</script>", "x" * 3000 + '"' + "y" * 3000]
+    data = {"ints": ints, "strings": strings, **{k: len(k) for k in strings[:5]}}  # keys are escaped too
+    r = client.post("/json", content=json.dumps(data))
+    assert r.content == json.dumps({"received": data}, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def test_request_text_uses_charset(client: httpx.Client) -> None:
     r = client.post("/text", content="caf\u00e9".encode("latin-1"), headers={"Content-Type": "text/plain; charset=latin-1"})
     assert r.status_code == 200
