@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "cz_memory.h"
@@ -290,10 +291,21 @@ typedef struct {
 
 /* `max` 0 means SIZE_MAX/2. Takes no memory yet. */
 void cz_http_buf_init(cz_http_buf_t *b, cz_allocator_t *a, size_t max);
-/* Make room for `extra` more bytes. CZ_HTTP_OK / ENOMEM / E2BIG. */
-int cz_http_buf_reserve(cz_http_buf_t *b, size_t extra);
+/* Grow the storage for `extra` more bytes: cz_http_buf_reserve's slow half. */
+int cz_http_buf_grow(cz_http_buf_t *b, size_t extra);
+/* Make room for `extra` more bytes. CZ_HTTP_OK / ENOMEM / E2BIG. Inline:
+ * most pieces (a header, a JSON token) fit, and cap never exceeds max. */
+static inline int cz_http_buf_reserve(cz_http_buf_t *b, size_t extra) {
+    return extra <= b->cap - b->len ? CZ_HTTP_OK : cz_http_buf_grow(b, extra);
+}
 /* Append bytes (e.g. a streamed body part). */
-int cz_http_buf_append(cz_http_buf_t *b, const void *data, size_t len);
+static inline int cz_http_buf_append(cz_http_buf_t *b, const void *data, size_t len) {
+    int rc = cz_http_buf_reserve(b, len);
+    if (rc != CZ_HTTP_OK) return rc;
+    if (len) memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return CZ_HTTP_OK;
+}
 /* Empty the buffer for reuse; its storage is freed if cap > keep. */
 void cz_http_buf_reset(cz_http_buf_t *b, size_t keep);
 void cz_http_buf_free(cz_http_buf_t *b);

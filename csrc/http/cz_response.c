@@ -84,7 +84,7 @@ void cz_http_buf_init(cz_http_buf_t *b, cz_allocator_t *a, size_t max) {
     b->alloc = a;
 }
 
-int cz_http_buf_reserve(cz_http_buf_t *b, size_t extra) {
+int cz_http_buf_grow(cz_http_buf_t *b, size_t extra) {
     size_t need, n;
     char *nd;
 
@@ -107,16 +107,6 @@ int cz_http_buf_reserve(cz_http_buf_t *b, size_t extra) {
     return CZ_HTTP_OK;
 }
 
-int cz_http_buf_append(cz_http_buf_t *b, const void *data, size_t len) {
-    int rc = cz_http_buf_reserve(b, len);
-
-    if (rc != CZ_HTTP_OK)
-        return rc;
-    if (len)
-        memcpy(b->data + b->len, data, len);
-    b->len += len;
-    return CZ_HTTP_OK;
-}
 
 void cz_http_buf_reset(cz_http_buf_t *b, size_t keep) {
     b->len = 0;

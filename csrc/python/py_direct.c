@@ -86,10 +86,9 @@ static int parse_int(cz_http_str_t s, long long *out) {
 }
 
 /* An int argument's value, its bounds checked in C when the plan has them as C values. */
-static PyObject *take_int(const arg_spec_t *a, cz_http_str_t s, int *checked) {
+static PyObject *take_int(const arg_spec_t *a, cz_http_str_t s) {
     long long v;
     if (!parse_int(s, &v)) return NULL;
-    *checked = a->c_bounds;
     if (a->c_bounds && ((a->bound[B_GT] && v <= a->ibound[B_GT]) || (a->bound[B_GE] && v < a->ibound[B_GE]) ||
                         (a->bound[B_LT] && v >= a->ibound[B_LT]) || (a->bound[B_LE] && v > a->ibound[B_LE])))
         return NULL;
@@ -115,9 +114,9 @@ static PyObject *parse_float(cz_http_str_t s) {
     return PyFloat_FromDouble(d);
 }
 
-static PyObject *convert_value(const arg_spec_t *a, cz_http_str_t s, int *checked) {
+static PyObject *convert_value(const arg_spec_t *a, cz_http_str_t s) {
     switch (a->kind) {
-    case KIND_INT: return take_int(a, s, checked);
+    case KIND_INT: return take_int(a, s);
     case KIND_FLOAT: return parse_float(s);
     default: break;
     }
@@ -132,6 +131,7 @@ static PyObject *convert_value(const arg_spec_t *a, cz_http_str_t s, int *checke
 /* The binder's checks, as "does the value pass all of them". */
 static int within_constraints(const arg_spec_t *a, PyObject *v) {
     static const int fail_op[NBOUNDS] = {Py_LE, Py_LT, Py_GE, Py_GT};
+    if (a->c_bounds) return 1; /* take_int checked them, and there are no lengths */
     for (int b = 0; b < NBOUNDS; b++) {
         if (a->bound[b] && PyObject_RichCompareBool(v, a->bound[b], fail_op[b]) != 0) return 0;
     }
@@ -164,9 +164,8 @@ static PyObject *take_arg(const arg_spec_t *a, const cz_http_request_t *req, con
         v = body ? PyObject_CallOneArg(a->convert, body) : NULL;
         Py_XDECREF(body);
     } else {
-        int checked = 0;
-        v = convert_value(a, s, &checked);
-        if (v && !checked && !within_constraints(a, v)) Py_CLEAR(v);
+        v = convert_value(a, s);
+        if (v && !within_constraints(a, v)) Py_CLEAR(v);
     }
     if (!v) PyErr_Clear();
     return v;

@@ -7,11 +7,6 @@
 #define MAX_DEPTH 256
 
 static int put(cz_http_buf_t *b, const char *s, size_t n) {
-    if (b->data && b->cap - b->len >= n) { /* most pieces are a few bytes: no call */
-        memcpy(b->data + b->len, s, n);
-        b->len += n;
-        return 0;
-    }
     if (cz_http_buf_append(b, s, n) != CZ_HTTP_OK) {
         PyErr_NoMemory();
         return -1;
@@ -35,7 +30,7 @@ static int put_string(cz_http_buf_t *b, PyObject *str) {
         return -1;
     }
     /* Worst case every byte becomes \u00XX. */
-    if (b->cap - b->len < (size_t)n * 6 + 2 && cz_http_buf_reserve(b, (size_t)n * 6 + 2) != CZ_HTTP_OK) {
+    if (cz_http_buf_reserve(b, (size_t)n * 6 + 2) != CZ_HTTP_OK) {
         PyErr_NoMemory();
         return -1;
     }
@@ -257,10 +252,9 @@ int cz_json_shape_check(PyObject *shape) {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(shape); i++) {
         PyObject *f = PyTuple_GET_ITEM(shape, i);
         if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) != 2 || !PyUnicode_CheckExact(PyTuple_GET_ITEM(f, 0)) ||
-            !PyUnicode_CheckExact(PyTuple_GET_ITEM(f, 1)))
+            !PyUnicode_CheckExact(PyTuple_GET_ITEM(f, 1)) || !PyUnicode_IS_COMPACT_ASCII(PyTuple_GET_ITEM(f, 1)))
             goto bad;
-        const char *k = PyUnicode_AsUTF8(PyTuple_GET_ITEM(f, 1));
-        if (!k) return -1;
+        const char *k = (const char *)PyUnicode_DATA(PyTuple_GET_ITEM(f, 1));
         while (*k == 'n' || *k == 'l') k++;
         if (!k[0] || !strchr("sifb", k[0]) || k[1]) {
             PyErr_Format(PyExc_ValueError, "invalid kind %R for shape field %R", PyTuple_GET_ITEM(f, 1),
@@ -279,8 +273,8 @@ cz_json_result_t cz_json_write_shape(PyObject *dict, PyObject *shape, cz_http_bu
     cz_json_result_t r = put(out, "{", 1) ? CZ_JSON_ERROR : CZ_JSON_OK;
     for (Py_ssize_t i = 0; r == CZ_JSON_OK && i < PyTuple_GET_SIZE(shape); i++) {
         PyObject *name = PyTuple_GET_ITEM(PyTuple_GET_ITEM(shape, i), 0);
-        const char *kind = PyUnicode_AsUTF8(PyTuple_GET_ITEM(PyTuple_GET_ITEM(shape, i), 1));
-        PyObject *v = kind ? PyDict_GetItemWithError(dict, name) : NULL;
+        const char *kind = (const char *)PyUnicode_DATA(PyTuple_GET_ITEM(PyTuple_GET_ITEM(shape, i), 1));
+        PyObject *v = PyDict_GetItemWithError(dict, name); /* kinds are ASCII: cz_json_shape_check */
         if (!v) r = PyErr_Occurred() ? CZ_JSON_ERROR : CZ_JSON_UNSUPPORTED;
         else if ((i && put(out, ",", 1)) || put_string(out, name) || put(out, ":", 1)) r = CZ_JSON_ERROR;
         else r = write_kind(v, &kind, out);

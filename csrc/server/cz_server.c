@@ -283,9 +283,8 @@ static void conn_flush(cz_conn_t *c) {
          * request, completion callback or poll change. A connection with
          * more to do (held input, closing) takes the request's path. */
         int n = uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
-        if (n == (int)b->len) {
+        if (n == (int)b->len) { /* the keep-alive clock request_done() started goes on */
             cz_http_buf_reset(b, OUT_KEEP);
-            if (c->state == CONN_IDLE) c->deadline = uv_now(&c->srv->loop) + ms(c->srv->cfg.keepalive_timeout);
             return;
         }
         if (n < 0 && n != UV_EAGAIN) {
