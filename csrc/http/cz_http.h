@@ -342,7 +342,18 @@ typedef struct {
                                        request: "Connection: keep-alive" */
     int head;                       /* answering HEAD: Content-Length of the
                                        body, body not written */
+    int framing;                    /* CZ_HTTP_FRAME_*: how the body ends */
 } cz_http_response_t;
+
+/* How a response's body is delimited (cz_http_response_t.framing). */
+enum {
+    CZ_HTTP_FRAME_LENGTH = 0, /* Content-Length: body.len (the default) */
+    CZ_HTTP_FRAME_CHUNKED,    /* "Transfer-Encoding: chunked", no body here:
+                                 pieces follow with cz_http_write_chunk() */
+    CZ_HTTP_FRAME_CLOSE,      /* no length, no body here: the body ends with
+                                 the connection ("Connection: close") */
+    CZ_HTTP_FRAME_UPGRADE     /* a 101: "Connection: Upgrade", nothing else */
+};
 
 /*
  * Append the response to `out`: "HTTP/1.1 <status> <reason>", Date (when
@@ -358,7 +369,9 @@ typedef struct {
  * replaces the standard one.
  *
  * 1xx, 204 and 304 are written without Content-Length and without body
- * (RFC 9110 8.6, 15.3.5, 15.4.5); otherwise Content-Length is always sent.
+ * (RFC 9110 8.6, 15.3.5, 15.4.5); otherwise the framing decides:
+ * Content-Length (the default), Transfer-Encoding: chunked, or neither
+ * with "Connection: close" (CZ_HTTP_FRAME_CLOSE).
  */
 int cz_http_response_write(cz_http_buf_t *out, const cz_http_date_t *date,
                            const cz_http_response_t *r);
@@ -370,6 +383,12 @@ int cz_http_response_write(cz_http_buf_t *out, const cz_http_date_t *date,
  */
 int cz_http_response_write_head(cz_http_buf_t *out, const cz_http_date_t *date,
                                 const cz_http_response_t *r);
+
+/*
+ * Append one chunk of a CZ_HTTP_FRAME_CHUNKED body ("<hex>\r\n<data>\r\n");
+ * `len` 0 appends the last chunk ("0\r\n\r\n"). All-or-nothing.
+ */
+int cz_http_write_chunk(cz_http_buf_t *out, const void *data, size_t len);
 
 /*
  * Append a canned error response with a JSON body in FastAPI's shape,

@@ -255,7 +255,7 @@ typedef struct {
     cz_http_str_t reason;
     char clen[24];
     size_t clen_len;
-    int date, server, ctype, length, body;
+    int date, server, ctype, length, chunked, body;
     const char *connection;
     size_t size;
 } plan_t;
@@ -322,13 +322,19 @@ static int plan(plan_t *pl, const cz_http_date_t *date,
     pl->ctype = r->content_type.base != NULL;
     if (pl->ctype && !is_field_text(r->content_type))
         return -1;
-    pl->length = !bodyless;
-    pl->body = with_body && !bodyless && !r->head && r->body.len > 0;
+    if (r->framing < CZ_HTTP_FRAME_LENGTH || r->framing > CZ_HTTP_FRAME_UPGRADE ||
+        (r->framing == CZ_HTTP_FRAME_UPGRADE && r->status != 101) ||
+        (r->framing == CZ_HTTP_FRAME_CHUNKED && r->http_minor == 0))
+        return -1;
+    pl->length = !bodyless && r->framing == CZ_HTTP_FRAME_LENGTH;
+    pl->chunked = !bodyless && r->framing == CZ_HTTP_FRAME_CHUNKED;
+    pl->body = with_body && pl->length && !r->head && r->body.len > 0;
     if (pl->body && !r->body.base)
         return -1;
-    pl->connection = !r->keep_alive ? "Connection: close\r\n"
-                     : r->http_minor == 0 ? "Connection: keep-alive\r\n"
-                                          : NULL;
+    pl->connection = r->framing == CZ_HTTP_FRAME_UPGRADE      ? "Connection: Upgrade\r\n"
+                     : !r->keep_alive || r->framing == CZ_HTTP_FRAME_CLOSE ? "Connection: close\r\n"
+                     : r->http_minor == 0                      ? "Connection: keep-alive\r\n"
+                                                               : NULL;
     pl->size = sizeof("HTTP/1.1 200 \r\n") - 1 + pl->reason.len + 2; /* + blank line */
     if (plan_headers(pl, r))
         return -1;
@@ -342,6 +348,8 @@ static int plan(plan_t *pl, const cz_http_date_t *date,
         pl->clen_len = u64_to_dec(pl->clen, (uint64_t)r->body.len);
         pl->size += sizeof("Content-Length: \r\n") - 1 + pl->clen_len;
     }
+    if (pl->chunked)
+        pl->size += sizeof("Transfer-Encoding: chunked\r\n") - 1;
     if (pl->connection)
         pl->size += strlen(pl->connection);
     if (pl->body && add(&pl->size, r->body.len))
@@ -390,6 +398,8 @@ static char *write_planned(char *w, const plan_t *pl, const cz_http_date_t *date
         w = put_field(w, LIT("Content-Type"), r->content_type.base, r->content_type.len);
     if (pl->length)
         w = put_field(w, LIT("Content-Length"), pl->clen, pl->clen_len);
+    if (pl->chunked)
+        w = put(w, LIT("Transfer-Encoding: chunked\r\n"));
     if (pl->connection)
         w = put(w, pl->connection, strlen(pl->connection));
     w = put(w, "\r\n", 2);
@@ -424,6 +434,33 @@ int cz_http_response_write(cz_http_buf_t *out, const cz_http_date_t *date,
 int cz_http_response_write_head(cz_http_buf_t *out, const cz_http_date_t *date,
                                 const cz_http_response_t *r) {
     return write_response(out, date, r, 0);
+}
+
+int cz_http_write_chunk(cz_http_buf_t *out, const void *data, size_t len) {
+    static const char hex[] = "0123456789abcdef";
+    char size[2 * sizeof(size_t) + 2];
+    size_t n = 0, v, total;
+    int rc;
+
+    if (len == 0)
+        return cz_http_buf_append(out, LIT("0\r\n\r\n"));
+    for (v = len; v; v >>= 4)
+        n++;
+    for (v = len, total = n; v; v >>= 4)
+        size[--total] = hex[v & 15];
+    size[n++] = '\r';
+    size[n++] = '\n';
+    if (len > SIZE_MAX / 2)
+        return CZ_HTTP_E2BIG;
+    total = n + len + 2;
+    rc = cz_http_buf_reserve(out, total);
+    if (rc != CZ_HTTP_OK)
+        return rc;
+    memcpy(out->data + out->len, size, n);
+    memcpy(out->data + out->len + n, data, len);
+    memcpy(out->data + out->len + n + len, "\r\n", 2);
+    out->len += total;
+    return CZ_HTTP_OK;
 }
 
 /* ---- canned errors ------------------------------------------------------ */

@@ -200,7 +200,7 @@ static void respond_raised(CzServerObject *self, cz_conn_t *c, PyObject *raw) {
 /* ---- hooks (loop thread, GIL not held on entry) ------------------------------------------- */
 
 /* A direct call's result (stolen): the plan's JSON answer, or finish, or as any value. */
-static cz_dispatch_t direct_answer(CzServerObject *self, cz_conn_t *c, PyObject *plan, PyObject *result) {
+static cz_conn_dispatch_t direct_answer(CzServerObject *self, cz_conn_t *c, PyObject *plan, PyObject *result) {
     int status;
     if (cz_py_direct_render(plan, result, &self->scratch, &status) > 0) {
         respond_scratch(c, status, &self->scratch);
@@ -210,10 +210,10 @@ static cz_dispatch_t direct_answer(CzServerObject *self, cz_conn_t *c, PyObject 
         if (PyErr_Occurred() || !result || respond_value(self, c, result) < 0) respond_raised(self, c, NULL);
     }
     Py_XDECREF(result);
-    return CZ_DISPATCH_DONE;
+    return CZ_CONN_DONE;
 }
 
-static cz_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_http_request_t *req,
+static cz_conn_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_http_request_t *req,
                               const cz_match_t *m) {
     PyObject *raw = NULL, *result;
     if (m->status != CZ_MATCH_FOUND) {
@@ -255,7 +255,7 @@ static cz_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_http_
             if (ok) {
                 Py_DECREF(ok);
                 Py_DECREF(p); /* the runner holds it now */
-                return CZ_DISPATCH_PENDING;
+                return CZ_CONN_PENDING;
             }
             raw = Py_XNewRef(p->raw);
             Py_DECREF(p);
@@ -267,7 +267,7 @@ static cz_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_http_
     if (!result || respond_value(self, c, result) < 0) respond_raised(self, c, raw);
     Py_XDECREF(result);
     Py_XDECREF(raw);
-    return CZ_DISPATCH_DONE;
+    return CZ_CONN_DONE;
 }
 
 static void hook_lock(void *ctx) {
@@ -280,7 +280,7 @@ static void hook_unlock(void *ctx) {
     self->tstate = PyEval_SaveThread();
 }
 
-static cz_dispatch_t hook_request(void *ctx, cz_conn_t *c, const cz_http_request_t *req,
+static cz_conn_dispatch_t hook_request(void *ctx, cz_conn_t *c, const cz_http_request_t *req,
                                   const cz_match_t *m) {
     return dispatch(ctx, c, req, m);
 }
@@ -580,9 +580,15 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
     c.http.max_headers = (size_t)kw_double(cfg, "max_headers", (double)c.http.max_headers, &bad);
     c.http.max_body = (size_t)kw_double(cfg, "max_body_size", (double)c.http.max_body, &bad);
     if (bad) return NULL;
-    cz_server_hooks_t hooks = {self,          hook_lock,     hook_unlock,
-                               hook_request,  self->not_found_hook != Py_None,
-                               hook_complete, hook_expired};
+    cz_server_hooks_t hooks = {
+        .ctx = self,
+        .lock = hook_lock,
+        .unlock = hook_unlock,
+        .request = hook_request,
+        .not_found = self->not_found_hook != Py_None,
+        .complete = hook_complete,
+        .expired = hook_expired,
+    };
     self->server = cz_server_create(self->alloc->alloc, self->router, &c, &hooks);
     if (!self->server) return PyErr_NoMemory();
     char err[256];

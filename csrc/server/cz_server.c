@@ -15,11 +15,11 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define READ_CHUNK (64u * 1024u)
-#define OUT_KEEP (16u * 1024u)      /* output buffer capacity kept between responses */
-#define SWEEP_MS 250u               /* timeout resolution */
+#include <sys/sendfile.h>
 
-typedef enum { CONN_IDLE, CONN_HEAD, CONN_BODY, CONN_BUSY } conn_state_t;
+#define READ_CHUNK (64u * 1024u)
+#define FILE_CHUNK (64u * 1024u) /* a file range while the socket is full: one pread at a time */
+#define SWEEP_MS 250u            /* timeout resolution */
 
 typedef struct cz_completion {
     struct cz_completion *next;
@@ -27,21 +27,20 @@ typedef struct cz_completion {
     void *item;
 } cz_completion_t;
 
-struct cz_conn {
+/* Socket facts, one flags word (the connection's own state is cz_conn's). */
+enum { SOCK_OPEN = 1, SOCK_READING = 2, SOCK_WRITING = 4 };
+
+typedef struct sock {
+    cz_conn_t conn;             /* first: the embedder's cz_conn_t * is this */
     uv_tcp_t tcp;
     cz_server_t *srv;
-    cz_conn_t *prev, *next;
-    cz_http_parser_t parser;
-    char *pending;              /* unparsed bytes waiting for the current request to end */
-    size_t pending_len;
-    cz_http_buf_t out[2];       /* out[cur] collects; the other may be in flight */
-    int cur, writing;           /* writing: 1 while out[cur ^ 1] is being written */
+    struct sock *prev, *next;
     uv_write_t wreq;
-    uint64_t deadline;          /* loop ms; 0: none */
+    size_t wlen;                /* bytes of the write in flight */
+    char *chunk;                /* a file range's bytes while the socket is full */
     unsigned refs;              /* the handle, plus one per pending completion */
-    conn_state_t state;
-    uint8_t open, closing, reading, head, keep_alive, http_minor, timed_out;
-};
+    unsigned flags;
+} sock_t;
 
 struct cz_server {
     uv_loop_t loop;
@@ -54,13 +53,12 @@ struct cz_server {
     cz_completion_t *posted_head, *posted_tail;
     int stop_requested;
     cz_allocator_t *alloc;
-    const cz_router_t *router;
     cz_server_config_t cfg;
     cz_server_hooks_t hooks;
+    cz_conn_env_t env;          /* what every connection shares */
     cz_http_date_t date;
     char *rbuf;                 /* one read buffer for the whole loop */
-    int rbuf_busy;
-    cz_conn_t *conns;
+    sock_t *socks;
     cz_server_counters_t counters;
     unsigned inflight;          /* requests answered later through cz_server_post() */
     int port, listening, stopping, loop_ready, locked;
@@ -81,10 +79,10 @@ void cz_server_config_default(cz_server_config_t *c) {
     cz_http_limits_default(&c->http);
 }
 
-static void conn_close(cz_conn_t *c);
-static void conn_process(cz_conn_t *c, const char *data, size_t len);
-static void conn_flush(cz_conn_t *c);
+static void sock_sync(sock_t *k);
 static void maybe_finish_stop(cz_server_t *s);
+
+static sock_t *sock_of(const cz_conn_t *c) { return (sock_t *)(uintptr_t)c; }
 
 /* ---- the embedder's lock --------------------------------------------------------------- */
 
@@ -105,277 +103,183 @@ static void hooks_leave(cz_server_t *s) {
  * poll) and released here, just before the loop polls and may block. */
 static void on_before_poll(uv_prepare_t *h) { hooks_leave(h->data); }
 
-/* ---- connection lifetime ------------------------------------------------------------ */
+/* ---- cz_conn's environment: the hooks, under the lock ----------------------------------- */
 
-static void conn_unref(cz_conn_t *c) {
-    if (--c->refs > 0) return;
-    cz_server_t *s = c->srv;
-    cz_http_parser_destroy(&c->parser);
-    cz_http_buf_free(&c->out[0]);
-    cz_http_buf_free(&c->out[1]);
-    cz_free(s->alloc, CZ_MEM_REQUEST, c->pending);
-    cz_free(s->alloc, CZ_MEM_REQUEST, c);
+static uint64_t env_now(void *ctx, int fresh) {
+    cz_server_t *s = ctx;
+    if (fresh) uv_update_time(&s->loop);
+    return uv_now(&s->loop);
+}
+
+static cz_conn_dispatch_t env_dispatch(void *ctx, cz_conn_t *c, const cz_http_request_t *req,
+                                       const cz_match_t *m) {
+    cz_server_t *s = ctx;
+    hooks_enter(s);
+    if (s->hooks.request(s->hooks.ctx, c, req, m) != CZ_CONN_PENDING) return CZ_CONN_DONE;
+    sock_of(c)->refs++; /* until the completion has run */
+    s->inflight++;
+    return CZ_CONN_PENDING;
+}
+
+static void env_upgraded(void *ctx, cz_conn_t *c, const char *data, size_t len) {
+    cz_server_t *s = ctx;
+    hooks_enter(s);
+    s->hooks.upgraded(s->hooks.ctx, c, data, len);
+}
+
+static void env_drained(void *ctx, cz_conn_t *c) {
+    cz_server_t *s = ctx;
+    hooks_enter(s);
+    s->hooks.drained(s->hooks.ctx, c);
+}
+
+/* ---- socket lifetime ------------------------------------------------------------------ */
+
+static void sock_unref(sock_t *k) {
+    if (--k->refs > 0) return;
+    cz_server_t *s = k->srv;
+    cz_conn_destroy(&k->conn);
+    cz_free(s->alloc, CZ_MEM_RESPONSE, k->chunk);
+    cz_free(s->alloc, CZ_MEM_REQUEST, k);
     maybe_finish_stop(s);
 }
 
-static void on_conn_closed(uv_handle_t *h) { conn_unref((cz_conn_t *)h->data); }
+static void on_sock_closed(uv_handle_t *h) { sock_unref((sock_t *)h->data); }
 
-static void conn_close(cz_conn_t *c) {
-    if (!c->open) return;
-    cz_server_t *s = c->srv;
-    c->open = 0;
-    if (c->prev) c->prev->next = c->next;
-    else s->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+static void sock_close(sock_t *k) {
+    if (!(k->flags & SOCK_OPEN)) return;
+    cz_server_t *s = k->srv;
+    k->flags &= ~(unsigned)SOCK_OPEN;
+    cz_conn_abort(&k->conn); /* the embedder sees cz_conn_is_open() == 0 */
+    if (k->prev) k->prev->next = k->next;
+    else s->socks = k->next;
+    if (k->next) k->next->prev = k->prev;
+    k->prev = k->next = NULL;
     s->counters.active_connections--;
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    uv_close((uv_handle_t *)&k->tcp, on_sock_closed);
 }
-
-static size_t conn_queued(const cz_conn_t *c) { return c->out[0].len + c->out[1].len; }
 
 /* ---- reading -------------------------------------------------------------------------- */
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     (void)suggested;
-    cz_server_t *s = ((cz_conn_t *)h->data)->srv;
+    cz_server_t *s = ((sock_t *)h->data)->srv;
     /* The read callback consumes the buffer before the loop reads again. */
     buf->base = s->rbuf;
     buf->len = READ_CHUNK;
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-    cz_conn_t *c = stream->data;
+    sock_t *k = stream->data;
     if (nread < 0) {
-        /* EOF or error: what was received is answered if it is in progress,
-         * but nothing more is read. */
+        /* EOF or error: nothing more is read; what is in progress is answered. */
         uv_read_stop(stream);
-        c->reading = 0;
-        if (c->state == CONN_BUSY || c->writing) c->closing = 1;
-        else conn_close(c);
-        return;
+        k->flags &= ~(unsigned)SOCK_READING;
+        cz_conn_eof(&k->conn);
+    } else if (nread > 0) {
+        cz_http_date_update(&k->srv->date, time(NULL));
+        cz_conn_feed(&k->conn, buf->base, (size_t)nread);
     }
-    if (nread == 0) return;
-    cz_server_t *s = c->srv;
-    cz_http_date_update(&s->date, time(NULL));
-    conn_process(c, buf->base, (size_t)nread);
-    conn_flush(c);
+    sock_sync(k);
 }
 
-static void conn_read_start(cz_conn_t *c) {
-    if (!c->open || c->reading || c->closing) return;
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
-}
-
-static void conn_read_stop(cz_conn_t *c) {
-    if (!c->reading) return;
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = 0;
-}
-
-/* Keep the unparsed bytes until the connection can go on; stop reading so
- * that they stay bounded by one read. */
-static void conn_keep(cz_conn_t *c, const char *data, size_t len) {
-    conn_read_stop(c);
-    if (len == 0) return;
-    char *p = cz_malloc(c->srv->alloc, CZ_MEM_REQUEST, len);
-    if (!p) {
-        conn_close(c);
-        return;
-    }
-    memcpy(p, data, len);
-    c->pending = p;
-    c->pending_len = len;
-}
-
-/* Go on with a connection after its request was answered or its output drained. */
-static void conn_resume(cz_conn_t *c) {
-    if (!c->open || c->state == CONN_BUSY) return;
-    if (conn_queued(c) > c->srv->cfg.max_write_buffer) return;
-    if (c->pending) {
-        char *p = c->pending;
-        size_t n = c->pending_len;
-        c->pending = NULL;
-        c->pending_len = 0;
-        conn_process(c, p, n);
-        cz_free(c->srv->alloc, CZ_MEM_REQUEST, p);
-    }
-    if (c->open && !c->pending && c->state != CONN_BUSY && !c->closing) conn_read_start(c);
-    conn_flush(c);
-}
-
-/* ---- responding --------------------------------------------------------------------------- */
-
-/* Whether the response being written may leave the connection open. */
-static int conn_keeps_alive(const cz_conn_t *c) {
-    return c->keep_alive && !c->closing && !c->srv->stopping;
-}
-
-static void request_done(cz_conn_t *c) {
-    cz_server_t *s = c->srv;
-    c->state = CONN_IDLE;
-    cz_http_parser_done(&c->parser);
-    /* The handler may have run for a while: the loop's clock is from before it. */
-    uv_update_time(&s->loop);
-    c->deadline = uv_now(&s->loop) + ms(s->cfg.keepalive_timeout);
-    if (!c->keep_alive || s->stopping) c->closing = 1;
-}
-
-int cz_conn_respond(cz_conn_t *c, const cz_http_response_t *r) {
-    cz_http_response_t resp = *r;
-    resp.http_minor = c->http_minor;
-    resp.keep_alive = conn_keeps_alive(c);
-    resp.head = c->head;
-    if (!resp.keep_alive) c->keep_alive = 0;
-    int rc = cz_http_response_write(&c->out[c->cur], &c->srv->date, &resp);
-    if (rc == CZ_HTTP_EINVAL) {
-        rc = cz_http_write_error(&c->out[c->cur], &c->srv->date, 500, NULL, c->http_minor,
-                                 resp.keep_alive, c->head);
-    }
-    if (rc != CZ_HTTP_OK) c->keep_alive = 0; /* out of memory: close after what is queued */
-    return rc;
-}
-
-int cz_conn_respond_error(cz_conn_t *c, int status, const char *allow) {
-    int keep = conn_keeps_alive(c);
-    if (!keep) c->keep_alive = 0;
-    int rc = cz_http_write_error(&c->out[c->cur], &c->srv->date, status, allow, c->http_minor, keep,
-                                 c->head);
-    /* Unanswered, the next pipelined response would pass for this one's. */
-    if (rc != CZ_HTTP_OK) c->keep_alive = 0;
-    return rc;
-}
+/* ---- writing ------------------------------------------------------------------------------- */
 
 static void on_write(uv_write_t *w, int status) {
-    cz_conn_t *c = w->data;
-    cz_server_t *s = c->srv;
-    c->writing = 0;
-    cz_http_buf_reset(&c->out[c->cur ^ 1], OUT_KEEP);
-    if (status < 0 || !c->open) {
-        conn_close(c);
-        conn_unref(c); /* the write's hold */
-        return;
-    }
-    if (c->out[c->cur].len) {
-        conn_flush(c);
-    } else if (c->closing && c->state != CONN_BUSY) {
-        conn_close(c);
+    sock_t *k = w->data;
+    k->flags &= ~(unsigned)SOCK_WRITING;
+    if (status < 0 || !(k->flags & SOCK_OPEN)) {
+        sock_close(k);
     } else {
-        if (c->state == CONN_IDLE) {
-            uv_update_time(&s->loop);
-            c->deadline = uv_now(&s->loop) + ms(s->cfg.keepalive_timeout);
-        }
-        conn_resume(c); /* may answer buffered pipelined requests: hooks */
+        cz_conn_out_sent(&k->conn, k->wlen);
+        cz_conn_resume(&k->conn); /* may answer held pipelined requests: hooks */
+        sock_sync(k);
     }
-    conn_unref(c);
+    sock_unref(k); /* the write's hold */
 }
 
-static void conn_flush(cz_conn_t *c) {
-    if (!c->open || c->writing) return;
-    cz_http_buf_t *b = &c->out[c->cur];
-    if (b->len == 0) {
-        if (c->closing && c->state != CONN_BUSY) conn_close(c);
-        return;
+static int sock_write(sock_t *k, const char *base, size_t len) {
+    uv_buf_t ub = uv_buf_init((char *)(uintptr_t)base, (unsigned)len);
+    k->wreq.data = k;
+    if (uv_write(&k->wreq, (uv_stream_t *)&k->tcp, &ub, 1, on_write) != 0) return -1;
+    k->wlen = len;
+    k->refs++;
+    k->flags |= SOCK_WRITING;
+    cz_conn_out_blocked(&k->conn);
+    return 0;
+}
+
+/* A file range: sendfile while the socket takes it; when it is full, one
+ * bounded chunk through uv_write, which waits for the socket. 1: all of the
+ * segment went out now; 0: a write is in flight; -1: close. */
+static int send_file(sock_t *k, const cz_conn_seg_t *seg) {
+    uv_os_fd_t sockfd;
+    if (uv_fileno((uv_handle_t *)&k->tcp, &sockfd) != 0) return -1;
+    off_t off = (off_t)seg->offset;
+    size_t want = seg->len > (1u << 30) ? (1u << 30) : seg->len;
+    ssize_t n = sendfile(sockfd, seg->fd, &off, want);
+    if (n > 0) {
+        cz_conn_out_sent(&k->conn, (size_t)n);
+        return 1; /* peek again: the rest, or the next segment */
     }
-    uv_buf_t ub = uv_buf_init(b->data, (unsigned)b->len);
-    if (c->reading && !c->pending && !c->closing) {
+    if (n == 0) return -1; /* the file shrank: never send a wrong length */
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    if (!k->chunk && !(k->chunk = cz_malloc(k->srv->alloc, CZ_MEM_RESPONSE, FILE_CHUNK))) return -1;
+    size_t len = seg->len < FILE_CHUNK ? seg->len : FILE_CHUNK;
+    ssize_t r = pread(seg->fd, k->chunk, len, (off_t)seg->offset);
+    if (r <= 0) return -1;
+    return sock_write(k, k->chunk, (size_t)r) == 0 ? 0 : -1;
+}
+
+/* Write what cz_conn queued. 1 when all of it went out now. */
+static int sock_flush(sock_t *k) {
+    cz_conn_seg_t seg;
+    while ((k->flags & (SOCK_OPEN | SOCK_WRITING)) == SOCK_OPEN && cz_conn_out_peek(&k->conn, &seg)) {
+        if (!seg.base) {
+            int rc = send_file(k, &seg);
+            if (rc < 0) sock_close(k);
+            if (rc <= 0) return 0;
+            continue;
+        }
         /* Most answers fit the socket buffer: written now, with no write
-         * request, completion callback or poll change. A connection with
-         * more to do (held input, closing) takes the request's path. */
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
-        if (n == (int)b->len) { /* the keep-alive clock request_done() started goes on */
-            cz_http_buf_reset(b, OUT_KEEP);
-            return;
+         * request, completion callback or poll change. */
+        uv_buf_t ub = uv_buf_init((char *)(uintptr_t)seg.base, (unsigned)seg.len);
+        int n = uv_try_write((uv_stream_t *)&k->tcp, &ub, 1);
+        if (n == (int)seg.len) {
+            cz_conn_out_sent(&k->conn, seg.len);
+            continue;
         }
         if (n < 0 && n != UV_EAGAIN) {
-            conn_close(c);
-            return;
+            sock_close(k);
+            return 0;
         }
-        if (n > 0) ub = uv_buf_init(b->data + n, (unsigned)(b->len - (size_t)n));
+        if (n > 0) cz_conn_out_sent(&k->conn, (size_t)n);
+        if (n > 0 && !cz_conn_out_peek(&k->conn, &seg)) return 1;
+        if (sock_write(k, seg.base, seg.len) != 0) sock_close(k);
+        return 0;
     }
-    c->wreq.data = c;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &ub, 1, on_write) != 0) {
-        conn_close(c);
+    return (k->flags & (SOCK_OPEN | SOCK_WRITING)) == SOCK_OPEN;
+}
+
+/* After anything happened to a connection: write its output, go on with
+ * held input when the output went out at once, close it when it is done,
+ * and read from it only when it wants input. */
+static void sock_sync(sock_t *k) {
+    while (sock_flush(k) && cz_conn_resume(&k->conn)) {
+    }
+    if (!(k->flags & SOCK_OPEN)) return;
+    cz_conn_state_t st = cz_conn_state(&k->conn);
+    if (st == CZ_CONN_CLOSED ||
+        (st == CZ_CONN_CLOSING && !(k->flags & SOCK_WRITING) && cz_conn_out_pending(&k->conn) == 0)) {
+        sock_close(k);
         return;
     }
-    c->refs++;
-    c->writing = 1;
-    c->cur ^= 1;
-    /* A client that does not read its responses gets write_timeout. */
-    c->deadline = uv_now(&c->srv->loop) + ms(c->srv->cfg.write_timeout);
-}
-
-/* ---- requests ------------------------------------------------------------------------------ */
-
-/* Route one complete request and answer it (or leave it pending). */
-static void conn_request(cz_conn_t *c, const cz_http_request_t *req) {
-    cz_server_t *s = c->srv;
-    s->counters.requests++;
-    c->state = CONN_BUSY;
-    c->deadline = 0;
-    c->head = req->method_id == HTTP_HEAD;
-    c->keep_alive = req->keep_alive && !s->stopping;
-    c->http_minor = (uint8_t)req->http_minor;
-
-    cz_match_t m;
-    int keep = conn_keeps_alive(c), rc;
-    cz_answer_to_t to = {&c->out[c->cur], &s->date, c->http_minor, keep, c->head};
-    if (cz_answer_route(s->router, s->alloc, req, s->hooks.not_found, &to, &m, &rc) == CZ_ANSWER_APP) {
-        hooks_enter(s);
-        if (s->hooks.request(s->hooks.ctx, c, req, &m) == CZ_DISPATCH_PENDING) {
-            c->refs++;
-            s->inflight++;
-            return;
-        }
-    } else if (rc != CZ_HTTP_OK || !keep) {
-        c->keep_alive = 0; /* unanswered, or answered with Connection: close */
-    }
-    request_done(c);
-}
-
-static void conn_process(cz_conn_t *c, const char *data, size_t len) {
-    cz_server_t *s = c->srv;
-    while (c->open) {
-        if (c->state == CONN_BUSY || c->closing || conn_queued(c) > s->cfg.max_write_buffer) {
-            if (!c->closing) conn_keep(c, data, len);
-            return;
-        }
-        if (len == 0) return;
-        size_t used = 0;
-        cz_http_event_t ev = cz_http_parser_feed(&c->parser, data, len, &used);
-        data += used;
-        len -= used;
-        switch (ev) {
-        case CZ_HTTP_NEED_MORE:
-            if (c->state == CONN_IDLE) {
-                c->state = CONN_HEAD;
-                c->deadline = uv_now(&s->loop) + ms(s->cfg.header_timeout);
-            } else if (c->state == CONN_BODY) {
-                c->deadline = uv_now(&s->loop) + ms(s->cfg.body_timeout);
-            }
-            return;
-        case CZ_HTTP_HEADERS: {
-            const cz_http_request_t *req = cz_http_parser_request(&c->parser);
-            c->state = CONN_BODY;
-            c->deadline = uv_now(&s->loop) + ms(s->cfg.body_timeout);
-            if (req->expect_continue && len == 0) {
-                cz_http_buf_append(&c->out[c->cur], CZ_HTTP_100_CONTINUE,
-                                   sizeof(CZ_HTTP_100_CONTINUE) - 1);
-            }
-            break;
-        }
-        case CZ_HTTP_REQUEST:
-            conn_request(c, cz_http_parser_request(&c->parser));
-            break;
-        case CZ_HTTP_ERROR:
-        default:
-            c->state = CONN_IDLE;
-            c->closing = 1;
-            cz_http_write_error(&c->out[c->cur], &s->date, cz_http_parser_status(&c->parser), NULL,
-                                1, 0, 0);
-            conn_read_stop(c);
-            return;
-        }
+    int want = cz_conn_wants_input(&k->conn);
+    if (want && !(k->flags & SOCK_READING)) {
+        if (uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read) == 0) k->flags |= SOCK_READING;
+    } else if (!want && (k->flags & SOCK_READING)) {
+        uv_read_stop((uv_stream_t *)&k->tcp);
+        k->flags &= ~(unsigned)SOCK_READING;
     }
 }
 
@@ -384,33 +288,27 @@ static void conn_process(cz_conn_t *c, const char *data, size_t len) {
 static void on_connection(uv_stream_t *server, int status) {
     cz_server_t *s = server->data;
     if (status < 0) return;
-    cz_conn_t *c = cz_calloc(s->alloc, CZ_MEM_REQUEST, 1, sizeof(*c));
-    if (!c) return;
-    c->srv = s;
-    c->refs = 1;
-    uv_tcp_init(&s->loop, &c->tcp);
-    c->tcp.data = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || s->stopping ||
+    sock_t *k = cz_calloc(s->alloc, CZ_MEM_REQUEST, 1, sizeof(*k));
+    if (!k) return;
+    k->srv = s;
+    k->refs = 1;
+    uv_tcp_init(&s->loop, &k->tcp);
+    k->tcp.data = k;
+    cz_conn_init(&k->conn, &s->env);
+    if (uv_accept(server, (uv_stream_t *)&k->tcp) != 0 || s->stopping ||
         s->counters.active_connections >= s->cfg.max_connections) {
         s->counters.rejected++;
-        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        uv_close((uv_handle_t *)&k->tcp, on_sock_closed);
         return;
     }
     s->counters.accepted++;
     s->counters.active_connections++;
-    uv_tcp_nodelay(&c->tcp, 1);
-    cz_http_parser_init(&c->parser, s->alloc, &s->cfg.http);
-    cz_http_buf_init(&c->out[0], s->alloc, 0);
-    cz_http_buf_init(&c->out[1], s->alloc, 0);
-    c->open = 1;
-    c->state = CONN_IDLE;
-    c->keep_alive = 1;
-    c->http_minor = 1;
-    c->deadline = uv_now(&s->loop) + ms(s->cfg.header_timeout);
-    c->next = s->conns;
-    if (s->conns) s->conns->prev = c;
-    s->conns = c;
-    conn_read_start(c);
+    uv_tcp_nodelay(&k->tcp, 1);
+    k->flags = SOCK_OPEN;
+    k->next = s->socks;
+    if (s->socks) s->socks->prev = k;
+    s->socks = k;
+    sock_sync(k);
 }
 
 /* ---- timers, stop, completions ------------------------------------------------------------------ */
@@ -419,20 +317,12 @@ static void on_sweep(uv_timer_t *t) {
     cz_server_t *s = t->data;
     uint64_t now = uv_now(&s->loop);
     cz_http_date_update(&s->date, time(NULL));
-    for (cz_conn_t *c = s->conns, *next; c; c = next) {
-        next = c->next;
-        if (!c->deadline || now < c->deadline || c->state == CONN_BUSY) continue;
-        if ((c->state == CONN_HEAD || c->state == CONN_BODY) && !c->writing && !c->timed_out) {
-            /* Part of a request arrived, the rest did not: say so, then close. */
-            c->timed_out = 1;
-            c->closing = 1;
-            conn_read_stop(c);
-            cz_http_write_error(&c->out[c->cur], &s->date, 408, NULL, 1, 0, 0);
-            c->deadline = now + 1000;
-            conn_flush(c);
-        } else {
-            conn_close(c);
-        }
+    for (sock_t *k = s->socks, *next; k; k = next) {
+        next = k->next;
+        uint64_t d = cz_conn_deadline(&k->conn);
+        if (!d || now < d) continue;
+        cz_conn_timeout(&k->conn);
+        sock_sync(k);
     }
 }
 
@@ -453,7 +343,7 @@ static void close_loop_handles(cz_server_t *s) {
 static void maybe_finish_stop(cz_server_t *s) {
     /* Requests in flight will post their completion: the wakeup handle
      * must stay open for them. */
-    if (!s->stopping || s->conns || s->inflight || !s->loop_ready) return;
+    if (!s->stopping || s->socks || s->inflight || !s->loop_ready) return;
     close_loop_handles(s);
 }
 
@@ -464,26 +354,26 @@ static void on_shutdown_deadline(uv_timer_t *t) {
         s->hooks.expired(s->hooks.ctx);
         hooks_leave(s);
     }
-    for (cz_conn_t *c = s->conns, *next; c; c = next) {
-        next = c->next;
-        conn_close(c);
+    for (sock_t *k = s->socks, *next; k; k = next) {
+        next = k->next;
+        sock_close(k);
     }
 }
 
 static void begin_stop(cz_server_t *s) {
     if (s->stopping) return;
     s->stopping = 1;
+    s->env.stopping = 1;
     if (s->listening) {
         close_handle((uv_handle_t *)&s->listener);
         s->listening = 0;
     }
     uv_signal_stop(&s->sigint);
     uv_signal_stop(&s->sigterm);
-    for (cz_conn_t *c = s->conns, *next; c; c = next) {
-        next = c->next;
-        c->closing = 1;
-        /* Idle and half-received requests are not in flight: close now. */
-        if (c->state != CONN_BUSY && !c->writing) conn_close(c);
+    for (sock_t *k = s->socks, *next; k; k = next) {
+        next = k->next;
+        cz_conn_shutdown(&k->conn);
+        sock_sync(k);
     }
     uv_timer_start(&s->deadline_timer, on_shutdown_deadline, ms(s->cfg.shutdown_timeout), 0);
     uv_unref((uv_handle_t *)&s->deadline_timer);
@@ -510,11 +400,14 @@ static void on_wakeup(uv_async_t *a) {
         s->hooks.complete(s->hooks.ctx, c, list->item);
         cz_free(s->alloc, CZ_MEM_TASK, list);
         s->inflight--;
-        if (c->open) {
-            request_done(c);
-            conn_resume(c);
+        if (cz_conn_is_open(c)) {
+            /* A completion that answered nothing would leave the next
+             * response passing for this request's. */
+            if (cz_conn_state(c) == CZ_CONN_BUSY) cz_conn_respond_error(c, 500, NULL);
+            cz_conn_resume(c);
+            sock_sync(sock_of(c));
         }
-        conn_unref(c);
+        sock_unref(sock_of(c));
         list = next;
     }
     if (stop) begin_stop(s);
@@ -551,10 +444,26 @@ cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router,
     cz_server_t *s = cz_calloc(alloc, CZ_MEM_GENERAL, 1, sizeof(*s));
     if (!s) return NULL;
     s->alloc = alloc;
-    s->router = router;
     if (config) s->cfg = *config;
     else cz_server_config_default(&s->cfg);
     s->hooks = *hooks;
+    s->env = (cz_conn_env_t){
+        .alloc = alloc,
+        .router = router,
+        .limits = &s->cfg.http,
+        .date = &s->date,
+        .max_write_buffer = s->cfg.max_write_buffer,
+        .header_timeout_ms = ms(s->cfg.header_timeout),
+        .body_timeout_ms = ms(s->cfg.body_timeout),
+        .keepalive_timeout_ms = ms(s->cfg.keepalive_timeout),
+        .write_timeout_ms = ms(s->cfg.write_timeout),
+        .not_found = hooks->not_found,
+        .ctx = s,
+        .now = env_now,
+        .dispatch = env_dispatch,
+        .upgraded = hooks->upgraded ? env_upgraded : NULL,
+        .drained = hooks->drained ? env_drained : NULL,
+    };
     s->rbuf = cz_malloc(alloc, CZ_MEM_REQUEST, READ_CHUNK);
     if (!s->rbuf || uv_loop_init(&s->loop) != 0) {
         cz_free(alloc, CZ_MEM_REQUEST, s->rbuf);
@@ -656,9 +565,10 @@ void cz_server_destroy(cz_server_t *s) {
     if (!s) return;
     /* Close whatever run() did not (e.g. it was never called). */
     s->stopping = 1;
-    for (cz_conn_t *c = s->conns, *next; c; c = next) {
-        next = c->next;
-        conn_close(c);
+    s->env.stopping = 1;
+    for (sock_t *k = s->socks, *next; k; k = next) {
+        next = k->next;
+        sock_close(k);
     }
     close_handle((uv_handle_t *)&s->listener);
     close_loop_handles(s);
@@ -669,17 +579,13 @@ void cz_server_destroy(cz_server_t *s) {
     cz_free(s->alloc, CZ_MEM_GENERAL, s);
 }
 
-int cz_conn_is_open(const cz_conn_t *c) { return c->open; }
-
-const cz_http_request_t *cz_conn_request(const cz_conn_t *c) {
-    return c->state == CONN_BUSY ? cz_http_parser_request(&c->parser) : NULL;
-}
-cz_server_t *cz_conn_server(const cz_conn_t *c) { return c->srv; }
+cz_server_t *cz_conn_server(const cz_conn_t *c) { return sock_of(c)->srv; }
 
 int cz_conn_peer(const cz_conn_t *c, char *host, size_t hostlen, int *port) {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    if (!c->open || uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) return -1;
+    const sock_t *k = sock_of(c);
+    if (!(k->flags & SOCK_OPEN) || uv_tcp_getpeername(&k->tcp, (struct sockaddr *)&ss, &len) != 0) return -1;
     if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
         uv_ip6_name(a, host, hostlen);
@@ -692,4 +598,7 @@ int cz_conn_peer(const cz_conn_t *c, char *host, size_t hostlen, int *port) {
     return 0;
 }
 
-void cz_server_counters(const cz_server_t *s, cz_server_counters_t *out) { *out = s->counters; }
+void cz_server_counters(const cz_server_t *s, cz_server_counters_t *out) {
+    *out = s->counters;
+    out->requests = s->env.requests;
+}

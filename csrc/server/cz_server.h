@@ -1,18 +1,21 @@
 /*
- * cz_server — the HTTP/1.1 server: a libuv loop, its listening socket and
- * its connections. Knows nothing of Python: what happens to a routed
- * request is the embedder's business, through cz_server_hooks_t.
+ * cz_server — the libuv side of the HTTP/1.1 server: the loop, the listening
+ * socket, each connection's socket, timers and signals. What a connection
+ * does with its bytes is cz_conn's (transport-free, cz_conn.h); what happens
+ * to a routed request is the embedder's business, through cz_server_hooks_t.
  *
- * One connection handles one request at a time, in arrival order: bytes of
- * pipelined requests wait (unparsed) until the response before them is
- * queued, so responses always go out in request order. Responses queued
- * while a write is in flight are sent together in the next write.
+ * Per connection: bytes read go to cz_conn_feed(); the output cz_conn
+ * queues is written at once with uv_try_write() when the socket takes it
+ * (no write request, no poll change), else with one uv_write() at a time;
+ * file ranges go out with sendfile(2), or a bounded pread() + uv_write()
+ * chunk while the socket is full. Reading stops whenever cz_conn says so
+ * (busy, output over max_write_buffer, closing).
  *
  * Threads: everything runs on the thread that called cz_server_run(), except
  * cz_server_post() and cz_server_stop(), which any thread may call.
  *
- * Memory: connections, parsers and read leftovers use CZ_MEM_REQUEST; output
- * buffers CZ_MEM_RESPONSE; completions CZ_MEM_TASK.
+ * Memory: connections and read leftovers use CZ_MEM_REQUEST; output and file
+ * chunks CZ_MEM_RESPONSE; completions CZ_MEM_TASK.
  */
 #ifndef CZ_SERVER_H
 #define CZ_SERVER_H
@@ -20,12 +23,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cz_conn.h"
 #include "cz_http.h"
 #include "cz_memory.h"
 #include "cz_router.h"
 
 typedef struct cz_server cz_server_t;
-typedef struct cz_conn cz_conn_t;
 
 typedef struct {
     size_t max_connections;   /* beyond it, new connections are closed at once */
@@ -51,11 +54,6 @@ typedef struct {
 
 void cz_server_config_default(cz_server_config_t *c);
 
-typedef enum {
-    CZ_DISPATCH_DONE = 0, /* the hook answered with cz_conn_respond() */
-    CZ_DISPATCH_PENDING   /* the answer comes later through cz_server_post() */
-} cz_dispatch_t;
-
 typedef struct {
     void *ctx;
     /* Taken before the first hook call of a loop iteration and released
@@ -69,8 +67,8 @@ typedef struct {
      * NOT_FOUND when `not_found` is set (the embedder answers 404s itself).
      * `req` and the params of `m` stay valid until the request is answered.
      */
-    cz_dispatch_t (*request)(void *ctx, cz_conn_t *c, const cz_http_request_t *req,
-                             const cz_match_t *m);
+    cz_conn_dispatch_t (*request)(void *ctx, cz_conn_t *c, const cz_http_request_t *req,
+                                  const cz_match_t *m);
     int not_found;
     /* A completion posted with cz_server_post(), on the loop thread. When
      * the client went away meanwhile, cz_conn_is_open() is 0: release what
@@ -79,6 +77,9 @@ typedef struct {
     /* The shutdown deadline passed with requests still pending: make them
      * complete now (e.g. cancel them); the loop ends once they have. */
     void (*expired)(void *ctx);
+    /* cz_conn_env_t's upgraded and drained (may be NULL). */
+    void (*upgraded)(void *ctx, cz_conn_t *c, const char *data, size_t len);
+    void (*drained)(void *ctx, cz_conn_t *c);
 } cz_server_hooks_t;
 
 /* Create a server; `router` and `alloc` must outlive it. NULL on failure. */
@@ -102,18 +103,12 @@ void cz_server_stop(cz_server_t *s);
  * until hooks.complete has run. Returns 0, or -1 if out of memory. */
 int cz_server_post(cz_server_t *s, cz_conn_t *c, void *item);
 
-/* ---- connections (loop thread only, except where said) ---------------------------- */
+/* ---- connections (loop thread only) ---------------------------------------------------- */
 
-/* Queue the response to the connection's current request. Keep-alive and
- * HEAD are handled here. An invalid response (bad header) is replaced by a
- * 500. Returns CZ_HTTP_OK or the serializer's error. */
-int cz_conn_respond(cz_conn_t *c, const cz_http_response_t *r);
-/* Queue a canned JSON error for the current request (e.g. 404, 500). */
-int cz_conn_respond_error(cz_conn_t *c, int status, const char *allow);
+/* Answers go through cz_conn.h (cz_conn_respond() and friends). After
+ * answering a request left pending, from outside a hook (hooks.complete
+ * is inside one), call nothing: the server resumes the connection itself. */
 
-int cz_conn_is_open(const cz_conn_t *c);
-/* The request being answered (valid until it is answered), or NULL. */
-const cz_http_request_t *cz_conn_request(const cz_conn_t *c);
 /* Peer address as text and port; 0 or -1. */
 int cz_conn_peer(const cz_conn_t *c, char *host, size_t hostlen, int *port);
 cz_server_t *cz_conn_server(const cz_conn_t *c);

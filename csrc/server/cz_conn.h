@@ -1,0 +1,248 @@
+/*
+ * cz_conn — one HTTP/1.1 connection as a state machine, free of sockets,
+ * timers and threads: the transport feeds it the bytes it reads, takes from
+ * it the bytes (or file ranges) to send, and tells it the time. The libuv
+ * server (cz_server.c) and the fuzz harness (tests/fuzz/fuzz_request.c)
+ * drive this same code.
+ *
+ *   bytes in --cz_conn_feed--> parse (cz_http) --> route (cz_answer) -->
+ *   env->dispatch (the application) --> cz_conn_respond* --> output queue
+ *   --cz_conn_out_peek/cz_conn_out_sent--> transport
+ *
+ * States (one field, cz_conn_state()):
+ *
+ *   IDLE      between requests: keep-alive deadline
+ *   HEAD      part of a request head received: header deadline
+ *   BODY      head complete, body being read: body deadline
+ *   BUSY      a complete request is with the application; no deadline
+ *   STREAM    its response is being produced piece by piece (cz_conn_stream_*)
+ *   UPGRADED  a 101 was queued: every byte read goes to env->upgraded
+ *   CLOSING   nothing more is read or answered; the transport closes the
+ *             socket once cz_conn_out_pending() is 0
+ *   CLOSED    the transport closes the socket now (and calls nothing else
+ *             but cz_conn_destroy())
+ *
+ *   IDLE -> HEAD -> BODY -> BUSY -> IDLE (keep-alive) | CLOSING
+ *   BUSY -> STREAM -> IDLE | CLOSING        BUSY -> UPGRADED -> CLOSING
+ *   any -> CLOSING (parse error, timeout, stop) -> CLOSED
+ *
+ * One request at a time, in arrival order: bytes of pipelined requests are
+ * kept unparsed (a copy, at most one read) until the response before them
+ * is complete and the queued output is under env->max_write_buffer, so
+ * responses always leave in request order and a client that does not read
+ * cannot make the server buffer more than one answer beyond that bound.
+ *
+ * Answering. env->dispatch is called for each routed request the
+ * application answers. It answers now (cz_conn_respond(), _respond_error(),
+ * _respond_file(), _stream_begin(), _upgrade() before returning
+ * CZ_CONN_DONE) or later (returns CZ_CONN_PENDING, then calls one of them
+ * from the transport's thread; the transport then calls cz_conn_resume()).
+ * A request left unanswered by a hook that returned DONE is answered 500.
+ * Re-entrancy: no function here calls env->dispatch except cz_conn_feed()
+ * and cz_conn_resume(); responding never parses the next request.
+ *
+ * Output is a short queue of segments: bytes (CZ_MEM_RESPONSE buffers) or a
+ * range of an open file. cz_conn_out_peek() hands the transport the first
+ * unsent segment; its memory stays put until cz_conn_out_sent() (output
+ * produced meanwhile goes to a later segment), so it can be written
+ * asynchronously without a copy.
+ *
+ * Time is the transport's monotonic clock in milliseconds (env->now).
+ * Memory: parser and held input use CZ_MEM_REQUEST, output CZ_MEM_RESPONSE.
+ * Threads: none of its own; every call on one connection from one thread.
+ */
+#ifndef CZ_CONN_H
+#define CZ_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cz_http.h"
+#include "cz_memory.h"
+#include "cz_router.h"
+
+typedef struct cz_conn cz_conn_t;
+
+typedef enum {
+    CZ_CONN_IDLE = 0,
+    CZ_CONN_HEAD,
+    CZ_CONN_BODY,
+    CZ_CONN_BUSY,
+    CZ_CONN_STREAM,
+    CZ_CONN_UPGRADED,
+    CZ_CONN_CLOSING,
+    CZ_CONN_CLOSED
+} cz_conn_state_t;
+
+/* What env->dispatch did with a request. */
+typedef enum {
+    CZ_CONN_DONE = 0, /* answered (or the connection will be answered 500) */
+    CZ_CONN_PENDING   /* answered later, then the transport calls cz_conn_resume() */
+} cz_conn_dispatch_t;
+
+/* Shared by every connection of one server; must outlive them. */
+typedef struct {
+    cz_allocator_t *alloc;
+    const cz_router_t *router;
+    const cz_http_limits_t *limits;  /* of the parser */
+    const cz_http_date_t *date;      /* NULL: no Date header */
+    size_t max_write_buffer;         /* queued output above it: no more requests parsed */
+    size_t out_max;                  /* bound of one output segment; 0: none */
+    uint64_t header_timeout_ms;      /* first byte of a request to its full head (408) */
+    uint64_t body_timeout_ms;        /* without a body byte (408) */
+    uint64_t keepalive_timeout_ms;   /* idle between requests (close) */
+    uint64_t write_timeout_ms;       /* output not taken by the client (close) */
+    int not_found;                   /* the application answers 404s itself */
+    int stopping;                    /* set by the transport: answer, then close */
+    uint64_t requests;               /* complete requests read (all connections) */
+
+    void *ctx;
+    /* The transport's clock; `fresh` asks for the time now rather than the
+     * value cached at the start of the loop iteration. */
+    uint64_t (*now)(void *ctx, int fresh);
+    /* A routed request the application answers (see "Answering"). `req`
+     * and the params of `m` stay valid until it is answered. */
+    cz_conn_dispatch_t (*dispatch)(void *ctx, cz_conn_t *c, const cz_http_request_t *req,
+                                   const cz_match_t *m);
+    /* UPGRADED: bytes read (a view, valid during the call), or len 0 and
+     * data NULL once the peer has finished sending. May be NULL if nobody
+     * upgrades. */
+    void (*upgraded)(void *ctx, cz_conn_t *c, const char *data, size_t len);
+    /* STREAM: queued output fell back under max_write_buffer; the producer
+     * may go on. May be NULL. */
+    void (*drained)(void *ctx, cz_conn_t *c);
+} cz_conn_env_t;
+
+/* One piece of output. */
+typedef struct {
+    const char *base; /* bytes, or NULL for a file range */
+    size_t len;       /* bytes left to send of this segment (> 0) */
+    int fd;           /* file range: the file (owned by the connection) */
+    uint64_t offset;  /* file range: where the unsent part starts */
+} cz_conn_seg_t;
+
+#define CZ_CONN_SEGS 4 /* output segments queued at most */
+
+typedef struct {
+    uint8_t kind;      /* private: none, bytes, file */
+    cz_http_buf_t buf; /* bytes */
+    int fd;
+    uint64_t offset, len;
+    size_t sent;       /* of this segment, already written */
+} cz_conn_out_t;
+
+/* Embed it (libuv style); fields are private except through the calls below. */
+struct cz_conn {
+    const cz_conn_env_t *env;
+    cz_http_parser_t parser;
+    cz_conn_out_t out[CZ_CONN_SEGS]; /* a ring: out[head] is sent first */
+    uint8_t head_seg, nseg, taken;   /* taken: out[head_seg] was peeked */
+    uint8_t state;                   /* cz_conn_state_t */
+    uint8_t keep_alive;              /* of the current request and its answer */
+    uint8_t is_head;                 /* the current request is HEAD */
+    uint8_t http_minor;
+    uint8_t framing;                 /* STREAM: private cz_http framing */
+    uint8_t input_ended;             /* the peer finished sending */
+    uint8_t producer_waits;          /* STREAM: cz_conn_writable() said 0 */
+    char *held;                      /* unparsed input waiting for the current request */
+    size_t held_len;
+    uint64_t deadline;               /* env->now ms; 0: none */
+    uint64_t stream_left;            /* STREAM with a known length: bytes still due */
+};
+
+/* Set up a new connection (takes no memory yet) in IDLE with the header
+ * deadline running. `env` must outlive it. */
+void cz_conn_init(cz_conn_t *c, const cz_conn_env_t *env);
+/* Free everything, close queued files. The state becomes CLOSED. */
+void cz_conn_destroy(cz_conn_t *c);
+
+cz_conn_state_t cz_conn_state(const cz_conn_t *c);
+/* 1 until CLOSED: responses may still be queued. */
+int cz_conn_is_open(const cz_conn_t *c);
+
+/* ---- the transport's side ------------------------------------------------------------ */
+
+/* Bytes read from the client (a view, valid during the call: what must be
+ * kept is copied). May dispatch requests. */
+void cz_conn_feed(cz_conn_t *c, const char *data, size_t len);
+/* The peer finished sending (EOF or read error). An idle connection
+ * becomes CLOSED, a busy one is answered and then closed. */
+void cz_conn_eof(cz_conn_t *c);
+/* 1 when the transport should read: in IDLE, HEAD, BODY or UPGRADED, with
+ * no held input and queued output within max_write_buffer. */
+int cz_conn_wants_input(const cz_conn_t *c);
+/* Go on after a deferred answer or after output was sent: parse held
+ * input (may dispatch), and call env->drained for a producer that waits.
+ * 1 when held input was parsed (more output may be queued). */
+int cz_conn_resume(cz_conn_t *c);
+
+/* Deadline (env->now ms) or 0. Call cz_conn_timeout() once it has passed. */
+uint64_t cz_conn_deadline(const cz_conn_t *c);
+/* The deadline passed: a partial request is answered 408 and the
+ * connection closes; an idle or stalled one becomes CLOSED. */
+void cz_conn_timeout(cz_conn_t *c);
+/* The server stops: idle connections become CLOSED; others close after
+ * the answer under way. */
+void cz_conn_shutdown(cz_conn_t *c);
+/* Close now, whatever is queued (write error, the server gives up). */
+void cz_conn_abort(cz_conn_t *c);
+
+/* First unsent segment into *seg; 0 when nothing is queued. The segment's
+ * memory stays valid until cz_conn_out_sent(). */
+int cz_conn_out_peek(cz_conn_t *c, cz_conn_seg_t *seg);
+/* `n` bytes of the peeked segment were written (n <= seg.len). */
+void cz_conn_out_sent(cz_conn_t *c, size_t n);
+/* A write could not complete at once: the write deadline starts. */
+void cz_conn_out_blocked(cz_conn_t *c);
+/* Bytes (and file bytes) queued and not yet sent. */
+uint64_t cz_conn_out_pending(const cz_conn_t *c);
+
+/* ---- the application's side (BUSY unless said; transport thread) ----------------------- */
+
+/* Result codes: CZ_HTTP_OK, CZ_HTTP_EINVAL, CZ_HTTP_ENOMEM, CZ_HTTP_E2BIG,
+ * or CZ_CONN_ESTATE when the call does not fit the state. */
+#define CZ_CONN_ESTATE (-10)
+
+/* The request being answered (BUSY, STREAM), or NULL. */
+const cz_http_request_t *cz_conn_request(const cz_conn_t *c);
+
+/* Answer with a whole response. Keep-alive, HTTP/1.0 and HEAD are handled
+ * here. An invalid response (bad header) is replaced by a 500; when nothing
+ * could be queued (out of memory) the connection closes after what is. */
+int cz_conn_respond(cz_conn_t *c, const cz_http_response_t *r);
+/* Answer a canned JSON error ({"detail": reason phrase}); `allow` for 405. */
+int cz_conn_respond_error(cz_conn_t *c, int status, const char *allow);
+/* Answer with `length` bytes of file `fd` from `offset` (r->body is
+ * ignored; Content-Length is `length`). The connection owns `fd` from this
+ * call on, whatever the result, and closes it when sent or dropped. */
+int cz_conn_respond_file(cz_conn_t *c, const cz_http_response_t *r, int fd, uint64_t offset,
+                         uint64_t length);
+
+/* Begin a response whose body comes in pieces: `length` bytes when known
+ * (Content-Length), or -1: chunked for HTTP/1.1, until the close for
+ * HTTP/1.0. Returns 1: STREAM, write the body; 0: no body is sent (HEAD,
+ * 1xx/204/304) and the request is answered; < 0 an error code (the
+ * request is answered 500 when it was EINVAL). */
+int cz_conn_stream_begin(cz_conn_t *c, const cz_http_response_t *r, int64_t length);
+/* STREAM: queue a piece of the body (framed as begun). Writing past a known
+ * length is CZ_HTTP_EINVAL. */
+int cz_conn_stream_write(cz_conn_t *c, const void *data, size_t len);
+/* STREAM: the body is complete. A known length not reached closes the
+ * connection (the client sees a short body, never a wrong one). */
+int cz_conn_stream_end(cz_conn_t *c);
+/* 1 while queued output is within max_write_buffer: a producer pauses at 0
+ * and goes on at env->drained (called once per 0 seen). */
+int cz_conn_writable(cz_conn_t *c);
+
+/* Answer with `r` (status 101, the Upgrade header among r->headers) and
+ * hand the connection over: UPGRADED. Input already read past the request
+ * reaches env->upgraded as soon as the hook that upgraded returns (or at
+ * the next cz_conn_resume() for a deferred answer). */
+int cz_conn_upgrade(cz_conn_t *c, const cz_http_response_t *r);
+/* UPGRADED: the buffer to append raw output to (e.g. a frame written in
+ * place), or NULL in another state. Valid until the next call on `c`. */
+cz_http_buf_t *cz_conn_out_buffer(cz_conn_t *c);
+/* UPGRADED or STREAM: close once what is queued is sent. */
+void cz_conn_close(cz_conn_t *c);
+
+#endif /* CZ_CONN_H */
