@@ -1,67 +1,73 @@
 /*
  * fuzz_request — libFuzzer harness for the C request path of the server:
- * bytes of one connection, split at points the input chooses (as TCP
- * would), through cz_http_parser_feed() driven the way conn_process() in
- * csrc/server/cz_server.c drives it (events NEED_MORE / HEADERS / REQUEST /
- * ERROR, one request at a time, pipelined bytes kept while a request is
- * busy, 100-continue, keep-alive and close), then cz_answer_route() (the
- * server's own code: cz_router_match() on a fixed router, and the answers
- * the server gives by itself: OPTIONS 204, 405 + Allow, trailing-slash 307,
- * 404), then for the application's requests the response:
- * cz_http_response_write() (or _head + append), cz_http_write_error(), with
- * header values taken from the request (header injection checks).
+ * the bytes of one connection, split at points the input chooses (as TCP
+ * would), through the connection engine itself (cz_conn.c, as cz_server.c
+ * drives it): cz_conn_feed(), the parser, cz_answer_route() on a fixed
+ * router (the server's own answers: OPTIONS 204, 405 + Allow,
+ * trailing-slash 307, 404), the application's answers (whole responses,
+ * streamed bodies with a known length or chunked, file ranges, deferred
+ * answers), and the output queue taken by a transport made of the input
+ * (partial writes, a full socket, timeouts, EOF).
  *
  * Input layout (see README.md):
  *   byte 0      options (bit 0-1 limits preset, 2 deferred answers,
  *               3 small write buffer, 4 bounded output buffer,
  *               5 server stopping, 6 embedder answers 404s, 7 no Date)
- *   byte 1      >= 0x80: fail the (byte - 0x7f)-th allocation; else none
+ *   byte 1      >= 0x80: fail the (byte - 0x7f)-th allocation; else bit 6:
+ *               let every deadline pass after the input, bits 0-5: the
+ *               socket takes (bits * 7) bytes per turn (0: all)
  *   bytes 2-4   read sizes, used in turn: (b & 0x3f) * (b & 0x80 ? 37 : 1),
  *               0 meaning "everything left"
  *   the rest    the bytes the client sends
  *
  * Checked on every input (abort = crash for libFuzzer):
  *   - ASan/UBSan: every read and write; each read's bytes live in their own
- *     heap block that is freed right after cz_http_parser_feed() returns,
- *     so a request view into the read buffer is a use-after-free;
- *   - the parser's contract: consumed <= len, NEED_MORE consumes all,
- *     HEADERS only for a body, sticky errors with a 4xx/5xx status (500
- *     only under injected allocation failure), and each request's fields
- *     (target form, Host count, framing headers, keep-alive, limits, body
- *     length);
- *   - split invariance: the requests (and the final error) equal those of
- *     the same bytes fed in one piece;
+ *     heap block that is freed right after cz_conn_feed() returns, so a
+ *     request view into the read buffer is a use-after-free;
+ *   - each complete request's contract (cz_http.h), field by field, as it
+ *     reaches cz_answer_route() (wrapped with -Wl,--wrap);
+ *   - split invariance: the requests (and the end: input, error, close)
+ *     equal those of the same bytes parsed in one piece;
  *   - the router's answer: params inside the path, status consistent;
  *   - cz_answer_route(): who answers (application or server), and what the
  *     server wrote, checked against an oracle written here: 204 + Allow for
  *     OPTIONS, 405 + Allow, 307 + Location (the other trailing-slash form,
  *     query kept, never "//host" or "/\host": those are 404), 404; the Allow
- *     and Location values are compared byte for byte; on failure nothing is
- *     appended and the connection closes after what is queued;
- *   - every response: all-or-nothing on error, CZ_HTTP_EINVAL exactly when
- *     a header name/value or reason is invalid, and the serialized bytes
- *     parse back with llhttp (HTTP_RESPONSE) into exactly the responses
- *     written: status, number of header fields (no injected field),
- *     Content-Length and body length, keep-alive/close, nothing after a
- *     "Connection: close";
+ *     and Location values are compared byte for byte;
+ *   - what the connection decides for each answer (keep-alive, HTTP/1.0,
+ *     HEAD), computed here independently; every answering call's result:
+ *     CZ_HTTP_EINVAL exactly when a header name/value or reason is invalid
+ *     (then a 500), all-or-nothing on error, and after an unanswered request
+ *     nothing more is sent;
+ *   - every byte sent parses back with llhttp (HTTP_RESPONSE) into exactly
+ *     the responses expected: status, number of header fields (no injected
+ *     field), Content-Length or chunked and the body's length, keep-alive or
+ *     close, nothing after a "Connection: close"; 100 Continue only as an
+ *     interim answer; a stream cut short only at the very end;
+ *   - files handed to the connection are closed once it is destroyed;
  *   - leaks: the allocator's live bytes and blocks are back to their start
  *     value after every input.
  */
+#define _GNU_SOURCE
 #include "fuzz_common.h"
 
 #include "cz_answer.h"
+#include "cz_conn.h"
 #include "cz_http.h"
 #include "cz_memory.h"
 #include "cz_router.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define HDR_LEN 5
-#define OUT_KEEP (16u * 1024u) /* as cz_server.c */
 
 enum {
     OPT_LIMITS = 0x03,
@@ -80,7 +86,9 @@ static int g_verbose;            /* FUZZ_VERBOSE=1: one line per input */
 
 /* ---- the application: a fixed router ---------------------------------------- */
 
-enum { MODE_ECHO, MODE_STATUS, MODE_STREAM, MODE_EMPTY };
+/* STREAM: body in pieces with a known length; CHUNKED: length unknown;
+ * FILE: a range of a file the response owns. */
+enum { MODE_ECHO, MODE_STATUS, MODE_STREAM, MODE_EMPTY, MODE_CHUNKED, MODE_FILE };
 
 typedef struct {
     const char *method;
@@ -117,6 +125,9 @@ static const route_t g_routes[] = {
     {"GET", "/search", 200, MODE_ECHO},
     {"POST", "/search", 200, MODE_ECHO},
     {"GET", "/{page}", 200, MODE_ECHO},
+    {"GET", "/chunks/{n}", 200, MODE_CHUNKED},
+    {"POST", "/chunks/{n}", 200, MODE_CHUNKED},
+    {"GET", "/download/{name}", 200, MODE_FILE},
 };
 #define NROUTES (sizeof(g_routes) / sizeof(g_routes[0]))
 
@@ -166,6 +177,7 @@ typedef struct {
     int head;            /* answer to HEAD: body not sent */
     size_t nfields;      /* header fields expected */
     int has_length;      /* Content-Length expected */
+    int chunked;         /* Transfer-Encoding: chunked expected */
     uint64_t body_len;   /* its value */
     int keep_alive;
     int want;            /* WANT_*: exactly one such field, with this value */
@@ -183,6 +195,7 @@ typedef struct {
     uint64_t body;
     int in_msg;
     int closed;          /* a "Connection: close" response was parsed */
+    int interim;         /* the message being parsed is a 100 Continue */
     size_t responses;
     /* the field being parsed, and the value of the wanted one */
     char fname[16];
@@ -198,9 +211,9 @@ static verifier_t *ver_of(llhttp_t *ll) { return (verifier_t *)ll->data; }
 static int v_begin(llhttp_t *ll) {
     verifier_t *v = ver_of(ll);
 
-    FUZZ_CHECK(v->qhead < v->qtail); /* a response we did not write */
-    FUZZ_CHECK(!v->closed);          /* nothing after Connection: close */
+    FUZZ_CHECK(!v->closed); /* nothing after Connection: close */
     v->in_msg = 1;
+    v->interim = 0;
     v->nfields = 0;
     v->body = 0;
     v->fname_len = 0;
@@ -220,7 +233,7 @@ static int v_field(llhttp_t *ll, const char *at, size_t len) {
 
 static int v_field_complete(llhttp_t *ll) {
     verifier_t *v = ver_of(ll);
-    int want = v->q[v->qhead].want;
+    int want = v->qhead < v->qtail ? v->q[v->qhead].want : WANT_NONE;
 
     v->nfields++;
     v->in_want = (want == WANT_ALLOW && ieq_lit(v->fname, v->fname_len, "allow")) ||
@@ -258,7 +271,16 @@ static int v_value_complete(llhttp_t *ll) {
 
 static int v_headers_complete(llhttp_t *ll) {
     verifier_t *v = ver_of(ll);
-    const expect_t *e = &v->q[v->qhead];
+    const expect_t *e;
+
+    if (ll->status_code == 100 && v->nfields == 0) {
+        /* the connection's own interim answer to "Expect: 100-continue"
+         * (a handler's 100 has at least a Server field) */
+        v->interim = 1;
+        return 0;
+    }
+    FUZZ_CHECK(v->qhead < v->qtail); /* a response we did not write */
+    e = &v->q[v->qhead];
 
     if (ll->status_code != e->status || v->nfields != e->nfields) {
         fprintf(stderr, "response: status %d (want %d), %zu fields (want %zu)\n",
@@ -286,7 +308,7 @@ static int v_headers_complete(llhttp_t *ll) {
     } else {
         FUZZ_CHECK((ll->flags & F_CONTENT_LENGTH) == 0);
     }
-    FUZZ_CHECK((ll->flags & F_CHUNKED) == 0);
+    FUZZ_CHECK(((ll->flags & F_CHUNKED) != 0) == e->chunked);
     return e->head ? 1 : 0; /* 1: no body follows (HEAD) */
 }
 
@@ -298,9 +320,14 @@ static int v_body(llhttp_t *ll, const char *at, size_t len) {
 
 static int v_message_complete(llhttp_t *ll) {
     verifier_t *v = ver_of(ll);
-    const expect_t *e = &v->q[v->qhead];
+    const expect_t *e;
 
-    FUZZ_CHECK(v->body == (e->head || !e->has_length ? 0 : e->body_len));
+    if (v->interim) {
+        v->in_msg = 0;
+        return 0;
+    }
+    e = &v->q[v->qhead];
+    FUZZ_CHECK(v->body == (e->head ? 0 : e->body_len));
     FUZZ_CHECK(llhttp_should_keep_alive(ll) == e->keep_alive);
     if (!e->keep_alive)
         v->closed = 1;
@@ -358,7 +385,8 @@ static expect_t *ver_expect(verifier_t *v, const expect_t *e) {
     return &v->q[v->qtail++];
 }
 
-/* Everything written so far must parse as exactly the expected responses. */
+/* Everything sent parses as the expected responses (the last one may be
+ * unfinished: the caller checks the end). */
 static void ver_check(verifier_t *v, const char *data, size_t len) {
     const char *p = data;
     size_t n = len;
@@ -381,8 +409,6 @@ static void ver_check(verifier_t *v, const char *data, size_t len) {
                 (int)(len > 4000 ? 4000 : len), data);
         FUZZ_CHECK(0);
     }
-    FUZZ_CHECK(!v->in_msg);          /* whole responses only */
-    FUZZ_CHECK(v->qhead == v->qtail); /* every response written was seen */
 }
 
 /* ---- what a response must look like ------------------------------------------- */
@@ -435,7 +461,8 @@ static int response_invalid(const cz_http_response_t *r, int with_body) {
     return 0;
 }
 
-static expect_t *expect_response(verifier_t *v, const cz_http_response_t *r) {
+/* What `r` must look like once written (computed while its views live). */
+static expect_t response_expect(const cz_http_response_t *r) {
     expect_t e;
     size_t i;
     int udate = 0, userver = 0, uctype = 0;
@@ -454,12 +481,19 @@ static expect_t *expect_response(verifier_t *v, const cz_http_response_t *r) {
         e.nfields++;
     }
     e.nfields += (C.datep && !udate) + !userver + (r->content_type.base && !uctype) +
-                 !bodyless + (!r->keep_alive || r->http_minor == 0);
+                 (!bodyless && r->framing != CZ_HTTP_FRAME_CLOSE) +
+                 (!r->keep_alive || r->http_minor == 0 || r->framing == CZ_HTTP_FRAME_CLOSE);
     e.status = r->status;
     e.head = r->head;
-    e.has_length = !bodyless;
-    e.body_len = r->body.len;
-    e.keep_alive = r->keep_alive;
+    e.has_length = !bodyless && r->framing == CZ_HTTP_FRAME_LENGTH;
+    e.chunked = !bodyless && r->framing == CZ_HTTP_FRAME_CHUNKED;
+    e.body_len = bodyless ? 0 : r->body.len;
+    e.keep_alive = r->keep_alive && r->framing != CZ_HTTP_FRAME_CLOSE;
+    return e;
+}
+
+static expect_t *expect_response(verifier_t *v, const cz_http_response_t *r) {
+    expect_t e = response_expect(r);
     return ver_expect(v, &e);
 }
 
@@ -480,29 +514,45 @@ static expect_t *expect_error(verifier_t *v, int status, int minor, int keep, in
     return ver_expect(v, &e);
 }
 
-/* ---- the connection: conn_process() of cz_server.c, synchronously ---------------- */
+/* ---- the connection: cz_conn driven by a transport made of the input -------------- */
 
-enum { CONN_IDLE, CONN_HEAD, CONN_BODY, CONN_BUSY };
 enum { END_INPUT, END_ERROR, END_CLOSE_REQ, END_CLOSE_OTHER };
 
 #define MAX_DIGESTS 512
+#define MAX_FILES 64
 
 typedef struct {
-    cz_http_parser_t parser;
-    cz_http_buf_t out;
-    char *pending;
-    size_t pending_len;
-    int state;
-    int open, closing, reading;
-    int head, keep_alive, http_minor;
-    cz_match_t match;             /* of the deferred request */
+    cz_conn_env_t env;
+    cz_conn_t conn;
     verifier_t v;
+    uint64_t now;               /* the transport's clock, ms */
+    int eof;                    /* cz_conn_eof() was called */
+    int deferred;               /* a request waits for its answer (OPT_DEFER) */
+    cz_match_t match;           /* of the deferred request */
+    /* a body being streamed: the rest of `body`, `piece` bytes at a time */
+    cz_http_str_t body;
+    size_t piece;
+    int streaming, cut;         /* cut: a stream ended early (connection closes) */
+    size_t unanswered_at;       /* responses expected when a request went
+                                   unanswered (nothing may follow); SIZE_MAX: none */
+    int bounded;                /* a CZ_HTTP_E2BIG was seen */
+    int last_keep_alive;        /* of the last complete request */
+    int files[MAX_FILES];       /* files handed to the connection */
+    size_t nfiles;
     /* transcript, compared with a one-piece parse */
     uint64_t digest[MAX_DIGESTS];
     size_t nreq;
-    int end;
-    int error_status;
-} conn_t;
+    char *out;                  /* everything the transport sent, for the verifier */
+    size_t out_len, out_cap;
+    size_t quota;               /* bytes the "socket" takes per turn; 0: all */
+    /* the last canned error written (every one is expected by the
+     * cz_http_write_error wrapper; callers check it is the right one) */
+    size_t nerr;
+    int err_status, err_minor, err_keep, err_head;
+    expect_t *err;
+} harness_t;
+
+static harness_t H;
 
 static uint64_t hstr(uint64_t h, cz_http_str_t s) {
     h = fnv_u64(h, s.len);
@@ -560,7 +610,7 @@ static int has_option(cz_http_str_t v, const char *tok) {
 }
 
 /* The contract of cz_http_request_t (cz_http.h), checked field by field. */
-static void check_request(const cz_http_request_t *r, int at_headers) {
+static void check_request(const cz_http_request_t *r) {
     const cz_http_limits_t *l = &C.limits;
     size_t i, hosts = 0, tes = 0, cls = 0, raw = 0;
     int close_opt = 0, ka_opt = 0, expect = 0;
@@ -648,11 +698,8 @@ static void check_request(const cz_http_request_t *r, int at_headers) {
         FUZZ_CHECK(r->keep_alive == 0);
     FUZZ_CHECK(r->expect_continue == (expect && r->http_minor == 1 && r->has_body));
     FUZZ_CHECK(r->body.len <= l->max_body);
-    if (at_headers) {
-        FUZZ_CHECK(r->has_body && r->body.len == 0);
-    } else if (!r->chunked) {
+    if (!r->chunked)
         FUZZ_CHECK(r->body.len == r->content_length);
-    }
 }
 
 static void check_match(const cz_http_request_t *req, const cz_match_t *m) {
@@ -683,83 +730,77 @@ static void check_match(const cz_http_request_t *req, const cz_match_t *m) {
     }
 }
 
-/* ---- responding: cz_conn_respond() / cz_conn_respond_error() ------------------- */
-
-static int write_error(conn_t *c, int status, const char *allow, int minor, int keep, int head) {
-    size_t before = c->out.len;
-    int rc = cz_http_write_error(&c->out, C.datep, status, allow, minor, keep, head);
-
-    if (rc == CZ_HTTP_OK) {
-        expect_error(&c->v, status, minor, keep, head);
-    } else {
-        FUZZ_CHECK(rc == CZ_HTTP_ENOMEM || rc == CZ_HTTP_E2BIG);
-        FUZZ_CHECK(c->out.len == before); /* all-or-nothing */
-    }
-    return rc;
-}
-
-/* cz_conn_respond(); `stream`: write_head + append, as a server writing a
- * large body from its own memory would. */
-static int conn_respond(conn_t *c, const cz_http_response_t *r, int stream) {
+/* Written independently of cz_conn.c: what an answer to `req` must say about
+ * the connection (keep-alive, HTTP version, HEAD). */
+static cz_http_response_t as_sent(const cz_http_request_t *req, const cz_http_response_t *r) {
     cz_http_response_t resp = *r;
-    size_t before = c->out.len;
-    int rc, invalid;
 
-    resp.http_minor = c->http_minor;
-    resp.keep_alive = c->keep_alive && !c->closing && !(C.opts & OPT_STOPPING);
-    resp.head = c->head;
-    if (!resp.keep_alive)
-        c->keep_alive = 0;
-    invalid = response_invalid(&resp, !stream);
-    if (stream) {
-        rc = cz_http_response_write_head(&c->out, C.datep, &resp);
-        if (rc == CZ_HTTP_OK && !resp.head && resp.body.len > 0) {
-            int bodyless = resp.status < 200 || resp.status == 204 || resp.status == 304;
-            if (!bodyless) {
-                rc = cz_http_buf_append(&c->out, resp.body.base, resp.body.len);
-                if (rc != CZ_HTTP_OK) {
-                    c->out.len = before; /* drop the head too: keep the stream whole */
-                }
-            }
-        }
-    } else {
-        rc = cz_http_response_write(&c->out, C.datep, &resp);
-    }
+    resp.http_minor = req->http_minor;
+    resp.keep_alive = req->keep_alive && !(C.opts & OPT_STOPPING) && !H.eof;
+    resp.head = req->method_id == HTTP_HEAD;
+    return resp;
+}
+
+/* A request went unanswered: the connection must close after what is
+ * queued, or the next response would pass for this one's. */
+static void unanswered(void) {
+    if (H.unanswered_at == SIZE_MAX)
+        H.unanswered_at = H.v.expected;
+}
+
+/* A failed write: out of memory only under injected faults, too big only
+ * with a bounded output buffer. */
+static void failed_write(int rc) {
+    FUZZ_CHECK((rc == CZ_HTTP_ENOMEM && g_faults > 0) || (rc == CZ_HTTP_E2BIG && C.out_max > 0));
+    if (rc == CZ_HTTP_E2BIG)
+        H.bounded = 1;
+    unanswered();
+}
+
+/* Exactly one canned error was written since `nerr`: `status`, framed as
+ * the answer to a request with these minor/keep-alive/head. */
+static expect_t *saw_error(size_t nerr, int status, int minor, int keep, int head) {
+    FUZZ_CHECK(H.nerr == nerr + 1);
+    FUZZ_CHECK(H.err_status == status && H.err_minor == minor && H.err_keep == keep &&
+               H.err_head == head);
+    return H.err;
+}
+
+/* The outcome of a call that answers: `wrote` tells whether bytes were queued. */
+static void check_answer(const cz_http_response_t *resp, const expect_t *e, int rc, int invalid,
+                         int wrote, size_t nerr) {
     FUZZ_CHECK((rc == CZ_HTTP_EINVAL) == invalid);
-    if (rc == CZ_HTTP_OK)
-        expect_response(&c->v, &resp);
-    else
-        FUZZ_CHECK(c->out.len == before);
-    if (rc == CZ_HTTP_EINVAL)
-        rc = write_error(c, 500, NULL, c->http_minor, resp.keep_alive, c->head);
-    if (rc != CZ_HTTP_OK)
-        c->keep_alive = 0; /* out of memory: close after what is queued */
-    return rc;
+    if (rc == CZ_HTTP_OK) {
+        FUZZ_CHECK(wrote);
+        ver_expect(&H.v, e);
+    } else if (rc == CZ_HTTP_EINVAL) {
+        /* replaced by a 500 when that could be written */
+        if (wrote)
+            saw_error(nerr, 500, resp->http_minor, resp->keep_alive, resp->head);
+        else
+            unanswered();
+    } else {
+        FUZZ_CHECK(!wrote);
+        failed_write(rc);
+    }
 }
 
-/* cz_conn_respond_error() */
-static int conn_respond_error(conn_t *c, int status, const char *allow) {
-    int keep = c->keep_alive && !c->closing && !(C.opts & OPT_STOPPING);
-    int rc;
+static void stream_more(cz_conn_t *c);
 
-    if (!keep)
-        c->keep_alive = 0;
-    rc = write_error(c, status, allow, c->http_minor, keep, c->head);
-    if (rc != CZ_HTTP_OK)
-        c->keep_alive = 0; /* unanswered: close after what is queued */
-    return rc;
-}
-
-/* The embedder's handler: a response built from the request's own bytes. */
-static void handler(conn_t *c, const cz_http_request_t *req, const cz_match_t *m) {
+/* The embedder's handler: a response built from the request's own bytes,
+ * sent the way the route's mode says. */
+static void handler(cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m) {
     enum { MAXH = 24 };
     const route_t *rt = m->status == CZ_MATCH_FOUND ? m->handler : NULL;
-    cz_http_header_t h[MAXH];
-    char names[CZ_ROUTER_MAX_PARAMS][48];
-    cz_http_response_t r;
+    static cz_http_header_t h[MAXH];
+    static char names[CZ_ROUTER_MAX_PARAMS][48];
+    cz_http_response_t r, resp;
+    expect_t e;
     const cz_http_str_t *ct;
     size_t nh = 0, i;
-    int mode = rt ? rt->mode : MODE_ECHO;
+    int mode = rt ? rt->mode : MODE_ECHO, rc, invalid;
+    uint64_t before = cz_conn_out_pending(c);
+    size_t nerr = H.nerr;
 
     memset(&r, 0, sizeof(r));
     r.status = rt ? rt->status : 404;
@@ -767,15 +808,16 @@ static void handler(conn_t *c, const cz_http_request_t *req, const cz_match_t *m
         /* /status/{code}: any three digits, 1xx..9xx */
         const cz_param_t *p = &m->params[0];
         const char *s = req->path.base + p->offset;
-        if (p->len != 3 || !is_digits(s, 3)) {
-            conn_respond_error(c, 422, NULL);
+        if (p->len != 3 || !is_digits(s, 3) || s[0] == '0') {
+            resp = as_sent(req, &r);
+            rc = cz_conn_respond_error(c, 422, NULL);
+            if (rc == CZ_HTTP_OK)
+                saw_error(nerr, 422, req->http_minor, resp.keep_alive, resp.head);
+            else
+                failed_write(rc);
             return;
         }
         r.status = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
-        if (r.status < 100) {
-            conn_respond_error(c, 422, NULL);
-            return;
-        }
     }
     if (mode != MODE_EMPTY) {
         /* request fields echoed: names and values from the client */
@@ -819,13 +861,115 @@ static void handler(conn_t *c, const cz_http_request_t *req, const cz_match_t *m
     }
     r.headers = h;
     r.num_headers = nh;
-    conn_respond(c, &r, mode == MODE_STREAM);
+
+    if (mode == MODE_FILE) {
+        /* a file of a size taken from the path, sent from offset 3 */
+        size_t size = (req->path.len * 131u) % 3000u + 3u, k;
+        char *bytes = xmalloc(size);
+        int fd = memfd_create("fuzz", MFD_CLOEXEC);
+        FUZZ_CHECK(fd >= 0 && H.nfiles < MAX_FILES);
+        for (k = 0; k < size; k++)
+            bytes[k] = (char)('a' + k % 26);
+        FUZZ_CHECK(write(fd, bytes, size) == (ssize_t)size);
+        free(bytes);
+        H.files[H.nfiles++] = fd;
+        resp = as_sent(req, &r);
+        resp.body.base = NULL;
+        resp.body.len = size - 3;
+        invalid = response_invalid(&resp, 0);
+        e = response_expect(&resp);
+        rc = cz_conn_respond_file(c, &r, fd, 3, size - 3);
+        check_answer(&resp, &e, rc, invalid, cz_conn_out_pending(c) > before, nerr);
+    } else if (mode == MODE_STREAM || mode == MODE_CHUNKED) {
+        int64_t length = mode == MODE_STREAM ? (int64_t)req->body.len : -1;
+        int bodyless = r.status < 200 || r.status == 204 || r.status == 304;
+        resp = as_sent(req, &r);
+        resp.framing = length >= 0          ? CZ_HTTP_FRAME_LENGTH
+                       : req->http_minor == 0 ? CZ_HTTP_FRAME_CLOSE
+                                              : CZ_HTTP_FRAME_CHUNKED;
+        invalid = response_invalid(&resp, 0);
+        e = response_expect(&resp);
+        rc = cz_conn_stream_begin(c, &r, length);
+        if (rc < 0) {
+            check_answer(&resp, &e, rc, invalid, cz_conn_out_pending(c) > before, nerr);
+            return;
+        }
+        FUZZ_CHECK(!invalid);
+        FUZZ_CHECK(rc == (!resp.head && !bodyless && length != 0 ? 1 : 0));
+        ver_expect(&H.v, &e);
+        if (rc == 1) {
+            H.streaming = 1;
+            H.body = req->body;
+            /* pieces of 1..16 bytes, from the body's length */
+            H.piece = req->body.len % 16 + 1;
+            stream_more(c);
+        }
+    } else {
+        resp = as_sent(req, &r);
+        invalid = response_invalid(&resp, 1);
+        e = response_expect(&resp);
+        rc = cz_conn_respond(c, &r);
+        check_answer(&resp, &e, rc, invalid, cz_conn_out_pending(c) > before, nerr);
+    }
 }
 
-static void request_done(conn_t *c) {
-    c->state = CONN_IDLE;
-    if (!c->keep_alive || (C.opts & OPT_STOPPING))
-        c->closing = 1;
+/* Go on with the body being streamed while the connection takes it. */
+static void stream_more(cz_conn_t *c) {
+    while (H.streaming) {
+        int rc;
+        if (H.body.len == 0) {
+            H.streaming = 0;
+            rc = cz_conn_stream_end(c);
+            if (rc != CZ_HTTP_OK) {
+                failed_write(rc);
+                H.cut = 1;
+            }
+            FUZZ_CHECK(cz_conn_state(c) != CZ_CONN_STREAM);
+            return;
+        }
+        if (!cz_conn_writable(c))
+            return; /* env->drained calls back */
+        size_t n = H.body.len < H.piece ? H.body.len : H.piece;
+        rc = cz_conn_stream_write(c, H.body.base, n);
+        if (rc != CZ_HTTP_OK) {
+            /* the body cannot be whole: the connection closes after what is queued */
+            failed_write(rc);
+            H.streaming = 0;
+            H.cut = 1;
+            cz_conn_close(c);
+            FUZZ_CHECK(cz_conn_state(c) == CZ_CONN_CLOSING);
+            return;
+        }
+        H.body.base += n;
+        H.body.len -= n;
+    }
+}
+
+/* ---- cz_conn's environment ----------------------------------------------------------- */
+
+static uint64_t env_now(void *ctx, int fresh) {
+    (void)ctx;
+    (void)fresh;
+    return H.now;
+}
+
+static cz_conn_dispatch_t env_dispatch(void *ctx, cz_conn_t *c, const cz_http_request_t *req,
+                                       const cz_match_t *m) {
+    (void)ctx;
+    FUZZ_CHECK(cz_conn_state(c) == CZ_CONN_BUSY && cz_conn_request(c) == req);
+    if (C.opts & OPT_DEFER) {
+        H.match = *m; /* answered later, by settle() */
+        H.deferred = 1;
+        return CZ_CONN_PENDING;
+    }
+    handler(c, req, m);
+    return CZ_CONN_DONE;
+}
+
+static void env_drained(void *ctx, cz_conn_t *c) {
+    (void)ctx;
+    FUZZ_CHECK(H.streaming && cz_conn_state(c) == CZ_CONN_STREAM);
+    stream_more(c);
 }
 
 /* ---- the server's own answers: an oracle for cz_answer_route() ------------------ */
@@ -844,8 +988,8 @@ static int app_answers(const cz_http_request_t *req, const cz_match_t *m) {
 }
 
 /* A response of the server's own: a status, one field, no body. */
-static expect_t *expect_one(conn_t *c, int status, const char *name, const char *value,
-                            size_t len, int keep) {
+static expect_t *expect_one(const cz_answer_to_t *to, int status, const char *name,
+                            const char *value, size_t len) {
     cz_http_header_t h;
     cz_http_response_t r;
 
@@ -859,23 +1003,23 @@ static expect_t *expect_one(conn_t *c, int status, const char *name, const char 
     r.num_headers = 1;
     r.body.base = "";
     r.body.len = 0;
-    r.http_minor = c->http_minor;
-    r.keep_alive = keep;
-    r.head = c->head;
-    return expect_response(&c->v, &r);
+    r.http_minor = to->http_minor;
+    r.keep_alive = to->keep_alive;
+    r.head = to->head;
+    return expect_response(&H.v, &r);
 }
 
 /* 204 (OPTIONS) or 405, with the methods of `allowed` in Allow. */
-static void expect_allow(conn_t *c, int status, uint32_t allowed, int keep) {
+static void expect_allow(const cz_answer_to_t *to, int status, uint32_t allowed, size_t nerr) {
     char allow[CZ_ROUTER_ALLOW_MAX];
     size_t n = cz_router_allow_header(g_router, allowed, allow, sizeof(allow));
     expect_t *e;
 
     FUZZ_CHECK(n < sizeof(allow) && strlen(allow) == n); /* never cut for this router */
     if (status == 204)
-        e = expect_one(c, 204, "Allow", allow, n, keep);
+        e = expect_one(to, 204, "Allow", allow, n);
     else
-        e = expect_error(&c->v, 405, c->http_minor, keep, c->head);
+        e = saw_error(nerr, 405, to->http_minor, to->keep_alive, to->head);
     e->want = WANT_ALLOW;
     e->value = xmemdup(allow, n);
     e->value_len = n;
@@ -883,8 +1027,8 @@ static void expect_allow(conn_t *c, int status, uint32_t allowed, int keep) {
 
 /* 307 to the other trailing-slash form of the path, query kept; 404 when
  * that would be "//host" or "/\host" (another site, for browsers). */
-static void expect_redirect(conn_t *c, const cz_http_request_t *req, cz_slash_hint_t hint,
-                            int keep) {
+static void expect_redirect(const cz_answer_to_t *to, const cz_http_request_t *req,
+                            cz_slash_hint_t hint, size_t nerr) {
     char *loc = xmalloc(req->path.len + 2 + req->query.len);
     size_t n = req->path.len;
     expect_t *e;
@@ -896,7 +1040,7 @@ static void expect_redirect(conn_t *c, const cz_http_request_t *req, cz_slash_hi
         n--;
     if (n >= 2 && (loc[1] == '/' || loc[1] == '\\')) {
         free(loc);
-        expect_error(&c->v, 404, c->http_minor, keep, c->head);
+        saw_error(nerr, 404, to->http_minor, to->keep_alive, to->head);
         return;
     }
     if (req->query.len) {
@@ -904,230 +1048,187 @@ static void expect_redirect(conn_t *c, const cz_http_request_t *req, cz_slash_hi
         memcpy(loc + n, req->query.base, req->query.len);
         n += req->query.len;
     }
-    e = expect_one(c, 307, "Location", loc, n, keep);
+    e = expect_one(to, 307, "Location", loc, n);
     e->want = WANT_LOCATION;
     e->value = loc;
     e->value_len = n;
 }
 
 /* What cz_answer_route() must have appended for `req`, routed as *m. */
-static void expect_answer(conn_t *c, const cz_http_request_t *req, const cz_match_t *m,
-                          int keep) {
+static void expect_answer(const cz_answer_to_t *to, const cz_http_request_t *req,
+                          const cz_match_t *m, size_t nerr) {
     int options = req->method_id == HTTP_OPTIONS;
 
     if (options && req->target.len == 1 && req->target.base[0] == '*')
-        expect_allow(c, 204, ALL_METHODS, keep);
+        expect_allow(to, 204, ALL_METHODS, nerr);
     else if (m->status == CZ_MATCH_METHOD_NOT_ALLOWED)
-        expect_allow(c, options ? 204 : 405, m->allowed, keep);
+        expect_allow(to, options ? 204 : 405, m->allowed, nerr);
     else if (m->slash != CZ_SLASH_NONE)
-        expect_redirect(c, req, m->slash, keep);
+        expect_redirect(to, req, m->slash, nerr);
     else
-        expect_error(&c->v, 404, c->http_minor, keep, c->head);
-}
-
-/* conn_request() of cz_server.c: route, then the server answers or the
- * application does (now, or later when answers are deferred). */
-static void conn_request(conn_t *c, const cz_http_request_t *req) {
-    size_t before = c->out.len, expected = c->v.expected;
-    long faults = g_faults;
-    cz_answer_to_t to;
-    cz_answer_t who;
-    cz_match_t m;
-    int keep, rc = -1;
-
-    c->state = CONN_BUSY;
-    c->head = req->method_id == HTTP_HEAD;
-    c->keep_alive = req->keep_alive && !(C.opts & OPT_STOPPING);
-    c->http_minor = req->http_minor;
-
-    keep = c->keep_alive && !c->closing && !(C.opts & OPT_STOPPING);
-    to.out = &c->out;
-    to.date = C.datep;
-    to.http_minor = c->http_minor;
-    to.keep_alive = keep;
-    to.head = c->head;
-    memset(&m, 0xa5, sizeof(m)); /* all of it must be set */
-    who = cz_answer_route(g_router, g_alloc, req, (C.opts & OPT_NOT_FOUND) != 0, &to, &m, &rc);
-    check_match(req, &m);
-    if (app_answers(req, &m)) {
-        FUZZ_CHECK(who == CZ_ANSWER_APP);
-        FUZZ_CHECK(c->out.len == before);
-        if (C.opts & OPT_DEFER) {
-            c->match = m; /* answered later, from conn_complete() */
-            return;
-        }
-        handler(c, req, &m);
-    } else {
-        FUZZ_CHECK(who == CZ_ANSWER_DONE);
-        if (rc == CZ_HTTP_OK) {
-            expect_answer(c, req, &m, keep);
-        } else {
-            FUZZ_CHECK((rc == CZ_HTTP_ENOMEM && g_faults > faults) ||
-                       (rc == CZ_HTTP_E2BIG && C.out_max > 0));
-            FUZZ_CHECK(c->out.len == before); /* all-or-nothing */
-        }
-        if (rc != CZ_HTTP_OK || !keep)
-            c->keep_alive = 0; /* unanswered, or answered with Connection: close */
-    }
-    request_done(c);
-    /* an unanswered request must not leave the connection open: the next
-     * response would pass for this one's */
-    FUZZ_CHECK(c->v.expected > expected || c->closing);
-}
-
-static void conn_record(conn_t *c, int end) {
-    if (c->end == END_INPUT)
-        c->end = end;
-}
-
-static size_t conn_queued(const conn_t *c) { return c->out.len; }
-
-/* Keep unparsed bytes while the connection cannot go on (takes `buf`). */
-static void conn_keep(conn_t *c, char *buf, size_t len) {
-    c->reading = 0;
-    if (len == 0) {
-        free(buf);
-        return;
-    }
-    FUZZ_CHECK(c->pending == NULL);
-    c->pending = buf;
-    c->pending_len = len;
+        saw_error(nerr, 404, to->http_minor, to->keep_alive, to->head);
 }
 
 /*
- * conn_process() of cz_server.c. `buf` (heap, owned) holds `len` bytes.
- * After every feed the bytes left are moved to a new block and the fed one
- * is freed, so the request views are used only after their input is gone.
+ * Every complete request the connection reads passes through
+ * cz_answer_route() (the harness is linked with --wrap=cz_answer_route):
+ * the request's contract is checked and recorded, and the answer the
+ * connection asks for is checked against this oracle.
  */
-static void conn_process(conn_t *c, char *buf, size_t len) {
-    const char *data = buf;
+cz_answer_t __real_cz_answer_route(const cz_router_t *router, cz_allocator_t *alloc,
+                                   const cz_http_request_t *req, int app_not_found,
+                                   const cz_answer_to_t *to, cz_match_t *m, int *rc);
+cz_answer_t __wrap_cz_answer_route(const cz_router_t *router, cz_allocator_t *alloc,
+                                   const cz_http_request_t *req, int app_not_found,
+                                   const cz_answer_to_t *to, cz_match_t *m, int *rc);
 
-    while (c->open) {
-        size_t used = 0, rest;
-        cz_http_event_t ev;
-        char *nb;
+cz_answer_t __wrap_cz_answer_route(const cz_router_t *router, cz_allocator_t *alloc,
+                                   const cz_http_request_t *req, int app_not_found,
+                                   const cz_answer_to_t *to, cz_match_t *m, int *rc) {
+    size_t before = to->out->len, nerr = H.nerr;
+    long faults = g_faults;
+    cz_answer_t who;
 
-        if (c->state == CONN_BUSY || c->closing || conn_queued(c) > C.max_write_buffer) {
-            if (!c->closing) {
-                /* conn_keep() */
-                char *kept = len ? xmemdup(data, len) : NULL;
-                free(buf);
-                conn_keep(c, kept, len);
-                return;
-            }
-            break;
-        }
-        if (len == 0)
-            break;
-        ev = cz_http_parser_feed(&c->parser, data, len, &used);
-        FUZZ_CHECK(used <= len);
-        rest = len - used;
-        nb = rest ? xmemdup(data + used, rest) : NULL;
-        free(buf);
-        buf = nb;
-        data = nb;
-        len = rest;
-        switch (ev) {
-        case CZ_HTTP_NEED_MORE:
-            FUZZ_CHECK(len == 0);
-            FUZZ_CHECK(used > 0);
-            if (c->state == CONN_IDLE)
-                c->state = CONN_HEAD;
-            break;
-        case CZ_HTTP_HEADERS: {
-            const cz_http_request_t *req = cz_http_parser_request(&c->parser);
-            FUZZ_CHECK(cz_http_parser_in_request(&c->parser));
-            check_request(req, 1);
-            c->state = CONN_BODY;
-            if (req->expect_continue && len == 0) {
-                expect_t e = {.status = 100, .keep_alive = 1};
-                if (cz_http_buf_append(&c->out, CZ_HTTP_100_CONTINUE,
-                                       sizeof(CZ_HTTP_100_CONTINUE) - 1) == CZ_HTTP_OK)
-                    ver_expect(&c->v, &e);
-            }
-            continue;
-        }
-        case CZ_HTTP_REQUEST: {
-            const cz_http_request_t *req = cz_http_parser_request(&c->parser);
-            FUZZ_CHECK(!cz_http_parser_in_request(&c->parser));
-            check_request(req, 0);
-            if (c->nreq < MAX_DIGESTS)
-                c->digest[c->nreq] = request_digest(req);
-            c->nreq++;
-            conn_request(c, req);
-            if (!req->keep_alive)
-                conn_record(c, END_CLOSE_REQ);
-            else if (c->closing)
-                conn_record(c, END_CLOSE_OTHER);
-            continue;
-        }
-        case CZ_HTTP_ERROR:
-        default: {
-            size_t again = 1;
-            int st = cz_http_parser_status(&c->parser);
-            FUZZ_CHECK(ev == CZ_HTTP_ERROR);
-            FUZZ_CHECK(st == 400 || st == 413 || st == 414 || st == 431 || st == 500 ||
-                       st == 501 || st == 505);
-            FUZZ_CHECK(st != 500 || g_faults > 0); /* 500: out of memory only */
-            FUZZ_CHECK(cz_http_parser_reason(&c->parser) != NULL);
-            /* sticky */
-            FUZZ_CHECK(cz_http_parser_feed(&c->parser, "GET", 3, &again) == CZ_HTTP_ERROR);
-            FUZZ_CHECK(again == 0);
-            c->error_status = st;
-            conn_record(c, END_ERROR);
-            c->state = CONN_IDLE;
-            c->closing = 1;
-            write_error(c, st, NULL, 1, 0, 0);
-            c->reading = 0;
-            break;
-        }
-        }
-        break;
+    check_request(req);
+    H.last_keep_alive = req->keep_alive;
+    if (H.nreq < MAX_DIGESTS)
+        H.digest[H.nreq] = request_digest(req);
+    H.nreq++;
+    FUZZ_CHECK(router == g_router && alloc == g_alloc);
+    FUZZ_CHECK(app_not_found == ((C.opts & OPT_NOT_FOUND) != 0));
+    FUZZ_CHECK(to->date == C.datep);
+    FUZZ_CHECK(to->http_minor == req->http_minor);
+    FUZZ_CHECK(to->head == (req->method_id == HTTP_HEAD));
+    FUZZ_CHECK(to->keep_alive == (req->keep_alive && !(C.opts & OPT_STOPPING) && !H.eof));
+
+    memset(m, 0xa5, sizeof(*m)); /* all of it must be set */
+    who = __real_cz_answer_route(router, alloc, req, app_not_found, to, m, rc);
+    check_match(req, m);
+    if (app_answers(req, m)) {
+        FUZZ_CHECK(who == CZ_ANSWER_APP);
+        FUZZ_CHECK(to->out->len == before);
+        return who;
     }
-    free(buf);
-}
-
-/* The loop wrote the output: check it and empty the buffer. */
-static void conn_flush(conn_t *c) {
-    ver_check(&c->v, c->out.data, c->out.len);
-    cz_http_buf_reset(&c->out, OUT_KEEP);
-}
-
-/* A deferred request is answered: hooks.complete, request_done, conn_resume. */
-static void conn_complete(conn_t *c) {
-    const cz_http_request_t *req = cz_http_parser_request(&c->parser);
-    size_t expected = c->v.expected;
-
-    check_request(req, 0); /* still intact while the request is busy */
-    handler(c, req, &c->match);
-    request_done(c);
-    FUZZ_CHECK(c->v.expected > expected || c->closing); /* as in conn_request() */
-}
-
-static void conn_resume(conn_t *c) {
-    if (!c->open || c->state == CONN_BUSY)
-        return;
-    if (conn_queued(c) > C.max_write_buffer)
-        return;
-    if (c->pending) {
-        char *p = c->pending;
-        size_t n = c->pending_len;
-        c->pending = NULL;
-        c->pending_len = 0;
-        conn_process(c, p, n);
+    FUZZ_CHECK(who == CZ_ANSWER_DONE);
+    if (*rc == CZ_HTTP_OK) {
+        expect_answer(to, req, m, nerr);
+    } else {
+        FUZZ_CHECK(g_faults > faults || *rc == CZ_HTTP_E2BIG);
+        FUZZ_CHECK(to->out->len == before); /* all-or-nothing */
+        failed_write(*rc);
     }
-    if (c->open && !c->pending && c->state != CONN_BUSY && !c->closing)
-        c->reading = 1;
+    return who;
+}
+
+/* Every canned error response (cz_conn's parse errors, 408, 500, and the
+ * answers above) is expected here, as written; its callers check that it
+ * is the one they meant (saw_error). */
+int __real_cz_http_write_error(cz_http_buf_t *out, const cz_http_date_t *date, int status,
+                               const char *allow, int http_minor, int keep_alive, int head);
+int __wrap_cz_http_write_error(cz_http_buf_t *out, const cz_http_date_t *date, int status,
+                               const char *allow, int http_minor, int keep_alive, int head);
+
+int __wrap_cz_http_write_error(cz_http_buf_t *out, const cz_http_date_t *date, int status,
+                               const char *allow, int http_minor, int keep_alive, int head) {
+    size_t before = out->len;
+    int rc = __real_cz_http_write_error(out, date, status, allow, http_minor, keep_alive, head);
+
+    FUZZ_CHECK(date == C.datep);
+    if (rc != CZ_HTTP_OK) {
+        FUZZ_CHECK(rc == CZ_HTTP_ENOMEM || rc == CZ_HTTP_E2BIG);
+        FUZZ_CHECK(out->len == before); /* all-or-nothing */
+        return rc;
+    }
+    H.nerr++;
+    H.err_status = status;
+    H.err_minor = http_minor;
+    H.err_keep = keep_alive;
+    H.err_head = head;
+    H.err = expect_error(&H.v, status, http_minor, keep_alive, head);
+    return rc;
+}
+
+/* ---- the transport --------------------------------------------------------------------- */
+
+static void sent_append(const char *data, size_t len) {
+    if (H.out_len + len > H.out_cap) {
+        H.out_cap = (H.out_len + len) * 2;
+        H.out = realloc(H.out, H.out_cap);
+        FUZZ_CHECK(H.out != NULL);
+    }
+    memcpy(H.out + H.out_len, data, len);
+    H.out_len += len;
+}
+
+/* The socket takes up to H.quota bytes (0: all): 1 when something went out. */
+static int drain(cz_conn_t *c) {
+    size_t budget = H.quota ? H.quota : SIZE_MAX;
+    int sent = 0;
+    cz_conn_seg_t seg;
+
+    while (budget && cz_conn_out_peek(c, &seg)) {
+        size_t n = seg.len < budget ? seg.len : budget;
+        FUZZ_CHECK(seg.len > 0);
+        if (seg.base) {
+            sent_append(seg.base, n);
+        } else {
+            char buf[512];
+            ssize_t r;
+            if (n > sizeof(buf))
+                n = sizeof(buf);
+            r = pread(seg.fd, buf, n, (off_t)seg.offset);
+            FUZZ_CHECK(r == (ssize_t)n);
+            sent_append(buf, n);
+        }
+        cz_conn_out_sent(c, n);
+        budget -= n;
+        sent = 1;
+    }
+    if (cz_conn_out_pending(c))
+        cz_conn_out_blocked(c);
+    return sent;
+}
+
+/* Run the connection until it waits for input (or closes): write its
+ * output, answer deferred requests, resume it. */
+static void settle(cz_conn_t *c) {
+    size_t guard = 0;
+
+    while (cz_conn_is_open(c)) {
+        int progress = drain(c);
+        FUZZ_CHECK(guard++ < 1000000);
+        if (H.deferred) {
+            const cz_http_request_t *req = cz_conn_request(c);
+            FUZZ_CHECK(req != NULL && cz_conn_state(c) == CZ_CONN_BUSY);
+            check_request(req); /* still intact while the request is busy */
+            H.deferred = 0;
+            handler(c, req, &H.match);
+            progress = 1;
+        }
+        progress |= cz_conn_resume(c);
+        if (cz_conn_state(c) == CZ_CONN_CLOSING && cz_conn_out_pending(c) == 0)
+            return; /* the transport closes the socket */
+        if (!progress && !cz_conn_out_pending(c))
+            return;
+    }
+}
+
+static int conn_done(cz_conn_t *c) {
+    cz_conn_state_t st = cz_conn_state(c);
+    return st == CZ_CONN_CLOSED || (st == CZ_CONN_CLOSING && cz_conn_out_pending(c) == 0);
 }
 
 /* ---- the one-piece reference parse ------------------------------------------------- */
 
-static void reference_parse(const char *in, size_t len, const conn_t *c) {
+/* The same bytes parsed in one piece must give the same requests and the
+ * same end; `end` is how the connection ended, `stopped_early` when it
+ * closed for a reason of its own (stopping, a failed write). */
+static void reference_parse(const char *in, size_t len, int end, int stopped_early) {
     cz_http_parser_t p;
     char *copy = xmemdup(in, len);
     const char *data = copy;
     size_t n = 0, left = len;
-    int end = END_INPUT, status = 0;
+    int ref_end = END_INPUT, status = 0;
 
     cz_http_parser_init(&p, g_alloc, &C.limits);
     while (left > 0) {
@@ -1137,17 +1238,17 @@ static void reference_parse(const char *in, size_t len, const conn_t *c) {
         left -= used;
         if (ev == CZ_HTTP_REQUEST) {
             const cz_http_request_t *r = cz_http_parser_request(&p);
-            if (n < MAX_DIGESTS && n < c->nreq && c->digest[n] != request_digest(r)) {
+            if (n < MAX_DIGESTS && n < H.nreq && H.digest[n] != request_digest(r)) {
                 fprintf(stderr, "split changed request #%zu\n", n);
                 FUZZ_CHECK(0);
             }
             n++;
             if (!r->keep_alive) {
-                end = END_CLOSE_REQ;
+                ref_end = END_CLOSE_REQ;
                 break;
             }
         } else if (ev == CZ_HTTP_ERROR) {
-            end = END_ERROR;
+            ref_end = END_ERROR;
             status = cz_http_parser_status(&p);
             break;
         } else if (ev == CZ_HTTP_NEED_MORE) {
@@ -1156,19 +1257,19 @@ static void reference_parse(const char *in, size_t len, const conn_t *c) {
     }
     cz_http_parser_destroy(&p);
     free(copy);
-    if (c->end == END_CLOSE_OTHER) {
-        FUZZ_CHECK(c->nreq <= n); /* the server stopped early: a prefix */
+    if (stopped_early) {
+        FUZZ_CHECK(H.nreq <= n); /* the connection stopped early: a prefix */
         return;
     }
     /* An input broken in two ways may be refused for either, depending on
      * where the reads end (e.g. a target over max_url that also holds a
      * NUL: 414 when the long part arrives first, 400 when the NUL is in
      * the same read): the status may differ, the outcome may not. */
-    if (n != c->nreq || end != c->end) {
+    if (n != H.nreq || ref_end != end) {
         fprintf(stderr,
-                "split changed the outcome: split %zu requests, end %d, status %d; "
+                "split changed the outcome: split %zu requests, end %d; "
                 "whole %zu requests, end %d, status %d\n",
-                c->nreq, c->end, c->error_status, n, end, status);
+                H.nreq, end, n, ref_end, status);
         FUZZ_CHECK(0);
     }
 }
@@ -1205,9 +1306,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *in = (const char *)data + HDR_LEN;
     size_t len, pos = 0, turn = 0, i;
     mem_mark_t start;
-    conn_t *c;
+    cz_conn_t *c = &H.conn;
     uint64_t t;
     long faults;
+    int end, early, timeouts, aborted;
 
     if (size < HDR_LEN)
         return 0;
@@ -1225,85 +1327,112 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(strlen(C.date.str) == CZ_HTTP_DATE_LEN);
     FUZZ_CHECK(memcmp(C.date.str + 25, " GMT", 4) == 0 && C.date.str[3] == ',');
     C.datep = (C.opts & OPT_NO_DATE) ? NULL : &C.date;
+    /* without an injected fault, byte 1 picks the transport's manners */
+    timeouts = data[1] < 0x80 && (data[1] & 0x40);
+
+    memset(&H, 0, sizeof(H));
+    H.unanswered_at = SIZE_MAX;
+    H.quota = data[1] < 0x80 ? (size_t)(data[1] & 0x3f) * 7u : 0;
+    H.now = 1000;
+    H.env = (cz_conn_env_t){
+        .alloc = g_alloc,
+        .router = g_router,
+        .limits = &C.limits,
+        .date = C.datep,
+        .max_write_buffer = C.max_write_buffer,
+        .out_max = C.out_max,
+        .header_timeout_ms = 10000,
+        .body_timeout_ms = 30000,
+        .keepalive_timeout_ms = 5000,
+        .write_timeout_ms = 30000,
+        .not_found = (C.opts & OPT_NOT_FOUND) != 0,
+        .stopping = (C.opts & OPT_STOPPING) != 0,
+        .now = env_now,
+        .dispatch = env_dispatch,
+        .drained = env_drained,
+    };
+    ver_init(&H.v);
 
     start = mem_mark(g_alloc);
     fault_arm(data[1] >= 0x80 ? data[1] - 0x7f : 0);
+    cz_conn_init(c, &H.env);
 
-    c = xmalloc(sizeof(*c));
-    memset(c, 0, sizeof(*c));
-    cz_http_parser_init(&c->parser, g_alloc, &C.limits);
-    cz_http_buf_init(&c->out, g_alloc, C.out_max);
-    ver_init(&c->v);
-    c->open = 1;
-    c->reading = 1;
-    c->keep_alive = 1;
-    c->http_minor = 1;
-    c->state = CONN_IDLE;
+    /* reads, as the loop delivers them; a read happens only when wanted */
+    while (pos < len && cz_conn_wants_input(c)) {
+        size_t n = C.split[turn++ % 3];
+        char *chunk;
 
-    /* reads, as the loop delivers them; a read happens only while reading */
-    while (c->open && pos < len) {
-        size_t n = C.split[turn++ % 3], guard = 0;
-
-        if (!c->reading || c->closing)
-            break;
         if (n == 0 || n > len - pos)
             n = len - pos;
-        conn_process(c, xmemdup(in + pos, n), n);
+        /* the read's bytes are gone after the call: views into them would be use-after-free */
+        chunk = xmemdup(in + pos, n);
+        cz_conn_feed(c, chunk, n);
+        free(chunk);
         pos += n;
-        conn_flush(c);
-        /* deferred answers complete and written output drains, until the
-         * connection wants to read again (or closes) */
-        while (c->open && !c->closing &&
-               (c->state == CONN_BUSY || c->pending || !c->reading)) {
-            FUZZ_CHECK(guard++ < 1000000);
-            if (c->state == CONN_BUSY)
-                conn_complete(c);
-            conn_resume(c);
-            conn_flush(c);
+        H.now += 1;
+        settle(c);
+    }
+    if (timeouts) {
+        /* the client goes quiet: every deadline passes */
+        size_t guard = 0;
+        while (cz_conn_is_open(c) && !conn_done(c) && cz_conn_deadline(c)) {
+            FUZZ_CHECK(guard++ < 16);
+            H.now = cz_conn_deadline(c);
+            cz_conn_timeout(c);
+            settle(c);
         }
-        if (c->closing)
-            c->open = 0;
     }
-    if (c->state == CONN_BUSY) { /* EOF while a request is in flight: answer it */
-        conn_complete(c);
-        conn_flush(c);
+    if (cz_conn_is_open(c) && !conn_done(c)) {
+        /* the client finished sending: what it asked is answered */
+        H.eof = 1;
+        cz_conn_eof(c);
+        settle(c);
     }
-    if (!c->closing && c->end == END_INPUT && (C.opts & OPT_STOPPING) == 0)
-        FUZZ_CHECK(pos == len);
-    if (c->end == END_CLOSE_REQ && (C.opts & OPT_STOPPING))
-        c->end = END_CLOSE_OTHER;
-    if (c->end == END_INPUT && c->closing)
-        c->end = END_CLOSE_OTHER;
+    FUZZ_CHECK(cz_conn_state(c) != CZ_CONN_BUSY && cz_conn_state(c) != CZ_CONN_STREAM);
+    FUZZ_CHECK(!cz_conn_is_open(c) || cz_conn_out_pending(c) == 0 || conn_done(c));
 
     /* no more injected failures: the checks below are about the main run */
     faults = g_faults;
     fault_arm(0);
 
-    /* after any of that, reset must give a clean connection */
-    if ((C.opts & OPT_LIMITS) == 0 && faults == 0) {
-        static const char ok[] = "GET /x?y HTTP/1.1\r\nHost: a\r\n\r\n";
-        size_t used = 0;
-        cz_http_parser_reset(&c->parser);
-        FUZZ_CHECK(!cz_http_parser_in_request(&c->parser));
-        FUZZ_CHECK(cz_http_parser_feed(&c->parser, ok, sizeof(ok) - 1, &used) ==
-                   CZ_HTTP_REQUEST);
-        FUZZ_CHECK(used == sizeof(ok) - 1);
-        FUZZ_CHECK(cz_http_parser_request(&c->parser)->path.len == 2);
-    }
+    /* closed at once with output still queued: out of memory (held input
+     * could not be kept) or a write that timed out, nothing else */
+    aborted = cz_conn_state(c) == CZ_CONN_CLOSED && cz_conn_out_pending(c) > 0;
+    if (aborted)
+        FUZZ_CHECK(faults > 0 || timeouts);
 
+    /* what was sent parses as exactly the responses expected, nothing
+     * after an unanswered request, and only a cut stream ends early */
+    ver_check(&H.v, H.out, H.out_len);
+    if (!H.cut && !aborted) {
+        if (H.v.in_msg) /* a close-delimited body ends with the connection */
+            FUZZ_CHECK(llhttp_finish(&H.v.ll) == HPE_OK);
+        FUZZ_CHECK(!H.v.in_msg);           /* whole responses only */
+        FUZZ_CHECK(H.v.qhead == H.v.qtail); /* every response written was seen */
+    }
+    if (H.unanswered_at != SIZE_MAX)
+        FUZZ_CHECK(H.v.expected == H.unanswered_at);
+
+    end = cz_http_parser_status(&c->parser) ? END_ERROR : END_INPUT;
+    if (end == END_INPUT && H.nreq && !H.last_keep_alive)
+        end = END_CLOSE_REQ;
+    early = (C.opts & OPT_STOPPING) || faults || H.bounded || H.cut || aborted ||
+            H.unanswered_at != SIZE_MAX || timeouts;
     if (g_verbose)
         fprintf(stderr, "fuzz_request: opts 0x%02x, %zu requests, %zu responses, end %d, "
-                "status %d, faults %ld, %zu/%zu bytes read\n", C.opts, c->nreq,
-                c->v.responses, c->end, c->error_status, faults, pos, len);
-    cz_http_parser_destroy(&c->parser);
-    cz_http_buf_free(&c->out);
-    free(c->pending);
-    ver_free(&c->v);
+                "faults %ld, %zu/%zu bytes read, state %d\n", C.opts, H.nreq,
+                H.v.responses, end, faults, pos, len, (int)cz_conn_state(c));
+
+    cz_conn_destroy(c);
+    FUZZ_CHECK(cz_conn_state(c) == CZ_CONN_CLOSED);
+    for (i = 0; i < H.nfiles; i++) /* the connection closed every file it was given */
+        FUZZ_CHECK(fcntl(H.files[i], F_GETFD) == -1 && errno == EBADF);
+    ver_free(&H.v);
+    free(H.out);
 
     /* the same bytes in one piece give the same requests */
     if (faults == 0)
-        reference_parse(in, len, c);
-    free(c);
+        reference_parse(in, pos, end, early);
     mem_expect(g_alloc, start, "request path");
     return 0;
 }
