@@ -767,9 +767,11 @@ cz_multipart_event_t cz_multipart_feed(cz_multipart_t *p, const char *data, size
         switch (p->state) {
         case ST_PREAMBLE:
             rc = on_data(p, data, n, &pos);
-            /* the first delimiter must come within max_header_bytes */
+            /* The preamble (what comes before the CRLF of the first
+             * delimiter) is at most max_header_bytes. Held bytes may be that
+             * CRLF: they do not count yet, so every split decides alike. */
             if (rc == CONTINUE && p->state == ST_PREAMBLE &&
-                p->total + pos > (uint64_t)p->limits.max_header_bytes + p->dlen)
+                p->total + pos > (uint64_t)p->limits.max_header_bytes + p->matched)
                 rc = fail(p, 400, "multipart: no boundary line at the start of the body");
             break;
         case ST_BODY:
