@@ -204,7 +204,7 @@ static int decode_ext_value(cz_multipart_str_t v, char *out,
 
 int cz_multipart_boundary(const char *ct, size_t n, char out[CZ_MULTIPART_BOUNDARY_MAX],
                           size_t *out_len, const char **reason) {
-    const char *ignored;
+    const char *ignored = NULL;
     const char **why = reason ? reason : &ignored;
     size_t i, j, found = 0;
 
@@ -524,8 +524,8 @@ static int headers_done(cz_multipart_t *p) {
     if (hbuf_reserve(p, 2 * p->hlen + 1) < 0)
         return OOM(p);
     if (n > p->hdrs_cap) {
-        cz_multipart_header_t *nh = cz_realloc(p->alloc, CZ_MEM_REQUEST, p->hdrs,
-                                               n * sizeof(*nh));
+        cz_multipart_header_t *nh = n > SIZE_MAX / sizeof(*nh) ? NULL :
+            cz_realloc(p->alloc, CZ_MEM_REQUEST, p->hdrs, n * sizeof(*nh));
         if (!nh)
             return OOM(p);
         p->hdrs = nh;

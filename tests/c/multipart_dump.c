@@ -50,15 +50,22 @@ int main(int argc, char **argv) {
         return 2;
     }
     body = malloc(cap);
-    while (body) {
+    if (!body)
+        return 2;
+    for (;;) {
         size_t r = fread(body + len, 1, cap - len, stdin);
         len += r;
         if (len < cap) break;
+        char *nb = realloc(body, cap * 2);
+        if (!nb) {
+            free(body);
+            return 2;
+        }
+        body = nb;
         cap *= 2;
-        body = realloc(body, cap);
     }
     a = cz_allocator_create(CZ_BACKEND_MALLOC, NULL, 0);
-    if (!body || !a)
+    if (!a)
         return 2;
     step = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 0;
     if (step == 0)
@@ -92,10 +99,11 @@ int main(int argc, char **argv) {
                 } else if (ev == CZ_MULTIPART_PART_DATA) {
                     cz_multipart_str_t v = cz_multipart_data(&p);
                     if (pb_len + v.len > pb_cap) {
-                        pb_cap = (pb_len + v.len) * 2;
-                        part_body = realloc(part_body, pb_cap);
-                        if (!part_body)
+                        char *nb = realloc(part_body, (pb_len + v.len) * 2);
+                        if (!nb)
                             return 2;
+                        part_body = nb;
+                        pb_cap = (pb_len + v.len) * 2;
                     }
                     memcpy(part_body + pb_len, v.base, v.len);
                     pb_len += v.len;
