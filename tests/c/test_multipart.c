@@ -278,6 +278,7 @@ static void test_boundary(void) {
         {"multipart/form-data; boundary=\"abc \"", 400, "multipart: boundary ends in a space"},
         {"multipart/form-data; boundary=\"ab\"c\"", 400, "multipart: bad Content-Type parameters"},
         {"multipart/form-data; boundary=\"abc", 400, "multipart: unterminated quoted string in Content-Type"},
+        {"multipart/form-data; boundary=\"abc\\", 400, "multipart: unterminated quoted string in Content-Type"},
         {"multipart/form-data; boundary=\"a@b\"", 400,
          "multipart: boundary has a character RFC 2046 does not allow"},
         {"multipart/form-data; boundary=\"a\tb\"", 400,
@@ -366,6 +367,14 @@ static void test_good(void) {
                S("\r\n--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\nv\r\n--XyZ--"),
                "[BEGIN name=a |Content-Disposition:form-data; name=a][DATA v][END][DONE]");
     expect_log("empty form", S("--XyZ--\r\n"), "[DONE]");
+    expect_log("OWS, trailing ';', 4-byte UTF-8 in filename*",
+               S("--XyZ\r\n"
+                 "Content-Disposition:form-data ; name = \"a\" ; filename*=utf-8''%F0%9F%98%80 ;  \r\n"
+                 "X-Empty:\r\n"
+                 "X-Pad: \t v \t \r\n\r\nv\r\n--XyZ--"),
+               "[BEGIN name=a filename=\xf0\x9f\x98\x80 star "
+               "|Content-Disposition:form-data ; name = \"a\" ; filename*=utf-8''%F0%9F%98%80 ;"
+               " |X-Empty: |X-Pad:v][DATA v][END][DONE]");
     expect_log("quoted-pair and empty file",
                S("--XyZ\r\n"
                  "Content-Disposition: form-data; name=\"a\\\"b\"; filename=\"\"\r\n\r\n"
@@ -504,6 +513,18 @@ static void test_malformed(void) {
          "multipart: bad filename* (RFC 8187)"},
         {"--XyZ\r\nContent-Disposition: form-data; name=a; filename*=koi8-r''a\r\n\r\nv\r\n--XyZ--",
          "multipart: filename* charset is not UTF-8 or ISO-8859-1"},
+        {"--XyZ\r\nContent-Disposition: form-data; name=a; filename*=UTF-8''%G0\r\n\r\nv\r\n--XyZ--",
+         "multipart: bad filename* (RFC 8187)"},
+        {"--XyZ\r\nContent-Disposition: form-data; name=a; filename*=\"UTF-8''a b\"\r\n\r\nv\r\n--XyZ--",
+         "multipart: bad filename* (RFC 8187)"},
+        {"--XyZ\r\nContent-Disposition: form-data; name=a; filename*=UTF-8''%F4%90%80%80\r\n\r\nv\r\n--XyZ--",
+         "multipart: filename* is not valid UTF-8"},
+        {"--XyZ\r\nContent-Disposition: form-data; name=a; filename*=UTF-8''%F0%9F%98\r\n\r\nv\r\n--XyZ--",
+         "multipart: filename* is not valid UTF-8"},
+        {"--XyZ\r\nContent-Disposition: form-data; name=a; filename=b; filename=c\r\n\r\nv\r\n--XyZ--",
+         "multipart: duplicate parameter in Content-Disposition"},
+        {"--XyZ\r\nContent-Disposition: form-data; name=a; filename*=UTF-8''b; filename*=UTF-8''c\r\n\r\nv\r\n--XyZ--",
+         "multipart: duplicate parameter in Content-Disposition"},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         static outcome_t o;
