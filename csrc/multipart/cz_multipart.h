@@ -96,9 +96,9 @@ typedef struct {
     size_t max_parts;        /* parts in the body                       -> 413 */
     size_t max_header_bytes; /* one part's header section, its field
                                 lines with their CRLFs and the blank
-                                line; also bounds the preamble and the
-                                transport padding after a boundary      -> 413
-                                (preamble: 400, see below) */
+                                line                                    -> 413;
+                                also the preamble and the transport
+                                padding after a boundary                -> 400 */
     size_t max_headers;      /* field lines of one part                 -> 413 */
     size_t max_field_size;   /* data of a part without filename         -> 413 */
     size_t max_file_size;    /* data of a part with filename (or
