@@ -738,6 +738,8 @@ static int on_boundary_line(cz_multipart_t *p, unsigned char c) {
         p->state = ST_HEADERS;
         p->hlen = p->line_start = 0;
         p->nhdrs = 0;
+        /* hbuf is about to be overwritten: the last part's views go */
+        clear_part(p);
         return CONTINUE;
     default: /* ST_CLOSE_DASH */
         if (c != '-')

@@ -125,9 +125,12 @@ typedef struct {
 
 /*
  * The part of the last CZ_MULTIPART_PART_BEGIN. Every view points into the
- * parser's header buffer (or to "") and stays valid until the next
- * PART_BEGIN, cz_multipart_reset() or _destroy(): through the part's
- * PART_DATA and PART_END events.
+ * parser's header buffer (or to "") and stays valid through the part's
+ * PART_DATA and PART_END events, until the next part's header bytes are
+ * fed (the feed after PART_END may begin them), cz_multipart_reset() or
+ * _destroy(). Copy what must outlive the part by the time of PART_END.
+ * Once the next part's headers begin, cz_multipart_part() shows an empty
+ * part (views of ""), never stale memory.
  */
 typedef struct {
     cz_multipart_str_t name;           /* `name`, escapes undone; may be

@@ -705,6 +705,27 @@ static void test_reset(void) {
     CHECK(cz_multipart_part(&p)->name.len == 1 && cz_multipart_part(&p)->name.base[0] == 'a');
     cz_multipart_destroy(&p);
     cz_multipart_destroy(&p); /* twice is harmless */
+
+    /* a part's views last through PART_END; once the next part's headers
+     * begin, the part shows as empty, not as stale memory */
+    {
+        static const char two[] = "--XyZ\r\n" CD "\r\nv\r\n--XyZ\r\nContent-Disposition: form-data; name=bb\r\n";
+        const char *d = two;
+        size_t n = sizeof(two) - 1;
+        cz_multipart_event_t ev;
+
+        CHECK(cz_multipart_init(&p, A, "XyZ", 3, NULL) == 0);
+        do {
+            ev = cz_multipart_feed(&p, d, n, &used);
+            d += used;
+            n -= used;
+        } while (ev != CZ_MULTIPART_PART_END);
+        CHECK(cz_multipart_part(&p)->name.len == 1 && cz_multipart_part(&p)->name.base[0] == 'a');
+        CHECK(cz_multipart_feed(&p, d, n, &used) == CZ_MULTIPART_NEED_MORE && used == n);
+        CHECK(cz_multipart_part(&p)->name.len == 0 && cz_multipart_part(&p)->name.base != NULL &&
+              cz_multipart_part(&p)->num_headers == 0);
+        cz_multipart_destroy(&p);
+    }
 }
 
 int main(void) {
