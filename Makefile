@@ -107,7 +107,7 @@ bench-quick: bench-env
 # `make test-static`: cppcheck over csrc/ in the jemalloc and malloc-only builds.
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 25
-FUZZ_HARNESSES := request router
+FUZZ_HARNESSES := request router multipart
 FUZZ_BUILD := build/fuzz
 .PHONY: fuzz-build fuzz test-fuzz test-static
 
@@ -127,7 +127,7 @@ CPPCHECK_LLHTTP := build/static/llhttp-9.3.0.0/lib
 CPPCHECK_FLAGS := --enable=warning,performance,portability --error-exitcode=1 --quiet \
   --std=c11 --platform=unix64 --library=posix --library=python --inline-suppr \
   --suppressions-list=tests/static/cppcheck-suppressions.txt \
-  -Icsrc/memory -Icsrc/http -Icsrc/router -Icsrc/server -Icsrc/python -I$(CPPCHECK_LLHTTP) \
+  -Icsrc/memory -Icsrc/http -Icsrc/router -Icsrc/multipart -Icsrc/server -Icsrc/python -I$(CPPCHECK_LLHTTP) \
   -D__GNUC__=12 -D__linux__=1 -D__x86_64__=1 -D__GLIBC__=2 -D__GLIBC_MINOR__=36 -DSO_REUSEPORT=15 \
   -DCZ_BUILD_USE_JEMALLOC=1 -DCZ_BUILD_JEMALLOC_DEBUG=0 -DCZ_BUILD_SANITIZE=0 \
   -DCZ_BUILD_TYPE='"Release"' -DCZ_BUILD_JEMALLOC_STATUS='""'
