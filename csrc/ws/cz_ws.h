@@ -288,7 +288,6 @@ typedef struct cz_ws {
     cz_ws_utf8_t utf8;
     char *msg;             /* CZ_MEM_REQUEST, cap <= max_message */
     size_t msg_len, msg_cap;
-    uint64_t wire_len;     /* payload bytes on the wire of this message */
     cz_http_str_t payload; /* of the last event */
 
     /* control frame being read (payload unmasked) */

@@ -583,6 +583,23 @@ static void test_negotiation(void) {
         pol.deflate = 0;
         CHECKC(hs_check(raw, &pol, &hs) == 101 && !hs.deflate.enabled && !hs.extension[0], ctx);
     }
+    /* the answer carries the negotiated extension */
+    {
+        cz_ws_policy_t pol;
+        cz_http_buf_t out;
+        static const char want[] =
+            "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=15\r\n\r\n";
+        memset(&pol, 0, sizeof(pol));
+        pol.deflate = 1;
+        cz_http_buf_init(&out, A, 0);
+        CHECK(hs_check(GOOD_HEAD "Sec-WebSocket-Extensions: permessage-deflate; "
+                                 "client_max_window_bits\r\n\r\n",
+                       &pol, &hs) == 101);
+        CHECK(cz_ws_handshake_write(&out, &hs, NULL, 0) == CZ_HTTP_OK);
+        CHECK(out.len > sizeof(want) &&
+              memcmp(out.data + out.len - (sizeof(want) - 1), want, sizeof(want) - 1) == 0);
+        cz_http_buf_free(&out);
+    }
     /* two fields: the first acceptable offer across them */
     {
         cz_ws_policy_t pol;
@@ -1090,6 +1107,34 @@ static void test_limits(void) {
     b.len = 0;
     frame(&b, 1, 0, CZ_WS_OP_PING, p, 120, 0);
     expect_one(b.d, b.len, &lim, NULL, CZ_WS_PING, 0, p, 120, "ping over max_frame");
+    /* a big assembled message: its buffer is let go once it is handled */
+    {
+        cz_ws_t ws;
+        size_t used;
+        uint8_t big[5000];
+        memset(big, 'b', sizeof(big));
+        memset(&lim, 0, sizeof(lim));
+        lim.retain = 1024;
+        b.len = 0;
+        frame(&b, 0, 0, CZ_WS_OP_BINARY, big, 3000, 0);
+        frame(&b, 1, 0, CZ_WS_OP_CONT, big, 2000, 0);
+        frame(&b, 0, 0, CZ_WS_OP_BINARY, big, 10, 0);
+        frame(&b, 1, 0, CZ_WS_OP_CONT, big, 10, 0);
+        cz_ws_init(&ws, A, &lim, NULL);
+        CHECK(!cz_ws_in_message(&ws));
+        CHECK(cz_ws_feed(&ws, (char *)b.d, 3, &used) == CZ_WS_NEED_MORE && used == 3);
+        CHECK(cz_ws_in_message(&ws));
+        CHECK(cz_ws_feed(&ws, (char *)b.d + 3, b.len - 3, &used) == CZ_WS_BINARY);
+        CHECK(3 + used == 2 * 8 + 5000);
+        CHECK(cz_ws_payload(&ws).len == 5000 && ws.msg_cap >= 5000);
+        CHECK(!cz_ws_in_message(&ws));
+        CHECK(cz_ws_feed(&ws, (char *)b.d + 5016, 0, &used) == CZ_WS_NEED_MORE);
+        CHECK(ws.msg == NULL && ws.msg_cap == 0); /* over retain: freed */
+        CHECK(cz_ws_feed(&ws, (char *)b.d + 5016, b.len - 5016, &used) == CZ_WS_BINARY);
+        CHECK(cz_ws_payload(&ws).len == 20 && ws.msg_cap == 1024);
+        CHECK(cz_ws_feed(&ws, NULL, 0, &used) == CZ_WS_NEED_MORE && ws.msg_cap == 1024); /* kept */
+        cz_ws_destroy(&ws);
+    }
     /* defaults */
     cz_ws_limits_default(&lim);
     CHECK(lim.max_frame == CZ_WS_DEFAULT_MAX_FRAME && lim.max_message == 16u * 1024 * 1024);
