@@ -39,6 +39,9 @@
  *     same messages, in order;
  *   - split invariance: without injected failures, the same bytes in one
  *     read give the same events (kind, code, payload digest);
+ *   - without an extension, a reference model of RFC 6455 5.2-5.5 and 7.4
+ *     written here (frame by frame over the whole input, no state machine)
+ *     predicts the same events, the same error and code;
  *   - the UTF-8 validator against the reference decoder on the raw input,
  *     whole and byte by byte (verdict and first bad offset);
  *   - handshake: the status is 101, 400 or 426; on 101 the accept value is
@@ -406,6 +409,8 @@ static void run(const conf_t *cf, const uint8_t *in, size_t len, int whole, int 
         if (ev == CZ_WS_NEED_MORE && pos == len)
             break;
     }
+    if (rec->end != CZ_WS_CLOSE && rec->end != CZ_WS_ERROR)
+        rec->end = CZ_WS_NEED_MORE; /* the input ran out */
     FUZZ_CHECK(pongs <= pings);
     if (close_first)
         FUZZ_CHECK(pongs == 0);
@@ -417,6 +422,136 @@ static void run(const conf_t *cf, const uint8_t *in, size_t len, int whole, int 
     }
     cz_http_buf_free(&out);
     cz_ws_destroy(&ws);
+}
+
+/* ---- a reference model of the framing (no extension) ------------------------------
+ *
+ * Written from RFC 6455 5.2-5.5 and 7.4, frame by frame over the whole
+ * input, without the parser's state machine: what the connection must
+ * report when the same bytes are read. */
+
+static void model(const uint8_t *in, size_t len, const cz_ws_limits_t *lim, record_t *rec) {
+    uint8_t *msg = NULL;
+    size_t msg_len = 0, pos = 0;
+    int msg_op = 0;
+    cz_http_str_t none = {"", 0};
+
+    memset(rec, 0, sizeof(*rec));
+#define M_END(E, C)                                                                 \
+    do {                                                                            \
+        record(rec, (E), (C), none);                                                \
+        rec->end = (E);                                                             \
+        rec->code = (C);                                                            \
+        goto done;                                                                  \
+    } while (0)
+    for (;;) {
+        uint8_t b0, b1, *p;
+        unsigned op, l7, rsv;
+        int fin, control;
+        size_t need, avail, i;
+        uint64_t plen;
+
+        rec->end = CZ_WS_NEED_MORE;
+        if (len - pos < 2)
+            goto done;
+        b0 = in[pos];
+        b1 = in[pos + 1];
+        fin = b0 >> 7;
+        rsv = (b0 >> 4) & 7;
+        op = b0 & 15;
+        l7 = b1 & 0x7F;
+        control = op >= 8;
+        /* everything the first two bytes decide is a protocol error */
+        if (rsv || (op >= 3 && op <= 7) || op >= 11 || (control && (!fin || l7 > 125)) ||
+            (op == 0 && !msg_op) || ((op == 1 || op == 2) && msg_op) || !(b1 & 0x80))
+            M_END(CZ_WS_ERROR, 1002);
+        need = 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + 4;
+        if (len - pos < need)
+            goto done;
+        plen = l7;
+        if (l7 == 126) {
+            plen = (uint64_t)in[pos + 2] << 8 | in[pos + 3];
+            if (plen < 126)
+                M_END(CZ_WS_ERROR, 1002);
+        } else if (l7 == 127) {
+            plen = 0;
+            for (i = 0; i < 8; i++)
+                plen = plen << 8 | in[pos + 2 + i];
+            if ((plen >> 63) || plen <= 0xFFFF)
+                M_END(CZ_WS_ERROR, 1002);
+        }
+        if (!control && (plen > lim->max_frame || plen > lim->max_message - msg_len))
+            M_END(CZ_WS_ERROR, 1009);
+        avail = len - pos - need < plen ? len - pos - need : (size_t)plen;
+        p = xmalloc(avail);
+        for (i = 0; i < avail; i++)
+            p[i] = in[pos + need + i] ^ in[pos + need - 4 + (i & 3)];
+        if (control) {
+            cz_http_str_t v = {(const char *)p, avail};
+            if (avail < plen) {
+                free(p);
+                goto done;
+            }
+            if (op == CZ_WS_OP_PING || op == CZ_WS_OP_PONG) {
+                record(rec, op == CZ_WS_OP_PING ? CZ_WS_PING : CZ_WS_PONG, 0, v);
+            } else if (avail == 1) {
+                free(p);
+                M_END(CZ_WS_ERROR, 1002);
+            } else if (avail == 0) {
+                record(rec, CZ_WS_CLOSE, 1005, v);
+                rec->end = CZ_WS_CLOSE;
+                rec->code = 1005;
+                free(p);
+                goto done;
+            } else {
+                unsigned code = (unsigned)p[0] << 8 | p[1];
+                int valid = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+                            (code >= 3000 && code <= 4999);
+                if (!valid) {
+                    free(p);
+                    M_END(CZ_WS_ERROR, 1002);
+                }
+                if (ref_utf8(p + 2, avail - 2) != avail - 2) {
+                    free(p);
+                    M_END(CZ_WS_ERROR, 1007);
+                }
+                v.base += 2;
+                v.len -= 2;
+                record(rec, CZ_WS_CLOSE, code, v);
+                rec->end = CZ_WS_CLOSE;
+                rec->code = code;
+                free(p);
+                goto done;
+            }
+            free(p);
+            pos += need + avail;
+            continue;
+        }
+        if (op != 0)
+            msg_op = (int)op;
+        msg = realloc(msg, msg_len + avail + 1);
+        FUZZ_CHECK(msg != NULL);
+        memcpy(msg + msg_len, p, avail);
+        msg_len += avail;
+        free(p);
+        /* text fails at the first bad byte that has arrived */
+        if (msg_op == 1 && ref_utf8(msg, msg_len) < msg_len)
+            M_END(CZ_WS_ERROR, 1007);
+        if (avail < plen)
+            goto done;
+        pos += need + avail;
+        if (fin) {
+            cz_http_str_t v = {(const char *)msg, msg_len};
+            if (msg_op == 1 && ref_utf8(msg, msg_len) != msg_len)
+                M_END(CZ_WS_ERROR, 1007);
+            record(rec, msg_op == 1 ? CZ_WS_TEXT : CZ_WS_BINARY, 0, v);
+            msg_op = 0;
+            msg_len = 0;
+        }
+    }
+done:
+    free(msg);
+#undef M_END
 }
 
 /* ---- the handshake --------------------------------------------------------------- */
@@ -571,6 +706,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         n = split.n < MAX_EVENTS ? split.n : MAX_EVENTS;
         for (k = 0; k < n; k++)
             FUZZ_CHECK(split.digest[k] == whole.digest[k]);
+        /* without an extension: what the model says */
+        if (!cf.pmd.enabled) {
+            record_t m;
+            cz_ws_limits_t lim;
+            cz_ws_limits_default(&lim);
+            if (cf.lim.max_frame)
+                lim = cf.lim;
+            model(in + skip, len - skip, &lim, &m);
+            if (m.n != whole.n || m.end != whole.end || m.code != whole.code) {
+                fprintf(stderr, "model: %d events end %d code %u; parser: %d events end %d "
+                        "code %u\n", m.n, m.end, m.code, whole.n, whole.end, whole.code);
+                FUZZ_CHECK(0);
+            }
+            n = m.n < MAX_EVENTS ? m.n : MAX_EVENTS;
+            for (k = 0; k < n; k++)
+                FUZZ_CHECK(m.digest[k] == whole.digest[k]);
+        }
     }
     if (g_verbose)
         fprintf(stderr, "fuzz_ws: opts 0x%02x, %d events, end %d, code %u, faults %ld, "
