@@ -1450,6 +1450,16 @@ static void test_alloc_failures(void) {
     frame(&b, 1, 4, CZ_WS_OP_TEXT, c, cn, 0);
     fail_each(b.d, b.len, &on, CZ_WS_TEXT, 5000, "inflate");
     fail_each(b.d, b.len, &nct, CZ_WS_TEXT, 5000, "inflate no takeover");
+    /* a final block: the window is carried into the next stream */
+    {
+        uint8_t d[16];
+        size_t n = unhex("f348cdc9c90700", d);
+        b.len = 0;
+        frame(&b, 1, 4, CZ_WS_OP_TEXT, d, n, 0);
+        n = unhex("f200110000", d);
+        frame(&b, 1, 4, CZ_WS_OP_TEXT, d, n, 0);
+        fail_each(b.d, b.len, &on, CZ_WS_TEXT, 5, "inflate after BFINAL");
+    }
 
     /* the deflater: ENOMEM, nothing appended, then it works */
     {
