@@ -27,7 +27,10 @@
  * request (data + consumed: a client may send frames right behind the
  * handshake). From then on every read goes to cz_ws_feed(); after each event
  * the connection calls cz_ws_flush_control() to move owed control frames
- * (pong, close) into its output.
+ * (pong, close) into its output. hs.subprotocol points into the request:
+ * write the 101 before the HTTP parser is reset or destroyed. After CLOSE or
+ * ERROR the connection writes what is queued and closes TCP. Timeouts (idle,
+ * a message that never ends) are the engine's: nothing here reads a clock.
  *
  * Memory: every allocation goes through cz_memory: the receive side (message
  * assembly, the inflater) as CZ_MEM_REQUEST, the send side (the deflater; the
@@ -348,7 +351,6 @@ int cz_ws_in_message(const cz_ws_t *ws);
  * Move owed control frames (the latest pong, then a close) to `out`.
  * CZ_WS_OK (also when nothing was owed), CZ_WS_ENOMEM / E2BIG: nothing
  * moved, try again later. Call after each event and after cz_ws_close().
- * Data frames written after a close has been flushed are a caller error.
  */
 int cz_ws_flush_control(cz_ws_t *ws, cz_http_buf_t *out);
 
@@ -384,7 +386,9 @@ void cz_ws_mask(uint8_t *data, size_t len, const uint8_t key[4], uint64_t pos);
  * to `out`. `compress` (TEXT/BINARY, when the handshake enabled
  * permessage-deflate) deflates it straight into `out`; otherwise the payload
  * is copied once. Text is not validated (the caller's strings are UTF-8).
- * Control payloads > 125 bytes: EINVAL. Errors leave `out` as it was (a
+ * Control payloads > 125 bytes: EINVAL; any message once a close is
+ * queued (ours, an echo, or the parser's error): EINVAL, as nothing may
+ * follow a close (RFC 6455 5.5.1). Errors leave `out` as it was (a
  * failed compression also resets the compressor, which the peer tolerates:
  * back-references into its window are never required).
  */
