@@ -107,7 +107,7 @@ bench-quick: bench-env
 # `make test-static`: cppcheck over csrc/ in the jemalloc and malloc-only builds.
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 25
-FUZZ_HARNESSES := request router multipart
+FUZZ_HARNESSES := request router multipart ws
 FUZZ_BUILD := build/fuzz
 .PHONY: fuzz-build fuzz test-fuzz test-static
 
