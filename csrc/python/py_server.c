@@ -32,11 +32,24 @@ typedef struct {
     PyObject *render_hook;    /* (value) -> Response, or raises TypeError */
     PyObject *error_hook;     /* (raw_request, exc) -> Response */
     PyObject *not_found_hook; /* (raw_request) -> value, or None */
-    PyObject *submit;         /* (coroutine, pending) -> None */
+    PyObject *submit;         /* (awaitable, pending) -> None */
     PyObject *cancel_all;     /* () -> None */
+    PyObject *cancel;         /* (pending) -> None: cancel that one (or None) */
+    PyObject *spawn;          /* (coroutine) -> None: run it, unawaited (or None) */
+    PyObject *streaming_type; /* catzilla.StreamingResponse (or None) */
+    PyObject *logger_error;   /* (message, exc) -> None: a failure no client can be told of */
     cz_http_buf_t scratch;    /* JSON bodies are written here, then copied into the output */
     int running;
 } CzServerObject;
+
+/* A response body coming from an iterator, one piece per loop iteration
+ * (sync) or per step of the asyncio loop (async); held in cz_conn_t.user. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *iter;
+    PyObject *step;           /* async: the _Pending of the __anext__() in flight */
+    int is_async;
+} CzStreamObject;
 
 typedef struct {
     PyObject_HEAD
@@ -44,10 +57,13 @@ typedef struct {
     cz_conn_t *conn;
     PyObject *raw;            /* RawRequest or NULL */
     PyObject *result, *exc;   /* exactly one is set once completed */
+    CzStreamObject *stream;   /* a stream's step rather than a handler's result */
     int posted;
 } CzPendingObject;
 
 extern PyTypeObject CzPending_Type;
+extern PyTypeObject CzStream_Type;
+static int stream_start(CzServerObject *self, cz_conn_t *c, const cz_http_response_t *head, PyObject *iterable);
 
 static const cz_http_str_t CT_JSON = {"application/json", 16};
 static const cz_http_str_t CT_TEXT = {"text/plain; charset=utf-8", 25};
@@ -69,16 +85,23 @@ static void respond_scratch(cz_conn_t *c, int status, cz_http_buf_t *b) {
     cz_http_buf_reset(b, 64 * 1024);
 }
 
-/* Write a catzilla.Response: status_code, raw_headers [(str, str)], body (bytes). */
-static int respond_response(cz_conn_t *c, PyObject *resp) {
+/* Write a catzilla.Response: status_code, raw_headers [(str, str)], and
+ * body (bytes), or for a StreamingResponse body_iterator. */
+static int respond_response(CzServerObject *self, cz_conn_t *c, PyObject *resp) {
     PyObject *status = PyObject_GetAttrString(resp, "status_code");
     PyObject *headers = status ? PyObject_GetAttrString(resp, "raw_headers") : NULL;
     PyObject *body = headers ? PyObject_GetAttrString(resp, "body") : NULL;
+    PyObject *iterable = NULL;
     int rc = -1;
     if (!body) goto done;
     long code = PyLong_AsLong(status);
     if (code == -1 && PyErr_Occurred()) goto done;
-    if (!PyList_Check(headers) || !PyBytes_Check(body) || code < 100 || code > 999) {
+    if (!PyBytes_Check(body) && self->streaming_type != Py_None &&
+        PyObject_TypeCheck(resp, (PyTypeObject *)self->streaming_type)) {
+        iterable = PyObject_GetAttrString(resp, "body_iterator");
+        if (!iterable) goto done;
+    }
+    if (!PyList_Check(headers) || !(iterable || PyBytes_Check(body)) || code < 100 || code > 999) {
         PyErr_Format(PyExc_TypeError,
                      "invalid Response: status_code must be 100..999, body bytes, raw_headers a list "
                      "(got status_code=%R)", status);
@@ -111,11 +134,16 @@ static int respond_response(cz_conn_t *c, PyObject *resp) {
     r.status = (int)code;
     r.headers = hs;
     r.num_headers = (size_t)n;
-    r.body = (cz_http_str_t){PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body)};
-    cz_conn_respond(c, &r); /* a header with CR/LF becomes a 500 there */
+    if (iterable) {
+        rc = stream_start(self, c, &r, iterable);
+    } else {
+        r.body = (cz_http_str_t){PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body)};
+        cz_conn_respond(c, &r); /* a header with CR/LF becomes a 500 there */
+        rc = 0;
+    }
     if (hs != stack) PyMem_Free(hs);
-    rc = 0;
 done:
+    Py_XDECREF(iterable);
     Py_XDECREF(status);
     Py_XDECREF(headers);
     Py_XDECREF(body);
@@ -152,10 +180,15 @@ static int respond_value(CzServerObject *self, cz_conn_t *c, PyObject *value) {
         respond_plain(c, 200, CT_BYTES, PyBytes_AS_STRING(value), (size_t)PyBytes_GET_SIZE(value));
         return 0;
     }
-    if (PyObject_TypeCheck(value, (PyTypeObject *)self->response_type)) return respond_response(c, value);
+    if (PyObject_TypeCheck(value, (PyTypeObject *)self->response_type)) return respond_response(self, c, value);
+    if (PyGen_CheckExact(value) || PyAsyncGen_CheckExact(value)) {
+        cz_http_response_t r = {0}; /* a generator returned as it is: streamed, 200 */
+        r.status = 200;
+        return stream_start(self, c, &r, value);
+    }
     PyObject *resp = PyObject_CallOneArg(self->render_hook, value);
     if (!resp) return -1;
-    int rc = PyObject_TypeCheck(resp, (PyTypeObject *)self->response_type) ? respond_response(c, resp) : -1;
+    int rc = PyObject_TypeCheck(resp, (PyTypeObject *)self->response_type) ? respond_response(self, c, resp) : -1;
     if (rc < 0 && !PyErr_Occurred())
         PyErr_SetString(PyExc_TypeError, "render hook did not return a Response");
     Py_DECREF(resp);
@@ -183,7 +216,7 @@ static void respond_exception(CzServerObject *self, cz_conn_t *c, PyObject *raw,
         raw = own ? own : Py_None;
     }
     PyObject *resp = PyObject_CallFunctionObjArgs(self->error_hook, raw, exc, NULL);
-    if (!resp || respond_response(c, resp) < 0) {
+    if (!resp || respond_response(self, c, resp) < 0) {
         PyErr_WriteUnraisable(self->error_hook);
         cz_conn_respond_error(c, 500, NULL);
     }
@@ -196,6 +229,232 @@ static void respond_raised(CzServerObject *self, cz_conn_t *c, PyObject *raw) {
     respond_exception(self, c, raw, exc);
     Py_DECREF(exc);
 }
+
+/* ---- streamed bodies ---------------------------------------------------------------------- */
+
+/* A failure after the head was sent: nobody can be answered, the log is told. */
+static void stream_failed(CzServerObject *self, const char *what) {
+    if (self->logger_error == Py_None) {
+        PyErr_WriteUnraisable(NULL);
+        return;
+    }
+    PyObject *exc = take_exception();
+    PyObject *r = PyObject_CallFunction(self->logger_error, "sO", what, exc);
+    if (!r) PyErr_WriteUnraisable(self->logger_error);
+    Py_XDECREF(r);
+    Py_DECREF(exc);
+}
+
+/* Let go of a stream's iterator: close() a generator now (its `finally`
+ * runs), aclose() an async one on the asyncio loop, cancelling the step in
+ * flight. */
+static void stream_aclose(CzServerObject *self, CzStreamObject *st) {
+    if (self->spawn == Py_None || !PyObject_HasAttrString(st->iter, "aclose")) return;
+    PyObject *co = PyObject_CallMethod(st->iter, "aclose", NULL);
+    PyObject *r = co ? PyObject_CallOneArg(self->spawn, co) : NULL;
+    if (!r) PyErr_WriteUnraisable(self->spawn);
+    Py_XDECREF(r);
+    Py_XDECREF(co);
+}
+
+static void stream_release(CzServerObject *self, CzStreamObject *st) {
+    if (st->is_async && st->step) {
+        /* Cancelled in its await; aclose() follows once the step is back
+         * (an async generator cannot be closed while it runs). */
+        if (self->cancel != Py_None) {
+            PyObject *r = PyObject_CallOneArg(self->cancel, st->step);
+            if (!r) PyErr_WriteUnraisable(self->cancel);
+            Py_XDECREF(r);
+        }
+    } else if (st->is_async) {
+        stream_aclose(self, st);
+    } else if (PyObject_HasAttrString(st->iter, "close")) {
+        PyObject *r = PyObject_CallMethod(st->iter, "close", NULL);
+        if (!r) stream_failed(self, "closing a streamed response's iterator failed");
+        Py_XDECREF(r);
+    }
+}
+
+/* The connection is done with its stream (ended, failed, or gone). */
+static void stream_detach(CzServerObject *self, cz_conn_t *c, int close_iter) {
+    CzStreamObject *st = c->user;
+    if (!st) return;
+    c->user = NULL;
+    if (close_iter) stream_release(self, st);
+    Py_DECREF(st);
+}
+
+/* One piece of the body: bytes, str (UTF-8) or a buffer. 0, or -1 with an exception. */
+static int stream_write(cz_conn_t *c, PyObject *chunk) {
+    Py_buffer view;
+    int rc;
+    if (PyUnicode_Check(chunk)) {
+        Py_ssize_t n;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(chunk, &n);
+        if (!utf8) return -1;
+        rc = cz_conn_stream_write(c, utf8, (size_t)n);
+    } else if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) == 0) {
+        rc = cz_conn_stream_write(c, view.buf, (size_t)view.len);
+        PyBuffer_Release(&view);
+    } else {
+        PyErr_Format(PyExc_TypeError, "a streamed response yielded %.100s; it must yield bytes or str",
+                     Py_TYPE(chunk)->tp_name);
+        return -1;
+    }
+    if (rc == CZ_HTTP_ENOMEM) PyErr_NoMemory();
+    else if (rc != CZ_HTTP_OK) PyErr_Format(PyExc_ValueError, "a streamed response's piece was refused (%d)", rc);
+    return rc == CZ_HTTP_OK ? 0 : -1;
+}
+
+/* The stream failed mid-body: the connection closes after what is queued,
+ * so the client sees a cut body, never a whole-looking wrong one. */
+static void stream_abort(CzServerObject *self, cz_conn_t *c, const char *what) {
+    stream_failed(self, what);
+    cz_conn_close(c);
+    stream_detach(self, c, 1);
+}
+
+static void stream_end(CzServerObject *self, cz_conn_t *c) {
+    cz_conn_stream_end(c); /* a body short of its Content-Length closes the connection there */
+    stream_detach(self, c, 0);
+}
+
+static void stream_step(CzServerObject *self, cz_conn_t *c);
+
+/* A step's chunk (or end) arrived for `c`: write it, then go on. */
+static void stream_advance(CzServerObject *self, cz_conn_t *c, PyObject *chunk) {
+    if (stream_write(c, chunk) < 0) {
+        stream_abort(self, c, "a streamed response failed");
+        return;
+    }
+    /* Produce again at the next loop iteration while the client keeps up;
+     * otherwise cz_conn calls hooks.drained when it has taken the output. */
+    if (cz_conn_writable(c)) cz_server_wake(c);
+}
+
+static void stream_step(CzServerObject *self, cz_conn_t *c) {
+    CzStreamObject *st = c->user;
+    if (!st || cz_conn_state(c) != CZ_CONN_STREAM || !cz_conn_writable(c)) return;
+    if (!st->is_async) {
+        PyObject *chunk = PyIter_Next(st->iter);
+        if (chunk) {
+            stream_advance(self, c, chunk);
+            Py_DECREF(chunk);
+        } else if (PyErr_Occurred()) {
+            stream_abort(self, c, "a streamed response's iterator raised");
+        } else {
+            stream_end(self, c);
+        }
+        return;
+    }
+    if (st->step) return; /* one __anext__() at a time */
+    PyObject *aw = PyObject_CallMethod(st->iter, "__anext__", NULL);
+    CzPendingObject *p = aw ? PyObject_New(CzPendingObject, &CzPending_Type) : NULL;
+    if (!p) {
+        Py_XDECREF(aw);
+        stream_abort(self, c, "a streamed response could not go on");
+        return;
+    }
+    p->server = (CzServerObject *)Py_NewRef(self);
+    p->conn = c;
+    p->raw = NULL;
+    p->result = p->exc = NULL;
+    p->stream = (CzStreamObject *)Py_NewRef(st);
+    p->posted = 0;
+    cz_server_hold(c); /* until its completion has run */
+    PyObject *ok = PyObject_CallFunctionObjArgs(self->submit, aw, (PyObject *)p, NULL);
+    Py_DECREF(aw);
+    if (!ok) {
+        /* never posted: answer the hold here */
+        Py_DECREF(p);
+        stream_abort(self, c, "a streamed response could not be scheduled");
+        cz_server_post(cz_conn_server(c), c, NULL);
+        return;
+    }
+    Py_DECREF(ok);
+    st->step = (PyObject *)p; /* the runner holds one reference, the stream this one */
+}
+
+/* An async step completed (`p` posted by the runner). */
+static void stream_step_done(CzServerObject *self, cz_conn_t *c, CzPendingObject *p) {
+    CzStreamObject *st = p->stream;
+    Py_CLEAR(st->step);
+    if (!cz_conn_is_open(c) || c->user != (void *)st) {
+        /* the client went away meanwhile: the step was cancelled, now close */
+        stream_aclose(self, st);
+        return;
+    }
+    if (p->exc) {
+        if (PyErr_GivenExceptionMatches(p->exc, PyExc_StopAsyncIteration)) {
+            stream_end(self, c);
+        } else {
+            PyErr_SetObject((PyObject *)Py_TYPE(p->exc), p->exc);
+            stream_abort(self, c, "a streamed response's async iterator raised");
+        }
+        return;
+    }
+    stream_advance(self, c, p->result);
+}
+
+/* Begin a streamed answer to `c` with `head`'s status and headers, its body
+ * taken from `iterable` (sync or async). 0, or -1 with an exception. */
+static int stream_start(CzServerObject *self, cz_conn_t *c, const cz_http_response_t *head, PyObject *iterable) {
+    int is_async = PyObject_HasAttrString(iterable, "__anext__") || PyObject_HasAttrString(iterable, "__aiter__");
+    PyObject *iter = is_async ? (PyObject_HasAttrString(iterable, "__anext__") ? Py_NewRef(iterable)
+                                                                                : PyObject_CallMethod(iterable, "__aiter__", NULL))
+                              : PyObject_GetIter(iterable);
+    if (!iter) return -1;
+    /* A Content-Length among the headers makes the body fixed-length. */
+    int64_t length = -1;
+    for (size_t i = 0; i < head->num_headers; i++) {
+        const cz_http_header_t *h = &head->headers[i];
+        if (!cz_http_ieq(h->name, "content-length", 14)) continue;
+        length = 0;
+        for (size_t k = 0; k < h->value.len && length >= 0; k++) {
+            char d = h->value.base[k];
+            length = d >= '0' && d <= '9' && length < INT64_MAX / 10 ? length * 10 + (d - '0') : -1;
+        }
+        if (length < 0 || h->value.len == 0) {
+            Py_DECREF(iter);
+            PyErr_Format(PyExc_ValueError, "invalid content-length %.40s for a streamed response",
+                         h->value.len ? h->value.base : "''");
+            return -1;
+        }
+    }
+    CzStreamObject *st = PyObject_New(CzStreamObject, &CzStream_Type);
+    if (!st) {
+        Py_DECREF(iter);
+        return -1;
+    }
+    st->iter = iter;
+    st->step = NULL;
+    st->is_async = is_async;
+    int rc = cz_conn_stream_begin(c, head, length);
+    if (rc != 1) {
+        /* HEAD, 1xx/204/304, or no head could be written: the body is not wanted */
+        stream_release(self, st);
+        Py_DECREF(st);
+        return 0;
+    }
+    c->user = st;
+    stream_step(self, c);
+    return 0;
+}
+
+static void Stream_dealloc(CzStreamObject *self) {
+    Py_XDECREF(self->step);
+    Py_XDECREF(self->iter);
+    PyObject_Free(self);
+}
+
+PyTypeObject CzStream_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "catzilla._core._Stream",
+    .tp_basicsize = sizeof(CzStreamObject),
+    .tp_dealloc = (destructor)Stream_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A response body being streamed from an iterator.",
+};
 
 /* ---- hooks (loop thread, GIL not held on entry) ------------------------------------------- */
 
@@ -249,6 +508,7 @@ static cz_conn_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_
             p->raw = raw; /* steals */
             raw = NULL;
             p->result = p->exc = NULL;
+            p->stream = NULL;
             p->posted = 0;
             PyObject *ok = PyObject_CallFunctionObjArgs(self->submit, result, (PyObject *)p, NULL);
             Py_DECREF(result);
@@ -288,13 +548,20 @@ static cz_conn_dispatch_t hook_request(void *ctx, cz_conn_t *c, const cz_http_re
 static void hook_complete(void *ctx, cz_conn_t *c, void *item) {
     CzServerObject *self = ctx;
     CzPendingObject *p = item;
-    if (cz_conn_is_open(c)) {
+    if (!p) return; /* a hold answered without a post (stream_step) */
+    if (p->stream) {
+        stream_step_done(self, c, p);
+    } else if (cz_conn_is_open(c)) {
         if (p->exc) respond_exception(self, c, p->raw, p->exc);
         else if (respond_value(self, c, p->result) < 0) respond_raised(self, c, p->raw);
     }
     p->conn = NULL;
     Py_DECREF(p); /* the reference taken when it was posted */
 }
+
+static void hook_drained(void *ctx, cz_conn_t *c) { stream_step(ctx, c); }
+
+static void hook_closed(void *ctx, cz_conn_t *c) { stream_detach(ctx, c, 1); }
 
 static void hook_expired(void *ctx) {
     CzServerObject *self = ctx;
@@ -334,6 +601,7 @@ static PyObject *Pending_fail(CzPendingObject *self, PyObject *exc) {
 }
 
 static void Pending_dealloc(CzPendingObject *self) {
+    Py_XDECREF(self->stream);
     Py_XDECREF(self->server);
     Py_XDECREF(self->raw);
     Py_XDECREF(self->result);
@@ -391,6 +659,10 @@ static void Server_dealloc(CzServerObject *self) {
     Py_XDECREF(self->not_found_hook);
     Py_XDECREF(self->submit);
     Py_XDECREF(self->cancel_all);
+    Py_XDECREF(self->cancel);
+    Py_XDECREF(self->spawn);
+    Py_XDECREF(self->streaming_type);
+    Py_XDECREF(self->logger_error);
     Py_XDECREF(self->alloc);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -525,15 +797,23 @@ fail:
 }
 
 static PyObject *Server_set_hooks(CzServerObject *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"json_encode", "response_type", "render", "error", "not_found",
-                             "submit", "cancel_all", NULL};
-    PyObject *h[7];
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!OOOOO:set_hooks", kwlist, &h[0], &PyType_Type, &h[1],
-                                     &h[2], &h[3], &h[4], &h[5], &h[6]))
+    static char *kwlist[] = {"json_encode", "response_type", "render", "error", "not_found", "submit",
+                             "cancel_all", "cancel", "spawn", "streaming_type", "log_error", NULL};
+    enum { NHOOKS = 11 };
+    PyObject *h[NHOOKS] = {NULL};
+    h[7] = h[8] = h[9] = h[10] = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!OOOOO|OOOO:set_hooks", kwlist, &h[0], &PyType_Type, &h[1],
+                                     &h[2], &h[3], &h[4], &h[5], &h[6], &h[7], &h[8], &h[9], &h[10]))
         return NULL;
-    PyObject **slots[7] = {&self->json_encode, &self->response_type, &self->render_hook,
-                           &self->error_hook, &self->not_found_hook, &self->submit, &self->cancel_all};
-    for (int i = 0; i < 7; i++) Py_XSETREF(*slots[i], Py_NewRef(h[i]));
+    if (h[9] != Py_None && !PyType_Check(h[9])) {
+        PyErr_Format(PyExc_TypeError, "streaming_type must be a type, got %R", h[9]);
+        return NULL;
+    }
+    PyObject **slots[NHOOKS] = {&self->json_encode, &self->response_type, &self->render_hook,
+                                &self->error_hook,  &self->not_found_hook, &self->submit,
+                                &self->cancel_all,  &self->cancel,         &self->spawn,
+                                &self->streaming_type, &self->logger_error};
+    for (int i = 0; i < NHOOKS; i++) Py_XSETREF(*slots[i], Py_NewRef(h[i]));
     Py_RETURN_NONE;
 }
 
@@ -588,6 +868,8 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
         .not_found = self->not_found_hook != Py_None,
         .complete = hook_complete,
         .expired = hook_expired,
+        .drained = hook_drained,
+        .closed = hook_closed,
     };
     self->server = cz_server_create(self->alloc->alloc, self->router, &c, &hooks);
     if (!self->server) return PyErr_NoMemory();
@@ -660,7 +942,8 @@ PyTypeObject CzServer_Type = {
 };
 
 int cz_py_server_register(PyObject *module) {
-    if (PyType_Ready(&CzServer_Type) < 0 || PyType_Ready(&CzPending_Type) < 0) return -1;
+    if (PyType_Ready(&CzServer_Type) < 0 || PyType_Ready(&CzPending_Type) < 0 || PyType_Ready(&CzStream_Type) < 0)
+        return -1;
     if (PyModule_AddObjectRef(module, "Server", (PyObject *)&CzServer_Type) < 0) return -1;
     return PyModule_AddObjectRef(module, "_Pending", (PyObject *)&CzPending_Type);
 }

@@ -513,6 +513,10 @@ int cz_conn_wants_input(const cz_conn_t *c) {
         return !c->held && !c->input_ended && !out_full(c);
     case CZ_CONN_UPGRADED:
         return !c->input_ended;
+    case CZ_CONN_STREAM:
+        /* Read while a body streams, so a client that leaves is seen at
+         * once (a pipelined request is held meanwhile: one read). */
+        return !c->held && !c->input_ended;
     default:
         return 0;
     }
@@ -524,8 +528,11 @@ void cz_conn_eof(cz_conn_t *c) {
     case CZ_CONN_UPGRADED:
         c->env->upgraded(c->env->ctx, c, NULL, 0);
         return;
-    case CZ_CONN_BUSY:
     case CZ_CONN_STREAM:
+        /* Nobody reads the rest of the body: the producer stops now. */
+        cz_conn_abort(c);
+        return;
+    case CZ_CONN_BUSY:
         return; /* answered, then closed (keeps_alive() is 0 now) */
     case CZ_CONN_CLOSING:
     case CZ_CONN_CLOSED:

@@ -148,6 +148,7 @@ struct cz_conn {
     size_t held_len;
     uint64_t deadline;               /* env->now ms; 0: none */
     uint64_t stream_left;            /* STREAM with a known length: bytes still due */
+    void *user;                      /* the embedder's (e.g. a stream's producer); never touched here */
 };
 
 /* Set up a new connection (takes no memory yet) in IDLE with the header
@@ -166,10 +167,12 @@ int cz_conn_is_open(const cz_conn_t *c);
  * kept is copied). May dispatch requests. */
 void cz_conn_feed(cz_conn_t *c, const char *data, size_t len);
 /* The peer finished sending (EOF or read error). An idle connection
- * becomes CLOSED, a busy one is answered and then closed. */
+ * becomes CLOSED, a busy one is answered and then closed, a streaming one
+ * becomes CLOSED (nobody reads the rest of its body). */
 void cz_conn_eof(cz_conn_t *c);
-/* 1 when the transport should read: in IDLE, HEAD, BODY or UPGRADED, with
- * no held input and queued output within max_write_buffer. */
+/* 1 when the transport should read: in IDLE, HEAD, BODY (with queued
+ * output within max_write_buffer), STREAM (to see the client leave) or
+ * UPGRADED, with no held input. */
 int cz_conn_wants_input(const cz_conn_t *c);
 /* Go on after a deferred answer or after output was sent: parse held
  * input (may dispatch), and call env->drained for a producer that waits.

@@ -28,7 +28,7 @@ typedef struct cz_completion {
 } cz_completion_t;
 
 /* Socket facts, one flags word (the connection's own state is cz_conn's). */
-enum { SOCK_OPEN = 1, SOCK_READING = 2, SOCK_WRITING = 4 };
+enum { SOCK_OPEN = 1, SOCK_READING = 2, SOCK_WRITING = 4, SOCK_WAKE = 8 };
 
 typedef struct sock {
     cz_conn_t conn;             /* first: the embedder's cz_conn_t * is this */
@@ -38,7 +38,8 @@ typedef struct sock {
     uv_write_t wreq;
     size_t wlen;                /* bytes of the write in flight */
     char *chunk;                /* a file range's bytes while the socket is full */
-    unsigned refs;              /* the handle, plus one per pending completion */
+    struct sock *wake_next;     /* in the server's wake list (SOCK_WAKE) */
+    unsigned refs;              /* the handle, one per pending completion, one while in the wake list */
     unsigned flags;
 } sock_t;
 
@@ -47,6 +48,8 @@ struct cz_server {
     uv_tcp_t listener;
     uv_timer_t sweep, deadline_timer;
     uv_prepare_t before_poll;   /* releases the embedder's lock before the loop blocks */
+    uv_idle_t wake;             /* runs the wake list; keeps the poll from blocking meanwhile */
+    sock_t *wake_head;
     uv_async_t wakeup;
     uv_signal_t sigint, sigterm;
     uv_mutex_t lock;            /* guards `posted` and `stop_requested` */
@@ -80,6 +83,7 @@ void cz_server_config_default(cz_server_config_t *c) {
 }
 
 static void sock_sync(sock_t *k);
+static void sock_unref(sock_t *k);
 static void maybe_finish_stop(cz_server_t *s);
 
 static sock_t *sock_of(const cz_conn_t *c) { return (sock_t *)(uintptr_t)c; }
@@ -133,6 +137,42 @@ static void env_drained(void *ctx, cz_conn_t *c) {
     s->hooks.drained(s->hooks.ctx, c);
 }
 
+/* Streams asked to go on: one piece each per loop iteration. */
+static void on_wake(uv_idle_t *h) {
+    cz_server_t *s = h->data;
+    sock_t *list = s->wake_head;
+    s->wake_head = NULL;
+    uv_idle_stop(h);
+    while (list) {
+        sock_t *k = list;
+        list = k->wake_next;
+        k->flags &= ~(unsigned)SOCK_WAKE;
+        if ((k->flags & SOCK_OPEN) && cz_conn_state(&k->conn) == CZ_CONN_STREAM && s->hooks.drained) {
+            hooks_enter(s);
+            s->hooks.drained(s->hooks.ctx, &k->conn);
+            cz_conn_resume(&k->conn);
+            sock_sync(k);
+        }
+        sock_unref(k);
+    }
+}
+
+void cz_server_hold(cz_conn_t *c) {
+    sock_of(c)->refs++;
+    sock_of(c)->srv->inflight++;
+}
+
+void cz_server_wake(cz_conn_t *c) {
+    sock_t *k = sock_of(c);
+    cz_server_t *s = k->srv;
+    if (k->flags & SOCK_WAKE) return;
+    k->flags |= SOCK_WAKE;
+    k->refs++;
+    k->wake_next = s->wake_head;
+    s->wake_head = k;
+    uv_idle_start(&s->wake, on_wake);
+}
+
 /* ---- socket lifetime ------------------------------------------------------------------ */
 
 static void sock_unref(sock_t *k) {
@@ -151,6 +191,10 @@ static void sock_close(sock_t *k) {
     cz_server_t *s = k->srv;
     k->flags &= ~(unsigned)SOCK_OPEN;
     cz_conn_abort(&k->conn); /* the embedder sees cz_conn_is_open() == 0 */
+    if (k->conn.user && s->hooks.closed) {
+        hooks_enter(s);
+        s->hooks.closed(s->hooks.ctx, &k->conn);
+    }
     if (k->prev) k->prev->next = k->next;
     else s->socks = k->next;
     if (k->next) k->next->prev = k->prev;
@@ -335,6 +379,7 @@ static void close_loop_handles(cz_server_t *s) {
     close_handle((uv_handle_t *)&s->sweep);
     close_handle((uv_handle_t *)&s->deadline_timer);
     close_handle((uv_handle_t *)&s->before_poll);
+    close_handle((uv_handle_t *)&s->wake);
     close_handle((uv_handle_t *)&s->wakeup);
     close_handle((uv_handle_t *)&s->sigint);
     close_handle((uv_handle_t *)&s->sigterm);
@@ -479,6 +524,8 @@ cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router,
     s->sweep.data = s;
     uv_timer_init(&s->loop, &s->deadline_timer);
     s->deadline_timer.data = s;
+    uv_idle_init(&s->loop, &s->wake);
+    s->wake.data = s;
     uv_prepare_init(&s->loop, &s->before_poll);
     s->before_poll.data = s;
     uv_async_init(&s->loop, &s->wakeup, on_wakeup);

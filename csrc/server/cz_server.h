@@ -77,9 +77,15 @@ typedef struct {
     /* The shutdown deadline passed with requests still pending: make them
      * complete now (e.g. cancel them); the loop ends once they have. */
     void (*expired)(void *ctx);
-    /* cz_conn_env_t's upgraded and drained (may be NULL). */
+    /* cz_conn_env_t's upgraded (may be NULL). */
     void (*upgraded)(void *ctx, cz_conn_t *c, const char *data, size_t len);
+    /* A STREAM connection can take more of its body: its queued output fell
+     * under max_write_buffer, or cz_server_wake() asked. May be NULL. */
     void (*drained)(void *ctx, cz_conn_t *c);
+    /* The socket of a connection whose `user` is set is closing (the
+     * client went away, a write failed, the server stops): release what
+     * `user` holds and set it to NULL. May be NULL. */
+    void (*closed)(void *ctx, cz_conn_t *c);
 } cz_server_hooks_t;
 
 /* Create a server; `router` and `alloc` must outlive it. NULL on failure. */
@@ -108,6 +114,14 @@ int cz_server_post(cz_server_t *s, cz_conn_t *c, void *item);
 /* Answers go through cz_conn.h (cz_conn_respond() and friends). After
  * answering a request left pending, from outside a hook (hooks.complete
  * is inside one), call nothing: the server resumes the connection itself. */
+
+/* Call hooks.drained for `c` at the next loop iteration, once, so that a
+ * producer makes one piece per iteration and other connections are served
+ * in between. */
+void cz_server_wake(cz_conn_t *c);
+/* Something will be posted for `c` (cz_server_post): keep it until
+ * hooks.complete has run. Taken by the server itself for PENDING requests. */
+void cz_server_hold(cz_conn_t *c);
 
 /* Peer address as text and port; 0 or -1. */
 int cz_conn_peer(const cz_conn_t *c, char *host, size_t hostlen, int *port);

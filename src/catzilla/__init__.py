@@ -14,6 +14,7 @@ from catzilla.response import (
     PlainTextResponse,
     RedirectResponse,
     Response,
+    StreamingResponse,
 )
 from catzilla.routing import APIRouter, Route, RouterGroup
 
@@ -33,6 +34,7 @@ __all__ = [
     "PlainTextResponse",
     "Query",
     "RedirectResponse",
+    "StreamingResponse",
     "Request",
     "RequestValidationError",
     "Response",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import sys
 import weakref
@@ -21,7 +22,7 @@ from catzilla.memory import AppMemory
 from catzilla.middleware.base import Layer, build_chain
 from catzilla.params import MODE_REQUEST, Undefined
 from catzilla.request import Request
-from catzilla.response import Response, json_dumps
+from catzilla.response import Response, StreamingResponse, json_dumps
 from catzilla.routing import (
     Route,
     RouteDecorators,
@@ -44,6 +45,11 @@ LIMITS = (
     "shutdown_timeout", "max_write_buffer", "max_url_length", "max_header_size", "max_headers",
     "max_body_size", "backlog",
 )
+
+
+def log_error(message: str, exc: BaseException) -> None:
+    """A failure no client can be told of (e.g. a stream cut after its head was sent)."""
+    logging.getLogger("catzilla.error").error(message, exc_info=exc)
 
 
 def background_runner(runner: AsyncRunner) -> Callable[[BackgroundTasks], None]:
@@ -362,6 +368,10 @@ class Catzilla(RouteDecorators):
                 not_found=self._on_not_found if 404 in self._errors.by_status else None,
                 submit=self._runner.submit,
                 cancel_all=self._runner.cancel_all,
+                cancel=self._runner.cancel,
+                spawn=self._runner.spawn,
+                streaming_type=StreamingResponse,
+                log_error=log_error,
             )
             with serving.signals_to() as main_thread:
                 self.port = self._server.bind(host, port, dict(config, handle_signals=int(main_thread)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, MutableMapping
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any, Literal
@@ -203,3 +203,39 @@ def json_bytes_response(body: bytes, status_code: int = 200) -> JSONResponse:
     r.body = body
     r.raw_headers = [("content-type", "application/json")]
     return r
+
+
+class StreamingResponse(Response):
+    """A body produced piece by piece, as in Starlette: ``content`` is a sync or
+    async iterable (a generator, an async generator, ...) of ``bytes`` or ``str``.
+
+    The C core writes each piece as it comes: chunked for HTTP/1.1 (or, when a
+    ``content-length`` header is given, exactly that many bytes), until the
+    close for HTTP/1.0. A sync iterator is advanced once per loop iteration
+    and only while the client keeps up (other connections are served in
+    between); an async one runs on the asyncio loop, one step at a time. When
+    the client goes away the iterator is closed (``close()`` / ``aclose()``:
+    its ``finally`` runs). An exception after the head was sent cuts the body
+    short and closes the connection; it is logged on ``catzilla.error``.
+    """
+
+    body_iterator: Iterable[Any] | AsyncIterable[Any]
+
+    def __init__(
+        self,
+        content: Iterable[Any] | AsyncIterable[Any],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        if not isinstance(content, (Iterable, AsyncIterable)) or isinstance(content, (str, bytes)):
+            raise TypeError(
+                f"StreamingResponse content must be an iterable or async iterable of bytes or str, "
+                f"got {type(content).__name__}"
+            )
+        super().__init__(None, status_code, headers, media_type)
+        self.body = None  # type: ignore[assignment]  # the C core reads body_iterator instead
+        self.body_iterator = content
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.status_code} streamed>"

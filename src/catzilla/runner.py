@@ -8,7 +8,7 @@ result or exception goes back through the _Pending.
 from __future__ import annotations
 
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ class AsyncRunner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._by_pending: dict[_Pending, asyncio.Task[Any]] = {}  # loop thread only
         self._aio: ModuleType | None = None  # asyncio, imported by the first async request
 
     def _start(self) -> asyncio.AbstractEventLoop:
@@ -46,17 +47,32 @@ class AsyncRunner:
                 self._loop = loop
             return self._loop
 
-    def submit(self, coro: Coroutine[Any, Any, Any], pending: _Pending) -> None:
+    def submit(self, coro: Awaitable[Any], pending: _Pending) -> None:
         loop = self._loop or self._start()
         loop.call_soon_threadsafe(self._run, coro, pending)
 
-    def _run(self, coro: Coroutine[Any, Any, Any], pending: _Pending) -> None:
+    def _run(self, coro: Awaitable[Any], pending: _Pending) -> None:
         task = self._aio.ensure_future(coro)  # type: ignore[union-attr]
         self._tasks.add(task)
+        self._by_pending[pending] = task
         task.add_done_callback(lambda t: self._done(t, pending))
+
+    def cancel(self, pending: _Pending) -> None:
+        """Cancel the task answering ``pending`` (its client went away); any thread."""
+        loop = self._loop
+        if loop is None:
+            return
+
+        def cancel() -> None:
+            task = self._by_pending.get(pending)
+            if task is not None:
+                task.cancel()
+
+        loop.call_soon_threadsafe(cancel)
 
     def _done(self, task: asyncio.Task[Any], pending: _Pending) -> None:
         self._tasks.discard(task)
+        self._by_pending.pop(pending, None)
         if task.cancelled():
             pending.fail(self._aio.CancelledError("the server stopped before the handler finished"))  # type: ignore[union-attr]
         elif (exc := task.exception()) is not None:
