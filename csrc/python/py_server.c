@@ -7,8 +7,14 @@
  * calls _Pending.done(result) / .fail(exc) from its own thread, and the
  * loop thread answers when it is woken.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "cz_cond.h"
 #include "py_allocator.h"
 #include "py_direct.h"
 #include "py_json.h"
@@ -37,6 +43,7 @@ typedef struct {
     PyObject *cancel;         /* (pending) -> None: cancel that one (or None) */
     PyObject *spawn;          /* (coroutine) -> None: run it, unawaited (or None) */
     PyObject *streaming_type; /* catzilla.StreamingResponse (or None) */
+    PyObject *file_type;      /* catzilla.FileResponse (or None) */
     PyObject *logger_error;   /* (message, exc) -> None: a failure no client can be told of */
     cz_http_buf_t scratch;    /* JSON bodies are written here, then copied into the output */
     int running;
@@ -64,6 +71,8 @@ typedef struct {
 extern PyTypeObject CzPending_Type;
 extern PyTypeObject CzStream_Type;
 static int stream_start(CzServerObject *self, cz_conn_t *c, const cz_http_response_t *head, PyObject *iterable);
+static int file_respond(CzServerObject *self, cz_conn_t *c, const cz_http_response_t *head, PyObject *path);
+static void log_failure(CzServerObject *self, const char *what);
 
 static const cz_http_str_t CT_JSON = {"application/json", 16};
 static const cz_http_str_t CT_TEXT = {"text/plain; charset=utf-8", 25};
@@ -91,7 +100,7 @@ static int respond_response(CzServerObject *self, cz_conn_t *c, PyObject *resp) 
     PyObject *status = PyObject_GetAttrString(resp, "status_code");
     PyObject *headers = status ? PyObject_GetAttrString(resp, "raw_headers") : NULL;
     PyObject *body = headers ? PyObject_GetAttrString(resp, "body") : NULL;
-    PyObject *iterable = NULL;
+    PyObject *iterable = NULL, *path = NULL;
     int rc = -1;
     if (!body) goto done;
     long code = PyLong_AsLong(status);
@@ -100,8 +109,16 @@ static int respond_response(CzServerObject *self, cz_conn_t *c, PyObject *resp) 
         PyObject_TypeCheck(resp, (PyTypeObject *)self->streaming_type)) {
         iterable = PyObject_GetAttrString(resp, "body_iterator");
         if (!iterable) goto done;
+    } else if (!PyBytes_Check(body) && self->file_type != Py_None &&
+               PyObject_TypeCheck(resp, (PyTypeObject *)self->file_type)) {
+        path = PyObject_GetAttrString(resp, "_fspath");
+        if (!path) goto done;
+        if (!PyBytes_Check(path)) {
+            PyErr_Format(PyExc_TypeError, "FileResponse._fspath must be bytes, got %R", path);
+            goto done;
+        }
     }
-    if (!PyList_Check(headers) || !(iterable || PyBytes_Check(body)) || code < 100 || code > 999) {
+    if (!PyList_Check(headers) || !(iterable || path || PyBytes_Check(body)) || code < 100 || code > 999) {
         PyErr_Format(PyExc_TypeError,
                      "invalid Response: status_code must be 100..999, body bytes, raw_headers a list "
                      "(got status_code=%R)", status);
@@ -136,6 +153,8 @@ static int respond_response(CzServerObject *self, cz_conn_t *c, PyObject *resp) 
     r.num_headers = (size_t)n;
     if (iterable) {
         rc = stream_start(self, c, &r, iterable);
+    } else if (path) {
+        rc = file_respond(self, c, &r, path);
     } else {
         r.body = (cz_http_str_t){PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body)};
         cz_conn_respond(c, &r); /* a header with CR/LF becomes a 500 there */
@@ -144,6 +163,7 @@ static int respond_response(CzServerObject *self, cz_conn_t *c, PyObject *resp) 
     if (hs != stack) PyMem_Free(hs);
 done:
     Py_XDECREF(iterable);
+    Py_XDECREF(path);
     Py_XDECREF(status);
     Py_XDECREF(headers);
     Py_XDECREF(body);
@@ -232,8 +252,9 @@ static void respond_raised(CzServerObject *self, cz_conn_t *c, PyObject *raw) {
 
 /* ---- streamed bodies ---------------------------------------------------------------------- */
 
-/* A failure after the head was sent: nobody can be answered, the log is told. */
-static void stream_failed(CzServerObject *self, const char *what) {
+/* A failure the client cannot be told of (a stream cut after its head was
+ * sent, a file that cannot be read): the current exception goes to the log. */
+static void log_failure(CzServerObject *self, const char *what) {
     if (self->logger_error == Py_None) {
         PyErr_WriteUnraisable(NULL);
         return;
@@ -270,7 +291,7 @@ static void stream_release(CzServerObject *self, CzStreamObject *st) {
         stream_aclose(self, st);
     } else if (PyObject_HasAttrString(st->iter, "close")) {
         PyObject *r = PyObject_CallMethod(st->iter, "close", NULL);
-        if (!r) stream_failed(self, "closing a streamed response's iterator failed");
+        if (!r) log_failure(self, "closing a streamed response's iterator failed");
         Py_XDECREF(r);
     }
 }
@@ -309,7 +330,7 @@ static int stream_write(cz_conn_t *c, PyObject *chunk) {
 /* The stream failed mid-body: the connection closes after what is queued,
  * so the client sees a cut body, never a whole-looking wrong one. */
 static void stream_abort(CzServerObject *self, cz_conn_t *c, const char *what) {
-    stream_failed(self, what);
+    log_failure(self, what);
     cz_conn_close(c);
     stream_detach(self, c, 1);
 }
@@ -455,6 +476,100 @@ PyTypeObject CzStream_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "A response body being streamed from an iterator.",
 };
+
+/* ---- files -------------------------------------------------------------------------------- */
+
+static const cz_http_header_t *find_header(const cz_http_response_t *r, const char *lower, size_t len) {
+    for (size_t i = 0; i < r->num_headers; i++)
+        if (cz_http_ieq(r->headers[i].name, lower, len)) return &r->headers[i];
+    return NULL;
+}
+
+/* Answer with the file at `path` (bytes): opened and checked here, sent
+ * with sendfile by the server, never read into Python. With status 200,
+ * conditional requests and a single byte range are honoured (cz_cond.h);
+ * ETag and Last-Modified come from the open file unless given. 0, or -1
+ * with an exception (the caller answers 500). */
+static int file_respond(CzServerObject *self, cz_conn_t *c, const cz_http_response_t *head, PyObject *path) {
+    const char *name = PyBytes_AS_STRING(path);
+    int fd = open(name, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    int stated = fd >= 0 && fstat(fd, &st) == 0;
+    if (!stated || !S_ISREG(st.st_mode)) {
+        int missing = fd < 0 && (errno == ENOENT || errno == ENOTDIR);
+        if (stated) errno = EISDIR; /* a directory or another kind of file */
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        if (fd >= 0) close(fd);
+        log_failure(self, missing ? "FileResponse: the file does not exist" : "FileResponse: the file cannot be sent");
+        cz_conn_respond_error(c, missing ? 404 : 500, NULL);
+        return 0;
+    }
+    char etag[64], range[80];
+    cz_http_date_t modified;
+    cz_http_date_init(&modified, st.st_mtime);
+    int64_t mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    int elen = snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "\"", (uint64_t)mtime_ns, (uint64_t)st.st_size);
+    const cz_http_header_t *user_etag = find_header(head, "etag", 4);
+    cz_cond_file_t f = {(uint64_t)st.st_size, (int64_t)st.st_mtime,
+                        user_etag ? user_etag->value : (cz_http_str_t){etag, (size_t)elen}};
+    cz_cond_answer_t ans = {200, 0, (uint64_t)st.st_size};
+    const cz_http_request_t *req = cz_conn_request(c);
+    if (head->status == 200 && req) cz_cond_decide(req, &f, &ans);
+
+    cz_http_header_t *hs = PyMem_Malloc((head->num_headers + 4) * sizeof(*hs));
+    if (!hs) {
+        close(fd);
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < head->num_headers; i++) {
+        const cz_http_header_t *h = &head->headers[i];
+        /* a 304 describes the file, it does not carry it */
+        if (ans.status == 304 && (cz_http_ieq(h->name, "content-type", 12) || cz_http_ieq(h->name, "content-disposition", 19)))
+            continue;
+        hs[n++] = *h;
+    }
+    if (!user_etag) hs[n++] = (cz_http_header_t){{"ETag", 4}, {etag, (size_t)elen}};
+    if (!find_header(head, "last-modified", 13))
+        hs[n++] = (cz_http_header_t){{"Last-Modified", 13}, {modified.str, CZ_HTTP_DATE_LEN}};
+    if (ans.status != 304 && !find_header(head, "accept-ranges", 13))
+        hs[n++] = (cz_http_header_t){{"Accept-Ranges", 13}, {"bytes", 5}};
+    if (ans.status == 206)
+        hs[n++] = (cz_http_header_t){{"Content-Range", 13},
+                                     {range, (size_t)snprintf(range, sizeof(range), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
+                                                              ans.offset, ans.offset + ans.length - 1, f.size)}};
+    else if (ans.status == 416)
+        hs[n++] = (cz_http_header_t){{"Content-Range", 13},
+                                     {range, (size_t)snprintf(range, sizeof(range), "bytes */%" PRIu64, f.size)}};
+    cz_http_response_t r = *head;
+    r.headers = hs;
+    r.num_headers = n;
+    r.status = ans.status == 200 ? head->status : ans.status;
+    if (ans.status == 200 || ans.status == 206) {
+        cz_conn_respond_file(c, &r, fd, ans.offset, ans.length); /* owns fd now */
+    } else {
+        close(fd);
+        if (ans.status == 412) {
+            cz_conn_respond_error(c, 412, NULL);
+        } else {
+            static const char unsatisfiable[] = "{\"detail\":\"Range Not Satisfiable\"}";
+            if (ans.status == 416) {
+                r.content_type = (cz_http_str_t){"application/json", 16};
+                r.body = (cz_http_str_t){unsatisfiable, sizeof(unsatisfiable) - 1};
+                r.num_headers = 0;
+                for (size_t i = 0; i < n; i++) /* the error says nothing of the file's type */
+                    if (!cz_http_ieq(hs[i].name, "content-type", 12) && !cz_http_ieq(hs[i].name, "content-disposition", 19))
+                        hs[r.num_headers++] = hs[i];
+            } else {
+                r.body = (cz_http_str_t){"", 0};
+            }
+            cz_conn_respond(c, &r);
+        }
+    }
+    PyMem_Free(hs);
+    return 0;
+}
 
 /* ---- hooks (loop thread, GIL not held on entry) ------------------------------------------- */
 
@@ -662,6 +777,7 @@ static void Server_dealloc(CzServerObject *self) {
     Py_XDECREF(self->cancel);
     Py_XDECREF(self->spawn);
     Py_XDECREF(self->streaming_type);
+    Py_XDECREF(self->file_type);
     Py_XDECREF(self->logger_error);
     Py_XDECREF(self->alloc);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -798,21 +914,23 @@ fail:
 
 static PyObject *Server_set_hooks(CzServerObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"json_encode", "response_type", "render", "error", "not_found", "submit",
-                             "cancel_all", "cancel", "spawn", "streaming_type", "log_error", NULL};
-    enum { NHOOKS = 11 };
+                             "cancel_all", "cancel", "spawn", "streaming_type", "file_type", "log_error", NULL};
+    enum { NHOOKS = 12 };
     PyObject *h[NHOOKS] = {NULL};
-    h[7] = h[8] = h[9] = h[10] = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!OOOOO|OOOO:set_hooks", kwlist, &h[0], &PyType_Type, &h[1],
-                                     &h[2], &h[3], &h[4], &h[5], &h[6], &h[7], &h[8], &h[9], &h[10]))
+    h[7] = h[8] = h[9] = h[10] = h[11] = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!OOOOO|OOOOO:set_hooks", kwlist, &h[0], &PyType_Type, &h[1],
+                                     &h[2], &h[3], &h[4], &h[5], &h[6], &h[7], &h[8], &h[9], &h[10], &h[11]))
         return NULL;
-    if (h[9] != Py_None && !PyType_Check(h[9])) {
-        PyErr_Format(PyExc_TypeError, "streaming_type must be a type, got %R", h[9]);
-        return NULL;
+    for (int i = 9; i <= 10; i++) {
+        if (h[i] != Py_None && !PyType_Check(h[i])) {
+            PyErr_Format(PyExc_TypeError, "%s must be a type, got %R", kwlist[i], h[i]);
+            return NULL;
+        }
     }
     PyObject **slots[NHOOKS] = {&self->json_encode, &self->response_type, &self->render_hook,
                                 &self->error_hook,  &self->not_found_hook, &self->submit,
                                 &self->cancel_all,  &self->cancel,         &self->spawn,
-                                &self->streaming_type, &self->logger_error};
+                                &self->streaming_type, &self->file_type, &self->logger_error};
     for (int i = 0; i < NHOOKS; i++) Py_XSETREF(*slots[i], Py_NewRef(h[i]));
     Py_RETURN_NONE;
 }

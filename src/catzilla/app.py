@@ -22,7 +22,7 @@ from catzilla.memory import AppMemory
 from catzilla.middleware.base import Layer, build_chain
 from catzilla.params import MODE_REQUEST, Undefined
 from catzilla.request import Request
-from catzilla.response import Response, StreamingResponse, json_dumps
+from catzilla.response import FileResponse, Response, StreamingResponse, json_dumps
 from catzilla.routing import (
     Route,
     RouteDecorators,
@@ -371,6 +371,7 @@ class Catzilla(RouteDecorators):
                 cancel=self._runner.cancel,
                 spawn=self._runner.spawn,
                 streaming_type=StreamingResponse,
+                file_type=FileResponse,
                 log_error=log_error,
             )
             with serving.signals_to() as main_thread:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import mimetypes
+import os
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, MutableMapping
 from datetime import datetime
 from email.utils import format_datetime
@@ -239,3 +241,50 @@ class StreamingResponse(Response):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.status_code} streamed>"
+
+
+class FileResponse(Response):
+    """A file, sent by the C core with ``sendfile`` (never read into Python), as
+    in Starlette: ``Content-Type`` from the name (``mimetypes``), ``ETag`` and
+    ``Last-Modified`` from the open file, ``Content-Disposition`` when
+    ``filename`` is given (RFC 5987 ``filename*`` for non-ASCII names).
+
+    With ``status_code=200`` conditional requests (``If-None-Match``,
+    ``If-Modified-Since`` -> 304; ``If-Match``, ``If-Unmodified-Since`` ->
+    412) and a single byte ``Range`` (206, ``If-Range``; unsatisfiable ->
+    416; several ranges -> the whole file) are answered; HEAD sends the head
+    only. A file that does not exist answers 404, one that cannot be read
+    500, each with a line on ``catzilla.error``; a file that shrinks while it
+    is sent closes the connection rather than send a wrong length.
+    ``stat_result`` is accepted for Starlette's signature; the open file's
+    own status is what counts.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        filename: str | None = None,
+        stat_result: os.stat_result | None = None,
+        content_disposition_type: str = "attachment",
+    ) -> None:
+        self.path = path
+        self.filename = filename
+        self.stat_result = stat_result
+        self._fspath = os.fsencode(path)
+        if media_type is None:
+            media_type = mimetypes.guess_type(filename or os.fsdecode(self._fspath))[0] or "text/plain"
+        super().__init__(None, status_code, headers, media_type)
+        self.body = None  # type: ignore[assignment]  # the C core sends the file
+        if filename is not None and "content-disposition" not in {k.lower() for k, _ in self.raw_headers}:
+            quoted = quote(filename)
+            if quoted != filename:
+                disposition = f"{content_disposition_type}; filename*=utf-8''{quoted}"
+            else:
+                disposition = f'{content_disposition_type}; filename="{filename}"'
+            self.raw_headers.append(("content-disposition", disposition))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.status_code} {os.fsdecode(self._fspath)!r}>"

@@ -1,6 +1,7 @@
 """Responses under the name Starlette and FastAPI give them (``fastapi.responses``)."""
 
 from catzilla.response import (
+    FileResponse,
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
@@ -9,4 +10,4 @@ from catzilla.response import (
     StreamingResponse,
 )
 
-__all__ = ["HTMLResponse", "JSONResponse", "PlainTextResponse", "RedirectResponse", "Response", "StreamingResponse"]
+__all__ = ["FileResponse", "HTMLResponse", "JSONResponse", "PlainTextResponse", "RedirectResponse", "Response", "StreamingResponse"]

@@ -52,6 +52,7 @@
 #include "fuzz_common.h"
 
 #include "cz_answer.h"
+#include "cz_cond.h"
 #include "cz_conn.h"
 #include "cz_http.h"
 #include "cz_memory.h"
@@ -787,6 +788,41 @@ static void check_answer(const cz_http_response_t *resp, const expect_t *e, int 
 
 static void stream_more(cz_conn_t *c);
 
+/* cz_cond on the request's own Range and validators, against a reference
+ * made here for what must hold whatever the fields say. */
+static void check_conditions(const cz_http_request_t *req, uint64_t size) {
+    cz_cond_file_t f = {size, 784111777, {"\"v1\"", 4}};
+    cz_cond_answer_t a;
+    const cz_http_str_t *range = cz_http_request_header(req, "range", 5);
+    int64_t t;
+    size_t i;
+
+    memset(&a, 0xa5, sizeof(a));
+    cz_cond_decide(req, &f, &a);
+    FUZZ_CHECK(a.status == 200 || a.status == 206 || a.status == 304 || a.status == 412 ||
+               a.status == 416);
+    if (a.status == 200)
+        FUZZ_CHECK(a.offset == 0 && a.length == size);
+    if (a.status == 206) {
+        FUZZ_CHECK(range != NULL && req->method_id == HTTP_GET);
+        FUZZ_CHECK(a.length > 0 && a.offset < size && a.length <= size - a.offset);
+    }
+    if (a.status == 416)
+        FUZZ_CHECK(range != NULL && req->method_id == HTTP_GET);
+    if (a.status == 304)
+        FUZZ_CHECK(req->method_id == HTTP_GET || req->method_id == HTTP_HEAD);
+    /* no condition fields, no range: the whole file */
+    for (i = 0; i < req->num_headers; i++) {
+        cz_http_str_t n = req->headers[i].name;
+        if (n.len > 3 && ieq_lit(n.base, 3, "if-"))
+            return;
+        if (cz_cond_parse_date(req->headers[i].value, &t) == 0)
+            FUZZ_CHECK(t >= -62135596800LL && t < 253402300800LL); /* years 1..9999 */
+    }
+    if (!range)
+        FUZZ_CHECK(a.status == 200);
+}
+
 /* The embedder's handler: a response built from the request's own bytes,
  * sent the way the route's mode says. */
 static void handler(cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m) {
@@ -873,6 +909,7 @@ static void handler(cz_conn_t *c, const cz_http_request_t *req, const cz_match_t
         FUZZ_CHECK(write(fd, bytes, size) == (ssize_t)size);
         free(bytes);
         H.files[H.nfiles++] = fd;
+        check_conditions(req, size - 3);
         resp = as_sent(req, &r);
         resp.body.base = NULL;
         resp.body.len = size - 3;
