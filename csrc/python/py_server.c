@@ -10,11 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cz_cond.h"
+#include "cz_files.h"
 #include "py_allocator.h"
 #include "py_direct.h"
 #include "py_json.h"
@@ -22,8 +23,10 @@
 #include "py_server.h"
 
 /* Endpoint modes, decided once at registration by the Python layer:
- * [0, handler()], [1, binder(raw)], [2, handler(*args), CallPlan, binder(raw)]. */
-enum { MODE_NO_ARGS = 0, MODE_REQUEST = 1, MODE_DIRECT = 2 };
+ * [0, handler()], [1, binder(raw)], [2, handler(*args), CallPlan, binder(raw)],
+ * [3, StaticFiles]: answered in C, no Python call. */
+enum { MODE_NO_ARGS = 0, MODE_REQUEST = 1, MODE_DIRECT = 2, MODE_STATIC = 3 };
+extern PyTypeObject CzStatic_Type;
 
 typedef struct {
     PyObject_HEAD
@@ -479,20 +482,11 @@ PyTypeObject CzStream_Type = {
 
 /* ---- files -------------------------------------------------------------------------------- */
 
-static const cz_http_header_t *find_header(const cz_http_response_t *r, const char *lower, size_t len) {
-    for (size_t i = 0; i < r->num_headers; i++)
-        if (cz_http_ieq(r->headers[i].name, lower, len)) return &r->headers[i];
-    return NULL;
-}
-
-/* Answer with the file at `path` (bytes): opened and checked here, sent
- * with sendfile by the server, never read into Python. With status 200,
- * conditional requests and a single byte range are honoured (cz_cond.h);
- * ETag and Last-Modified come from the open file unless given. 0, or -1
- * with an exception (the caller answers 500). */
+/* Answer with the file at `path` (bytes): opened and checked here, then
+ * answered by cz_files (validators, conditions, ranges) and sent with
+ * sendfile by the server, never read into Python. 0 (answered). */
 static int file_respond(CzServerObject *self, cz_conn_t *c, const cz_http_response_t *head, PyObject *path) {
-    const char *name = PyBytes_AS_STRING(path);
-    int fd = open(name, O_RDONLY | O_CLOEXEC);
+    int fd = open(PyBytes_AS_STRING(path), O_RDONLY | O_CLOEXEC);
     struct stat st;
     int stated = fd >= 0 && fstat(fd, &st) == 0;
     if (!stated || !S_ISREG(st.st_mode)) {
@@ -504,72 +498,72 @@ static int file_respond(CzServerObject *self, cz_conn_t *c, const cz_http_respon
         cz_conn_respond_error(c, missing ? 404 : 500, NULL);
         return 0;
     }
-    char etag[64], range[80];
-    cz_http_date_t modified;
-    cz_http_date_init(&modified, st.st_mtime);
-    int64_t mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-    int elen = snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%" PRIx64 "\"", (uint64_t)mtime_ns, (uint64_t)st.st_size);
-    const cz_http_header_t *user_etag = find_header(head, "etag", 4);
-    cz_cond_file_t f = {(uint64_t)st.st_size, (int64_t)st.st_mtime,
-                        user_etag ? user_etag->value : (cz_http_str_t){etag, (size_t)elen}};
-    cz_cond_answer_t ans = {200, 0, (uint64_t)st.st_size};
-    const cz_http_request_t *req = cz_conn_request(c);
-    if (head->status == 200 && req) cz_cond_decide(req, &f, &ans);
-
-    cz_http_header_t *hs = PyMem_Malloc((head->num_headers + 4) * sizeof(*hs));
-    if (!hs) {
-        close(fd);
-        PyErr_NoMemory();
-        return -1;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < head->num_headers; i++) {
-        const cz_http_header_t *h = &head->headers[i];
-        /* a 304 describes the file, it does not carry it */
-        if (ans.status == 304 && (cz_http_ieq(h->name, "content-type", 12) || cz_http_ieq(h->name, "content-disposition", 19)))
-            continue;
-        hs[n++] = *h;
-    }
-    if (!user_etag) hs[n++] = (cz_http_header_t){{"ETag", 4}, {etag, (size_t)elen}};
-    if (!find_header(head, "last-modified", 13))
-        hs[n++] = (cz_http_header_t){{"Last-Modified", 13}, {modified.str, CZ_HTTP_DATE_LEN}};
-    if (ans.status != 304 && !find_header(head, "accept-ranges", 13))
-        hs[n++] = (cz_http_header_t){{"Accept-Ranges", 13}, {"bytes", 5}};
-    if (ans.status == 206)
-        hs[n++] = (cz_http_header_t){{"Content-Range", 13},
-                                     {range, (size_t)snprintf(range, sizeof(range), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
-                                                              ans.offset, ans.offset + ans.length - 1, f.size)}};
-    else if (ans.status == 416)
-        hs[n++] = (cz_http_header_t){{"Content-Range", 13},
-                                     {range, (size_t)snprintf(range, sizeof(range), "bytes */%" PRIu64, f.size)}};
-    cz_http_response_t r = *head;
-    r.headers = hs;
-    r.num_headers = n;
-    r.status = ans.status == 200 ? head->status : ans.status;
-    if (ans.status == 200 || ans.status == 206) {
-        cz_conn_respond_file(c, &r, fd, ans.offset, ans.length); /* owns fd now */
-    } else {
-        close(fd);
-        if (ans.status == 412) {
-            cz_conn_respond_error(c, 412, NULL);
-        } else {
-            static const char unsatisfiable[] = "{\"detail\":\"Range Not Satisfiable\"}";
-            if (ans.status == 416) {
-                r.content_type = (cz_http_str_t){"application/json", 16};
-                r.body = (cz_http_str_t){unsatisfiable, sizeof(unsatisfiable) - 1};
-                r.num_headers = 0;
-                for (size_t i = 0; i < n; i++) /* the error says nothing of the file's type */
-                    if (!cz_http_ieq(hs[i].name, "content-type", 12) && !cz_http_ieq(hs[i].name, "content-disposition", 19))
-                        hs[r.num_headers++] = hs[i];
-            } else {
-                r.body = (cz_http_str_t){"", 0};
-            }
-            cz_conn_respond(c, &r);
-        }
-    }
-    PyMem_Free(hs);
+    cz_files_respond(c, head, fd, &st);
     return 0;
 }
+
+/* ---- static directories: _core.StaticFiles ----------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    CzAllocatorObject *alloc;
+    cz_static_t *st;
+} CzStaticObject;
+
+static PyObject *Static_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"allocator", "directory", "flags", "types", NULL};
+    PyObject *alloc, *types;
+    const char *dir;
+    unsigned int flags;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!yIO:StaticFiles", kwlist, &CzAllocator_Type, &alloc, &dir, &flags,
+                                     &types))
+        return NULL;
+    PyObject *seq = PySequence_Fast(types, "types must be a sequence of (extension, media type)");
+    if (!seq) return NULL;
+    CzStaticObject *self = (CzStaticObject *)type->tp_alloc(type, 0);
+    if (!self) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    self->alloc = (CzAllocatorObject *)Py_NewRef(alloc);
+    char err[PATH_MAX + 64];
+    self->st = cz_static_create(self->alloc->alloc, dir, flags, err, sizeof(err));
+    if (!self->st) {
+        PyErr_Format(PyExc_RuntimeError, "%s", err);
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        const char *ext, *mt;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "ss:types", &ext, &mt)) goto fail;
+        if (cz_static_add_type(self->st, ext, mt) != 0) {
+            PyErr_Format(PyExc_ValueError, "invalid media type %R for extension %R", PyTuple_GET_ITEM(PySequence_Fast_GET_ITEM(seq, i), 1),
+                         PyTuple_GET_ITEM(PySequence_Fast_GET_ITEM(seq, i), 0));
+            goto fail;
+        }
+    }
+    Py_DECREF(seq);
+    return (PyObject *)self;
+fail:
+    Py_DECREF(seq);
+    Py_DECREF(self);
+    return NULL;
+}
+
+static void Static_dealloc(CzStaticObject *self) {
+    cz_static_destroy(self->st);
+    Py_XDECREF(self->alloc);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyTypeObject CzStatic_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "catzilla._core.StaticFiles",
+    .tp_basicsize = sizeof(CzStaticObject),
+    .tp_dealloc = (destructor)Static_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "StaticFiles(allocator, directory: bytes, flags: int, types): a directory the C core serves.",
+    .tp_new = Static_new,
+};
 
 /* ---- hooks (loop thread, GIL not held on entry) ------------------------------------------- */
 
@@ -598,6 +592,12 @@ static cz_conn_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_
         PyObject *ep = (PyObject *)m->handler;
         long mode = PyLong_AsLong(PyList_GET_ITEM(ep, 0));
         PyObject *fn = PyList_GET_ITEM(ep, 1);
+        if (mode == MODE_STATIC) {
+            cz_http_str_t rest = {"", 0};
+            if (m->nparams) rest = (cz_http_str_t){req->path.base + m->params[0].offset, m->params[0].len};
+            cz_static_serve(((CzStaticObject *)fn)->st, c, req, rest);
+            return CZ_CONN_DONE;
+        }
         if (mode == MODE_NO_ARGS) {
             result = PyObject_CallNoArgs(fn);
         } else if (mode == MODE_DIRECT) {
@@ -787,18 +787,20 @@ static void Server_dealloc(CzServerObject *self) {
  * checked here once, read per request. */
 static int valid_endpoint(PyObject *ep) {
     if (!PyList_CheckExact(ep) || PyList_GET_SIZE(ep) < 2 || !PyLong_CheckExact(PyList_GET_ITEM(ep, 0)) ||
-        !PyCallable_Check(PyList_GET_ITEM(ep, 1))) {
+        !(PyCallable_Check(PyList_GET_ITEM(ep, 1)) || PyObject_TypeCheck(PyList_GET_ITEM(ep, 1), &CzStatic_Type))) {
         PyErr_Format(PyExc_TypeError, "endpoint must be a list [mode, callable, ...], got %R", ep);
         return 0;
     }
     long mode = PyLong_AsLong(PyList_GET_ITEM(ep, 0));
     Py_ssize_t n = PyList_GET_SIZE(ep);
-    int ok = mode == MODE_DIRECT ? n == 4 && PyObject_TypeCheck(PyList_GET_ITEM(ep, 2), &CzCallPlan_Type) &&
+    int ok = mode == MODE_DIRECT   ? n == 4 && PyObject_TypeCheck(PyList_GET_ITEM(ep, 2), &CzCallPlan_Type) &&
                                        PyCallable_Check(PyList_GET_ITEM(ep, 3))
-                                 : (mode == MODE_NO_ARGS || mode == MODE_REQUEST) && n == 2;
+             : mode == MODE_STATIC ? n == 2 && PyObject_TypeCheck(PyList_GET_ITEM(ep, 1), &CzStatic_Type)
+                                   : (mode == MODE_NO_ARGS || mode == MODE_REQUEST) && n == 2;
     if (!ok) {
         PyErr_Format(PyExc_ValueError,
-                     "endpoint must be [0, handler], [1, binder] or [2, handler, CallPlan, binder], got %R", ep);
+                     "endpoint must be [0, handler], [1, binder], [2, handler, CallPlan, binder] or "
+                     "[3, StaticFiles], got %R", ep);
         return 0;
     }
     return 1;
@@ -1060,8 +1062,10 @@ PyTypeObject CzServer_Type = {
 };
 
 int cz_py_server_register(PyObject *module) {
-    if (PyType_Ready(&CzServer_Type) < 0 || PyType_Ready(&CzPending_Type) < 0 || PyType_Ready(&CzStream_Type) < 0)
+    if (PyType_Ready(&CzServer_Type) < 0 || PyType_Ready(&CzPending_Type) < 0 || PyType_Ready(&CzStream_Type) < 0 ||
+        PyType_Ready(&CzStatic_Type) < 0)
         return -1;
     if (PyModule_AddObjectRef(module, "Server", (PyObject *)&CzServer_Type) < 0) return -1;
+    if (PyModule_AddObjectRef(module, "StaticFiles", (PyObject *)&CzStatic_Type) < 0) return -1;
     return PyModule_AddObjectRef(module, "_Pending", (PyObject *)&CzPending_Type);
 }

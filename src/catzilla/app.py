@@ -20,7 +20,7 @@ from catzilla.exceptions import ErrorHandlers, HTTPException, RequestValidationE
 from catzilla.lifespan import Lifespan
 from catzilla.memory import AppMemory
 from catzilla.middleware.base import Layer, build_chain
-from catzilla.params import MODE_REQUEST, Undefined
+from catzilla.params import MODE_REQUEST, MODE_STATIC, Undefined
 from catzilla.request import Request
 from catzilla.response import FileResponse, Response, StreamingResponse, json_dumps
 from catzilla.routing import (
@@ -105,6 +105,7 @@ class Catzilla(RouteDecorators):
         self._server = _core.Server(self._memory.allocator)
         self._routes: list[Route] = []
         self._targets: list[tuple[Route, list[Any], list[Layer]]] = []  # [mode, callable] per route
+        self._mounts: list[tuple[str, Any, str | None]] = []  # (path, app, name)
         self._auto_options: dict[str, list[Any]] = {}
         self._errors = ErrorHandlers()
         self._runner = AsyncRunner()
@@ -244,6 +245,23 @@ class Catzilla(RouteDecorators):
         return added
 
     include_router = include_routes
+
+    def mount(self, path: str, app: Any, name: str | None = None) -> None:
+        """Serve ``app`` under ``path``: a ``StaticFiles`` directory (answered in C)."""
+        from catzilla.staticfiles import StaticFiles
+
+        if path:
+            check_path(path)
+            if path.endswith("/"):
+                raise ValueError(f"a mount path must not end with '/', got {path!r}")
+        if not isinstance(app, StaticFiles):
+            raise NotImplementedError(
+                f"app.mount() takes a StaticFiles directory; mounting {type(app).__name__} is not supported yet"
+            )
+        endpoint = [MODE_STATIC, app._core(self._memory.allocator)]
+        self._server.add_route("GET", f"{path}/{{path:path}}", endpoint)
+        self._server.add_route("GET", f"{path}/", endpoint)
+        self._mounts.append((path, app, name))
 
     # -- middleware, events ---------------------------------------------------------
 
