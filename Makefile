@@ -10,7 +10,7 @@ SOURCES := CMakeLists.txt pyproject.toml $(shell find csrc cmake src third_party
 C_TESTS := $(wildcard tests/c/*.c)
 PIP_INSTALL := $(PY) -m pip install -q --no-build-isolation --no-deps
 
-.PHONY: setup run test test-python test-malloc-only test-c test-asan clean
+.PHONY: setup run test test-python test-malloc-only test-c test-asan clean wheel
 
 setup: build/.bootstrap build/.installed
 
@@ -75,6 +75,16 @@ test-asan: setup build/.asan-ext
 
 clean:
 	rm -rf build
+
+# The distributable wheel, as a user's `pip wheel .` makes it (isolated build
+# environment from PyPI, sources from the cache or downloaded), in its own
+# build directory; auditwheel then gives it its manylinux tag, and refuses it
+# if it needs a library outside the policy (libuv.so, say). Result in dist/.
+wheel: build/.bootstrap
+	rm -rf build/wheel/dist && mkdir -p dist
+	$(PY) -m pip wheel --no-deps -w build/wheel/dist -C build-dir=build/wheel/cmake .
+	PATH=$(VENV)/bin:$$PATH $(PY) -m auditwheel repair --wheel-dir dist build/wheel/dist/catzilla-*.whl
+	$(PY) -m auditwheel show $$(ls -t dist/catzilla-*manylinux*.whl | head -1)
 
 # Benchmarks (benchmarks/README.md): each server in its own venv under
 # benchmarks/.venvs/, created on demand; results in benchmarks/results/.
