@@ -84,9 +84,13 @@ if(CATZILLA_JEMALLOC_DEBUG)
 else()
   set(_je_flags "${_je_flags} -O2 -g0")
 endif()
-# Most of an installation's time goes here: say so, also without -v.
-message(NOTICE "Catzilla: building jemalloc ${CATZILLA_JEMALLOC_VERSION} (about a minute; the rest is quick)")
-message(STATUS "Catzilla: jemalloc source ${_je_source}, debug=${CATZILLA_JEMALLOC_DEBUG}, into ${_je_dir}")
+# Most of an installation's time goes here: say so, also without -v, and
+# name each stage under -v. A build directory that has it already only
+# checks it is up to date.
+if(NOT EXISTS "${_je_install}/lib/libjemalloc_pic.a")
+  message(NOTICE "Catzilla: building jemalloc ${CATZILLA_JEMALLOC_VERSION} (a minute or two; the rest of the build is quick)")
+endif()
+message(STATUS "Catzilla: jemalloc: source ${_je_source}, debug=${CATZILLA_JEMALLOC_DEBUG}, build in ${_je_dir}")
 execute_process(
   COMMAND ${CMAKE_COMMAND} -S "${CMAKE_CURRENT_LIST_DIR}/jemalloc" -B "${_je_dir}/project"
           -G "Unix Makefiles"
@@ -95,6 +99,12 @@ execute_process(
           "-DJE_CC=${CMAKE_C_COMPILER}" "-DJE_CFLAGS=${_je_flags}" "-DJE_MAKE=${CATZILLA_MAKE}"
   RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _out)
 if(_rc EQUAL 0)
+  message(STATUS "Catzilla: jemalloc: unpacking, checking the hash, running its configure script")
+  execute_process(COMMAND ${CMAKE_COMMAND} --build "${_je_dir}/project" --target jemalloc-configure
+                  RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _out)
+endif()
+if(_rc EQUAL 0)
+  message(STATUS "Catzilla: jemalloc: compiling lib/libjemalloc_pic.a")
   execute_process(COMMAND ${CMAKE_COMMAND} --build "${_je_dir}/project"
                   RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _out)
 endif()
