@@ -99,6 +99,9 @@ set(CATZILLA_LIBUV_VERSION "${_uv_ver}")
 include(ExternalProject)
 set(_uv_prefix "${CMAKE_BINARY_DIR}/libuv")
 set(_uv_lib "${_uv_prefix}/lib/${CMAKE_STATIC_LIBRARY_PREFIX}uv${CMAKE_STATIC_LIBRARY_SUFFIX}")
+if(WIN32)
+  set(_uv_lib "${_uv_prefix}/lib/libuv${CMAKE_STATIC_LIBRARY_SUFFIX}")  # libuv's PREFIX "lib" there
+endif()
 set(_uv_args
   -DCMAKE_BUILD_TYPE=Release
   "-DCMAKE_C_COMPILER=${CMAKE_C_COMPILER}"
@@ -129,7 +132,10 @@ set_target_properties(catzilla::libuv PROPERTIES
 add_dependencies(catzilla::libuv libuv_static)
 find_package(Threads REQUIRED)
 target_link_libraries(catzilla::libuv INTERFACE Threads::Threads ${CMAKE_DL_LIBS})
-if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+if(WIN32)
+  # What libuv's own CMakeLists links on Windows.
+  target_link_libraries(catzilla::libuv INTERFACE psapi user32 advapi32 iphlpapi userenv ws2_32 dbghelp ole32 shell32)
+elseif(CMAKE_SYSTEM_NAME STREQUAL "Linux")
   # libdl and librt are empty since glibc 2.34: --as-needed keeps them out of
   # the extension's DT_NEEDED where they are not used.
   target_link_libraries(catzilla::libuv INTERFACE rt)
