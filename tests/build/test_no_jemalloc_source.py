@@ -47,7 +47,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
     tmp = tmp_path_factory.mktemp("nojemalloc")
     cache = tmp / "cache"
     cache.mkdir()
@@ -69,17 +69,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     site = tmp / "site"
     with zipfile.ZipFile(wheel) as z:
         z.extractall(site)
-    return site, " ".join(log.split())  # cmake wraps warnings
+    return site, " ".join(log.split()), wheel  # cmake wraps warnings
 
 
-def test_one_clear_fallback_message(built: tuple[Path, str]) -> None:
-    _, log = built
+def test_one_clear_fallback_message(built: tuple[Path, str, Path]) -> None:
+    _, log, _ = built
     assert log.count("building WITHOUT jemalloc") == 1
     assert "could not be downloaded" in log
 
 
-def test_extension_needs_no_libuv_so(built: tuple[Path, str]) -> None:
-    site, _ = built
+def test_extension_needs_no_libuv_so(built: tuple[Path, str, Path]) -> None:
+    site, _, _ = built
     (so,) = (site / "catzilla").glob("_core*.so")
     needed = re.findall(r"\(NEEDED\).*\[(.+)\]", subprocess.run(
         ["readelf", "-d", str(so)], capture_output=True, text=True, check=True).stdout)
@@ -87,8 +87,18 @@ def test_extension_needs_no_libuv_so(built: tuple[Path, str]) -> None:
     assert set(needed) <= {"libc.so.6", "libm.so.6", "libpthread.so.0"}, needed
 
 
-def test_malloc_only_wheel_serves(built: tuple[Path, str]) -> None:
-    site, _ = built
+def test_wheel_is_manylinux(built: tuple[Path, str, Path]) -> None:
+    """auditwheel finds nothing outside the manylinux policy to graft."""
+    pytest.importorskip("auditwheel")
+    out = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(built[2])],
+                         capture_output=True, text=True, timeout=120)
+    text = " ".join(out.stdout.split())
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert re.search(r'consistent with the following platform tag: "manylinux_2_\d+_\w+"', text), text
+
+
+def test_malloc_only_wheel_serves(built: tuple[Path, str, Path]) -> None:
+    site, _, _ = built
     port = free_port()
     code = (
         "from catzilla import Catzilla, _core\n"
