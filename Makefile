@@ -6,15 +6,11 @@ VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 CMAKE := $(VENV)/bin/cmake
 CTEST := $(VENV)/bin/ctest
-CACHE := $(or $(CATZILLA_CACHE_DIR),$(HOME)/.cache/catzilla)
-JEMALLOC_SRC := $(CACHE)/jemalloc-5.3.0.tar.bz2
-export CATZILLA_CACHE_DIR := $(CACHE)
-
-SOURCES := CMakeLists.txt pyproject.toml $(shell find csrc cmake src -type f 2>/dev/null)
+SOURCES := CMakeLists.txt pyproject.toml $(shell find csrc cmake src third_party -type f 2>/dev/null)
 C_TESTS := $(wildcard tests/c/*.c)
 PIP_INSTALL := $(PY) -m pip install -q --no-build-isolation --no-deps
 
-.PHONY: setup run test test-python test-malloc-only test-c test-asan clean
+.PHONY: setup run test test-python test-malloc-only test-c test-asan clean wheel
 
 setup: build/.bootstrap build/.installed
 
@@ -59,7 +55,7 @@ test-malloc-only: build/.malloc-only
 # C unit tests, plain and under ASan+UBSan.
 define ctest_build
 	$(CMAKE) -S . -B build/$(1) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCATZILLA_BUILD_EXTENSION=OFF \
-	  -DCATZILLA_BUILD_TESTS=ON -DCATZILLA_JEMALLOC_SOURCE=$(if $(wildcard $(JEMALLOC_SRC)),$(JEMALLOC_SRC),) $(2) >/dev/null
+	  -DCATZILLA_BUILD_TESTS=ON $(2) >/dev/null
 	$(CMAKE) --build build/$(1)
 	$(CTEST) --test-dir build/$(1) --output-on-failure
 endef
@@ -79,6 +75,16 @@ test-asan: setup build/.asan-ext
 
 clean:
 	rm -rf build
+
+# The distributable wheel, as a user's `pip wheel .` makes it (isolated build
+# environment from PyPI, sources from the cache or downloaded), in its own
+# build directory; auditwheel then gives it its manylinux tag, and refuses it
+# if it needs a library outside the policy (libuv.so, say). Result in dist/.
+wheel: build/.bootstrap
+	rm -rf build/wheel/dist && mkdir -p dist
+	$(PY) -m pip wheel --no-deps -w build/wheel/dist -C build-dir=build/wheel/cmake .
+	PATH=$(VENV)/bin:$$PATH $(PY) -m auditwheel repair --wheel-dir dist build/wheel/dist/catzilla-*.whl
+	$(PY) -m auditwheel show $$(ls -t dist/catzilla-*manylinux*.whl | head -1)
 
 # Benchmarks (benchmarks/README.md): each server in its own venv under
 # benchmarks/.venvs/, created on demand; results in benchmarks/results/.
@@ -123,18 +129,19 @@ fuzz: fuzz-build
 test-fuzz: fuzz-build
 	tests/fuzz/run.sh --replay --fresh $(FUZZ_BUILD) $(FUZZ_SHORT_SECONDS) $(FUZZ_HARNESSES)
 
-CPPCHECK_LLHTTP := build/static/llhttp-9.3.0.0/lib
+# cppcheck reads each build's compile_commands.json (CMake exports it), so it
+# sees the flags, defines and include paths the compiler saw: the jemalloc
+# build of `make setup` and the malloc-only build. Vendored llhttp is not ours.
+# cppcheck reads no system header, so the macros csrc/ tests from them
+# (__GLIBC__, SO_REUSEPORT, ...) come from the compiler: build/static/platform.h.
 CPPCHECK_FLAGS := --enable=warning,performance,portability --error-exitcode=1 --quiet \
-  --std=c11 --platform=unix64 --library=posix --library=python --inline-suppr \
-  --suppressions-list=tests/static/cppcheck-suppressions.txt \
-  -Icsrc/memory -Icsrc/http -Icsrc/router -Icsrc/multipart -Icsrc/server -Icsrc/python -I$(CPPCHECK_LLHTTP) \
-  -D__GNUC__=12 -D__linux__=1 -D__x86_64__=1 -D__GLIBC__=2 -D__GLIBC_MINOR__=36 -DSO_REUSEPORT=15 \
-  -DCZ_BUILD_USE_JEMALLOC=1 -DCZ_BUILD_JEMALLOC_DEBUG=0 -DCZ_BUILD_SANITIZE=0 \
-  -DCZ_BUILD_TYPE='"Release"' -DCZ_BUILD_JEMALLOC_STATUS='""'
+  --platform=unix64 --library=posix --library=python --inline-suppr \
+  --suppressions-list=tests/static/cppcheck-suppressions.txt -ithird_party \
+  --include=build/static/platform.h
 
-test-static: setup
+test-static: setup build/.malloc-only
 	@command -v cppcheck >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cppcheck >/dev/null; }
-	@test -f $(CPPCHECK_LLHTTP)/llhttp.h || { mkdir -p build/static && tar -xzf $(CACHE)/llhttp-9.3.0.0.tar.gz -C build/static llhttp-9.3.0.0/lib/llhttp.h; }
-	cppcheck $(CPPCHECK_FLAGS) -DCZ_HAVE_JEMALLOC=1 csrc/
-	cppcheck $(CPPCHECK_FLAGS) -UCZ_HAVE_JEMALLOC csrc/
+	@mkdir -p build/static && $${CC:-cc} -dM -E -include sys/socket.h -x c /dev/null > build/static/platform.h
+	cppcheck $(CPPCHECK_FLAGS) --project=$$(ls -t build/cp3*/compile_commands.json | head -1)
+	cppcheck $(CPPCHECK_FLAGS) --project=build/malloc-only/cmake/compile_commands.json
 	@echo "cppcheck: csrc/ clean in the jemalloc and the malloc-only configuration"

@@ -3,11 +3,9 @@
 #
 # Sets CATZILLA_HAVE_JEMALLOC (BOOL) and CATZILLA_JEMALLOC_STATUS (text).
 
-set(CATZILLA_JEMALLOC_VERSION "5.3.0")
-set(CATZILLA_JEMALLOC_URL
-    "https://github.com/jemalloc/jemalloc/releases/download/${CATZILLA_JEMALLOC_VERSION}/jemalloc-${CATZILLA_JEMALLOC_VERSION}.tar.bz2")
-# Same bytes as Debian's jemalloc_5.3.0.orig.tar.bz2.
-set(CATZILLA_JEMALLOC_SHA256 "2db82d1e7119df3e71b7640219b6dfe84789bc0537983c3b7ac4f7189aecfeaa")
+catzilla_pin(jemalloc)
+set(CATZILLA_JEMALLOC_VERSION "${CATZILLA_PIN_jemalloc_VERSION}")
+set(CATZILLA_JEMALLOC_URL "" CACHE STRING "Download URL(s) for jemalloc instead of third_party/pins.txt's")
 
 set(CATZILLA_HAVE_JEMALLOC OFF)
 
@@ -52,15 +50,13 @@ if(NOT CATZILLA_BUILD_JEMALLOC)
   return()
 endif()
 
-# Where the source comes from: an explicit local tarball/directory, the
-# bootstrap cache, or the pinned URL.
+# Where the source comes from: an explicit local tarball/directory, else the
+# source cache, else a download into it (pinned URLs and SHA256).
 if(NOT CATZILLA_JEMALLOC_SOURCE)
-  catzilla_cache_dir(_cache)
-  set(_cached "${_cache}/jemalloc-${CATZILLA_JEMALLOC_VERSION}.tar.bz2")
-  if(EXISTS "${_cached}")
-    set(_je_source "${_cached}")
-  else()
-    set(_je_source "${CATZILLA_JEMALLOC_URL}")
+  catzilla_fetch_pinned(jemalloc "${CATZILLA_JEMALLOC_URL}" _je_source _je_why)
+  if(NOT _je_source)
+    _catzilla_jemalloc_off("${_je_why} Run scripts/bootstrap for an offline copy")
+    return()
   endif()
 else()
   set(_je_source "${CATZILLA_JEMALLOC_SOURCE}")
@@ -71,6 +67,15 @@ else()
   get_filename_component(_je_source "${_je_source}" ABSOLUTE)
 endif()
 
+# What jemalloc's own build needs (its release tarball carries a generated
+# configure: no autoconf), checked before the long step.
+find_program(CATZILLA_MAKE NAMES gmake make)
+find_program(CATZILLA_SH NAMES sh)
+if(NOT CATZILLA_MAKE OR NOT CATZILLA_SH)
+  _catzilla_jemalloc_off("jemalloc's build needs make and sh (Debian: apt-get install make)")
+  return()
+endif()
+
 set(_je_dir "${CMAKE_BINARY_DIR}/jemalloc")
 set(_je_install "${_je_dir}/install")
 set(_je_flags "${CMAKE_C_FLAGS}")
@@ -79,25 +84,38 @@ if(CATZILLA_JEMALLOC_DEBUG)
 else()
   set(_je_flags "${_je_flags} -O2 -g0")
 endif()
-message(STATUS "Catzilla: building jemalloc ${CATZILLA_JEMALLOC_VERSION} from ${_je_source} (debug=${CATZILLA_JEMALLOC_DEBUG})")
+# Most of an installation's time goes here: say so, also without -v, and
+# name each stage under -v. A build directory that has it already only
+# checks it is up to date.
+if(NOT EXISTS "${_je_install}/lib/libjemalloc_pic.a")
+  message(NOTICE "Catzilla: building jemalloc ${CATZILLA_JEMALLOC_VERSION} (a minute or two; the rest of the build is quick)")
+endif()
+message(STATUS "Catzilla: jemalloc: source ${_je_source}, debug=${CATZILLA_JEMALLOC_DEBUG}, build in ${_je_dir}")
 execute_process(
   COMMAND ${CMAKE_COMMAND} -S "${CMAKE_CURRENT_LIST_DIR}/jemalloc" -B "${_je_dir}/project"
           -G "Unix Makefiles"
-          "-DJE_SOURCE=${_je_source}" "-DJE_SHA256=${CATZILLA_JEMALLOC_SHA256}"
+          "-DJE_SOURCE=${_je_source}" "-DJE_SHA256=${CATZILLA_PIN_jemalloc_SHA256}"
           "-DJE_INSTALL=${_je_install}" "-DJE_DEBUG=${CATZILLA_JEMALLOC_DEBUG}"
-          "-DJE_CC=${CMAKE_C_COMPILER}" "-DJE_CFLAGS=${_je_flags}"
+          "-DJE_CC=${CMAKE_C_COMPILER}" "-DJE_CFLAGS=${_je_flags}" "-DJE_MAKE=${CATZILLA_MAKE}"
   RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _out)
 if(_rc EQUAL 0)
+  message(STATUS "Catzilla: jemalloc: unpacking, checking the hash, running its configure script")
+  execute_process(COMMAND ${CMAKE_COMMAND} --build "${_je_dir}/project" --target jemalloc-configure
+                  RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _out)
+endif()
+if(_rc EQUAL 0)
+  message(STATUS "Catzilla: jemalloc: compiling lib/libjemalloc_pic.a")
   execute_process(COMMAND ${CMAKE_COMMAND} --build "${_je_dir}/project"
                   RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _out)
 endif()
 if(NOT _rc EQUAL 0 OR NOT EXISTS "${_je_install}/lib/libjemalloc_pic.a")
   file(WRITE "${_je_dir}/failure.log" "${_out}")
   string(REGEX MATCH "[^\n]*(error|Error|ERROR|failed|HASH)[^\n]*" _first "${_out}")
-  _catzilla_jemalloc_off("could not get or build jemalloc ${CATZILLA_JEMALLOC_VERSION} from ${_je_source}: ${_first} (full log: ${_je_dir}/failure.log; run scripts/bootstrap for an offline source)")
+  _catzilla_jemalloc_off("could not build jemalloc ${CATZILLA_JEMALLOC_VERSION} from ${_je_source}: ${_first} (full log: ${_je_dir}/failure.log)")
   return()
 endif()
 
 _catzilla_jemalloc_target("${_je_install}")
 set(CATZILLA_HAVE_JEMALLOC ON)
 set(CATZILLA_JEMALLOC_STATUS "built from ${_je_source}")
+message(STATUS "Catzilla: jemalloc ${CATZILLA_JEMALLOC_VERSION} built")

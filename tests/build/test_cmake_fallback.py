@@ -4,6 +4,7 @@ Configures the project (C core only, no extension) with a jemalloc source
 that cannot be used, and checks the single clear message and the result.
 """
 
+import os
 import shutil
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def test_corrupt_source_gives_a_malloc_only_build(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     text = " ".join((out.stdout + out.stderr).split())  # cmake wraps warnings
     assert text.count("building WITHOUT jemalloc") == 1
-    assert "could not get or build jemalloc" in text
+    assert "could not build jemalloc" in text
     assert (tmp_path / "b" / "jemalloc" / "failure.log").exists()
 
 
@@ -65,3 +66,22 @@ def test_documented_options_exist_with_their_defaults(tmp_path: Path) -> None:
     assert cache_value(tmp_path, "CATZILLA_BUILD_JEMALLOC") == "ON"
     assert cache_value(tmp_path, "CATZILLA_JEMALLOC_DEBUG") == "OFF"
     assert cache_value(tmp_path, "CATZILLA_JEMALLOC_SOURCE") == ""
+
+
+def test_missing_libuv_source_fails_fast_naming_the_fix(tmp_path: Path) -> None:
+    """libuv is required: with no source the configuration stops, before
+    jemalloc's long build, and says how to get one."""
+    if CMAKE is None:
+        pytest.skip("cmake not found")
+    cache = tmp_path / "empty-cache"
+    cache.mkdir()
+    out = subprocess.run(
+        [CMAKE, "-S", str(ROOT), "-B", str(tmp_path / "b"), "-DCATZILLA_BUILD_EXTENSION=OFF",
+         f"-DCATZILLA_LIBUV_URL=file://{tmp_path}/none/uvloop.tar.gz"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "CATZILLA_CACHE_DIR": str(cache)},
+    )
+    text = " ".join((out.stdout + out.stderr).split())
+    assert out.returncode != 0
+    assert "source is required" in text and "scripts/bootstrap" in text and "CATZILLA_SYSTEM_LIBUV=ON" in text
+    assert not (tmp_path / "b" / "jemalloc").exists()
