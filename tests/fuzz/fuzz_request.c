@@ -54,6 +54,7 @@
 #include "cz_answer.h"
 #include "cz_cond.h"
 #include "cz_conn.h"
+#include "cz_files.h"
 #include "cz_http.h"
 #include "cz_memory.h"
 #include "cz_router.h"
@@ -66,6 +67,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define HDR_LEN 5
@@ -89,7 +91,7 @@ static int g_verbose;            /* FUZZ_VERBOSE=1: one line per input */
 
 /* STREAM: body in pieces with a known length; CHUNKED: length unknown;
  * FILE: a range of a file the response owns. */
-enum { MODE_ECHO, MODE_STATUS, MODE_STREAM, MODE_EMPTY, MODE_CHUNKED, MODE_FILE };
+enum { MODE_ECHO, MODE_STATUS, MODE_STREAM, MODE_EMPTY, MODE_CHUNKED, MODE_FILE, MODE_STATIC };
 
 typedef struct {
     const char *method;
@@ -129,7 +131,14 @@ static const route_t g_routes[] = {
     {"GET", "/chunks/{n}", 200, MODE_CHUNKED},
     {"POST", "/chunks/{n}", 200, MODE_CHUNKED},
     {"GET", "/download/{name}", 200, MODE_FILE},
+    {"GET", "/assets/{path:path}", 0, MODE_STATIC},
+    {"GET", "/assets/", 0, MODE_STATIC},
 };
+
+/* A static directory (made at start-up under /tmp) with a secret beside it
+ * that no answer may ever carry. */
+#define SECRET "TOPSECRET-0f9e"
+static cz_static_t *g_static_dir;
 #define NROUTES (sizeof(g_routes) / sizeof(g_routes[0]))
 
 /* ---- per-input configuration ---------------------------------------------- */
@@ -182,6 +191,7 @@ typedef struct {
     uint64_t body_len;   /* its value */
     int keep_alive;
     int want;            /* WANT_*: exactly one such field, with this value */
+    int any;             /* a static file answer: only well-formed, and no secret */
     char *value;         /* (heap, owned by the queue) */
     size_t value_len;
 } expect_t;
@@ -197,6 +207,7 @@ typedef struct {
     int in_msg;
     int closed;          /* a "Connection: close" response was parsed */
     int interim;         /* the message being parsed is a 100 Continue */
+    int head_req;        /* an `any` answer to HEAD: no body follows */
     size_t responses;
     /* the field being parsed, and the value of the wanted one */
     char fname[16];
@@ -282,6 +293,8 @@ static int v_headers_complete(llhttp_t *ll) {
     }
     FUZZ_CHECK(v->qhead < v->qtail); /* a response we did not write */
     e = &v->q[v->qhead];
+    if (e->any)
+        return v->head_req ? 1 : 0;
 
     if (ll->status_code != e->status || v->nfields != e->nfields) {
         fprintf(stderr, "response: status %d (want %d), %zu fields (want %zu)\n",
@@ -314,8 +327,10 @@ static int v_headers_complete(llhttp_t *ll) {
 }
 
 static int v_body(llhttp_t *ll, const char *at, size_t len) {
-    (void)at;
-    ver_of(ll)->body += len;
+    verifier_t *v = ver_of(ll);
+    if (!v->interim && v->q[v->qhead].any)
+        FUZZ_CHECK(memmem(at, len, SECRET, sizeof(SECRET) - 1) == NULL);
+    v->body += len;
     return 0;
 }
 
@@ -328,7 +343,8 @@ static int v_message_complete(llhttp_t *ll) {
         return 0;
     }
     e = &v->q[v->qhead];
-    FUZZ_CHECK(v->body == (e->head ? 0 : e->body_len));
+    if (!e->any)
+        FUZZ_CHECK(v->body == (e->head ? 0 : e->body_len));
     FUZZ_CHECK(llhttp_should_keep_alive(ll) == e->keep_alive);
     if (!e->keep_alive)
         v->closed = 1;
@@ -898,6 +914,28 @@ static void handler(cz_conn_t *c, const cz_http_request_t *req, const cz_match_t
     r.headers = h;
     r.num_headers = nh;
 
+    if (mode == MODE_STATIC) {
+        cz_http_str_t rest = {"", 0};
+        expect_t any;
+        if (m->nparams)
+            rest = (cz_http_str_t){req->path.base + m->params[0].offset, m->params[0].len};
+        resp = as_sent(req, &r);
+        cz_static_serve(g_static_dir, c, req, rest);
+        FUZZ_CHECK(cz_conn_state(c) != CZ_CONN_BUSY);
+        if (cz_conn_out_pending(c) > before || H.nerr > nerr) {
+            if (H.nerr > nerr) /* a canned error: the wrapper expects it already */
+                return;
+            memset(&any, 0, sizeof(any));
+            any.any = 1;
+            any.head = resp.head;
+            any.keep_alive = resp.keep_alive;
+            H.v.head_req = resp.head;
+            ver_expect(&H.v, &any);
+        } else {
+            unanswered();
+        }
+        return;
+    }
     if (mode == MODE_FILE) {
         /* a file of a size taken from the path, sent from offset 3 */
         size_t size = (req->path.len * 131u) % 3000u + 3u, k;
@@ -1328,6 +1366,30 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     g_router = g_alloc && g_static ? cz_router_create(g_static) : NULL;
     if (!g_router)
         abort();
+    {
+        /* the static directory: site/ with files, a symlink out, a secret beside it */
+        char dir[] = "/tmp/cz-fuzz-static-XXXXXX", path[256];
+        static const char *const files[][2] = {
+            {"site/a.txt", "alpha"}, {"site/sub/index.html", "<p>sub</p>"}, {"site/404.html", "missing"},
+            {"site/a.txt.gz", "gz"}, {"secret", SECRET}};
+        FUZZ_CHECK(mkdtemp(dir) != NULL);
+        snprintf(path, sizeof(path), "%s/site", dir);
+        FUZZ_CHECK(mkdir(path, 0700) == 0);
+        snprintf(path, sizeof(path), "%s/site/sub", dir);
+        FUZZ_CHECK(mkdir(path, 0700) == 0);
+        for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+            FILE *f;
+            snprintf(path, sizeof(path), "%s/%s", dir, files[i][0]);
+            f = fopen(path, "w");
+            FUZZ_CHECK(f && fputs(files[i][1], f) >= 0 && fclose(f) == 0);
+        }
+        snprintf(path, sizeof(path), "%s/site/escape", dir);
+        FUZZ_CHECK(symlink("../secret", path) == 0);
+        snprintf(path, sizeof(path), "%s/site", dir);
+        g_static_dir = cz_static_create(g_static, path, CZ_STATIC_HTML | CZ_STATIC_PRECOMPRESSED, err, sizeof(err));
+        FUZZ_CHECK(g_static_dir && cz_static_add_type(g_static_dir, "txt", "text/plain") == 0 &&
+                   cz_static_add_type(g_static_dir, "html", "text/html") == 0);
+    }
     for (i = 0; i < NROUTES; i++) {
         const route_t *rt = &g_routes[i];
         if (cz_router_add(g_router, rt->method, strlen(rt->method), rt->pattern,

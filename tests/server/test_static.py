@@ -1,0 +1,163 @@
+"""StaticFiles mounted with app.mount, over real sockets: files, index and
+404 pages, precompressed variants, conditional requests, and every way out
+of the directory a client may try."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import socket
+
+import httpx
+import pytest
+
+from catzilla import Catzilla
+from catzilla.staticfiles import StaticFiles
+from tests.server.conftest import HOST, serve_in_thread
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("static")
+    site = root / "site"
+    (site / "docs").mkdir(parents=True)
+    (site / "empty").mkdir()
+    (site / "app.css").write_text("body { color: red }")
+    (site / "index.html").write_text("<h1>home</h1>")
+    (site / "docs" / "index.html").write_text("<h1>docs</h1>")
+    (site / "404.html").write_text("<h1>nothing here</h1>")
+    (site / "data.json").write_text('{"a": 1}')
+    (site / "café.txt").write_text("accents")
+    (site / "big.js").write_text("x" * 5000)
+    (site / "big.js.gz").write_bytes(gzip.compress(b"x" * 5000))
+    (site / "big.js.br").write_bytes(b"brotli bytes")
+    (site / "only-gz.txt").write_text("plain")
+    (site / "only-gz.txt.gz").write_bytes(gzip.compress(b"plain"))
+    (root / "secret.txt").write_text("outside the directory")
+    os.symlink(root / "secret.txt", site / "escape")  # leads outside
+    os.symlink("app.css", site / "inside")  # stays inside
+    return root
+
+
+@pytest.fixture(scope="module")
+def served(tree):
+    app = Catzilla()
+    app.mount("/static", StaticFiles(directory=tree / "site"), name="static")
+    app.mount("/site", StaticFiles(directory=tree / "site", html=True), name="site")
+    app.mount("/plain", StaticFiles(directory=tree / "site", precompressed=False))
+    app.mount("/follow", StaticFiles(directory=tree / "site", follow_symlink=True))
+
+    @app.get("/api")
+    def api() -> dict[str, bool]:
+        return {"api": True}
+
+    with serve_in_thread(app) as srv:
+        yield srv
+
+
+def raw_get(port: int, target: bytes, extra: bytes = b"") -> tuple[int, bytes, bytes]:
+    with socket.create_connection((HOST, port), timeout=5) as s:
+        s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n" + extra + b"\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), head, body
+
+
+def test_files_with_types(served):
+    r = httpx.get(served.base_url + "/static/app.css")
+    assert r.status_code == 200 and r.text == "body { color: red }"
+    assert r.headers["content-type"] == "text/css; charset=utf-8"
+    assert r.headers["etag"] and r.headers["last-modified"] and r.headers["accept-ranges"] == "bytes"
+    assert httpx.get(served.base_url + "/static/data.json").headers["content-type"] == "application/json"
+    assert httpx.get(served.base_url + "/static/caf%C3%A9.txt").text == "accents"
+    assert httpx.get(served.base_url + "/api").json() == {"api": True}  # routes live beside mounts
+
+
+def test_conditional_range_head(served):
+    r = httpx.get(served.base_url + "/static/big.js")
+    assert httpx.get(served.base_url + "/static/app.css", headers={"if-none-match": httpx.get(served.base_url + "/static/app.css").headers["etag"]}).status_code == 304
+    r = httpx.get(served.base_url + "/plain/big.js", headers={"range": "bytes=10-19"})
+    assert r.status_code == 206 and r.content == b"x" * 10
+    r = httpx.head(served.base_url + "/static/app.css")
+    assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == "19"
+    assert httpx.post(served.base_url + "/static/app.css").status_code == 405
+
+
+def test_not_found_and_directories(served):
+    r = httpx.get(served.base_url + "/static/nope.txt")
+    assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
+    assert httpx.get(served.base_url + "/static/docs").status_code == 404  # directories need html=True
+    assert httpx.get(served.base_url + "/static/").status_code == 404
+
+
+def test_html_mode(served):
+    r = httpx.get(served.base_url + "/site/")
+    assert r.status_code == 200 and r.text == "<h1>home</h1>"
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    r = httpx.get(served.base_url + "/site/docs", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "/site/docs/"
+    assert httpx.get(served.base_url + "/site/docs/").text == "<h1>docs</h1>"
+    r = httpx.get(served.base_url + "/site/missing/page")
+    assert r.status_code == 404 and r.text == "<h1>nothing here</h1>"
+    assert httpx.get(served.base_url + "/site/empty/").status_code == 404
+
+
+def test_precompressed_variants(served):
+    r = httpx.get(served.base_url + "/static/big.js", headers={"accept-encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip" and r.headers["vary"] == "Accept-Encoding"
+    assert r.content == b"x" * 5000  # httpx decodes it
+    assert r.headers["content-type"] == "text/javascript; charset=utf-8"
+    r = httpx.get(served.base_url + "/static/big.js", headers={"accept-encoding": "br, gzip"})
+    assert r.headers["content-encoding"] == "br" and r.headers["content-length"] == str(len(b"brotli bytes"))
+    r = httpx.get(served.base_url + "/static/big.js", headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in r.headers and r.headers["vary"] == "Accept-Encoding"
+    r = httpx.get(served.base_url + "/static/big.js", headers={"accept-encoding": "gzip;q=0, br;q=0"})
+    assert "content-encoding" not in r.headers
+    r = httpx.get(served.base_url + "/static/only-gz.txt", headers={"accept-encoding": "*"})
+    assert r.headers["content-encoding"] == "gzip"
+    r = httpx.get(served.base_url + "/plain/big.js", headers={"accept-encoding": "gzip"})
+    assert "content-encoding" not in r.headers and "vary" not in r.headers
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/static/../secret.txt",
+        b"/static/%2e%2e/secret.txt",
+        b"/static/%2E%2E%2Fsecret.txt",
+        b"/static/docs/../../secret.txt",
+        b"/static/..%2fsecret.txt",
+        b"/static/..%5csecret.txt",
+        b"/static/%5c..%5csecret.txt",
+        b"/static/./app.css",
+        b"/static/app.css%00.txt",
+        b"/static/%c0%ae%c0%ae/secret.txt",
+        b"/static/%252e%252e/secret.txt",
+        b"/static//etc/passwd",
+        b"/static/%2fetc%2fpasswd",
+        b"/static/escape",
+        b"/static/%zz",
+    ],
+)
+def test_no_way_out(served, target):
+    status, _, body = raw_get(served.port, target)
+    assert status in (400, 404), target
+    assert b"outside the directory" not in body and b"root:" not in body
+
+
+def test_symlinks(served):
+    assert httpx.get(served.base_url + "/static/inside").text == "body { color: red }"  # stays inside
+    assert httpx.get(served.base_url + "/follow/escape").text == "outside the directory"  # follow_symlink=True
+
+
+def test_mount_arguments(tree):
+    app = Catzilla()
+    with pytest.raises(RuntimeError, match="does not exist"):
+        StaticFiles(directory=tree / "missing")
+    StaticFiles(directory=tree / "missing", check_dir=False)
+    with pytest.raises(ValueError, match="must not end with"):
+        app.mount("/assets/", StaticFiles(directory=tree / "site"))
+    with pytest.raises(NotImplementedError):
+        app.mount("/sub", Catzilla())
