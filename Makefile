@@ -90,7 +90,7 @@ wheel: build/.bootstrap
 # benchmarks/.venvs/, created on demand; results in benchmarks/results/.
 # `make bench` is the full suite (about an hour); `make bench-quick` < 5 min.
 # Extra harness flags: make bench BENCH_ARGS="--servers catzilla,nginx".
-.PHONY: bench bench-quick bench-env
+.PHONY: bench bench-quick bench-env bench-streaming
 
 bench-env: setup
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
@@ -104,6 +104,13 @@ bench: bench-env
 
 bench-quick: bench-env
 	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.run --profile quick $(BENCH_ARGS)
+
+# Files, static directories and streams (benchmarks/streaming.py): Catzilla
+# against nginx, Starlette and Granian on static files; stream throughput;
+# RSS while a 1 GiB file and a 1 GiB stream go out.
+bench-streaming: bench-env
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
+	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.streaming $(BENCH_ARGS)
 
 # ---- fuzzing and static checks (tests/fuzz/README.md) -------------------------------
 # `make fuzz`: each libFuzzer harness for FUZZ_SECONDS (default 300) on the seed
