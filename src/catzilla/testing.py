@@ -10,7 +10,10 @@
 Entering the block starts ``app`` on ``127.0.0.1`` (an ephemeral port) in a
 thread, through the same C server ``listen()`` uses, with its startup hooks;
 leaving it stops the server (graceful, shutdown hooks run). Without ``with``,
-the server starts on the first request and stops at ``close()``.
+the server starts on the first request and stops at ``close()``. Several
+clients of one app share its server: it starts with the first and stops
+when the last one closes. Streamed responses work as in httpx:
+``with client.stream("GET", "/events") as r: for line in r.iter_lines(): ...``.
 
 As Starlette's, by default an exception a handler does not handle is raised
 in the test (``raise_server_exceptions=True``); pass False to get the 500.
@@ -30,6 +33,54 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 
 
+class _Served:
+    """One app's test server, shared by every TestClient of that app."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.clients = 0
+        self.port: int | None = None
+        self.error: BaseException | None = None  # startup, bind or shutdown failure
+        self.server_exc: BaseException | None = None  # the last one a handler did not handle
+        ready = threading.Event()
+
+        def announce(port: int) -> None:
+            self.port = port
+            ready.set()
+
+        def serve() -> None:
+            try:
+                app._serve("127.0.0.1", 0, {}, announce=announce)
+            except BaseException as exc:  # reported to the clients
+                self.error = exc
+            finally:
+                ready.set()
+
+        app._exception_sink = self._record
+        self.thread = threading.Thread(target=serve, name="catzilla-testclient", daemon=True)
+        self.thread.start()
+        if not ready.wait(START_TIMEOUT):
+            raise RuntimeError("the app did not start listening in time")
+        if self.error is not None or self.port is None:
+            self.thread.join(STOP_TIMEOUT)
+            app._exception_sink = None
+            raise self.error or RuntimeError("the server stopped before it was ready")
+
+    def _record(self, exc: BaseException) -> None:
+        self.server_exc = exc
+
+    def stop(self) -> None:
+        self.app.stop()
+        self.thread.join(STOP_TIMEOUT)
+        self.app._exception_sink = None
+        if self.error is not None:  # a shutdown hook failed
+            raise self.error
+
+
+_SERVED: dict[int, _Served] = {}  # id(app) -> its running test server
+_SERVED_LOCK = threading.Lock()
+
+
 class TestClient(httpx.Client):
     __test__ = False  # not a pytest test class
 
@@ -39,70 +90,47 @@ class TestClient(httpx.Client):
                          follow_redirects=follow_redirects, **kwargs)
         self.app = app
         self.raise_server_exceptions = raise_server_exceptions
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-        self._server_exc: BaseException | None = None
-        self._lock = threading.Lock()
+        self._served: _Served | None = None
         self.port: int | None = None
 
     # -- server lifecycle --------------------------------------------------------
 
     def start(self) -> None:
-        with self._lock:
-            if self._thread is not None:
+        with _SERVED_LOCK:
+            if self._served is not None:
                 return
-            ready = threading.Event()
-            self._error = None
-
-            def announce(port: int) -> None:
-                self.port = port
-                ready.set()
-
-            def serve() -> None:
-                try:
-                    self.app._serve("127.0.0.1", 0, {}, announce=announce)
-                except BaseException as exc:  # startup or bind failed
-                    self._error = exc
-                finally:
-                    ready.set()
-
-            self.app._exception_sink = self._record
-            self._thread = threading.Thread(target=serve, name="catzilla-testclient", daemon=True)
-            self._thread.start()
-            if not ready.wait(START_TIMEOUT):
-                raise RuntimeError("the app did not start listening in time")
-            if self._error is not None or self.port is None:
-                self._thread.join(STOP_TIMEOUT)
-                self._thread = None
-                self.app._exception_sink = None
-                error = self._error or RuntimeError("the server stopped before it was ready")
-                raise error
+            served = _SERVED.get(id(self.app))
+            if served is None or not served.thread.is_alive():
+                served = _SERVED[id(self.app)] = _Served(self.app)
+            served.clients += 1
+            self._served = served
+            self.port = served.port
             self.base_url = httpx.URL(f"http://127.0.0.1:{self.port}")
 
     def stop(self) -> None:
-        with self._lock:
-            thread, self._thread = self._thread, None
-            if thread is None:
+        with _SERVED_LOCK:
+            served, self._served = self._served, None
+            if served is None:
                 return
-            self.app.stop()
-            thread.join(STOP_TIMEOUT)
-            self.app._exception_sink = None
             self.port = None
-            if self._error is not None:  # a shutdown hook failed
-                error, self._error = self._error, None
-                raise error
-
-    def _record(self, exc: BaseException) -> None:
-        self._server_exc = exc
+            served.clients -= 1
+            if served.clients > 0:
+                return
+            del _SERVED[id(self.app)]
+        served.stop()
 
     # -- httpx.Client ------------------------------------------------------------------
 
-    def request(self, method: str, url: Any, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
-        if self._thread is None:
+    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+        if self._served is None:
             self.start()
-        self._server_exc = None
-        response = super().request(method, url, **kwargs)
-        exc, self._server_exc = self._server_exc, None
+            # the request was built against the base URL before the port was known
+            request.url = request.url.copy_with(port=self.port)
+        served = self._served
+        assert served is not None
+        served.server_exc = None
+        response = super().send(request, **kwargs)
+        exc, served.server_exc = served.server_exc, None
         if exc is not None and self.raise_server_exceptions:
             raise exc
         return response

@@ -107,3 +107,35 @@ def test_async_handlers_run_concurrently() -> None:
         for t in threads:
             t.join()
         assert time.monotonic() - start < 1.2
+
+
+def test_several_clients_share_one_server() -> None:
+    app = make_app()
+    first = TestClient(app)
+    second = TestClient(app)  # FastAPI's tests make one per test and may never close them
+    assert first.get("/").status_code == 200
+    assert second.get("/").status_code == 200
+    assert first.port == second.port
+    first.close()
+    assert second.get("/").status_code == 200  # the server lives while a client does
+    port = second.port
+    second.close()
+    with TestClient(app) as third:  # and starts again afterwards
+        assert third.get("/").status_code == 200
+    assert port is not None
+
+
+def test_streamed_responses() -> None:
+    from catzilla import StreamingResponse
+
+    app = Catzilla(auto_memory_tuning=False)
+
+    @app.get("/lines")
+    def lines():
+        return StreamingResponse(f"line {i}\n" for i in range(3))
+
+    client = TestClient(app)
+    with client.stream("GET", "/lines") as r:  # starts the server on its own, too
+        assert r.headers["transfer-encoding"] == "chunked"
+        assert list(r.iter_lines()) == ["line 0", "line 1", "line 2"]
+    client.close()
