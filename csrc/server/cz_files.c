@@ -324,6 +324,13 @@ static void redirect_slash(cz_conn_t *c, const cz_http_request_t *req) {
     cz_conn_respond(c, &r);
 }
 
+/* Types worth keeping precompressed; for the rest (images, archives, ...)
+ * no variant is looked for, which saves two lookups per request. */
+static int compressible(const char *type) {
+    return strncmp(type, "text/", 5) == 0 || strstr(type, "javascript") || strstr(type, "json") ||
+           strstr(type, "xml") || strstr(type, "wasm");
+}
+
 /* Send `rel` (a regular file already opened as fd) with its media type. */
 static void send_found(const cz_static_t *s, cz_conn_t *c, const cz_http_request_t *req, char *rel, size_t len,
                        int fd, struct stat *st, int status) {
@@ -333,7 +340,7 @@ static void send_found(const cz_static_t *s, cz_conn_t *c, const cz_http_request
                      strncmp(type, "text/", 5) == 0 && !strstr(type, "charset") ? "; charset=utf-8" : "");
     cz_http_header_t hs[3];
     size_t nh = 0;
-    if ((s->flags & CZ_STATIC_PRECOMPRESSED) && status == 200 && len + 4 < CZ_STATIC_PATH_MAX) {
+    if ((s->flags & CZ_STATIC_PRECOMPRESSED) && status == 200 && len + 4 < CZ_STATIC_PATH_MAX && compressible(type)) {
         static const struct {
             const char *coding, *suffix;
         } variants[] = {{"br", ".br"}, {"gzip", ".gz"}};

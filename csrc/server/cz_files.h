@@ -23,7 +23,8 @@
  * file as cz_files_respond does; a directory with CZ_STATIC_HTML: its
  * index.html (a 307 to the path with a trailing slash first, so relative
  * links work); nothing found: 404, or with CZ_STATIC_HTML the directory's
- * 404.html with status 404. With CZ_STATIC_PRECOMPRESSED, "<file>.br" or
+ * 404.html with status 404. With CZ_STATIC_PRECOMPRESSED, for text,
+ * JavaScript, JSON, XML (SVG) and WebAssembly files, "<file>.br" or
  * "<file>.gz" is sent instead when it exists and the request's
  * Accept-Encoding takes it, with Content-Encoding and "Vary:
  * Accept-Encoding" (Vary also on the plain file when a variant exists).
