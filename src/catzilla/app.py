@@ -24,12 +24,14 @@ from catzilla.params import MODE_REQUEST, MODE_STATIC, Undefined
 from catzilla.request import Request
 from catzilla.response import FileResponse, Response, StreamingResponse, json_dumps
 from catzilla.routing import (
+    NoMatchFound,
     Route,
     RouteDecorators,
     RouterGroup,
     check_options,
     check_path,
     check_prefix,
+    fill_path,
     join_path,
     merge_options,
     normalize_methods,
@@ -245,6 +247,18 @@ class Catzilla(RouteDecorators):
         return added
 
     include_router = include_routes
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> str:
+        """The path of the route or mount called ``name`` (Starlette's), its
+        parameters filled in: ``app.url_path_for("get_user", user_id=3)``,
+        ``app.url_path_for("static", path="/app.css")``. NoMatchFound otherwise."""
+        for route in self._routes:
+            if route.name == name and (path := fill_path(route.path, path_params)) is not None:
+                return path
+        for mount_path, _, mount_name in self._mounts:
+            if mount_name == name and set(path_params) == {"path"}:
+                return f"{mount_path}/{str(path_params['path']).lstrip('/')}"
+        raise NoMatchFound(name, path_params)
 
     def mount(self, path: str, app: Any, name: str | None = None) -> None:
         """Serve ``app`` under ``path``: a ``StaticFiles`` directory (answered in C)."""

@@ -101,5 +101,11 @@ class Request:
         """The body parsed as JSON; ValueError when it is not JSON."""
         return json.loads(self.body)
 
+    def url_for(self, name: str, /, **path_params: Any) -> URL:
+        """The absolute URL of the route or mount called ``name`` (``app.url_path_for``),
+        on the scheme and host this request came to."""
+        path = self.app.url_path_for(name, **path_params)
+        return URL(self.url.scheme, self.url.netloc, path, "")
+
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path}>"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+import re
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,6 +45,33 @@ class Route:
     response_class: Any = field(default=None, repr=False, compare=False)
     binding: Any = field(default=None, repr=False, compare=False)
     middleware: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+
+
+class NoMatchFound(Exception):
+    """``url_path_for`` found no route or mount of that name taking those parameters."""
+
+    def __init__(self, name: str, path_params: dict[str, Any]) -> None:
+        params = ", ".join(sorted(path_params))
+        super().__init__(f'No route exists for name "{name}" and params "{params}".')
+
+
+_PARAM = re.compile(r"{([^{}:]+)(:path)?}")
+
+
+def fill_path(template: str, params: dict[str, Any]) -> str | None:
+    """``template`` with its ``{name}`` / ``{name:path}`` filled from ``params``; None
+    unless ``params`` names exactly the template's parameters."""
+    names = {m.group(1) for m in _PARAM.finditer(template)}
+    if names != set(params):
+        return None
+
+    def value(m: re.Match[str]) -> str:
+        text = str(params[m.group(1)])
+        if not m.group(2) and ("/" in text or not text):
+            raise ValueError(f"path parameter {m.group(1)!r} must be a non-empty segment without '/', got {text!r}")
+        return text
+
+    return _PARAM.sub(value, template)
 
 
 def check_options(options: dict[str, Any]) -> None:

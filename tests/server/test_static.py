@@ -11,7 +11,8 @@ import socket
 import httpx
 import pytest
 
-from catzilla import Catzilla
+from catzilla import Catzilla, Request
+from catzilla.routing import NoMatchFound
 from catzilla.staticfiles import StaticFiles
 from tests.server.conftest import HOST, serve_in_thread
 
@@ -161,3 +162,36 @@ def test_mount_arguments(tree):
         app.mount("/assets/", StaticFiles(directory=tree / "site"))
     with pytest.raises(NotImplementedError):
         app.mount("/sub", Catzilla())
+
+
+def test_url_for_routes_and_mounts(tree):
+    app = Catzilla()
+    app.mount("/static", StaticFiles(directory=tree / "site"), name="static")
+
+    @app.get("/users/{user_id}/files/{rest:path}")
+    def user_file(user_id: int, rest: str) -> dict[str, str]:
+        return {}
+
+    @app.get("/links")
+    def links(request: Request) -> dict[str, str]:
+        return {
+            "css": str(request.url_for("static", path="/app.css")),
+            "file": str(request.url_for("user_file", user_id=7, rest="a/b c.txt")),
+        }
+
+    assert app.url_path_for("static", path="/app.css") == "/static/app.css"
+    assert app.url_path_for("static", path="app.css") == "/static/app.css"
+    assert app.url_path_for("user_file", user_id=7, rest="a/b") == "/users/7/files/a/b"
+    with pytest.raises(NoMatchFound):
+        app.url_path_for("user_file", user_id=7)  # a parameter missing
+    with pytest.raises(NoMatchFound):
+        app.url_path_for("nope")
+    with pytest.raises(ValueError, match="user_id"):
+        app.url_path_for("user_file", user_id="a/b", rest="x")
+    with serve_in_thread(app) as srv:
+        got = httpx.get(srv.base_url + "/links").json()
+        assert got == {
+            "css": f"http://{HOST}:{srv.port}/static/app.css",
+            "file": f"http://{HOST}:{srv.port}/users/7/files/a/b%20c.txt",
+        }
+        assert httpx.get(got["css"]).text == "body { color: red }"
