@@ -403,3 +403,38 @@ def test_event_fields_are_checked():
         ServerSentEvent(data="x", retry=-1)
     with pytest.raises(TypeError, match="iterable"):
         StreamingResponse(b"bytes are not a stream")  # type: ignore[arg-type]
+
+
+def test_graceful_stop_gives_open_streams_the_shutdown_timeout():
+    probe = Probe()
+    app = Catzilla()
+
+    @app.get("/forever")
+    async def forever() -> StreamingResponse:
+        async def gen():
+            try:
+                while True:
+                    yield b"."
+                    await asyncio.sleep(0.02)
+            finally:
+                probe.add("closed")
+
+        return StreamingResponse(gen())
+
+    with serve_in_thread(app, shutdown_timeout=0.5) as srv:
+        s = socket.create_connection((HOST, srv.port))
+        s.sendall(b"GET /forever HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        t0 = time.monotonic()
+        app.stop()
+        srv.thread.join(10)
+        took = time.monotonic() - t0
+        assert not srv.thread.is_alive()
+        assert 0.4 < took < 5  # the stream had its shutdown_timeout, then was closed
+        assert probe.wait_for("closed")
+        data = b""
+        s.settimeout(5)
+        while chunk := s.recv(65536):
+            data += chunk
+        assert data.count(b".") > 5  # it kept streaming meanwhile
+        s.close()
