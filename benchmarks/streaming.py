@@ -54,8 +54,14 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
 
 
 def start(cmd: list[str], port: int, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    proc = subprocess.Popen(pinned(cmd), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})}, start_new_session=True)
+    proc = subprocess.Popen(
+        pinned(cmd),
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
     wait_port(port, proc)
     return proc
 
@@ -124,15 +130,49 @@ def servers(tmp: Path, site: Path) -> list[tuple[str, list[str], dict[str, str],
     else:
         out.append(("nginx", [], {}, "nginx is not installed (apt-get install nginx-light)"))
     for name, venv, argv in (
-        ("starlette-uvicorn", "fastapi", ["-m", "uvicorn", "st_static:app", "--port", "{port}", "--loop", "uvloop",
-                                          "--http", "httptools", "--log-level", "warning", "--no-access-log"]),
-        ("granian-static", "granian", ["-m", "granian", "--interface", "asgi", "--port", "{port}", "--workers", "1",
-                                       "--static-path-route", "/static", "--static-path-mount", str(site),
-                                       "--log-level", "warning", "gr_app:app"]),
+        (
+            "starlette-uvicorn",
+            "fastapi",
+            [
+                "-m",
+                "uvicorn",
+                "st_static:app",
+                "--port",
+                "{port}",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+        ),
+        (
+            "granian-static",
+            "granian",
+            [
+                "-m",
+                "granian",
+                "--interface",
+                "asgi",
+                "--port",
+                "{port}",
+                "--workers",
+                "1",
+                "--static-path-route",
+                "/static",
+                "--static-path-mount",
+                str(site),
+                "--log-level",
+                "warning",
+                "gr_app:app",
+            ],
+        ),
     ):
         try:
             python = str(venvs.ensure_venv(venv, log=lambda *a: None))
-        except Exception as exc:  # noqa: BLE001 - reported in the table
+        except Exception as exc:  # reported in the table
             out.append((name, [], {}, f"venv {venv} could not be made: {exc}"))
             continue
         out.append((name, [python, *argv], {"STATIC_DIR": str(site), "PYTHONPATH": str(tmp)}, None))
@@ -181,12 +221,17 @@ def bench_static(tmp: Path, duration: float, runs: int) -> dict:
             results = []
             for _ in range(runs):
                 port = procs.free_port()
-                cmd = nginx_argv(tmp, site, port) if argv == ["nginx-conf"] else [a.replace("{port}", str(port)) for a in argv]
+                cmd = (
+                    nginx_argv(tmp, site, port)
+                    if argv == ["nginx-conf"]
+                    else [a.replace("{port}", str(port)) for a in argv]
+                )
                 proc = start(cmd, port, tmp, env)
                 try:
                     conns = 8 if label == "10m" else 64
-                    results.append(wrk.run_wrk(f"http://127.0.0.1:{port}/static/{label}.bin", duration=duration,
-                                               connections=conns))
+                    results.append(
+                        wrk.run_wrk(f"http://127.0.0.1:{port}/static/{label}.bin", duration=duration, connections=conns)
+                    )
                 finally:
                     stop(proc)
             good = [r for r in results if r.valid]
@@ -254,19 +299,33 @@ def bench_memory_and_stream(tmp: Path, seconds: float) -> dict:
             time.sleep(0.1)
         for t in threads:
             t.join(30)
-        return {"stream_100mib_mib_s": round(stream_mib_s, 1), "idle_rss_kb": idle, "peak_rss_kb": peak,
-                "growth_mib": round((peak - idle) / 1024, 2), "seconds": seconds}
+        return {
+            "stream_100mib_mib_s": round(stream_mib_s, 1),
+            "idle_rss_kb": idle,
+            "peak_rss_kb": peak,
+            "growth_mib": round((peak - idle) / 1024, 2),
+            "seconds": seconds,
+        }
     finally:
         stop(proc)
 
 
 def report(data: dict) -> str:
-    lines = ["# Files, static directories and streams", "",
-             f"`python -m benchmarks.streaming` on {time.strftime('%Y-%m-%d')}; server on CPU 0, wrk on CPU 1;",
-             f"median of {data['runs']} runs of {data['duration']} s (`-c64`, `-c8` for 10 MiB).", ""]
+    lines = [
+        "# Files, static directories and streams",
+        "",
+        f"`python -m benchmarks.streaming` on {time.strftime('%Y-%m-%d')}; server on CPU 0, wrk on CPU 1;",
+        f"median of {data['runs']} runs of {data['duration']} s (`-c64`, `-c8` for 10 MiB).",
+        "",
+    ]
     static = data.get("static")
     if static:
-        lines += ["## Static files (requests/s, p99 ms)", "", "| server | 1 KiB | 100 KiB | 10 MiB |", "|---|---:|---:|---:|"]
+        lines += [
+            "## Static files (requests/s, p99 ms)",
+            "",
+            "| server | 1 KiB | 100 KiB | 10 MiB |",
+            "|---|---:|---:|---:|",
+        ]
         for name, row in static.items():
             if "skipped" in row:
                 lines.append(f"| {name} | not run: {row['skipped']} | | |")
@@ -278,17 +337,28 @@ def report(data: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         ours, nginx = static.get("catzilla", {}), static.get("nginx", {})
         if ours and nginx and "skipped" not in nginx:
-            lines += ["", "Catzilla / nginx: " + ", ".join(
-                f"{label} {ours[label]['rps'] / nginx[label]['rps']:.2f}x" for label in SIZES
-                if ours[label]["rps"] and nginx[label]["rps"])]
+            lines += [
+                "",
+                "Catzilla / nginx: "
+                + ", ".join(
+                    f"{label} {ours[label]['rps'] / nginx[label]['rps']:.2f}x"
+                    for label in SIZES
+                    if ours[label]["rps"] and nginx[label]["rps"]
+                ),
+            ]
         lines.append("")
     mem = data.get("memory")
     if mem:
-        lines += ["## Streams and memory", "",
-                  f"- a 100 MiB `StreamingResponse` (64 KiB pieces, sync generator) to one client: **{mem['stream_100mib_mib_s']} MiB/s**",
-                  f"- RSS while a 1 GiB file goes to 8 slow clients (8 MiB/s each) and a 1 GiB generator streams to one more "
-                  f"({mem['seconds']:.0f} s): idle {mem['idle_rss_kb'] / 1024:.1f} MiB, peak {mem['peak_rss_kb'] / 1024:.1f} MiB, "
-                  f"**growth {mem['growth_mib']} MiB** (goal < 16 MiB)", ""]
+        lines += [
+            "## Streams and memory",
+            "",
+            "- a 100 MiB `StreamingResponse` (64 KiB pieces, sync generator) to one client: "
+            f"**{mem['stream_100mib_mib_s']} MiB/s**",
+            "- RSS while a 1 GiB file goes to 8 slow clients (8 MiB/s each) and a 1 GiB generator streams to one more "
+            f"({mem['seconds']:.0f} s): idle {mem['idle_rss_kb'] / 1024:.1f} MiB, "
+            f"peak {mem['peak_rss_kb'] / 1024:.1f} MiB, **growth {mem['growth_mib']} MiB** (goal < 16 MiB)",
+            "",
+        ]
     return "\n".join(lines)
 
 

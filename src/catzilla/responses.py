@@ -10,4 +10,12 @@ from catzilla.response import (
     StreamingResponse,
 )
 
-__all__ = ["FileResponse", "HTMLResponse", "JSONResponse", "PlainTextResponse", "RedirectResponse", "Response", "StreamingResponse"]
+__all__ = [
+    "FileResponse",
+    "HTMLResponse",
+    "JSONResponse",
+    "PlainTextResponse",
+    "RedirectResponse",
+    "Response",
+    "StreamingResponse",
+]

@@ -25,6 +25,7 @@ that went away; a sync source gets no pings.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -110,7 +111,9 @@ class EventSourceResponse(StreamingResponse):
         elif isinstance(content, Iterable) and not isinstance(content, (str, bytes)):
             body = self._sync_events(content)
         else:
-            raise TypeError(f"EventSourceResponse content must be an iterable or async iterable, got {type(content).__name__}")
+            raise TypeError(
+                f"EventSourceResponse content must be an iterable or async iterable, got {type(content).__name__}"
+            )
         super().__init__(body, status_code, merged, media_type)
 
     def _ping(self) -> bytes:
@@ -150,10 +153,8 @@ class EventSourceResponse(StreamingResponse):
         finally:
             if step is not None:
                 step.cancel()
-                try:
+                with contextlib.suppress(BaseException):  # the source's end, whatever it is
                     await step
-                except BaseException:  # noqa: BLE001 - the source's end, whatever it is
-                    pass
             aclose = getattr(it, "aclose", None)
             if aclose is not None:
                 await aclose()

@@ -52,8 +52,12 @@ def served(files):
 
     @app.get("/inline")
     def inline() -> FileResponse:
-        return FileResponse(files / "data.bin", filename="x.bin", content_disposition_type="inline",
-                            headers={"Cache-Control": "max-age=60"})
+        return FileResponse(
+            files / "data.bin",
+            filename="x.bin",
+            content_disposition_type="inline",
+            headers={"Cache-Control": "max-age=60"},
+        )
 
     @app.get("/created")
     def created() -> FileResponse:

@@ -184,7 +184,7 @@ def raw(port: int, request: bytes, timeout: float = 5.0) -> bytes:
         try:
             while chunk := s.recv(65536):
                 data += chunk
-        except socket.timeout:
+        except TimeoutError:
             pass
     return data
 
@@ -248,8 +248,8 @@ def test_http10_body_ends_with_the_close(served):
     assert body == b"".join(f"line {i}\n".encode() for i in range(5))
 
 
-def test_head_sends_no_body_and_closes_the_iterator(served):
-    srv, probe = served
+def test_head_sends_no_body(served):
+    srv, _ = served
     with socket.create_connection((HOST, srv.port), timeout=5) as s:
         s.sendall(b"HEAD /endless HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
         data = b""
@@ -358,7 +358,7 @@ def test_a_failing_iterator_cuts_the_body_and_is_logged(served, caplog):
             time.sleep(0.01)
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
-    data_part, complete = dechunk(body + b"0\r\n")  # no last chunk was sent
+    data_part, _ = dechunk(body + b"0\r\n")  # no last chunk was sent
     assert data_part == b"ok so far\n"
     assert not body.endswith(b"0\r\n\r\n")
     assert b"the source broke" not in data  # nothing internal reaches the client
