@@ -511,13 +511,19 @@ typedef struct {
 } CzStaticObject;
 
 static PyObject *Static_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"allocator", "directory", "flags", "types", NULL};
+    static char *kwlist[] = {"allocator", "directory", "flags", "types", "cache_entries", "cache_max_file",
+                             "cache_max_bytes", NULL};
     PyObject *alloc, *types;
     const char *dir;
     unsigned int flags;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!yIO:StaticFiles", kwlist, &CzAllocator_Type, &alloc, &dir, &flags,
-                                     &types))
+    Py_ssize_t entries = 0, max_file = 0, max_bytes = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!yIO|nnn:StaticFiles", kwlist, &CzAllocator_Type, &alloc, &dir,
+                                     &flags, &types, &entries, &max_file, &max_bytes))
         return NULL;
+    if (entries < 0 || max_file < 0 || max_bytes < 0) {
+        PyErr_SetString(PyExc_ValueError, "cache sizes must be >= 0");
+        return NULL;
+    }
     PyObject *seq = PySequence_Fast(types, "types must be a sequence of (extension, media type)");
     if (!seq) return NULL;
     CzStaticObject *self = (CzStaticObject *)type->tp_alloc(type, 0);
@@ -542,6 +548,10 @@ static PyObject *Static_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         }
     }
     Py_DECREF(seq);
+    if (cz_static_set_cache(self->st, (size_t)entries, (size_t)max_file, (size_t)max_bytes) != 0) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
     return (PyObject *)self;
 fail:
     Py_DECREF(seq);

@@ -29,7 +29,9 @@ static const cz_http_header_t *find_header(const cz_http_header_t *hs, size_t n,
     return NULL;
 }
 
-int cz_files_respond(cz_conn_t *c, const cz_http_response_t *head, int fd, const struct stat *st) {
+/* The answer for a file whose body is `fd`, or `bytes` (all st_size of them,
+ * fd -1) when it is held in memory. */
+static int respond_with(cz_conn_t *c, const cz_http_response_t *head, int fd, const char *bytes, const struct stat *st) {
     char etag[64], range[80];
     cz_http_date_t modified;
     cz_http_date_init(&modified, st->st_mtime);
@@ -51,7 +53,7 @@ int cz_files_respond(cz_conn_t *c, const cz_http_response_t *head, int fd, const
     cz_http_header_t stack[STACK_HEADERS], *hs = stack;
     cz_allocator_t *alloc = c->env->alloc;
     if (cap > STACK_HEADERS && !(hs = cz_malloc(alloc, CZ_MEM_RESPONSE, cap * sizeof(*hs)))) {
-        close(fd);
+        if (fd >= 0) close(fd);
         return cz_conn_respond_error(c, 500, NULL);
     }
     size_t n = 0;
@@ -81,10 +83,13 @@ int cz_files_respond(cz_conn_t *c, const cz_http_response_t *head, int fd, const
     r.num_headers = n;
     r.status = ans.status == 200 ? head->status : ans.status;
     int rc;
-    if (ans.status == 200 || ans.status == 206) {
+    if ((ans.status == 200 || ans.status == 206) && bytes) {
+        r.body = (cz_http_str_t){bytes + ans.offset, (size_t)ans.length};
+        rc = cz_conn_respond(c, &r);
+    } else if (ans.status == 200 || ans.status == 206) {
         rc = cz_conn_respond_file(c, &r, fd, ans.offset, ans.length);
     } else {
-        close(fd);
+        if (fd >= 0) close(fd);
         if (ans.status == 412) {
             rc = cz_conn_respond_error(c, 412, NULL);
         } else if (ans.status == 416) {
@@ -102,6 +107,10 @@ int cz_files_respond(cz_conn_t *c, const cz_http_response_t *head, int fd, const
     return rc;
 }
 
+int cz_files_respond(cz_conn_t *c, const cz_http_response_t *head, int fd, const struct stat *st) {
+    return respond_with(c, head, fd, NULL, st);
+}
+
 /* ---- a static directory ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -109,8 +118,21 @@ typedef struct {
     char *type;
 } media_t;
 
+/* A small file held in memory: its bytes and the status they were read
+ * with; valid while the name still has that device, inode, size and mtime. */
+typedef struct {
+    uint64_t hash;      /* of the name; 0: a free slot */
+    char *name;         /* decoded path, NUL-terminated; the bytes follow it */
+    const char *bytes;
+    struct stat st;
+    uint64_t used;      /* the cache's clock when last served */
+} cached_t;
+
 struct cz_static {
     cz_allocator_t *alloc;
+    cached_t *cache;    /* max_entries slots, or NULL: no cache */
+    size_t max_entries, max_file, max_bytes, cached_bytes;
+    uint64_t clock;
     int dirfd;
     char *root;     /* the directory's real path, for the fallback check */
     size_t root_len;
@@ -147,11 +169,95 @@ cz_static_t *cz_static_create(cz_allocator_t *a, const char *directory, unsigned
 
 void cz_static_destroy(cz_static_t *s) {
     if (!s) return;
+    for (size_t i = 0; s->cache && i < s->max_entries; i++) cz_free(s->alloc, CZ_MEM_STATIC, s->cache[i].name);
+    cz_free(s->alloc, CZ_MEM_STATIC, s->cache);
     for (size_t i = 0; i < s->ntypes; i++) cz_free(s->alloc, CZ_MEM_STATIC, s->types[i].ext);
     cz_free(s->alloc, CZ_MEM_STATIC, s->types);
     cz_free(s->alloc, CZ_MEM_STATIC, s->root);
     close(s->dirfd);
     cz_free(s->alloc, CZ_MEM_STATIC, s);
+}
+
+int cz_static_set_cache(cz_static_t *s, size_t max_entries, size_t max_file, size_t max_bytes) {
+    for (size_t i = 0; s->cache && i < s->max_entries; i++) cz_free(s->alloc, CZ_MEM_STATIC, s->cache[i].name);
+    cz_free(s->alloc, CZ_MEM_STATIC, s->cache);
+    s->cache = NULL;
+    s->cached_bytes = 0;
+    s->max_entries = s->max_file = s->max_bytes = 0;
+    if (!max_entries || !max_file || !max_bytes) return 0;
+    if (!(s->cache = cz_calloc(s->alloc, CZ_MEM_STATIC, max_entries, sizeof(*s->cache)))) return -1;
+    s->max_entries = max_entries;
+    s->max_file = max_file;
+    s->max_bytes = max_bytes;
+    return 0;
+}
+
+static uint64_t name_hash(const char *name) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a, never 0 below */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * 1099511628211ULL;
+    return h | 1;
+}
+
+static void cache_drop(cz_static_t *s, cached_t *e) {
+    s->cached_bytes -= (size_t)e->st.st_size;
+    cz_free(s->alloc, CZ_MEM_STATIC, e->name);
+    memset(e, 0, sizeof(*e));
+}
+
+static int same_file(const struct stat *a, const struct stat *b) {
+#ifdef __APPLE__
+    int same_time = a->st_mtimespec.tv_sec == b->st_mtimespec.tv_sec && a->st_mtimespec.tv_nsec == b->st_mtimespec.tv_nsec;
+#else
+    int same_time = a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+#endif
+    return same_time && a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size;
+}
+
+/* The cached file `name`, still the same on disk, or NULL (a stale entry is dropped). */
+static cached_t *cache_find(cz_static_t *s, const char *name) {
+    uint64_t h = name_hash(name);
+    for (size_t i = 0; i < s->max_entries; i++) {
+        cached_t *e = &s->cache[i];
+        if (e->hash != h || strcmp(e->name, name) != 0) continue;
+        struct stat now;
+        /* The entry was filled through a safe open: a name that now leads
+         * elsewhere (another inode) or a changed file misses. */
+        if (fstatat(s->dirfd, name[0] ? name : ".", &now, 0) != 0 || !same_file(&now, &e->st)) {
+            cache_drop(s, e);
+            return NULL;
+        }
+        e->used = ++s->clock;
+        return e;
+    }
+    return NULL;
+}
+
+/* Keep a small file's bytes (read from `fd`, which stays open). */
+static void cache_fill(cz_static_t *s, const char *name, int fd, const struct stat *st) {
+    size_t size = (size_t)st->st_size, nlen = strlen(name);
+    if (size > s->max_file || size > s->max_bytes) return;
+    cached_t *slot = NULL;
+    while (s->cached_bytes + size > s->max_bytes || !slot) {
+        cached_t *oldest = NULL;
+        slot = NULL;
+        for (size_t i = 0; i < s->max_entries; i++) {
+            cached_t *e = &s->cache[i];
+            if (!e->hash) slot = slot ? slot : e;
+            else if (!oldest || e->used < oldest->used) oldest = e;
+        }
+        if (slot && s->cached_bytes + size <= s->max_bytes) break;
+        if (!oldest) return;
+        cache_drop(s, oldest); /* least recently served first */
+    }
+    char *block = cz_malloc(s->alloc, CZ_MEM_STATIC, nlen + 1 + size);
+    if (!block) return;
+    memcpy(block, name, nlen + 1);
+    if (pread(fd, block + nlen + 1, size, 0) != (ssize_t)size) { /* changed meanwhile: not kept */
+        cz_free(s->alloc, CZ_MEM_STATIC, block);
+        return;
+    }
+    *slot = (cached_t){name_hash(name), block, block + nlen + 1, *st, ++s->clock};
+    s->cached_bytes += size;
 }
 
 static int media_cmp(const void *a, const void *b) { return strcmp(((const media_t *)a)->ext, ((const media_t *)b)->ext); }
@@ -331,47 +437,67 @@ static int compressible(const char *type) {
            strstr(type, "xml") || strstr(type, "wasm");
 }
 
-/* Send `rel` (a regular file already opened as fd) with its media type. */
-static void send_found(const cz_static_t *s, cz_conn_t *c, const cz_http_request_t *req, char *rel, size_t len,
-                       int fd, struct stat *st, int status) {
+static const struct {
+    const char *coding, *suffix;
+} VARIANTS[] = {{"br", ".br"}, {"gzip", ".gz"}};
+
+/* Which precompressed variant of `rel` (`len` bytes, room for 4 more) to
+ * send: its index in VARIANTS, or -1; *any is set when one exists at all. */
+static int pick_variant(const cz_static_t *s, const cz_http_request_t *req, char *rel, size_t len, const char *type,
+                        int *any) {
+    int pick = -1;
+    *any = 0;
+    if (!(s->flags & CZ_STATIC_PRECOMPRESSED) || len + 4 >= CZ_STATIC_PATH_MAX || !compressible(type)) return -1;
+    for (int v = 0; v < 2; v++) {
+        struct stat vst;
+        memcpy(rel + len, VARIANTS[v].suffix, 4);
+        if (fstatat(s->dirfd, rel, &vst, 0) != 0 || !S_ISREG(vst.st_mode)) continue;
+        *any = 1;
+        if (pick < 0 && accepts(req, VARIANTS[v].coding, strlen(VARIANTS[v].coding))) pick = v;
+    }
+    rel[len] = '\0';
+    return pick;
+}
+
+/* Send `rel` (`len` bytes): the file open as `fd` (st), or its cached bytes
+ * (`hit`, fd -1), or the precompressed variant the request takes. */
+static void send_found(cz_static_t *s, cz_conn_t *c, const cz_http_request_t *req, char *rel, size_t len, int fd,
+                       struct stat *st, const cached_t *hit, int status) {
     const char *type = media_type_of(s, rel);
     char ctype[160];
     int k = snprintf(ctype, sizeof(ctype), "%s%s", type,
                      strncmp(type, "text/", 5) == 0 && !strstr(type, "charset") ? "; charset=utf-8" : "");
-    cz_http_header_t hs[3];
+    cz_http_header_t hs[2];
     size_t nh = 0;
-    if ((s->flags & CZ_STATIC_PRECOMPRESSED) && status == 200 && len + 4 < CZ_STATIC_PATH_MAX && compressible(type)) {
-        static const struct {
-            const char *coding, *suffix;
-        } variants[] = {{"br", ".br"}, {"gzip", ".gz"}};
-        int any = 0;
-        for (size_t v = 0; v < 2; v++) {
-            memcpy(rel + len, variants[v].suffix, 4);
-            struct stat vst;
-            int vfd = -1;
-            if (fstatat(s->dirfd, rel, &vst, 0) != 0 || !S_ISREG(vst.st_mode)) continue;
-            any = 1;
-            if (!accepts(req, variants[v].coding, strlen(variants[v].coding))) continue;
-            vfd = open_beneath(s, rel, O_RDONLY);
-            if (vfd < 0 || fstat(vfd, &vst) != 0 || !S_ISREG(vst.st_mode)) {
-                if (vfd >= 0) close(vfd);
-                continue;
-            }
-            close(fd);
+    int any = 0, pick = status == 200 ? pick_variant(s, req, rel, len, type, &any) : -1;
+    if (pick >= 0) {
+        struct stat vst;
+        memcpy(rel + len, VARIANTS[pick].suffix, 4);
+        int vfd = open_beneath(s, rel, O_RDONLY);
+        rel[len] = '\0';
+        if (vfd >= 0 && fstat(vfd, &vst) == 0 && S_ISREG(vst.st_mode)) {
+            if (fd >= 0) close(fd);
             fd = vfd;
             *st = vst;
-            hs[nh++] = (cz_http_header_t){{LIT("Content-Encoding")}, {variants[v].coding, strlen(variants[v].coding)}};
-            break;
+            hit = NULL;
+            hs[nh++] = (cz_http_header_t){{LIT("Content-Encoding")}, {VARIANTS[pick].coding, strlen(VARIANTS[pick].coding)}};
+        } else if (vfd >= 0) {
+            close(vfd);
         }
-        rel[len] = '\0';
-        if (any) hs[nh++] = (cz_http_header_t){{LIT("Vary")}, {LIT("Accept-Encoding")}};
     }
+    if (any) hs[nh++] = (cz_http_header_t){{LIT("Vary")}, {LIT("Accept-Encoding")}};
+    if (!hit && !nh && status == 200 && s->cache) cache_fill(s, rel, fd, st); /* files without variants */
     cz_http_response_t r = {0};
     r.status = status;
     r.content_type = (cz_http_str_t){ctype, (size_t)k};
     r.headers = hs;
     r.num_headers = nh;
-    cz_files_respond(c, &r, fd, st);
+    if (hit) {
+        struct stat cst = hit->st;
+        respond_with(c, &r, -1, hit->bytes, &cst);
+    } else {
+        cz_files_respond(c, &r, fd, st);
+    }
 }
 
 /* Open `rel` (a regular file) into *fd / *st; 0 when found. */
@@ -386,7 +512,7 @@ static int open_file(const cz_static_t *s, const char *rel, int *fd, struct stat
     return -1;
 }
 
-void cz_static_serve(const cz_static_t *s, cz_conn_t *c, const cz_http_request_t *req, cz_http_str_t path) {
+void cz_static_serve(cz_static_t *s, cz_conn_t *c, const cz_http_request_t *req, cz_http_str_t path) {
     if (req->method_id != HTTP_GET && req->method_id != HTTP_HEAD) {
         cz_conn_respond_error(c, 405, "GET, HEAD");
         return;
@@ -396,8 +522,13 @@ void cz_static_serve(const cz_static_t *s, cz_conn_t *c, const cz_http_request_t
     int fd, is_dir;
     struct stat st;
     if (len >= 0) {
+        const cached_t *hit = s->cache ? cache_find(s, rel) : NULL;
+        if (hit) {
+            send_found(s, c, req, rel, (size_t)len, -1, &st, hit, 200);
+            return;
+        }
         if (open_file(s, rel, &fd, &st, &is_dir) == 0) {
-            send_found(s, c, req, rel, (size_t)len, fd, &st, 200);
+            send_found(s, c, req, rel, (size_t)len, fd, &st, NULL, 200);
             return;
         }
         if (is_dir && (s->flags & CZ_STATIC_HTML)) {
@@ -410,7 +541,7 @@ void cz_static_serve(const cz_static_t *s, cz_conn_t *c, const cz_http_request_t
                     redirect_slash(c, req);
                     return;
                 }
-                send_found(s, c, req, rel, n, fd, &st, 200);
+                send_found(s, c, req, rel, n, fd, &st, NULL, 200);
                 return;
             }
         }
@@ -418,7 +549,7 @@ void cz_static_serve(const cz_static_t *s, cz_conn_t *c, const cz_http_request_t
     if (s->flags & CZ_STATIC_HTML) {
         memcpy(rel, "404.html", 9);
         if (open_file(s, rel, &fd, &st, &is_dir) == 0) {
-            send_found(s, c, req, rel, 8, fd, &st, 404);
+            send_found(s, c, req, rel, 8, fd, &st, NULL, 404);
             return;
         }
     }

@@ -32,10 +32,11 @@
  * given with cz_static_add_type() ("application/octet-stream" otherwise;
  * text types get "; charset=utf-8").
  *
- * Memory: the static directory, its type table and name buffers use
- * CZ_MEM_STATIC; nothing is allocated per request (paths are decoded on the
- * stack). Threads: a cz_static_t is read-only once set up, so it may serve
- * any number of connections of one loop; create and destroy it outside.
+ * Memory: the static directory, its type table and its cache of small
+ * files use CZ_MEM_STATIC; nothing else is allocated per request (paths are
+ * decoded on the stack). Threads: one cz_static_t serves the connections
+ * of one loop (its cache changes as it serves); create and destroy it
+ * outside the loop.
  */
 #ifndef CZ_FILES_H
 #define CZ_FILES_H
@@ -71,9 +72,17 @@ void cz_static_destroy(cz_static_t *s);
  * 0, or -1 when out of memory or the text is not a valid field value. */
 int cz_static_add_type(cz_static_t *s, const char *ext, const char *type);
 
+/* Keep up to `max_entries` files of at most `max_file` bytes, `max_bytes`
+ * in all, in memory (CZ_MEM_STATIC): the least recently served go first. A
+ * cached file is checked against the name's status on every request
+ * (device, inode, size, mtime: fstatat, no open) and read again when it
+ * changed; files with precompressed variants are not cached. Any zero turns
+ * the cache off (the default). 0, or -1 when out of memory (cache off). */
+int cz_static_set_cache(cz_static_t *s, size_t max_entries, size_t max_file, size_t max_bytes);
+
 /* Answer the connection's request (BUSY) for `path`, the raw (still
  * percent-encoded) rest of the URL path under the mount, without a leading
- * slash; "" is the directory itself. */
-void cz_static_serve(const cz_static_t *s, cz_conn_t *c, const cz_http_request_t *req, cz_http_str_t path);
+ * slash; "" is the directory itself. Not reentrant (the cache). */
+void cz_static_serve(cz_static_t *s, cz_conn_t *c, const cz_http_request_t *req, cz_http_str_t path);
 
 #endif /* CZ_FILES_H */

@@ -15,6 +15,13 @@ directories and ``404.html`` for what is not found. A ``.br`` or ``.gz``
 file beside the one asked for is sent instead when the client accepts it
 (``precompressed=False`` turns that off). ``Content-Type`` comes from the
 extension, through the ``mimetypes`` table as it is when the app is mounted.
+
+Small hot files are kept in memory, in the allocator's ``static`` purpose
+(``app.get_memory_stats()["arenas"]["static"]`` shows them): up to
+``cache_max_entries`` files of at most ``cache_max_file`` bytes,
+``cache_max_bytes`` in all, least recently served dropped first; each is
+checked against the file's status on every request (no open) and read again
+when it changed. ``cache_max_bytes=0`` turns the cache off.
 """
 
 from __future__ import annotations
@@ -44,7 +51,18 @@ class StaticFiles:
         check_dir: bool = True,
         follow_symlink: bool = False,
         precompressed: bool = True,
+        cache_max_bytes: int = 4 * 1024 * 1024,
+        cache_max_file: int = 64 * 1024,
+        cache_max_entries: int = 512,
     ) -> None:
+        for name, value in (
+            ("cache_max_bytes", cache_max_bytes),
+            ("cache_max_file", cache_max_file),
+            ("cache_max_entries", cache_max_entries),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        self.cache = (cache_max_entries, cache_max_file, cache_max_bytes)
         if packages:
             raise NotImplementedError("StaticFiles(packages=...) is not supported; give directory=")
         if directory is None:
@@ -67,7 +85,8 @@ class StaticFiles:
         )
         mimetypes.init()
         types = [(ext.lstrip("."), media) for ext, media in mimetypes.types_map.items()]
-        return _core.StaticFiles(allocator, os.fsencode(self.directory), flags, types)
+        entries, max_file, max_bytes = self.cache
+        return _core.StaticFiles(allocator, os.fsencode(self.directory), flags, types, entries, max_file, max_bytes)
 
     def __repr__(self) -> str:
         return f"StaticFiles(directory={self.directory!r}, html={self.html})"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import os
 import socket
+import time
 
 import httpx
 import pytest
@@ -195,3 +196,60 @@ def test_url_for_routes_and_mounts(tree):
             "file": f"http://{HOST}:{srv.port}/users/7/files/a/b%20c.txt",
         }
         assert httpx.get(got["css"]).text == "body { color: red }"
+
+
+def static_bytes(app: Catzilla) -> int:
+    return app.get_memory_stats()["arenas"]["static"]["allocated_bytes"]
+
+
+def test_small_hot_files_are_kept_in_memory_and_checked(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (tmp_path / "secret.txt").write_text("outside the directory")
+    for i in range(8):
+        (site / f"f{i}.txt").write_bytes(bytes([65 + i]) * 4000)
+    app = Catzilla()
+    app.mount("/c", StaticFiles(directory=site, cache_max_bytes=10_000, cache_max_file=5000), name="c")
+    with serve_in_thread(app) as srv, httpx.Client(base_url=srv.base_url) as client:
+        before = static_bytes(app)
+        assert client.get("/c/f0.txt").content == b"A" * 4000  # read from disk, then kept
+        held = static_bytes(app) - before
+        assert 4000 <= held < 4000 + 512
+        for _ in range(3):  # served from memory, the same bytes
+            r = client.get("/c/f0.txt")
+            assert r.content == b"A" * 4000 and r.headers["content-length"] == "4000"
+        assert client.get("/c/f0.txt", headers={"range": "bytes=10-19"}).content == b"A" * 10
+        assert client.head("/c/f0.txt").headers["content-length"] == "4000"
+        etag = client.get("/c/f0.txt").headers["etag"]
+        assert client.get("/c/f0.txt", headers={"if-none-match": etag}).status_code == 304
+
+        # a changed file is read again
+        time.sleep(0.01)
+        (site / "f0.txt").write_bytes(b"new content")
+        r = client.get("/c/f0.txt")
+        assert r.content == b"new content" and r.headers["etag"] != etag
+
+        # a name that now leads outside the directory is not served from memory
+        assert client.get("/c/f1.txt").status_code == 200
+        (site / "f1.txt").unlink()
+        os.symlink(tmp_path / "secret.txt", site / "f1.txt")
+        r = client.get("/c/f1.txt")
+        assert r.status_code == 404 and b"outside" not in r.content
+
+        # the bound: 8 files of 4,000 bytes into 10,000
+        for i in range(8):
+            assert client.get(f"/c/f{i}.txt").status_code in (200, 404)
+            assert static_bytes(app) - before <= 10_000 + 3 * 512
+
+
+def test_the_cache_can_be_turned_off(tmp_path):
+    (tmp_path / "a.txt").write_text("a" * 1000)
+    app = Catzilla()
+    app.mount("/n", StaticFiles(directory=tmp_path, cache_max_bytes=0))
+    with serve_in_thread(app) as srv:
+        before = static_bytes(app)
+        for _ in range(3):
+            assert httpx.get(srv.base_url + "/n/a.txt").text == "a" * 1000
+        assert static_bytes(app) == before
+    with pytest.raises(ValueError, match="cache_max_bytes"):
+        StaticFiles(directory=tmp_path, cache_max_bytes=-1)
