@@ -207,7 +207,6 @@ typedef struct {
     int in_msg;
     int closed;          /* a "Connection: close" response was parsed */
     int interim;         /* the message being parsed is a 100 Continue */
-    int head_req;        /* an `any` answer to HEAD: no body follows */
     size_t responses;
     /* the field being parsed, and the value of the wanted one */
     char fname[16];
@@ -294,7 +293,7 @@ static int v_headers_complete(llhttp_t *ll) {
     FUZZ_CHECK(v->qhead < v->qtail); /* a response we did not write */
     e = &v->q[v->qhead];
     if (e->any)
-        return v->head_req ? 1 : 0;
+        return e->head ? 1 : 0;
 
     if (ll->status_code != e->status || v->nfields != e->nfields) {
         fprintf(stderr, "response: status %d (want %d), %zu fields (want %zu)\n",
@@ -929,7 +928,6 @@ static void handler(cz_conn_t *c, const cz_http_request_t *req, const cz_match_t
             any.any = 1;
             any.head = resp.head;
             any.keep_alive = resp.keep_alive;
-            H.v.head_req = resp.head;
             ver_expect(&H.v, &any);
         } else {
             unanswered();
@@ -1371,7 +1369,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         char dir[] = "/tmp/cz-fuzz-static-XXXXXX", path[256];
         static const char *const files[][2] = {
             {"site/a.txt", "alpha"}, {"site/sub/index.html", "<p>sub</p>"}, {"site/404.html", "missing"},
-            {"site/a.txt.gz", "gz"}, {"secret", SECRET}};
+            {"site/a.txt.gz", "gz"}, {"site/b.bin", "bravo"}, {"site/c.bin", "charlie"},
+            {"site/d.bin", "delta"}, {"secret", SECRET}};
         FUZZ_CHECK(mkdtemp(dir) != NULL);
         snprintf(path, sizeof(path), "%s/site", dir);
         FUZZ_CHECK(mkdir(path, 0700) == 0);
@@ -1388,7 +1387,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         snprintf(path, sizeof(path), "%s/site", dir);
         g_static_dir = cz_static_create(g_static, path, CZ_STATIC_HTML | CZ_STATIC_PRECOMPRESSED, err, sizeof(err));
         FUZZ_CHECK(g_static_dir && cz_static_add_type(g_static_dir, "txt", "text/plain") == 0 &&
-                   cz_static_add_type(g_static_dir, "html", "text/html") == 0);
+                   cz_static_add_type(g_static_dir, "html", "text/html") == 0 &&
+                   cz_static_add_type(g_static_dir, "bin", "application/octet-stream") == 0);
+        /* a tiny cache: two entries, so hits, misses and evictions all happen */
+        FUZZ_CHECK(cz_static_set_cache(g_static_dir, 2, 64, 100) == 0);
     }
     for (i = 0; i < NROUTES; i++) {
         const route_t *rt = &g_routes[i];
