@@ -10,12 +10,13 @@ their library straight to JSON bytes), and, for routes that declare
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from catzilla import models
 from catzilla.exceptions import ResponseValidationError
-from catzilla.response import JSONResponse, Response, json_bytes_response, json_dumps
+from catzilla.response import JSONResponse, Response, StreamingResponse, json_bytes_response, json_dumps
 
 NO_BODY = frozenset({204, 304})
 _RENDERERS: dict[type, Callable[[Any], Response] | None] = {}
@@ -64,6 +65,8 @@ def to_response(value: Any, status_code: int = 200) -> Response:
     """Any supported return value as a Response (for middleware and declared status codes)."""
     if isinstance(value, Response):
         return value
+    if inspect.isgenerator(value) or inspect.isasyncgen(value):
+        return StreamingResponse(value, status_code=status_code)
     if status_code in NO_BODY or status_code < 200:
         r = Response(None, status_code=status_code)
         return r

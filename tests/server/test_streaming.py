@@ -438,3 +438,28 @@ def test_graceful_stop_gives_open_streams_the_shutdown_timeout():
             data += chunk
         assert data.count(b".") > 5  # it kept streaming meanwhile
         s.close()
+
+
+def test_streams_through_middleware():
+    from catzilla.middleware import GZipMiddleware
+
+    app = Catzilla(middleware=[GZipMiddleware(minimum_size=1)])
+
+    @app.get("/gen")
+    def gen():
+        yield "a" * 600
+        yield "b"
+
+    @app.get("/response")
+    async def response() -> StreamingResponse:
+        async def body():
+            yield b"x" * 600
+
+        return StreamingResponse(body(), media_type="text/plain")
+
+    with serve_in_thread(app) as srv:
+        r = httpx.get(srv.base_url + "/gen", headers={"accept-encoding": "gzip"})
+        assert r.status_code == 200 and r.text == "a" * 600 + "b"
+        assert "content-encoding" not in r.headers  # streamed bodies go out as they are
+        r = httpx.get(srv.base_url + "/response", headers={"accept-encoding": "gzip"})
+        assert r.status_code == 200 and r.content == b"x" * 600

@@ -17,7 +17,8 @@ class GZipMiddleware(Middleware):
         self.compresslevel = compresslevel
 
     def after(self, request: Request, response: Response) -> None:
-        if len(response.body) < self.minimum_size:
+        # Streamed and file bodies go out as they are (a file may have a .gz of its own).
+        if not isinstance(response.body, bytes) or len(response.body) < self.minimum_size:
             return None
         accept = request.headers.get("accept-encoding", "")
         if "gzip" not in accept.lower():
