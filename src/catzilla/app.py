@@ -7,7 +7,7 @@ import logging
 import math
 import sys
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import catzilla
@@ -107,7 +107,9 @@ class Catzilla(RouteDecorators):
         self._server = _core.Server(self._memory.allocator)
         self._routes: list[Route] = []
         self._targets: list[tuple[Route, list[Any], list[Layer]]] = []  # [mode, callable] per route
-        self._mounts: list[tuple[str, Any, str | None]] = []  # (path, app, name)
+        self._mounts: list[tuple[str, Any, str | None, list[Any] | None]] = []  # (path, app, name, endpoint)
+        self._mounted_patterns: set[tuple[str, str]] = set()  # sub-app routes added to this server
+        self.root_path = ""
         self._auto_options: dict[str, list[Any]] = {}
         self._errors = ErrorHandlers()
         self._runner = AsyncRunner()
@@ -254,28 +256,55 @@ class Catzilla(RouteDecorators):
         ``app.url_path_for("static", path="/app.css")``. NoMatchFound otherwise."""
         for route in self._routes:
             if route.name == name and (path := fill_path(route.path, path_params)) is not None:
-                return path
-        for mount_path, _, mount_name in self._mounts:
-            if mount_name == name and set(path_params) == {"path"}:
-                return f"{mount_path}/{str(path_params['path']).lstrip('/')}"
+                return self.root_path + path
+        for mount_path, _, mount_name, endpoint in self._mounts:
+            if mount_name == name and endpoint is not None and set(path_params) == {"path"}:
+                return f"{self.root_path}{mount_path}/{str(path_params['path']).lstrip('/')}"
         raise NoMatchFound(name, path_params)
 
     def mount(self, path: str, app: Any, name: str | None = None) -> None:
-        """Serve ``app`` under ``path``: a ``StaticFiles`` directory (answered in C)."""
+        """Serve ``app`` under ``path``: a ``StaticFiles`` directory (answered in C), or
+        another Catzilla app, whose routes, middleware and exception handlers then answer
+        under the prefix (its ``root_path`` becomes the prefix, for ``url_path_for`` and its
+        docs page; its lifespan hooks do not run, as in Starlette). A sub-app's routes are
+        taken when this app starts serving."""
         from catzilla.staticfiles import StaticFiles
 
         if path:
             check_path(path)
             if path.endswith("/"):
                 raise ValueError(f"a mount path must not end with '/', got {path!r}")
+        if isinstance(app, Catzilla):
+            if app is self:
+                raise ValueError("an app cannot be mounted in itself")
+            app.root_path = self.root_path + path
+            self._mounts.append((path, app, name, None))
+            return
         if not isinstance(app, StaticFiles):
             raise NotImplementedError(
-                f"app.mount() takes a StaticFiles directory; mounting {type(app).__name__} is not supported yet"
+                f"app.mount() takes StaticFiles or a Catzilla app; mounting {type(app).__name__} is not supported yet"
             )
         endpoint = [MODE_STATIC, app._core(self._memory.allocator)]
         self._server.add_route("GET", f"{path}/{{path:path}}", endpoint)
         self._server.add_route("GET", f"{path}/", endpoint)
-        self._mounts.append((path, app, name))
+        self._mounts.append((path, app, name, endpoint))
+
+    def _served_routes(self, prefix: str) -> Iterator[tuple[list[str], str, list[Any]]]:
+        """What this app, mounted under ``prefix``, adds to the app it is mounted in:
+        (methods, pattern, endpoint list), wired for this app's middleware and handlers."""
+        self._prepare()
+        own_handlers = bool(self._errors.by_type or self._errors.by_status)
+        for route, target, route_layers in self._targets:
+            if own_handlers and not (self._middleware or route_layers):
+                # its exceptions go to this app's handlers, not the outer app's
+                target[:] = [MODE_REQUEST, self._chain([], route.binding.call, route.binding.is_async)]
+            yield sorted(route.methods), prefix + route.path, target
+        for path, app, _, endpoint in self._mounts:
+            if endpoint is None:
+                yield from app._served_routes(prefix + path)
+            else:
+                yield ["GET"], f"{prefix}{path}/{{path:path}}", endpoint
+                yield ["GET"], f"{prefix}{path}/", endpoint
 
     # -- middleware, events ---------------------------------------------------------
 
@@ -440,6 +469,14 @@ class Catzilla(RouteDecorators):
                 target[:] = binding.target()
             else:
                 target[:] = [MODE_REQUEST, self._chain(layers, binding.call, binding.is_async)]
+        for prefix, sub, _, endpoint in self._mounts:
+            if endpoint is not None:
+                continue
+            for methods, pattern, target in sub._served_routes(prefix):
+                for method in methods:
+                    if (method, pattern) not in self._mounted_patterns:
+                        self._server.add_route(method, pattern, target)
+                        self._mounted_patterns.add((method, pattern))
         # CORS preflights must reach app middleware: OPTIONS on every path that has no OPTIONS route.
         allowed: dict[str, set[str]] = {}
         for route, _, _ in self._targets:

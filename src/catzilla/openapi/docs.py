@@ -88,11 +88,13 @@ def install(app: Any, openapi_url: str, docs_url: str) -> None:
         return json_bytes_response(cache["body"])
 
     assets = swagger_ui_dir()
+    # the page's own links carry the path an app is mounted under
+    root = getattr(app, "root_path", "")
     if assets is not None:
-        page = swagger_html(app.title, openapi_url, docs_url, swagger_major(assets))
+        page = swagger_html(app.title, root + openapi_url, root + docs_url, swagger_major(assets))
     else:
         page = (FALLBACK.read_text("utf-8").replace("{{title}}", html.escape(app.title))
-                .replace("{{openapi_url}}", json.dumps(openapi_url)))
+                .replace("{{openapi_url}}", json.dumps(root + openapi_url)))
 
     def docs() -> HTMLResponse:
         return HTMLResponse(page)
