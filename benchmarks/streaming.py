@@ -11,6 +11,9 @@ stream  a 100 MiB StreamingResponse (64 KiB pieces from a sync generator)
         read by one client: MiB/s.
 memory  the server's RSS while a 1 GiB file goes to 8 slow clients and a
         1 GiB generator streams to one more: the growth over idle.
+sse     server-sent events fanned out to 1,000 clients: one publisher wakes
+        every subscriber's async generator in turn; events/s received in all.
+        Catzilla (catzilla.sse) against sse-starlette on uvicorn (the sse venv).
 
 Results: benchmarks/results/streaming/README.md and results.json.
 """
@@ -18,6 +21,7 @@ Results: benchmarks/results/streaming/README.md and results.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -117,6 +121,126 @@ def stream(mib: int = 100):
 
 app.listen(port=int(sys.argv[2]))
 """
+
+
+SSE_APP = """
+import asyncio
+import os
+import sys
+
+if os.environ.get("SSE_PEER") == "starlette":
+    from sse_starlette.sse import EventSourceResponse
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+else:
+    from catzilla import Catzilla
+    from catzilla.sse import EventSourceResponse
+
+state = {"tick": 0, "cond": None}
+
+
+async def publisher():
+    cond = state["cond"]
+    while True:
+        async with cond:
+            state["tick"] += 1
+            cond.notify_all()
+        await asyncio.sleep(0)
+
+
+async def subscribe():
+    if state["cond"] is None:
+        state["cond"] = asyncio.Condition()
+        asyncio.get_running_loop().create_task(publisher())
+    cond = state["cond"]
+    while True:
+        async with cond:
+            await cond.wait()
+            tick = state["tick"]
+        yield {"data": f"tick {tick}"}
+
+
+if os.environ.get("SSE_PEER") == "starlette":
+    async def events(request):
+        return EventSourceResponse(subscribe(), ping=60)
+
+    app = Starlette(routes=[Route("/events", events)])
+else:
+    app = Catzilla(production=True)
+
+    @app.get("/events")
+    async def events():
+        return EventSourceResponse(subscribe(), ping=60)
+
+    app.listen(port=int(sys.argv[1]))
+"""
+
+
+def sse_clients(port: int, n: int, seconds: float) -> float:
+    """Events/s received by `n` clients (each event ends with a blank line: CRLF CRLF)."""
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /events HTTP/1.1\r\nHost: a\r\nAccept: text/event-stream\r\n\r\n")
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+        socks.append(s)
+    time.sleep(1.0)  # every subscriber in
+    for key, _ in sel.select(timeout=0):
+        with contextlib.suppress(BlockingIOError):
+            while key.fileobj.recv(1 << 20):
+                pass
+    events = 0
+    t0 = time.monotonic()
+    while (elapsed := time.monotonic() - t0) < seconds:
+        for key, _ in sel.select(timeout=0.1):
+            with contextlib.suppress(BlockingIOError):
+                events += key.fileobj.recv(1 << 20).count(b"\r\n\r\n")
+    for s in socks:
+        s.close()
+    return events / elapsed
+
+
+def bench_sse(tmp: Path, clients: int, seconds: float) -> dict:
+    (tmp / "sse_app.py").write_text(SSE_APP)
+    rows: dict[str, dict] = {}
+    try:
+        peer_python = str(venvs.ensure_venv("sse", log=lambda *a: None))
+    except Exception as exc:  # reported in the table
+        peer_python = ""
+        rows["sse-starlette-uvicorn"] = {"skipped": f"venv sse could not be made: {exc}"}
+    for name in ("catzilla", "sse-starlette-uvicorn"):
+        if name in rows:
+            continue
+        port = procs.free_port()
+        if name == "catzilla":
+            cmd, env = [OURS, str(tmp / "sse_app.py"), str(port)], {}
+        else:
+            cmd = [
+                peer_python,
+                "-m",
+                "uvicorn",
+                "sse_app:app",
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ]
+            env = {"SSE_PEER": "starlette", "PYTHONPATH": str(tmp)}
+        proc = start(cmd, port, tmp, env)
+        try:
+            rows[name] = {"events_per_s": round(sse_clients(port, clients, seconds)), "clients": clients}
+        finally:
+            stop(proc)
+    return rows
 
 
 def servers(tmp: Path, site: Path) -> list[tuple[str, list[str], dict[str, str], str | None]]:
@@ -310,7 +434,7 @@ def bench_memory_and_stream(tmp: Path, seconds: float) -> dict:
         stop(proc)
 
 
-def report(data: dict) -> str:
+def report(data: dict) -> str:  # noqa: C901 - one section per benchmark
     lines = [
         "# Files, static directories and streams",
         "",
@@ -347,6 +471,15 @@ def report(data: dict) -> str:
                 ),
             ]
         lines.append("")
+    sse = data.get("sse")
+    if sse:
+        lines += ["## Server-sent events fan-out", "", "| server | clients | events/s received |", "|---|---:|---:|"]
+        for name, row in sse.items():
+            if "skipped" in row:
+                lines.append(f"| {name} | | not run: {row['skipped']} |")
+            else:
+                lines.append(f"| {name} | {row['clients']:,} | {row['events_per_s']:,} |")
+        lines.append("")
     mem = data.get("memory")
     if mem:
         lines += [
@@ -364,7 +497,8 @@ def report(data: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=["static", "memory"], default=None)
+    ap.add_argument("--only", choices=["static", "memory", "sse"], default=None)
+    ap.add_argument("--sse-clients", type=int, default=1000)
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--memory-seconds", type=float, default=15.0)
@@ -380,6 +514,8 @@ def main() -> None:
             data["static"] = bench_static(tmp, args.duration, args.runs)
         if args.only in (None, "memory"):
             data["memory"] = bench_memory_and_stream(tmp, args.memory_seconds)
+        if args.only in (None, "sse"):
+            data["sse"] = bench_sse(tmp, args.sse_clients, args.duration)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(data, indent=2))
     (OUT / "README.md").write_text(report(data) + "\n")
