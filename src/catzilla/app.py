@@ -15,7 +15,14 @@ from catzilla.background import BackgroundTasks
 from catzilla.binding import Binding
 from catzilla.datastructures import State
 from catzilla.dependencies import Depends
-from catzilla.exceptions import ErrorHandlers, HTTPException, RequestValidationError, is_cancellation
+from catzilla.exceptions import (
+    ErrorHandlers,
+    HTTPException,
+    RequestValidationError,
+    is_cancellation,
+    log,
+    server_error_response,
+)
 from catzilla.lifespan import Lifespan
 from catzilla.memory import AppMemory
 from catzilla.middleware.base import Layer, build_chain
@@ -63,6 +70,10 @@ class Catzilla(RouteDecorators):
     ``title``, ``version``, ``description``, ``openapi_tags`` and ``servers``
     describe the API in ``/openapi.json``; ``docs_url=None`` (or
     ``openapi_url=None``) turns off both ``/openapi.json`` and ``/docs``.
+    ``debug=True`` puts the exception and its traceback into 500 answers (for
+    development only; ``production=True`` never does). By default a 500 says
+    only ``{"detail": "Internal Server Error"}`` and the traceback goes to
+    the ``catzilla.error`` logger.
     ``dependencies`` apply to every route added afterwards; ``middleware`` is
     a list, outermost first; ``lifespan``, ``on_startup`` and ``on_shutdown``
     as in FastAPI.
@@ -76,6 +87,7 @@ class Catzilla(RouteDecorators):
         auto_memory_tuning: bool = True,
         memory_stats_interval: float = 60,
         production: bool = False,
+        debug: bool = False,
         title: str = "Catzilla",
         version: str = "0.1.0",
         description: str = "",
@@ -90,6 +102,7 @@ class Catzilla(RouteDecorators):
         on_shutdown: Iterable[Callable[[], Any]] | None = None,
     ) -> None:
         self.production = memory.check_bool("production", production)
+        self.debug = memory.check_bool("debug", debug)
         self._memory = AppMemory(
             use_jemalloc=memory.check_bool("use_jemalloc", use_jemalloc),
             memory_profiling=memory.check_bool("memory_profiling", memory_profiling),
@@ -441,8 +454,7 @@ class Catzilla(RouteDecorators):
                 return rendering.to_response(result)
             except Exception as error:  # the handler itself failed
                 exc = error
-        self._report(exc)
-        return self._errors.default(exc, self.production)
+        return self._default_response(exc)
 
     async def _on_error_async(self, raw: _core.RawRequest | None, exc: BaseException) -> Response:
         """As _on_error, on the asyncio thread (middleware chains)."""
@@ -455,8 +467,18 @@ class Catzilla(RouteDecorators):
                 return rendering.to_response(result)
             except Exception as error:
                 exc = error
+        return self._default_response(exc)
+
+    def _default_response(self, exc: BaseException) -> Response:
         self._report(exc)
-        return self._errors.default(exc, self.production)
+        show = self.debug and not self.production
+        try:
+            return self._errors.default(exc, show)
+        except Exception as error:  # e.g. an HTTPException whose detail is not JSON
+            if error.__context__ is None:
+                error.__context__ = exc  # the log shows both, as if raised while handling it
+            log.error("Exception while answering an exception", exc_info=(type(error), error, error.__traceback__))
+            return server_error_response(exc, show)
 
     def _report(self, exc: BaseException) -> None:
         sink = self._exception_sink

@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from catzilla import Body, Catzilla, JSONResponse, Query
+from catzilla.exceptions import ResponseValidationError
 from catzilla.testing import TestClient
 
 
@@ -171,7 +172,9 @@ def test_response_model_violation_is_a_server_error() -> None:
     with TestClient(app, raise_server_exceptions=False) as c:
         r = c.get("/items/bad-output")
         assert r.status_code == 500
-        assert "ResponseValidationError" in r.json()["error"]
+        assert r.json() == {"detail": "Internal Server Error"}
+    with TestClient(app) as c, pytest.raises(ResponseValidationError):
+        c.get("/items/bad-output")
 
 
 def test_optional_body(client: TestClient) -> None:

@@ -113,7 +113,7 @@ def test_model_body_and_model_answer() -> None:
 
 
 def test_other_return_values_take_the_finish_step() -> None:
-    app = Catzilla(auto_memory_tuning=False)
+    app = Catzilla(auto_memory_tuning=False, debug=True)  # 500 bodies name the exception
 
     def answer(kind: str) -> Item:
         if kind == "dict":

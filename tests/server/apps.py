@@ -11,7 +11,7 @@ import uuid
 from catzilla import (Catzilla, HTMLResponse, HTTPException, JSONResponse, PlainTextResponse,
                       Request, Response)
 
-app = Catzilla(production=False)
+app = Catzilla()  # the defaults: 500 bodies say nothing internal
 
 
 class TeapotError(ValueError):

@@ -343,12 +343,10 @@ def test_response_204_has_no_body_or_length(main_server: ServerProcess) -> None:
         assert r2.status == 200 and r2.json() == {"hello": "world"}
 
 
-def test_unsupported_return_type_is_500_naming_the_type(client: httpx.Client) -> None:
+def test_unsupported_return_type_is_500(client: httpx.Client) -> None:
     r = client.get("/ret/set")
     assert r.status_code == 500
-    body = r.json()
-    assert body["detail"] == "Internal Server Error"
-    assert "'set'" in body["error"] and body["error"].startswith("TypeError")
+    assert r.json() == {"detail": "Internal Server Error"}  # the type is named in the log only
 
 
 @pytest.mark.parametrize("path", ["/ret/crlf", "/ret/lf", "/ret/badname"])
@@ -412,26 +410,27 @@ def test_trailing_slash_redirect_307(client: httpx.Client) -> None:
 # ---- errors and exception handlers -------------------------------------------------------------------------
 
 
-def test_handler_exception_is_500_with_traceback_and_server_keeps_serving(main_server: ServerProcess) -> None:
+def test_handler_exception_is_a_safe_500_logged_and_server_keeps_serving(main_server: ServerProcess) -> None:
     with RawConn(main_server.port) as c:
         r = c.request("GET", "/error")
         assert r.status == 500
-        body = r.json()
-        assert body["detail"] == "Internal Server Error"
-        assert body["error"] == "RuntimeError: kaboom"
-        tb = "".join(body["traceback"])
-        assert "Traceback" in tb and 'raise RuntimeError("kaboom")' in tb
+        assert r.json() == {"detail": "Internal Server Error"}
+        wire = r.raw_head + r.body
+        assert b"kaboom" not in wire and b"Traceback" not in wire and b".py" not in wire
         r2 = c.request("GET", "/")  # same connection
         assert r2.status == 200 and r2.json() == {"hello": "world"}
     with RawConn(main_server.port) as c:  # and a new one
         assert c.request("GET", "/sync-quick").json() == {"sync": True}
-    main_server.wait_for("RuntimeError: kaboom", timeout=5)  # logged on stderr
+    # the traceback is logged (catzilla.error; logging's last-resort handler writes stderr)
+    main_server.wait_for("Exception in handler", timeout=5)
+    main_server.wait_for(r'raise RuntimeError\("kaboom"\)', timeout=5)
+    main_server.wait_for("RuntimeError: kaboom", timeout=5)
 
 
 def test_async_handler_exception_is_500(client: httpx.Client) -> None:
     r = client.get("/async-error")
     assert r.status_code == 500
-    assert r.json()["error"] == "RuntimeError: async kaboom"
+    assert r.json() == {"detail": "Internal Server Error"}
     assert client.get("/async-json").json() == {"async": True, "path": "/async-json"}
 
 
