@@ -72,9 +72,13 @@ def request(kind: str, rng: random.Random) -> tuple[bytes, int, bool]:
         return b"GET /boom HTTP/1.1\r\nHost: s\r\n\r\n", 500, False
     if kind == "missing":
         return b"GET /nope HTTP/1.1\r\nHost: s\r\n\r\n", 404, False
-    junk = rng.choice([b"GET / HTTP/1.1\r\nHost: s\r\nBad Header: x\r\n\r\n",
-                       b"POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-                       b"\x00\x01\x02garbage\r\n\r\n"])
+    junk = rng.choice(
+        [
+            b"GET / HTTP/1.1\r\nHost: s\r\nBad Header: x\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"\x00\x01\x02garbage\r\n\r\n",
+        ]
+    )
     return junk, 400, True
 
 
@@ -171,8 +175,14 @@ def soak(use_jemalloc: bool, total: int, port: int) -> dict:
         done = progress.value
         if done >= next_at:
             stats = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/stats"))
-            samples.append({"requests": done, "seconds": round(time.time() - start, 2),
-                            "rss_kb": rss_kb(proc.pid), "allocated_bytes": stats["allocated_bytes"]})
+            samples.append(
+                {
+                    "requests": done,
+                    "seconds": round(time.time() - start, 2),
+                    "rss_kb": rss_kb(proc.pid),
+                    "allocated_bytes": stats["allocated_bytes"],
+                }
+            )
             next_at = (done // SAMPLE_EVERY + 1) * SAMPLE_EVERY
         if proc.poll() is not None:
             break

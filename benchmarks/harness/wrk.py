@@ -130,8 +130,14 @@ def wrk_command(
     timeout_s: float = 5.0,
     cpu: int | None = 1,
 ) -> list[str]:
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
-           f"--timeout={max(1, round(timeout_s))}s"]
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--latency",
+        f"--timeout={max(1, round(timeout_s))}s",
+    ]
     for h in headers:
         cmd += ["-H", h]
     if script is not None:

@@ -25,6 +25,13 @@ def jemalloc_compiled() -> bool: ...
 class CallPlan:
     """How the C core takes a handler's arguments from a request (see catzilla.direct)."""
 
-    def __init__(self, args: list[tuple[Any, ...]], *, render_type: type | None = None,
-                 render: Callable[..., bytes] | None = None, render_kwargs: dict[str, Any] | None = None,
-                 status: int = 200, finish: Callable[[Any], Any] | None = None) -> None: ...
+    def __init__(
+        self,
+        args: list[tuple[Any, ...]],
+        *,
+        render_type: type | None = None,
+        render: Callable[..., bytes] | None = None,
+        render_kwargs: dict[str, Any] | None = None,
+        status: int = 200,
+        finish: Callable[[Any], Any] | None = None,
+    ) -> None: ...

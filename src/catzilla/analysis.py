@@ -123,7 +123,7 @@ def type_hints(call: Callable[..., Any]) -> dict[str, Any]:
     for name, ann in raw.items():
         if isinstance(ann, str):
             try:
-                ann = eval(ann, dict(globalns), dict(closure))  # noqa: S307 - the code's own annotation
+                ann = eval(ann, dict(globalns), dict(closure))
             except Exception:
                 pass
         out[name] = ann
@@ -141,8 +141,14 @@ def describe_call(call: Callable[..., Any]) -> str:
     return getattr(call, "__qualname__", None) or getattr(call, "__name__", None) or repr(call)
 
 
-def analyze(call: Callable[..., Any], path: str, *, use_cache: bool = True,
-            overrides: dict[Any, Any] | None = None, _stack: tuple[Any, ...] = ()) -> Dependant:
+def analyze(
+    call: Callable[..., Any],
+    path: str,
+    *,
+    use_cache: bool = True,
+    overrides: dict[Any, Any] | None = None,
+    _stack: tuple[Any, ...] = (),
+) -> Dependant:
     """The Dependant for ``call`` as used on a route with this ``path``."""
     if call in _stack:
         raise TypeError(f"dependency cycle through {describe_call(call)}")
@@ -162,8 +168,10 @@ def analyze(call: Callable[..., Any], path: str, *, use_cache: bool = True,
             dep.keyword_only.add(p.name)
         annotation = hints.get(p.name, p.annotation)
         if isinstance(annotation, str):
-            raise TypeError(f"{where}: the annotation of {p.name!r} ({annotation!r}) cannot be resolved; "
-                            "define the types it names at module level")
+            raise TypeError(
+                f"{where}: the annotation of {p.name!r} ({annotation!r}) cannot be resolved; "
+                "define the types it names at module level"
+            )
         base, metadata = split_annotated(annotation)
         marker = next((m for m in metadata if isinstance(m, (Param, Depends))), None)
         default = p.default
@@ -181,8 +189,7 @@ def analyze(call: Callable[..., Any], path: str, *, use_cache: bool = True,
                 sub_call_used = overrides[sub_call]
             else:
                 sub_call_used = sub_call
-            sub = analyze(sub_call_used, path, use_cache=marker.use_cache, overrides=overrides,
-                          _stack=(*_stack, call))
+            sub = analyze(sub_call_used, path, use_cache=marker.use_cache, overrides=overrides, _stack=(*_stack, call))
             sub.scopes = tuple(getattr(marker, "scopes", ()))
             dep.deps.append((p.name, sub))
             continue
@@ -209,8 +216,9 @@ def special_kind(name: str, base: Any, marker: Any) -> str | None:
     return None
 
 
-def param_info(where: str, name: str, base: Any, annotation: Any, marker: Param | None, default: Any,
-               names_in_path: set[str]) -> ParamInfo:
+def param_info(
+    where: str, name: str, base: Any, annotation: Any, marker: Param | None, default: Any, names_in_path: set[str]
+) -> ParamInfo:
     inner, optional = convert.unwrap_optional(base)
     if marker is None:
         if name in names_in_path:
@@ -236,8 +244,16 @@ def param_info(where: str, name: str, base: Any, annotation: Any, marker: Param 
         key = marker.alias if marker.alias in names_in_path else name
     else:
         key = marker.alias or name
-    info = ParamInfo(name=name, source=source, key=key, annotation=base, inner=inner, marker=marker,
-                     default=default, optional=optional)
+    info = ParamInfo(
+        name=name,
+        source=source,
+        key=key,
+        annotation=base,
+        inner=inner,
+        marker=marker,
+        default=default,
+        optional=optional,
+    )
     if source == "body":
         info.adapter = body_adapter(where, name, inner)
         if info.adapter is None:

@@ -64,32 +64,50 @@ class Binding:
         self.overrides = overrides
         self.run_background = run_background
         self.dependant = analyze(handler, path)
-        self.extra = [analyze(d.dependency, path, use_cache=d.use_cache) for d in self.dependencies  # type: ignore[arg-type]
-                      ]
+        self.extra = [
+            analyze(d.dependency, path, use_cache=d.use_cache)
+            for d in self.dependencies  # type: ignore[arg-type]
+        ]
         self.status_code = status_code
         self.response_model = response_model_of(handler, response_model)
-        self.finish = rendering.make_finish(status_code, self.response_model, response_class,
-                                            response_model_exclude_none, response_model_exclude_unset)
+        self.finish = rendering.make_finish(
+            status_code, self.response_model, response_class, response_model_exclude_none, response_model_exclude_unset
+        )
         d = self.dependant
         # True when the endpoint may return a coroutine.
         self.is_async = d.any_async() or any(e.any_async() for e in self.extra)
         needs_request = d.params or d.deps or d.specials or self.extra
         self.mode = MODE_REQUEST if needs_request else MODE_NO_ARGS
         self._override_cache: dict[Any, Callable[..., Any]] = {}
-        self._bind = self._compile(self.dependant, self.extra, with_override_check=True) \
-            if self.mode == MODE_REQUEST else None
-        self.plan = direct.plan_for(
-            d, self.extra, self.finish, 200 if status_code is None else status_code, self.response_model,
-            response_class, response_model_exclude_none, response_model_exclude_unset,
-        ) if self.mode == MODE_REQUEST else None
+        self._bind = (
+            self._compile(self.dependant, self.extra, with_override_check=True) if self.mode == MODE_REQUEST else None
+        )
+        self.plan = (
+            direct.plan_for(
+                d,
+                self.extra,
+                self.finish,
+                200 if status_code is None else status_code,
+                self.response_model,
+                response_class,
+                response_model_exclude_none,
+                response_model_exclude_unset,
+            )
+            if self.mode == MODE_REQUEST
+            else None
+        )
         if self.plan is not None:
             self.mode = MODE_DIRECT
 
     def _compile(self, dependant: Dependant, extra: list[Dependant], with_override_check: bool) -> Callable[..., Any]:
         return Compiler(
-            dependant, extra=extra, finish=self.finish, overrides=self.overrides,
+            dependant,
+            extra=extra,
+            finish=self.finish,
+            overrides=self.overrides,
             override_hook=self._with_overrides if with_override_check and self.overrides is not None else None,
-            run_background=self.run_background, request_class=self.request_class,
+            run_background=self.run_background,
+            request_class=self.request_class,
         ).compile()
 
     def _with_overrides(self, raw: Any, request: Any = None) -> Any:
@@ -99,8 +117,10 @@ class Binding:
         if fn is None:
             snapshot = dict(self.overrides)
             dependant = analyze(self.handler, self.path, overrides=snapshot)
-            extra = [analyze(snapshot.get(d.dependency, d.dependency), self.path, use_cache=d.use_cache,
-                             overrides=snapshot) for d in self.dependencies]
+            extra = [
+                analyze(snapshot.get(d.dependency, d.dependency), self.path, use_cache=d.use_cache, overrides=snapshot)
+                for d in self.dependencies
+            ]
             fn = self._compile(dependant, extra, with_override_check=False)
             self._override_cache = {key: fn}
         return fn(raw, request)
@@ -120,6 +140,7 @@ class Binding:
             return self.handler
         handler = self.handler
         if inspect.iscoroutinefunction(handler):
+
             async def finish_async(*args: Any) -> Any:
                 return finish(await handler(*args))
 

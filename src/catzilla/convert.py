@@ -61,28 +61,84 @@ class Scalar:
     json_schema: dict[str, Any] = field(default_factory=dict)
 
 
-INT = Scalar(int, int, "int_parsing", "Input should be a valid integer, unable to parse string as an integer",
-             kind="number", json_schema={"type": "integer"})
-FLOAT = Scalar(float, float, "float_parsing", "Input should be a valid number, unable to parse string as a number",
-               kind="number", json_schema={"type": "number"})
-BOOL = Scalar(bool, to_bool, "bool_parsing", "Input should be a valid boolean, unable to interpret input",
-              kind="other", json_schema={"type": "boolean"})
+INT = Scalar(
+    int,
+    int,
+    "int_parsing",
+    "Input should be a valid integer, unable to parse string as an integer",
+    kind="number",
+    json_schema={"type": "integer"},
+)
+FLOAT = Scalar(
+    float,
+    float,
+    "float_parsing",
+    "Input should be a valid number, unable to parse string as a number",
+    kind="number",
+    json_schema={"type": "number"},
+)
+BOOL = Scalar(
+    bool,
+    to_bool,
+    "bool_parsing",
+    "Input should be a valid boolean, unable to interpret input",
+    kind="other",
+    json_schema={"type": "boolean"},
+)
 STR = Scalar(str, None, json_schema={"type": "string"})
 ANY = Scalar(Any, None, json_schema={})
-UUID = Scalar(uuid.UUID, uuid.UUID, "uuid_parsing", "Input should be a valid UUID", kind="other",
-              json_schema={"type": "string", "format": "uuid"})
-DECIMAL = Scalar(decimal.Decimal, to_decimal, "decimal_parsing", "Input should be a valid decimal", kind="number",
-                 json_schema={"anyOf": [{"type": "number"}, {"type": "string"}]})
-DATE = Scalar(dt.date, dt.date.fromisoformat, "date_parsing", "Input should be a valid date in the format YYYY-MM-DD",
-              kind="other", json_schema={"type": "string", "format": "date"})
-DATETIME = Scalar(dt.datetime, dt.datetime.fromisoformat, "datetime_parsing", "Input should be a valid datetime",
-                  kind="other", json_schema={"type": "string", "format": "date-time"})
-TIME = Scalar(dt.time, dt.time.fromisoformat, "time_parsing", "Input should be a valid time",
-              kind="other", json_schema={"type": "string", "format": "time"})
+UUID = Scalar(
+    uuid.UUID,
+    uuid.UUID,
+    "uuid_parsing",
+    "Input should be a valid UUID",
+    kind="other",
+    json_schema={"type": "string", "format": "uuid"},
+)
+DECIMAL = Scalar(
+    decimal.Decimal,
+    to_decimal,
+    "decimal_parsing",
+    "Input should be a valid decimal",
+    kind="number",
+    json_schema={"anyOf": [{"type": "number"}, {"type": "string"}]},
+)
+DATE = Scalar(
+    dt.date,
+    dt.date.fromisoformat,
+    "date_parsing",
+    "Input should be a valid date in the format YYYY-MM-DD",
+    kind="other",
+    json_schema={"type": "string", "format": "date"},
+)
+DATETIME = Scalar(
+    dt.datetime,
+    dt.datetime.fromisoformat,
+    "datetime_parsing",
+    "Input should be a valid datetime",
+    kind="other",
+    json_schema={"type": "string", "format": "date-time"},
+)
+TIME = Scalar(
+    dt.time,
+    dt.time.fromisoformat,
+    "time_parsing",
+    "Input should be a valid time",
+    kind="other",
+    json_schema={"type": "string", "format": "time"},
+)
 
 BUILTIN: dict[Any, Scalar] = {
-    int: INT, float: FLOAT, bool: BOOL, str: STR, Any: ANY, uuid.UUID: UUID, decimal.Decimal: DECIMAL,
-    dt.date: DATE, dt.datetime: DATETIME, dt.time: TIME,
+    int: INT,
+    float: FLOAT,
+    bool: BOOL,
+    str: STR,
+    Any: ANY,
+    uuid.UUID: UUID,
+    decimal.Decimal: DECIMAL,
+    dt.date: DATE,
+    dt.datetime: DATETIME,
+    dt.time: TIME,
 }
 
 
@@ -109,8 +165,9 @@ def enum_scalar(cls: type[enum.Enum]) -> Scalar:
         schema["type"] = "string"
     elif types_ == {int}:
         schema["type"] = "integer"
-    return Scalar(cls, convert, "enum", f"Input should be {expected}", {"expected": expected}, kind="other",
-                  json_schema=schema)
+    return Scalar(
+        cls, convert, "enum", f"Input should be {expected}", {"expected": expected}, kind="other", json_schema=schema
+    )
 
 
 def literal_scalar(annotation: Any) -> Scalar:
@@ -124,8 +181,15 @@ def literal_scalar(annotation: Any) -> Scalar:
             raise ValueError(value) from None
 
     expected = quote_list(values)
-    return Scalar(annotation, convert, "literal_error", f"Input should be {expected}", {"expected": expected},
-                  kind="other", json_schema={"enum": values})
+    return Scalar(
+        annotation,
+        convert,
+        "literal_error",
+        f"Input should be {expected}",
+        {"expected": expected},
+        kind="other",
+        json_schema={"enum": values},
+    )
 
 
 def adapter_scalar(annotation: Any) -> Scalar | None:

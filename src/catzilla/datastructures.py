@@ -29,7 +29,7 @@ class MultiMapping(Mapping[str, str]):
     all of them in order.
     """
 
-    __slots__ = ("_list", "_dict")
+    __slots__ = ("_dict", "_list")
 
     def __init__(self, items: list[tuple[str, str]]) -> None:
         self._list = items
@@ -93,7 +93,7 @@ class QueryParams(MultiMapping):
 class URL:
     """The request URL: ``scheme``, ``netloc``, ``path`` (decoded) and ``query`` (raw)."""
 
-    __slots__ = ("scheme", "netloc", "path", "query")
+    __slots__ = ("netloc", "path", "query", "scheme")
 
     def __init__(self, scheme: str, netloc: str, path: str, query: str) -> None:
         self.scheme = scheme

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import http
-import sys
 import logging
+import sys
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any

@@ -57,8 +57,12 @@ def is_struct(tp: Any) -> bool:
 
 def is_model_type(tp: Any) -> bool:
     """A type that is a body by itself: a model, a dataclass, a TypedDict."""
-    return (is_pydantic_model(tp) or is_struct(tp) or (isinstance(tp, type) and dataclasses.is_dataclass(tp))
-            or typing.is_typeddict(tp))
+    return (
+        is_pydantic_model(tp)
+        or is_struct(tp)
+        or (isinstance(tp, type) and dataclasses.is_dataclass(tp))
+        or typing.is_typeddict(tp)
+    )
 
 
 def contains_model(tp: Any) -> bool:
@@ -139,8 +143,11 @@ class Adapter:
         return None
 
     # Fast path for the compiled binder: (callable, exception types, converter).
-    def json_entry(self) -> tuple[Callable[[bytes], Any], tuple[type[BaseException], ...],
-                                  Callable[[BaseException, tuple[Any, ...]], ErrorList]]:
+    def json_entry(
+        self,
+    ) -> tuple[
+        Callable[[bytes], Any], tuple[type[BaseException], ...], Callable[[BaseException, tuple[Any, ...]], ErrorList]
+    ]:
         return self.validate_json, (ModelError,), _model_error_list
 
 
@@ -265,8 +272,9 @@ class PlainAdapter(Adapter):
         try:
             obj = json.loads(data)
         except ValueError as exc:
-            raise ModelError([{"type": "json_invalid", "loc": [], "msg": f"JSON decode error: {exc}",
-                               "input": None}]) from None
+            raise ModelError(
+                [{"type": "json_invalid", "loc": [], "msg": f"JSON decode error: {exc}", "input": None}]
+            ) from None
         return self.validate_python(obj)
 
     def validate_python(self, obj: Any, *, lax: bool = False) -> Any:
@@ -280,22 +288,27 @@ class PlainAdapter(Adapter):
 
 
 def _plain_validate(tp: Any, obj: Any, loc: list[Any]) -> Any:
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp) or typing.is_typeddict(tp):
+    if (isinstance(tp, type) and dataclasses.is_dataclass(tp)) or typing.is_typeddict(tp):
         if not isinstance(obj, dict):
-            raise ModelError([{"type": "dict_type", "loc": loc, "msg": "Input should be a valid dictionary",
-                               "input": obj}])
+            raise ModelError(
+                [{"type": "dict_type", "loc": loc, "msg": "Input should be a valid dictionary", "input": obj}]
+            )
         if typing.is_typeddict(tp):
             required = tp.__required_keys__
             hints = typing.get_type_hints(tp)
             fields = {n: (n in required) for n in hints}
         else:
             hints = typing.get_type_hints(tp)
-            fields = {f.name: f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-                      for f in dataclasses.fields(tp) if f.init}
+            fields = {
+                f.name: f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                for f in dataclasses.fields(tp)
+                if f.init
+            }
         missing = [n for n, req in fields.items() if req and n not in obj]
         if missing:
-            raise ModelError([{"type": "missing", "loc": [*loc, n], "msg": "Field required", "input": obj}
-                              for n in missing])
+            raise ModelError(
+                [{"type": "missing", "loc": [*loc, n], "msg": "Field required", "input": obj} for n in missing]
+            )
         values = {n: _plain_validate(hints.get(n, Any), obj[n], [*loc, n]) for n in fields if n in obj}
         return values if typing.is_typeddict(tp) else tp(**values)
     origin = typing.get_origin(tp)
@@ -307,8 +320,9 @@ def _plain_validate(tp: Any, obj: Any, loc: list[Any]) -> Any:
         return [_plain_validate(item, v, [*loc, i]) for i, v in enumerate(obj)]
     if origin is dict or tp is dict:
         if not isinstance(obj, dict):
-            raise ModelError([{"type": "dict_type", "loc": loc, "msg": "Input should be a valid dictionary",
-                               "input": obj}])
+            raise ModelError(
+                [{"type": "dict_type", "loc": loc, "msg": "Input should be a valid dictionary", "input": obj}]
+            )
         args = typing.get_args(tp)
         value_type = args[1] if len(args) == 2 else Any
         return {k: _plain_validate(value_type, v, [*loc, k]) for k, v in obj.items()}

@@ -29,7 +29,7 @@ def parse_cookies(header: str) -> dict[str, str]:
 
 
 class Request:
-    __slots__ = ("_raw", "__dict__")
+    __slots__ = ("__dict__", "_raw")
     app: Any = None  # the Catzilla app (set on each app's Request subclass)
 
     def __init__(self, raw: RawRequest) -> None:

@@ -105,9 +105,7 @@ class Response:
             return bytes(content)
         if isinstance(content, str):
             return content.encode(self.charset)
-        raise TypeError(
-            f"{type(self).__name__} content must be str or bytes, got {type(content).__name__}"
-        )
+        raise TypeError(f"{type(self).__name__} content must be str or bytes, got {type(content).__name__}")
 
     @property
     def headers(self) -> MutableHeaders:

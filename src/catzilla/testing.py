@@ -33,10 +33,18 @@ STOP_TIMEOUT = 30.0
 class TestClient(httpx.Client):
     __test__ = False  # not a pytest test class
 
-    def __init__(self, app: Any, base_url: str | None = None, raise_server_exceptions: bool = True,
-                 timeout: float = 30.0, follow_redirects: bool = True, **kwargs: Any) -> None:
-        super().__init__(base_url=base_url or "http://127.0.0.1", timeout=timeout,
-                         follow_redirects=follow_redirects, **kwargs)
+    def __init__(
+        self,
+        app: Any,
+        base_url: str | None = None,
+        raise_server_exceptions: bool = True,
+        timeout: float = 30.0,
+        follow_redirects: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            base_url=base_url or "http://127.0.0.1", timeout=timeout, follow_redirects=follow_redirects, **kwargs
+        )
         self.app = app
         self.raise_server_exceptions = raise_server_exceptions
         self._thread: threading.Thread | None = None

@@ -1,6 +1,5 @@
 """Depends: nesting, per-request caching, generator cleanup (also on errors), async, overrides."""
 
-
 from typing import Annotated
 
 import pytest

@@ -121,10 +121,14 @@ def test_the_paths_are_the_ones_named() -> None:
 
 
 @pytest.mark.parametrize("middleware", ["", "sync", "async"])
-@pytest.mark.parametrize("settings", [{}, {"production": True}, {"debug": True, "production": True}],
-                         ids=["default", "production", "debug+production"])
-def test_500_bodies_are_safe(make: Callable[..., Catzilla], middleware: str, settings: dict[str, Any],
-                             caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"production": True}, {"debug": True, "production": True}],
+    ids=["default", "production", "debug+production"],
+)
+def test_500_bodies_are_safe(
+    make: Callable[..., Catzilla], middleware: str, settings: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
     app = make(middleware, **settings)
     with TestClient(app, raise_server_exceptions=False) as client, caplog.at_level(logging.ERROR, "catzilla.error"):
         for path in PATHS:

@@ -20,8 +20,11 @@ def test_allocation_moves_allocated_mb_and_its_purpose(use_jemalloc: bool, purpo
     assert arena["allocated_mb"] - before["arenas"][purpose]["allocated_mb"] == pytest.approx(grown)
     assert arena["allocation_count"] - before["arenas"][purpose]["allocation_count"] == 8
     assert during["peak_allocated_mb"] >= during["allocated_mb"]
-    moved = [k for k, v in during["arenas"].items()
-             if k != purpose and v["allocated_bytes"] != before["arenas"][k]["allocated_bytes"]]
+    moved = [
+        k
+        for k, v in during["arenas"].items()
+        if k != purpose and v["allocated_bytes"] != before["arenas"][k]["allocated_bytes"]
+    ]
     assert moved == []
     block.free()
     after = app.get_memory_stats()

@@ -69,9 +69,16 @@ def test_float_path_param(client: httpx.Client) -> None:
     assert client.get("/items/7").json() == {"price": 7.0}
     r = client.get("/items/cheap")
     assert r.status_code == 422
-    assert r.json() == {"detail": [{"type": "float_parsing", "loc": ["path", "price"],
-                                    "msg": "Input should be a valid number, unable to parse string as a number",
-                                    "input": "cheap"}]}
+    assert r.json() == {
+        "detail": [
+            {
+                "type": "float_parsing",
+                "loc": ["path", "price"],
+                "msg": "Input should be a valid number, unable to parse string as a number",
+                "input": "cheap",
+            }
+        ]
+    }
 
 
 def test_uuid_path_param(client: httpx.Client) -> None:
@@ -79,12 +86,22 @@ def test_uuid_path_param(client: httpx.Client) -> None:
     assert client.get(f"/uuid/{u}").json() == {"uuid": str(u), "version": 4}
     r = client.get("/uuid/not-a-uuid")
     assert r.status_code == 422
-    assert r.json() == {"detail": [{"type": "uuid_parsing", "loc": ["path", "ident"],
-                                    "msg": "Input should be a valid UUID", "input": "not-a-uuid"}]}
+    assert r.json() == {
+        "detail": [
+            {
+                "type": "uuid_parsing",
+                "loc": ["path", "ident"],
+                "msg": "Input should be a valid UUID",
+                "input": "not-a-uuid",
+            }
+        ]
+    }
 
 
-@pytest.mark.parametrize(("raw", "value"), [("true", True), ("1", True), ("yes", True), ("false", False),
-                                            ("0", False), ("off", False), ("TRUE", True)])
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [("true", True), ("1", True), ("yes", True), ("false", False), ("0", False), ("off", False), ("TRUE", True)],
+)
 def test_bool_path_param(client: httpx.Client, raw: str, value: bool) -> None:
     r = client.get(f"/flag/{raw}")
     assert r.status_code == 200
@@ -103,8 +120,7 @@ def test_bad_int_path_param_is_422_fastapi_shape(client: httpx.Client) -> None:
     r = client.get("/users/abc")
     assert r.status_code == 422
     assert r.headers["content-type"] == "application/json"
-    assert r.json() == {"detail": [{"type": "int_parsing", "loc": ["path", "user_id"], "msg": INT_MSG,
-                                    "input": "abc"}]}
+    assert r.json() == {"detail": [{"type": "int_parsing", "loc": ["path", "user_id"], "msg": INT_MSG, "input": "abc"}]}
 
 
 def test_static_route_beats_parameter(client: httpx.Client) -> None:
@@ -139,8 +155,7 @@ def test_query_params_with_defaults(client: httpx.Client) -> None:
 def test_missing_required_query_param_is_422(client: httpx.Client) -> None:
     r = client.get("/search")
     assert r.status_code == 422
-    assert r.json() == {"detail": [{"type": "missing", "loc": ["query", "q"], "msg": "Field required",
-                                    "input": None}]}
+    assert r.json() == {"detail": [{"type": "missing", "loc": ["query", "q"], "msg": "Field required", "input": None}]}
 
 
 def test_all_query_errors_are_reported_together(client: httpx.Client) -> None:
@@ -221,8 +236,26 @@ def test_request_json(client: httpx.Client) -> None:
 def test_floats_are_written_as_python_writes_them(client: httpx.Client) -> None:
     # The C writer spells short decimals itself and leaves the rest to repr(); both must be json.dumps'.
     rnd = random.Random(3)
-    floats = [0.0, -0.0, 1e-4, 9.999999999999999e-05, 1e-5, 2.5e-06, 0.00012, 1e-7, 0.1 + 0.2, 1e15, 999999999999999.9, 1e16, 5e-324,
-              123456.789012345, 100.0, -9.5, 19.99, 1.7976931348623157e308]
+    floats = [
+        0.0,
+        -0.0,
+        1e-4,
+        9.999999999999999e-05,
+        1e-5,
+        2.5e-06,
+        0.00012,
+        1e-7,
+        0.1 + 0.2,
+        1e15,
+        999999999999999.9,
+        1e16,
+        5e-324,
+        123456.789012345,
+        100.0,
+        -9.5,
+        19.99,
+        1.7976931348623157e308,
+    ]
     floats += [round(rnd.uniform(-1e6, 1e6), rnd.randint(0, 9)) for _ in range(600)]
     floats += [rnd.uniform(-10, 10) * 10.0 ** rnd.randint(-9, 18) for _ in range(600)]
     floats += [struct.unpack("d", struct.pack("Q", rnd.getrandbits(64)))[0] for _ in range(600)]
@@ -233,15 +266,32 @@ def test_floats_are_written_as_python_writes_them(client: httpx.Client) -> None:
 
 def test_ints_and_strings_are_written_as_json_writes_them(client: httpx.Client) -> None:
     ints = [0, 7, -1, 10, -10, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 2**64, 10**30, -(10**30)]
-    strings = ["", "plain", '"', "\\", '""', '"start', 'end"', 'mid"dle', "a\nb\tc", "\x00\x1f\x7f", "\b\f\r",
-               "é 😀 中", "\u2028", "</script>", "x" * 3000 + '"' + "y" * 3000]
+    strings = [
+        "",
+        "plain",
+        '"',
+        "\\",
+        '""',
+        '"start',
+        'end"',
+        'mid"dle',
+        "a\nb\tc",
+        "\x00\x1f\x7f",
+        "\b\f\r",
+        "é 😀 中",
+        "\u2028",
+        "</script>",
+        "x" * 3000 + '"' + "y" * 3000,
+    ]
     data = {"ints": ints, "strings": strings, **{k: len(k) for k in strings[:5]}}  # keys are escaped too
     r = client.post("/json", content=json.dumps(data))
     assert r.content == json.dumps({"received": data}, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def test_request_text_uses_charset(client: httpx.Client) -> None:
-    r = client.post("/text", content="caf\u00e9".encode("latin-1"), headers={"Content-Type": "text/plain; charset=latin-1"})
+    r = client.post(
+        "/text", content="caf\u00e9".encode("latin-1"), headers={"Content-Type": "text/plain; charset=latin-1"}
+    )
     assert r.status_code == 200
     assert r.text == "caf\u00e9"
     r = client.post("/text", content="caf\u00e9".encode())
