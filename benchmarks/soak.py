@@ -223,13 +223,15 @@ def report(results: list[dict], out: Path) -> None:
         "plus a slow client trickling requests. Target: RSS growth under 2 MB between the 100k-th "
         "and the last request, no crash, no unexpected status.",
         "",
-        "| allocator | requests | req/s | RSS at 100k | RSS at end | growth | allocated at end | unexpected statuses | crashed | exit code |",
+        "| allocator | requests | req/s | RSS at 100k | RSS at end | growth | allocated at end | unexpected statuses "
+        "| crashed | exit code |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r['allocator']} | {r['requests']:,} | {r['requests_per_second']:,} | {r['rss_kb_at_100k'] / 1024:.1f} MiB "
-            f"| {r['rss_kb_at_end'] / 1024:.1f} MiB | {r['rss_growth_kb'] / 1024:+.2f} MiB | {r['allocated_bytes_at_end']:,} B "
+            f"| {r['allocator']} | {r['requests']:,} | {r['requests_per_second']:,} "
+            f"| {r['rss_kb_at_100k'] / 1024:.1f} MiB | {r['rss_kb_at_end'] / 1024:.1f} MiB "
+            f"| {r['rss_growth_kb'] / 1024:+.2f} MiB | {r['allocated_bytes_at_end']:,} B "
             f"| {r['unexpected_statuses']} | {r['crashed']} | {r['exit_code']} |"
         )
     ok = all(r["rss_growth_kb"] < 2048 and not r["crashed"] and r["unexpected_statuses"] == 0 for r in results)

@@ -69,7 +69,7 @@ def size_pairs(count: int = 256, seed: int = 20240601, lo: int = KIB, hi: int = 
     rnd = random.Random(seed)
 
     def draw() -> int:
-        return int(round(math.exp(rnd.uniform(math.log(lo), math.log(hi)))))
+        return round(math.exp(rnd.uniform(math.log(lo), math.log(hi))))
 
     return [(draw(), draw()) for _ in range(count)]
 

@@ -183,7 +183,8 @@ def _excerpt(text: str | None, lines: int = 4) -> str:
 
 def _workload_table(results: dict, w: str) -> list[str]:
     rows = [
-        "| server | req/s median | min–max | p50 ms | p99 ms | RSS before → after MiB | valid runs | response | status |",
+        "| server | req/s median | min–max | p50 ms | p99 ms | RSS before → after MiB | valid runs | response "
+        "| status |",
         "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for name in server_names(results):
@@ -263,7 +264,7 @@ def markdown(results: dict, charts: list[str]) -> str:
         L += ["## Results by workload", ""]
         for w in results["workloads"]:
             info = results["workloads"][w]
-            L += [f"### {info['title']} — `{info['request']}`", ""] + _workload_table(results, w) + [""]
+            L += [f"### {info['title']} — `{info['request']}`", "", *_workload_table(results, w), ""]
         for c in ("throughput.png", "latency_p99.png", "rss.png"):
             if c in charts:
                 L += [f"![{c}]({c})", ""]
@@ -337,7 +338,7 @@ def markdown(results: dict, charts: list[str]) -> str:
                     if not r.get("valid"):
                         problems.append(f"- memory study {phase} / {name}: {r.get('status')}: {r.get('error', '')}")
     L += (
-        (problems and problems + ["", *_explanations(results)])
+        (problems and [*problems, "", *_explanations(results)])
         or [
             "None: every server installed, started, answered the expected document and ran without "
             "socket errors or non-2xx responses."
@@ -387,7 +388,8 @@ def memory_markdown(mem: dict, charts: list[str]) -> list[str]:
         + ".",
         "",
         "| variant | req/s median (min–max) | MiB/s | p99 ms | peak RSS MiB | allocator peak allocated / resident MiB "
-        "| fragmentation % (median under load) | spike: baseline → peak → after idle RSS MiB | after idle: allocated / resident MiB |",
+        "| fragmentation % (median under load) | spike: baseline → peak → after idle RSS MiB "
+        "| after idle: allocated / resident MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, s in S.items():
@@ -395,11 +397,13 @@ def memory_markdown(mem: dict, charts: list[str]) -> list[str]:
             continue
         label = mem["variants"][name]["label"]
         L.append(
-            f"| {label} | {_n(s['rps_median'])} ({_n(s['rps_min'])}–{_n(s['rps_max'])}) | {_n(s['mb_per_s_median'])} "
+            f"| {label} | {_n(s['rps_median'])} ({_n(s['rps_min'])}–{_n(s['rps_max'])}) "
+            f"| {_n(s['mb_per_s_median'])} "
             f"| {_n(s['p99_ms_median'], 1)} | {_n(s['rss_peak_mb_median'], 1)} "
             f"| {_n(s['allocated_mb_peak_median'], 1)} / {_n(s['resident_mb_peak_median'], 1)} "
             f"| {_n(s['fragmentation_percent_median'], 1)} "
-            f"| {_n(s['spike_rss_baseline_mb'], 1)} → {_n(s['spike_rss_peak_mb'], 1)} → {_n(s['spike_rss_after_idle_mb'], 1)} "
+            f"| {_n(s['spike_rss_baseline_mb'], 1)} → {_n(s['spike_rss_peak_mb'], 1)} "
+            f"→ {_n(s['spike_rss_after_idle_mb'], 1)} "
             f"| {_n(s['spike_allocated_mb_after_idle'], 1)} / {_n(s['spike_resident_mb_after_idle'], 1)} |"
         )
     L.append("")
@@ -634,7 +638,7 @@ def charts(results: dict, out: Path, log=print) -> list[str]:
         cols = 3 if len(ws) > 4 else 2
         rows = (len(ws) + cols - 1) // cols
         fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 2.6 * rows + 0.6), squeeze=False)
-        for ax, w in zip(axes.flat, ws):
+        for ax, w in zip(axes.flat, ws, strict=False):  # the grid may have spare cells
             bars(ax, w, key, f"{results['workloads'][w]['title']}\n{results['workloads'][w]['request']}", fmt)
             ax.set_xlabel(xlabel, fontsize=7)
         for ax in list(axes.flat)[len(ws) :]:
@@ -653,7 +657,7 @@ def charts(results: dict, out: Path, log=print) -> list[str]:
         head = [w for w in ("hello", "echo_small") if w in results["workloads"]]
         if head:
             fig, axes = plt.subplots(1, len(head), figsize=(6 * len(head), 3.6), squeeze=False)
-            for ax, w in zip(axes.flat, head):
+            for ax, w in zip(axes.flat, head, strict=True):
                 bars(ax, w, "rps", f"{results['workloads'][w]['title']} — requests/s, 1 CPU", "{:,.0f}")
             fig.tight_layout()
             fig.savefig(out / "headline.png", dpi=110)
@@ -676,7 +680,7 @@ def charts(results: dict, out: Path, log=print) -> list[str]:
             alpha=0.45,
             label="max after a workload",
         )
-        for i, (a, b) in enumerate(zip(idle, after)):
+        for i, (a, b) in enumerate(zip(idle, after, strict=True)):
             ax.text(a + 0.5, i - 0.2, f"{a:.1f}", va="center", fontsize=7)
             ax.text(b + 0.5, i + 0.2, f"{b:.1f}", va="center", fontsize=7)
         ax.set_yticks(y, labels, fontsize=8)
@@ -704,11 +708,11 @@ def charts(results: dict, out: Path, log=print) -> list[str]:
                 ("allocated_mb", "allocator allocated (MiB)"),
                 ("fragmentation_percent", "fragmentation (%)"),
             ]
-            for ax, (key, title) in zip(axes.flat, panels):
+            for ax, (key, title) in zip(axes.flat, panels, strict=False):  # spare grid cells
                 for n, r in runs.items():
                     pts = [(s["t"], s[key]) for s in r["samples"] if s.get(key) is not None]
                     if pts:
-                        ax.plot(*zip(*pts), label=mem["variants"][n]["label"], color=mcol.get(n), lw=1.3)
+                        ax.plot(*zip(*pts, strict=True), label=mem["variants"][n]["label"], color=mcol.get(n), lw=1.3)
                 any_run = next(iter(runs.values()))
                 ax.axvspan(
                     any_run["marks"]["load_start"], any_run["marks"]["load_end"], color="#f2e394", alpha=0.35, lw=0

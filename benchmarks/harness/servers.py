@@ -8,6 +8,7 @@ group. RSS is read from /proc/<pid>/status (VmRSS), summed over the tree.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -303,10 +304,8 @@ class Server:
         except OSError:
             return ""
         if self.spec.name == "nginx":
-            try:
+            with contextlib.suppress(OSError):  # nginx may not have written one
                 text += (self.tmp / "error.log").read_text(errors="replace")
-            except OSError:
-                pass
         return text[-chars:]
 
     def stop(self, timeout: float = 8.0) -> int | None:
@@ -325,10 +324,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 continue
         # children that outlived their parent (same process group, which we created)
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # none left
             os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         self.exit_code = self.proc.wait()
         return self.exit_code
 
@@ -364,22 +361,20 @@ def start_server(
     full_env.update({"BENCH_PORT": str(port), "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
     full_env.update(spec.env)
     full_env.update(env or {})
-    log = open(tmp / "server.log", "wb")
-    try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=APPS,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            start_new_session=True,
-        )
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ServerError(f"cannot start {spec.name}: {e}", str(e)) from e
-    finally:
-        log.close()
+    with open(tmp / "server.log", "wb") as log:  # the child has its own copy of the descriptor
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=APPS,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                start_new_session=True,
+            )
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ServerError(f"cannot start {spec.name}: {e}", str(e)) from e
     server = Server(spec, proc, port, tmp, argv)
     server.env = {"BENCH_PORT": str(port), **spec.env, **(env or {})}
     deadline = time.monotonic() + ready_timeout

@@ -106,7 +106,7 @@ def parse_wrk(text: str, command: str = "", returncode: int = 0) -> WrkResult:
         r.read_bytes = _bytes(m.group(3))
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     if m:
-        r.errors = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups())))
+        r.errors = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups()), strict=True))
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     if m:
         r.non_2xx = int(m.group(1))

@@ -15,6 +15,7 @@ Unsupported annotations are a TypeError here, when the route is added.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 import typing
@@ -122,10 +123,9 @@ def type_hints(call: Callable[..., Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, ann in raw.items():
         if isinstance(ann, str):
-            try:
+            # a name that does not resolve stays a string (as typing.get_type_hints would fail)
+            with contextlib.suppress(Exception):
                 ann = eval(ann, dict(globalns), dict(closure))
-            except Exception:
-                pass
         out[name] = ann
     return out
 
@@ -185,10 +185,7 @@ def analyze(
             sub_call = marker.dependency if marker.dependency is not None else base
             if not callable(sub_call):
                 raise TypeError(f"{where}: Depends() on parameter {p.name!r} needs a callable")
-            if overrides and sub_call in overrides:
-                sub_call_used = overrides[sub_call]
-            else:
-                sub_call_used = sub_call
+            sub_call_used = overrides[sub_call] if overrides and sub_call in overrides else sub_call
             sub = analyze(sub_call_used, path, use_cache=marker.use_cache, overrides=overrides, _stack=(*_stack, call))
             sub.scopes = tuple(getattr(marker, "scopes", ()))
             dep.deps.append((p.name, sub))

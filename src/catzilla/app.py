@@ -469,10 +469,9 @@ class Catzilla(RouteDecorators):
             def auto_options(raw: Any, request: Any = None, allow: str = allow) -> Response:
                 return Response(None, status_code=204, headers={"Allow": allow})
 
-            if app_layers:
-                fn = self._chain(app_layers, auto_options, False)
-            else:
-                fn = lambda raw, a=auto_options: a(raw)  # noqa: E731
+            fn: Callable[[Any], Any] = (
+                self._chain(app_layers, auto_options, False) if app_layers else lambda raw, a=auto_options: a(raw)
+            )
             target = self._auto_options.get(path)
             if target is None:
                 target = [MODE_REQUEST, fn]

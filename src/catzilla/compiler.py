@@ -420,7 +420,7 @@ class Compiler:
                     f"Input should be a multiple of {m.multiple_of}",
                     {"multiple_of": m.multiple_of},
                 )
-        if (kind == "str" and not p.is_list) or (kind == "str" and p.is_list and False):
+        if kind == "str" and not p.is_list:
             if m.min_length is not None:
                 add(
                     f"len({var}) < {m.min_length}",
@@ -550,7 +550,8 @@ class Compiler:
         else:
             head, ind2 = [], ind
         sc = self.const(scalar)
-        out = head + [
+        out = [
+            *head,
             f"{ind2}try:",
             f"{ind2}    {var} = _jscalar({sc}, v)",
             f"{ind2}except (ValueError, TypeError):",

@@ -14,6 +14,7 @@ pydantic when it is installed, else msgspec, else a shape-only fallback
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -345,10 +346,8 @@ def adapter_for(tp: Any) -> Adapter:
         adapter = MsgspecAdapter(tp)
     else:
         adapter = _library_adapter(tp)
-    try:
+    with contextlib.suppress(TypeError):  # an unhashable type is analysed each time
         _CACHE[tp] = adapter
-    except TypeError:
-        pass
     return adapter
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -75,10 +76,8 @@ def supervise(workers: int, serve_one: Callable[[], None]) -> None:
         nonlocal stopping
         stopping = True
         for pid in list(children):
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it exited already
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     saved = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -110,7 +110,7 @@ def test_hooks_run_once_per_worker() -> None:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=30)
         lines = log.read_text().split()
-        starts = [int(p) for w, p in zip(lines[::2], lines[1::2]) if w == "startup"]
-        stops = [int(p) for w, p in zip(lines[::2], lines[1::2]) if w == "shutdown"]
+        starts = [int(p) for w, p in zip(lines[::2], lines[1::2], strict=True) if w == "startup"]
+        stops = [int(p) for w, p in zip(lines[::2], lines[1::2], strict=True) if w == "shutdown"]
         assert sorted(starts) == sorted(pids) and sorted(stops) == sorted(pids)
         assert proc.pid not in starts  # not the supervisor

@@ -53,7 +53,7 @@ def test_fragmentation_stays_within_bounds(use_jemalloc: bool) -> None:
 
 def test_bad_purpose_is_a_clear_error() -> None:
     app = Catzilla(use_jemalloc=False)
-    with pytest.raises(ValueError, match="purpose must be one of .* got 'heap'"):
+    with pytest.raises(ValueError, match=r"purpose must be one of .* got 'heap'"):
         app._memory.allocator._test_alloc("heap", 10)
     with pytest.raises(ValueError, match="size=0"):
         app._memory.allocator._test_alloc("cache", 0)

@@ -360,7 +360,7 @@ class ServerProcess:
             self.proc.wait(5)
             raise AssertionError(
                 f"server did not exit within {timeout}s of signal {sig}; stderr:\n{self.stderr[-3000:]}"
-            )
+            ) from None
 
 
 LISTEN_TAIL = """

@@ -154,7 +154,12 @@ def memory_trend():
 def health():
     allocator_info = app.get_allocator_info()
     memory_stats = app.get_memory_stats()
-    return {"status": "healthy", "allocator": allocator_info["current_allocator"], "memory_efficiency": memory_stats.get("fragmentation_percent", 0) < 10, "jemalloc_working": allocator_info["jemalloc_enabled"]}
+    return {
+        "status": "healthy",
+        "allocator": allocator_info["current_allocator"],
+        "memory_efficiency": memory_stats.get("fragmentation_percent", 0) < 10,
+        "jemalloc_working": allocator_info["jemalloc_enabled"],
+    }
 """
 
 

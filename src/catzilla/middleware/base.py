@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, Union
+from typing import Any
 
 from catzilla.request import Request
 from catzilla.response import Response
 
 CallNext = Callable[[Request], Any]
 Next = Callable[[Request], Any]
-MaybeAwaitable = Union[Response, None, Awaitable[Response | None]]
+MaybeAwaitable = Response | None | Awaitable[Response | None]
 
 
 class Middleware:

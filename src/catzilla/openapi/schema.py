@@ -8,6 +8,7 @@ TypedDicts get a schema from their annotations. The 422 response and its
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import re
@@ -73,10 +74,8 @@ class SchemaBuilder:
         except TypeError:
             pass
         schema = self._build(tp)
-        try:
+        with contextlib.suppress(TypeError):  # unhashable types are not remembered
             self._seen[tp] = schema
-        except TypeError:
-            pass
         return schema
 
     def _hoist(self, schema: dict[str, Any], name: str | None) -> dict[str, Any]:
