@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import re
+import sys
+import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,6 +107,15 @@ def callable_kind(call: Callable[..., Any]) -> str:
     return "function"
 
 
+def _no_defaults(target: Any) -> Any:
+    """What get_type_hints should read on 3.10, which makes ``x: T = None``
+    Optional[T] (3.11 dropped that): the annotations and globals without the
+    defaults, so every version binds what was written."""
+    if sys.version_info >= (3, 11) or not inspect.isfunction(target):
+        return target
+    return types.SimpleNamespace(__annotations__=target.__annotations__, __globals__=inspect.unwrap(target).__globals__)
+
+
 def type_hints(call: Callable[..., Any]) -> dict[str, Any]:
     target: Any = call
     if isinstance(call, type):
@@ -112,7 +123,7 @@ def type_hints(call: Callable[..., Any]) -> dict[str, Any]:
     elif not (inspect.isfunction(call) or inspect.ismethod(call)) and hasattr(call, "__call__"):  # noqa: B004
         target = call.__call__  # type: ignore[operator]
     try:
-        return typing.get_type_hints(target, include_extras=True)
+        return typing.get_type_hints(_no_defaults(target), include_extras=True)
     except Exception:
         pass
     # One annotation did not resolve (e.g. a class local to a function under
@@ -201,7 +212,7 @@ def analyze(
 def special_kind(name: str, base: Any, marker: Any) -> str | None:
     if marker is not None:
         return None
-    if isinstance(base, type):
+    if convert.is_class(base):
         if issubclass(base, Request):
             return "request"
         if issubclass(base, Response):

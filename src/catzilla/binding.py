@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from catzilla import direct, models, rendering
+from catzilla import convert, direct, models, rendering
 from catzilla.analysis import Dependant, analyze, split_annotated, type_hints
 from catzilla.background import BackgroundTasks
 from catzilla.compiler import Compiler
@@ -31,7 +31,7 @@ def response_model_of(handler: Callable[..., Any], response_model: Any) -> Any:
     base, _ = split_annotated(ret)
     if base is inspect.Parameter.empty or base is None:
         return None
-    if isinstance(base, type) and issubclass(base, Response):
+    if convert.is_class(base) and issubclass(base, Response):
         return None
     return base if models.contains_model(base) else None
 

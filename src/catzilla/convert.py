@@ -14,12 +14,20 @@ import datetime as dt
 import decimal
 import enum
 import inspect
+import re
+import sys
 import types
 import typing
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+
+def is_class(tp: Any) -> bool:
+    """A real class: on 3.10 ``isinstance(list[int], type)`` is True too."""
+    return isinstance(tp, type) and not isinstance(tp, types.GenericAlias)
+
 
 TRUE = frozenset({"1", "true", "on", "yes", "t", "y"})
 FALSE = frozenset({"0", "false", "off", "no", "f", "n"})
@@ -103,6 +111,26 @@ DECIMAL = Scalar(
     kind="number",
     json_schema={"anyOf": [{"type": "number"}, {"type": "string"}]},
 )
+if sys.version_info >= (3, 11):
+    parse_datetime, parse_time = dt.datetime.fromisoformat, dt.time.fromisoformat
+else:
+    # 3.10's fromisoformat reads only its own output: no "Z" for UTC, and
+    # fractions of exactly 3 or 6 digits. Rewritten into that form, the
+    # spellings 3.11+ accept most often (RFC 3339) parse the same on 3.10.
+    _FRACTION = re.compile(r"(?<=\d\d:\d\d:\d\d)[.,](\d+)")
+
+    def _iso310(text: str) -> str:
+        if text[-2:-1].isdigit() and text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        return _FRACTION.sub(lambda m: "." + (m.group(1) + "00000")[:6], text, count=1)
+
+    def parse_datetime(text: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(_iso310(text))
+
+    def parse_time(text: str) -> dt.time:
+        return dt.time.fromisoformat(_iso310(text))
+
+
 DATE = Scalar(
     dt.date,
     dt.date.fromisoformat,
@@ -113,7 +141,7 @@ DATE = Scalar(
 )
 DATETIME = Scalar(
     dt.datetime,
-    dt.datetime.fromisoformat,
+    parse_datetime,
     "datetime_parsing",
     "Input should be a valid datetime",
     kind="other",
@@ -121,7 +149,7 @@ DATETIME = Scalar(
 )
 TIME = Scalar(
     dt.time,
-    dt.time.fromisoformat,
+    parse_time,
     "time_parsing",
     "Input should be a valid time",
     kind="other",
@@ -243,11 +271,11 @@ def scalar_for(annotation: Any) -> Scalar | None:
         return STR
     if annotation in BUILTIN:
         return BUILTIN[annotation]
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+    if is_class(annotation) and issubclass(annotation, enum.Enum):
         return enum_scalar(annotation)
     if typing.get_origin(annotation) is typing.Literal:
         return literal_scalar(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, str):
+    if is_class(annotation) and issubclass(annotation, str):
         return Scalar(annotation, annotation, kind="str", json_schema={"type": "string"})
     return None
 

@@ -94,7 +94,7 @@ def plan_for(
         return _core.CallPlan(specs)
     options: dict[str, Any] = {"finish": finish}
     if (
-        isinstance(response_model, type)
+        convert.is_class(response_model)
         and status >= 200
         and status not in NO_BODY
         and (response_class is None or response_class is JSONResponse)

@@ -24,6 +24,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from catzilla.convert import is_class as _is_class
 from catzilla.shapes import Shape, pydantic_shape
 
 ErrorList = list[dict[str, Any]]
@@ -48,12 +49,12 @@ def _msgspec() -> Any:
 
 def is_pydantic_model(tp: Any) -> bool:
     pd = _pydantic()
-    return pd is not None and isinstance(tp, type) and issubclass(tp, pd.BaseModel)
+    return pd is not None and _is_class(tp) and issubclass(tp, pd.BaseModel)
 
 
 def is_struct(tp: Any) -> bool:
     ms = _msgspec()
-    return ms is not None and isinstance(tp, type) and issubclass(tp, ms.Struct)
+    return ms is not None and _is_class(tp) and issubclass(tp, ms.Struct)
 
 
 def is_model_type(tp: Any) -> bool:
@@ -61,7 +62,7 @@ def is_model_type(tp: Any) -> bool:
     return (
         is_pydantic_model(tp)
         or is_struct(tp)
-        or (isinstance(tp, type) and dataclasses.is_dataclass(tp))
+        or (_is_class(tp) and dataclasses.is_dataclass(tp))
         or typing.is_typeddict(tp)
     )
 
@@ -289,7 +290,7 @@ class PlainAdapter(Adapter):
 
 
 def _plain_validate(tp: Any, obj: Any, loc: list[Any]) -> Any:
-    if (isinstance(tp, type) and dataclasses.is_dataclass(tp)) or typing.is_typeddict(tp):
+    if (_is_class(tp) and dataclasses.is_dataclass(tp)) or typing.is_typeddict(tp):
         if not isinstance(obj, dict):
             raise ModelError(
                 [{"type": "dict_type", "loc": loc, "msg": "Input should be a valid dictionary", "input": obj}]

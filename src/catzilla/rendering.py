@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from catzilla import models
+from catzilla.convert import is_class
 from catzilla.exceptions import ResponseValidationError
 from catzilla.response import JSONResponse, Response, json_bytes_response, json_dumps
 
@@ -91,7 +92,7 @@ def make_finish(
         return None
     if response_model is not None:
         adapter = models.adapter_for(response_model)
-        exact = response_model if isinstance(response_model, type) else None
+        exact = response_model if is_class(response_model) else None
 
         def finish_model(value: Any) -> Any:
             if isinstance(value, Response):

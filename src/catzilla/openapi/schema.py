@@ -87,7 +87,7 @@ class SchemaBuilder:
         return schema
 
     def _build(self, tp: Any) -> dict[str, Any]:
-        name = tp.__name__ if isinstance(tp, type) else None
+        name = tp.__name__ if convert.is_class(tp) else None
         if models.is_struct(tp) or (models._has_struct(tp)):
             ms = sys.modules["msgspec"]
             (schema,), comps = ms.json.schema_components([tp], ref_template=REF + "{name}")
@@ -95,7 +95,7 @@ class SchemaBuilder:
                 self.components.setdefault(key, sub)
             return dict(schema)
         pd = sys.modules.get("pydantic")
-        if pd is None and not isinstance(tp, type):
+        if pd is None and not convert.is_class(tp):
             try:
                 import pydantic as pd  # type: ignore[no-redef]
             except ImportError:
@@ -110,7 +110,7 @@ class SchemaBuilder:
 
     def _plain(self, tp: Any) -> dict[str, Any]:
         """Without pydantic: dataclasses, TypedDicts, containers and scalars by their annotations."""
-        if (isinstance(tp, type) and dataclasses.is_dataclass(tp)) or typing.is_typeddict(tp):
+        if (convert.is_class(tp) and dataclasses.is_dataclass(tp)) or typing.is_typeddict(tp):
             hints = typing.get_type_hints(tp)
             if typing.is_typeddict(tp):
                 required = sorted(tp.__required_keys__)
