@@ -119,9 +119,9 @@ def _no_defaults(target: Any) -> Any:
 def type_hints(call: Callable[..., Any]) -> dict[str, Any]:
     target: Any = call
     if isinstance(call, type):
-        target = call.__init__
+        target = typing.cast(Any, call).__init__  # the class's own, for its annotations
     elif not (inspect.isfunction(call) or inspect.ismethod(call)) and hasattr(call, "__call__"):  # noqa: B004
-        target = call.__call__  # type: ignore[operator]
+        target = call.__call__
     try:
         return typing.get_type_hints(_no_defaults(target), include_extras=True)
     except Exception:

@@ -249,7 +249,7 @@ class Catzilla(RouteDecorators):
         route = Route(
             path,
             frozenset(method_list),
-            name or getattr(endpoint, "__name__", repr(endpoint)),
+            name or str(getattr(endpoint, "__name__", None) or repr(endpoint)),
             endpoint,
             tags=tuple(options.get("tags") or ()),
             summary=options.get("summary"),
@@ -469,16 +469,14 @@ class Catzilla(RouteDecorators):
             def auto_options(raw: Any, request: Any = None, allow: str = allow) -> Response:
                 return Response(None, status_code=204, headers={"Allow": allow})
 
-            fn: Callable[[Any], Any] = (
-                self._chain(app_layers, auto_options, False) if app_layers else lambda raw, a=auto_options: a(raw)
-            )
-            target = self._auto_options.get(path)
-            if target is None:
-                target = [MODE_REQUEST, fn]
-                self._server.add_route("OPTIONS", path, target)
-                self._auto_options[path] = target
+            fn: Callable[..., Any] = self._chain(app_layers, auto_options, False) if app_layers else auto_options
+            options_target = self._auto_options.get(path)
+            if options_target is None:
+                options_target = [MODE_REQUEST, fn]
+                self._server.add_route("OPTIONS", path, options_target)
+                self._auto_options[path] = options_target
             else:
-                target[:] = [MODE_REQUEST, fn]
+                options_target[:] = [MODE_REQUEST, fn]
 
     def _chain(self, layers: list[Layer], call: Callable[[Any, Any], Any], is_async: bool) -> Callable[[Any], Any]:
         return build_chain(

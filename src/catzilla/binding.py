@@ -58,16 +58,17 @@ class Binding:
         self.path = path
         self.handler = handler
         self.dependencies = list(dependencies)
-        for d in self.dependencies:
-            if not isinstance(d, Depends):
-                raise TypeError(f"dependencies must be Depends(...) objects, got {d!r}")
+        self._dependency_calls: list[tuple[Callable[..., Any], bool]] = []  # (callable, use_cache)
+        for dependency in self.dependencies:
+            if not isinstance(dependency, Depends):
+                raise TypeError(f"dependencies must be Depends(...) objects, got {dependency!r}")
+            if dependency.dependency is None:
+                raise TypeError(f"{path}: route dependencies need a callable: Depends(fn), got {dependency!r}")
+            self._dependency_calls.append((dependency.dependency, dependency.use_cache))
         self.overrides = overrides
         self.run_background = run_background
         self.dependant = analyze(handler, path)
-        self.extra = [
-            analyze(d.dependency, path, use_cache=d.use_cache)
-            for d in self.dependencies  # type: ignore[arg-type]
-        ]
+        self.extra = [analyze(call, path, use_cache=use_cache) for call, use_cache in self._dependency_calls]
         self.status_code = status_code
         self.response_model = response_model_of(handler, response_model)
         self.finish = rendering.make_finish(
@@ -118,8 +119,8 @@ class Binding:
             snapshot = dict(self.overrides)
             dependant = analyze(self.handler, self.path, overrides=snapshot)
             extra = [
-                analyze(snapshot.get(d.dependency, d.dependency), self.path, use_cache=d.use_cache, overrides=snapshot)
-                for d in self.dependencies
+                analyze(snapshot.get(call, call), self.path, use_cache=use_cache, overrides=snapshot)
+                for call, use_cache in self._dependency_calls
             ]
             fn = self._compile(dependant, extra, with_override_check=False)
             self._override_cache = {key: fn}

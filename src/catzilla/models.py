@@ -195,7 +195,10 @@ class PydanticAdapter(Adapter):
             raise ModelError(pydantic_errors(exc)) from None
 
     def dump_json(self, value: Any, *, exclude_none: bool = False, exclude_unset: bool = False) -> bytes:
-        return self.serializer.to_json(value, by_alias=True, exclude_none=exclude_none, exclude_unset=exclude_unset)
+        data: bytes = self.serializer.to_json(
+            value, by_alias=True, exclude_none=exclude_none, exclude_unset=exclude_unset
+        )
+        return data
 
     def json_entry(self) -> Any:
         return self.validator.validate_json, (self._pd.ValidationError,), pydantic_errors
@@ -243,7 +246,7 @@ class MsgspecAdapter(Adapter):
             raise ModelError(msgspec_errors(exc)) from None
 
     def dump_json(self, value: Any, *, exclude_none: bool = False, exclude_unset: bool = False) -> bytes:
-        data = self.encode(value)
+        data: bytes = self.encode(value)
         if exclude_none:
             data = json.dumps(_drop_none(json.loads(data)), separators=(",", ":"), ensure_ascii=False).encode()
         return data
@@ -369,7 +372,8 @@ def _library_adapter(tp: Any) -> Adapter:
 def serializer_for(tp: type) -> Callable[[Any], bytes] | None:
     """JSON bytes for an instance of a model class (for return values); None if not a model."""
     if is_pydantic_model(tp):
-        return functools.partial(tp.__pydantic_serializer__.to_json, by_alias=True)
+        model: Any = tp  # a pydantic model class: its serializer is set by its metaclass
+        return functools.partial(model.__pydantic_serializer__.to_json, by_alias=True)
     if is_struct(tp):
         return _msgspec().json.encode  # type: ignore[no-any-return]
     if dataclasses.is_dataclass(tp):

@@ -90,14 +90,14 @@ def supervise(workers: int, serve_one: Callable[[], None]) -> None:
                 break
             except InterruptedError:
                 continue
-            slot = children.pop(pid, None)
-            if slot is None or stopping:
+            dead = children.pop(pid, None)
+            if dead is None or stopping:
                 continue
             code = os.waitstatus_to_exitcode(status)
             print(f"catzilla: worker {pid} exited ({code}); starting another", file=sys.stderr, flush=True)
             time.sleep(WORKER_RESTART_DELAY_S)
             if not stopping:
-                spawn(slot)
+                spawn(dead)
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)

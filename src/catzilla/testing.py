@@ -103,14 +103,20 @@ class TestClient(httpx.Client):
     def _record(self, exc: BaseException) -> None:
         self._server_exc = exc
 
+    def _take_server_exc(self) -> BaseException | None:
+        """What the server thread recorded during the request (a method, so that
+        type checkers do not take the attribute for the None set before it)."""
+        exc, self._server_exc = self._server_exc, None
+        return exc
+
     # -- httpx.Client ------------------------------------------------------------------
 
-    def request(self, method: str, url: Any, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+    def request(self, method: str, url: Any, **kwargs: Any) -> httpx.Response:
         if self._thread is None:
             self.start()
         self._server_exc = None
         response = super().request(method, url, **kwargs)
-        exc, self._server_exc = self._server_exc, None
+        exc = self._take_server_exc()
         if exc is not None and self.raise_server_exceptions:
             raise exc
         return response

@@ -97,7 +97,7 @@ class SchemaBuilder:
         pd = sys.modules.get("pydantic")
         if pd is None and not convert.is_class(tp):
             try:
-                import pydantic as pd  # type: ignore[no-redef]
+                import pydantic as pd
             except ImportError:
                 pd = None
         if pd is not None:
