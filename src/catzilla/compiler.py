@@ -14,7 +14,6 @@ Set ``CATZILLA_DEBUG_BINDER=1`` to print the generated source.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 import sys
@@ -22,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from catzilla import convert, datastructures, dependencies, models, rendering
+from catzilla import _json, convert, datastructures, dependencies, models, rendering
 from catzilla.analysis import Dependant, ParamInfo
 from catzilla.background import BackgroundTasks
 from catzilla.exceptions import RequestValidationError
@@ -128,7 +127,7 @@ class Compiler:
             "_ck": _cookies,
             "_pform": datastructures.parse_form,
             "_formv": _form_values,
-            "_loads": json.loads,
+            "_loads": _json.loads,
             "_Request": request_class,
             "_Sub": rendering.SubResponse,
             "_merge": rendering.merge_sub_response,

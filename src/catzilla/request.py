@@ -6,11 +6,11 @@ never pays for headers, query parsing or cookies.
 
 from __future__ import annotations
 
-import json
 from functools import cached_property
 from typing import Any
 from urllib.parse import unquote
 
+from catzilla import _json
 from catzilla._core import RawRequest
 from catzilla.datastructures import URL, Address, Headers, QueryParams, State
 
@@ -99,7 +99,7 @@ class Request:
 
     def json(self) -> Any:
         """The body parsed as JSON; ValueError when it is not JSON."""
-        return json.loads(self.body)
+        return _json.loads(self.body)
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path}>"

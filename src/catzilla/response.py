@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, MutableMapping
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
+from catzilla import _json
 
-def json_dumps(content: Any) -> str:
-    """Compact JSON, as FastAPI writes it (NaN and infinities refused)."""
-    return _encoder(content)
-
-
-def _default(value: Any) -> Any:
-    from catzilla.encoders import default
-
-    return default(value)
-
-
-_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_default).encode
+# Compact JSON, as FastAPI writes it (NaN and infinities refused); orjson
+# when installed, the same bytes either way (catzilla._json).
+json_dumps = _json.dumps
+json_dumps_bytes = _json.dumps_bytes
 
 
 class MutableHeaders(MutableMapping[str, str]):
@@ -177,7 +169,7 @@ class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json_dumps(content).encode("utf-8")
+        return json_dumps_bytes(content)
 
 
 class HTMLResponse(Response):
