@@ -398,7 +398,7 @@ class Catzilla(RouteDecorators):
     def _announce(self, url: str, port: int, workers: int) -> None:
         url = url.rsplit(":", 1)[0] + f":{port}"
         print(
-            serving.banner(url, workers, self._memory.backend, self.production, catzilla.__version__),
+            serving.banner(url, workers, self._memory.backend, self.production, catzilla.__version__, self.debug),
             file=sys.stderr,
             flush=True,
         )

@@ -14,19 +14,19 @@ from typing import Any
 WORKER_RESTART_DELAY_S = 0.5
 
 
-def banner(url: str, workers: int, allocator: str, production: bool, version: str) -> str:
+def banner(url: str, workers: int, allocator: str, production: bool, version: str, debug: bool = False) -> str:
     plural = "worker" if workers == 1 else "workers"
     if production:
         return f"catzilla {version}: serving {url} ({workers} {plural}, allocator {allocator})"
-    return "\n".join(
-        [
-            f"Catzilla {version}",
-            f"  serving   {url}",
-            f"  workers   {workers}",
-            f"  allocator {allocator}",
-            "  press Ctrl+C to stop",
-        ]
-    )
+    lines = [
+        f"Catzilla {version}",
+        f"  serving   {url}",
+        f"  workers   {workers}",
+        f"  allocator {allocator}",
+    ]
+    if debug:  # said at every start, so that it is not deployed unnoticed
+        lines.append("  debug     ON: 500 answers show exceptions and tracebacks (not for deployment)")
+    return "\n".join([*lines, "  press Ctrl+C to stop"])
 
 
 class signals_to:

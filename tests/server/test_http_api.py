@@ -533,6 +533,28 @@ def test_production_unsupported_type_is_500_without_details(custom: httpx.Client
 
 def test_production_banner(custom_server: ServerProcess) -> None:
     assert f"serving http://127.0.0.1:{custom_server.port} (1 worker, allocator " in custom_server.stderr
+    assert "debug" not in custom_server.stderr
+
+
+DEBUG_APP = """
+from catzilla import Catzilla
+
+app = Catzilla(debug=True)
+
+
+@app.get("/boom")
+def boom():
+    raise RuntimeError("shown in debug")
+"""
+
+
+def test_debug_is_announced_and_shows_tracebacks(main_server: ServerProcess) -> None:
+    assert "debug" not in main_server.stderr.split("press Ctrl+C")[0]
+    with start_server(DEBUG_APP) as srv, httpx.Client(base_url=f"http://127.0.0.1:{srv.port}") as c:
+        assert "debug     ON: 500 answers show exceptions and tracebacks (not for deployment)" in srv.stderr
+        body = c.get("/boom").json()
+        assert body["error"] == "RuntimeError: shown in debug"
+        assert 'raise RuntimeError("shown in debug")' in "".join(body["traceback"])
 
 
 def test_exception_handler_that_fails_gives_500(custom: httpx.Client) -> None:
