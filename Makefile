@@ -10,7 +10,7 @@ SOURCES := CMakeLists.txt pyproject.toml $(shell find csrc cmake src third_party
 C_TESTS := $(wildcard tests/c/*.c)
 PIP_INSTALL := $(PY) -m pip install -q --no-build-isolation --no-deps
 
-.PHONY: setup run test test-python test-malloc-only test-c test-asan clean wheel
+.PHONY: setup run test test-python test-malloc-only test-c test-asan clean wheel lint test-pythons test-pythons-ci
 
 setup: build/.bootstrap build/.installed
 
@@ -43,7 +43,7 @@ build/.asan-ext: build/.bootstrap $(SOURCES)
 run: setup
 	$(PY) examples/hello.py
 
-test: setup test-c test-asan test-python test-malloc-only test-static test-fuzz
+test: setup lint test-c test-asan test-python test-pythons-ci test-malloc-only test-static test-fuzz
 
 test-python: setup
 	$(PY) -m pytest -q tests
@@ -85,6 +85,50 @@ wheel: build/.bootstrap
 	$(PY) -m pip wheel --no-deps -w build/wheel/dist -C build-dir=build/wheel/cmake .
 	PATH=$(VENV)/bin:$$PATH $(PY) -m auditwheel repair --wheel-dir dist build/wheel/dist/catzilla-*.whl
 	$(PY) -m auditwheel show $$(ls -t dist/catzilla-*manylinux*.whl | head -1)
+
+# ---- lint and type gates --------------------------------------------------------------
+# ruff (lint and format) and mypy as configured in pyproject.toml, stubtest
+# for src/catzilla/_core.pyi against the built extension, clang-format
+# (.clang-format) over the C sources. Fix with `ruff check --fix`, `ruff
+# format` and `clang-format -i`.
+C_FORMATTED := $(sort $(shell find csrc tests/c tests/fuzz -name '*.[ch]'))
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest catzilla._core
+	$(VENV)/bin/clang-format --dry-run --Werror $(C_FORMATTED)
+
+# ---- the Python suite under each supported interpreter ----------------------------------
+# Each found interpreter (pyenv's, else pythonX.Y on PATH) gets its own venv
+# and build directory in build/py3.X/ (jemalloc from the same source cache);
+# one that is absent is skipped with a message. `make test` runs the oldest
+# and the newest; `make test-pythons` all of them. tests/build is left out:
+# it tests CMake, not the interpreter.
+PYTHONS := 3.10 3.11 3.12 3.13
+CI_PYTHONS := $(firstword $(PYTHONS)) $(lastword $(PYTHONS))
+PYENV_VERSIONS := $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions
+python_for = $(firstword $(wildcard $(PYENV_VERSIONS)/$(1).*/bin/python$(1)) $(shell command -v python$(1) 2>/dev/null))
+
+build/py3.%/.installed: build/.bootstrap $(SOURCES)
+	PYTHON=$(call python_for,3.$*) VENV=$(ROOT)/build/py3.$*/venv scripts/bootstrap
+	$(ROOT)/build/py3.$*/venv/bin/python -m pip install -q --no-build-isolation --no-deps \
+	  -C build-dir=build/py3.$*/cmake .
+	@touch $@
+
+test-py3.%: build/.bootstrap
+	@if [ -z "$(call python_for,3.$*)" ]; then \
+	  echo "test-py3.$*: Python 3.$* is not installed here: skipped"; \
+	else \
+	  $(MAKE) --no-print-directory build/py3.$*/.installed && \
+	  echo "test-py3.$*: $$($(ROOT)/build/py3.$*/venv/bin/python -VV | head -1)" && \
+	  $(ROOT)/build/py3.$*/venv/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/build tests; \
+	fi
+
+test-pythons: $(addprefix test-py,$(PYTHONS))
+
+test-pythons-ci: $(addprefix test-py,$(CI_PYTHONS))
 
 # Benchmarks (benchmarks/README.md): each server in its own venv under
 # benchmarks/.venvs/, created on demand; results in benchmarks/results/.

@@ -39,12 +39,14 @@ def ensure_nginx() -> tuple[bool, str]:
     if os.geteuid() == 0 and shutil.which("apt-get"):
         log("[nginx] not found: apt-get install -y nginx-light")
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        p = subprocess.run(["apt-get", "install", "-y", "-q", "nginx-light"], capture_output=True, text=True,
-                           env=env, timeout=900)
+        p = subprocess.run(
+            ["apt-get", "install", "-y", "-q", "nginx-light"], capture_output=True, text=True, env=env, timeout=900
+        )
         if p.returncode != 0:
             subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=900)
-            p = subprocess.run(["apt-get", "install", "-y", "-q", "nginx-light"], capture_output=True, text=True,
-                               env=env, timeout=900)
+            p = subprocess.run(
+                ["apt-get", "install", "-y", "-q", "nginx-light"], capture_output=True, text=True, env=env, timeout=900
+            )
         if nginx_binary():
             return True, ""
         return False, (p.stdout + p.stderr)[-800:]
@@ -83,8 +85,9 @@ def prepare(specs, log=log) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     ap.add_argument("--servers", help="comma-separated subset (default: all)")
     ap.add_argument("--workloads", help="comma-separated subset (default: the profile's)")
@@ -134,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         "results": [],
         "memory": None,
     }
-    log(f"== Catzilla benchmarks, profile {prof.name}: {results['machine']['nproc']} CPUs, "
-        f"{results['machine']['cpu_model']}, load {' '.join(results['machine']['loadavg_at_start'])}")
+    log(
+        f"== Catzilla benchmarks, profile {prof.name}: {results['machine']['nproc']} CPUs, "
+        f"{results['machine']['cpu_model']}, load {' '.join(results['machine']['loadavg_at_start'])}"
+    )
 
     if not args.memory_only:
         results["servers"] = prepare(specs)
@@ -146,15 +151,24 @@ def main(argv: list[str] | None = None) -> int:
             for spec in specs:
                 if spec not in ready:
                     info = results["servers"][spec.name]
-                    results["results"].append({"server": spec.name, "workload": wname, "status": info["status"],
-                                               "error": info.get("error"), "excerpt": info.get("excerpt")})
+                    results["results"].append(
+                        {
+                            "server": spec.name,
+                            "workload": wname,
+                            "status": info["status"],
+                            "error": info.get("error"),
+                            "excerpt": info.get("excerpt"),
+                        }
+                    )
                     continue
                 e = measure(spec, w, prof, python=results["servers"][spec.name].get("python"), log=log)
                 results["results"].append(e)
                 if e.get("rps"):
-                    log(f"  {spec.name:15s} {e['rps']['median']:>10,.0f} req/s  p50 {e['p50_ms']['median']:.2f} ms"
+                    log(
+                        f"  {spec.name:15s} {e['rps']['median']:>10,.0f} req/s  p50 {e['p50_ms']['median']:.2f} ms"
                         f"  p99 {e['p99_ms']['median']:.2f} ms  RSS {e['rss_before']['rss_kb'] / 1024:.1f}"
-                        f" -> {e['rss_after']['rss_kb'] / 1024:.1f} MiB" + (f"  [{e['flag']}]" if e.get("flag") else ""))
+                        f" -> {e['rss_after']['rss_kb'] / 1024:.1f} MiB" + (f"  [{e['flag']}]" if e.get("flag") else "")
+                    )
                 else:
                     log(f"  {spec.name:15s} {e['status'].upper()}: {e.get('error', '')}")
                     if e.get("excerpt"):
@@ -181,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
             except VenvError as e:
                 log(f"[memory] uvicorn venv failed: {e}; the study runs without it")
                 only = ["catzilla-jemalloc", "catzilla-malloc"]
-            results["memory"] = memstudy.run_study(prof, log=log, server_cpu=prof.server_cpu,
-                                                   client_cpu=prof.client_cpu, only=only)
+            results["memory"] = memstudy.run_study(
+                prof, log=log, server_cpu=prof.server_cpu, client_cpu=prof.client_cpu, only=only
+            )
             results["memory"]["versions"] = versions
 
     results["elapsed_s"] = round(time.monotonic() - started, 1)

@@ -72,9 +72,13 @@ def request(kind: str, rng: random.Random) -> tuple[bytes, int, bool]:
         return b"GET /boom HTTP/1.1\r\nHost: s\r\n\r\n", 500, False
     if kind == "missing":
         return b"GET /nope HTTP/1.1\r\nHost: s\r\n\r\n", 404, False
-    junk = rng.choice([b"GET / HTTP/1.1\r\nHost: s\r\nBad Header: x\r\n\r\n",
-                       b"POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-                       b"\x00\x01\x02garbage\r\n\r\n"])
+    junk = rng.choice(
+        [
+            b"GET / HTTP/1.1\r\nHost: s\r\nBad Header: x\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"\x00\x01\x02garbage\r\n\r\n",
+        ]
+    )
     return junk, 400, True
 
 
@@ -171,8 +175,14 @@ def soak(use_jemalloc: bool, total: int, port: int) -> dict:
         done = progress.value
         if done >= next_at:
             stats = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/stats"))
-            samples.append({"requests": done, "seconds": round(time.time() - start, 2),
-                            "rss_kb": rss_kb(proc.pid), "allocated_bytes": stats["allocated_bytes"]})
+            samples.append(
+                {
+                    "requests": done,
+                    "seconds": round(time.time() - start, 2),
+                    "rss_kb": rss_kb(proc.pid),
+                    "allocated_bytes": stats["allocated_bytes"],
+                }
+            )
             next_at = (done // SAMPLE_EVERY + 1) * SAMPLE_EVERY
         if proc.poll() is not None:
             break
@@ -213,13 +223,15 @@ def report(results: list[dict], out: Path) -> None:
         "plus a slow client trickling requests. Target: RSS growth under 2 MB between the 100k-th "
         "and the last request, no crash, no unexpected status.",
         "",
-        "| allocator | requests | req/s | RSS at 100k | RSS at end | growth | allocated at end | unexpected statuses | crashed | exit code |",
+        "| allocator | requests | req/s | RSS at 100k | RSS at end | growth | allocated at end | unexpected statuses "
+        "| crashed | exit code |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r['allocator']} | {r['requests']:,} | {r['requests_per_second']:,} | {r['rss_kb_at_100k'] / 1024:.1f} MiB "
-            f"| {r['rss_kb_at_end'] / 1024:.1f} MiB | {r['rss_growth_kb'] / 1024:+.2f} MiB | {r['allocated_bytes_at_end']:,} B "
+            f"| {r['allocator']} | {r['requests']:,} | {r['requests_per_second']:,} "
+            f"| {r['rss_kb_at_100k'] / 1024:.1f} MiB | {r['rss_kb_at_end'] / 1024:.1f} MiB "
+            f"| {r['rss_growth_kb'] / 1024:+.2f} MiB | {r['allocated_bytes_at_end']:,} B "
             f"| {r['unexpected_statuses']} | {r['crashed']} | {r['exit_code']} |"
         )
     ok = all(r["rss_growth_kb"] < 2048 and not r["crashed"] and r["unexpected_statuses"] == 0 for r in results)

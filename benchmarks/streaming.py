@@ -434,7 +434,7 @@ def bench_memory_and_stream(tmp: Path, seconds: float) -> dict:
         stop(proc)
 
 
-def report(data: dict) -> str:  # noqa: C901 - one section per benchmark
+def report(data: dict) -> str:
     lines = [
         "# Files, static directories and streams",
         "",

@@ -21,9 +21,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from catzilla import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from catzilla import APIRouter, Depends, Header, HTTPException, JSONResponse, Query, Request, status
 from catzilla import Catzilla as FastAPI
-from catzilla import JSONResponse
 from catzilla.middleware import CORSMiddleware
 
 API_TOKEN = "secret-token"
@@ -121,8 +120,7 @@ async def lifespan(app: Any) -> Any:
 
 
 app = FastAPI(title="Inventory", version="1.0.0", lifespan=lifespan)
-app.add_middleware(CORSMiddleware, allow_origins=["http://localhost:3000"], allow_methods=["*"],
-                   allow_headers=["*"])
+app.add_middleware(CORSMiddleware, allow_origins=["http://localhost:3000"], allow_methods=["*"], allow_headers=["*"])
 
 router = APIRouter(prefix="/items", tags=["items"], dependencies=[Depends(verify_token)])
 
@@ -149,7 +147,7 @@ def list_items(
         items = [i for i in items if set(tag) & set(i.tags)]
     if q:
         items = [i for i in items if q.lower() in i.name.lower()]
-    return items[page.skip: page.skip + page.limit]
+    return items[page.skip : page.skip + page.limit]
 
 
 @router.get("/{item_id}", response_model=Item, responses={404: {"model": Message}})

@@ -18,9 +18,7 @@ def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 60
     full_env = dict(os.environ)
     full_env.pop("CATZILLA_TEST_JEMALLOC_INIT_FAIL", None)
     full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _payload import BLOCK  # noqa: E402
+from _payload import BLOCK
 
 
 async def app(scope, receive, send):
@@ -33,10 +33,20 @@ async def app(scope, receive, send):
         body, ctype = b'{"message":"Hello, World!"}', b"application/json"
     else:
         body, ctype = b'{"detail":"Not Found"}', b"application/json"
-        await send({"type": "http.response.start", "status": 404,
-                    "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 404,
+                "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
         return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

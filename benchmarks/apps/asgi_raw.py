@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _payload import HELLO, LARGE  # noqa: E402
+from _payload import HELLO, LARGE
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 NOT_FOUND = b'{"detail":"Not Found"}'

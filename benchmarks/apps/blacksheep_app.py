@@ -6,9 +6,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _payload import HELLO, LARGE  # noqa: E402
-
-from blacksheep import Application, Request, json  # noqa: E402
+from _payload import HELLO, LARGE
+from blacksheep import Application, Request, json
 
 app = Application()
 get = app.router.get

@@ -10,9 +10,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _payload import HELLO, LARGE  # noqa: E402
+from _payload import HELLO, LARGE
 
-from catzilla import Catzilla, JSONResponse, Path, Query, Request  # noqa: E402
+from catzilla import Catzilla, JSONResponse, Path, Query, Request
 
 app = Catzilla(production=True, show_banner=False, log_requests=False)
 

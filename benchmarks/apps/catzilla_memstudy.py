@@ -10,9 +10,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _payload import BLOCK  # noqa: E402
+from _payload import BLOCK
 
-from catzilla import Catzilla, Request  # noqa: E402
+from catzilla import Catzilla, Request
 
 ALLOCATOR = os.environ.get("BENCH_ALLOCATOR", "jemalloc")
 app = Catzilla(use_jemalloc=ALLOCATOR == "jemalloc", production=True)

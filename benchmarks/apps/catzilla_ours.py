@@ -10,9 +10,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _payload import HELLO, LARGE  # noqa: E402
+from _payload import HELLO, LARGE
 
-from catzilla import Catzilla, Query, Request  # noqa: E402
+from catzilla import Catzilla, Query, Request
 
 app = Catzilla(use_jemalloc=os.environ.get("BENCH_ALLOCATOR", "jemalloc") == "jemalloc", production=True)
 
@@ -46,7 +46,6 @@ def large():
 async def async_hello():
     await asyncio.sleep(0)
     return HELLO
-
 
 
 if os.environ.get("BENCH_TYPED"):  # pydantic only where the workload needs it: it adds ~10 MiB of RSS

@@ -6,10 +6,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _payload import HELLO, LARGE  # noqa: E402
-
-from fastapi import FastAPI, Query, Request  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
+from _payload import HELLO, LARGE
+from fastapi import FastAPI, Query, Request
+from pydantic import BaseModel
 
 app = FastAPI()
 

@@ -6,9 +6,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _payload import HELLO, LARGE  # noqa: E402
-
-from robyn import Request, Robyn  # noqa: E402
+from _payload import HELLO, LARGE
+from robyn import Request, Robyn
 
 app = Robyn(__file__)
 

@@ -11,9 +11,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _payload import HELLO, LARGE  # noqa: E402
-
-from socketify import App  # noqa: E402
+from _payload import HELLO, LARGE
+from socketify import App
 
 
 class CompactJSON:

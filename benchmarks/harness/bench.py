@@ -36,11 +36,31 @@ class Profile:
 
 PROFILES = {
     # < 5 minutes once the venvs exist: every server, the workloads the targets need, one short run.
-    "quick": Profile("quick", warmup=1, duration=2, runs=1, workloads=["hello", "path", "echo_small", "echo_10k", "typed"],
-                     mem_runs=1, mem_duration=6, mem_connections=256, spike_duration=4, idle_duration=6),
+    "quick": Profile(
+        "quick",
+        warmup=1,
+        duration=2,
+        runs=1,
+        workloads=["hello", "path", "echo_small", "echo_10k", "typed"],
+        mem_runs=1,
+        mem_duration=6,
+        mem_connections=256,
+        spike_duration=4,
+        idle_duration=6,
+    ),
     # about an hour: every workload, 5 runs of 6 s after a 3 s warm-up; the memory study 3 x 30 s.
-    "full": Profile("full", warmup=3, duration=6, runs=5, workloads=list(ALL_WORKLOADS),
-                    mem_runs=3, mem_duration=30, mem_connections=256, spike_duration=15, idle_duration=30),
+    "full": Profile(
+        "full",
+        warmup=3,
+        duration=6,
+        runs=5,
+        workloads=list(ALL_WORKLOADS),
+        mem_runs=3,
+        mem_duration=30,
+        mem_connections=256,
+        spike_duration=15,
+        idle_duration=30,
+    ),
 }
 
 
@@ -74,7 +94,7 @@ def _measure(srv, spec: ServerSpec, w: Workload, prof: Profile, entry: dict, tmp
         entry["server_command"] = srv.command
         try:
             check = verify(srv, w)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             check = {"ok": False, "problem": f"{type(e).__name__}: {e}"}
         entry["check"] = check
         if not check["ok"]:
@@ -85,8 +105,9 @@ def _measure(srv, spec: ServerSpec, w: Workload, prof: Profile, entry: dict, tmp
         script = post_script(tmp, w.body) if w.body is not None else None
         if script is not None:
             entry["lua_script"] = script.read_text()
-        kw = dict(connections=w.connections, threads=prof.threads, script=script, headers=w.headers,
-                  cpu=prof.client_cpu)
+        kw = dict(
+            connections=w.connections, threads=prof.threads, script=script, headers=w.headers, cpu=prof.client_cpu
+        )
         warm = run_wrk(srv.url(w.path), duration=prof.warmup, **kw)
         entry["warmup"] = warm.to_dict()
         runs = []
@@ -98,8 +119,7 @@ def _measure(srv, spec: ServerSpec, w: Workload, prof: Profile, entry: dict, tmp
         entry["wrk_command"] = runs[0].command if runs else warm.command
         entry["rss_after"] = srv.rss()
         if not srv.alive():
-            entry.update(status="crashed", error=f"exited {srv.proc.returncode} under load",
-                         excerpt=srv.log_tail(800))
+            entry.update(status="crashed", error=f"exited {srv.proc.returncode} under load", excerpt=srv.log_tail(800))
     valid = [r for r in runs if r.valid]
     entry["valid_runs"], entry["invalid_runs"] = len(valid), len(runs) - len(valid)
     if runs and not valid and entry["status"] == "ok":

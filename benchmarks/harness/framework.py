@@ -32,8 +32,14 @@ def timed_run(srv, url: str, duration: float, **kw) -> tuple:
 
 def run_pairs(prof: Profile, pairs: int, python: str | None = None, log=print) -> dict:
     hello, typed = BY_NAME["hello"], BY_NAME["typed"]
-    out: dict = {"status": "ok", "target": TARGET, "pairs": [], "hello": hello.describe(),
-                 "typed": typed.describe(), "duration": prof.duration}
+    out: dict = {
+        "status": "ok",
+        "target": TARGET,
+        "pairs": [],
+        "hello": hello.describe(),
+        "typed": typed.describe(),
+        "duration": prof.duration,
+    }
     try:
         srv = start_server(get_spec("catzilla"), python=python, cpu=prof.server_cpu, env=dict(typed.server_env))
     except ServerError as e:
@@ -55,10 +61,20 @@ def run_pairs(prof: Profile, pairs: int, python: str | None = None, log=print) -
                 if not (h.valid and t.valid and h_us and t_us):
                     out["pairs"].append({"invalid": f"{h.problems()} {t.problems()}".strip()})
                     continue
-                out["pairs"].append({"hello": h.rps, "typed": t.rps, "ratio": t.rps / h.rps,
-                                     "hello_cpu_us": h_us, "typed_cpu_us": t_us, "cpu_ratio": h_us / t_us})
-                log(f"  pair: hello {h.rps:>10,.0f}  typed {t.rps:>10,.0f}  ratio {t.rps / h.rps:.3f}"
-                    f"  | CPU per request {h_us:.2f} / {t_us:.2f} us = {h_us / t_us:.3f}")
+                out["pairs"].append(
+                    {
+                        "hello": h.rps,
+                        "typed": t.rps,
+                        "ratio": t.rps / h.rps,
+                        "hello_cpu_us": h_us,
+                        "typed_cpu_us": t_us,
+                        "cpu_ratio": h_us / t_us,
+                    }
+                )
+                log(
+                    f"  pair: hello {h.rps:>10,.0f}  typed {t.rps:>10,.0f}  ratio {t.rps / h.rps:.3f}"
+                    f"  | CPU per request {h_us:.2f} / {t_us:.2f} us = {h_us / t_us:.3f}"
+                )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     valid = [p for p in out["pairs"] if "ratio" in p]

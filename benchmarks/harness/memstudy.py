@@ -43,12 +43,24 @@ class Variant:
 
 def variants() -> list[Variant]:
     def cz(alloc: str) -> Variant:
-        spec = ServerSpec(f"catzilla-{alloc}", f"Catzilla use_jemalloc={alloc == 'jemalloc'}", "ours", None,
-                          _script("catzilla_memstudy.py"), ("catzilla",))
+        spec = ServerSpec(
+            f"catzilla-{alloc}",
+            f"Catzilla use_jemalloc={alloc == 'jemalloc'}",
+            "ours",
+            None,
+            _script("catzilla_memstudy.py"),
+            ("catzilla",),
+        )
         return Variant(spec.name, spec.label, spec, {"BENCH_ALLOCATOR": alloc}, stats=True)
 
-    asgi = ServerSpec("asgi-uvicorn", "raw ASGI / uvicorn", "peer", "uvicorn", _uvicorn("asgi_memstudy"),
-                      ("uvicorn", "uvloop", "httptools"))
+    asgi = ServerSpec(
+        "asgi-uvicorn",
+        "raw ASGI / uvicorn",
+        "peer",
+        "uvicorn",
+        _uvicorn("asgi_memstudy"),
+        ("uvicorn", "uvloop", "httptools"),
+    )
     return [cz("jemalloc"), cz("malloc"), Variant(asgi.name, asgi.label, asgi)]
 
 
@@ -57,7 +69,7 @@ def size_pairs(count: int = 256, seed: int = 20240601, lo: int = KIB, hi: int = 
     rnd = random.Random(seed)
 
     def draw() -> int:
-        return int(round(math.exp(rnd.uniform(math.log(lo), math.log(hi)))))
+        return round(math.exp(rnd.uniform(math.log(lo), math.log(hi))))
 
     return [(draw(), draw()) for _ in range(count)]
 
@@ -98,15 +110,26 @@ class Sampler(threading.Thread):
                 try:
                     r = self.server.request("/__memstats", timeout=2.0)
                     d = json.loads(r.body)
-                    s.update({k: d.get(k) for k in ("allocated_mb", "active_mb", "resident_mb", "dirty_mb",
-                                                     "fragmentation_percent", "process_rss_mb")})
+                    s.update(
+                        {
+                            k: d.get(k)
+                            for k in (
+                                "allocated_mb",
+                                "active_mb",
+                                "resident_mb",
+                                "dirty_mb",
+                                "fragmentation_percent",
+                                "process_rss_mb",
+                            )
+                        }
+                    )
                     s["arenas"] = {
                         name: {"allocated_mb": a.get("allocated_mb"), "resident_mb": a.get("resident_mb")}
                         for name, a in (d.get("arenas") or {}).items()
                         if name in ("request", "response")
                     }
                     s["stats_latency_ms"] = round(r.seconds * 1000, 1)
-                except Exception as e:  # noqa: BLE001 - a slow answer under load is data, not a failure
+                except Exception as e:
                     s["stats_error"] = type(e).__name__
             self.samples.append(s)
             next_t += self.period
@@ -132,8 +155,17 @@ def _series_median(samples: list[dict], key: str, t0: float, t1: float) -> float
     return statistics.median(vals) if vals else None
 
 
-def _run_phase(v: Variant, script: Path, connections: int, load_s: float, before_s: float, after_s: float,
-               server_cpu, client_cpu, log) -> dict:
+def _run_phase(
+    v: Variant,
+    script: Path,
+    connections: int,
+    load_s: float,
+    before_s: float,
+    after_s: float,
+    server_cpu,
+    client_cpu,
+    log,
+) -> dict:
     out: dict = {"variant": v.name, "connections": connections, "load_seconds": load_s, "status": "ok"}
     try:
         srv = start_server(v.spec, env=v.env, cpu=server_cpu)
@@ -176,15 +208,19 @@ def _run_phase(v: Variant, script: Path, connections: int, load_s: float, before
         for key in ("allocated_mb", "resident_mb", "dirty_mb"):
             out[f"{key}_peak"] = _series_max(s, key)
             out[f"{key}_final"] = _series_last(s, key)
-        out["fragmentation_percent_max_under_load"] = _series_max(s, "fragmentation_percent", m["load_start"],
-                                                                  m["load_end"])
-        out["fragmentation_percent_median_under_load"] = _series_median(s, "fragmentation_percent",
-                                                                        m["load_start"], m["load_end"])
+        out["fragmentation_percent_max_under_load"] = _series_max(
+            s, "fragmentation_percent", m["load_start"], m["load_end"]
+        )
+        out["fragmentation_percent_median_under_load"] = _series_median(
+            s, "fragmentation_percent", m["load_start"], m["load_end"]
+        )
         out["fragmentation_percent_final"] = _series_last(s, "fragmentation_percent")
         out["stats_timeouts"] = sum(1 for x in s if "stats_error" in x)
-    log(f"  {v.name}: {res.rps:,.0f} req/s ({out['mb_per_s']:.0f} MiB/s), p99 {res.p99_ms or 0:.1f} ms, "
+    log(
+        f"  {v.name}: {res.rps:,.0f} req/s ({out['mb_per_s']:.0f} MiB/s), p99 {res.p99_ms or 0:.1f} ms, "
         f"RSS peak {out['rss_peak_mb']:.1f} MiB, final {out['rss_final_mb']:.1f} MiB"
-        + ("" if out["valid"] else f"  INVALID: {out.get('error') or out['status']}"))
+        + ("" if out["valid"] else f"  INVALID: {out.get('error') or out['status']}")
+    )
     return out
 
 
@@ -197,24 +233,34 @@ def run_study(cfg, log=print, server_cpu=0, client_cpu=1, only: list[str] | None
     result: dict = {
         "sizes": describe_sizes(pairs),
         "variants": {v.name: {"label": v.label, "env": v.env, "dists": list(v.spec.dists)} for v in vs},
-        "config": {"runs": cfg.mem_runs, "sustained_seconds": cfg.mem_duration, "connections": cfg.mem_connections,
-                   "spike_seconds": cfg.spike_duration, "spike_connections": 256, "idle_seconds": cfg.idle_duration,
-                   "sample_period_s": 0.5},
+        "config": {
+            "runs": cfg.mem_runs,
+            "sustained_seconds": cfg.mem_duration,
+            "connections": cfg.mem_connections,
+            "spike_seconds": cfg.spike_duration,
+            "spike_connections": 256,
+            "idle_seconds": cfg.idle_duration,
+            "sample_period_s": 0.5,
+        },
         "lua_script": script.read_text(),
         "sustained": {v.name: [] for v in vs},
         "spike": {},
     }
     for run in range(cfg.mem_runs):
-        log(f"[memory] (a) sustained mixed-size, run {run + 1}/{cfg.mem_runs}: "
-            f"-c{cfg.mem_connections} {cfg.mem_duration:.0f}s")
+        log(
+            f"[memory] (a) sustained mixed-size, run {run + 1}/{cfg.mem_runs}: "
+            f"-c{cfg.mem_connections} {cfg.mem_duration:.0f}s"
+        )
         order = vs if run % 2 == 0 else list(reversed(vs))  # alternate the order against drift
         for v in order:
             result["sustained"][v.name].append(
-                _run_phase(v, script, cfg.mem_connections, cfg.mem_duration, 1.0, 1.0, server_cpu, client_cpu, log))
+                _run_phase(v, script, cfg.mem_connections, cfg.mem_duration, 1.0, 1.0, server_cpu, client_cpu, log)
+            )
     log(f"[memory] (b) spike -c256 {cfg.spike_duration:.0f}s then idle {cfg.idle_duration:.0f}s")
     for v in vs:
-        result["spike"][v.name] = _run_phase(v, script, 256, cfg.spike_duration, 2.0, cfg.idle_duration,
-                                             server_cpu, client_cpu, log)
+        result["spike"][v.name] = _run_phase(
+            v, script, 256, cfg.spike_duration, 2.0, cfg.idle_duration, server_cpu, client_cpu, log
+        )
     result["summary"] = summarize(result)
     shutil.rmtree(tmp, ignore_errors=True)
     return result
@@ -243,16 +289,19 @@ def summarize(result: dict) -> dict:
             "fragmentation_percent_median": _med([r.get("fragmentation_percent_median_under_load") for r in ok]),
         }
         sp = result["spike"].get(name) or {}
-        out[name].update({
-            "spike_valid": bool(sp.get("valid")),
-            "spike_rss_baseline_mb": sp.get("rss_baseline_mb"),
-            "spike_rss_peak_mb": sp.get("rss_peak_mb"),
-            "spike_rss_after_idle_mb": sp.get("rss_final_mb"),
-            "spike_resident_mb_after_idle": sp.get("resident_mb_final"),
-            "spike_allocated_mb_after_idle": sp.get("allocated_mb_final"),
-        })
+        out[name].update(
+            {
+                "spike_valid": bool(sp.get("valid")),
+                "spike_rss_baseline_mb": sp.get("rss_baseline_mb"),
+                "spike_rss_peak_mb": sp.get("rss_peak_mb"),
+                "spike_rss_after_idle_mb": sp.get("rss_final_mb"),
+                "spike_resident_mb_after_idle": sp.get("resident_mb_final"),
+                "spike_allocated_mb_after_idle": sp.get("allocated_mb_final"),
+            }
+        )
     je, ma = out.get("catzilla-jemalloc"), out.get("catzilla-malloc")
     if je and ma:
+
         def ratio(a, b):
             return a / b if a is not None and b else None
 

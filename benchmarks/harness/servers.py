@@ -8,6 +8,7 @@ group. RSS is read from /proc/<pid>/status (VmRSS), summed over the tree.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -53,17 +54,49 @@ class ServerSpec:
 
 def _uvicorn(module: str) -> Callable[[Ctx], list[str]]:
     return lambda c: [
-        c.python, "-m", "uvicorn", f"{module}:app", "--host", "127.0.0.1", "--port", str(c.port),
-        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-        "--app-dir", str(APPS),
+        c.python,
+        "-m",
+        "uvicorn",
+        f"{module}:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(c.port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--app-dir",
+        str(APPS),
     ]
 
 
 def _granian(interface: str, module: str) -> Callable[[Ctx], list[str]]:
     return lambda c: [
-        c.python, "-m", "granian", "--interface", interface, "--host", "127.0.0.1", "--port", str(c.port),
-        "--workers", "1", "--http", "1", "--no-ws", "--loop", "uvloop", "--log-level", "warning",
-        "--working-dir", str(APPS), f"{module}:app",
+        c.python,
+        "-m",
+        "granian",
+        "--interface",
+        interface,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(c.port),
+        "--workers",
+        "1",
+        "--http",
+        "1",
+        "--no-ws",
+        "--loop",
+        "uvloop",
+        "--log-level",
+        "warning",
+        "--working-dir",
+        str(APPS),
+        f"{module}:app",
     ]
 
 
@@ -94,7 +127,7 @@ def _nginx(c: Ctx) -> list[str]:
     echo = (
         "echo_read_request_body; echo_request_body;"
         if NGINX_ECHO_MODULE.exists()
-        else "return 501 '{\"detail\":\"no echo module\"}';"
+        else 'return 501 \'{"detail":"no echo module"}\';'
     )
     t = c.tmp
     conf = f"""
@@ -133,29 +166,96 @@ http {{
 
 
 SERVERS: list[ServerSpec] = [
-    ServerSpec("catzilla", "Catzilla (this repo)", "ours", None, _script("catzilla_ours.py"), ("catzilla",),
-               notes="use_jemalloc=True, production=True; C server (libuv + llhttp + radix router)"),
-    ServerSpec("fastapi", "FastAPI / uvicorn", "peer", "fastapi", _uvicorn("fastapi_app"),
-               ("fastapi", "starlette", "pydantic", "uvicorn", "uvloop", "httptools"),
-               notes="uvicorn --loop uvloop --http httptools, async def handlers"),
-    ServerSpec("asgi-uvicorn", "raw ASGI / uvicorn", "peer", "uvicorn", _uvicorn("asgi_raw"),
-               ("uvicorn", "uvloop", "httptools"), notes="no framework: the floor of the ASGI stack"),
-    ServerSpec("granian-rsgi", "Granian RSGI (raw)", "peer", "granian", _granian("rsgi", "granian_rsgi"),
-               ("granian", "uvloop"), notes="--workers 1 --http 1 --loop uvloop; supervisor + 1 worker process"),
-    ServerSpec("granian-asgi", "Granian ASGI (raw)", "peer", "granian", _granian("asgi", "asgi_raw"),
-               ("granian", "uvloop"), notes="the raw ASGI app; supervisor + 1 worker process"),
-    ServerSpec("socketify", "Socketify", "peer", "socketify", _script("socketify_app.py"), ("socketify",),
-               notes="uWebSockets via CFFI; compact json_serializer"),
-    ServerSpec("robyn", "Robyn", "peer", "robyn",
-               _script("robyn_app.py", "--processes", "1", "--workers", "1", "--log-level", "WARNING"), ("robyn",),
-               notes="--processes 1 --workers 1"),
-    ServerSpec("blacksheep", "BlackSheep / uvicorn", "peer", "blacksheep", _uvicorn("blacksheep_app"),
-               ("blacksheep", "uvicorn", "uvloop", "httptools")),
-    ServerSpec("catzilla-0.2.3", "catzilla 0.2.3 (PyPI)", "peer", "catzilla023", _script("catzilla_023_app.py"),
-               ("catzilla",), notes="the previous generation, from PyPI, in its own venv"),
-    ServerSpec("nginx", "nginx (static limit)", "limit", None, _nginx, (),
-               notes="master_process off, 1 worker; `return 200 '...'`, echo module for /echo, a file for /large",
-               skip={"async": "nginx has no handler to await in"}),
+    ServerSpec(
+        "catzilla",
+        "Catzilla (this repo)",
+        "ours",
+        None,
+        _script("catzilla_ours.py"),
+        ("catzilla",),
+        notes="use_jemalloc=True, production=True; C server (libuv + llhttp + radix router)",
+    ),
+    ServerSpec(
+        "fastapi",
+        "FastAPI / uvicorn",
+        "peer",
+        "fastapi",
+        _uvicorn("fastapi_app"),
+        ("fastapi", "starlette", "pydantic", "uvicorn", "uvloop", "httptools"),
+        notes="uvicorn --loop uvloop --http httptools, async def handlers",
+    ),
+    ServerSpec(
+        "asgi-uvicorn",
+        "raw ASGI / uvicorn",
+        "peer",
+        "uvicorn",
+        _uvicorn("asgi_raw"),
+        ("uvicorn", "uvloop", "httptools"),
+        notes="no framework: the floor of the ASGI stack",
+    ),
+    ServerSpec(
+        "granian-rsgi",
+        "Granian RSGI (raw)",
+        "peer",
+        "granian",
+        _granian("rsgi", "granian_rsgi"),
+        ("granian", "uvloop"),
+        notes="--workers 1 --http 1 --loop uvloop; supervisor + 1 worker process",
+    ),
+    ServerSpec(
+        "granian-asgi",
+        "Granian ASGI (raw)",
+        "peer",
+        "granian",
+        _granian("asgi", "asgi_raw"),
+        ("granian", "uvloop"),
+        notes="the raw ASGI app; supervisor + 1 worker process",
+    ),
+    ServerSpec(
+        "socketify",
+        "Socketify",
+        "peer",
+        "socketify",
+        _script("socketify_app.py"),
+        ("socketify",),
+        notes="uWebSockets via CFFI; compact json_serializer",
+    ),
+    ServerSpec(
+        "robyn",
+        "Robyn",
+        "peer",
+        "robyn",
+        _script("robyn_app.py", "--processes", "1", "--workers", "1", "--log-level", "WARNING"),
+        ("robyn",),
+        notes="--processes 1 --workers 1",
+    ),
+    ServerSpec(
+        "blacksheep",
+        "BlackSheep / uvicorn",
+        "peer",
+        "blacksheep",
+        _uvicorn("blacksheep_app"),
+        ("blacksheep", "uvicorn", "uvloop", "httptools"),
+    ),
+    ServerSpec(
+        "catzilla-0.2.3",
+        "catzilla 0.2.3 (PyPI)",
+        "peer",
+        "catzilla023",
+        _script("catzilla_023_app.py"),
+        ("catzilla",),
+        notes="the previous generation, from PyPI, in its own venv",
+    ),
+    ServerSpec(
+        "nginx",
+        "nginx (static limit)",
+        "limit",
+        None,
+        _nginx,
+        (),
+        notes="master_process off, 1 worker; `return 200 '...'`, echo module for /echo, a file for /large",
+        skip={"async": "nginx has no handler to await in"},
+    ),
 ]
 
 BY_NAME = {s.name: s for s in SERVERS}
@@ -204,10 +304,8 @@ class Server:
         except OSError:
             return ""
         if self.spec.name == "nginx":
-            try:
+            with contextlib.suppress(OSError):  # nginx may not have written one
                 text += (self.tmp / "error.log").read_text(errors="replace")
-            except OSError:
-                pass
         return text[-chars:]
 
     def stop(self, timeout: float = 8.0) -> int | None:
@@ -226,14 +324,12 @@ class Server:
             except subprocess.TimeoutExpired:
                 continue
         # children that outlived their parent (same process group, which we created)
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # none left
             os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         self.exit_code = self.proc.wait()
         return self.exit_code
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -265,15 +361,20 @@ def start_server(
     full_env.update({"BENCH_PORT": str(port), "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
     full_env.update(spec.env)
     full_env.update(env or {})
-    log = open(tmp / "server.log", "wb")
-    try:
-        proc = subprocess.Popen(argv, cwd=APPS, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=full_env, start_new_session=True)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ServerError(f"cannot start {spec.name}: {e}", str(e)) from e
-    finally:
-        log.close()
+    with open(tmp / "server.log", "wb") as log:  # the child has its own copy of the descriptor
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=APPS,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                start_new_session=True,
+            )
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ServerError(f"cannot start {spec.name}: {e}", str(e)) from e
     server = Server(spec, proc, port, tmp, argv)
     server.env = {"BENCH_PORT": str(port), **spec.env, **(env or {})}
     deadline = time.monotonic() + ready_timeout
@@ -290,7 +391,7 @@ def start_server(
                 return server
             except OSError as e:  # includes http.client errors on a half-ready server
                 last_error = repr(e)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 last_error = repr(e)
         if time.monotonic() > deadline:
             excerpt = server.log_tail() + ("\n" + last_error if last_error else "")

@@ -29,10 +29,11 @@ def _run(cmd: list[str]) -> str:
 
 
 def machine() -> dict:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in _read("/proc/cpuinfo").splitlines()
-                if ln.startswith("model name")), platform.processor() or "unknown")
-    mem_kb = next((int(ln.split()[1]) for ln in _read("/proc/meminfo").splitlines()
-                   if ln.startswith("MemTotal:")), 0)
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in _read("/proc/cpuinfo").splitlines() if ln.startswith("model name")),
+        platform.processor() or "unknown",
+    )
+    mem_kb = next((int(ln.split()[1]) for ln in _read("/proc/meminfo").splitlines() if ln.startswith("MemTotal:")), 0)
     load = _read("/proc/loadavg").split()[:3]
     return {
         "nproc": os.cpu_count(),

@@ -85,7 +85,9 @@ def freeze(python: str | os.PathLike) -> list[str]:
     try:
         out = subprocess.run(
             [str(python), "-m", "pip", "freeze", "--disable-pip-version-check", "--all"],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         return [ln for ln in out.stdout.splitlines() if ln and not ln.startswith(("pip==", "setuptools=="))]
     except (OSError, subprocess.SubprocessError):
@@ -96,7 +98,9 @@ def dist_version(python: str | os.PathLike, dist: str) -> str | None:
     try:
         out = subprocess.run(
             [str(python), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
@@ -107,8 +111,12 @@ def ours_python_ok() -> tuple[bool, str]:
     py = our_python()
     if not Path(py).exists():
         return False, f"{py} not found: run `make setup`"
-    out = subprocess.run([py, "-c", "import catzilla, catzilla._core; print(catzilla.__version__)"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [py, "-c", "import catzilla, catzilla._core; print(catzilla.__version__)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if out.returncode != 0:
         return False, out.stderr.strip()[-800:]
     return True, out.stdout.strip()

@@ -13,25 +13,29 @@ def _compact(obj) -> bytes:
 
 
 # ~200 bytes and ~10 KB JSON request bodies, compact, so an echo answers the same bytes.
-ECHO_SMALL = _compact({
-    "id": 12345,
-    "name": "Catzilla Benchmark",
-    "email": "bench@example.com",
-    "active": True,
-    "roles": ["admin", "editor", "viewer"],
-    "address": {"street": "123 Main Street", "city": "Springfield", "zip": "12345", "country": "US"},
-    "score": 9876,
-})
+ECHO_SMALL = _compact(
+    {
+        "id": 12345,
+        "name": "Catzilla Benchmark",
+        "email": "bench@example.com",
+        "active": True,
+        "roles": ["admin", "editor", "viewer"],
+        "address": {"street": "123 Main Street", "city": "Springfield", "zip": "12345", "country": "US"},
+        "score": 9876,
+    }
+)
 # The framework target's route: two typed query parameters and a pydantic body, echoed as the model.
 TYPED_PATH = "/items?q=abc&limit=5"
 TYPED_BODY = b'{"name":"widget","price":9.5,"tags":["a","b"]}'
-ECHO_10K = _compact({
-    "batch": "bench-10k",
-    "items": [
-        {"id": i, "name": f"item-{i:04d}", "qty": (i * 7) % 100, "active": i % 2 == 0, "tags": ["x", "y"]}
-        for i in range(147)
-    ],
-})
+ECHO_10K = _compact(
+    {
+        "batch": "bench-10k",
+        "items": [
+            {"id": i, "name": f"item-{i:04d}", "qty": (i * 7) % 100, "active": i % 2 == 0, "tags": ["x", "y"]}
+            for i in range(147)
+        ],
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,16 @@ def _workloads() -> list[Workload]:
         Workload("async", "async handler (await asyncio.sleep(0))", "/async", expect=hello),
         Workload("c256", "hello JSON, 256 connections", "/", connections=256, expect=hello),
         Workload("noka", "hello JSON, keep-alive off", "/", close=True, expect=hello),
-        Workload("typed", "typed route: 2 query params + pydantic body", TYPED_PATH, "POST", TYPED_BODY,
-                 expect=TYPED_BODY, only=("catzilla", "fastapi"), server_env=(("BENCH_TYPED", "1"),)),
+        Workload(
+            "typed",
+            "typed route: 2 query params + pydantic body",
+            TYPED_PATH,
+            "POST",
+            TYPED_BODY,
+            expect=TYPED_BODY,
+            only=("catzilla", "fastapi"),
+            server_env=(("BENCH_TYPED", "1"),),
+        ),
     ]
 
 

@@ -106,7 +106,7 @@ def parse_wrk(text: str, command: str = "", returncode: int = 0) -> WrkResult:
         r.read_bytes = _bytes(m.group(3))
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     if m:
-        r.errors = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups())))
+        r.errors = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups()), strict=True))
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     if m:
         r.non_2xx = int(m.group(1))
@@ -130,8 +130,14 @@ def wrk_command(
     timeout_s: float = 5.0,
     cpu: int | None = 1,
 ) -> list[str]:
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
-           f"--timeout={max(1, round(timeout_s))}s"]
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--latency",
+        f"--timeout={max(1, round(timeout_s))}s",
+    ]
     for h in headers:
         cmd += ["-H", h]
     if script is not None:

@@ -167,7 +167,7 @@ static int parse_ranges(cz_http_str_t v, uint64_t size, uint64_t *off, uint64_t 
         while (i < v.len && v.base[i] != ',') i++;
         size_t end = i;
         while (end > start && (v.base[end - 1] == ' ' || v.base[end - 1] == '\t')) end--;
-        if (i < v.len) i++; /* the comma */
+        if (i < v.len) i++;         /* the comma */
         if (end == start) continue; /* empty list elements are allowed */
         const char *dash = memchr(v.base + start, '-', end - start);
         if (!dash) return RANGE_IGNORE;
@@ -261,7 +261,6 @@ void cz_cond_decide(const cz_http_request_t *req, const cz_cond_file_t *f, cz_co
         out->status = 416;
         out->length = 0;
         return;
-    default:
-        return; /* ignored, or several ranges: the whole file */
+    default: return; /* ignored, or several ranges: the whole file */
     }
 }

@@ -33,13 +33,13 @@
 
 typedef struct {
     uint64_t size;
-    int64_t mtime;       /* seconds since the epoch */
-    cz_http_str_t etag;  /* with its quotes, "W/" for a weak one; len 0: none */
+    int64_t mtime;      /* seconds since the epoch */
+    cz_http_str_t etag; /* with its quotes, "W/" for a weak one; len 0: none */
 } cz_cond_file_t;
 
 typedef struct {
-    int status;          /* 200, 206, 304, 412 or 416 */
-    uint64_t offset;     /* 200/206: the bytes to send */
+    int status;      /* 200, 206, 304, 412 or 416 */
+    uint64_t offset; /* 200/206: the bytes to send */
     uint64_t length;
 } cz_cond_answer_t;
 

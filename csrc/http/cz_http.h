@@ -128,29 +128,29 @@ void cz_http_limits_default(cz_http_limits_t *l);
  * begins another request, or cz_http_parser_reset()/destroy().
  */
 typedef struct {
-    cz_http_str_t method;   /* "GET", ... (static storage) */
-    int method_id;          /* llhttp_method_t: HTTP_GET, HTTP_POST, ... */
-    cz_http_str_t target;   /* raw request-target: origin-form, or "*" */
-    cz_http_str_t path;     /* target up to the first '?' (not decoded) */
-    cz_http_str_t query;    /* after the first '?', without it; may be empty */
-    int http_major;         /* 1 */
-    int http_minor;         /* 0 or 1 */
+    cz_http_str_t method;            /* "GET", ... (static storage) */
+    int method_id;                   /* llhttp_method_t: HTTP_GET, HTTP_POST, ... */
+    cz_http_str_t target;            /* raw request-target: origin-form, or "*" */
+    cz_http_str_t path;              /* target up to the first '?' (not decoded) */
+    cz_http_str_t query;             /* after the first '?', without it; may be empty */
+    int http_major;                  /* 1 */
+    int http_minor;                  /* 0 or 1 */
     const cz_http_header_t *headers; /* in arrival order, duplicates kept */
     size_t num_headers;
-    cz_http_str_t body;     /* whole body, de-chunked; complete only at
-                               CZ_HTTP_REQUEST (empty at CZ_HTTP_HEADERS) */
-    uint64_t content_length;/* declared Content-Length, 0 when none */
-    uint8_t has_body;       /* Content-Length > 0 or chunked */
-    uint8_t chunked;        /* Transfer-Encoding: chunked */
-    uint8_t keep_alive;     /* llhttp_should_keep_alive(): HTTP/1.1 unless
-                               "Connection: close"; HTTP/1.0 only with
-                               "Connection: keep-alive"; a "close" option
-                               wins over "keep-alive" in both */
-    uint8_t expect_continue;/* HTTP/1.1, "Expect: 100-continue" and a body is
-                               to come: see CZ_HTTP_HEADERS */
-    uint8_t upgrade;        /* client asked for Upgrade: ignored, the request
-                               is served as plain HTTP/1.1 (RFC 9110 7.8 lets
-                               a server ignore Upgrade); never answer 101 */
+    cz_http_str_t body;      /* whole body, de-chunked; complete only at
+                                CZ_HTTP_REQUEST (empty at CZ_HTTP_HEADERS) */
+    uint64_t content_length; /* declared Content-Length, 0 when none */
+    uint8_t has_body;        /* Content-Length > 0 or chunked */
+    uint8_t chunked;         /* Transfer-Encoding: chunked */
+    uint8_t keep_alive;      /* llhttp_should_keep_alive(): HTTP/1.1 unless
+                                "Connection: close"; HTTP/1.0 only with
+                                "Connection: keep-alive"; a "close" option
+                                wins over "keep-alive" in both */
+    uint8_t expect_continue; /* HTTP/1.1, "Expect: 100-continue" and a body is
+                                to come: see CZ_HTTP_HEADERS */
+    uint8_t upgrade;         /* client asked for Upgrade: ignored, the request
+                                is served as plain HTTP/1.1 (RFC 9110 7.8 lets
+                                a server ignore Upgrade); never answer 101 */
 } cz_http_request_t;
 
 /* What cz_http_parser_feed() stopped for. */
@@ -194,9 +194,9 @@ typedef struct cz_http_parser {
      * the head is complete, because the buffer may move while it grows). */
     char *head;
     size_t head_len, head_cap;
-    size_t url_len;          /* head[0 .. url_len) is the target */
-    size_t mark;             /* start of the name or value being read */
-    cz_http_header_t *hdrs;  /* .len set while parsing, .base at the end */
+    size_t url_len;         /* head[0 .. url_len) is the target */
+    size_t mark;            /* start of the name or value being read */
+    cz_http_header_t *hdrs; /* .len set while parsing, .base at the end */
     size_t nhdrs, hdrs_cap;
 
     char *body;
@@ -204,22 +204,22 @@ typedef struct cz_http_parser {
 
     /* Stream positions (bytes since init/reset) for checks that span
      * reads: single SP in the request line, raw head size. */
-    const char *cur;         /* data of the llhttp_execute() call running */
-    uint64_t base;           /* position of cur[0] */
-    uint64_t msg_start;      /* where the current request's bytes began */
+    const char *cur;    /* data of the llhttp_execute() call running */
+    uint64_t base;      /* position of cur[0] */
+    uint64_t msg_start; /* where the current request's bytes began */
     uint64_t method_end, url_end, fields_start;
     size_t trailer_bytes, trailer_fields, ext_bytes;
 
-    int status;              /* error status, 0 while fine */
-    const char *reason;      /* static string, NULL while fine */
-    uint8_t state;           /* private cz_http_state enum */
-    uint8_t event;           /* event of the pause being returned */
-    uint8_t seen;            /* private bits: url, protocol, fields_start */
-    uint8_t hosts, tes;      /* Host / Transfer-Encoding field count (sat.) */
-    uint8_t te_chunked;      /* sole Transfer-Encoding is exactly "chunked" */
-    uint8_t expect;          /* "Expect: 100-continue" seen */
+    int status;         /* error status, 0 while fine */
+    const char *reason; /* static string, NULL while fine */
+    uint8_t state;      /* private cz_http_state enum */
+    uint8_t event;      /* event of the pause being returned */
+    uint8_t seen;       /* private bits: url, protocol, fields_start */
+    uint8_t hosts, tes; /* Host / Transfer-Encoding field count (sat.) */
+    uint8_t te_chunked; /* sole Transfer-Encoding is exactly "chunked" */
+    uint8_t expect;     /* "Expect: 100-continue" seen */
     uint8_t proto_len;
-    char proto[4];           /* protocol name, must be "HTTP" */
+    char proto[4]; /* protocol name, must be "HTTP" */
 } cz_http_parser_t;
 
 /* "HTTP/1.1 100 Continue" interim response, for CZ_HTTP_HEADERS. */
@@ -229,8 +229,7 @@ typedef struct cz_http_parser {
  * Set up `p`; takes no memory yet (buffers are made on first use).
  * `limits` NULL means defaults; zero fields mean their default.
  */
-void cz_http_parser_init(cz_http_parser_t *p, cz_allocator_t *a,
-                         const cz_http_limits_t *limits);
+void cz_http_parser_init(cz_http_parser_t *p, cz_allocator_t *a, const cz_http_limits_t *limits);
 
 /* Start over for a new connection: any request and error are forgotten;
  * buffers are kept unless above limits.retain. */
@@ -250,8 +249,7 @@ void cz_http_parser_destroy(cz_http_parser_t *p);
  * caller feeds data + *consumed later; those bytes are not copied). A call
  * with len 0 just acknowledges the previous event.
  */
-cz_http_event_t cz_http_parser_feed(cz_http_parser_t *p, const char *data,
-                                    size_t len, size_t *consumed);
+cz_http_event_t cz_http_parser_feed(cz_http_parser_t *p, const char *data, size_t len, size_t *consumed);
 
 /* The request of the last CZ_HTTP_HEADERS / CZ_HTTP_REQUEST event. */
 const cz_http_request_t *cz_http_parser_request(const cz_http_parser_t *p);
@@ -266,18 +264,17 @@ int cz_http_parser_status(const cz_http_parser_t *p);
 const char *cz_http_parser_reason(const cz_http_parser_t *p);
 
 /* First header named `name` (case-insensitive), or NULL. */
-const cz_http_str_t *cz_http_request_header(const cz_http_request_t *r,
-                                            const char *name, size_t name_len);
+const cz_http_str_t *cz_http_request_header(const cz_http_request_t *r, const char *name, size_t name_len);
 
 /* ===== response side ===================================================== */
 
 /* Result codes of the response side. */
 enum {
     CZ_HTTP_OK = 0,
-    CZ_HTTP_EINVAL = -1,  /* bad status, reason, header name or value: the
-                             server should answer 500 instead */
-    CZ_HTTP_ENOMEM = -2,  /* allocation failed */
-    CZ_HTTP_E2BIG = -3    /* would exceed the buffer's bound */
+    CZ_HTTP_EINVAL = -1, /* bad status, reason, header name or value: the
+                            server should answer 500 instead */
+    CZ_HTTP_ENOMEM = -2, /* allocation failed */
+    CZ_HTTP_E2BIG = -3   /* would exceed the buffer's bound */
 };
 
 /* A growable output buffer (CZ_MEM_RESPONSE). Appends are all-or-nothing:
@@ -285,7 +282,7 @@ enum {
 typedef struct {
     char *data;
     size_t len, cap;
-    size_t max;              /* bound on cap */
+    size_t max; /* bound on cap */
     cz_allocator_t *alloc;
 } cz_http_buf_t;
 
@@ -316,8 +313,8 @@ void cz_http_buf_free(cz_http_buf_t *b);
  * iteration; the string is rebuilt only when the second changed.
  */
 typedef struct {
-    int64_t sec;            /* second the string shows; INT64_MIN: none */
-    char str[32];           /* NUL-terminated, CZ_HTTP_DATE_LEN chars */
+    int64_t sec;  /* second the string shows; INT64_MIN: none */
+    char str[32]; /* NUL-terminated, CZ_HTTP_DATE_LEN chars */
 } cz_http_date_t;
 
 #define CZ_HTTP_DATE_LEN 29
@@ -328,21 +325,21 @@ int cz_http_date_update(cz_http_date_t *d, time_t now);
 
 /* One response. Zero-initialize, then fill what applies. */
 typedef struct {
-    int status;                     /* 100..999 */
-    cz_http_str_t reason;           /* base NULL: cz_http_reason(status) */
-    const cz_http_header_t *headers;/* user headers, written in order */
+    int status;                      /* 100..999 */
+    cz_http_str_t reason;            /* base NULL: cz_http_reason(status) */
+    const cz_http_header_t *headers; /* user headers, written in order */
     size_t num_headers;
-    cz_http_str_t content_type;     /* base NULL: no Content-Type unless a
-                                       user header has one */
-    cz_http_str_t body;             /* base may be NULL when the body is not
-                                       written (head, write_head): only its
-                                       length is used then */
-    int http_minor;                 /* of the request: 1, or 0 for HTTP/1.0 */
-    int keep_alive;                 /* 0: "Connection: close"; 1 on an HTTP/1.0
-                                       request: "Connection: keep-alive" */
-    int head;                       /* answering HEAD: Content-Length of the
-                                       body, body not written */
-    int framing;                    /* CZ_HTTP_FRAME_*: how the body ends */
+    cz_http_str_t content_type; /* base NULL: no Content-Type unless a
+                                   user header has one */
+    cz_http_str_t body;         /* base may be NULL when the body is not
+                                   written (head, write_head): only its
+                                   length is used then */
+    int http_minor;             /* of the request: 1, or 0 for HTTP/1.0 */
+    int keep_alive;             /* 0: "Connection: close"; 1 on an HTTP/1.0
+                                   request: "Connection: keep-alive" */
+    int head;                   /* answering HEAD: Content-Length of the
+                                   body, body not written */
+    int framing;                /* CZ_HTTP_FRAME_*: how the body ends */
 } cz_http_response_t;
 
 /* How a response's body is delimited (cz_http_response_t.framing). */
@@ -373,16 +370,14 @@ enum {
  * Content-Length (the default), Transfer-Encoding: chunked, or neither
  * with "Connection: close" (CZ_HTTP_FRAME_CLOSE).
  */
-int cz_http_response_write(cz_http_buf_t *out, const cz_http_date_t *date,
-                           const cz_http_response_t *r);
+int cz_http_response_write(cz_http_buf_t *out, const cz_http_date_t *date, const cz_http_response_t *r);
 
 /*
  * As cz_http_response_write() without the body: only r->body.len is used
  * (Content-Length). For large bodies that the server writes from their own
  * memory (uv_write with two buffers) instead of copying them.
  */
-int cz_http_response_write_head(cz_http_buf_t *out, const cz_http_date_t *date,
-                                const cz_http_response_t *r);
+int cz_http_response_write_head(cz_http_buf_t *out, const cz_http_date_t *date, const cz_http_response_t *r);
 
 /*
  * Append one chunk of a CZ_HTTP_FRAME_CHUNKED body ("<hex>\r\n<data>\r\n");
@@ -397,8 +392,7 @@ int cz_http_write_chunk(cz_http_buf_t *out, const void *data, size_t len);
  * of a 405, e.g. "GET, HEAD". For parser errors pass http_minor 1 and
  * keep_alive 0.
  */
-int cz_http_write_error(cz_http_buf_t *out, const cz_http_date_t *date,
-                        int status, const char *allow, int http_minor,
+int cz_http_write_error(cz_http_buf_t *out, const cz_http_date_t *date, int status, const char *allow, int http_minor,
                         int keep_alive, int head);
 
 #ifdef __cplusplus

@@ -24,9 +24,9 @@ enum cz_http_state {
 };
 
 enum {
-    SEEN_URL = 1,    /* first URL byte checked */
-    SEEN_PROTO = 2,  /* first protocol byte checked */
-    SEEN_FIELDS = 4  /* fields_start known */
+    SEEN_URL = 1,   /* first URL byte checked */
+    SEEN_PROTO = 2, /* first protocol byte checked */
+    SEEN_FIELDS = 4 /* fields_start known */
 };
 
 /* Request line bytes besides the target: leading empty lines a client may
@@ -39,8 +39,8 @@ enum {
 /* A declared Content-Length up to this is allocated at once (one
  * allocation, no waste); a larger one starts here and doubles. */
 #define BODY_CL_FIRST_MAX (64u * 1024u)
-#define HDRS_FIRST_CAP 16u
-#define LIMIT_MAX (SIZE_MAX / 4)
+#define HDRS_FIRST_CAP    16u
+#define LIMIT_MAX         (SIZE_MAX / 4)
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -83,23 +83,16 @@ static int fail_cb(cz_http_parser_t *p, int status, const char *reason) {
  * `first`, at most `limit` (callers guarantee need <= limit). Returns the
  * block, or NULL with the old block untouched.
  */
-static void *grow(cz_allocator_t *a, void *ptr, size_t *cap, size_t need,
-                  size_t limit, size_t first, size_t elem) {
+static void *grow(cz_allocator_t *a, void *ptr, size_t *cap, size_t need, size_t limit, size_t first, size_t elem) {
     size_t n = *cap > limit / 2 ? limit : *cap * 2;
     void *np;
 
-    if (n < first)
-        n = first;
-    if (n < need)
-        n = need;
-    if (n > limit)
-        n = limit;
-    if (n > SIZE_MAX / elem)
-        return NULL;
-    np = ptr ? cz_realloc(a, CZ_MEM_REQUEST, ptr, n * elem)
-             : cz_malloc(a, CZ_MEM_REQUEST, n * elem);
-    if (np)
-        *cap = n;
+    if (n < first) n = first;
+    if (n < need) n = need;
+    if (n > limit) n = limit;
+    if (n > SIZE_MAX / elem) return NULL;
+    np = ptr ? cz_realloc(a, CZ_MEM_REQUEST, ptr, n * elem) : cz_malloc(a, CZ_MEM_REQUEST, n * elem);
+    if (np) *cap = n;
     return np;
 }
 
@@ -110,10 +103,8 @@ static int head_append(cz_http_parser_t *p, const char *at, size_t len) {
 
     if (need > p->head_cap) {
         size_t limit = p->limits.max_url + p->limits.max_header_bytes;
-        char *nb = grow(p->alloc, p->head, &p->head_cap, need, limit,
-                        HEAD_FIRST_CAP, 1);
-        if (!nb)
-            return fail(p, 500, "out of memory");
+        char *nb = grow(p->alloc, p->head, &p->head_cap, need, limit, HEAD_FIRST_CAP, 1);
+        if (!nb) return fail(p, 500, "out of memory");
         p->head = nb;
     }
     memcpy(p->head + p->head_len, at, len);
@@ -135,10 +126,8 @@ static void free_body(cz_http_parser_t *p) {
 
 /* Keep buffers for the next request unless one request made them big. */
 static void release_big(cz_http_parser_t *p) {
-    if (p->head_cap > p->limits.retain)
-        free_head(p);
-    if (p->body_cap > p->limits.retain)
-        free_body(p);
+    if (p->head_cap > p->limits.retain) free_head(p);
+    if (p->body_cap > p->limits.retain) free_body(p);
 }
 
 /* ---- request line ------------------------------------------------------- */
@@ -169,11 +158,9 @@ static int on_method(llhttp_t *ll, const char *at, size_t len) {
 static int on_method_complete(llhttp_t *ll) {
     /* A tunnel is not something this server offers; llhttp would also hand
      * the rest of the connection over as opaque bytes. */
-    if (ll->method == HTTP_CONNECT)
-        return fail_cb(parser_of(ll), 501, "CONNECT not supported");
+    if (ll->method == HTTP_CONNECT) return fail_cb(parser_of(ll), 501, "CONNECT not supported");
     /* "PRI * HTTP/2.0" only starts the HTTP/2 connection preface */
-    if (ll->method == HTTP_PRI)
-        return fail_cb(parser_of(ll), 400, "HTTP/2 connection preface");
+    if (ll->method == HTTP_PRI) return fail_cb(parser_of(ll), 400, "HTTP/2 connection preface");
     return 0;
 }
 
@@ -184,11 +171,9 @@ static int on_url(llhttp_t *ll, const char *at, size_t len) {
      * the grammar, and a stricter parser in front would disagree. */
     if (!(p->seen & SEEN_URL)) {
         p->seen |= SEEN_URL;
-        if (pos_of(p, at) != p->method_end + 1)
-            return fail(p, 400, "extra whitespace in request line");
+        if (pos_of(p, at) != p->method_end + 1) return fail(p, 400, "extra whitespace in request line");
     }
-    if (len > p->limits.max_url - p->head_len)
-        return fail(p, 414, "request-target too long");
+    if (len > p->limits.max_url - p->head_len) return fail(p, 414, "request-target too long");
     p->url_end = pos_of(p, at + len);
     return head_append(p, at, len);
 }
@@ -200,14 +185,11 @@ static int check_target(cz_http_parser_t *p) {
     size_t n = p->url_len;
 
     if (n == 1 && t[0] == '*') {
-        if (p->ll.method != HTTP_OPTIONS)
-            return fail_cb(p, 400, "'*' target is only for OPTIONS");
+        if (p->ll.method != HTTP_OPTIONS) return fail_cb(p, 400, "'*' target is only for OPTIONS");
         return 0;
     }
-    if (n == 0 || t[0] != '/')
-        return fail_cb(p, 400, "request-target must start with '/'");
-    if (memchr(t, '#', n))
-        return fail_cb(p, 400, "fragment in request-target");
+    if (n == 0 || t[0] != '/') return fail_cb(p, 400, "request-target must start with '/'");
+    if (memchr(t, '#', n)) return fail_cb(p, 400, "fragment in request-target");
     return 0;
 }
 
@@ -223,12 +205,10 @@ static int on_protocol(llhttp_t *ll, const char *at, size_t len) {
 
     if (!(p->seen & SEEN_PROTO)) {
         p->seen |= SEEN_PROTO;
-        if (pos_of(p, at) != p->url_end + 1)
-            return fail(p, 400, "extra whitespace in request line");
+        if (pos_of(p, at) != p->url_end + 1) return fail(p, 400, "extra whitespace in request line");
     }
     /* llhttp also speaks RTSP/ and ICE/; only HTTP/ is ours. */
-    if (len > sizeof(p->proto) - p->proto_len)
-        return fail(p, 400, "protocol is not HTTP");
+    if (len > sizeof(p->proto) - p->proto_len) return fail(p, 400, "protocol is not HTTP");
     memcpy(p->proto + p->proto_len, at, len);
     p->proto_len = (uint8_t)(p->proto_len + len);
     return 0;
@@ -237,8 +217,7 @@ static int on_protocol(llhttp_t *ll, const char *at, size_t len) {
 static int on_protocol_complete(llhttp_t *ll) {
     cz_http_parser_t *p = parser_of(ll);
 
-    if (p->proto_len != 4 || memcmp(p->proto, "HTTP", 4) != 0)
-        return fail_cb(p, 400, "protocol is not HTTP");
+    if (p->proto_len != 4 || memcmp(p->proto, "HTTP", 4) != 0) return fail_cb(p, 400, "protocol is not HTTP");
     return 0;
 }
 
@@ -250,8 +229,7 @@ static int on_version(llhttp_t *ll, const char *at, size_t len) {
      * leading empty lines make no callback: in one read they were not
      * bounded at all, so the same bytes were refused or accepted depending
      * on how they were split (found by tests/fuzz). Check it here too. */
-    if (!(p->seen & SEEN_FIELDS) &&
-        pos_of(p, at) - p->msg_start > (uint64_t)p->limits.max_url + REQUEST_LINE_SLACK)
+    if (!(p->seen & SEEN_FIELDS) && pos_of(p, at) - p->msg_start > (uint64_t)p->limits.max_url + REQUEST_LINE_SLACK)
         return fail(p, 400, "request line too long");
     /* strict llhttp requires CRLF right after the version */
     p->fields_start = pos_of(p, at + len) + 2;
@@ -262,8 +240,7 @@ static int on_version(llhttp_t *ll, const char *at, size_t len) {
 static int on_version_complete(llhttp_t *ll) {
     /* llhttp accepts 0.9, 1.0, 1.1 and 2.0; HTTP/2 needs its own framing
      * and HTTP/0.9 has no headers to frame anything. */
-    if (ll->http_major != 1 || ll->http_minor > 1)
-        return fail_cb(parser_of(ll), 400, "HTTP version not supported");
+    if (ll->http_major != 1 || ll->http_minor > 1) return fail_cb(parser_of(ll), 400, "HTTP version not supported");
     return 0;
 }
 
@@ -272,8 +249,7 @@ static int on_version_complete(llhttp_t *ll) {
 /* Trailer fields (after a chunked body) are counted and dropped: nothing in
  * them may change the framing, and the head is already handed out. */
 static int trailer_bytes(cz_http_parser_t *p, size_t len) {
-    if (len > p->limits.max_header_bytes - p->trailer_bytes)
-        return fail(p, 431, "trailer section too large");
+    if (len > p->limits.max_header_bytes - p->trailer_bytes) return fail(p, 431, "trailer section too large");
     p->trailer_bytes += len;
     return 0;
 }
@@ -284,8 +260,7 @@ static int trailer_bytes(cz_http_parser_t *p, size_t len) {
  * line (":" CRLF after a name, CRLF after a value), so a line is measured
  * whole as soon as its value is read.
  */
-static int field_bytes(cz_http_parser_t *p, const char *at, size_t len,
-                       unsigned due) {
+static int field_bytes(cz_http_parser_t *p, const char *at, size_t len, unsigned due) {
     if (pos_of(p, at + len) + due - p->fields_start > p->limits.max_header_bytes)
         return fail(p, 431, "header section too large");
     return head_append(p, at, len);
@@ -294,32 +269,26 @@ static int field_bytes(cz_http_parser_t *p, const char *at, size_t len,
 static int on_header_field(llhttp_t *ll, const char *at, size_t len) {
     cz_http_parser_t *p = parser_of(ll);
 
-    if (p->state == ST_BODY)
-        return trailer_bytes(p, len);
+    if (p->state == ST_BODY) return trailer_bytes(p, len);
     return field_bytes(p, at, len, 3);
 }
 
 static int on_header_value(llhttp_t *ll, const char *at, size_t len) {
     cz_http_parser_t *p = parser_of(ll);
 
-    if (p->state == ST_BODY)
-        return trailer_bytes(p, len);
+    if (p->state == ST_BODY) return trailer_bytes(p, len);
     return field_bytes(p, at, len, 2);
 }
 
 static int on_header_field_complete(llhttp_t *ll) {
     cz_http_parser_t *p = parser_of(ll);
 
-    if (p->state == ST_BODY)
-        return 0;
-    if (p->nhdrs >= p->limits.max_headers)
-        return fail_cb(p, 431, "too many header fields");
+    if (p->state == ST_BODY) return 0;
+    if (p->nhdrs >= p->limits.max_headers) return fail_cb(p, 431, "too many header fields");
     if (p->nhdrs == p->hdrs_cap) {
-        cz_http_header_t *nh = grow(p->alloc, p->hdrs, &p->hdrs_cap,
-                                    p->nhdrs + 1, p->limits.max_headers,
-                                    HDRS_FIRST_CAP, sizeof(*nh));
-        if (!nh)
-            return fail_cb(p, 500, "out of memory");
+        cz_http_header_t *nh =
+            grow(p->alloc, p->hdrs, &p->hdrs_cap, p->nhdrs + 1, p->limits.max_headers, HDRS_FIRST_CAP, sizeof(*nh));
+        if (!nh) return fail_cb(p, 500, "out of memory");
         p->hdrs = nh;
     }
     p->hdrs[p->nhdrs].name.len = p->head_len - p->mark;
@@ -336,12 +305,9 @@ static int valid_host(const char *s, size_t n) {
     if (n && s[0] == '[') { /* IP-literal: hex, ':', '.', IPvFuture letters */
         for (i = 1; i < n && s[i] != ']'; i++) {
             unsigned char c = (unsigned char)s[i];
-            if (!(c == ':' || c == '.' || (c >= '0' && c <= '9') ||
-                  (lower(c) >= 'a' && lower(c) <= 'z')))
-                return 0;
+            if (!(c == ':' || c == '.' || (c >= '0' && c <= '9') || (lower(c) >= 'a' && lower(c) <= 'z'))) return 0;
         }
-        if (i == n)
-            return 0;
+        if (i == n) return 0;
         i++;
     } else { /* reg-name / IPv4: unreserved, pct-encoded, sub-delims */
         for (; i < n && s[i] != ':'; i++) {
@@ -351,13 +317,10 @@ static int valid_host(const char *s, size_t n) {
                 return 0;
         }
     }
-    if (i == n)
-        return 1;
-    if (s[i++] != ':')
-        return 0;
+    if (i == n) return 1;
+    if (s[i++] != ':') return 0;
     for (; i < n; i++) /* port = *DIGIT */
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
+        if (s[i] < '0' || s[i] > '9') return 0;
     return 1;
 }
 
@@ -373,8 +336,7 @@ static uint8_t sat_inc(uint8_t v) {
  */
 static int framing_lookalike(const char *name, size_t n) {
     /* Folding keeps the first letter and never lengthens a name. */
-    if (n < 14 || (lower((unsigned char)name[0]) != 'c' && lower((unsigned char)name[0]) != 't'))
-        return 0;
+    if (n < 14 || (lower((unsigned char)name[0]) != 'c' && lower((unsigned char)name[0]) != 't')) return 0;
     char folded[sizeof("transfer-encoding")] = {0};
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -390,20 +352,17 @@ static int framing_lookalike(const char *name, size_t n) {
 }
 
 /* Remember what the end-of-head checks need. */
-static int inspect_field(cz_http_parser_t *p, const char *name, size_t nlen,
-                         const char *value, size_t vlen) {
+static int inspect_field(cz_http_parser_t *p, const char *name, size_t nlen, const char *value, size_t vlen) {
     if (framing_lookalike(name, nlen)) {
         return fail_cb(p, 400, "header name mimics a framing header");
     } else if (IEQ(name, nlen, "host")) {
         p->hosts = sat_inc(p->hosts);
-        if (!valid_host(value, vlen))
-            return fail_cb(p, 400, "invalid Host");
+        if (!valid_host(value, vlen)) return fail_cb(p, 400, "invalid Host");
     } else if (IEQ(name, nlen, "transfer-encoding")) {
         p->tes = sat_inc(p->tes);
         p->te_chunked = (uint8_t)IEQ(value, vlen, "chunked");
     } else if (IEQ(name, nlen, "expect")) {
-        if (IEQ(value, vlen, "100-continue"))
-            p->expect = 1;
+        if (IEQ(value, vlen, "100-continue")) p->expect = 1;
     }
     return 0;
 }
@@ -413,21 +372,18 @@ static int on_header_value_complete(llhttp_t *ll) {
     cz_http_header_t *h;
 
     if (p->state == ST_BODY) {
-        if (++p->trailer_fields > p->limits.max_headers)
-            return fail_cb(p, 431, "too many trailer fields");
+        if (++p->trailer_fields > p->limits.max_headers) return fail_cb(p, 431, "too many trailer fields");
         return 0;
     }
     /* llhttp drops leading OWS but keeps trailing OWS; drop it from the
      * arena so names and values stay back to back. */
-    while (p->head_len > p->mark &&
-           (p->head[p->head_len - 1] == ' ' || p->head[p->head_len - 1] == '\t'))
+    while (p->head_len > p->mark && (p->head[p->head_len - 1] == ' ' || p->head[p->head_len - 1] == '\t'))
         p->head_len--;
     h = &p->hdrs[p->nhdrs++];
     h->value.len = p->head_len - p->mark;
     p->mark = p->head_len;
-    return inspect_field(p, p->head + p->mark - h->value.len - h->name.len,
-                         h->name.len, p->head + p->mark - h->value.len,
-                         h->value.len);
+    return inspect_field(p, p->head + p->mark - h->value.len - h->name.len, h->name.len,
+                         p->head + p->mark - h->value.len, h->value.len);
 }
 
 /* ---- end of head -------------------------------------------------------- */
@@ -436,25 +392,18 @@ static int on_header_value_complete(llhttp_t *ll) {
 static int check_head(cz_http_parser_t *p) {
     const llhttp_t *ll = &p->ll;
 
-    if (!(p->seen & SEEN_PROTO))
-        return fail_cb(p, 400, "missing HTTP version");
-    if (p->hosts > 1)
-        return fail_cb(p, 400, "multiple Host fields");
-    if (p->hosts == 0 && ll->http_minor == 1)
-        return fail_cb(p, 400, "missing Host");
+    if (!(p->seen & SEEN_PROTO)) return fail_cb(p, 400, "missing HTTP version");
+    if (p->hosts > 1) return fail_cb(p, 400, "multiple Host fields");
+    if (p->hosts == 0 && ll->http_minor == 1) return fail_cb(p, 400, "missing Host");
     if (p->tes) {
         /* RFC 9112 6.1: HTTP/1.0 framing with Transfer-Encoding is faulty */
-        if (ll->http_minor == 0)
-            return fail_cb(p, 400, "Transfer-Encoding in HTTP/1.0");
-        if (ll->flags & F_CONTENT_LENGTH)
-            return fail_cb(p, 400, "Content-Length with Transfer-Encoding");
+        if (ll->http_minor == 0) return fail_cb(p, 400, "Transfer-Encoding in HTTP/1.0");
+        if (ll->flags & F_CONTENT_LENGTH) return fail_cb(p, 400, "Content-Length with Transfer-Encoding");
         if (p->tes != 1 || !p->te_chunked)
-            return (ll->flags & F_CHUNKED)
-                       ? fail_cb(p, 501, "unsupported transfer coding")
-                       : fail_cb(p, 400, "invalid Transfer-Encoding");
+            return (ll->flags & F_CHUNKED) ? fail_cb(p, 501, "unsupported transfer coding")
+                                           : fail_cb(p, 400, "invalid Transfer-Encoding");
     }
-    if ((ll->flags & F_CONTENT_LENGTH) &&
-        ll->content_length > p->limits.max_body)
+    if ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > p->limits.max_body)
         return fail_cb(p, 413, "body too large");
     return 0;
 }
@@ -502,12 +451,10 @@ static void build_request(cz_http_parser_t *p) {
 static int on_headers_complete(llhttp_t *ll) {
     cz_http_parser_t *p = parser_of(ll);
 
-    if (check_head(p) != 0)
-        return -1;
+    if (check_head(p) != 0) return -1;
     build_request(p);
     p->state = ST_BODY;
-    if (!p->req.has_body)
-        return 0; /* message complete follows at once */
+    if (!p->req.has_body) return 0; /* message complete follows at once */
     p->event = CZ_HTTP_HEADERS;
     return HPE_PAUSED;
 }
@@ -518,8 +465,7 @@ static int on_chunk_header(llhttp_t *ll) {
     cz_http_parser_t *p = parser_of(ll);
 
     /* content_length holds this chunk's size: refuse before reading it */
-    if (ll->content_length > p->limits.max_body - p->body_len)
-        return fail_cb(p, 413, "body too large");
+    if (ll->content_length > p->limits.max_body - p->body_len) return fail_cb(p, 413, "body too large");
     return 0;
 }
 
@@ -528,8 +474,7 @@ static int on_chunk_extension(llhttp_t *ll, const char *at, size_t len) {
 
     (void)at;
     /* never stored, but a client must not stream them forever */
-    if (len > p->limits.max_header_bytes - p->ext_bytes)
-        return fail(p, 400, "chunk extensions too long");
+    if (len > p->limits.max_header_bytes - p->ext_bytes) return fail(p, 400, "chunk extensions too long");
     p->ext_bytes += len;
     return 0;
 }
@@ -538,20 +483,15 @@ static int on_body(llhttp_t *ll, const char *at, size_t len) {
     cz_http_parser_t *p = parser_of(ll);
     size_t need;
 
-    if (len > p->limits.max_body - p->body_len)
-        return fail(p, 413, "body too large");
+    if (len > p->limits.max_body - p->body_len) return fail(p, 413, "body too large");
     need = p->body_len + len;
     if (need > p->body_cap) {
         /* a declared length is the exact bound; grow toward it only as
          * bytes arrive, so a lying client does not make us reserve it */
-        size_t limit = p->req.chunked ? p->limits.max_body
-                                      : (size_t)p->req.content_length;
-        size_t first = p->req.chunked ? BODY_FIRST_CAP
-                       : limit < BODY_CL_FIRST_MAX ? limit : BODY_CL_FIRST_MAX;
-        char *nb = grow(p->alloc, p->body, &p->body_cap, need, limit,
-                        first, 1);
-        if (!nb)
-            return fail(p, 500, "out of memory");
+        size_t limit = p->req.chunked ? p->limits.max_body : (size_t)p->req.content_length;
+        size_t first = p->req.chunked ? BODY_FIRST_CAP : limit < BODY_CL_FIRST_MAX ? limit : BODY_CL_FIRST_MAX;
+        char *nb = grow(p->alloc, p->body, &p->body_cap, need, limit, first, 1);
+        if (!nb) return fail(p, 500, "out of memory");
         p->body = nb;
     }
     memcpy(p->body + p->body_len, at, len);
@@ -615,8 +555,7 @@ static size_t pick(size_t v, size_t dflt) {
 
 static void set_limits(cz_http_limits_t *dst, const cz_http_limits_t *src) {
     cz_http_limits_default(dst);
-    if (!src)
-        return;
+    if (!src) return;
     dst->max_url = pick(src->max_url, dst->max_url);
     dst->max_header_bytes = pick(src->max_header_bytes, dst->max_header_bytes);
     dst->max_headers = pick(src->max_headers, dst->max_headers);
@@ -645,8 +584,7 @@ static void start_connection(cz_http_parser_t *p) {
     p->proto_len = 0;
 }
 
-void cz_http_parser_init(cz_http_parser_t *p, cz_allocator_t *a,
-                         const cz_http_limits_t *limits) {
+void cz_http_parser_init(cz_http_parser_t *p, cz_allocator_t *a, const cz_http_limits_t *limits) {
     p->alloc = a;
     set_limits(&p->limits, limits);
     p->head = NULL;
@@ -680,49 +618,35 @@ void cz_http_parser_destroy(cz_http_parser_t *p) {
 static void fail_llhttp(cz_http_parser_t *p, llhttp_errno_t e) {
     const char *why = llhttp_get_error_reason(&p->ll);
 
-    if (p->state == ST_ERROR)
-        return; /* a callback of ours said why */
-    if (!why)
-        why = llhttp_errno_name(e);
+    if (p->state == ST_ERROR) return; /* a callback of ours said why */
+    if (!why) why = llhttp_errno_name(e);
     switch (e) {
-    case HPE_PAUSED_H2_UPGRADE:
-        fail(p, 400, "HTTP/2 connection preface");
-        break;
-    case HPE_CLOSED_CONNECTION:
-        fail(p, 400, "data after Connection: close");
-        break;
-    default:
-        fail(p, 400, why);
-        break;
+    case HPE_PAUSED_H2_UPGRADE: fail(p, 400, "HTTP/2 connection preface"); break;
+    case HPE_CLOSED_CONNECTION: fail(p, 400, "data after Connection: close"); break;
+    default: fail(p, 400, why); break;
     }
 }
 
 /* Bytes that produce no callback (leading empty lines, OWS) still count
  * toward the head limits; checked after each llhttp_execute(). */
 static void check_head_size(cz_http_parser_t *p) {
-    if (p->state != ST_IDLE && p->state != ST_HEAD)
-        return;
+    if (p->state != ST_IDLE && p->state != ST_HEAD) return;
     if (p->state == ST_HEAD && (p->seen & SEEN_FIELDS)) {
         /* fields_start may lie ahead while the request line's CRLF is
          * still due; +2: the blank line ending the section */
-        if (p->base > p->fields_start &&
-            p->base - p->fields_start > (uint64_t)p->limits.max_header_bytes + 2)
+        if (p->base > p->fields_start && p->base - p->fields_start > (uint64_t)p->limits.max_header_bytes + 2)
             fail(p, 431, "header section too large");
-    } else if (p->base - p->msg_start >
-               (uint64_t)p->limits.max_url + REQUEST_LINE_SLACK) {
+    } else if (p->base - p->msg_start > (uint64_t)p->limits.max_url + REQUEST_LINE_SLACK) {
         fail(p, 400, "request line too long");
     }
 }
 
-cz_http_event_t cz_http_parser_feed(cz_http_parser_t *p, const char *data,
-                                    size_t len, size_t *consumed) {
+cz_http_event_t cz_http_parser_feed(cz_http_parser_t *p, const char *data, size_t len, size_t *consumed) {
     size_t used = 0;
 
     *consumed = 0;
-    if (p->state == ST_ERROR)
-        return CZ_HTTP_ERROR;
-    if (p->state == ST_DONE)
-        p->state = ST_IDLE;
+    if (p->state == ST_ERROR) return CZ_HTTP_ERROR;
+    if (p->state == ST_DONE) p->state = ST_IDLE;
     p->event = CZ_HTTP_NEED_MORE;
     while (used < len && p->event == CZ_HTTP_NEED_MORE) {
         llhttp_errno_t e;
@@ -737,25 +661,19 @@ cz_http_event_t cz_http_parser_feed(cz_http_parser_t *p, const char *data,
 
             p->base += n;
             used += n;
-            if (e == HPE_PAUSED)
-                llhttp_resume(&p->ll);
-            else /* Upgrade is ignored: go on parsing HTTP/1.1 */
-                llhttp_resume_after_upgrade(&p->ll);
+            if (e == HPE_PAUSED) llhttp_resume(&p->ll);
+            else /* Upgrade is ignored: go on parsing HTTP/1.1 */ llhttp_resume_after_upgrade(&p->ll);
         } else {
             fail_llhttp(p, e);
         }
-        if (p->state == ST_ERROR)
-            break;
+        if (p->state == ST_ERROR) break;
         check_head_size(p);
-        if (p->state == ST_ERROR)
-            break;
+        if (p->state == ST_ERROR) break;
     }
     p->cur = NULL;
     *consumed = used;
-    if (p->state == ST_ERROR)
-        return CZ_HTTP_ERROR;
-    if (p->event == CZ_HTTP_REQUEST)
-        p->msg_start = p->base;
+    if (p->state == ST_ERROR) return CZ_HTTP_ERROR;
+    if (p->event == CZ_HTTP_REQUEST) p->msg_start = p->base;
     return (cz_http_event_t)p->event;
 }
 
@@ -775,20 +693,16 @@ const char *cz_http_parser_reason(const cz_http_parser_t *p) {
     return p->reason;
 }
 
-const cz_http_str_t *cz_http_request_header(const cz_http_request_t *r,
-                                            const char *name, size_t name_len) {
+const cz_http_str_t *cz_http_request_header(const cz_http_request_t *r, const char *name, size_t name_len) {
     size_t i, j;
 
     for (i = 0; i < r->num_headers; i++) {
         const cz_http_str_t *n = &r->headers[i].name;
 
-        if (n->len != name_len)
-            continue;
+        if (n->len != name_len) continue;
         for (j = 0; j < name_len; j++)
-            if (lower((unsigned char)n->base[j]) != lower((unsigned char)name[j]))
-                break;
-        if (j == name_len)
-            return &r->headers[i].value;
+            if (lower((unsigned char)n->base[j]) != lower((unsigned char)name[j])) break;
+        if (j == name_len) return &r->headers[i].value;
     }
     return NULL;
 }

@@ -88,25 +88,18 @@ int cz_http_buf_grow(cz_http_buf_t *b, size_t extra) {
     size_t need, n;
     char *nd;
 
-    if (extra > b->max - b->len)
-        return CZ_HTTP_E2BIG;
+    if (extra > b->max - b->len) return CZ_HTTP_E2BIG;
     need = b->len + extra;
-    if (need <= b->cap)
-        return CZ_HTTP_OK;
+    if (need <= b->cap) return CZ_HTTP_OK;
     n = b->cap < 256 ? 256 : b->cap;
-    while (n < need)
-        n = n > b->max / 2 ? b->max : n * 2;
-    if (n > b->max)
-        n = b->max;
-    nd = b->data ? cz_realloc(b->alloc, CZ_MEM_RESPONSE, b->data, n)
-                 : cz_malloc(b->alloc, CZ_MEM_RESPONSE, n);
-    if (!nd)
-        return CZ_HTTP_ENOMEM;
+    while (n < need) n = n > b->max / 2 ? b->max : n * 2;
+    if (n > b->max) n = b->max;
+    nd = b->data ? cz_realloc(b->alloc, CZ_MEM_RESPONSE, b->data, n) : cz_malloc(b->alloc, CZ_MEM_RESPONSE, n);
+    if (!nd) return CZ_HTTP_ENOMEM;
     b->data = nd;
     b->cap = n;
     return CZ_HTTP_OK;
 }
-
 
 void cz_http_buf_reset(cz_http_buf_t *b, size_t keep) {
     b->len = 0;
@@ -152,8 +145,7 @@ static void put2(char *w, unsigned v) {
 
 static void format_date(char *out, int64_t t) {
     static const char wday[7][4] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
-    static const char mon[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    static const char mon[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     int64_t days = t / 86400, y;
     unsigned secs = (unsigned)(t % 86400), m, d;
 
@@ -191,8 +183,7 @@ void cz_http_date_init(cz_http_date_t *d, time_t now) {
 int cz_http_date_update(cz_http_date_t *d, time_t now) {
     int64_t t = clamp_time(now);
 
-    if (t == d->sec)
-        return 0;
+    if (t == d->sec) return 0;
     format_date(d->str, t);
     d->sec = t;
     return 1;
@@ -202,19 +193,16 @@ int cz_http_date_update(cz_http_date_t *d, time_t now) {
 
 /* tchar of RFC 9110 5.6.2 */
 static int is_tchar(unsigned char c) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return 1;
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
 int cz_http_is_token(cz_http_str_t s) {
     size_t i;
 
-    if (!s.base || s.len == 0)
-        return 0;
+    if (!s.base || s.len == 0) return 0;
     for (i = 0; i < s.len; i++)
-        if (!is_tchar((unsigned char)s.base[i]))
-            return 0;
+        if (!is_tchar((unsigned char)s.base[i])) return 0;
     return 1;
 }
 
@@ -223,12 +211,10 @@ int cz_http_is_token(cz_http_str_t s) {
 static int is_field_text(cz_http_str_t s) {
     size_t i;
 
-    if (!s.base)
-        return s.len == 0;
+    if (!s.base) return s.len == 0;
     for (i = 0; i < s.len; i++) {
         unsigned char c = (unsigned char)s.base[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return 0;
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return 0;
     }
     return 1;
 }
@@ -239,12 +225,9 @@ static int classify(cz_http_str_t name) {
     if (cz_http_ieq(name, LIT("content-length")) || cz_http_ieq(name, LIT("transfer-encoding")) ||
         cz_http_ieq(name, LIT("connection")))
         return H_DROP;
-    if (cz_http_ieq(name, LIT("date")))
-        return H_DATE;
-    if (cz_http_ieq(name, LIT("server")))
-        return H_SERVER;
-    if (cz_http_ieq(name, LIT("content-type")))
-        return H_CTYPE;
+    if (cz_http_ieq(name, LIT("date"))) return H_DATE;
+    if (cz_http_ieq(name, LIT("server"))) return H_SERVER;
+    if (cz_http_ieq(name, LIT("content-type"))) return H_CTYPE;
     return H_PLAIN;
 }
 
@@ -261,8 +244,7 @@ typedef struct {
 } plan_t;
 
 static int add(size_t *acc, size_t n) {
-    if (n > SIZE_MAX - *acc)
-        return -1;
+    if (n > SIZE_MAX - *acc) return -1;
     *acc += n;
     return 0;
 }
@@ -275,8 +257,7 @@ static size_t u64_to_dec(char *out, uint64_t v) {
         tmp[n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    for (i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
+    for (i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
     return n;
 }
 
@@ -287,41 +268,31 @@ static int plan_headers(plan_t *pl, const cz_http_response_t *r) {
         const cz_http_header_t *h = &r->headers[i];
         int kind;
 
-        if (!cz_http_is_token(h->name) || !is_field_text(h->value))
-            return -1;
+        if (!cz_http_is_token(h->name) || !is_field_text(h->value)) return -1;
         kind = classify(h->name);
-        if (kind == H_DROP)
-            continue;
-        if (kind == H_DATE)
-            pl->date = 0;
-        else if (kind == H_SERVER)
-            pl->server = 0;
-        else if (kind == H_CTYPE)
-            pl->ctype = 0;
-        if (add(&pl->size, h->name.len + 4) || add(&pl->size, h->value.len))
-            return -1;
+        if (kind == H_DROP) continue;
+        if (kind == H_DATE) pl->date = 0;
+        else if (kind == H_SERVER) pl->server = 0;
+        else if (kind == H_CTYPE) pl->ctype = 0;
+        if (add(&pl->size, h->name.len + 4) || add(&pl->size, h->value.len)) return -1;
     }
     return 0;
 }
 
-static int plan(plan_t *pl, const cz_http_date_t *date,
-                const cz_http_response_t *r, int with_body) {
+static int plan(plan_t *pl, const cz_http_date_t *date, const cz_http_response_t *r, int with_body) {
     int bodyless = r->status < 200 || r->status == 204 || r->status == 304;
 
-    if (r->status < 100 || r->status > 999)
-        return -1;
+    if (r->status < 100 || r->status > 999) return -1;
     pl->reason = r->reason;
     if (!pl->reason.base) {
         pl->reason.base = cz_http_reason(r->status);
         pl->reason.len = strlen(pl->reason.base);
     }
-    if (!is_field_text(pl->reason))
-        return -1;
+    if (!is_field_text(pl->reason)) return -1;
     pl->date = date && date->str[0] != '\0';
     pl->server = 1;
     pl->ctype = r->content_type.base != NULL;
-    if (pl->ctype && !is_field_text(r->content_type))
-        return -1;
+    if (pl->ctype && !is_field_text(r->content_type)) return -1;
     if (r->framing < CZ_HTTP_FRAME_LENGTH || r->framing > CZ_HTTP_FRAME_UPGRADE ||
         (r->framing == CZ_HTTP_FRAME_UPGRADE && r->status != 101) ||
         (r->framing == CZ_HTTP_FRAME_CHUNKED && r->http_minor == 0))
@@ -329,31 +300,23 @@ static int plan(plan_t *pl, const cz_http_date_t *date,
     pl->length = !bodyless && r->framing == CZ_HTTP_FRAME_LENGTH;
     pl->chunked = !bodyless && r->framing == CZ_HTTP_FRAME_CHUNKED;
     pl->body = with_body && pl->length && !r->head && r->body.len > 0;
-    if (pl->body && !r->body.base)
-        return -1;
-    pl->connection = r->framing == CZ_HTTP_FRAME_UPGRADE      ? "Connection: Upgrade\r\n"
+    if (pl->body && !r->body.base) return -1;
+    pl->connection = r->framing == CZ_HTTP_FRAME_UPGRADE                   ? "Connection: Upgrade\r\n"
                      : !r->keep_alive || r->framing == CZ_HTTP_FRAME_CLOSE ? "Connection: close\r\n"
-                     : r->http_minor == 0                      ? "Connection: keep-alive\r\n"
-                                                               : NULL;
+                     : r->http_minor == 0                                  ? "Connection: keep-alive\r\n"
+                                                                           : NULL;
     pl->size = sizeof("HTTP/1.1 200 \r\n") - 1 + pl->reason.len + 2; /* + blank line */
-    if (plan_headers(pl, r))
-        return -1;
-    if (pl->date)
-        pl->size += sizeof("Date: \r\n") - 1 + CZ_HTTP_DATE_LEN;
-    if (pl->server)
-        pl->size += sizeof("Server: catzilla\r\n") - 1;
-    if (pl->ctype && add(&pl->size, sizeof("Content-Type: \r\n") - 1 + r->content_type.len))
-        return -1;
+    if (plan_headers(pl, r)) return -1;
+    if (pl->date) pl->size += sizeof("Date: \r\n") - 1 + CZ_HTTP_DATE_LEN;
+    if (pl->server) pl->size += sizeof("Server: catzilla\r\n") - 1;
+    if (pl->ctype && add(&pl->size, sizeof("Content-Type: \r\n") - 1 + r->content_type.len)) return -1;
     if (pl->length) {
         pl->clen_len = u64_to_dec(pl->clen, (uint64_t)r->body.len);
         pl->size += sizeof("Content-Length: \r\n") - 1 + pl->clen_len;
     }
-    if (pl->chunked)
-        pl->size += sizeof("Transfer-Encoding: chunked\r\n") - 1;
-    if (pl->connection)
-        pl->size += strlen(pl->connection);
-    if (pl->body && add(&pl->size, r->body.len))
-        return -1;
+    if (pl->chunked) pl->size += sizeof("Transfer-Encoding: chunked\r\n") - 1;
+    if (pl->connection) pl->size += strlen(pl->connection);
+    if (pl->body && add(&pl->size, r->body.len)) return -1;
     return 0;
 }
 
@@ -362,17 +325,14 @@ static char *put(char *w, const char *s, size_t n) {
     return w + n;
 }
 
-static char *put_field(char *w, const char *name, size_t nlen,
-                       const char *value, size_t vlen) {
+static char *put_field(char *w, const char *name, size_t nlen, const char *value, size_t vlen) {
     w = put(w, name, nlen);
     w = put(w, ": ", 2);
-    if (vlen)
-        w = put(w, value, vlen);
+    if (vlen) w = put(w, value, vlen);
     return put(w, "\r\n", 2);
 }
 
-static char *write_planned(char *w, const plan_t *pl, const cz_http_date_t *date,
-                           const cz_http_response_t *r) {
+static char *write_planned(char *w, const plan_t *pl, const cz_http_date_t *date, const cz_http_response_t *r) {
     char code[3];
     size_t i;
 
@@ -382,57 +342,43 @@ static char *write_planned(char *w, const plan_t *pl, const cz_http_date_t *date
     w = put(w, LIT("HTTP/1.1 "));
     w = put(w, code, 3);
     w = put(w, " ", 1);
-    if (pl->reason.len)
-        w = put(w, pl->reason.base, pl->reason.len);
+    if (pl->reason.len) w = put(w, pl->reason.base, pl->reason.len);
     w = put(w, "\r\n", 2);
-    if (pl->date)
-        w = put_field(w, LIT("Date"), date->str, CZ_HTTP_DATE_LEN);
-    if (pl->server)
-        w = put(w, LIT("Server: catzilla\r\n"));
+    if (pl->date) w = put_field(w, LIT("Date"), date->str, CZ_HTTP_DATE_LEN);
+    if (pl->server) w = put(w, LIT("Server: catzilla\r\n"));
     for (i = 0; i < r->num_headers; i++) {
         const cz_http_header_t *h = &r->headers[i];
-        if (classify(h->name) != H_DROP)
-            w = put_field(w, h->name.base, h->name.len, h->value.base, h->value.len);
+        if (classify(h->name) != H_DROP) w = put_field(w, h->name.base, h->name.len, h->value.base, h->value.len);
     }
-    if (pl->ctype)
-        w = put_field(w, LIT("Content-Type"), r->content_type.base, r->content_type.len);
-    if (pl->length)
-        w = put_field(w, LIT("Content-Length"), pl->clen, pl->clen_len);
-    if (pl->chunked)
-        w = put(w, LIT("Transfer-Encoding: chunked\r\n"));
-    if (pl->connection)
-        w = put(w, pl->connection, strlen(pl->connection));
+    if (pl->ctype) w = put_field(w, LIT("Content-Type"), r->content_type.base, r->content_type.len);
+    if (pl->length) w = put_field(w, LIT("Content-Length"), pl->clen, pl->clen_len);
+    if (pl->chunked) w = put(w, LIT("Transfer-Encoding: chunked\r\n"));
+    if (pl->connection) w = put(w, pl->connection, strlen(pl->connection));
     w = put(w, "\r\n", 2);
-    if (pl->body)
-        w = put(w, r->body.base, r->body.len);
+    if (pl->body) w = put(w, r->body.base, r->body.len);
     return w;
 }
 
-static int write_response(cz_http_buf_t *out, const cz_http_date_t *date,
-                          const cz_http_response_t *r, int with_body) {
+static int write_response(cz_http_buf_t *out, const cz_http_date_t *date, const cz_http_response_t *r, int with_body) {
     plan_t pl;
     char *end;
     int rc;
 
     memset(&pl, 0, sizeof(pl));
-    if (plan(&pl, date, r, with_body))
-        return CZ_HTTP_EINVAL;
+    if (plan(&pl, date, r, with_body)) return CZ_HTTP_EINVAL;
     rc = cz_http_buf_reserve(out, pl.size);
-    if (rc != CZ_HTTP_OK)
-        return rc;
+    if (rc != CZ_HTTP_OK) return rc;
     end = write_planned(out->data + out->len, &pl, date, r);
     assert(end == out->data + out->len + pl.size); /* plan and writer agree */
     out->len = (size_t)(end - out->data);
     return CZ_HTTP_OK;
 }
 
-int cz_http_response_write(cz_http_buf_t *out, const cz_http_date_t *date,
-                           const cz_http_response_t *r) {
+int cz_http_response_write(cz_http_buf_t *out, const cz_http_date_t *date, const cz_http_response_t *r) {
     return write_response(out, date, r, 1);
 }
 
-int cz_http_response_write_head(cz_http_buf_t *out, const cz_http_date_t *date,
-                                const cz_http_response_t *r) {
+int cz_http_response_write_head(cz_http_buf_t *out, const cz_http_date_t *date, const cz_http_response_t *r) {
     return write_response(out, date, r, 0);
 }
 
@@ -442,20 +388,15 @@ int cz_http_write_chunk(cz_http_buf_t *out, const void *data, size_t len) {
     size_t n = 0, v, total;
     int rc;
 
-    if (len == 0)
-        return cz_http_buf_append(out, LIT("0\r\n\r\n"));
-    for (v = len; v; v >>= 4)
-        n++;
-    for (v = len, total = n; v; v >>= 4)
-        size[--total] = hex[v & 15];
+    if (len == 0) return cz_http_buf_append(out, LIT("0\r\n\r\n"));
+    for (v = len; v; v >>= 4) n++;
+    for (v = len, total = n; v; v >>= 4) size[--total] = hex[v & 15];
     size[n++] = '\r';
     size[n++] = '\n';
-    if (len > SIZE_MAX / 2)
-        return CZ_HTTP_E2BIG;
+    if (len > SIZE_MAX / 2) return CZ_HTTP_E2BIG;
     total = n + len + 2;
     rc = cz_http_buf_reserve(out, total);
-    if (rc != CZ_HTTP_OK)
-        return rc;
+    if (rc != CZ_HTTP_OK) return rc;
     memcpy(out->data + out->len, size, n);
     memcpy(out->data + out->len + n, data, len);
     memcpy(out->data + out->len + n + len, "\r\n", 2);
@@ -465,8 +406,7 @@ int cz_http_write_chunk(cz_http_buf_t *out, const void *data, size_t len) {
 
 /* ---- canned errors ------------------------------------------------------ */
 
-int cz_http_write_error(cz_http_buf_t *out, const cz_http_date_t *date,
-                        int status, const char *allow, int http_minor,
+int cz_http_write_error(cz_http_buf_t *out, const cz_http_date_t *date, int status, const char *allow, int http_minor,
                         int keep_alive, int head) {
     /* longest phrase is well under 64 bytes and holds no '"' or '\\' */
     char body[128];
@@ -475,10 +415,8 @@ int cz_http_write_error(cz_http_buf_t *out, const cz_http_date_t *date,
     cz_http_response_t r;
     size_t n = 0, dlen;
 
-    if (status < 400 || status > 599)
-        return CZ_HTTP_EINVAL;
-    if (!detail[0])
-        detail = status < 500 ? "Bad Request" : "Internal Server Error";
+    if (status < 400 || status > 599) return CZ_HTTP_EINVAL;
+    if (!detail[0]) detail = status < 500 ? "Bad Request" : "Internal Server Error";
     dlen = strlen(detail);
     memcpy(body + n, "{\"detail\":\"", 11);
     n += 11;

@@ -75,7 +75,9 @@ const char *cz_backend_name(cz_backend_t b) {
     return b == CZ_BACKEND_JEMALLOC ? "jemalloc" : "malloc";
 }
 
-cz_backend_t cz_allocator_backend(const cz_allocator_t *a) { return a->backend; }
+cz_backend_t cz_allocator_backend(const cz_allocator_t *a) {
+    return a->backend;
+}
 
 /* ---- accounting ------------------------------------------------------------ */
 
@@ -86,8 +88,7 @@ static void account_alloc(cz_allocator_t *a, cz_purpose_t p, size_t usable) {
     size_t total = atomic_fetch_add_explicit(&a->total, usable, memory_order_relaxed) + usable;
     size_t peak = atomic_load_explicit(&a->peak, memory_order_relaxed);
     while (total > peak &&
-           !atomic_compare_exchange_weak_explicit(&a->peak, &peak, total, memory_order_relaxed,
-                                                  memory_order_relaxed)) {
+           !atomic_compare_exchange_weak_explicit(&a->peak, &peak, total, memory_order_relaxed, memory_order_relaxed)) {
     }
 }
 
@@ -102,7 +103,9 @@ static void account_free(cz_allocator_t *a, cz_purpose_t p, size_t usable) {
 
 #ifdef CZ_HAVE_JEMALLOC
 
-int cz_jemalloc_compiled(void) { return 1; }
+int cz_jemalloc_compiled(void) {
+    return 1;
+}
 
 const char *cz_jemalloc_version(void) {
     const char *v = NULL;
@@ -142,8 +145,7 @@ static int jemalloc_start(cz_allocator_t *a, char *reason, size_t reason_len) {
         size_t sz = sizeof(idx);
         int err = je_mallctl("arenas.create", &idx, &sz, NULL, 0);
         if (err != 0) {
-            snprintf(reason, reason_len,
-                     "jemalloc initialization failed: arenas.create returned %s (%d)",
+            snprintf(reason, reason_len, "jemalloc initialization failed: arenas.create returned %s (%d)",
                      strerror(err), err);
             jemalloc_teardown(a);
             return -1;
@@ -159,9 +161,15 @@ static int jemalloc_start(cz_allocator_t *a, char *reason, size_t reason_len) {
 
 #else /* !CZ_HAVE_JEMALLOC */
 
-int cz_jemalloc_compiled(void) { return 0; }
-const char *cz_jemalloc_version(void) { return NULL; }
-int cz_jemalloc_debug(void) { return 0; }
+int cz_jemalloc_compiled(void) {
+    return 0;
+}
+const char *cz_jemalloc_version(void) {
+    return NULL;
+}
+int cz_jemalloc_debug(void) {
+    return 0;
+}
 #define IS_JE(a) 0
 
 #endif

@@ -36,32 +36,29 @@ typedef enum {
     CZ_MEM_PURPOSES
 } cz_purpose_t;
 
-typedef enum {
-    CZ_BACKEND_MALLOC = 0,
-    CZ_BACKEND_JEMALLOC = 1
-} cz_backend_t;
+typedef enum { CZ_BACKEND_MALLOC = 0, CZ_BACKEND_JEMALLOC = 1 } cz_backend_t;
 
 typedef struct cz_allocator cz_allocator_t;
 
 /* Statistics of one purpose. Sizes in bytes. */
 typedef struct {
-    size_t allocated;   /* live bytes (usable sizes) */
-    uint64_t nmalloc;   /* allocations so far */
-    uint64_t nfree;     /* frees so far */
-    size_t active;      /* jemalloc: bytes of pages backing live blocks; malloc: = allocated */
-    size_t resident;    /* jemalloc: arena resident bytes; malloc: = allocated */
-    size_t dirty;       /* jemalloc: unused pages not yet returned to the OS; malloc: 0 */
+    size_t allocated; /* live bytes (usable sizes) */
+    uint64_t nmalloc; /* allocations so far */
+    uint64_t nfree;   /* frees so far */
+    size_t active;    /* jemalloc: bytes of pages backing live blocks; malloc: = allocated */
+    size_t resident;  /* jemalloc: arena resident bytes; malloc: = allocated */
+    size_t dirty;     /* jemalloc: unused pages not yet returned to the OS; malloc: 0 */
 } cz_purpose_stats_t;
 
 /* Statistics of one allocator handle. */
 typedef struct {
     cz_purpose_stats_t purpose[CZ_MEM_PURPOSES];
-    size_t allocated;       /* sum over purposes */
-    size_t peak_allocated;  /* highest `allocated` seen since creation */
+    size_t allocated;      /* sum over purposes */
+    size_t peak_allocated; /* highest `allocated` seen since creation */
     uint64_t nmalloc, nfree;
-    size_t active;          /* see cz_purpose_stats_t; malloc: heap in use (process) */
-    size_t resident;        /* jemalloc: sum over the app's arenas; malloc: the process's RSS */
-    size_t dirty;           /* jemalloc: sum of dirty+muzzy; malloc: free bytes in the heap (process) */
+    size_t active;   /* see cz_purpose_stats_t; malloc: heap in use (process) */
+    size_t resident; /* jemalloc: sum over the app's arenas; malloc: the process's RSS */
+    size_t dirty;    /* jemalloc: sum of dirty+muzzy; malloc: free bytes in the heap (process) */
     /*
      * External fragmentation, 0..100: the share of memory the allocator
      * keeps committed for live blocks that holds no live data.
@@ -72,7 +69,7 @@ typedef struct {
      * part-used slabs would dominate a small, idle app's figure.
      */
     double fragmentation_percent;
-    int process_wide;       /* 1 when active/resident/dirty/fragmentation cover the whole process */
+    int process_wide; /* 1 when active/resident/dirty/fragmentation cover the whole process */
 } cz_memory_stats_t;
 
 /* ---- build facts -------------------------------------------------------- */

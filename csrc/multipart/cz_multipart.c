@@ -29,15 +29,13 @@ static const char EMPTY[] = "";
 
 static int is_tchar(unsigned char c) {
     /* RFC 9110 token characters */
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return 1;
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
     return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
 static int is_bchar(unsigned char c) {
     /* RFC 2046 bcharsnospace plus space */
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return 1;
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
     return c != 0 && strchr("'()+_,-./:=? ", c) != NULL;
 }
 
@@ -48,17 +46,14 @@ static unsigned char lower(unsigned char c) {
 static int ieq(const char *s, size_t n, const char *lit) {
     size_t m = strlen(lit);
 
-    if (n != m)
-        return 0;
+    if (n != m) return 0;
     for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)s[i]) != (unsigned char)lit[i])
-            return 0;
+        if (lower((unsigned char)s[i]) != (unsigned char)lit[i]) return 0;
     return 1;
 }
 
 static size_t skip_ows(const char *s, size_t i, size_t n) {
-    while (i < n && (s[i] == ' ' || s[i] == '\t'))
-        i++;
+    while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
     return i;
 }
 
@@ -67,20 +62,17 @@ static size_t skip_ows(const char *s, size_t i, size_t n) {
  * `out`) or a token (obs-text allowed: some clients send raw UTF-8 filenames
  * unquoted). Returns 0 and sets *val, or -1 with *why.
  */
-static int param_value(const char *s, size_t n, size_t *i, char *out,
-                       cz_multipart_str_t *val, const char **why) {
+static int param_value(const char *s, size_t n, size_t *i, char *out, cz_multipart_str_t *val, const char **why) {
     size_t j = *i;
 
     if (j < n && s[j] == '"') {
         size_t w = 0;
         for (j++; j < n; j++) {
             char c = s[j];
-            if (c == '"')
-                break;
+            if (c == '"') break;
             if (c == '\\') {
                 /* quoted-pair; a backslash before the end is not one */
-                if (++j == n)
-                    break;
+                if (++j == n) break;
                 c = s[j];
             }
             out[w++] = c;
@@ -94,8 +86,7 @@ static int param_value(const char *s, size_t n, size_t *i, char *out,
         val->len = w;
         return 0;
     }
-    while (j < n && (is_tchar((unsigned char)s[j]) || (unsigned char)s[j] >= 0x80))
-        j++;
+    while (j < n && (is_tchar((unsigned char)s[j]) || (unsigned char)s[j] >= 0x80)) j++;
     if (j == *i) {
         *why = "multipart: bad Content-Disposition parameter value";
         return -1;
@@ -122,18 +113,26 @@ static int valid_utf8(const unsigned char *s, size_t n) {
         size_t k;
         uint32_t cp;
 
-        if (c < 0x80) { i++; continue; }
-        if (c >= 0xc2 && c <= 0xdf) { k = 1; cp = c & 0x1f; }
-        else if (c >= 0xe0 && c <= 0xef) { k = 2; cp = c & 0x0f; }
-        else if (c >= 0xf0 && c <= 0xf4) { k = 3; cp = c & 0x07; }
-        else return 0;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            k = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            k = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3;
+            cp = c & 0x07;
+        } else return 0;
         if (n - i <= k) return 0;
         for (size_t m = 1; m <= k; m++) {
             if ((s[i + m] & 0xc0) != 0x80) return 0;
             cp = (cp << 6) | (s[i + m] & 0x3f);
         }
-        if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+        if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
             return 0;
         i += k + 1;
     }
@@ -147,27 +146,22 @@ static int valid_utf8(const unsigned char *s, size_t n) {
  * which ASCII punctuation is escaped), but controls, non-ASCII raw bytes,
  * invalid UTF-8 and decoded controls are refused.
  */
-static int decode_ext_value(cz_multipart_str_t v, char *out,
-                            cz_multipart_str_t *res, const char **why) {
+static int decode_ext_value(cz_multipart_str_t v, char *out, cz_multipart_str_t *res, const char **why) {
     const char *q1 = memchr(v.base, '\'', v.len);
     const char *q2;
     int latin1;
     size_t w = 0, i;
 
     *why = "multipart: bad filename* (RFC 8187)";
-    if (!q1)
-        return -1;
-    if (ieq(v.base, (size_t)(q1 - v.base), "utf-8"))
-        latin1 = 0;
-    else if (ieq(v.base, (size_t)(q1 - v.base), "iso-8859-1"))
-        latin1 = 1;
+    if (!q1) return -1;
+    if (ieq(v.base, (size_t)(q1 - v.base), "utf-8")) latin1 = 0;
+    else if (ieq(v.base, (size_t)(q1 - v.base), "iso-8859-1")) latin1 = 1;
     else {
         *why = "multipart: filename* charset is not UTF-8 or ISO-8859-1";
         return -1;
     }
     q2 = memchr(q1 + 1, '\'', v.len - (size_t)(q1 + 1 - v.base));
-    if (!q2)
-        return -1;
+    if (!q2) return -1;
     for (i = (size_t)(q2 + 1 - v.base); i < v.len; i++) {
         unsigned char c = (unsigned char)v.base[i];
         if (c == '%') {
@@ -202,8 +196,8 @@ static int decode_ext_value(cz_multipart_str_t v, char *out,
 
 /* ---- boundary ------------------------------------------------------------------ */
 
-int cz_multipart_boundary(const char *ct, size_t n, char out[CZ_MULTIPART_BOUNDARY_MAX],
-                          size_t *out_len, const char **reason) {
+int cz_multipart_boundary(const char *ct, size_t n, char out[CZ_MULTIPART_BOUNDARY_MAX], size_t *out_len,
+                          const char **reason) {
     const char *ignored = NULL;
     const char **why = reason ? reason : &ignored;
     size_t i, j, found = 0;
@@ -211,8 +205,7 @@ int cz_multipart_boundary(const char *ct, size_t n, char out[CZ_MULTIPART_BOUNDA
     *out_len = 0;
     i = skip_ows(ct, 0, n);
     j = i;
-    while (j < n && ct[j] != ';' && ct[j] != ' ' && ct[j] != '\t')
-        j++;
+    while (j < n && ct[j] != ';' && ct[j] != ' ' && ct[j] != '\t') j++;
     if (!ieq(ct + i, j - i, "multipart/form-data")) {
         *why = "multipart: Content-Type is not multipart/form-data";
         return 415;
@@ -224,18 +217,15 @@ int cz_multipart_boundary(const char *ct, size_t n, char out[CZ_MULTIPART_BOUNDA
         size_t vlen = 0;
 
         i = skip_ows(ct, i, n);
-        if (i == n)
-            break;
+        if (i == n) break;
         if (ct[i] != ';') {
             *why = "multipart: bad Content-Type parameters";
             return 400;
         }
         i = skip_ows(ct, i + 1, n);
-        if (i == n)
-            break; /* a trailing ';' is harmless */
+        if (i == n) break; /* a trailing ';' is harmless */
         name = i;
-        while (i < n && is_tchar((unsigned char)ct[i]))
-            i++;
+        while (i < n && is_tchar((unsigned char)ct[i])) i++;
         name_len = i - name;
         i = skip_ows(ct, i, n);
         if (name_len == 0 || i == n || ct[i] != '=') {
@@ -246,10 +236,8 @@ int cz_multipart_boundary(const char *ct, size_t n, char out[CZ_MULTIPART_BOUNDA
         /* read the value (any parameter's, to find where it ends) */
         if (i < n && ct[i] == '"') {
             for (i++; i < n && ct[i] != '"'; i++) {
-                if (ct[i] == '\\' && ++i == n)
-                    break;
-                if (vlen <= CZ_MULTIPART_BOUNDARY_MAX)
-                    val[vlen] = ct[i];
+                if (ct[i] == '\\' && ++i == n) break;
+                if (vlen <= CZ_MULTIPART_BOUNDARY_MAX) val[vlen] = ct[i];
                 vlen++;
             }
             if (i >= n) {
@@ -259,8 +247,7 @@ int cz_multipart_boundary(const char *ct, size_t n, char out[CZ_MULTIPART_BOUNDA
             i++;
         } else {
             while (i < n && is_tchar((unsigned char)ct[i])) {
-                if (vlen <= CZ_MULTIPART_BOUNDARY_MAX)
-                    val[vlen] = ct[i];
+                if (vlen <= CZ_MULTIPART_BOUNDARY_MAX) val[vlen] = ct[i];
                 vlen++;
                 i++;
             }
@@ -269,10 +256,8 @@ int cz_multipart_boundary(const char *ct, size_t n, char out[CZ_MULTIPART_BOUNDA
              * but browsers and python-multipart take them unquoted: go on
              * to the next ';' or whitespace for the boundary parameter. */
             if (ieq(ct + name, name_len, "boundary"))
-                while (i < n && ct[i] != ';' && ct[i] != ' ' && ct[i] != '\t' &&
-                       is_bchar((unsigned char)ct[i])) {
-                    if (vlen <= CZ_MULTIPART_BOUNDARY_MAX)
-                        val[vlen] = ct[i];
+                while (i < n && ct[i] != ';' && ct[i] != ' ' && ct[i] != '\t' && is_bchar((unsigned char)ct[i])) {
+                    if (vlen <= CZ_MULTIPART_BOUNDARY_MAX) val[vlen] = ct[i];
                     vlen++;
                     i++;
                 }
@@ -281,8 +266,7 @@ int cz_multipart_boundary(const char *ct, size_t n, char out[CZ_MULTIPART_BOUNDA
                 return 400;
             }
         }
-        if (!ieq(ct + name, name_len, "boundary"))
-            continue;
+        if (!ieq(ct + name, name_len, "boundary")) continue;
         if (found++) {
             *why = "multipart: more than one boundary parameter";
             return 400;
@@ -352,13 +336,12 @@ void cz_multipart_reset(cz_multipart_t *p) {
     clear_part(p);
 }
 
-int cz_multipart_init(cz_multipart_t *p, cz_allocator_t *a, const char *boundary,
-                      size_t boundary_len, const cz_multipart_limits_t *limits) {
+int cz_multipart_init(cz_multipart_t *p, cz_allocator_t *a, const char *boundary, size_t boundary_len,
+                      const cz_multipart_limits_t *limits) {
     cz_multipart_limits_t d;
 
     memset(p, 0, sizeof(*p));
-    if (boundary_len == 0 || boundary_len > CZ_MULTIPART_BOUNDARY_MAX)
-        return -1;
+    if (boundary_len == 0 || boundary_len > CZ_MULTIPART_BOUNDARY_MAX) return -1;
     p->alloc = a;
     cz_multipart_limits_default(&d);
     if (limits) {
@@ -370,8 +353,7 @@ int cz_multipart_init(cz_multipart_t *p, cz_allocator_t *a, const char *boundary
         if (limits->max_total) d.max_total = limits->max_total;
     }
     /* hbuf holds the raw section and its decoded values: keep 2x in size_t */
-    if (d.max_header_bytes > SIZE_MAX / 4)
-        d.max_header_bytes = SIZE_MAX / 4;
+    if (d.max_header_bytes > SIZE_MAX / 4) d.max_header_bytes = SIZE_MAX / 4;
     p->limits = d;
     memcpy(p->delim, "\r\n--", 4);
     memcpy(p->delim + 4, boundary, boundary_len);
@@ -381,10 +363,8 @@ int cz_multipart_init(cz_multipart_t *p, cz_allocator_t *a, const char *boundary
 }
 
 void cz_multipart_destroy(cz_multipart_t *p) {
-    if (p->hbuf)
-        cz_free(p->alloc, CZ_MEM_REQUEST, p->hbuf);
-    if (p->hdrs)
-        cz_free(p->alloc, CZ_MEM_REQUEST, p->hdrs);
+    if (p->hbuf) cz_free(p->alloc, CZ_MEM_REQUEST, p->hbuf);
+    if (p->hdrs) cz_free(p->alloc, CZ_MEM_REQUEST, p->hdrs);
     p->hbuf = NULL;
     p->hdrs = NULL;
     p->hcap = p->hdrs_cap = 0;
@@ -408,16 +388,13 @@ static int hbuf_reserve(cz_multipart_t *p, size_t need) {
     size_t cap;
     char *nb;
 
-    if (need <= p->hcap)
-        return 0;
+    if (need <= p->hcap) return 0;
     cap = p->hcap ? p->hcap : HBUF_MIN;
-    while (cap < need)
-        cap *= 2;
+    while (cap < need) cap *= 2;
     if (cap > 2 * p->limits.max_header_bytes)
         cap = need > 2 * p->limits.max_header_bytes ? need : 2 * p->limits.max_header_bytes;
     nb = cz_realloc(p->alloc, CZ_MEM_REQUEST, p->hbuf, cap);
-    if (!nb)
-        return -1;
+    if (!nb) return -1;
     p->hbuf = nb;
     p->hcap = cap;
     return 0;
@@ -430,18 +407,13 @@ static int check_line(cz_multipart_t *p, size_t s, size_t e) {
     const char *h = p->hbuf;
     const char *colon;
 
-    if (++p->nhdrs > p->limits.max_headers)
-        return fail(p, 413, "multipart: too many part headers");
-    if (h[s] == ' ' || h[s] == '\t')
-        return fail(p, 400, "multipart: folded part header (obs-fold)");
+    if (++p->nhdrs > p->limits.max_headers) return fail(p, 413, "multipart: too many part headers");
+    if (h[s] == ' ' || h[s] == '\t') return fail(p, 400, "multipart: folded part header (obs-fold)");
     colon = memchr(h + s, ':', e - s);
-    if (!colon)
-        return fail(p, 400, "multipart: part header without colon");
+    if (!colon) return fail(p, 400, "multipart: part header without colon");
     for (const char *c = h + s; c < colon; c++)
-        if (!is_tchar((unsigned char)*c))
-            return fail(p, 400, "multipart: bad part header name");
-    if (colon == h + s)
-        return fail(p, 400, "multipart: empty part header name");
+        if (!is_tchar((unsigned char)*c)) return fail(p, 400, "multipart: bad part header name");
+    if (colon == h + s) return fail(p, 400, "multipart: empty part header name");
     return CONTINUE;
 }
 
@@ -454,54 +426,41 @@ static int parse_disposition(cz_multipart_t *p, cz_multipart_str_t v, char **w) 
     cz_multipart_str_t fns = {EMPTY, 0};
     const char *why = NULL;
 
-    while (i < n && s[i] != ';' && s[i] != ' ' && s[i] != '\t')
-        i++;
-    if (!ieq(s, i, "form-data"))
-        return fail(p, 400, "multipart: Content-Disposition is not form-data");
+    while (i < n && s[i] != ';' && s[i] != ' ' && s[i] != '\t') i++;
+    if (!ieq(s, i, "form-data")) return fail(p, 400, "multipart: Content-Disposition is not form-data");
     for (;;) {
         size_t name, name_len;
         cz_multipart_str_t val;
 
         i = skip_ows(s, i, n);
-        if (i == n)
-            break;
-        if (s[i] != ';')
-            return fail(p, 400, "multipart: bad Content-Disposition parameters");
+        if (i == n) break;
+        if (s[i] != ';') return fail(p, 400, "multipart: bad Content-Disposition parameters");
         i = skip_ows(s, i + 1, n);
-        if (i == n)
-            break;
+        if (i == n) break;
         name = i;
-        while (i < n && is_tchar((unsigned char)s[i]))
-            i++;
+        while (i < n && is_tchar((unsigned char)s[i])) i++;
         name_len = i - name;
         i = skip_ows(s, i, n);
         if (name_len == 0 || i == n || s[i] != '=')
             return fail(p, 400, "multipart: bad Content-Disposition parameters");
         i = skip_ows(s, i + 1, n);
-        if (param_value(s, n, &i, *w, &val, &why) < 0)
-            return fail(p, 400, why);
-        if (val.base == *w)
-            *w += val.len;
+        if (param_value(s, n, &i, *w, &val, &why) < 0) return fail(p, 400, why);
+        if (val.base == *w) *w += val.len;
         if (ieq(s + name, name_len, "name")) {
-            if (seen_name++)
-                return fail(p, 400, "multipart: duplicate parameter in Content-Disposition");
+            if (seen_name++) return fail(p, 400, "multipart: duplicate parameter in Content-Disposition");
             part->name = val;
         } else if (ieq(s + name, name_len, "filename")) {
-            if (seen_fn++)
-                return fail(p, 400, "multipart: duplicate parameter in Content-Disposition");
+            if (seen_fn++) return fail(p, 400, "multipart: duplicate parameter in Content-Disposition");
             part->filename_plain = val;
         } else if (ieq(s + name, name_len, "filename*")) {
-            if (seen_fns++)
-                return fail(p, 400, "multipart: duplicate parameter in Content-Disposition");
+            if (seen_fns++) return fail(p, 400, "multipart: duplicate parameter in Content-Disposition");
             fns = val;
         }
         /* other parameters are ignored (RFC 7578 4.2 defines no others) */
     }
-    if (!seen_name)
-        return fail(p, 400, "multipart: part without a name");
+    if (!seen_name) return fail(p, 400, "multipart: part without a name");
     if (seen_fns) {
-        if (decode_ext_value(fns, *w, &part->filename, &why) < 0)
-            return fail(p, 400, why);
+        if (decode_ext_value(fns, *w, &part->filename, &why) < 0) return fail(p, 400, why);
         *w += part->filename.len;
         part->has_filename_star = 1;
     } else {
@@ -521,13 +480,11 @@ static int headers_done(cz_multipart_t *p) {
 
     /* Decoded values go after the raw section; none is longer than its raw
      * form, so hlen more bytes are enough, and nothing moves afterwards. */
-    if (hbuf_reserve(p, 2 * p->hlen + 1) < 0)
-        return OOM(p);
+    if (hbuf_reserve(p, 2 * p->hlen + 1) < 0) return OOM(p);
     if (n > p->hdrs_cap) {
-        cz_multipart_header_t *nh = n > SIZE_MAX / sizeof(*nh) ? NULL :
-            cz_realloc(p->alloc, CZ_MEM_REQUEST, p->hdrs, n * sizeof(*nh));
-        if (!nh)
-            return OOM(p);
+        cz_multipart_header_t *nh =
+            n > SIZE_MAX / sizeof(*nh) ? NULL : cz_realloc(p->alloc, CZ_MEM_REQUEST, p->hdrs, n * sizeof(*nh));
+        if (!nh) return OOM(p);
         p->hdrs = nh;
         p->hdrs_cap = n;
     }
@@ -539,35 +496,28 @@ static int headers_done(cz_multipart_t *p) {
         const char *vb = colon + 1, *ve = eol;
         cz_multipart_header_t *h = &p->hdrs[k++];
 
-        while (vb < ve && (*vb == ' ' || *vb == '\t'))
-            vb++;
-        while (ve > vb && (ve[-1] == ' ' || ve[-1] == '\t'))
-            ve--;
+        while (vb < ve && (*vb == ' ' || *vb == '\t')) vb++;
+        while (ve > vb && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
         h->name.base = line;
         h->name.len = (size_t)(colon - line);
         h->value.base = vb < ve ? vb : EMPTY;
         h->value.len = (size_t)(ve - vb);
         if (ieq(h->name.base, h->name.len, "content-disposition")) {
-            if (cd)
-                return fail(p, 400, "multipart: duplicate Content-Disposition in part");
+            if (cd) return fail(p, 400, "multipart: duplicate Content-Disposition in part");
             cd = h;
         } else if (ieq(h->name.base, h->name.len, "content-type")) {
-            if (ctype)
-                return fail(p, 400, "multipart: duplicate Content-Type in part");
+            if (ctype) return fail(p, 400, "multipart: duplicate Content-Type in part");
             ctype = h;
         }
         s = (size_t)(eol - p->hbuf) + 2;
     }
     p->part.headers = n ? p->hdrs : NULL;
     p->part.num_headers = n;
-    if (!cd)
-        return fail(p, 400, "multipart: part without Content-Disposition");
+    if (!cd) return fail(p, 400, "multipart: part without Content-Disposition");
     w = p->hbuf + p->hlen;
     rc = parse_disposition(p, cd->value, &w);
-    if (rc != CONTINUE)
-        return rc;
-    if (ctype)
-        p->part.content_type = ctype->value;
+    if (rc != CONTINUE) return rc;
+    if (ctype) p->part.content_type = ctype->value;
     p->part_limit = p->part.has_filename ? p->limits.max_file_size : p->limits.max_field_size;
     p->part_size = 0;
     p->state = ST_BODY;
@@ -605,15 +555,13 @@ static int on_headers(cz_multipart_t *p, const char *d, size_t n, size_t *pos) {
         }
         p->hbuf[p->hlen++] = (char)c;
         i++;
-        if (c != '\n')
-            continue;
+        if (c != '\n') continue;
         if (p->hlen - p->line_start == 2) { /* the blank line */
             rc = headers_done(p);
             break;
         }
         rc = check_line(p, p->line_start, p->hlen - 2);
-        if (rc != CONTINUE)
-            break;
+        if (rc != CONTINUE) break;
         p->line_start = p->hlen;
     }
     *pos = i;
@@ -634,11 +582,9 @@ static int on_delimiter(cz_multipart_t *p) {
 /* Bytes d[0..n) that are not a delimiter: part data, or preamble (dropped;
  * its bound is checked by the caller). */
 static int emit(cz_multipart_t *p, const char *d, size_t n) {
-    if (p->state == ST_PREAMBLE)
-        return CONTINUE;
+    if (p->state == ST_PREAMBLE) return CONTINUE;
     if (n > p->part_limit - p->part_size)
-        return fail(p, 413, p->part.has_filename ? "multipart: file too large"
-                                                 : "multipart: field too large");
+        return fail(p, 413, p->part.has_filename ? "multipart: file too large" : "multipart: field too large");
     p->part_size += n;
     p->data.base = d;
     p->data.len = n;
@@ -684,8 +630,7 @@ static int on_data(cz_multipart_t *p, const char *d, size_t n, size_t *pos) {
             break;
         }
         r = (size_t)(cr - d);
-        for (j = r, k = 0; j < n && k < p->dlen && d[j] == p->delim[k]; j++, k++)
-            ;
+        for (j = r, k = 0; j < n && k < p->dlen && d[j] == p->delim[k]; j++, k++);
         if (k == p->dlen || j == n) {
             end = r;
             full = k == p->dlen;
@@ -727,14 +672,11 @@ static int on_boundary_line(cz_multipart_t *p, unsigned char c) {
             p->state = ST_DELIM_LF;
             return CONTINUE;
         }
-        if (c == '\n')
-            return fail(p, 400, "multipart: bare LF after a boundary (CRLF required)");
+        if (c == '\n') return fail(p, 400, "multipart: bare LF after a boundary (CRLF required)");
         return fail(p, 400, "multipart: boundary followed by other text");
     case ST_DELIM_LF:
-        if (c != '\n')
-            return fail(p, 400, "multipart: boundary line not ended by CRLF");
-        if (++p->parts > p->limits.max_parts)
-            return fail(p, 413, "multipart: too many parts");
+        if (c != '\n') return fail(p, 400, "multipart: boundary line not ended by CRLF");
+        if (++p->parts > p->limits.max_parts) return fail(p, 413, "multipart: too many parts");
         p->state = ST_HEADERS;
         p->hlen = p->line_start = 0;
         p->nhdrs = 0;
@@ -742,29 +684,25 @@ static int on_boundary_line(cz_multipart_t *p, unsigned char c) {
         clear_part(p);
         return CONTINUE;
     default: /* ST_CLOSE_DASH */
-        if (c != '-')
-            return fail(p, 400, "multipart: boundary followed by other text");
+        if (c != '-') return fail(p, 400, "multipart: boundary followed by other text");
         p->state = ST_DONE;
         return CZ_MULTIPART_DONE;
     }
 }
 
-cz_multipart_event_t cz_multipart_feed(cz_multipart_t *p, const char *data, size_t len,
-                                       size_t *consumed) {
+cz_multipart_event_t cz_multipart_feed(cz_multipart_t *p, const char *data, size_t len, size_t *consumed) {
     size_t pos = 0, n = len;
     int rc = CONTINUE;
 
     *consumed = 0;
-    if (p->state == ST_ERROR)
-        return CZ_MULTIPART_ERROR;
+    if (p->state == ST_ERROR) return CZ_MULTIPART_ERROR;
     if (p->state == ST_DONE) {
         p->total += len; /* the epilogue, ignored */
         *consumed = len;
         return CZ_MULTIPART_DONE;
     }
     /* Bytes past max_total are not looked at: an error once reached. */
-    if (p->limits.max_total - p->total < n)
-        n = (size_t)(p->limits.max_total - p->total);
+    if (p->limits.max_total - p->total < n) n = (size_t)(p->limits.max_total - p->total);
     while (rc == CONTINUE && pos < n) {
         switch (p->state) {
         case ST_PREAMBLE:
@@ -776,24 +714,18 @@ cz_multipart_event_t cz_multipart_feed(cz_multipart_t *p, const char *data, size
                 p->total + pos > (uint64_t)p->limits.max_header_bytes + p->matched)
                 rc = fail(p, 400, "multipart: no boundary line at the start of the body");
             break;
-        case ST_BODY:
-            rc = on_data(p, data, n, &pos);
-            break;
-        case ST_HEADERS:
-            rc = on_headers(p, data, n, &pos);
-            break;
+        case ST_BODY: rc = on_data(p, data, n, &pos); break;
+        case ST_HEADERS: rc = on_headers(p, data, n, &pos); break;
         default:
             rc = on_boundary_line(p, (unsigned char)data[pos]);
-            if (p->state != ST_ERROR)
-                pos++;
+            if (p->state != ST_ERROR) pos++;
             break;
         }
     }
     p->total += pos;
     *consumed = pos;
     if (rc == CONTINUE) {
-        if (n < len)
-            return (cz_multipart_event_t)fail(p, 413, "multipart: body too large");
+        if (n < len) return (cz_multipart_event_t)fail(p, 413, "multipart: body too large");
         return CZ_MULTIPART_NEED_MORE;
     }
     if (rc == CZ_MULTIPART_DONE && pos < len) {
@@ -806,21 +738,16 @@ cz_multipart_event_t cz_multipart_feed(cz_multipart_t *p, const char *data, size
 
 cz_multipart_event_t cz_multipart_finish(cz_multipart_t *p) {
     switch (p->state) {
-    case ST_DONE:
-        return CZ_MULTIPART_DONE;
-    case ST_ERROR:
-        return CZ_MULTIPART_ERROR;
-    case ST_PREAMBLE:
-        return (cz_multipart_event_t)fail(p, 400, "multipart: no boundary line in the body");
+    case ST_DONE: return CZ_MULTIPART_DONE;
+    case ST_ERROR: return CZ_MULTIPART_ERROR;
+    case ST_PREAMBLE: return (cz_multipart_event_t)fail(p, 400, "multipart: no boundary line in the body");
     case ST_HEADERS:
         if (p->hlen == 0) /* "--boundary" CRLF, then nothing */
             return (cz_multipart_event_t)fail(p, 400, "multipart: missing closing boundary");
         return (cz_multipart_event_t)fail(p, 400, "multipart: body ends inside part headers");
     case ST_BODY:
-    case ST_CLOSE_DASH:
-        return (cz_multipart_event_t)fail(p, 400, "multipart: missing closing boundary");
-    default:
-        return (cz_multipart_event_t)fail(p, 400, "multipart: body ends inside a boundary line");
+    case ST_CLOSE_DASH: return (cz_multipart_event_t)fail(p, 400, "multipart: missing closing boundary");
+    default: return (cz_multipart_event_t)fail(p, 400, "multipart: body ends inside a boundary line");
     }
 }
 

@@ -83,8 +83,7 @@ typedef struct {
  * is not multipart/form-data and 400 for everything else, and sets *reason
  * (static) when `reason` is not NULL. Never allocates.
  */
-int cz_multipart_boundary(const char *content_type, size_t len,
-                          char out[CZ_MULTIPART_BOUNDARY_MAX], size_t *out_len,
+int cz_multipart_boundary(const char *content_type, size_t len, char out[CZ_MULTIPART_BOUNDARY_MAX], size_t *out_len,
                           const char **reason);
 
 /*
@@ -133,21 +132,21 @@ typedef struct {
  * part (views of ""), never stale memory.
  */
 typedef struct {
-    cz_multipart_str_t name;           /* `name`, escapes undone; may be
-                                          empty ("name=\"\""), never absent */
-    cz_multipart_str_t filename;       /* decoded filename* when present,
-                                          else filename; valid only when
-                                          has_filename */
-    cz_multipart_str_t filename_plain; /* the `filename` parameter, escapes
-                                          undone ("" when absent) */
-    cz_multipart_str_t content_type;   /* Content-Type value, "" when none */
+    cz_multipart_str_t name;              /* `name`, escapes undone; may be
+                                             empty ("name=\"\""), never absent */
+    cz_multipart_str_t filename;          /* decoded filename* when present,
+                                             else filename; valid only when
+                                             has_filename */
+    cz_multipart_str_t filename_plain;    /* the `filename` parameter, escapes
+                                             undone ("" when absent) */
+    cz_multipart_str_t content_type;      /* Content-Type value, "" when none */
     const cz_multipart_header_t *headers; /* every field line, in order */
     size_t num_headers;
-    uint8_t has_filename;              /* filename or filename* present
-                                          (even empty: a file input with no
-                                          file chosen sends filename="") */
-    uint8_t has_filename_plain;        /* the `filename` parameter present */
-    uint8_t has_filename_star;         /* the `filename*` parameter present */
+    uint8_t has_filename;       /* filename or filename* present
+                                   (even empty: a file input with no
+                                   file chosen sends filename="") */
+    uint8_t has_filename_plain; /* the `filename` parameter present */
+    uint8_t has_filename_star;  /* the `filename*` parameter present */
 } cz_multipart_part_t;
 
 typedef enum {
@@ -176,14 +175,14 @@ typedef struct cz_multipart {
 
     char delim[CZ_MULTIPART_HOLD_MAX]; /* CRLF "--" boundary */
     size_t dlen;
-    size_t matched;          /* bytes of delim matched (held back) so far */
+    size_t matched; /* bytes of delim matched (held back) so far */
 
-    char *hbuf;              /* the current part's header section */
+    char *hbuf; /* the current part's header section */
     size_t hlen, hcap;
-    size_t line_start;       /* start of the field line being read */
+    size_t line_start; /* start of the field line being read */
     cz_multipart_header_t *hdrs;
     size_t nhdrs, hdrs_cap;
-    size_t pad;              /* transport padding bytes after a boundary */
+    size_t pad; /* transport padding bytes after a boundary */
 
     cz_multipart_part_t part;
     cz_multipart_str_t data; /* of the last PART_DATA */
@@ -192,9 +191,9 @@ typedef struct cz_multipart {
     size_t parts;            /* parts begun */
     uint64_t total;          /* bytes consumed */
 
-    int status;              /* error status, 0 while fine */
-    const char *reason;      /* static, NULL while fine */
-    uint8_t state;           /* private */
+    int status;         /* error status, 0 while fine */
+    const char *reason; /* static, NULL while fine */
+    uint8_t state;      /* private */
 } cz_multipart_t;
 
 /*
@@ -203,8 +202,7 @@ typedef struct cz_multipart {
  * `limits` NULL means defaults, zero fields their default. Takes no memory
  * yet. Returns 0, or -1 when boundary_len is out of range.
  */
-int cz_multipart_init(cz_multipart_t *p, cz_allocator_t *a,
-                      const char *boundary, size_t boundary_len,
+int cz_multipart_init(cz_multipart_t *p, cz_allocator_t *a, const char *boundary, size_t boundary_len,
                       const cz_multipart_limits_t *limits);
 
 /* Start over for another body with the same boundary and limits (buffers
@@ -220,8 +218,7 @@ void cz_multipart_destroy(cz_multipart_t *p);
  * data + *consumed next (those bytes are not copied). A PART_DATA view into
  * `data` lies within data[0..*consumed). NEED_MORE consumes everything.
  */
-cz_multipart_event_t cz_multipart_feed(cz_multipart_t *p, const char *data,
-                                       size_t len, size_t *consumed);
+cz_multipart_event_t cz_multipart_feed(cz_multipart_t *p, const char *data, size_t len, size_t *consumed);
 
 /*
  * The body has ended (no more bytes will come). Returns DONE when the close

@@ -9,8 +9,7 @@ static PyObject *Allocator_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     CzAllocatorObject *self = (CzAllocatorObject *)type->tp_alloc(type, 0);
     if (!self) return NULL;
     char reason[256];
-    self->alloc = cz_allocator_create(use_jemalloc ? CZ_BACKEND_JEMALLOC : CZ_BACKEND_MALLOC,
-                                      reason, sizeof(reason));
+    self->alloc = cz_allocator_create(use_jemalloc ? CZ_BACKEND_JEMALLOC : CZ_BACKEND_MALLOC, reason, sizeof(reason));
     if (!self->alloc) {
         Py_DECREF(self);
         return PyErr_NoMemory();
@@ -65,8 +64,7 @@ static PyObject *Allocator_stats(CzAllocatorObject *self, PyObject *unused) {
     PyObject *d = PyDict_New(), *purposes = PyDict_New();
     if (!d || !purposes) goto fail;
     for (int p = 0; p < CZ_MEM_PURPOSES; p++) {
-        if (set_item(purposes, cz_purpose_name((cz_purpose_t)p), purpose_dict(&st.purpose[p])) < 0)
-            goto fail;
+        if (set_item(purposes, cz_purpose_name((cz_purpose_t)p), purpose_dict(&st.purpose[p])) < 0) goto fail;
     }
     if (set_item(d, "allocated", PyLong_FromSize_t(st.allocated)) < 0 ||
         set_item(d, "peak_allocated", PyLong_FromSize_t(st.peak_allocated)) < 0 ||
@@ -87,15 +85,13 @@ fail:
     return NULL;
 }
 
-PyDoc_STRVAR(set_decay_doc,
-             "set_decay(dirty_ms, muzzy_ms)\n\nDecay times of this allocator's jemalloc arenas "
-             "(-1: never purge). No effect with malloc.");
+PyDoc_STRVAR(set_decay_doc, "set_decay(dirty_ms, muzzy_ms)\n\nDecay times of this allocator's jemalloc arenas "
+                            "(-1: never purge). No effect with malloc.");
 static PyObject *Allocator_set_decay(CzAllocatorObject *self, PyObject *args) {
     long dirty, muzzy;
     if (!PyArg_ParseTuple(args, "ll:set_decay", &dirty, &muzzy)) return NULL;
     if (dirty < -1 || muzzy < -1) {
-        return PyErr_Format(PyExc_ValueError,
-                            "decay times must be >= -1 milliseconds, got dirty_ms=%ld muzzy_ms=%ld",
+        return PyErr_Format(PyExc_ValueError, "decay times must be >= -1 milliseconds, got dirty_ms=%ld muzzy_ms=%ld",
                             dirty, muzzy);
     }
     if (cz_allocator_set_decay(self->alloc, dirty, muzzy) != 0) {
@@ -146,8 +142,7 @@ typedef struct {
 
 static void Block_release(CzBlockObject *self) {
     if (!self->ptrs) return;
-    for (Py_ssize_t i = 0; i < self->count; i++)
-        cz_free(self->owner->alloc, self->purpose, self->ptrs[i]);
+    for (Py_ssize_t i = 0; i < self->count; i++) cz_free(self->owner->alloc, self->purpose, self->ptrs[i]);
     PyMem_Free(self->ptrs);
     self->ptrs = NULL;
     self->count = 0;
@@ -211,20 +206,17 @@ int cz_py_purpose(PyObject *name, cz_purpose_t *out) {
     return -1;
 }
 
-PyDoc_STRVAR(test_alloc_doc,
-             "_test_alloc(purpose, size, count=1) -> _Block\n\n"
-             "Test-only: allocate `count` blocks of `size` bytes through this allocator.");
+PyDoc_STRVAR(test_alloc_doc, "_test_alloc(purpose, size, count=1) -> _Block\n\n"
+                             "Test-only: allocate `count` blocks of `size` bytes through this allocator.");
 static PyObject *Allocator_test_alloc(CzAllocatorObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"purpose", "size", "count", NULL};
     PyObject *pname;
     Py_ssize_t size, count = 1;
     cz_purpose_t purpose;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "On|n:_test_alloc", kwlist, &pname, &size, &count))
-        return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "On|n:_test_alloc", kwlist, &pname, &size, &count)) return NULL;
     if (cz_py_purpose(pname, &purpose) < 0) return NULL;
     if (size < 1 || count < 1) {
-        return PyErr_Format(PyExc_ValueError, "size and count must be >= 1, got size=%zd count=%zd",
-                            size, count);
+        return PyErr_Format(PyExc_ValueError, "size and count must be >= 1, got size=%zd count=%zd", size, count);
     }
     CzBlockObject *b = PyObject_New(CzBlockObject, &CzBlock_Type);
     if (!b) return NULL;
@@ -255,14 +247,12 @@ static PyMethodDef Allocator_methods[] = {
     {"set_decay", (PyCFunction)Allocator_set_decay, METH_VARARGS, set_decay_doc},
     {"purge", (PyCFunction)Allocator_purge, METH_NOARGS, purge_doc},
     {"decay_tick", (PyCFunction)Allocator_decay_tick, METH_NOARGS, decay_tick_doc},
-    {"_test_alloc", (PyCFunction)(void (*)(void))Allocator_test_alloc, METH_VARARGS | METH_KEYWORDS,
-     test_alloc_doc},
+    {"_test_alloc", (PyCFunction)(void (*)(void))Allocator_test_alloc, METH_VARARGS | METH_KEYWORDS, test_alloc_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef Allocator_getset[] = {
-    {"backend", (getter)Allocator_get_backend, NULL, "'jemalloc' or 'malloc': the backend in use.",
-     NULL},
+    {"backend", (getter)Allocator_get_backend, NULL, "'jemalloc' or 'malloc': the backend in use.", NULL},
     {"fallback_reason", (getter)Allocator_get_fallback_reason, NULL,
      "Why jemalloc was requested but not used, or None.", NULL},
     {NULL, NULL, NULL, NULL, NULL},

@@ -10,11 +10,11 @@ enum { B_GT, B_GE, B_LT, B_LE, NBOUNDS };
 
 typedef struct {
     int source, kind, required;
-    PyObject *key;            /* bytes; header names lowercased */
-    PyObject *convert;        /* KIND_CALL: str (or body bytes) -> value */
-    PyObject *dflt;           /* when absent and not required */
-    PyObject *bound[NBOUNDS]; /* NULL: none */
-    long long ibound[NBOUNDS];  /* the bounds of an int argument as C values, when all fit */
+    PyObject *key;             /* bytes; header names lowercased */
+    PyObject *convert;         /* KIND_CALL: str (or body bytes) -> value */
+    PyObject *dflt;            /* when absent and not required */
+    PyObject *bound[NBOUNDS];  /* NULL: none */
+    long long ibound[NBOUNDS]; /* the bounds of an int argument as C values, when all fit */
     int c_bounds;
     Py_ssize_t min_len, max_len; /* -1: none */
 } arg_spec_t;
@@ -176,8 +176,8 @@ PyObject *cz_py_direct_call(PyObject *plan_obj, PyObject *fn, const cz_http_requ
     CzCallPlanObject *plan = (CzCallPlanObject *)plan_obj;
     *declined = 0;
     /* Encoded queries are decoded by the binder (and a "%71" may spell a key). */
-    if (plan->uses_query && req->query.len && (memchr(req->query.base, '%', req->query.len) ||
-                             memchr(req->query.base, '+', req->query.len))) {
+    if (plan->uses_query && req->query.len &&
+        (memchr(req->query.base, '%', req->query.len) || memchr(req->query.base, '+', req->query.len))) {
         *declined = 1;
         return NULL;
     }
@@ -309,12 +309,12 @@ static void CallPlan_dealloc(CzCallPlanObject *self) {
 }
 
 static PyObject *CallPlan_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"args", "render_type", "render", "render_kwargs", "render_shape", "status", "finish",
-                             NULL};
+    static char *kwlist[] = {"args",         "render_type", "render", "render_kwargs",
+                             "render_shape", "status",      "finish", NULL};
     PyObject *specs, *rtype = Py_None, *render = Py_None, *rkw = Py_None, *shape = Py_None, *finish = Py_None;
     int status = 200;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|$OOOOiO:CallPlan", kwlist, &PyList_Type, &specs, &rtype,
-                                     &render, &rkw, &shape, &status, &finish))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|$OOOOiO:CallPlan", kwlist, &PyList_Type, &specs, &rtype, &render,
+                                     &rkw, &shape, &status, &finish))
         return NULL;
     if (shape != Py_None && cz_json_shape_check(shape) < 0) return NULL;
     if (PyList_GET_SIZE(specs) > CZ_DIRECT_MAX_ARGS) {
@@ -322,11 +322,12 @@ static PyObject *CallPlan_new(PyTypeObject *type, PyObject *args, PyObject *kw) 
                             PyList_GET_SIZE(specs));
     }
     if ((rtype != Py_None && (!PyType_Check(rtype) || !PyCallable_Check(render))) ||
-        (rkw != Py_None && !PyDict_Check(rkw)) || (finish != Py_None && !PyCallable_Check(finish)) ||
-        status < 200 || status > 999) {
+        (rkw != Py_None && !PyDict_Check(rkw)) || (finish != Py_None && !PyCallable_Check(finish)) || status < 200 ||
+        status > 999) {
         return PyErr_Format(PyExc_TypeError,
                             "CallPlan needs render_type a type with a callable render, render_kwargs a dict, "
-                            "finish callable, status 200..999 (got status=%d)", status);
+                            "finish callable, status 200..999 (got status=%d)",
+                            status);
     }
     CzCallPlanObject *self = (CzCallPlanObject *)type->tp_alloc(type, 0);
     if (!self) return NULL;
@@ -370,8 +371,7 @@ static PyObject *CallPlan_get_render_shape(CzCallPlanObject *self, void *closure
 }
 
 static PyGetSetDef CallPlan_getset[] = {
-    {"render_shape", (getter)CallPlan_get_render_shape, NULL, "the shape the C core writes answers by, or None",
-     NULL},
+    {"render_shape", (getter)CallPlan_get_render_shape, NULL, "the shape the C core writes answers by, or None", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

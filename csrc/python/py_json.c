@@ -16,8 +16,8 @@ static int put(cz_http_buf_t *b, const char *s, size_t n) {
 
 /* 1 for the bytes a JSON string escapes: the controls, '"' and '\\'. */
 static const unsigned char ESCAPED[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    ['"'] = 1, ['\\'] = 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,         1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, ['"'] = 1, ['\\'] = 1,
 };
 
 static int put_string(cz_http_buf_t *b, PyObject *str) {
@@ -76,8 +76,7 @@ static cz_json_result_t write_value(PyObject *obj, cz_http_buf_t *b, int depth);
  * and up to 15 digits a decimal is the only one of its length naming d, so
  * the string is repr's. Returns its length in `out`, or 0: use repr. */
 static int short_decimal(double d, char out[32]) {
-    static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
-                                 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
     double a = fabs(d);
     if (a != 0.0 && !(a >= 1e-4 && a < 1e15)) return 0;
     int idigits = 1;
@@ -228,8 +227,7 @@ static cz_json_result_t write_kind(PyObject *v, const char **k, cz_http_buf_t *b
         if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return CZ_JSON_ERROR;
         PyErr_Clear(); /* a lone surrogate: the library's own rule applies */
         return CZ_JSON_UNSUPPORTED;
-    case 'i':
-        return PyLong_CheckExact(v) ? write_int(v, b) : CZ_JSON_UNSUPPORTED;
+    case 'i': return PyLong_CheckExact(v) ? write_int(v, b) : CZ_JSON_UNSUPPORTED;
     case 'f': {
         if (!PyFloat_CheckExact(v)) return CZ_JSON_UNSUPPORTED;
         /* Below 1e-4 repr() switches to 1e-05 where pydantic writes 0.00001;
@@ -242,8 +240,7 @@ static cz_json_result_t write_kind(PyObject *v, const char **k, cz_http_buf_t *b
         if (v == Py_True) return put(b, "true", 4) ? CZ_JSON_ERROR : CZ_JSON_OK;
         if (v == Py_False) return put(b, "false", 5) ? CZ_JSON_ERROR : CZ_JSON_OK;
         return CZ_JSON_UNSUPPORTED;
-    default:
-        return CZ_JSON_UNSUPPORTED;
+    default: return CZ_JSON_UNSUPPORTED;
     }
 }
 

@@ -9,13 +9,13 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     CzAllocatorObject *alloc;
-    char *blob;                 /* every byte below, back to back */
+    char *blob; /* every byte below, back to back */
     slice_t method, path, query, body;
-    slice_t *fields;            /* name, value, name, value, ... (headers, then params) */
+    slice_t *fields; /* name, value, name, value, ... (headers, then params) */
     size_t nheaders, nparams;
     int http_minor;
     char client_host[64];
-    int client_port;            /* -1: unknown */
+    int client_port; /* -1: unknown */
 } CzRawRequestObject;
 
 static size_t put(char *blob, size_t *at, const char *src, size_t len, slice_t *s) {
@@ -26,12 +26,10 @@ static size_t put(char *blob, size_t *at, const char *src, size_t len, slice_t *
     return len;
 }
 
-PyObject *cz_py_request_new(CzAllocatorObject *alloc, cz_conn_t *c, const cz_http_request_t *req,
-                            const cz_match_t *m) {
+PyObject *cz_py_request_new(CzAllocatorObject *alloc, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m) {
     size_t nparams = m && m->status == CZ_MATCH_FOUND ? m->nparams : 0;
     size_t total = req->method.len + req->path.len + req->query.len + req->body.len;
-    for (size_t i = 0; i < req->num_headers; i++)
-        total += req->headers[i].name.len + req->headers[i].value.len;
+    for (size_t i = 0; i < req->num_headers; i++) total += req->headers[i].name.len + req->headers[i].value.len;
     for (size_t i = 0; i < nparams; i++) total += m->params[i].name_len + m->params[i].len;
 
     CzRawRequestObject *self = PyObject_New(CzRawRequestObject, &CzRawRequest_Type);
@@ -42,8 +40,7 @@ PyObject *cz_py_request_new(CzAllocatorObject *alloc, cz_conn_t *c, const cz_htt
     self->fields = NULL;
     self->blob = cz_malloc(alloc->alloc, CZ_MEM_REQUEST, total ? total : 1);
     size_t nfields = 2 * (req->num_headers + nparams);
-    if (self->blob && nfields)
-        self->fields = cz_malloc(alloc->alloc, CZ_MEM_REQUEST, nfields * sizeof(slice_t));
+    if (self->blob && nfields) self->fields = cz_malloc(alloc->alloc, CZ_MEM_REQUEST, nfields * sizeof(slice_t));
     if (!self->blob || (nfields && !self->fields)) {
         Py_DECREF(self);
         return PyErr_NoMemory();

@@ -17,8 +17,7 @@
 extern PyTypeObject CzRawRequest_Type;
 
 /* A new RawRequest for `req` on `c` with the params of `m` (may be NULL). */
-PyObject *cz_py_request_new(CzAllocatorObject *alloc, cz_conn_t *c, const cz_http_request_t *req,
-                            const cz_match_t *m);
+PyObject *cz_py_request_new(CzAllocatorObject *alloc, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m);
 
 int cz_py_request_register(PyObject *module);
 

@@ -57,7 +57,7 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     PyObject *iter;
-    PyObject *step;           /* async: the _Pending of the __anext__() in flight */
+    PyObject *step; /* async: the _Pending of the __anext__() in flight */
     int is_async;
 } CzStreamObject;
 
@@ -65,9 +65,9 @@ typedef struct {
     PyObject_HEAD
     CzServerObject *server;
     cz_conn_t *conn;
-    PyObject *raw;            /* RawRequest or NULL */
-    PyObject *result, *exc;   /* exactly one is set once completed */
-    CzStreamObject *stream;   /* a stream's step rather than a handler's result */
+    PyObject *raw;          /* RawRequest or NULL */
+    PyObject *result, *exc; /* exactly one is set once completed */
+    CzStreamObject *stream; /* a stream's step rather than a handler's result */
     int posted;
 } CzPendingObject;
 
@@ -124,7 +124,8 @@ static int respond_response(CzServerObject *self, cz_conn_t *c, PyObject *resp) 
     if (!PyList_Check(headers) || !(iterable || path || PyBytes_Check(body)) || code < 100 || code > 999) {
         PyErr_Format(PyExc_TypeError,
                      "invalid Response: status_code must be 100..999, body bytes, raw_headers a list "
-                     "(got status_code=%R)", status);
+                     "(got status_code=%R)",
+                     status);
         goto done;
     }
     Py_ssize_t n = PyList_GET_SIZE(headers);
@@ -212,8 +213,7 @@ static int respond_value(CzServerObject *self, cz_conn_t *c, PyObject *value) {
     PyObject *resp = PyObject_CallOneArg(self->render_hook, value);
     if (!resp) return -1;
     int rc = PyObject_TypeCheck(resp, (PyTypeObject *)self->response_type) ? respond_response(self, c, resp) : -1;
-    if (rc < 0 && !PyErr_Occurred())
-        PyErr_SetString(PyExc_TypeError, "render hook did not return a Response");
+    if (rc < 0 && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "render hook did not return a Response");
     Py_DECREF(resp);
     return rc;
 }
@@ -424,9 +424,10 @@ static void stream_step_done(CzServerObject *self, cz_conn_t *c, CzPendingObject
  * taken from `iterable` (sync or async). 0, or -1 with an exception. */
 static int stream_start(CzServerObject *self, cz_conn_t *c, const cz_http_response_t *head, PyObject *iterable) {
     int is_async = PyObject_HasAttrString(iterable, "__anext__") || PyObject_HasAttrString(iterable, "__aiter__");
-    PyObject *iter = is_async ? (PyObject_HasAttrString(iterable, "__anext__") ? Py_NewRef(iterable)
-                                                                                : PyObject_CallMethod(iterable, "__aiter__", NULL))
-                              : PyObject_GetIter(iterable);
+    PyObject *iter =
+        is_async ? (PyObject_HasAttrString(iterable, "__anext__") ? Py_NewRef(iterable)
+                                                                  : PyObject_CallMethod(iterable, "__aiter__", NULL))
+                 : PyObject_GetIter(iterable);
     if (!iter) return -1;
     /* A Content-Length among the headers makes the body fixed-length. */
     int64_t length = -1;
@@ -511,14 +512,14 @@ typedef struct {
 } CzStaticObject;
 
 static PyObject *Static_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"allocator", "directory", "flags", "types", "cache_entries", "cache_max_file",
-                             "cache_max_bytes", NULL};
+    static char *kwlist[] = {"allocator",     "directory",      "flags",           "types",
+                             "cache_entries", "cache_max_file", "cache_max_bytes", NULL};
     PyObject *alloc, *types;
     const char *dir;
     unsigned int flags;
     Py_ssize_t entries = 0, max_file = 0, max_bytes = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!yIO|nnn:StaticFiles", kwlist, &CzAllocator_Type, &alloc, &dir,
-                                     &flags, &types, &entries, &max_file, &max_bytes))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!yIO|nnn:StaticFiles", kwlist, &CzAllocator_Type, &alloc, &dir, &flags,
+                                     &types, &entries, &max_file, &max_bytes))
         return NULL;
     if (entries < 0 || max_file < 0 || max_bytes < 0) {
         PyErr_SetString(PyExc_ValueError, "cache sizes must be >= 0");
@@ -542,7 +543,8 @@ static PyObject *Static_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         const char *ext, *mt;
         if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "ss:types", &ext, &mt)) goto fail;
         if (cz_static_add_type(self->st, ext, mt) != 0) {
-            PyErr_Format(PyExc_ValueError, "invalid media type %R for extension %R", PyTuple_GET_ITEM(PySequence_Fast_GET_ITEM(seq, i), 1),
+            PyErr_Format(PyExc_ValueError, "invalid media type %R for extension %R",
+                         PyTuple_GET_ITEM(PySequence_Fast_GET_ITEM(seq, i), 1),
                          PyTuple_GET_ITEM(PySequence_Fast_GET_ITEM(seq, i), 0));
             goto fail;
         }
@@ -592,7 +594,7 @@ static cz_conn_dispatch_t direct_answer(CzServerObject *self, cz_conn_t *c, PyOb
 }
 
 static cz_conn_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_http_request_t *req,
-                              const cz_match_t *m) {
+                                   const cz_match_t *m) {
     PyObject *raw = NULL, *result;
     if (m->status != CZ_MATCH_FOUND) {
         raw = cz_py_request_new(self->alloc, c, req, m);
@@ -665,8 +667,7 @@ static void hook_unlock(void *ctx) {
     self->tstate = PyEval_SaveThread();
 }
 
-static cz_conn_dispatch_t hook_request(void *ctx, cz_conn_t *c, const cz_http_request_t *req,
-                                  const cz_match_t *m) {
+static cz_conn_dispatch_t hook_request(void *ctx, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m) {
     return dispatch(ctx, c, req, m);
 }
 
@@ -684,9 +685,13 @@ static void hook_complete(void *ctx, cz_conn_t *c, void *item) {
     Py_DECREF(p); /* the reference taken when it was posted */
 }
 
-static void hook_drained(void *ctx, cz_conn_t *c) { stream_step(ctx, c); }
+static void hook_drained(void *ctx, cz_conn_t *c) {
+    stream_step(ctx, c);
+}
 
-static void hook_closed(void *ctx, cz_conn_t *c) { stream_detach(ctx, c, 1); }
+static void hook_closed(void *ctx, cz_conn_t *c) {
+    stream_detach(ctx, c, 1);
+}
 
 static void hook_expired(void *ctx) {
     CzServerObject *self = ctx;
@@ -755,8 +760,7 @@ PyTypeObject CzPending_Type = {
 static PyObject *Server_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"allocator", NULL};
     PyObject *alloc;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!:Server", kwlist, &CzAllocator_Type, &alloc))
-        return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!:Server", kwlist, &CzAllocator_Type, &alloc)) return NULL;
     CzServerObject *self = (CzServerObject *)type->tp_alloc(type, 0);
     if (!self) return NULL;
     self->alloc = (CzAllocatorObject *)Py_NewRef(alloc);
@@ -804,13 +808,14 @@ static int valid_endpoint(PyObject *ep) {
     long mode = PyLong_AsLong(PyList_GET_ITEM(ep, 0));
     Py_ssize_t n = PyList_GET_SIZE(ep);
     int ok = mode == MODE_DIRECT   ? n == 4 && PyObject_TypeCheck(PyList_GET_ITEM(ep, 2), &CzCallPlan_Type) &&
-                                       PyCallable_Check(PyList_GET_ITEM(ep, 3))
+                                         PyCallable_Check(PyList_GET_ITEM(ep, 3))
              : mode == MODE_STATIC ? n == 2 && PyObject_TypeCheck(PyList_GET_ITEM(ep, 1), &CzStatic_Type)
                                    : (mode == MODE_NO_ARGS || mode == MODE_REQUEST) && n == 2;
     if (!ok) {
         PyErr_Format(PyExc_ValueError,
                      "endpoint must be [0, handler], [1, binder], [2, handler, CallPlan, binder] or "
-                     "[3, StaticFiles], got %R", ep);
+                     "[3, StaticFiles], got %R",
+                     ep);
         return 0;
     }
     return 1;
@@ -854,8 +859,7 @@ static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "routes cannot be added while the server runs");
         return NULL;
     }
-    PyObject *methods = PyUnicode_Check(methods_arg) ? PyTuple_Pack(1, methods_arg)
-                                                     : PySequence_Tuple(methods_arg);
+    PyObject *methods = PyUnicode_Check(methods_arg) ? PyTuple_Pack(1, methods_arg) : PySequence_Tuple(methods_arg);
     PyObject *encoded = methods ? encode_pattern(pattern) : NULL;
     PyObject *keys = encoded ? PyList_New(0) : NULL, *indexes = keys ? PyList_New(0) : NULL;
     if (!indexes) goto fail;
@@ -875,8 +879,8 @@ static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
         int seen = existing ? 1 : PyErr_Occurred() ? -1 : PySequence_Contains(keys, key);
         if (seen != 0) {
             if (existing)
-                PyErr_Format(PyExc_ValueError, "duplicate route for %U \"%U\": already registered as route #%S",
-                             m, pattern, existing);
+                PyErr_Format(PyExc_ValueError, "duplicate route for %U \"%U\": already registered as route #%S", m,
+                             pattern, existing);
             else if (seen > 0)
                 PyErr_Format(PyExc_ValueError, "duplicate route for %U \"%U\": the method is given twice", m, pattern);
             Py_XDECREF(key);
@@ -925,13 +929,14 @@ fail:
 }
 
 static PyObject *Server_set_hooks(CzServerObject *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"json_encode", "response_type", "render", "error", "not_found", "submit",
-                             "cancel_all", "cancel", "spawn", "streaming_type", "file_type", "log_error", NULL};
+    static char *kwlist[] = {"json_encode", "response_type", "render", "error", "not_found",
+                             "submit",      "cancel_all",    "cancel", "spawn", "streaming_type",
+                             "file_type",   "log_error",     NULL};
     enum { NHOOKS = 12 };
     PyObject *h[NHOOKS] = {NULL};
     h[7] = h[8] = h[9] = h[10] = h[11] = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!OOOOO|OOOOO:set_hooks", kwlist, &h[0], &PyType_Type, &h[1],
-                                     &h[2], &h[3], &h[4], &h[5], &h[6], &h[7], &h[8], &h[9], &h[10], &h[11]))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!OOOOO|OOOOO:set_hooks", kwlist, &h[0], &PyType_Type, &h[1], &h[2],
+                                     &h[3], &h[4], &h[5], &h[6], &h[7], &h[8], &h[9], &h[10], &h[11]))
         return NULL;
     for (int i = 9; i <= 10; i++) {
         if (h[i] != Py_None && !PyType_Check(h[i])) {
@@ -939,10 +944,9 @@ static PyObject *Server_set_hooks(CzServerObject *self, PyObject *args, PyObject
             return NULL;
         }
     }
-    PyObject **slots[NHOOKS] = {&self->json_encode, &self->response_type, &self->render_hook,
-                                &self->error_hook,  &self->not_found_hook, &self->submit,
-                                &self->cancel_all,  &self->cancel,         &self->spawn,
-                                &self->streaming_type, &self->file_type, &self->logger_error};
+    PyObject **slots[NHOOKS] = {&self->json_encode,    &self->response_type,  &self->render_hook, &self->error_hook,
+                                &self->not_found_hook, &self->submit,         &self->cancel_all,  &self->cancel,
+                                &self->spawn,          &self->streaming_type, &self->file_type,   &self->logger_error};
     for (int i = 0; i < NHOOKS; i++) Py_XSETREF(*slots[i], Py_NewRef(h[i]));
     Py_RETURN_NONE;
 }

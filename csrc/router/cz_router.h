@@ -54,21 +54,21 @@
 /* ---- limits ----------------------------------------------------------------
  * They bound stack use of matching (recursion depth <= segments of the
  * deepest pattern) and the size of cz_match_t. */
-#define CZ_ROUTER_MAX_PATTERN 2048u     /* bytes of one pattern */
-#define CZ_ROUTER_MAX_SEGMENTS 128u     /* '/'-separated segments of one pattern */
-#define CZ_ROUTER_MAX_PARAMS 16u        /* parameters (catch-all included) of one pattern */
-#define CZ_ROUTER_MAX_ROUTES (1u << 24) /* routes of one router */
-#define CZ_ROUTER_METHOD_MAX 32u        /* bytes of one method token */
-#define CZ_ROUTER_MAX_EXT_METHODS 16u   /* distinct extension methods of one router */
+#define CZ_ROUTER_MAX_PATTERN     2048u      /* bytes of one pattern */
+#define CZ_ROUTER_MAX_SEGMENTS    128u       /* '/'-separated segments of one pattern */
+#define CZ_ROUTER_MAX_PARAMS      16u        /* parameters (catch-all included) of one pattern */
+#define CZ_ROUTER_MAX_ROUTES      (1u << 24) /* routes of one router */
+#define CZ_ROUTER_METHOD_MAX      32u        /* bytes of one method token */
+#define CZ_ROUTER_MAX_EXT_METHODS 16u        /* distinct extension methods of one router */
 
 /* ---- methods ---------------------------------------------------------------- */
-#define CZ_METHOD_GET (1u << 0)
-#define CZ_METHOD_HEAD (1u << 1)
-#define CZ_METHOD_POST (1u << 2)
-#define CZ_METHOD_PUT (1u << 3)
-#define CZ_METHOD_PATCH (1u << 4)
-#define CZ_METHOD_DELETE (1u << 5)
-#define CZ_METHOD_OPTIONS (1u << 6)
+#define CZ_METHOD_GET            (1u << 0)
+#define CZ_METHOD_HEAD           (1u << 1)
+#define CZ_METHOD_POST           (1u << 2)
+#define CZ_METHOD_PUT            (1u << 3)
+#define CZ_METHOD_PATCH          (1u << 4)
+#define CZ_METHOD_DELETE         (1u << 5)
+#define CZ_METHOD_OPTIONS        (1u << 6)
 #define CZ_METHOD_STANDARD_COUNT 7u
 /* Extension method k (0-based, in order of first registration) has bit
  * (1u << (CZ_METHOD_STANDARD_COUNT + k)). */
@@ -119,9 +119,8 @@ void cz_router_destroy(cz_router_t *r);
  * long patterns shortened) and, for duplicates and conflicts, the route
  * already registered.
  */
-int cz_router_add(cz_router_t *r, const char *method, size_t method_len,
-                  const char *pattern, size_t pattern_len, void *handler,
-                  uint32_t *index_out, char *err, size_t errlen);
+int cz_router_add(cz_router_t *r, const char *method, size_t method_len, const char *pattern, size_t pattern_len,
+                  void *handler, uint32_t *index_out, char *err, size_t errlen);
 
 /* ---- matching ------------------------------------------------------------------ */
 
@@ -174,8 +173,8 @@ typedef struct {
  * (or NOT_FOUND); the server is expected to answer it itself with the
  * Allow header.
  */
-cz_match_status_t cz_router_match(const cz_router_t *r, const char *method, size_t method_len,
-                                  const char *path, size_t path_len, cz_match_t *out);
+cz_match_status_t cz_router_match(const cz_router_t *r, const char *method, size_t method_len, const char *path,
+                                  size_t path_len, cz_match_t *out);
 
 /*
  * Write the value of an Allow header for `methods` (typically

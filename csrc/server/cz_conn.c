@@ -6,14 +6,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#define OUT_KEEP (16u * 1024u) /* output buffer capacity kept between responses */
-#define LINGER_MS 1000u        /* a 408 gets this long to be written before the close */
+#define OUT_KEEP  (16u * 1024u) /* output buffer capacity kept between responses */
+#define LINGER_MS 1000u         /* a 408 gets this long to be written before the close */
 
 enum { SEG_NONE = 0, SEG_BYTES, SEG_FILE };
 
 /* ---- output queue ------------------------------------------------------------------------------ */
 
-static cz_conn_out_t *seg_at(cz_conn_t *c, unsigned i) { return &c->out[(c->head_seg + i) % CZ_CONN_SEGS]; }
+static cz_conn_out_t *seg_at(cz_conn_t *c, unsigned i) {
+    return &c->out[(c->head_seg + i) % CZ_CONN_SEGS];
+}
 
 static void seg_clear(cz_conn_t *c, cz_conn_out_t *s) {
     if (s->kind == SEG_FILE && s->fd >= 0) close(s->fd);
@@ -155,8 +157,12 @@ void cz_conn_destroy(cz_conn_t *c) {
     c->state = CZ_CONN_CLOSED;
 }
 
-cz_conn_state_t cz_conn_state(const cz_conn_t *c) { return (cz_conn_state_t)c->state; }
-int cz_conn_is_open(const cz_conn_t *c) { return c->state != CZ_CONN_CLOSED; }
+cz_conn_state_t cz_conn_state(const cz_conn_t *c) {
+    return (cz_conn_state_t)c->state;
+}
+int cz_conn_is_open(const cz_conn_t *c) {
+    return c->state != CZ_CONN_CLOSED;
+}
 
 void cz_conn_abort(cz_conn_t *c) {
     c->state = CZ_CONN_CLOSED;
@@ -179,7 +185,9 @@ const cz_http_request_t *cz_conn_request(const cz_conn_t *c) {
 /* ---- answering ---------------------------------------------------------------------------------------- */
 
 /* Whether the response being written may leave the connection open. */
-static int keeps_alive(const cz_conn_t *c) { return c->keep_alive && !c->input_ended && !c->env->stopping; }
+static int keeps_alive(const cz_conn_t *c) {
+    return c->keep_alive && !c->input_ended && !c->env->stopping;
+}
 
 /* The current request is answered (its response is queued, or closing). */
 static void request_done(cz_conn_t *c) {
@@ -209,8 +217,8 @@ static int write_error(cz_conn_t *c, int status, const char *allow) {
     cz_http_buf_t *out = out_tail(c);
     int keep = keeps_alive(c);
     if (!keep) c->keep_alive = 0;
-    int rc = out ? cz_http_write_error(out, c->env->date, status, allow, c->http_minor, keep, c->is_head)
-                 : CZ_HTTP_E2BIG;
+    int rc =
+        out ? cz_http_write_error(out, c->env->date, status, allow, c->http_minor, keep, c->is_head) : CZ_HTTP_E2BIG;
     if (rc != CZ_HTTP_OK) {
         c->keep_alive = 0;
         out_trim(c);
@@ -221,7 +229,7 @@ static int write_error(cz_conn_t *c, int status, const char *allow) {
 /* Serialize `resp` (head only when `head_only`), 500 when invalid. */
 static int write_answer(cz_conn_t *c, const cz_http_response_t *resp, int head_only) {
     cz_http_buf_t *out = out_tail(c);
-    int rc = !out ? CZ_HTTP_E2BIG
+    int rc = !out        ? CZ_HTTP_E2BIG
              : head_only ? cz_http_response_write_head(out, c->env->date, resp)
                          : cz_http_response_write(out, c->env->date, resp);
     if (rc == CZ_HTTP_EINVAL) {
@@ -250,7 +258,9 @@ int cz_conn_respond_error(cz_conn_t *c, int status, const char *allow) {
     return rc;
 }
 
-static int bodyless(int status) { return status < 200 || status == 204 || status == 304; }
+static int bodyless(int status) {
+    return status < 200 || status == 204 || status == 304;
+}
 
 int cz_conn_respond_file(cz_conn_t *c, const cz_http_response_t *r, int fd, uint64_t offset, uint64_t length) {
     if (c->state != CZ_CONN_BUSY) {
@@ -311,7 +321,7 @@ int cz_conn_stream_write(cz_conn_t *c, const void *data, size_t len) {
     if (len == 0) return CZ_HTTP_OK;
     if (c->framing == CZ_HTTP_FRAME_LENGTH && len > c->stream_left) return CZ_HTTP_EINVAL;
     cz_http_buf_t *out = out_tail(c);
-    int rc = !out ? CZ_HTTP_E2BIG
+    int rc = !out                                  ? CZ_HTTP_E2BIG
              : c->framing == CZ_HTTP_FRAME_CHUNKED ? cz_http_write_chunk(out, data, len)
                                                    : cz_http_buf_append(out, data, len);
     if (rc != CZ_HTTP_OK) {
@@ -423,18 +433,12 @@ static void process(cz_conn_t *c, const char *data, size_t len) {
     const cz_conn_env_t *env = c->env;
     while (len) {
         switch (c->state) {
-        case CZ_CONN_UPGRADED:
-            env->upgraded(env->ctx, c, data, len);
-            return;
+        case CZ_CONN_UPGRADED: env->upgraded(env->ctx, c, data, len); return;
         case CZ_CONN_BUSY:
-        case CZ_CONN_STREAM:
-            hold(c, data, len);
-            return;
+        case CZ_CONN_STREAM: hold(c, data, len); return;
         case CZ_CONN_CLOSING:
-        case CZ_CONN_CLOSED:
-            return; /* nothing more is read: dropped */
-        default:
-            break;
+        case CZ_CONN_CLOSED: return; /* nothing more is read: dropped */
+        default: break;
         }
         if (out_full(c)) {
             hold(c, data, len);
@@ -459,20 +463,19 @@ static void process(cz_conn_t *c, const char *data, size_t len) {
             c->deadline = env->now(env->ctx, 0) + env->body_timeout_ms;
             if (req->expect_continue && len == 0) {
                 cz_http_buf_t *out = out_tail(c);
-                if (!out || cz_http_buf_append(out, CZ_HTTP_100_CONTINUE, sizeof(CZ_HTTP_100_CONTINUE) - 1) != CZ_HTTP_OK)
+                if (!out ||
+                    cz_http_buf_append(out, CZ_HTTP_100_CONTINUE, sizeof(CZ_HTTP_100_CONTINUE) - 1) != CZ_HTTP_OK)
                     out_trim(c); /* the client sends the body anyway after a while */
             }
             break;
         }
-        case CZ_HTTP_REQUEST:
-            on_request(c, cz_http_parser_request(&c->parser));
-            break;
+        case CZ_HTTP_REQUEST: on_request(c, cz_http_parser_request(&c->parser)); break;
         case CZ_HTTP_ERROR:
         default: {
             /* HTTP/1.1, Connection: close, whatever the request said. */
             cz_http_buf_t *out = out_tail(c);
-            if (out && cz_http_write_error(out, env->date, cz_http_parser_status(&c->parser), NULL, 1, 0, 0) !=
-                           CZ_HTTP_OK)
+            if (out &&
+                cz_http_write_error(out, env->date, cz_http_parser_status(&c->parser), NULL, 1, 0, 0) != CZ_HTTP_OK)
                 out_trim(c);
             closing(c);
             return;
@@ -520,34 +523,27 @@ int cz_conn_wants_input(const cz_conn_t *c) {
     switch (c->state) {
     case CZ_CONN_IDLE:
     case CZ_CONN_HEAD:
-    case CZ_CONN_BODY:
-        return !c->held && !c->input_ended && !out_full(c);
-    case CZ_CONN_UPGRADED:
-        return !c->input_ended;
+    case CZ_CONN_BODY: return !c->held && !c->input_ended && !out_full(c);
+    case CZ_CONN_UPGRADED: return !c->input_ended;
     case CZ_CONN_STREAM:
         /* Read while a body streams, so a client that leaves is seen at
          * once (a pipelined request is held meanwhile: one read). */
         return !c->held && !c->input_ended;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
 void cz_conn_eof(cz_conn_t *c) {
     c->input_ended = 1;
     switch (c->state) {
-    case CZ_CONN_UPGRADED:
-        c->env->upgraded(c->env->ctx, c, NULL, 0);
-        return;
+    case CZ_CONN_UPGRADED: c->env->upgraded(c->env->ctx, c, NULL, 0); return;
     case CZ_CONN_STREAM:
         /* Nobody reads the rest of the body: the producer stops now. */
         cz_conn_abort(c);
         return;
-    case CZ_CONN_BUSY:
-        return; /* answered, then closed (keeps_alive() is 0 now) */
+    case CZ_CONN_BUSY: return; /* answered, then closed (keeps_alive() is 0 now) */
     case CZ_CONN_CLOSING:
-    case CZ_CONN_CLOSED:
-        return;
+    case CZ_CONN_CLOSED: return;
     default:
         /* Held pipelined requests are still answered (cz_conn_resume). */
         if (c->held) return;
@@ -558,7 +554,9 @@ void cz_conn_eof(cz_conn_t *c) {
 
 /* ---- time ------------------------------------------------------------------------------------------------- */
 
-uint64_t cz_conn_deadline(const cz_conn_t *c) { return c->state == CZ_CONN_BUSY ? 0 : c->deadline; }
+uint64_t cz_conn_deadline(const cz_conn_t *c) {
+    return c->state == CZ_CONN_BUSY ? 0 : c->deadline;
+}
 
 void cz_conn_timeout(cz_conn_t *c) {
     switch (c->state) {
@@ -574,10 +572,8 @@ void cz_conn_timeout(cz_conn_t *c) {
         }
         cz_conn_abort(c);
         return;
-    case CZ_CONN_BUSY:
-        return;
-    default:
-        cz_conn_abort(c);
+    case CZ_CONN_BUSY: return;
+    default: cz_conn_abort(c);
     }
 }
 
@@ -590,10 +586,7 @@ void cz_conn_shutdown(cz_conn_t *c) {
         if (c->taken || c->nseg) closing(c);
         else cz_conn_abort(c);
         return;
-    case CZ_CONN_UPGRADED:
-        closing(c);
-        return;
-    default:
-        return; /* BUSY/STREAM: the answer says Connection: close (env->stopping) */
+    case CZ_CONN_UPGRADED: closing(c); return;
+    default: return; /* BUSY/STREAM: the answer says Connection: close (env->stopping) */
     }
 }

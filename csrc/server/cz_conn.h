@@ -84,17 +84,17 @@ typedef enum {
 typedef struct {
     cz_allocator_t *alloc;
     const cz_router_t *router;
-    const cz_http_limits_t *limits;  /* of the parser */
-    const cz_http_date_t *date;      /* NULL: no Date header */
-    size_t max_write_buffer;         /* queued output above it: no more requests parsed */
-    size_t out_max;                  /* bound of one output segment; 0: none */
-    uint64_t header_timeout_ms;      /* first byte of a request to its full head (408) */
-    uint64_t body_timeout_ms;        /* without a body byte (408) */
-    uint64_t keepalive_timeout_ms;   /* idle between requests (close) */
-    uint64_t write_timeout_ms;       /* output not taken by the client (close) */
-    int not_found;                   /* the application answers 404s itself */
-    int stopping;                    /* set by the transport: answer, then close */
-    uint64_t requests;               /* complete requests read (all connections) */
+    const cz_http_limits_t *limits; /* of the parser */
+    const cz_http_date_t *date;     /* NULL: no Date header */
+    size_t max_write_buffer;        /* queued output above it: no more requests parsed */
+    size_t out_max;                 /* bound of one output segment; 0: none */
+    uint64_t header_timeout_ms;     /* first byte of a request to its full head (408) */
+    uint64_t body_timeout_ms;       /* without a body byte (408) */
+    uint64_t keepalive_timeout_ms;  /* idle between requests (close) */
+    uint64_t write_timeout_ms;      /* output not taken by the client (close) */
+    int not_found;                  /* the application answers 404s itself */
+    int stopping;                   /* set by the transport: answer, then close */
+    uint64_t requests;              /* complete requests read (all connections) */
 
     void *ctx;
     /* The transport's clock; `fresh` asks for the time now rather than the
@@ -102,8 +102,7 @@ typedef struct {
     uint64_t (*now)(void *ctx, int fresh);
     /* A routed request the application answers (see "Answering"). `req`
      * and the params of `m` stay valid until it is answered. */
-    cz_conn_dispatch_t (*dispatch)(void *ctx, cz_conn_t *c, const cz_http_request_t *req,
-                                   const cz_match_t *m);
+    cz_conn_dispatch_t (*dispatch)(void *ctx, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m);
     /* UPGRADED: bytes read (a view, valid during the call), or len 0 and
      * data NULL once the peer has finished sending. May be NULL if nobody
      * upgrades. */
@@ -128,7 +127,7 @@ typedef struct {
     cz_http_buf_t buf; /* bytes */
     int fd;
     uint64_t offset, len;
-    size_t sent;       /* of this segment, already written */
+    size_t sent; /* of this segment, already written */
 } cz_conn_out_t;
 
 /* Embed it (libuv style); fields are private except through the calls below. */
@@ -141,14 +140,14 @@ struct cz_conn {
     uint8_t keep_alive;              /* of the current request and its answer */
     uint8_t is_head;                 /* the current request is HEAD */
     uint8_t http_minor;
-    uint8_t framing;                 /* STREAM: private cz_http framing */
-    uint8_t input_ended;             /* the peer finished sending */
-    uint8_t producer_waits;          /* STREAM: cz_conn_writable() said 0 */
-    char *held;                      /* unparsed input waiting for the current request */
+    uint8_t framing;        /* STREAM: private cz_http framing */
+    uint8_t input_ended;    /* the peer finished sending */
+    uint8_t producer_waits; /* STREAM: cz_conn_writable() said 0 */
+    char *held;             /* unparsed input waiting for the current request */
     size_t held_len;
-    uint64_t deadline;               /* env->now ms; 0: none */
-    uint64_t stream_left;            /* STREAM with a known length: bytes still due */
-    void *user;                      /* the embedder's (e.g. a stream's producer); never touched here */
+    uint64_t deadline;    /* env->now ms; 0: none */
+    uint64_t stream_left; /* STREAM with a known length: bytes still due */
+    void *user;           /* the embedder's (e.g. a stream's producer); never touched here */
 };
 
 /* Set up a new connection (takes no memory yet) in IDLE with the header
@@ -218,8 +217,7 @@ int cz_conn_respond_error(cz_conn_t *c, int status, const char *allow);
 /* Answer with `length` bytes of file `fd` from `offset` (r->body is
  * ignored; Content-Length is `length`). The connection owns `fd` from this
  * call on, whatever the result, and closes it when sent or dropped. */
-int cz_conn_respond_file(cz_conn_t *c, const cz_http_response_t *r, int fd, uint64_t offset,
-                         uint64_t length);
+int cz_conn_respond_file(cz_conn_t *c, const cz_http_response_t *r, int fd, uint64_t offset, uint64_t length);
 
 /* Begin a response whose body comes in pieces: `length` bytes when known
  * (Content-Length), or -1: chunked for HTTP/1.1, until the close for

@@ -17,8 +17,8 @@
 #include <sys/syscall.h>
 #endif
 
-#define LIT(s) (s), (sizeof(s) - 1)
-#define EXTRA_HEADERS 6  /* ETag, Last-Modified, Accept-Ranges, Content-Range, Content-Encoding, Vary */
+#define LIT(s)        (s), (sizeof(s) - 1)
+#define EXTRA_HEADERS 6 /* ETag, Last-Modified, Accept-Ranges, Content-Range, Content-Encoding, Vary */
 #define STACK_HEADERS 24
 
 /* ---- one open file as the answer --------------------------------------------------------------- */
@@ -31,7 +31,8 @@ static const cz_http_header_t *find_header(const cz_http_header_t *hs, size_t n,
 
 /* The answer for a file whose body is `fd`, or `bytes` (all st_size of them,
  * fd -1) when it is held in memory. */
-static int respond_with(cz_conn_t *c, const cz_http_response_t *head, int fd, const char *bytes, const struct stat *st) {
+static int respond_with(cz_conn_t *c, const cz_http_response_t *head, int fd, const char *bytes,
+                        const struct stat *st) {
     char etag[64], range[80];
     cz_http_date_t modified;
     cz_http_date_init(&modified, st->st_mtime);
@@ -60,7 +61,8 @@ static int respond_with(cz_conn_t *c, const cz_http_response_t *head, int fd, co
     for (size_t i = 0; i < head->num_headers; i++) {
         const cz_http_header_t *h = &head->headers[i];
         /* 304 describes the file without carrying it; 416 is an error body */
-        int about_body = cz_http_ieq(h->name, LIT("content-type")) || cz_http_ieq(h->name, LIT("content-disposition")) ||
+        int about_body = cz_http_ieq(h->name, LIT("content-type")) ||
+                         cz_http_ieq(h->name, LIT("content-disposition")) ||
                          cz_http_ieq(h->name, LIT("content-encoding"));
         if ((ans.status == 304 || ans.status == 416) && about_body) continue;
         hs[n++] = *h;
@@ -114,27 +116,27 @@ int cz_files_respond(cz_conn_t *c, const cz_http_response_t *head, int fd, const
 /* ---- a static directory ------------------------------------------------------------------------------ */
 
 typedef struct {
-    char *ext;  /* lower case */
+    char *ext; /* lower case */
     char *type;
 } media_t;
 
 /* A small file held in memory: its bytes and the status they were read
  * with; valid while the name still has that device, inode, size and mtime. */
 typedef struct {
-    uint64_t hash;      /* of the name; 0: a free slot */
-    char *name;         /* decoded path, NUL-terminated; the bytes follow it */
+    uint64_t hash; /* of the name; 0: a free slot */
+    char *name;    /* decoded path, NUL-terminated; the bytes follow it */
     const char *bytes;
     struct stat st;
-    uint64_t used;      /* the cache's clock when last served */
+    uint64_t used; /* the cache's clock when last served */
 } cached_t;
 
 struct cz_static {
     cz_allocator_t *alloc;
-    cached_t *cache;    /* max_entries slots, or NULL: no cache */
+    cached_t *cache; /* max_entries slots, or NULL: no cache */
     size_t max_entries, max_file, max_bytes, cached_bytes;
     uint64_t clock;
     int dirfd;
-    char *root;     /* the directory's real path, for the fallback check */
+    char *root; /* the directory's real path, for the fallback check */
     size_t root_len;
     unsigned flags;
     media_t *types; /* sorted by ext */
@@ -206,7 +208,8 @@ static void cache_drop(cz_static_t *s, cached_t *e) {
 
 static int same_file(const struct stat *a, const struct stat *b) {
 #ifdef __APPLE__
-    int same_time = a->st_mtimespec.tv_sec == b->st_mtimespec.tv_sec && a->st_mtimespec.tv_nsec == b->st_mtimespec.tv_nsec;
+    int same_time =
+        a->st_mtimespec.tv_sec == b->st_mtimespec.tv_sec && a->st_mtimespec.tv_nsec == b->st_mtimespec.tv_nsec;
 #else
     int same_time = a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 #endif
@@ -260,7 +263,9 @@ static void cache_fill(cz_static_t *s, const char *name, int fd, const struct st
     s->cached_bytes += size;
 }
 
-static int media_cmp(const void *a, const void *b) { return strcmp(((const media_t *)a)->ext, ((const media_t *)b)->ext); }
+static int media_cmp(const void *a, const void *b) {
+    return strcmp(((const media_t *)a)->ext, ((const media_t *)b)->ext);
+}
 
 int cz_static_add_type(cz_static_t *s, const char *ext, const char *type) {
     size_t el = strlen(ext), tl = strlen(type);
@@ -480,7 +485,8 @@ static void send_found(cz_static_t *s, cz_conn_t *c, const cz_http_request_t *re
             fd = vfd;
             *st = vst;
             hit = NULL;
-            hs[nh++] = (cz_http_header_t){{LIT("Content-Encoding")}, {VARIANTS[pick].coding, strlen(VARIANTS[pick].coding)}};
+            hs[nh++] =
+                (cz_http_header_t){{LIT("Content-Encoding")}, {VARIANTS[pick].coding, strlen(VARIANTS[pick].coding)}};
         } else if (vfd >= 0) {
             close(vfd);
         }

@@ -19,7 +19,7 @@
 
 #define READ_CHUNK (64u * 1024u)
 #define FILE_CHUNK (64u * 1024u) /* a file range while the socket is full: one pread at a time */
-#define SWEEP_MS 250u            /* timeout resolution */
+#define SWEEP_MS   250u          /* timeout resolution */
 
 typedef struct cz_completion {
     struct cz_completion *next;
@@ -31,15 +31,15 @@ typedef struct cz_completion {
 enum { SOCK_OPEN = 1, SOCK_READING = 2, SOCK_WRITING = 4, SOCK_WAKE = 8 };
 
 typedef struct sock {
-    cz_conn_t conn;             /* first: the embedder's cz_conn_t * is this */
+    cz_conn_t conn; /* first: the embedder's cz_conn_t * is this */
     uv_tcp_t tcp;
     cz_server_t *srv;
     struct sock *prev, *next;
     uv_write_t wreq;
-    size_t wlen;                /* bytes of the write in flight */
-    char *chunk;                /* a file range's bytes while the socket is full */
-    struct sock *wake_next;     /* in the server's wake list (SOCK_WAKE) */
-    unsigned refs;              /* the handle, one per pending completion, one while in the wake list */
+    size_t wlen;            /* bytes of the write in flight */
+    char *chunk;            /* a file range's bytes while the socket is full */
+    struct sock *wake_next; /* in the server's wake list (SOCK_WAKE) */
+    unsigned refs;          /* the handle, one per pending completion, one while in the wake list */
     unsigned flags;
 } sock_t;
 
@@ -47,27 +47,29 @@ struct cz_server {
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_timer_t sweep, deadline_timer;
-    uv_prepare_t before_poll;   /* releases the embedder's lock before the loop blocks */
-    uv_idle_t wake;             /* runs the wake list; keeps the poll from blocking meanwhile */
+    uv_prepare_t before_poll; /* releases the embedder's lock before the loop blocks */
+    uv_idle_t wake;           /* runs the wake list; keeps the poll from blocking meanwhile */
     sock_t *wake_head;
     uv_async_t wakeup;
     uv_signal_t sigint, sigterm;
-    uv_mutex_t lock;            /* guards `posted` and `stop_requested` */
+    uv_mutex_t lock; /* guards `posted` and `stop_requested` */
     cz_completion_t *posted_head, *posted_tail;
     int stop_requested;
     cz_allocator_t *alloc;
     cz_server_config_t cfg;
     cz_server_hooks_t hooks;
-    cz_conn_env_t env;          /* what every connection shares */
+    cz_conn_env_t env; /* what every connection shares */
     cz_http_date_t date;
-    char *rbuf;                 /* one read buffer for the whole loop */
+    char *rbuf; /* one read buffer for the whole loop */
     sock_t *socks;
     cz_server_counters_t counters;
-    unsigned inflight;          /* requests answered later through cz_server_post() */
+    unsigned inflight; /* requests answered later through cz_server_post() */
     int port, listening, stopping, loop_ready, locked;
 };
 
-static uint64_t ms(double seconds) { return seconds <= 0 ? 0 : (uint64_t)(seconds * 1000.0); }
+static uint64_t ms(double seconds) {
+    return seconds <= 0 ? 0 : (uint64_t)(seconds * 1000.0);
+}
 
 void cz_server_config_default(cz_server_config_t *c) {
     memset(c, 0, sizeof(*c));
@@ -86,7 +88,9 @@ static void sock_sync(sock_t *k);
 static void sock_unref(sock_t *k);
 static void maybe_finish_stop(cz_server_t *s);
 
-static sock_t *sock_of(const cz_conn_t *c) { return (sock_t *)(uintptr_t)c; }
+static sock_t *sock_of(const cz_conn_t *c) {
+    return (sock_t *)(uintptr_t)c;
+}
 
 /* ---- the embedder's lock --------------------------------------------------------------- */
 
@@ -105,7 +109,9 @@ static void hooks_leave(cz_server_t *s) {
 /* The lock taken by the first hook call of a loop iteration is kept for
  * every callback of that iteration (a busy loop gets many reads from one
  * poll) and released here, just before the loop polls and may block. */
-static void on_before_poll(uv_prepare_t *h) { hooks_leave(h->data); }
+static void on_before_poll(uv_prepare_t *h) {
+    hooks_leave(h->data);
+}
 
 /* ---- cz_conn's environment: the hooks, under the lock ----------------------------------- */
 
@@ -115,8 +121,7 @@ static uint64_t env_now(void *ctx, int fresh) {
     return uv_now(&s->loop);
 }
 
-static cz_conn_dispatch_t env_dispatch(void *ctx, cz_conn_t *c, const cz_http_request_t *req,
-                                       const cz_match_t *m) {
+static cz_conn_dispatch_t env_dispatch(void *ctx, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m) {
     cz_server_t *s = ctx;
     hooks_enter(s);
     if (s->hooks.request(s->hooks.ctx, c, req, m) != CZ_CONN_PENDING) return CZ_CONN_DONE;
@@ -184,7 +189,9 @@ static void sock_unref(sock_t *k) {
     maybe_finish_stop(s);
 }
 
-static void on_sock_closed(uv_handle_t *h) { sock_unref((sock_t *)h->data); }
+static void on_sock_closed(uv_handle_t *h) {
+    sock_unref((sock_t *)h->data);
+}
 
 static void sock_close(sock_t *k) {
     if (!(k->flags & SOCK_OPEN)) return;
@@ -309,8 +316,7 @@ static int sock_flush(sock_t *k) {
  * held input when the output went out at once, close it when it is done,
  * and read from it only when it wants input. */
 static void sock_sync(sock_t *k) {
-    while (sock_flush(k) && cz_conn_resume(&k->conn)) {
-    }
+    while (sock_flush(k) && cz_conn_resume(&k->conn)) {}
     if (!(k->flags & SOCK_OPEN)) return;
     cz_conn_state_t st = cz_conn_state(&k->conn);
     if (st == CZ_CONN_CLOSED ||
@@ -484,8 +490,8 @@ void cz_server_stop(cz_server_t *s) {
 
 /* ---- lifecycle ------------------------------------------------------------------------------------- */
 
-cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router,
-                              const cz_server_config_t *config, const cz_server_hooks_t *hooks) {
+cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router, const cz_server_config_t *config,
+                              const cz_server_hooks_t *hooks) {
     cz_server_t *s = cz_calloc(alloc, CZ_MEM_GENERAL, 1, sizeof(*s));
     if (!s) return NULL;
     s->alloc = alloc;
@@ -558,8 +564,7 @@ static int bind_socket(cz_server_t *s, const char *host, int port, char *err, si
     if (fd < 0) rc = -errno;
     if (!rc && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) rc = -errno;
 #ifdef SO_REUSEPORT
-    if (!rc && s->cfg.reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-        rc = -errno;
+    if (!rc && s->cfg.reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) rc = -errno;
 #endif
     if (!rc && bind(fd, res->ai_addr, res->ai_addrlen) < 0) rc = -errno;
     freeaddrinfo(res);
@@ -589,7 +594,9 @@ int cz_server_listen(cz_server_t *s, const char *host, int port, char *err, size
     return 0;
 }
 
-int cz_server_port(const cz_server_t *s) { return s->port; }
+int cz_server_port(const cz_server_t *s) {
+    return s->port;
+}
 
 int cz_server_run(cz_server_t *s) {
     uv_timer_start(&s->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
@@ -626,7 +633,9 @@ void cz_server_destroy(cz_server_t *s) {
     cz_free(s->alloc, CZ_MEM_GENERAL, s);
 }
 
-cz_server_t *cz_conn_server(const cz_conn_t *c) { return sock_of(c)->srv; }
+cz_server_t *cz_conn_server(const cz_conn_t *c) {
+    return sock_of(c)->srv;
+}
 
 int cz_conn_peer(const cz_conn_t *c, char *host, size_t hostlen, int *port) {
     struct sockaddr_storage ss;

@@ -39,18 +39,18 @@ typedef struct {
     double shutdown_timeout;  /* s in-flight requests get after stop, then connections close */
     size_t max_write_buffer;  /* queued output over this stops reading from the client */
     int backlog;
-    int reuse_port;           /* SO_REUSEPORT, for workers sharing a port */
-    int handle_signals;       /* SIGINT/SIGTERM start a graceful stop */
+    int reuse_port;     /* SO_REUSEPORT, for workers sharing a port */
+    int handle_signals; /* SIGINT/SIGTERM start a graceful stop */
     cz_http_limits_t http;
 } cz_server_config_t;
 
-#define CZ_SERVER_DEFAULT_MAX_CONNECTIONS 10000u
-#define CZ_SERVER_DEFAULT_HEADER_TIMEOUT 10.0
-#define CZ_SERVER_DEFAULT_BODY_TIMEOUT 30.0
+#define CZ_SERVER_DEFAULT_MAX_CONNECTIONS   10000u
+#define CZ_SERVER_DEFAULT_HEADER_TIMEOUT    10.0
+#define CZ_SERVER_DEFAULT_BODY_TIMEOUT      30.0
 #define CZ_SERVER_DEFAULT_KEEPALIVE_TIMEOUT 5.0
-#define CZ_SERVER_DEFAULT_WRITE_TIMEOUT 30.0
-#define CZ_SERVER_DEFAULT_SHUTDOWN_TIMEOUT 10.0
-#define CZ_SERVER_DEFAULT_MAX_WRITE_BUFFER (4u * 1024u * 1024u)
+#define CZ_SERVER_DEFAULT_WRITE_TIMEOUT     30.0
+#define CZ_SERVER_DEFAULT_SHUTDOWN_TIMEOUT  10.0
+#define CZ_SERVER_DEFAULT_MAX_WRITE_BUFFER  (4u * 1024u * 1024u)
 
 void cz_server_config_default(cz_server_config_t *c);
 
@@ -67,8 +67,7 @@ typedef struct {
      * NOT_FOUND when `not_found` is set (the embedder answers 404s itself).
      * `req` and the params of `m` stay valid until the request is answered.
      */
-    cz_conn_dispatch_t (*request)(void *ctx, cz_conn_t *c, const cz_http_request_t *req,
-                                  const cz_match_t *m);
+    cz_conn_dispatch_t (*request)(void *ctx, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m);
     int not_found;
     /* A completion posted with cz_server_post(), on the loop thread. When
      * the client went away meanwhile, cz_conn_is_open() is 0: release what
@@ -89,8 +88,8 @@ typedef struct {
 } cz_server_hooks_t;
 
 /* Create a server; `router` and `alloc` must outlive it. NULL on failure. */
-cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router,
-                              const cz_server_config_t *config, const cz_server_hooks_t *hooks);
+cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router, const cz_server_config_t *config,
+                              const cz_server_hooks_t *hooks);
 void cz_server_destroy(cz_server_t *s);
 
 /* Bind and listen. Returns 0, or a negative libuv error with a message in err. */

@@ -83,14 +83,14 @@ enum {
 enum {
     CZ_WS_CLOSE_NORMAL = 1000,
     CZ_WS_CLOSE_GOING_AWAY = 1001,
-    CZ_WS_CLOSE_PROTOCOL = 1002,     /* framing or extension violated */
+    CZ_WS_CLOSE_PROTOCOL = 1002, /* framing or extension violated */
     CZ_WS_CLOSE_UNSUPPORTED = 1003,
     CZ_WS_CLOSE_NO_STATUS = 1005,    /* reported for a close without code; never sent */
     CZ_WS_CLOSE_ABNORMAL = 1006,     /* never sent (connection lost) */
     CZ_WS_CLOSE_INVALID_DATA = 1007, /* text not UTF-8 */
     CZ_WS_CLOSE_POLICY = 1008,
-    CZ_WS_CLOSE_TOO_BIG = 1009,      /* over max_frame / max_message */
-    CZ_WS_CLOSE_INTERNAL = 1011      /* out of memory */
+    CZ_WS_CLOSE_TOO_BIG = 1009, /* over max_frame / max_message */
+    CZ_WS_CLOSE_INTERNAL = 1011 /* out of memory */
 };
 
 /* Largest control frame payload (RFC 6455 5.5). */
@@ -126,7 +126,9 @@ static inline void cz_ws_utf8_init(cz_ws_utf8_t *u) {
  * -1. */
 int cz_ws_utf8_feed(cz_ws_utf8_t *u, const void *s, size_t n, size_t *bad);
 /* 1 when the text fed so far ends on a character boundary. */
-static inline int cz_ws_utf8_complete(const cz_ws_utf8_t *u) { return u->need == 0; }
+static inline int cz_ws_utf8_complete(const cz_ws_utf8_t *u) {
+    return u->need == 0;
+}
 
 /* ---- SHA-1 and base64 (for Sec-WebSocket-Accept; exposed for tests) --------- */
 typedef struct {
@@ -154,17 +156,17 @@ void cz_ws_accept_key(const char *key, size_t key_len, char out[29]);
  * server; a test client swaps the directions.
  */
 typedef struct {
-    uint8_t enabled;               /* permessage-deflate in use */
-    uint8_t rx_no_context_takeover;/* the peer resets its compressor per
-                                      message: the inflater is freed after
-                                      each message */
-    uint8_t tx_no_context_takeover;/* we reset (free) our compressor after
-                                      each message */
-    uint8_t rx_window_bits;        /* 8..15, the inflater's window */
-    uint8_t tx_window_bits;        /* 9..15, the deflater's window (zlib
-                                      cannot make raw streams with 8) */
-    uint8_t mem_level;             /* deflate memLevel 1..9 (0: 8) */
-    int8_t level;                  /* compression level 0..9, -1 default */
+    uint8_t enabled;                /* permessage-deflate in use */
+    uint8_t rx_no_context_takeover; /* the peer resets its compressor per
+                                       message: the inflater is freed after
+                                       each message */
+    uint8_t tx_no_context_takeover; /* we reset (free) our compressor after
+                                       each message */
+    uint8_t rx_window_bits;         /* 8..15, the inflater's window */
+    uint8_t tx_window_bits;         /* 9..15, the deflater's window (zlib
+                                       cannot make raw streams with 8) */
+    uint8_t mem_level;              /* deflate memLevel 1..9 (0: 8) */
+    int8_t level;                   /* compression level 0..9, -1 default */
 } cz_ws_deflate_t;
 
 /* The server's policy for handshakes. Zero-initialised: no subprotocol,
@@ -194,12 +196,12 @@ typedef struct {
 
 /* Verdict of a handshake. Views point into the request (valid while it is). */
 typedef struct {
-    int status;               /* 101 accept; 400 or 426 refuse */
-    const char *reason;       /* static, for logs; "" on 101 */
-    char accept[29];          /* Sec-WebSocket-Accept (NUL-terminated) */
-    cz_http_str_t subprotocol;/* chosen; len 0 when none */
-    cz_ws_deflate_t deflate;  /* negotiated; enabled 0 when not */
-    char extension[160];      /* Sec-WebSocket-Extensions value, "" if none */
+    int status;                /* 101 accept; 400 or 426 refuse */
+    const char *reason;        /* static, for logs; "" on 101 */
+    char accept[29];           /* Sec-WebSocket-Accept (NUL-terminated) */
+    cz_http_str_t subprotocol; /* chosen; len 0 when none */
+    cz_ws_deflate_t deflate;   /* negotiated; enabled 0 when not */
+    char extension[160];       /* Sec-WebSocket-Extensions value, "" if none */
 } cz_ws_handshake_t;
 
 /*
@@ -216,21 +218,19 @@ typedef struct {
  * repeated or invalid parameter is declined (RFC 7692 5.1), not refused;
  * the next offer is tried. Never allocates. Returns hs->status.
  */
-int cz_ws_handshake_check(const cz_http_request_t *req, const cz_ws_policy_t *policy,
-                          cz_ws_handshake_t *hs);
+int cz_ws_handshake_check(const cz_http_request_t *req, const cz_ws_policy_t *policy, cz_ws_handshake_t *hs);
 
 /* Append "HTTP/1.1 101 Switching Protocols" with Upgrade, Connection,
  * Sec-WebSocket-Accept and, when chosen, Sec-WebSocket-Protocol and
  * Sec-WebSocket-Extensions. `extra` headers (may be NULL) are checked as by
  * cz_http_response_write(). CZ_HTTP_OK / EINVAL / ENOMEM / E2BIG, nothing
  * appended on error. */
-int cz_ws_handshake_write(cz_http_buf_t *out, const cz_ws_handshake_t *hs,
-                          const cz_http_header_t *extra, size_t num_extra);
+int cz_ws_handshake_write(cz_http_buf_t *out, const cz_ws_handshake_t *hs, const cz_http_header_t *extra,
+                          size_t num_extra);
 
 /* Append the refusal of hs (400 or 426) in cz_http_write_error()'s shape,
  * "Connection: close" (the connection is to be closed after it). */
-int cz_ws_handshake_write_refusal(cz_http_buf_t *out, const cz_http_date_t *date,
-                                  const cz_ws_handshake_t *hs);
+int cz_ws_handshake_write_refusal(cz_http_buf_t *out, const cz_http_date_t *date, const cz_ws_handshake_t *hs);
 
 /* ===== one connection ====================================================== */
 
@@ -277,19 +277,19 @@ typedef struct cz_ws {
     uint8_t hdr_len, hdr_need;
     uint8_t opcode, fin, rsv1, masked;
     uint8_t mask[4];
-    uint64_t remaining;    /* payload bytes of this frame not read yet */
-    uint64_t frame_pos;    /* payload bytes of this frame read (mask phase) */
+    uint64_t remaining; /* payload bytes of this frame not read yet */
+    uint64_t frame_pos; /* payload bytes of this frame read (mask phase) */
 
     /* message being assembled */
-    uint8_t msg_op;        /* TEXT / BINARY while fragmented, 0 otherwise */
+    uint8_t msg_op; /* TEXT / BINARY while fragmented, 0 otherwise */
     uint8_t msg_compressed;
-    uint8_t state;         /* private */
-    uint8_t event;         /* event being returned (private) */
-    uint8_t zin_done;      /* the inflater saw the end of a stream */
-    uint8_t close_sent;    /* a close frame has been queued */
+    uint8_t state;      /* private */
+    uint8_t event;      /* event being returned (private) */
+    uint8_t zin_done;   /* the inflater saw the end of a stream */
+    uint8_t close_sent; /* a close frame has been queued */
     uint16_t close_code;
     cz_ws_utf8_t utf8;
-    char *msg;             /* CZ_MEM_REQUEST, cap <= max_message */
+    char *msg; /* CZ_MEM_REQUEST, cap <= max_message */
     size_t msg_len, msg_cap;
     cz_http_str_t payload; /* of the last event */
 
@@ -304,7 +304,7 @@ typedef struct cz_ws {
     uint8_t close_out_len;
     uint8_t close_flushed;
 
-    void *zin, *zout;      /* z_stream *, made on first use */
+    void *zin, *zout; /* z_stream *, made on first use */
 } cz_ws_t;
 
 /*
@@ -312,8 +312,7 @@ typedef struct cz_ws {
  * or zero fields: defaults. `pmd` NULL or not enabled: no compression
  * (a frame with RSV1 is then an error).
  */
-void cz_ws_init(cz_ws_t *ws, cz_allocator_t *a, const cz_ws_limits_t *limits,
-                const cz_ws_deflate_t *pmd);
+void cz_ws_init(cz_ws_t *ws, cz_allocator_t *a, const cz_ws_limits_t *limits, const cz_ws_deflate_t *pmd);
 
 /* Free everything `ws` holds. It may be init'ed again. */
 void cz_ws_destroy(cz_ws_t *ws);
@@ -375,8 +374,7 @@ int cz_ws_close(cz_ws_t *ws, unsigned code, const char *reason, size_t reason_le
  * frame; a client frame (tests) passes the key and masks the payload with
  * cz_ws_mask(). `rsv1` marks a compressed message's first frame.
  */
-size_t cz_ws_frame_header(uint8_t *hdr, int fin, int rsv1, unsigned opcode,
-                          uint64_t len, const uint8_t mask[4]);
+size_t cz_ws_frame_header(uint8_t *hdr, int fin, int rsv1, unsigned opcode, uint64_t len, const uint8_t mask[4]);
 
 /* XOR data[0..len) with the key, starting `pos` bytes into the payload. */
 void cz_ws_mask(uint8_t *data, size_t len, const uint8_t key[4], uint64_t pos);
@@ -392,8 +390,7 @@ void cz_ws_mask(uint8_t *data, size_t len, const uint8_t key[4], uint64_t pos);
  * failed compression also resets the compressor, which the peer tolerates:
  * back-references into its window are never required).
  */
-int cz_ws_write(cz_ws_t *ws, cz_http_buf_t *out, unsigned opcode,
-                const void *data, size_t len, int compress);
+int cz_ws_write(cz_ws_t *ws, cz_http_buf_t *out, unsigned opcode, const void *data, size_t len, int compress);
 
 #ifdef __cplusplus
 }

@@ -17,8 +17,7 @@
 #include "cz_ws_internal.h"
 
 static voidpf zalloc_p(cz_ws_t *ws, cz_purpose_t p, uInt items, uInt size) {
-    if (size && items > SIZE_MAX / size)
-        return Z_NULL;
+    if (size && items > SIZE_MAX / size) return Z_NULL;
     return cz_malloc(ws->alloc, p, (size_t)items * size);
 }
 static voidpf zalloc_rx(voidpf o, uInt items, uInt size) {
@@ -37,8 +36,7 @@ static void zfree_tx(voidpf o, voidpf ptr) {
 static void zin_end(cz_ws_t *ws) {
     z_stream *z = ws->zin;
 
-    if (!z)
-        return;
+    if (!z) return;
     inflateEnd(z);
     cz_free(ws->alloc, CZ_MEM_REQUEST, z);
     ws->zin = NULL;
@@ -47,8 +45,7 @@ static void zin_end(cz_ws_t *ws) {
 static void zout_end(cz_ws_t *ws) {
     z_stream *z = ws->zout;
 
-    if (!z)
-        return;
+    if (!z) return;
     deflateEnd(z);
     cz_free(ws->alloc, CZ_MEM_RESPONSE, z);
     ws->zout = NULL;
@@ -63,19 +60,16 @@ static z_stream *zin(cz_ws_t *ws) {
     z_stream *z = ws->zin;
     int bits = ws->pmd.rx_window_bits;
 
-    if (z)
-        return z;
+    if (z) return z;
     z = cz_malloc(ws->alloc, CZ_MEM_REQUEST, sizeof(*z));
-    if (!z)
-        return NULL;
+    if (!z) return NULL;
     memset(z, 0, sizeof(*z));
     z->zalloc = zalloc_rx;
     z->zfree = zfree_rx;
     z->opaque = ws;
     /* a zlib peer asked for 8 deflates with 9 (zlib >= 1.2.9): a larger
      * window costs 256 bytes and accepts both */
-    if (bits < 9)
-        bits = 9;
+    if (bits < 9) bits = 9;
     if (inflateInit2(z, -bits) != Z_OK) {
         cz_free(ws->alloc, CZ_MEM_REQUEST, z);
         return NULL;
@@ -87,17 +81,15 @@ static z_stream *zin(cz_ws_t *ws) {
 static z_stream *zout(cz_ws_t *ws) {
     z_stream *z = ws->zout;
 
-    if (z)
-        return z;
+    if (z) return z;
     z = cz_malloc(ws->alloc, CZ_MEM_RESPONSE, sizeof(*z));
-    if (!z)
-        return NULL;
+    if (!z) return NULL;
     memset(z, 0, sizeof(*z));
     z->zalloc = zalloc_tx;
     z->zfree = zfree_tx;
     z->opaque = ws;
-    if (deflateInit2(z, ws->pmd.level, Z_DEFLATED, -(int)ws->pmd.tx_window_bits,
-                     ws->pmd.mem_level, Z_DEFAULT_STRATEGY) != Z_OK) {
+    if (deflateInit2(z, ws->pmd.level, Z_DEFLATED, -(int)ws->pmd.tx_window_bits, ws->pmd.mem_level,
+                     Z_DEFAULT_STRATEGY) != Z_OK) {
         cz_free(ws->alloc, CZ_MEM_RESPONSE, z);
         return NULL;
     }
@@ -112,10 +104,8 @@ unsigned cz_ws__inflate(cz_ws_t *ws, const uint8_t *in, size_t n) {
     size_t left = n;
     uint8_t probe;
 
-    if (!z)
-        return CZ_WS_CLOSE_INTERNAL;
-    if (ws->zin_done)
-        return 0; /* after a final block: the rest (the tail) is not DEFLATE */
+    if (!z) return CZ_WS_CLOSE_INTERNAL;
+    if (ws->zin_done) return 0; /* after a final block: the rest (the tail) is not DEFLATE */
     z->next_in = in;
     z->avail_in = 0;
     for (;;) {
@@ -128,10 +118,8 @@ unsigned cz_ws__inflate(cz_ws_t *ws, const uint8_t *in, size_t n) {
             left -= z->avail_in;
         }
         if (ws->msg_len == ws->msg_cap) {
-            if (ws->msg_len >= ws->limits.max_message)
-                probing = 1; /* full: any further byte is one too many */
-            else if (cz_ws__msg_reserve(ws, 1) != 0)
-                return CZ_WS_CLOSE_INTERNAL;
+            if (ws->msg_len >= ws->limits.max_message) probing = 1; /* full: any further byte is one too many */
+            else if (cz_ws__msg_reserve(ws, 1) != 0) return CZ_WS_CLOSE_INTERNAL;
         }
         if (probing) {
             z->next_out = &probe;
@@ -145,10 +133,8 @@ unsigned cz_ws__inflate(cz_ws_t *ws, const uint8_t *in, size_t n) {
         rc = inflate(z, Z_SYNC_FLUSH);
         made = before - z->avail_out;
         if (made) {
-            if (probing)
-                return CZ_WS_CLOSE_TOO_BIG;
-            if (ws->msg_op == CZ_WS_OP_TEXT &&
-                cz_ws_utf8_feed(&ws->utf8, ws->msg + ws->msg_len, made, NULL) != 0)
+            if (probing) return CZ_WS_CLOSE_TOO_BIG;
+            if (ws->msg_op == CZ_WS_OP_TEXT && cz_ws_utf8_feed(&ws->utf8, ws->msg + ws->msg_len, made, NULL) != 0)
                 return CZ_WS_CLOSE_INVALID_DATA;
             ws->msg_len += made;
         }
@@ -158,15 +144,11 @@ unsigned cz_ws__inflate(cz_ws_t *ws, const uint8_t *in, size_t n) {
             ws->zin_done = 1;
             break;
         }
-        if (rc == Z_MEM_ERROR)
-            return CZ_WS_CLOSE_INTERNAL;
-        if (rc != Z_OK && rc != Z_BUF_ERROR)
-            return CZ_WS_CLOSE_PROTOCOL; /* not a deflate stream */
+        if (rc == Z_MEM_ERROR) return CZ_WS_CLOSE_INTERNAL;
+        if (rc != Z_OK && rc != Z_BUF_ERROR) return CZ_WS_CLOSE_PROTOCOL; /* not a deflate stream */
         /* room left means all output of the input given is out */
-        if (z->avail_in == 0 && left == 0 && z->avail_out > 0)
-            break;
-        if (rc == Z_BUF_ERROR && made == 0 && z->avail_in == 0 && left == 0)
-            break;
+        if (z->avail_in == 0 && left == 0 && z->avail_out > 0) break;
+        if (rc == Z_BUF_ERROR && made == 0 && z->avail_in == 0 && left == 0) break;
     }
     z->next_in = NULL;
     return 0;
@@ -188,19 +170,21 @@ unsigned cz_ws__inflate_done(cz_ws_t *ws) {
             zin_end(ws);
             code = CZ_WS_CLOSE_INTERNAL;
         }
-        if (dict)
-            cz_free(ws->alloc, CZ_MEM_REQUEST, dict);
+        if (dict) cz_free(ws->alloc, CZ_MEM_REQUEST, dict);
     }
     ws->zin_done = 0;
     return code;
 }
 
-static size_t header_size(size_t len) { return len < 126 ? 2 : len <= 0xFFFF ? 4 : 10; }
+static size_t header_size(size_t len) {
+    return len < 126 ? 2 : len <= 0xFFFF ? 4 : 10;
+}
 
-static int buf_err(int rc) { return rc == CZ_HTTP_ENOMEM ? CZ_WS_ENOMEM : CZ_WS_E2BIG; }
+static int buf_err(int rc) {
+    return rc == CZ_HTTP_ENOMEM ? CZ_WS_ENOMEM : CZ_WS_E2BIG;
+}
 
-int cz_ws__deflate_write(cz_ws_t *ws, cz_http_buf_t *out, unsigned opcode, const void *data,
-                         size_t len) {
+int cz_ws__deflate_write(cz_ws_t *ws, cz_http_buf_t *out, unsigned opcode, const void *data, size_t len) {
     static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
     z_stream *z = len ? zout(ws) : NULL;
     size_t start = out->len, hb, produced = 0, clen, real;
@@ -212,18 +196,15 @@ int cz_ws__deflate_write(cz_ws_t *ws, cz_http_buf_t *out, unsigned opcode, const
         /* RFC 7692 7.2.3.6: one 0x00 (with the tail, an empty stored block);
          * zlib has nothing to flush after a previous message's flush */
         rc = cz_http_buf_reserve(out, 3);
-        if (rc != CZ_HTTP_OK)
-            return buf_err(rc);
+        if (rc != CZ_HTTP_OK) return buf_err(rc);
         out->data[out->len] = (char)(0xC0 | opcode); /* FIN, RSV1 */
         out->data[out->len + 1] = 1;
         out->data[out->len + 2] = 0;
         out->len += 3;
         return CZ_WS_OK;
     }
-    if (!z)
-        return CZ_WS_ENOMEM;
-    if (len > SIZE_MAX / 4)
-        return CZ_WS_E2BIG;
+    if (!z) return CZ_WS_ENOMEM;
+    if (len > SIZE_MAX / 4) return CZ_WS_E2BIG;
     /* the header goes before the payload, which deflate writes in place:
      * its size is guessed from deflate's bound and corrected (one move of
      * the compressed bytes) only when the actual size lands in another
@@ -266,8 +247,7 @@ int cz_ws__deflate_write(cz_ws_t *ws, cz_http_buf_t *out, unsigned opcode, const
                 err = CZ_WS_ENOMEM; /* Z_STREAM_ERROR: the state is unusable */
                 goto fail;
             }
-            if (flush == Z_SYNC_FLUSH && z->avail_in == 0 && z->avail_out > 0)
-                break; /* flushed completely */
+            if (flush == Z_SYNC_FLUSH && z->avail_in == 0 && z->avail_out > 0) break; /* flushed completely */
         }
         z->next_in = NULL;
     }
@@ -291,8 +271,7 @@ int cz_ws__deflate_write(cz_ws_t *ws, cz_http_buf_t *out, unsigned opcode, const
     cz_ws_frame_header(hdr, 1, 1, opcode, clen, NULL);
     memcpy(out->data + start, hdr, real);
     out->len = start + real + clen;
-    if (ws->pmd.tx_no_context_takeover)
-        zout_end(ws); /* the next message starts afresh: hold no memory */
+    if (ws->pmd.tx_no_context_takeover) zout_end(ws); /* the next message starts afresh: hold no memory */
     return CZ_WS_OK;
 
 fail:

@@ -18,8 +18,7 @@ unsigned cz_ws__inflate(cz_ws_t *ws, const uint8_t *in, size_t n);
 unsigned cz_ws__inflate_done(cz_ws_t *ws);
 
 /* cz_ws_write() of a compressed TEXT/BINARY message. */
-int cz_ws__deflate_write(cz_ws_t *ws, cz_http_buf_t *out, unsigned opcode,
-                         const void *data, size_t len);
+int cz_ws__deflate_write(cz_ws_t *ws, cz_http_buf_t *out, unsigned opcode, const void *data, size_t len);
 
 /* Free both zlib streams. */
 void cz_ws__z_destroy(cz_ws_t *ws);

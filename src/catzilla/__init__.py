@@ -9,10 +9,10 @@ from catzilla.exceptions import HTTPException, RequestValidationError, ResponseV
 from catzilla.params import Body, Cookie, Form, Header, Path, Query
 from catzilla.request import Request
 from catzilla.response import (
+    FileResponse,
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
-    FileResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
@@ -26,6 +26,7 @@ __all__ = [
     "Catzilla",
     "Cookie",
     "Depends",
+    "FileResponse",
     "Form",
     "HTMLResponse",
     "HTTPException",
@@ -34,9 +35,7 @@ __all__ = [
     "Path",
     "PlainTextResponse",
     "Query",
-    "FileResponse",
     "RedirectResponse",
-    "StreamingResponse",
     "Request",
     "RequestValidationError",
     "Response",
@@ -45,6 +44,7 @@ __all__ = [
     "RouterGroup",
     "Security",
     "State",
+    "StreamingResponse",
     "jsonable_encoder",
 ]
 __version__ = "0.3.0"

@@ -15,8 +15,11 @@ Unsupported annotations are a TypeError here, when the route is added.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
+import sys
+import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -104,14 +107,23 @@ def callable_kind(call: Callable[..., Any]) -> str:
     return "function"
 
 
+def _no_defaults(target: Any) -> Any:
+    """What get_type_hints should read on 3.10, which makes ``x: T = None``
+    Optional[T] (3.11 dropped that): the annotations and globals without the
+    defaults, so every version binds what was written."""
+    if sys.version_info >= (3, 11) or not inspect.isfunction(target):
+        return target
+    return types.SimpleNamespace(__annotations__=target.__annotations__, __globals__=inspect.unwrap(target).__globals__)
+
+
 def type_hints(call: Callable[..., Any]) -> dict[str, Any]:
     target: Any = call
     if isinstance(call, type):
-        target = call.__init__
+        target = typing.cast(Any, call).__init__  # the class's own, for its annotations
     elif not (inspect.isfunction(call) or inspect.ismethod(call)) and hasattr(call, "__call__"):  # noqa: B004
-        target = call.__call__  # type: ignore[operator]
+        target = call.__call__
     try:
-        return typing.get_type_hints(target, include_extras=True)
+        return typing.get_type_hints(_no_defaults(target), include_extras=True)
     except Exception:
         pass
     # One annotation did not resolve (e.g. a class local to a function under
@@ -122,10 +134,9 @@ def type_hints(call: Callable[..., Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, ann in raw.items():
         if isinstance(ann, str):
-            try:
-                ann = eval(ann, dict(globalns), dict(closure))  # noqa: S307 - the code's own annotation
-            except Exception:
-                pass
+            # a name that does not resolve stays a string (as typing.get_type_hints would fail)
+            with contextlib.suppress(Exception):
+                ann = eval(ann, dict(globalns), dict(closure))
         out[name] = ann
     return out
 
@@ -141,8 +152,14 @@ def describe_call(call: Callable[..., Any]) -> str:
     return getattr(call, "__qualname__", None) or getattr(call, "__name__", None) or repr(call)
 
 
-def analyze(call: Callable[..., Any], path: str, *, use_cache: bool = True,
-            overrides: dict[Any, Any] | None = None, _stack: tuple[Any, ...] = ()) -> Dependant:
+def analyze(
+    call: Callable[..., Any],
+    path: str,
+    *,
+    use_cache: bool = True,
+    overrides: dict[Any, Any] | None = None,
+    _stack: tuple[Any, ...] = (),
+) -> Dependant:
     """The Dependant for ``call`` as used on a route with this ``path``."""
     if call in _stack:
         raise TypeError(f"dependency cycle through {describe_call(call)}")
@@ -162,8 +179,10 @@ def analyze(call: Callable[..., Any], path: str, *, use_cache: bool = True,
             dep.keyword_only.add(p.name)
         annotation = hints.get(p.name, p.annotation)
         if isinstance(annotation, str):
-            raise TypeError(f"{where}: the annotation of {p.name!r} ({annotation!r}) cannot be resolved; "
-                            "define the types it names at module level")
+            raise TypeError(
+                f"{where}: the annotation of {p.name!r} ({annotation!r}) cannot be resolved; "
+                "define the types it names at module level"
+            )
         base, metadata = split_annotated(annotation)
         marker = next((m for m in metadata if isinstance(m, (Param, Depends))), None)
         default = p.default
@@ -177,12 +196,8 @@ def analyze(call: Callable[..., Any], path: str, *, use_cache: bool = True,
             sub_call = marker.dependency if marker.dependency is not None else base
             if not callable(sub_call):
                 raise TypeError(f"{where}: Depends() on parameter {p.name!r} needs a callable")
-            if overrides and sub_call in overrides:
-                sub_call_used = overrides[sub_call]
-            else:
-                sub_call_used = sub_call
-            sub = analyze(sub_call_used, path, use_cache=marker.use_cache, overrides=overrides,
-                          _stack=(*_stack, call))
+            sub_call_used = overrides[sub_call] if overrides and sub_call in overrides else sub_call
+            sub = analyze(sub_call_used, path, use_cache=marker.use_cache, overrides=overrides, _stack=(*_stack, call))
             sub.scopes = tuple(getattr(marker, "scopes", ()))
             dep.deps.append((p.name, sub))
             continue
@@ -197,7 +212,7 @@ def analyze(call: Callable[..., Any], path: str, *, use_cache: bool = True,
 def special_kind(name: str, base: Any, marker: Any) -> str | None:
     if marker is not None:
         return None
-    if isinstance(base, type):
+    if convert.is_class(base):
         if issubclass(base, Request):
             return "request"
         if issubclass(base, Response):
@@ -209,8 +224,9 @@ def special_kind(name: str, base: Any, marker: Any) -> str | None:
     return None
 
 
-def param_info(where: str, name: str, base: Any, annotation: Any, marker: Param | None, default: Any,
-               names_in_path: set[str]) -> ParamInfo:
+def param_info(
+    where: str, name: str, base: Any, annotation: Any, marker: Param | None, default: Any, names_in_path: set[str]
+) -> ParamInfo:
     inner, optional = convert.unwrap_optional(base)
     if marker is None:
         if name in names_in_path:
@@ -236,8 +252,16 @@ def param_info(where: str, name: str, base: Any, annotation: Any, marker: Param 
         key = marker.alias if marker.alias in names_in_path else name
     else:
         key = marker.alias or name
-    info = ParamInfo(name=name, source=source, key=key, annotation=base, inner=inner, marker=marker,
-                     default=default, optional=optional)
+    info = ParamInfo(
+        name=name,
+        source=source,
+        key=key,
+        annotation=base,
+        inner=inner,
+        marker=marker,
+        default=default,
+        optional=optional,
+    )
     if source == "body":
         info.adapter = body_adapter(where, name, inner)
         if info.adapter is None:

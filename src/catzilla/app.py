@@ -16,7 +16,14 @@ from catzilla.background import BackgroundTasks
 from catzilla.binding import Binding
 from catzilla.datastructures import State
 from catzilla.dependencies import Depends
-from catzilla.exceptions import ErrorHandlers, HTTPException, RequestValidationError, is_cancellation
+from catzilla.exceptions import (
+    ErrorHandlers,
+    HTTPException,
+    RequestValidationError,
+    is_cancellation,
+    log,
+    server_error_response,
+)
 from catzilla.lifespan import Lifespan
 from catzilla.memory import AppMemory
 from catzilla.middleware.base import Layer, build_chain
@@ -43,9 +50,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Server settings accepted by listen(); defaults live in the C core
 # (csrc/server/cz_server.h, csrc/http/cz_http.h) and in docs/server.md.
 LIMITS = (
-    "max_connections", "header_timeout", "body_timeout", "keepalive_timeout", "write_timeout",
-    "shutdown_timeout", "max_write_buffer", "max_url_length", "max_header_size", "max_headers",
-    "max_body_size", "backlog",
+    "max_connections",
+    "header_timeout",
+    "body_timeout",
+    "keepalive_timeout",
+    "write_timeout",
+    "shutdown_timeout",
+    "max_write_buffer",
+    "max_url_length",
+    "max_header_size",
+    "max_headers",
+    "max_body_size",
+    "backlog",
 )
 
 
@@ -71,6 +87,10 @@ class Catzilla(RouteDecorators):
     ``title``, ``version``, ``description``, ``openapi_tags`` and ``servers``
     describe the API in ``/openapi.json``; ``docs_url=None`` (or
     ``openapi_url=None``) turns off both ``/openapi.json`` and ``/docs``.
+    ``debug=True`` puts the exception and its traceback into 500 answers (for
+    development only; ``production=True`` never does). By default a 500 says
+    only ``{"detail": "Internal Server Error"}`` and the traceback goes to
+    the ``catzilla.error`` logger.
     ``dependencies`` apply to every route added afterwards; ``middleware`` is
     a list, outermost first; ``lifespan``, ``on_startup`` and ``on_shutdown``
     as in FastAPI.
@@ -84,6 +104,7 @@ class Catzilla(RouteDecorators):
         auto_memory_tuning: bool = True,
         memory_stats_interval: float = 60,
         production: bool = False,
+        debug: bool = False,
         title: str = "Catzilla",
         version: str = "0.1.0",
         description: str = "",
@@ -98,6 +119,7 @@ class Catzilla(RouteDecorators):
         on_shutdown: Iterable[Callable[[], Any]] | None = None,
     ) -> None:
         self.production = memory.check_bool("production", production)
+        self.debug = memory.check_bool("debug", debug)
         self._memory = AppMemory(
             use_jemalloc=memory.check_bool("use_jemalloc", use_jemalloc),
             memory_profiling=memory.check_bool("memory_profiling", memory_profiling),
@@ -129,7 +151,8 @@ class Catzilla(RouteDecorators):
         # request.app, without a reference cycle (a dropped app is freed at once).
         app_ref = weakref.ref(self)
         self._request_class: type[Request] = type(
-            "Request", (Request,), {"__slots__": (), "app": property(lambda _: app_ref())})
+            "Request", (Request,), {"__slots__": (), "app": property(lambda _: app_ref())}
+        )
         self._exception_sink: Callable[[BaseException], None] | None = None  # TestClient's
         self._docs_installed = False
 
@@ -180,7 +203,11 @@ class Catzilla(RouteDecorators):
     # -- routes ------------------------------------------------------------------------
 
     def add_route(
-        self, path: str, endpoint: Callable[..., Any], methods: Iterable[str] = ("GET",), name: str | None = None,
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: Iterable[str] = ("GET",),
+        name: str | None = None,
         **options: Any,
     ) -> Route:
         """Register ``endpoint`` for ``path``; ValueError on a bad, duplicate or conflicting route.
@@ -191,39 +218,61 @@ class Catzilla(RouteDecorators):
         response_model_exclude_none, response_model_exclude_unset, middleware.
         """
         check_options(options)
-        return self._add(path, endpoint, methods, name, [*self.dependencies, *(options.pop("dependencies", None) or [])],
-                         options)
+        return self._add(
+            path, endpoint, methods, name, [*self.dependencies, *(options.pop("dependencies", None) or [])], options
+        )
 
-    def _add(self, path: str, endpoint: Callable[..., Any], methods: Iterable[str], name: str | None,
-             dependencies: list[Depends], options: dict[str, Any], internal: bool = False) -> Route:
+    def _add(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: Iterable[str],
+        name: str | None,
+        dependencies: list[Depends],
+        options: dict[str, Any],
+        internal: bool = False,
+    ) -> Route:
         """Register a route; ``internal`` ones (the docs) are not listed in ``app.routes``."""
         method_list = normalize_methods(methods)
         check_path(path)
         if not callable(endpoint):
             raise TypeError(f"route handler must be callable, got {endpoint!r}")
         status_code = options.get("status_code")
-        if status_code is not None and (isinstance(status_code, bool) or not isinstance(status_code, int)
-                                        or not 100 <= status_code <= 999):
+        if status_code is not None and (
+            isinstance(status_code, bool) or not isinstance(status_code, int) or not 100 <= status_code <= 999
+        ):
             raise ValueError(f"status_code must be an int in 100..999, got {status_code!r}")
         binding = Binding(
-            path, endpoint, dependencies=dependencies, status_code=status_code,
+            path,
+            endpoint,
+            dependencies=dependencies,
+            status_code=status_code,
             response_model=options.get("response_model", Undefined),
             response_class=options.get("response_class"),
             response_model_exclude_none=bool(options.get("response_model_exclude_none")),
             response_model_exclude_unset=bool(options.get("response_model_exclude_unset")),
-            overrides=self.dependency_overrides, run_background=background_runner(self._runner),
+            overrides=self.dependency_overrides,
+            run_background=background_runner(self._runner),
             request_class=self._request_class,
         )
         route_mw = list(options.get("middleware") or [])
         layers = [Layer(m) for m in route_mw]
         route = Route(
-            path, frozenset(method_list), name or getattr(endpoint, "__name__", repr(endpoint)), endpoint,
-            tags=tuple(options.get("tags") or ()), summary=options.get("summary"),
+            path,
+            frozenset(method_list),
+            name or str(getattr(endpoint, "__name__", None) or repr(endpoint)),
+            endpoint,
+            tags=tuple(options.get("tags") or ()),
+            summary=options.get("summary"),
             description=options.get("description"),
             response_description=options.get("response_description") or "Successful Response",
-            responses=dict(options.get("responses") or {}), deprecated=options.get("deprecated"),
-            operation_id=options.get("operation_id"), include_in_schema=options.get("include_in_schema", True),
-            status_code=status_code, response_class=options.get("response_class"), binding=binding,
+            responses=dict(options.get("responses") or {}),
+            deprecated=options.get("deprecated"),
+            operation_id=options.get("operation_id"),
+            include_in_schema=options.get("include_in_schema", True),
+            status_code=status_code,
+            response_class=options.get("response_class"),
+            binding=binding,
             middleware=tuple(route_mw),
         )
         # The endpoint list, shared by the route's methods; the C core reads it per request.
@@ -235,8 +284,14 @@ class Catzilla(RouteDecorators):
         self.openapi_schema = None
         return route
 
-    def include_routes(self, group: RouterGroup, *, prefix: str = "", tags: Iterable[str] | None = None,
-                       dependencies: Iterable[Depends] | None = None) -> list[Route]:
+    def include_routes(
+        self,
+        group: RouterGroup,
+        *,
+        prefix: str = "",
+        tags: Iterable[str] | None = None,
+        dependencies: Iterable[Depends] | None = None,
+    ) -> list[Route]:
         """Register a ``RouterGroup``'s routes (as they are now), optionally under another prefix."""
         if not isinstance(group, RouterGroup):
             raise TypeError(f"include_routes takes a RouterGroup, got {group!r}")
@@ -409,10 +464,15 @@ class Catzilla(RouteDecorators):
 
     def _announce(self, url: str, port: int, workers: int) -> None:
         url = url.rsplit(":", 1)[0] + f":{port}"
-        print(serving.banner(url, workers, self._memory.backend, self.production, catzilla.__version__),
-              file=sys.stderr, flush=True)
+        print(
+            serving.banner(url, workers, self._memory.backend, self.production, catzilla.__version__, self.debug),
+            file=sys.stderr,
+            flush=True,
+        )
 
-    def _serve(self, host: str, port: int, config: dict[str, float], announce: Callable[[int], None] | None = None) -> None:
+    def _serve(
+        self, host: str, port: int, config: dict[str, float], announce: Callable[[int], None] | None = None
+    ) -> None:
         run_sync = self._runner.run_sync
         try:
             self._lifespan.startup(self, run_sync)
@@ -489,21 +549,19 @@ class Catzilla(RouteDecorators):
             def auto_options(raw: Any, request: Any = None, allow: str = allow) -> Response:
                 return Response(None, status_code=204, headers={"Allow": allow})
 
-            if app_layers:
-                fn = self._chain(app_layers, auto_options, False)
+            fn: Callable[..., Any] = self._chain(app_layers, auto_options, False) if app_layers else auto_options
+            options_target = self._auto_options.get(path)
+            if options_target is None:
+                options_target = [MODE_REQUEST, fn]
+                self._server.add_route("OPTIONS", path, options_target)
+                self._auto_options[path] = options_target
             else:
-                fn = lambda raw, a=auto_options: a(raw)  # noqa: E731
-            target = self._auto_options.get(path)
-            if target is None:
-                target = [MODE_REQUEST, fn]
-                self._server.add_route("OPTIONS", path, target)
-                self._auto_options[path] = target
-            else:
-                target[:] = [MODE_REQUEST, fn]
+                options_target[:] = [MODE_REQUEST, fn]
 
     def _chain(self, layers: list[Layer], call: Callable[[Any, Any], Any], is_async: bool) -> Callable[[Any], Any]:
-        return build_chain(layers, call, is_async, rendering.to_response, self._on_error, self._on_error_async,
-                           self._request_class)
+        return build_chain(
+            layers, call, is_async, rendering.to_response, self._on_error, self._on_error_async, self._request_class
+        )
 
     # -- hooks called by the C core --------------------------------------------------
 
@@ -521,8 +579,7 @@ class Catzilla(RouteDecorators):
                 return rendering.to_response(result)
             except Exception as error:  # the handler itself failed
                 exc = error
-        self._report(exc)
-        return self._errors.default(exc, self.production)
+        return self._default_response(exc)
 
     async def _on_error_async(self, raw: _core.RawRequest | None, exc: BaseException) -> Response:
         """As _on_error, on the asyncio thread (middleware chains)."""
@@ -535,13 +592,26 @@ class Catzilla(RouteDecorators):
                 return rendering.to_response(result)
             except Exception as error:
                 exc = error
+        return self._default_response(exc)
+
+    def _default_response(self, exc: BaseException) -> Response:
         self._report(exc)
-        return self._errors.default(exc, self.production)
+        show = self.debug and not self.production
+        try:
+            return self._errors.default(exc, show)
+        except Exception as error:  # e.g. an HTTPException whose detail is not JSON
+            if error.__context__ is None:
+                error.__context__ = exc  # the log shows both, as if raised while handling it
+            log.error("Exception while answering an exception", exc_info=(type(error), error, error.__traceback__))
+            return server_error_response(exc, show)
 
     def _report(self, exc: BaseException) -> None:
         sink = self._exception_sink
-        if sink is not None and not isinstance(exc, (HTTPException, RequestValidationError)) \
-                and not is_cancellation(exc):
+        if (
+            sink is not None
+            and not isinstance(exc, (HTTPException, RequestValidationError))
+            and not is_cancellation(exc)
+        ):
             sink(exc)
 
     def _on_not_found(self, raw: _core.RawRequest) -> Any:

@@ -7,6 +7,7 @@ default thread pool, so neither delays the response nor blocks the loop.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Callable
@@ -33,6 +34,6 @@ class BackgroundTasks:
                 if inspect.iscoroutinefunction(func):
                     await func(*args, **kwargs)
                 else:
-                    await loop.run_in_executor(None, lambda f=func, a=args, k=kwargs: f(*a, **k))
+                    await loop.run_in_executor(None, functools.partial(func, *args, **kwargs))
             except Exception:
                 log.exception("Exception in background task %r", func)

@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from catzilla import direct, models, rendering
+from catzilla import convert, direct, models, rendering
 from catzilla.analysis import Dependant, analyze, split_annotated, type_hints
 from catzilla.background import BackgroundTasks
 from catzilla.compiler import Compiler
@@ -31,7 +31,7 @@ def response_model_of(handler: Callable[..., Any], response_model: Any) -> Any:
     base, _ = split_annotated(ret)
     if base is inspect.Parameter.empty or base is None:
         return None
-    if isinstance(base, type) and issubclass(base, Response):
+    if convert.is_class(base) and issubclass(base, Response):
         return None
     return base if models.contains_model(base) else None
 
@@ -58,38 +58,57 @@ class Binding:
         self.path = path
         self.handler = handler
         self.dependencies = list(dependencies)
-        for d in self.dependencies:
-            if not isinstance(d, Depends):
-                raise TypeError(f"dependencies must be Depends(...) objects, got {d!r}")
+        self._dependency_calls: list[tuple[Callable[..., Any], bool]] = []  # (callable, use_cache)
+        for dependency in self.dependencies:
+            if not isinstance(dependency, Depends):
+                raise TypeError(f"dependencies must be Depends(...) objects, got {dependency!r}")
+            if dependency.dependency is None:
+                raise TypeError(f"{path}: route dependencies need a callable: Depends(fn), got {dependency!r}")
+            self._dependency_calls.append((dependency.dependency, dependency.use_cache))
         self.overrides = overrides
         self.run_background = run_background
         self.dependant = analyze(handler, path)
-        self.extra = [analyze(d.dependency, path, use_cache=d.use_cache) for d in self.dependencies  # type: ignore[arg-type]
-                      ]
+        self.extra = [analyze(call, path, use_cache=use_cache) for call, use_cache in self._dependency_calls]
         self.status_code = status_code
         self.response_model = response_model_of(handler, response_model)
-        self.finish = rendering.make_finish(status_code, self.response_model, response_class,
-                                            response_model_exclude_none, response_model_exclude_unset)
+        self.finish = rendering.make_finish(
+            status_code, self.response_model, response_class, response_model_exclude_none, response_model_exclude_unset
+        )
         d = self.dependant
         # True when the endpoint may return a coroutine.
         self.is_async = d.any_async() or any(e.any_async() for e in self.extra)
         needs_request = d.params or d.deps or d.specials or self.extra
         self.mode = MODE_REQUEST if needs_request else MODE_NO_ARGS
         self._override_cache: dict[Any, Callable[..., Any]] = {}
-        self._bind = self._compile(self.dependant, self.extra, with_override_check=True) \
-            if self.mode == MODE_REQUEST else None
-        self.plan = direct.plan_for(
-            d, self.extra, self.finish, 200 if status_code is None else status_code, self.response_model,
-            response_class, response_model_exclude_none, response_model_exclude_unset,
-        ) if self.mode == MODE_REQUEST else None
+        self._bind = (
+            self._compile(self.dependant, self.extra, with_override_check=True) if self.mode == MODE_REQUEST else None
+        )
+        self.plan = (
+            direct.plan_for(
+                d,
+                self.extra,
+                self.finish,
+                200 if status_code is None else status_code,
+                self.response_model,
+                response_class,
+                response_model_exclude_none,
+                response_model_exclude_unset,
+            )
+            if self.mode == MODE_REQUEST
+            else None
+        )
         if self.plan is not None:
             self.mode = MODE_DIRECT
 
     def _compile(self, dependant: Dependant, extra: list[Dependant], with_override_check: bool) -> Callable[..., Any]:
         return Compiler(
-            dependant, extra=extra, finish=self.finish, overrides=self.overrides,
+            dependant,
+            extra=extra,
+            finish=self.finish,
+            overrides=self.overrides,
             override_hook=self._with_overrides if with_override_check and self.overrides is not None else None,
-            run_background=self.run_background, request_class=self.request_class,
+            run_background=self.run_background,
+            request_class=self.request_class,
         ).compile()
 
     def _with_overrides(self, raw: Any, request: Any = None) -> Any:
@@ -99,8 +118,10 @@ class Binding:
         if fn is None:
             snapshot = dict(self.overrides)
             dependant = analyze(self.handler, self.path, overrides=snapshot)
-            extra = [analyze(snapshot.get(d.dependency, d.dependency), self.path, use_cache=d.use_cache,
-                             overrides=snapshot) for d in self.dependencies]
+            extra = [
+                analyze(snapshot.get(call, call), self.path, use_cache=use_cache, overrides=snapshot)
+                for call, use_cache in self._dependency_calls
+            ]
             fn = self._compile(dependant, extra, with_override_check=False)
             self._override_cache = {key: fn}
         return fn(raw, request)
@@ -120,6 +141,7 @@ class Binding:
             return self.handler
         handler = self.handler
         if inspect.iscoroutinefunction(handler):
+
             async def finish_async(*args: Any) -> Any:
                 return finish(await handler(*args))
 

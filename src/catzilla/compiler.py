@@ -14,7 +14,6 @@ Set ``CATZILLA_DEBUG_BINDER=1`` to print the generated source.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 import sys
@@ -22,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from catzilla import convert, datastructures, dependencies, models, rendering
+from catzilla import _json, convert, datastructures, dependencies, models, rendering
 from catzilla.analysis import Dependant, ParamInfo
 from catzilla.background import BackgroundTasks
 from catzilla.exceptions import RequestValidationError
@@ -34,8 +33,14 @@ _EMPTY: dict[str, Any] = {}
 IMMUTABLE = (str, int, float, bool, bytes, tuple, frozenset, type(None))
 
 
-def _err(errors: list[dict[str, Any]] | None, kind: str, loc: tuple[Any, ...], msg: str, value: Any,
-         ctx: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def _err(
+    errors: list[dict[str, Any]] | None,
+    kind: str,
+    loc: tuple[Any, ...],
+    msg: str,
+    value: Any,
+    ctx: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     if errors is None:
         errors = []
     item: dict[str, Any] = {"type": kind, "loc": list(loc), "msg": msg, "input": value}
@@ -109,16 +114,35 @@ class Compiler:
         self.run_background = run_background
         self.name = name
         self.ns: dict[str, Any] = {
-            "_err": _err, "_merr": _merr, "_raise": _raise, "_M": _MISSING, "_EMPTY": _EMPTY,
-            "_unquote": unquote, "_pq": datastructures.parse_query, "_pqm": datastructures.parse_query_multi,
-            "_hd": datastructures.header_dict, "_hdm": datastructures.header_multi, "_ck": _cookies,
-            "_pform": datastructures.parse_form, "_formv": _form_values, "_loads": json.loads,
-            "_Request": request_class, "_Sub": rendering.SubResponse, "_merge": rendering.merge_sub_response,
-            "_materialize": rendering.materialize, "_BG": BackgroundTasks, "_ModelError": models.ModelError,
-            "_mconv": _model_errors, "_enter_sync": dependencies.enter_sync,
-            "_enter_async": dependencies.enter_async, "_close_sync": dependencies.close_sync,
-            "_unwind_sync": dependencies.unwind_sync, "_close_async": dependencies.close_async,
-            "_unwind_async": dependencies.unwind_async, "_copy": copy.copy, "_jscalar": convert.from_json,
+            "_err": _err,
+            "_merr": _merr,
+            "_raise": _raise,
+            "_M": _MISSING,
+            "_EMPTY": _EMPTY,
+            "_unquote": unquote,
+            "_pq": datastructures.parse_query,
+            "_pqm": datastructures.parse_query_multi,
+            "_hd": datastructures.header_dict,
+            "_hdm": datastructures.header_multi,
+            "_ck": _cookies,
+            "_pform": datastructures.parse_form,
+            "_formv": _form_values,
+            "_loads": _json.loads,
+            "_Request": request_class,
+            "_Sub": rendering.SubResponse,
+            "_merge": rendering.merge_sub_response,
+            "_materialize": rendering.materialize,
+            "_BG": BackgroundTasks,
+            "_ModelError": models.ModelError,
+            "_mconv": _model_errors,
+            "_enter_sync": dependencies.enter_sync,
+            "_enter_async": dependencies.enter_async,
+            "_close_sync": dependencies.close_sync,
+            "_unwind_sync": dependencies.unwind_sync,
+            "_close_async": dependencies.close_async,
+            "_unwind_async": dependencies.unwind_async,
+            "_copy": copy.copy,
+            "_jscalar": convert.from_json,
         }
         self.consts = 0
         self.params: list[tuple[ParamInfo, str]] = []
@@ -193,7 +217,7 @@ class Compiler:
         if os.environ.get("CATZILLA_DEBUG_BINDER"):
             print(f"# binder for {self.root.call!r}\n{source}", file=sys.stderr)
         code = compile(source, f"<catzilla binder {getattr(self.root.call, '__qualname__', self.name)}>", "exec")
-        exec(code, self.ns)  # noqa: S102 - our own generated source
+        exec(code, self.ns)
         fn = self.ns[self.name]
         fn.__catzilla_source__ = source
         return fn  # type: ignore[no-any-return]
@@ -205,8 +229,9 @@ class Compiler:
             parts.append(f"{name}={args[name]}" if name in dep.keyword_only else args[name])
         return f"{fn}({', '.join(parts)})"
 
-    def emit_calls(self, deps: list[tuple[Dependant, str, dict[str, str]]], has_gens: bool, post: bool,
-                   in_async: bool) -> list[str]:
+    def emit_calls(
+        self, deps: list[tuple[Dependant, str, dict[str, str]]], has_gens: bool, post: bool, in_async: bool
+    ) -> list[str]:
         ind = "        " if has_gens else "    "
         body: list[str] = []
         for dep, var, args in deps:
@@ -316,8 +341,15 @@ class Compiler:
         out += self.emit_scalar(p, var, "        ", loc)
         return out
 
-    def emit_scalar(self, p: ParamInfo, var: str, ind: str, loc: tuple[Any, ...], index: str | None = None,
-                    append_to: str | None = None) -> list[str]:
+    def emit_scalar(
+        self,
+        p: ParamInfo,
+        var: str,
+        ind: str,
+        loc: tuple[Any, ...],
+        index: str | None = None,
+        append_to: str | None = None,
+    ) -> list[str]:
         """Convert ``v`` (a str) into ``var``, with the marker's constraints."""
         scalar = p.scalar
         assert scalar is not None
@@ -336,12 +368,16 @@ class Compiler:
         conv = self.const(scalar.convert, "_conv")
         out += [f"{ind}try:", f"{ind}    {var} = {conv}(v)", f"{ind}except (ValueError, TypeError):"]
         if scalar.error_type == "value_error":
-            out.append(f"{ind}    errors = _err(errors, 'value_error', {loc_code}, "
-                       f"{self.const('Value error, invalid value')}, v)")
+            out.append(
+                f"{ind}    errors = _err(errors, 'value_error', {loc_code}, "
+                f"{self.const('Value error, invalid value')}, v)"
+            )
         else:
             ctx = self.const(scalar.error_ctx) if scalar.error_ctx else "None"
-            out.append(f"{ind}    errors = _err(errors, {scalar.error_type!r}, {loc_code}, "
-                       f"{self.const(scalar.error_msg)}, v, {ctx})")
+            out.append(
+                f"{ind}    errors = _err(errors, {scalar.error_type!r}, {loc_code}, "
+                f"{self.const(scalar.error_msg)}, v, {ctx})"
+            )
         tail = list(self.chain(checks))
         if append_to:
             tail.append(f"{append_to}.append({var})")
@@ -364,33 +400,48 @@ class Compiler:
         checks: list[tuple[str, str]] = []
 
         def add(cond: str, etype: str, msg: str, ctx: dict[str, Any]) -> None:
-            checks.append((cond, f"errors = _err(errors, {etype!r}, {loc}, {self.const(msg)}, v, "
-                                 f"{self.const(ctx)})"))
+            checks.append((cond, f"errors = _err(errors, {etype!r}, {loc}, {self.const(msg)}, v, {self.const(ctx)})"))
 
         if kind == "number":
-            for key, op, etype, words in (("gt", "<=", "greater_than", "greater than"),
-                                          ("ge", "<", "greater_than_equal", "greater than or equal to"),
-                                          ("lt", ">=", "less_than", "less than"),
-                                          ("le", ">", "less_than_equal", "less than or equal to")):
+            for key, op, etype, words in (
+                ("gt", "<=", "greater_than", "greater than"),
+                ("ge", "<", "greater_than_equal", "greater than or equal to"),
+                ("lt", ">=", "less_than", "less than"),
+                ("le", ">", "less_than_equal", "less than or equal to"),
+            ):
                 bound = getattr(m, key)
                 if bound is not None:
                     add(f"{var} {op} {self.const(bound)}", etype, f"Input should be {words} {bound}", {key: bound})
             if m.multiple_of is not None:
-                add(f"{var} % {self.const(m.multiple_of)} != 0", "multiple_of",
-                    f"Input should be a multiple of {m.multiple_of}", {"multiple_of": m.multiple_of})
-        if kind == "str" and not p.is_list or (kind == "str" and p.is_list and False):
+                add(
+                    f"{var} % {self.const(m.multiple_of)} != 0",
+                    "multiple_of",
+                    f"Input should be a multiple of {m.multiple_of}",
+                    {"multiple_of": m.multiple_of},
+                )
+        if kind == "str" and not p.is_list:
             if m.min_length is not None:
-                add(f"len({var}) < {m.min_length}", "string_too_short",
+                add(
+                    f"len({var}) < {m.min_length}",
+                    "string_too_short",
                     f"String should have at least {_plural(m.min_length, 'character')}",
-                    {"min_length": m.min_length})
+                    {"min_length": m.min_length},
+                )
             if m.max_length is not None:
-                add(f"len({var}) > {m.max_length}", "string_too_long",
+                add(
+                    f"len({var}) > {m.max_length}",
+                    "string_too_long",
                     f"String should have at most {_plural(m.max_length, 'character')}",
-                    {"max_length": m.max_length})
+                    {"max_length": m.max_length},
+                )
         if m.pattern is not None and kind == "str":
             pat = self.const(re.compile(m.pattern))
-            add(f"{pat}.search({var}) is None", "string_pattern_mismatch",
-                f"String should match pattern '{m.pattern}'", {"pattern": m.pattern})
+            add(
+                f"{pat}.search({var}) is None",
+                "string_pattern_mismatch",
+                f"String should match pattern '{m.pattern}'",
+                {"pattern": m.pattern},
+            )
         return checks
 
     def emit_list_length(self, p: ParamInfo, var: str, ind: str, loc: tuple[Any, ...]) -> list[str]:
@@ -399,21 +450,29 @@ class Compiler:
         loc_code = self.const(loc)
         if m.min_length is not None:
             n = m.min_length
-            out.append(f"{ind}if len({var}) < {n}: errors = _err(errors, 'too_short', {loc_code}, "
-                       f"f'List should have at least {_plural(n, 'item')} after validation, not {{len({var})}}', "
-                       f"vals, {{'field_type': 'List', 'min_length': {n}, 'actual_length': len({var})}})")
+            out.append(
+                f"{ind}if len({var}) < {n}: errors = _err(errors, 'too_short', {loc_code}, "
+                f"f'List should have at least {_plural(n, 'item')} after validation, not {{len({var})}}', "
+                f"vals, {{'field_type': 'List', 'min_length': {n}, 'actual_length': len({var})}})"
+            )
         if m.max_length is not None:
             n = m.max_length
-            out.append(f"{ind}if len({var}) > {n}: errors = _err(errors, 'too_long', {loc_code}, "
-                       f"f'List should have at most {_plural(n, 'item')} after validation, not {{len({var})}}', "
-                       f"vals, {{'field_type': 'List', 'max_length': {n}, 'actual_length': len({var})}})")
+            out.append(
+                f"{ind}if len({var}) > {n}: errors = _err(errors, 'too_long', {loc_code}, "
+                f"f'List should have at most {_plural(n, 'item')} after validation, not {{len({var})}}', "
+                f"vals, {{'field_type': 'List', 'max_length': {n}, 'actual_length': len({var})}})"
+            )
         return out
 
     def emit_form_model(self, p: ParamInfo, var: str) -> list[str]:
         assert p.adapter is not None
         vp = self.const(lambda obj, a=p.adapter: a.validate_python(obj, lax=True), "_vp")
-        return ["    try:", f"        {var} = {vp}(_formv(form))", "    except _ModelError as e:",
-                "        errors = _merr(errors, _mconv(e, ('body',)))"]
+        return [
+            "    try:",
+            f"        {var} = {vp}(_formv(form))",
+            "    except _ModelError as e:",
+            "        errors = _merr(errors, _mconv(e, ('body',)))",
+        ]
 
     def emit_body(self, params: list[tuple[ParamInfo, str]]) -> list[str]:
         keys = {p.key for p, _ in params}
@@ -426,13 +485,21 @@ class Compiler:
                 out.append("    else:")
                 if p.adapter is not None:
                     fn, exc_types, conv = p.adapter.json_entry()
-                    out += ["        try:", f"            {var} = {self.const(fn, '_vj')}(body)",
-                            f"        except {self.const(exc_types, '_ex')} as e:",
-                            f"            errors = _merr(errors, {self.const(conv, '_econv')}(e, ('body',)))"]
+                    out += [
+                        "        try:",
+                        f"            {var} = {self.const(fn, '_vj')}(body)",
+                        f"        except {self.const(exc_types, '_ex')} as e:",
+                        f"            errors = _merr(errors, {self.const(conv, '_econv')}(e, ('body',)))",
+                    ]
                 else:
-                    out += ["        try:", "            v = _loads(body)", "        except ValueError as e:",
-                            "            errors = _err(errors, 'json_invalid', ('body',), 'JSON decode error', "
-                            "None, {'error': str(e)})", "        else:"]
+                    out += [
+                        "        try:",
+                        "            v = _loads(body)",
+                        "        except ValueError as e:",
+                        "            errors = _err(errors, 'json_invalid', ('body',), 'JSON decode error', "
+                        "None, {'error': str(e)})",
+                        "        else:",
+                    ]
                     out += self.emit_json_scalar(p, var, "            ", ("body",))
             return out
         out += [
@@ -458,8 +525,12 @@ class Compiler:
             out.append("        else:")
             if p.adapter is not None:
                 vp = self.const(p.adapter.validate_python, "_vp")
-                out += ["            try:", f"                {var} = {vp}(v)", "            except _ModelError as e:",
-                        f"                errors = _merr(errors, _mconv(e, {self.const(loc)}))"]
+                out += [
+                    "            try:",
+                    f"                {var} = {vp}(v)",
+                    "            except _ModelError as e:",
+                    f"                errors = _merr(errors, _mconv(e, {self.const(loc)}))",
+                ]
             else:
                 out += self.emit_json_scalar(p, var, "            ", loc)
         return out
@@ -467,16 +538,24 @@ class Compiler:
     def emit_json_scalar(self, p: ParamInfo, var: str, ind: str, loc: tuple[Any, ...]) -> list[str]:
         scalar = p.scalar
         assert scalar is not None
-        etype, msg = (scalar.error_type, scalar.error_msg) if scalar.error_type else (
-            "string_type", "Input should be a valid string")
+        etype, msg = (
+            (scalar.error_type, scalar.error_msg)
+            if scalar.error_type
+            else ("string_type", "Input should be a valid string")
+        )
         if p.optional:
             head = [f"{ind}if v is None:", f"{ind}    {var} = None", f"{ind}else:"]
             ind2 = ind + "    "
         else:
             head, ind2 = [], ind
         sc = self.const(scalar)
-        out = head + [f"{ind2}try:", f"{ind2}    {var} = _jscalar({sc}, v)", f"{ind2}except (ValueError, TypeError):",
-                      f"{ind2}    errors = _err(errors, {etype!r}, {self.const(loc)}, {self.const(msg)}, v)"]
+        out = [
+            *head,
+            f"{ind2}try:",
+            f"{ind2}    {var} = _jscalar({sc}, v)",
+            f"{ind2}except (ValueError, TypeError):",
+            f"{ind2}    errors = _err(errors, {etype!r}, {self.const(loc)}, {self.const(msg)}, v)",
+        ]
         checks = self.constraint_checks(p, var, self.const(loc))
         if checks:
             out.append(f"{ind2}else:")

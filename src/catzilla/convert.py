@@ -14,12 +14,20 @@ import datetime as dt
 import decimal
 import enum
 import inspect
+import re
+import sys
 import types
 import typing
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+
+def is_class(tp: Any) -> bool:
+    """A real class: on 3.10 ``isinstance(list[int], type)`` is True too."""
+    return isinstance(tp, type) and not isinstance(tp, types.GenericAlias)
+
 
 TRUE = frozenset({"1", "true", "on", "yes", "t", "y"})
 FALSE = frozenset({"0", "false", "off", "no", "f", "n"})
@@ -61,28 +69,104 @@ class Scalar:
     json_schema: dict[str, Any] = field(default_factory=dict)
 
 
-INT = Scalar(int, int, "int_parsing", "Input should be a valid integer, unable to parse string as an integer",
-             kind="number", json_schema={"type": "integer"})
-FLOAT = Scalar(float, float, "float_parsing", "Input should be a valid number, unable to parse string as a number",
-               kind="number", json_schema={"type": "number"})
-BOOL = Scalar(bool, to_bool, "bool_parsing", "Input should be a valid boolean, unable to interpret input",
-              kind="other", json_schema={"type": "boolean"})
+INT = Scalar(
+    int,
+    int,
+    "int_parsing",
+    "Input should be a valid integer, unable to parse string as an integer",
+    kind="number",
+    json_schema={"type": "integer"},
+)
+FLOAT = Scalar(
+    float,
+    float,
+    "float_parsing",
+    "Input should be a valid number, unable to parse string as a number",
+    kind="number",
+    json_schema={"type": "number"},
+)
+BOOL = Scalar(
+    bool,
+    to_bool,
+    "bool_parsing",
+    "Input should be a valid boolean, unable to interpret input",
+    kind="other",
+    json_schema={"type": "boolean"},
+)
 STR = Scalar(str, None, json_schema={"type": "string"})
 ANY = Scalar(Any, None, json_schema={})
-UUID = Scalar(uuid.UUID, uuid.UUID, "uuid_parsing", "Input should be a valid UUID", kind="other",
-              json_schema={"type": "string", "format": "uuid"})
-DECIMAL = Scalar(decimal.Decimal, to_decimal, "decimal_parsing", "Input should be a valid decimal", kind="number",
-                 json_schema={"anyOf": [{"type": "number"}, {"type": "string"}]})
-DATE = Scalar(dt.date, dt.date.fromisoformat, "date_parsing", "Input should be a valid date in the format YYYY-MM-DD",
-              kind="other", json_schema={"type": "string", "format": "date"})
-DATETIME = Scalar(dt.datetime, dt.datetime.fromisoformat, "datetime_parsing", "Input should be a valid datetime",
-                  kind="other", json_schema={"type": "string", "format": "date-time"})
-TIME = Scalar(dt.time, dt.time.fromisoformat, "time_parsing", "Input should be a valid time",
-              kind="other", json_schema={"type": "string", "format": "time"})
+UUID = Scalar(
+    uuid.UUID,
+    uuid.UUID,
+    "uuid_parsing",
+    "Input should be a valid UUID",
+    kind="other",
+    json_schema={"type": "string", "format": "uuid"},
+)
+DECIMAL = Scalar(
+    decimal.Decimal,
+    to_decimal,
+    "decimal_parsing",
+    "Input should be a valid decimal",
+    kind="number",
+    json_schema={"anyOf": [{"type": "number"}, {"type": "string"}]},
+)
+if sys.version_info >= (3, 11):
+    parse_datetime, parse_time = dt.datetime.fromisoformat, dt.time.fromisoformat
+else:
+    # 3.10's fromisoformat reads only its own output: no "Z" for UTC, and
+    # fractions of exactly 3 or 6 digits. Rewritten into that form, the
+    # spellings 3.11+ accept most often (RFC 3339) parse the same on 3.10.
+    _FRACTION = re.compile(r"(?<=\d\d:\d\d:\d\d)[.,](\d+)")
+
+    def _iso310(text: str) -> str:
+        if text[-2:-1].isdigit() and text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        return _FRACTION.sub(lambda m: "." + (m.group(1) + "00000")[:6], text, count=1)
+
+    def parse_datetime(text: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(_iso310(text))
+
+    def parse_time(text: str) -> dt.time:
+        return dt.time.fromisoformat(_iso310(text))
+
+
+DATE = Scalar(
+    dt.date,
+    dt.date.fromisoformat,
+    "date_parsing",
+    "Input should be a valid date in the format YYYY-MM-DD",
+    kind="other",
+    json_schema={"type": "string", "format": "date"},
+)
+DATETIME = Scalar(
+    dt.datetime,
+    parse_datetime,
+    "datetime_parsing",
+    "Input should be a valid datetime",
+    kind="other",
+    json_schema={"type": "string", "format": "date-time"},
+)
+TIME = Scalar(
+    dt.time,
+    parse_time,
+    "time_parsing",
+    "Input should be a valid time",
+    kind="other",
+    json_schema={"type": "string", "format": "time"},
+)
 
 BUILTIN: dict[Any, Scalar] = {
-    int: INT, float: FLOAT, bool: BOOL, str: STR, Any: ANY, uuid.UUID: UUID, decimal.Decimal: DECIMAL,
-    dt.date: DATE, dt.datetime: DATETIME, dt.time: TIME,
+    int: INT,
+    float: FLOAT,
+    bool: BOOL,
+    str: STR,
+    Any: ANY,
+    uuid.UUID: UUID,
+    decimal.Decimal: DECIMAL,
+    dt.date: DATE,
+    dt.datetime: DATETIME,
+    dt.time: TIME,
 }
 
 
@@ -109,8 +193,9 @@ def enum_scalar(cls: type[enum.Enum]) -> Scalar:
         schema["type"] = "string"
     elif types_ == {int}:
         schema["type"] = "integer"
-    return Scalar(cls, convert, "enum", f"Input should be {expected}", {"expected": expected}, kind="other",
-                  json_schema=schema)
+    return Scalar(
+        cls, convert, "enum", f"Input should be {expected}", {"expected": expected}, kind="other", json_schema=schema
+    )
 
 
 def literal_scalar(annotation: Any) -> Scalar:
@@ -124,8 +209,15 @@ def literal_scalar(annotation: Any) -> Scalar:
             raise ValueError(value) from None
 
     expected = quote_list(values)
-    return Scalar(annotation, convert, "literal_error", f"Input should be {expected}", {"expected": expected},
-                  kind="other", json_schema={"enum": values})
+    return Scalar(
+        annotation,
+        convert,
+        "literal_error",
+        f"Input should be {expected}",
+        {"expected": expected},
+        kind="other",
+        json_schema={"enum": values},
+    )
 
 
 def adapter_scalar(annotation: Any) -> Scalar | None:
@@ -179,11 +271,11 @@ def scalar_for(annotation: Any) -> Scalar | None:
         return STR
     if annotation in BUILTIN:
         return BUILTIN[annotation]
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+    if is_class(annotation) and issubclass(annotation, enum.Enum):
         return enum_scalar(annotation)
     if typing.get_origin(annotation) is typing.Literal:
         return literal_scalar(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, str):
+    if is_class(annotation) and issubclass(annotation, str):
         return Scalar(annotation, annotation, kind="str", json_schema={"type": "string"})
     return None
 

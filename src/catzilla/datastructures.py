@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote_plus
 
 
@@ -12,6 +12,13 @@ class State:
 
     def __init__(self, **values: object) -> None:
         self.__dict__.update(values)
+
+    def __getattr__(self, name: str) -> Any:
+        # only for names never set; also tells type checkers any name may be there
+        raise AttributeError(f"'State' object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.__dict__[name] = value
 
     def __repr__(self) -> str:
         return f"State({self.__dict__!r})"
@@ -29,7 +36,7 @@ class MultiMapping(Mapping[str, str]):
     all of them in order.
     """
 
-    __slots__ = ("_list", "_dict")
+    __slots__ = ("_dict", "_list")
 
     def __init__(self, items: list[tuple[str, str]]) -> None:
         self._list = items
@@ -93,7 +100,7 @@ class QueryParams(MultiMapping):
 class URL:
     """The request URL: ``scheme``, ``netloc``, ``path`` (decoded) and ``query`` (raw)."""
 
-    __slots__ = ("scheme", "netloc", "path", "query")
+    __slots__ = ("netloc", "path", "query", "scheme")
 
     def __init__(self, scheme: str, netloc: str, path: str, query: str) -> None:
         self.scheme = scheme

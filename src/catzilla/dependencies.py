@@ -33,8 +33,9 @@ class Depends:
 class Security(Depends):
     """As Depends; ``scopes`` are recorded for OpenAPI only."""
 
-    def __init__(self, dependency: Callable[..., Any] | None = None, *, scopes: list[str] | None = None,
-                 use_cache: bool = True) -> None:
+    def __init__(
+        self, dependency: Callable[..., Any] | None = None, *, scopes: list[str] | None = None, use_cache: bool = True
+    ) -> None:
         super().__init__(dependency, use_cache=use_cache)
         self.scopes = list(scopes or [])
 

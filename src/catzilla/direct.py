@@ -74,8 +74,16 @@ def _args(root: Dependant) -> list[tuple[Any, ...]] | None:
     return specs
 
 
-def plan_for(root: Dependant, extra: list[Dependant], finish: Callable[[Any], Any] | None, status: int,
-             response_model: Any, response_class: Any, exclude_none: bool, exclude_unset: bool) -> Any:
+def plan_for(
+    root: Dependant,
+    extra: list[Dependant],
+    finish: Callable[[Any], Any] | None,
+    status: int,
+    response_model: Any,
+    response_class: Any,
+    exclude_none: bool,
+    exclude_unset: bool,
+) -> Any:
     """The handler's ``CallPlan``, or None when it needs the binder for every request."""
     if extra:
         return None
@@ -85,10 +93,19 @@ def plan_for(root: Dependant, extra: list[Dependant], finish: Callable[[Any], An
     if root.is_async:  # the async wrapper applies finish (Binding.endpoint)
         return _core.CallPlan(specs)
     options: dict[str, Any] = {"finish": finish}
-    if isinstance(response_model, type) and 200 <= status and status not in NO_BODY and (
-            response_class is None or response_class is JSONResponse):
+    if (
+        convert.is_class(response_model)
+        and status >= 200
+        and status not in NO_BODY
+        and (response_class is None or response_class is JSONResponse)
+    ):
         adapter = models.adapter_for(response_model)
         render, kwargs = adapter.json_renderer(exclude_none, exclude_unset)
-        options.update(render_type=response_model, render=render, render_kwargs=kwargs,
-                       render_shape=adapter.json_shape(exclude_none, exclude_unset), status=status)
+        options.update(
+            render_type=response_model,
+            render=render,
+            render_kwargs=kwargs,
+            render_shape=adapter.json_shape(exclude_none, exclude_unset),
+            status=status,
+        )
     return _core.CallPlan(specs, **options)

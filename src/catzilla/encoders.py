@@ -61,8 +61,11 @@ def jsonable_encoder(obj: Any, *, exclude_none: bool = False) -> Any:
     if isinstance(obj, (str, int, float, type(None))):
         return obj
     if isinstance(obj, dict):
-        return {str(jsonable_encoder(k)): jsonable_encoder(v, exclude_none=exclude_none)
-                for k, v in obj.items() if not (exclude_none and v is None)}
+        return {
+            str(jsonable_encoder(k)): jsonable_encoder(v, exclude_none=exclude_none)
+            for k, v in obj.items()
+            if not (exclude_none and v is None)
+        }
     if isinstance(obj, (list, tuple)):
         return [jsonable_encoder(v, exclude_none=exclude_none) for v in obj]
     return jsonable_encoder(default(obj), exclude_none=exclude_none)

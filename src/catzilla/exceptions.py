@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import http
-import sys
 import logging
+import sys
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -72,9 +72,12 @@ def validation_response(exc: RequestValidationError) -> Response:
     return JSONResponse({"detail": exc.errors()}, status_code=422)
 
 
-def server_error_response(exc: BaseException, production: bool) -> Response:
+def server_error_response(exc: BaseException, show_traceback: bool) -> Response:
+    """500. The exception and its traceback (paths, source lines) only when the
+    app asked for them (``Catzilla(debug=True)``): by default nothing internal
+    reaches the client; the logger ``catzilla.error`` has the traceback."""
     body: dict[str, Any] = {"detail": "Internal Server Error"}
-    if not production:
+    if show_traceback:
         body["error"] = f"{type(exc).__name__}: {exc}"
         body["traceback"] = traceback.format_exception(type(exc), exc, exc.__traceback__)
     return JSONResponse(body, status_code=500)
@@ -105,7 +108,7 @@ class ErrorHandlers:
             return self.by_status[500]
         return None
 
-    def default(self, exc: BaseException, production: bool) -> Response:
+    def default(self, exc: BaseException, show_traceback: bool) -> Response:
         if isinstance(exc, HTTPException):
             return http_exception_response(exc)
         if isinstance(exc, RequestValidationError):
@@ -113,4 +116,4 @@ class ErrorHandlers:
         if is_cancellation(exc):  # the server stopped before the handler finished
             return JSONResponse({"detail": "Service Unavailable"}, status_code=503)
         log.error("Exception in handler", exc_info=(type(exc), exc, exc.__traceback__))
-        return server_error_response(exc, production)
+        return server_error_response(exc, show_traceback)

@@ -16,12 +16,17 @@ EVENTS = ("startup", "shutdown")
 
 
 class Lifespan:
-    def __init__(self, lifespan: Callable[[Any], Any] | None = None,
-                 on_startup: list[Callable[[], Any]] | None = None,
-                 on_shutdown: list[Callable[[], Any]] | None = None) -> None:
+    def __init__(
+        self,
+        lifespan: Callable[[Any], Any] | None = None,
+        on_startup: list[Callable[[], Any]] | None = None,
+        on_shutdown: list[Callable[[], Any]] | None = None,
+    ) -> None:
         self.lifespan = lifespan
-        self.hooks: dict[str, list[Callable[[], Any]]] = {"startup": list(on_startup or []),
-                                                          "shutdown": list(on_shutdown or [])}
+        self.hooks: dict[str, list[Callable[[], Any]]] = {
+            "startup": list(on_startup or []),
+            "shutdown": list(on_shutdown or []),
+        }
         self._cm: Any = None
 
     def add(self, event: str, fn: Callable[[], Any]) -> None:

@@ -95,8 +95,7 @@ class AppMemory:
         self.history: collections.deque[Sample] = collections.deque(maxlen=HISTORY_LIMIT)
         if self.requested and self.fallback_reason:
             print(
-                f"catzilla: jemalloc was requested but is not used ({self.fallback_reason}); "
-                "using malloc",
+                f"catzilla: jemalloc was requested but is not used ({self.fallback_reason}); using malloc",
                 file=sys.stderr,
                 flush=True,
             )
@@ -144,8 +143,7 @@ class AppMemory:
         delta = last.allocated_mb - prev.allocated_mb
         return {
             "allocated_mb_change": delta,
-            "fragmentation_percent_change": last.fragmentation_percent
-            - prev.fragmentation_percent,
+            "fragmentation_percent_change": last.fragmentation_percent - prev.fragmentation_percent,
             "resident_mb_change": last.resident_mb - prev.resident_mb,
             "seconds": last.time - prev.time,
             "direction": "growing" if delta > 0 else "shrinking" if delta < 0 else "stable",
@@ -204,9 +202,10 @@ class AppMemory:
             spike_over = raw["allocated"] < 0.5 * state.get("allocated", 0.0)
             if spike_over and raw["dirty"] > PURGE_THRESHOLD_BYTES:
                 self.allocator.purge()
-        elif raw["dirty"] > PURGE_THRESHOLD_BYTES and abs(
-            raw["dirty"] - state.get("trimmed_at", 0.0)
-        ) > PURGE_THRESHOLD_BYTES:
+        elif (
+            raw["dirty"] > PURGE_THRESHOLD_BYTES
+            and abs(raw["dirty"] - state.get("trimmed_at", 0.0)) > PURGE_THRESHOLD_BYTES
+        ):
             # glibc: free memory inside the heap stays resident until trimmed.
             self.allocator.purge()
             state["trimmed_at"] = float(self.allocator.stats()["dirty"])

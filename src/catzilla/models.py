@@ -14,6 +14,7 @@ pydantic when it is installed, else msgspec, else a shape-only fallback
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -23,6 +24,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from catzilla.convert import is_class as _is_class
 from catzilla.shapes import Shape, pydantic_shape
 
 ErrorList = list[dict[str, Any]]
@@ -47,18 +49,22 @@ def _msgspec() -> Any:
 
 def is_pydantic_model(tp: Any) -> bool:
     pd = _pydantic()
-    return pd is not None and isinstance(tp, type) and issubclass(tp, pd.BaseModel)
+    return pd is not None and _is_class(tp) and issubclass(tp, pd.BaseModel)
 
 
 def is_struct(tp: Any) -> bool:
     ms = _msgspec()
-    return ms is not None and isinstance(tp, type) and issubclass(tp, ms.Struct)
+    return ms is not None and _is_class(tp) and issubclass(tp, ms.Struct)
 
 
 def is_model_type(tp: Any) -> bool:
     """A type that is a body by itself: a model, a dataclass, a TypedDict."""
-    return (is_pydantic_model(tp) or is_struct(tp) or (isinstance(tp, type) and dataclasses.is_dataclass(tp))
-            or typing.is_typeddict(tp))
+    return (
+        is_pydantic_model(tp)
+        or is_struct(tp)
+        or (_is_class(tp) and dataclasses.is_dataclass(tp))
+        or typing.is_typeddict(tp)
+    )
 
 
 def contains_model(tp: Any) -> bool:
@@ -139,8 +145,11 @@ class Adapter:
         return None
 
     # Fast path for the compiled binder: (callable, exception types, converter).
-    def json_entry(self) -> tuple[Callable[[bytes], Any], tuple[type[BaseException], ...],
-                                  Callable[[BaseException, tuple[Any, ...]], ErrorList]]:
+    def json_entry(
+        self,
+    ) -> tuple[
+        Callable[[bytes], Any], tuple[type[BaseException], ...], Callable[[BaseException, tuple[Any, ...]], ErrorList]
+    ]:
         return self.validate_json, (ModelError,), _model_error_list
 
 
@@ -186,7 +195,10 @@ class PydanticAdapter(Adapter):
             raise ModelError(pydantic_errors(exc)) from None
 
     def dump_json(self, value: Any, *, exclude_none: bool = False, exclude_unset: bool = False) -> bytes:
-        return self.serializer.to_json(value, by_alias=True, exclude_none=exclude_none, exclude_unset=exclude_unset)
+        data: bytes = self.serializer.to_json(
+            value, by_alias=True, exclude_none=exclude_none, exclude_unset=exclude_unset
+        )
+        return data
 
     def json_entry(self) -> Any:
         return self.validator.validate_json, (self._pd.ValidationError,), pydantic_errors
@@ -234,7 +246,7 @@ class MsgspecAdapter(Adapter):
             raise ModelError(msgspec_errors(exc)) from None
 
     def dump_json(self, value: Any, *, exclude_none: bool = False, exclude_unset: bool = False) -> bytes:
-        data = self.encode(value)
+        data: bytes = self.encode(value)
         if exclude_none:
             data = json.dumps(_drop_none(json.loads(data)), separators=(",", ":"), ensure_ascii=False).encode()
         return data
@@ -265,8 +277,9 @@ class PlainAdapter(Adapter):
         try:
             obj = json.loads(data)
         except ValueError as exc:
-            raise ModelError([{"type": "json_invalid", "loc": [], "msg": f"JSON decode error: {exc}",
-                               "input": None}]) from None
+            raise ModelError(
+                [{"type": "json_invalid", "loc": [], "msg": f"JSON decode error: {exc}", "input": None}]
+            ) from None
         return self.validate_python(obj)
 
     def validate_python(self, obj: Any, *, lax: bool = False) -> Any:
@@ -280,22 +293,27 @@ class PlainAdapter(Adapter):
 
 
 def _plain_validate(tp: Any, obj: Any, loc: list[Any]) -> Any:
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp) or typing.is_typeddict(tp):
+    if (_is_class(tp) and dataclasses.is_dataclass(tp)) or typing.is_typeddict(tp):
         if not isinstance(obj, dict):
-            raise ModelError([{"type": "dict_type", "loc": loc, "msg": "Input should be a valid dictionary",
-                               "input": obj}])
+            raise ModelError(
+                [{"type": "dict_type", "loc": loc, "msg": "Input should be a valid dictionary", "input": obj}]
+            )
         if typing.is_typeddict(tp):
             required = tp.__required_keys__
             hints = typing.get_type_hints(tp)
             fields = {n: (n in required) for n in hints}
         else:
             hints = typing.get_type_hints(tp)
-            fields = {f.name: f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-                      for f in dataclasses.fields(tp) if f.init}
+            fields = {
+                f.name: f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                for f in dataclasses.fields(tp)
+                if f.init
+            }
         missing = [n for n, req in fields.items() if req and n not in obj]
         if missing:
-            raise ModelError([{"type": "missing", "loc": [*loc, n], "msg": "Field required", "input": obj}
-                              for n in missing])
+            raise ModelError(
+                [{"type": "missing", "loc": [*loc, n], "msg": "Field required", "input": obj} for n in missing]
+            )
         values = {n: _plain_validate(hints.get(n, Any), obj[n], [*loc, n]) for n in fields if n in obj}
         return values if typing.is_typeddict(tp) else tp(**values)
     origin = typing.get_origin(tp)
@@ -307,8 +325,9 @@ def _plain_validate(tp: Any, obj: Any, loc: list[Any]) -> Any:
         return [_plain_validate(item, v, [*loc, i]) for i, v in enumerate(obj)]
     if origin is dict or tp is dict:
         if not isinstance(obj, dict):
-            raise ModelError([{"type": "dict_type", "loc": loc, "msg": "Input should be a valid dictionary",
-                               "input": obj}])
+            raise ModelError(
+                [{"type": "dict_type", "loc": loc, "msg": "Input should be a valid dictionary", "input": obj}]
+            )
         args = typing.get_args(tp)
         value_type = args[1] if len(args) == 2 else Any
         return {k: _plain_validate(value_type, v, [*loc, k]) for k, v in obj.items()}
@@ -331,10 +350,8 @@ def adapter_for(tp: Any) -> Adapter:
         adapter = MsgspecAdapter(tp)
     else:
         adapter = _library_adapter(tp)
-    try:
+    with contextlib.suppress(TypeError):  # an unhashable type is analysed each time
         _CACHE[tp] = adapter
-    except TypeError:
-        pass
     return adapter
 
 
@@ -355,7 +372,8 @@ def _library_adapter(tp: Any) -> Adapter:
 def serializer_for(tp: type) -> Callable[[Any], bytes] | None:
     """JSON bytes for an instance of a model class (for return values); None if not a model."""
     if is_pydantic_model(tp):
-        return functools.partial(tp.__pydantic_serializer__.to_json, by_alias=True)
+        model: Any = tp  # a pydantic model class: its serializer is set by its metaclass
+        return functools.partial(model.__pydantic_serializer__.to_json, by_alias=True)
     if is_struct(tp):
         return _msgspec().json.encode  # type: ignore[no-any-return]
     if dataclasses.is_dataclass(tp):

@@ -134,8 +134,14 @@ class Body(Param):
 
     source = "body"
 
-    def __init__(self, default: Any = Undefined, *, embed: bool | None = None,
-                 media_type: str = "application/json", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        default: Any = Undefined,
+        *,
+        embed: bool | None = None,
+        media_type: str = "application/json",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(default, **kwargs)
         self.embed = embed
         self.media_type = media_type
@@ -146,8 +152,9 @@ class Form(Param):
 
     source = "form"
 
-    def __init__(self, default: Any = Undefined, *, media_type: str = "application/x-www-form-urlencoded",
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, default: Any = Undefined, *, media_type: str = "application/x-www-form-urlencoded", **kwargs: Any
+    ) -> None:
         super().__init__(default, **kwargs)
         self.media_type = media_type
 

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from catzilla import models
+from catzilla.convert import is_class
 from catzilla.exceptions import ResponseValidationError
-from catzilla.response import JSONResponse, Response, StreamingResponse, json_bytes_response, json_dumps
+from catzilla.response import JSONResponse, Response, StreamingResponse, json_bytes_response, json_dumps_bytes
 
 NO_BODY = frozenset({204, 304})
 _RENDERERS: dict[type, Callable[[Any], Response] | None] = {}
@@ -45,7 +46,7 @@ def _renderer(tp: type) -> Callable[[Any], Response] | None:
     if serialize is not None:
         fn = _model_renderer(serialize)
     elif issubclass(tp, (tuple, int, float)):
-        fn = lambda v: json_bytes_response(json_dumps(v).encode())  # noqa: E731
+        fn = lambda v: json_bytes_response(json_dumps_bytes(v))  # noqa: E731
     _RENDERERS[tp] = fn
     return fn
 
@@ -71,7 +72,7 @@ def to_response(value: Any, status_code: int = 200) -> Response:
         r = Response(None, status_code=status_code)
         return r
     if isinstance(value, (dict, list)) or value is None:
-        return json_bytes_response(json_dumps(value).encode(), status_code)
+        return json_bytes_response(json_dumps_bytes(value), status_code)
     if isinstance(value, str):
         return Response(value, status_code=status_code, media_type="text/plain")
     if isinstance(value, bytes):
@@ -94,7 +95,7 @@ def make_finish(
         return None
     if response_model is not None:
         adapter = models.adapter_for(response_model)
-        exact = response_model if isinstance(response_model, type) else None
+        exact = response_model if is_class(response_model) else None
 
         def finish_model(value: Any) -> Any:
             if isinstance(value, Response):

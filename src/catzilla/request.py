@@ -6,11 +6,11 @@ never pays for headers, query parsing or cookies.
 
 from __future__ import annotations
 
-import json
 from functools import cached_property
 from typing import Any
 from urllib.parse import unquote
 
+from catzilla import _json
 from catzilla._core import RawRequest
 from catzilla.datastructures import URL, Address, Headers, QueryParams, State
 
@@ -29,7 +29,7 @@ def parse_cookies(header: str) -> dict[str, str]:
 
 
 class Request:
-    __slots__ = ("_raw", "__dict__")
+    __slots__ = ("__dict__", "_raw")
     app: Any = None  # the Catzilla app (set on each app's Request subclass)
 
     def __init__(self, raw: RawRequest) -> None:
@@ -99,7 +99,7 @@ class Request:
 
     def json(self) -> Any:
         """The body parsed as JSON; ValueError when it is not JSON."""
-        return json.loads(self.body)
+        return _json.loads(self.body)
 
     def url_for(self, name: str, /, **path_params: Any) -> URL:
         """The absolute URL of the route or mount called ``name`` (``app.url_path_for``),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import os
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, MutableMapping
@@ -11,19 +10,12 @@ from email.utils import format_datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
+from catzilla import _json
 
-def json_dumps(content: Any) -> str:
-    """Compact JSON, as FastAPI writes it (NaN and infinities refused)."""
-    return _encoder(content)
-
-
-def _default(value: Any) -> Any:
-    from catzilla.encoders import default
-
-    return default(value)
-
-
-_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_default).encode
+# Compact JSON, as FastAPI writes it (NaN and infinities refused); orjson
+# when installed, the same bytes either way (catzilla._json).
+json_dumps = _json.dumps
+json_dumps_bytes = _json.dumps_bytes
 
 
 class MutableHeaders(MutableMapping[str, str]):
@@ -107,9 +99,7 @@ class Response:
             return bytes(content)
         if isinstance(content, str):
             return content.encode(self.charset)
-        raise TypeError(
-            f"{type(self).__name__} content must be str or bytes, got {type(content).__name__}"
-        )
+        raise TypeError(f"{type(self).__name__} content must be str or bytes, got {type(content).__name__}")
 
     @property
     def headers(self) -> MutableHeaders:
@@ -181,7 +171,7 @@ class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json_dumps(content).encode("utf-8")
+        return json_dumps_bytes(content)
 
 
 class HTMLResponse(Response):

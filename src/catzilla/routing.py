@@ -9,20 +9,34 @@ apply to each of its routes; the outer group's come first.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-import re
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 # Keyword options of add_route() / the decorators, besides path, methods and name.
-ROUTE_OPTIONS = frozenset({
-    "response_model", "status_code", "tags", "dependencies", "summary", "description",
-    "response_description", "responses", "deprecated", "operation_id", "include_in_schema",
-    "response_class", "response_model_exclude_none", "response_model_exclude_unset", "middleware",
-})
+ROUTE_OPTIONS = frozenset(
+    {
+        "response_model",
+        "status_code",
+        "tags",
+        "dependencies",
+        "summary",
+        "description",
+        "response_description",
+        "responses",
+        "deprecated",
+        "operation_id",
+        "include_in_schema",
+        "response_class",
+        "response_model_exclude_none",
+        "response_model_exclude_unset",
+        "middleware",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -77,7 +91,9 @@ def fill_path(template: str, params: dict[str, Any]) -> str | None:
 def check_options(options: dict[str, Any]) -> None:
     unknown = set(options) - ROUTE_OPTIONS
     if unknown:
-        raise TypeError(f"unknown route option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(ROUTE_OPTIONS))}")
+        raise TypeError(
+            f"unknown route option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(ROUTE_OPTIONS))}"
+        )
 
 
 class RouteDecorators:
@@ -89,17 +105,31 @@ class RouteDecorators:
     response_model_exclude_none, response_model_exclude_unset, middleware.
     """
 
-    def add_route(self, path: str, endpoint: Callable[..., Any], methods: Iterable[str] = ("GET",),
-                  name: str | None = None, **options: Any) -> Any:
+    def add_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: Iterable[str] = ("GET",),
+        name: str | None = None,
+        **options: Any,
+    ) -> Any:
         raise NotImplementedError
 
-    def add_api_route(self, path: str, endpoint: Callable[..., Any], *, methods: Iterable[str] = ("GET",),
-                      name: str | None = None, **options: Any) -> Any:
+    def add_api_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: Iterable[str] = ("GET",),
+        name: str | None = None,
+        **options: Any,
+    ) -> Any:
         """FastAPI's spelling of ``add_route``."""
         return self.add_route(path, endpoint, methods, name, **options)
 
-    def route(self, path: str, methods: Iterable[str] = ("GET",), name: str | None = None,
-              **options: Any) -> Callable[[F], F]:
+    def route(
+        self, path: str, methods: Iterable[str] = ("GET",), name: str | None = None, **options: Any
+    ) -> Callable[[F], F]:
         check_options(options)
 
         def decorator(fn: F) -> F:
@@ -108,8 +138,9 @@ class RouteDecorators:
 
         return decorator
 
-    def api_route(self, path: str, *, methods: Iterable[str] = ("GET",), name: str | None = None,
-                  **options: Any) -> Callable[[F], F]:
+    def api_route(
+        self, path: str, *, methods: Iterable[str] = ("GET",), name: str | None = None, **options: Any
+    ) -> Callable[[F], F]:
         return self.route(path, methods, name, **options)
 
     def get(self, path: str, name: str | None = None, **options: Any) -> Callable[[F], F]:
@@ -214,8 +245,14 @@ class RouterGroup(RouteDecorators):
         self.include_in_schema = include_in_schema
         self._defs: list[RouteDef] = []
 
-    def add_route(self, path: str, endpoint: Callable[..., Any], methods: Iterable[str] = ("GET",),
-                  name: str | None = None, **options: Any) -> RouteDef:
+    def add_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: Iterable[str] = ("GET",),
+        name: str | None = None,
+        **options: Any,
+    ) -> RouteDef:
         check_options(options)
         if path:
             check_path(path)
@@ -226,18 +263,30 @@ class RouterGroup(RouteDecorators):
         return d
 
     def _own_options(self) -> dict[str, Any]:
-        return {"tags": self.tags, "dependencies": self.dependencies, "middleware": self.middleware,
-                "responses": self.responses, "deprecated": self.deprecated,
-                "include_in_schema": self.include_in_schema}
+        return {
+            "tags": self.tags,
+            "dependencies": self.dependencies,
+            "middleware": self.middleware,
+            "responses": self.responses,
+            "deprecated": self.deprecated,
+            "include_in_schema": self.include_in_schema,
+        }
 
     def route_defs(self) -> list[RouteDef]:
         """This group's routes with its prefix and options applied."""
         own = self._own_options()
-        return [replace(d, path=join_path(self.prefix, d.path), options=merge_options(own, d.options))
-                for d in self._defs]
+        return [
+            replace(d, path=join_path(self.prefix, d.path), options=merge_options(own, d.options)) for d in self._defs
+        ]
 
-    def include_routes(self, group: RouterGroup, *, prefix: str = "", tags: Sequence[str] | None = None,
-                       dependencies: Sequence[Any] | None = None) -> None:
+    def include_routes(
+        self,
+        group: RouterGroup,
+        *,
+        prefix: str = "",
+        tags: Sequence[str] | None = None,
+        dependencies: Sequence[Any] | None = None,
+    ) -> None:
         """Nest ``group`` (its routes as they are now) under this one."""
         check_prefix(prefix)
         extra = {"tags": list(tags or []), "dependencies": list(dependencies or [])}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -13,19 +14,19 @@ from typing import Any
 WORKER_RESTART_DELAY_S = 0.5
 
 
-def banner(url: str, workers: int, allocator: str, production: bool, version: str) -> str:
+def banner(url: str, workers: int, allocator: str, production: bool, version: str, debug: bool = False) -> str:
     plural = "worker" if workers == 1 else "workers"
     if production:
         return f"catzilla {version}: serving {url} ({workers} {plural}, allocator {allocator})"
-    return "\n".join(
-        [
-            f"Catzilla {version}",
-            f"  serving   {url}",
-            f"  workers   {workers}",
-            f"  allocator {allocator}",
-            "  press Ctrl+C to stop",
-        ]
-    )
+    lines = [
+        f"Catzilla {version}",
+        f"  serving   {url}",
+        f"  workers   {workers}",
+        f"  allocator {allocator}",
+    ]
+    if debug:  # said at every start, so that it is not deployed unnoticed
+        lines.append("  debug     ON: 500 answers show exceptions and tracebacks (not for deployment)")
+    return "\n".join([*lines, "  press Ctrl+C to stop"])
 
 
 class signals_to:
@@ -75,10 +76,8 @@ def supervise(workers: int, serve_one: Callable[[], None]) -> None:
         nonlocal stopping
         stopping = True
         for pid in list(children):
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it exited already
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     saved = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -91,14 +90,14 @@ def supervise(workers: int, serve_one: Callable[[], None]) -> None:
                 break
             except InterruptedError:
                 continue
-            slot = children.pop(pid, None)
-            if slot is None or stopping:
+            dead = children.pop(pid, None)
+            if dead is None or stopping:
                 continue
             code = os.waitstatus_to_exitcode(status)
             print(f"catzilla: worker {pid} exited ({code}); starting another", file=sys.stderr, flush=True)
             time.sleep(WORKER_RESTART_DELAY_S)
             if not stopping:
-                spawn(slot)
+                spawn(dead)
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)

@@ -25,21 +25,77 @@ Shape = tuple[tuple[str, str], ...]
 
 _SCALARS = {"str": "s", "int": "i", "float": "f", "bool": "b"}
 # Schema keys that only constrain validation; any other key may change the output.
-_VALIDATION_ONLY = {"type", "schema", "items_schema", "metadata", "ref", "strict", "default", "default_factory",
-                    "default_factory_takes_data", "validate_default", "min_length", "max_length", "pattern",
-                    "strip_whitespace", "to_lower", "to_upper", "regex_engine", "coerce_numbers_to_str",
-                    "gt", "ge", "lt", "le", "multiple_of", "allow_inf_nan", "fail_fast", "function",
-                    "validation_alias", "frozen", "on_error"}
-_MODEL_KEYS = {"type", "cls", "schema", "config", "custom_init", "root_model", "post_init", "ref", "metadata",
-               "generic_origin"}
+_VALIDATION_ONLY = {
+    "type",
+    "schema",
+    "items_schema",
+    "metadata",
+    "ref",
+    "strict",
+    "default",
+    "default_factory",
+    "default_factory_takes_data",
+    "validate_default",
+    "min_length",
+    "max_length",
+    "pattern",
+    "strip_whitespace",
+    "to_lower",
+    "to_upper",
+    "regex_engine",
+    "coerce_numbers_to_str",
+    "gt",
+    "ge",
+    "lt",
+    "le",
+    "multiple_of",
+    "allow_inf_nan",
+    "fail_fast",
+    "function",
+    "validation_alias",
+    "frozen",
+    "on_error",
+}
+_MODEL_KEYS = {
+    "type",
+    "cls",
+    "schema",
+    "config",
+    "custom_init",
+    "root_model",
+    "post_init",
+    "ref",
+    "metadata",
+    "generic_origin",
+}
 _FIELDS_KEYS = {"type", "fields", "computed_fields", "model_name", "strict", "extra_behavior"}
 # Config entries that change how the model is validated, never how it is written (for plain fields).
-_CONFIG_KEYS = {"title", "extra_fields_behavior", "strict", "str_max_length", "str_min_length",
-                "str_strip_whitespace", "str_to_lower", "str_to_upper", "allow_inf_nan", "validate_default",
-                "from_attributes", "loc_by_alias", "revalidate_instances", "validate_assignment", "frozen",
-                "populate_by_name", "validate_by_name", "validate_by_alias", "coerce_numbers_to_str",
-                "regex_engine", "cache_strings", "hide_input_in_errors", "validation_error_cause",
-                "use_enum_values"}
+_CONFIG_KEYS = {
+    "title",
+    "extra_fields_behavior",
+    "strict",
+    "str_max_length",
+    "str_min_length",
+    "str_strip_whitespace",
+    "str_to_lower",
+    "str_to_upper",
+    "allow_inf_nan",
+    "validate_default",
+    "from_attributes",
+    "loc_by_alias",
+    "revalidate_instances",
+    "validate_assignment",
+    "frozen",
+    "populate_by_name",
+    "validate_by_name",
+    "validate_by_alias",
+    "coerce_numbers_to_str",
+    "regex_engine",
+    "cache_strings",
+    "hide_input_in_errors",
+    "validation_error_cause",
+    "use_enum_values",
+}
 
 
 def _kind(schema: dict[str, Any]) -> str | None:
@@ -71,8 +127,13 @@ def pydantic_shape(schema: dict[str, Any], cls: type) -> Shape | None:
         return None
     shape = []
     for name, field in inner["fields"].items():
-        if field.get("type") != "model-field" or not set(field) <= {"type", "schema", "metadata",
-                                                                    "validation_alias", "frozen"}:
+        if field.get("type") != "model-field" or not set(field) <= {
+            "type",
+            "schema",
+            "metadata",
+            "validation_alias",
+            "frozen",
+        }:
             return None  # serialization_alias, serialization_exclude, exclude_if, ...
         kind = _kind(field["schema"])
         if kind is None:

@@ -60,7 +60,7 @@ class ServerSentEvent:
         self.data, self.event, self.id, self.retry, self.comment, self.sep = data, event, id, retry, comment, sep
 
     def encode(self) -> bytes:
-        sep, out = self.sep, []
+        sep, out = self.sep, list[str]()
         if self.comment is not None:
             out.extend(f": {line}{sep}" for line in _LINES.split(str(self.comment)))
         if self.id is not None:

@@ -69,6 +69,12 @@ class _Served:
     def _record(self, exc: BaseException) -> None:
         self.server_exc = exc
 
+    def take_exc(self) -> BaseException | None:
+        """What a handler raised during the last request, once (a method: type
+        checkers would take the attribute for the None set before the request)."""
+        exc, self.server_exc = self.server_exc, None
+        return exc
+
     def stop(self) -> None:
         self.app.stop()
         self.thread.join(STOP_TIMEOUT)
@@ -84,10 +90,18 @@ _SERVED_LOCK = threading.Lock()
 class TestClient(httpx.Client):
     __test__ = False  # not a pytest test class
 
-    def __init__(self, app: Any, base_url: str | None = None, raise_server_exceptions: bool = True,
-                 timeout: float = 30.0, follow_redirects: bool = True, **kwargs: Any) -> None:
-        super().__init__(base_url=base_url or "http://127.0.0.1", timeout=timeout,
-                         follow_redirects=follow_redirects, **kwargs)
+    def __init__(
+        self,
+        app: Any,
+        base_url: str | None = None,
+        raise_server_exceptions: bool = True,
+        timeout: float = 30.0,
+        follow_redirects: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            base_url=base_url or "http://127.0.0.1", timeout=timeout, follow_redirects=follow_redirects, **kwargs
+        )
         self.app = app
         self.raise_server_exceptions = raise_server_exceptions
         self._served: _Served | None = None
@@ -121,7 +135,7 @@ class TestClient(httpx.Client):
 
     # -- httpx.Client ------------------------------------------------------------------
 
-    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         if self._served is None:
             self.start()
             # the request was built against the base URL before the port was known
@@ -130,7 +144,7 @@ class TestClient(httpx.Client):
         assert served is not None
         served.server_exc = None
         response = super().send(request, **kwargs)
-        exc, served.server_exc = served.server_exc, None
+        exc = served.take_exc()
         if exc is not None and self.raise_server_exceptions:
             raise exc
         return response

@@ -22,16 +22,13 @@
 
 static void hex(const char *s, size_t n) {
     putchar('"');
-    for (size_t i = 0; i < n; i++)
-        printf("%02x", (unsigned char)s[i]);
+    for (size_t i = 0; i < n; i++) printf("%02x", (unsigned char)s[i]);
     putchar('"');
 }
 
 static void hex_or_null(cz_multipart_str_t s, int present) {
-    if (present)
-        hex(s.base, s.len);
-    else
-        fputs("null", stdout);
+    if (present) hex(s.base, s.len);
+    else fputs("null", stdout);
 }
 
 int main(int argc, char **argv) {
@@ -50,8 +47,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     body = malloc(cap);
-    if (!body)
-        return 2;
+    if (!body) return 2;
     for (;;) {
         size_t r = fread(body + len, 1, cap - len, stdin);
         len += r;
@@ -65,11 +61,9 @@ int main(int argc, char **argv) {
         cap *= 2;
     }
     a = cz_allocator_create(CZ_BACKEND_MALLOC, NULL, 0);
-    if (!a)
-        return 2;
+    if (!a) return 2;
     step = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 0;
-    if (step == 0)
-        step = len ? len : 1;
+    if (step == 0) step = len ? len : 1;
 
     status = cz_multipart_boundary(argv[1], strlen(argv[1]), boundary, &blen, &why);
     if (status) {
@@ -92,16 +86,14 @@ int main(int argc, char **argv) {
                 ev = cz_multipart_feed(&p, d, left, &used);
                 d += used;
                 left -= used;
-                if (ev == CZ_MULTIPART_ERROR || ev == CZ_MULTIPART_DONE)
-                    break;
+                if (ev == CZ_MULTIPART_ERROR || ev == CZ_MULTIPART_DONE) break;
                 if (ev == CZ_MULTIPART_PART_BEGIN) {
                     pb_len = 0;
                 } else if (ev == CZ_MULTIPART_PART_DATA) {
                     cz_multipart_str_t v = cz_multipart_data(&p);
                     if (pb_len + v.len > pb_cap) {
                         char *nb = realloc(part_body, (pb_len + v.len) * 2);
-                        if (!nb)
-                            return 2;
+                        if (!nb) return 2;
                         part_body = nb;
                         pb_cap = (pb_len + v.len) * 2;
                     }
@@ -131,15 +123,11 @@ int main(int argc, char **argv) {
                 }
             }
         }
-        if (ev == CZ_MULTIPART_ERROR || ev == CZ_MULTIPART_DONE)
-            break;
+        if (ev == CZ_MULTIPART_ERROR || ev == CZ_MULTIPART_DONE) break;
         off += n;
     }
-    if (ev == CZ_MULTIPART_DONE)
-        puts("{\"done\":1}");
-    else
-        printf("{\"error\":%d,\"reason\":\"%s\"}\n", cz_multipart_status(&p),
-               cz_multipart_reason(&p));
+    if (ev == CZ_MULTIPART_DONE) puts("{\"done\":1}");
+    else printf("{\"error\":%d,\"reason\":\"%s\"}\n", cz_multipart_status(&p), cz_multipart_reason(&p));
     cz_multipart_destroy(&p);
     cz_allocator_destroy(a);
     free(part_body);

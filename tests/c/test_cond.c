@@ -24,7 +24,9 @@ static void check_(int ok, int line, const char *expr, const char *ctx) {
     fprintf(stderr, "test_cond.c:%d: CHECK failed: %s  -- %s\n", line, expr, ctx ? ctx : "");
 }
 
-static cz_http_str_t str(const char *s) { return (cz_http_str_t){s, strlen(s)}; }
+static cz_http_str_t str(const char *s) {
+    return (cz_http_str_t){s, strlen(s)};
+}
 
 static void test_dates(void) {
     static const struct {

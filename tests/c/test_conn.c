@@ -46,11 +46,11 @@ typedef struct {
     cz_conn_t c;
     uint64_t now;
     int dispatched, drained;
-    int deferred;               /* a request waits */
-    char up[256];               /* bytes the upgraded hook got */
+    int deferred; /* a request waits */
+    char up[256]; /* bytes the upgraded hook got */
     size_t up_len;
     int up_eof;
-    char out[65536];            /* what the transport sent */
+    char out[65536]; /* what the transport sent */
     size_t out_len;
 } rig_t;
 
@@ -80,12 +80,8 @@ static cz_conn_dispatch_t dispatch(void *ctx, cz_conn_t *c, const cz_http_reques
     int app = (int)(intptr_t)m->handler;
     cz_http_response_t r = text(200, "hi");
     switch (app) {
-    case APP_HELLO:
-        cz_conn_respond(c, &r);
-        break;
-    case APP_DEFER:
-        G.deferred = 1;
-        return CZ_CONN_PENDING;
+    case APP_HELLO: cz_conn_respond(c, &r); break;
+    case APP_DEFER: G.deferred = 1; return CZ_CONN_PENDING;
     case APP_UPGRADE: {
         cz_http_header_t h = {{S("Upgrade")}, {S("websocket")}};
         cz_http_response_t u;
@@ -96,8 +92,7 @@ static cz_conn_dispatch_t dispatch(void *ctx, cz_conn_t *c, const cz_http_reques
         CHECK(cz_conn_upgrade(c, &u) == CZ_HTTP_OK);
         break;
     }
-    default:
-        break; /* the test drives the answer, or none (APP_SILENT) */
+    default: break; /* the test drives the answer, or none (APP_SILENT) */
     }
     if (app == APP_STREAM || app == APP_FIXED || app == APP_FILE) {
         G.deferred = 1;
@@ -142,7 +137,9 @@ static void rig(size_t max_write_buffer) {
     cz_conn_init(&G.c, &G.env);
 }
 
-static void feed(const char *s) { cz_conn_feed(&G.c, s, strlen(s)); }
+static void feed(const char *s) {
+    cz_conn_feed(&G.c, s, strlen(s));
+}
 
 /* Send everything queued, reading file ranges; `max` bytes per peek (0: all). */
 static void drain(size_t max) {
@@ -160,7 +157,9 @@ static void drain(size_t max) {
     }
 }
 
-static int sent_has(const char *needle) { return strstr(G.out, needle) != NULL; }
+static int sent_has(const char *needle) {
+    return strstr(G.out, needle) != NULL;
+}
 
 static int count(const char *hay, const char *needle) {
     int n = 0;
@@ -168,7 +167,9 @@ static int count(const char *hay, const char *needle) {
     return n;
 }
 
-static void done(void) { cz_conn_destroy(&G.c); }
+static void done(void) {
+    cz_conn_destroy(&G.c);
+}
 
 /* ---- tests -------------------------------------------------------------- */
 
@@ -195,7 +196,7 @@ static void test_pipelined_deferred(void) {
     rig(1 << 20);
     feed("GET /defer HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
     CHECK(G.dispatched == 1 && cz_conn_state(&G.c) == CZ_CONN_BUSY);
-    CHECK(!cz_conn_wants_input(&G.c)); /* the second request is held */
+    CHECK(!cz_conn_wants_input(&G.c));  /* the second request is held */
     CHECK(cz_conn_deadline(&G.c) == 0); /* no deadline while busy */
     cz_http_response_t r = text(201, "first");
     CHECK(cz_conn_respond(&G.c, &r) == CZ_HTTP_OK);

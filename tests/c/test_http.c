@@ -18,15 +18,13 @@ static int g_pass, g_fail;
 /* CHECK with the table row (or other context) in the failure message */
 #define CHECKC(e, ctx) check_((e) != 0, __FILE__, __LINE__, #e, (ctx))
 
-static void check_(int ok, const char *file, int line, const char *expr,
-                   const char *ctx) {
+static void check_(int ok, const char *file, int line, const char *expr, const char *ctx) {
     if (ok) {
         g_pass++;
         return;
     }
     g_fail++;
-    fprintf(stderr, "%s:%d: CHECK failed: %s%s%s\n", file, line, expr,
-            ctx ? "  -- " : "", ctx ? ctx : "");
+    fprintf(stderr, "%s:%d: CHECK failed: %s%s%s\n", file, line, expr, ctx ? "  -- " : "", ctx ? ctx : "");
 }
 
 #define S(lit) (lit), (sizeof(lit) - 1)
@@ -55,12 +53,11 @@ typedef struct {
     int expect_at_headers; /* expect_continue seen at a HEADERS event */
     int status;            /* error status, 0 if none */
     const char *reason;
-    int broken;            /* per-feed invariants violated (checked once per run) */
+    int broken; /* per-feed invariants violated (checked once per run) */
 } outcome_t;
 
 static void logf_(outcome_t *o, const char *s, size_t n) {
-    if (n > sizeof(o->log) - 1 - o->loglen)
-        n = sizeof(o->log) - 1 - o->loglen;
+    if (n > sizeof(o->log) - 1 - o->loglen) n = sizeof(o->log) - 1 - o->loglen;
     memcpy(o->log + o->loglen, s, n);
     o->loglen += n;
     o->log[o->loglen] = '\0';
@@ -69,8 +66,7 @@ static void logf_(outcome_t *o, const char *s, size_t n) {
 static void log_str(outcome_t *o, const char *tag, cz_http_str_t s) {
     logf_(o, tag, strlen(tag));
     o->broken += s.base == NULL;
-    if (s.base)
-        logf_(o, s.base, s.len);
+    if (s.base) logf_(o, s.base, s.len);
 }
 
 static void dump_request(outcome_t *o, const cz_http_request_t *r) {
@@ -81,9 +77,8 @@ static void dump_request(outcome_t *o, const cz_http_request_t *r) {
     log_str(o, " T=", r->target);
     log_str(o, " P=", r->path);
     log_str(o, " Q=", r->query);
-    snprintf(tmp, sizeof(tmp), " V=%d.%d KA=%d EXP=%d UP=%d CH=%d CL=%llu HB=%d H=[",
-             r->http_major, r->http_minor, r->keep_alive, r->expect_continue,
-             r->upgrade, r->chunked, (unsigned long long)r->content_length,
+    snprintf(tmp, sizeof(tmp), " V=%d.%d KA=%d EXP=%d UP=%d CH=%d CL=%llu HB=%d H=[", r->http_major, r->http_minor,
+             r->keep_alive, r->expect_continue, r->upgrade, r->chunked, (unsigned long long)r->content_length,
              r->has_body);
     logf_(o, tmp, strlen(tmp));
     for (i = 0; i < r->num_headers; i++) {
@@ -101,8 +96,8 @@ static void dump_request(outcome_t *o, const cz_http_request_t *r) {
  * when the request is answered. Each feed gets a fresh heap copy that is
  * freed right after the call, so ASan catches any view into caller memory.
  */
-static void run_cuts(const char *in, size_t len, const size_t *cuts, size_t ncuts,
-                     const cz_http_limits_t *lim, outcome_t *o) {
+static void run_cuts(const char *in, size_t len, const size_t *cuts, size_t ncuts, const cz_http_limits_t *lim,
+                     outcome_t *o) {
     cz_http_parser_t p;
     size_t start = 0, seg, guard = 0;
 
@@ -149,25 +144,21 @@ out:
     CHECK(o->broken == 0);
 }
 
-static void run_whole(const char *in, size_t len, const cz_http_limits_t *lim,
-                      outcome_t *o) {
+static void run_whole(const char *in, size_t len, const cz_http_limits_t *lim, outcome_t *o) {
     run_cuts(in, len, NULL, 0, lim, o);
 }
 
-static void run_bytewise(const char *in, size_t len, const cz_http_limits_t *lim,
-                         outcome_t *o) {
+static void run_bytewise(const char *in, size_t len, const cz_http_limits_t *lim, outcome_t *o) {
     size_t *cuts = xmalloc((len ? len : 1) * sizeof(*cuts));
     size_t i;
 
-    for (i = 0; i + 1 < len; i++)
-        cuts[i] = i + 1;
+    for (i = 0; i + 1 < len; i++) cuts[i] = i + 1;
     run_cuts(in, len, cuts, len ? len - 1 : 0, lim, o);
     free(cuts);
 }
 
 static int same_outcome(const outcome_t *a, const outcome_t *b) {
-    return a->requests == b->requests && a->status == b->status &&
-           a->headers_events == b->headers_events &&
+    return a->requests == b->requests && a->status == b->status && a->headers_events == b->headers_events &&
            strcmp(a->log, b->log) == 0;
 }
 
@@ -185,31 +176,55 @@ typedef struct {
 
 /* "L:" rows are refused by llhttp (reason is llhttp's), "O:" rows by us. */
 static const bad_row_t bad_rows[] = {
-    {"L: CL then TE", S("POST / HTTP/1.1\r\n" H11 "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400, "Transfer-Encoding can't be present with Content-Length"},
-    {"L: TE then CL", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"), 400, "Content-Length can't be present with Transfer-Encoding"},
-    {"L: two CL, different", S("POST / HTTP/1.1\r\n" H11 "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"), 400, "Duplicate Content-Length"},
-    {"L: two CL, equal", S("POST / HTTP/1.1\r\n" H11 "Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc"), 400, "Duplicate Content-Length"},
+    {"L: CL then TE", S("POST / HTTP/1.1\r\n" H11 "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+     400, "Transfer-Encoding can't be present with Content-Length"},
+    {"L: TE then CL", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"),
+     400, "Content-Length can't be present with Transfer-Encoding"},
+    {"L: two CL, different", S("POST / HTTP/1.1\r\n" H11 "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"), 400,
+     "Duplicate Content-Length"},
+    {"L: two CL, equal", S("POST / HTTP/1.1\r\n" H11 "Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc"), 400,
+     "Duplicate Content-Length"},
     {"L: CL list", S("POST / HTTP/1.1\r\n" H11 "Content-Length: 3, 3\r\n\r\nabc"), 400, "Content-Length"},
     {"L: CL sign", S("POST / HTTP/1.1\r\n" H11 "Content-Length: +3\r\n\r\nabc"), 400, "Content-Length"},
     {"L: CL negative", S("POST / HTTP/1.1\r\n" H11 "Content-Length: -1\r\n\r\n"), 400, "Content-Length"},
-    {"L: CL overflow", S("POST / HTTP/1.1\r\n" H11 "Content-Length: 99999999999999999999999\r\n\r\n"), 400, "Content-Length overflow"},
+    {"L: CL overflow", S("POST / HTTP/1.1\r\n" H11 "Content-Length: 99999999999999999999999\r\n\r\n"), 400,
+     "Content-Length overflow"},
     {"L: CL empty", S("POST / HTTP/1.1\r\n" H11 "Content-Length:\r\n\r\n"), 400, "Empty Content-Length"},
-    {"O: TE gzip only", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: gzip\r\n\r\n"), 400, "invalid Transfer-Encoding"},
-    {"O: TE not exactly chunked", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunkedx\r\n\r\n"), 400, "invalid Transfer-Encoding"},
-    {"L: TE chunked not final", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked, gzip\r\n\r\n"), 400, "Transfer-Encoding"},
-    {"O: TE gzip, chunked", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"), 501, "unsupported transfer coding"},
-    {"O: TE gzip + TE chunked", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 501, "unsupported transfer coding"},
-    {"L: TE chunked twice", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400, "Transfer-Encoding"},
-    {"O: TE in HTTP/1.0", S("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400, "Transfer-Encoding in HTTP/1.0"},
-    {"L: chunk size overflow", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n10000000000000000\r\nx\r\n0\r\n\r\n"), 400, "Chunk size overflow"},
-    {"L: chunk size negative", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n"), 400, "chunk size"},
-    {"L: chunk size trailing SP", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n"), 400, "chunk size"},
-    {"L: chunk size leading SP", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n 5\r\nhello\r\n0\r\n\r\n"), 400, "chunk size"},
-    {"L: chunk size 0x", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n"), 400, "chunk size"},
-    {"L: chunk size empty", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n\r\nhello\r\n0\r\n\r\n"), 400, ""},
-    {"L: chunk data without CRLF", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n5\r\nhelloX0\r\n\r\n"), 400, "after chunk data"},
-    {"L: chunk data bare LF", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n"), 400, ""},
-    {"L: chunk size bare LF", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n"), 400, "CR"},
+    {"O: TE gzip only", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: gzip\r\n\r\n"), 400,
+     "invalid Transfer-Encoding"},
+    {"O: TE not exactly chunked", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunkedx\r\n\r\n"), 400,
+     "invalid Transfer-Encoding"},
+    {"L: TE chunked not final", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked, gzip\r\n\r\n"), 400,
+     "Transfer-Encoding"},
+    {"O: TE gzip, chunked", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"), 501,
+     "unsupported transfer coding"},
+    {"O: TE gzip + TE chunked",
+     S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 501,
+     "unsupported transfer coding"},
+    {"L: TE chunked twice",
+     S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400,
+     "Transfer-Encoding"},
+    {"O: TE in HTTP/1.0", S("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400,
+     "Transfer-Encoding in HTTP/1.0"},
+    {"L: chunk size overflow",
+     S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n10000000000000000\r\nx\r\n0\r\n\r\n"), 400,
+     "Chunk size overflow"},
+    {"L: chunk size negative",
+     S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n"), 400, "chunk size"},
+    {"L: chunk size trailing SP",
+     S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n"), 400, "chunk size"},
+    {"L: chunk size leading SP",
+     S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n 5\r\nhello\r\n0\r\n\r\n"), 400, "chunk size"},
+    {"L: chunk size 0x", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n"),
+     400, "chunk size"},
+    {"L: chunk size empty", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n\r\nhello\r\n0\r\n\r\n"),
+     400, ""},
+    {"L: chunk data without CRLF",
+     S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n5\r\nhelloX0\r\n\r\n"), 400, "after chunk data"},
+    {"L: chunk data bare LF", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n"),
+     400, ""},
+    {"L: chunk size bare LF", S("POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n"),
+     400, "CR"},
     {"L: obs-fold", S("GET / HTTP/1.1\r\n" H11 "X: a\r\n b\r\n\r\n"), 400, "whitespace after header value"},
     {"L: obs-fold tab", S("GET / HTTP/1.1\r\n" H11 "X: a\r\n\tb\r\n\r\n"), 400, "whitespace after header value"},
     {"L: SP before colon", S("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), 400, "Invalid header token"},
@@ -226,8 +241,14 @@ static const bad_row_t bad_rows[] = {
     {"L: NUL in name", S("GET / HTTP/1.1\r\n" H11 "X\0: b\r\n\r\n"), 400, "header token"},
     {"L: NUL in target", S("GET /\0 HTTP/1.1\r\n" H11 "\r\n"), 400, "url"},
     {"L: NUL before method", S("\0GET / HTTP/1.1\r\n" H11 "\r\n"), 400, "method"},
-    {"L: CTL in value", S("GET / HTTP/1.1\r\n" H11 "X: a\x01" "b\r\n\r\n"), 400, "header value char"},
-    {"L: DEL in value", S("GET / HTTP/1.1\r\n" H11 "X: a\x7f" "b\r\n\r\n"), 400, "header value char"},
+    {"L: CTL in value",
+     S("GET / HTTP/1.1\r\n" H11 "X: a\x01"
+       "b\r\n\r\n"),
+     400, "header value char"},
+    {"L: DEL in value",
+     S("GET / HTTP/1.1\r\n" H11 "X: a\x7f"
+       "b\r\n\r\n"),
+     400, "header value char"},
     {"L: invalid method char", S("G@T / HTTP/1.1\r\n" H11 "\r\n"), 400, "method"},
     {"L: unknown method", S("FOO / HTTP/1.1\r\n" H11 "\r\n"), 400, "method"},
     {"L: RTSP-only method over HTTP", S("DESCRIBE / HTTP/1.1\r\n" H11 "\r\n"), 400, "Invalid method for HTTP"},
@@ -259,15 +280,19 @@ static const bad_row_t bad_rows[] = {
     {"O: two Host", S("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400, "multiple Host"},
     {"O: two Host, equal", S("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"), 400, "multiple Host"},
     {"O: two Host (1.0)", S("GET / HTTP/1.0\r\nHost: a\r\nHOST: b\r\n\r\n"), 400, "multiple Host"},
-    {"O: Transfer_Encoding look-alike", S("POST / HTTP/1.1\r\n" H11 "Transfer_Encoding: chunked\r\n\r\n"), 400, "mimics a framing header"},
-    {"O: Content_Length look-alike", S("POST / HTTP/1.1\r\n" H11 "Content_Length: 5\r\n\r\n"), 400, "mimics a framing header"},
-    {"O: Transfer---Encoding look-alike", S("POST / HTTP/1.1\r\n" H11 "Transfer---Encoding: chunked\r\n\r\n"), 400, "mimics a framing header"},
+    {"O: Transfer_Encoding look-alike", S("POST / HTTP/1.1\r\n" H11 "Transfer_Encoding: chunked\r\n\r\n"), 400,
+     "mimics a framing header"},
+    {"O: Content_Length look-alike", S("POST / HTTP/1.1\r\n" H11 "Content_Length: 5\r\n\r\n"), 400,
+     "mimics a framing header"},
+    {"O: Transfer---Encoding look-alike", S("POST / HTTP/1.1\r\n" H11 "Transfer---Encoding: chunked\r\n\r\n"), 400,
+     "mimics a framing header"},
     {"O: Host with SP", S("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), 400, "invalid Host"},
     {"O: Host with path", S("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), 400, "invalid Host"},
     {"O: Host with userinfo", S("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n"), 400, "invalid Host"},
     {"O: Host bad port", S("GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n"), 400, "invalid Host"},
     {"O: Host unclosed IP-literal", S("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n"), 400, "invalid Host"},
-    {"L: data after Connection: close", S("GET / HTTP/1.1\r\n" H11 "Connection: close\r\n\r\nGET / HTTP/1.1\r\n" H11 "\r\n"), 400, "Connection: close"},
+    {"L: data after Connection: close",
+     S("GET / HTTP/1.1\r\n" H11 "Connection: close\r\n\r\nGET / HTTP/1.1\r\n" H11 "\r\n"), 400, "Connection: close"},
 };
 
 static void test_bad_requests(void) {
@@ -280,16 +305,14 @@ static void test_bad_requests(void) {
 
         run_whole(row->in, row->len, NULL, &whole);
         run_bytewise(row->in, row->len, NULL, &bytes);
-        snprintf(ctx, sizeof(ctx), "[%s] whole: %d %s; bytewise: %d %s", row->name,
-                 whole.status, whole.reason ? whole.reason : "-", bytes.status,
-                 bytes.reason ? bytes.reason : "-");
+        snprintf(ctx, sizeof(ctx), "[%s] whole: %d %s; bytewise: %d %s", row->name, whole.status,
+                 whole.reason ? whole.reason : "-", bytes.status, bytes.reason ? bytes.reason : "-");
         CHECKC(whole.status == row->status, ctx);
         CHECKC(bytes.status == row->status, ctx);
         CHECKC(whole.reason && strstr(whole.reason, row->who), ctx);
         CHECKC(bytes.reason && strstr(bytes.reason, row->who), ctx);
         if (getenv("CZ_TEST_VERBOSE"))
-            printf("%-34s -> %d  %s\n", row->name, whole.status,
-                   whole.reason ? whole.reason : "-");
+            printf("%-34s -> %d  %s\n", row->name, whole.status, whole.reason ? whole.reason : "-");
     }
 }
 
@@ -304,39 +327,43 @@ typedef struct {
 
 static const good_row_t good_rows[] = {
     {"GET with query and OWS",
-     S("GET /items/1?q=a%20b&x=1 HTTP/1.1\r\nHost: example.com\r\nX-Empty:\r\nX-Pad: \t v v \t \r\nAccept: */*\r\n\r\n"),
+     S("GET /items/1?q=a%20b&x=1 HTTP/1.1\r\nHost: example.com\r\nX-Empty:\r\nX-Pad: \t v v \t \r\nAccept: "
+       "*/*\r\n\r\n"),
      "M=GET T=/items/1?q=a%20b&x=1 P=/items/1 Q=q=a%20b&x=1 V=1.1 KA=1 EXP=0 UP=0 CH=0 CL=0 HB=0 "
      "H=[Host:example.com|X-Empty:|X-Pad:v v|Accept:*/*|] B=\n"},
     {"POST with Content-Length",
-     S("POST /submit HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"a\": [1, 2]}"),
+     S("POST /submit HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"a\": [1, "
+       "2]}"),
      "M=POST T=/submit P=/submit Q= V=1.1 KA=1 EXP=0 UP=0 CH=0 CL=13 HB=1 "
      "H=[Host:a|Content-Type:application/json|Content-Length:13|] B={\"a\": [1, 2]}\n"},
     {"chunked with extension and trailer",
-     S("PUT /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n5;name=val\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n"),
+     S("PUT /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n5;name=val\r\nhello\r\n1\r\n "
+       "\r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n"),
      "M=PUT T=/up P=/up Q= V=1.1 KA=1 EXP=0 UP=0 CH=1 CL=0 HB=1 "
      "H=[Host:a|Transfer-Encoding:Chunked|] B=hello 0123456789\n"},
-    {"OPTIONS *",
-     S("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"),
+    {"OPTIONS *", S("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"),
      "M=OPTIONS T=* P=* Q= V=1.1 KA=1 EXP=0 UP=0 CH=0 CL=0 HB=0 H=[Host:a|] B=\n"},
-    {"HTTP/1.0 keep-alive, no Host, empty query",
-     S("\r\nHEAD /x? HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+    {"HTTP/1.0 keep-alive, no Host, empty query", S("\r\nHEAD /x? HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
      "M=HEAD T=/x? P=/x Q= V=1.0 KA=1 EXP=0 UP=0 CH=0 CL=0 HB=0 H=[Connection:keep-alive|] B=\n"},
     {"Upgrade ignored, next request parsed",
-     S("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"),
+     S("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /2 HTTP/1.1\r\nHost: "
+       "a\r\n\r\n"),
      "M=GET T=/ws P=/ws Q= V=1.1 KA=1 EXP=0 UP=1 CH=0 CL=0 HB=0 H=[Host:a|Connection:Upgrade|Upgrade:websocket|] B=\n"
      "M=GET T=/2 P=/2 Q= V=1.1 KA=1 EXP=0 UP=0 CH=0 CL=0 HB=0 H=[Host:a|] B=\n"},
     {"Upgrade h2c with body",
-     S("POST / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Length: 2\r\n\r\nab"
+     S("POST / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: "
+       "AAMAAABkAAQAAP__\r\nContent-Length: 2\r\n\r\nab"
        "GET /n HTTP/1.1\r\nHost: a\r\n\r\n"),
-     "M=POST T=/ P=/ Q= V=1.1 KA=1 EXP=0 UP=1 CH=0 CL=2 HB=1 H=[Host:a|Connection:Upgrade, HTTP2-Settings|Upgrade:h2c|HTTP2-Settings:AAMAAABkAAQAAP__|Content-Length:2|] B=ab\n"
+     "M=POST T=/ P=/ Q= V=1.1 KA=1 EXP=0 UP=1 CH=0 CL=2 HB=1 H=[Host:a|Connection:Upgrade, "
+     "HTTP2-Settings|Upgrade:h2c|HTTP2-Settings:AAMAAABkAAQAAP__|Content-Length:2|] B=ab\n"
      "M=GET T=/n P=/n Q= V=1.1 KA=1 EXP=0 UP=0 CH=0 CL=0 HB=0 H=[Host:a|] B=\n"},
     {"Host forms",
-     S("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\nGET / HTTP/1.1\r\nHost: ex-1.b_c.com:\r\n\r\nGET / HTTP/1.0\r\nHost: 10.0.0.1:80\r\n\r\n"),
+     S("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\nGET / HTTP/1.1\r\nHost: ex-1.b_c.com:\r\n\r\nGET / HTTP/1.0\r\nHost: "
+       "10.0.0.1:80\r\n\r\n"),
      "M=GET T=/ P=/ Q= V=1.1 KA=1 EXP=0 UP=0 CH=0 CL=0 HB=0 H=[Host:[::1]:8080|] B=\n"
      "M=GET T=/ P=/ Q= V=1.1 KA=1 EXP=0 UP=0 CH=0 CL=0 HB=0 H=[Host:ex-1.b_c.com:|] B=\n"
      "M=GET T=/ P=/ Q= V=1.0 KA=0 EXP=0 UP=0 CH=0 CL=0 HB=0 H=[Host:10.0.0.1:80|] B=\n"},
-    {"obs-text in value, empty Host",
-     S("GET //double HTTP/1.1\r\nHost:\r\nX: caf\xc3\xa9\r\n\r\n"),
+    {"obs-text in value, empty Host", S("GET //double HTTP/1.1\r\nHost:\r\nX: caf\xc3\xa9\r\n\r\n"),
      "M=GET T=//double P=//double Q= V=1.1 KA=1 EXP=0 UP=0 CH=0 CL=0 HB=0 H=[Host:|X:caf\xc3\xa9|] B=\n"},
 };
 
@@ -349,8 +376,8 @@ static void test_good_requests(void) {
         char ctx[512];
 
         run_whole(row->in, row->len, NULL, &whole);
-        snprintf(ctx, sizeof(ctx), "[%.64s] status %d (%.64s); got:\n%.300s", row->name,
-                 whole.status, whole.reason ? whole.reason : "-", whole.log);
+        snprintf(ctx, sizeof(ctx), "[%.64s] status %d (%.64s); got:\n%.300s", row->name, whole.status,
+                 whole.reason ? whole.reason : "-", whole.log);
         CHECKC(whole.status == 0, ctx);
         CHECKC(strcmp(whole.log, row->dump) == 0, ctx);
         run_bytewise(row->in, row->len, NULL, &bytes);
@@ -371,10 +398,9 @@ static void test_good_requests(void) {
 /* ---- pipelining --------------------------------------------------------- */
 
 static void test_pipelining(void) {
-    static const char in[] =
-        "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
-        "POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
-        "GET /3?z HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    static const char in[] = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
+                             "POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+                             "GET /3?z HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
     size_t len = sizeof(in) - 1, off = 0, used;
     cz_http_parser_t p;
     const cz_http_request_t *r;
@@ -416,20 +442,18 @@ static void test_pipelining(void) {
         run_bytewise(in, len, NULL, &b);
         CHECK(a.requests == 3 && a.status == 0 && a.headers_events == 1);
         CHECK(same_outcome(&a, &b));
-        CHECK(strstr(a.log, "T=/1") < strstr(a.log, "T=/2") &&
-              strstr(a.log, "T=/2") < strstr(a.log, "T=/3?z"));
+        CHECK(strstr(a.log, "T=/1") < strstr(a.log, "T=/2") && strstr(a.log, "T=/2") < strstr(a.log, "T=/3?z"));
     }
 }
 
 /* ---- chunked ------------------------------------------------------------ */
 
 static void test_chunked(void) {
-    static const char in[] =
-        "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-        "3\r\nabc\r\n"
-        "0010\r\n0123456789abcdef\r\n"
-        "1;a=b;c\r\nZ\r\n"
-        "0\r\n\r\n";
+    static const char in[] = "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "3\r\nabc\r\n"
+                             "0010\r\n0123456789abcdef\r\n"
+                             "1;a=b;c\r\nZ\r\n"
+                             "0\r\n\r\n";
     outcome_t o, b;
     cz_http_limits_t lim;
 
@@ -471,17 +495,17 @@ static void test_chunked(void) {
               &lim, &o);
     CHECK(o.status == 431);
     /* chunk extensions are not stored but bounded */
-    run_whole(S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                "1;0123456789012345678901234567890123456789=0123456789012345678901234567890123456789\r\nx\r\n0\r\n\r\n"),
-              &lim, &o);
+    run_whole(
+        S("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+          "1;0123456789012345678901234567890123456789=0123456789012345678901234567890123456789\r\nx\r\n0\r\n\r\n"),
+        &lim, &o);
     CHECK(o.status == 400 && o.reason && strstr(o.reason, "chunk extensions"));
 }
 
 /* ---- 100-continue ------------------------------------------------------- */
 
 static void test_expect_continue(void) {
-    static const char head[] =
-        "POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-Continue\r\n\r\n";
+    static const char head[] = "POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-Continue\r\n\r\n";
     cz_http_parser_t p;
     const cz_http_request_t *r;
     size_t used;
@@ -685,9 +709,7 @@ static void test_split_invariance(void) {
         for (k = 0; k < edits && len > 2; k++) {
             pos = lcg(&seed) % len;
             switch (lcg(&seed) % 3) {
-            case 0: /* replace */
-                buf[pos] = alphabet[lcg(&seed) % (sizeof(alphabet) - 1)];
-                break;
+            case 0: /* replace */ buf[pos] = alphabet[lcg(&seed) % (sizeof(alphabet) - 1)]; break;
             case 1: /* delete */
                 memmove(buf + pos, buf + pos + 1, len - pos - 1);
                 len--;
@@ -707,8 +729,7 @@ static void test_split_invariance(void) {
         run_bytewise(buf, len, NULL, &bytes);
         run_cuts(buf, len, cuts, 2, NULL, &split);
         errors += whole.status != 0;
-        if (!same_outcome(&whole, &bytes) || !same_outcome(&whole, &split))
-            diffs++;
+        if (!same_outcome(&whole, &bytes) || !same_outcome(&whole, &split)) diffs++;
     }
     CHECK(diffs == 0);
     CHECK(errors > 1000); /* the mutations did reach the error paths */
@@ -766,10 +787,8 @@ static void feed_all(cz_http_parser_t *p, const char *in, size_t len, int *reque
     while (off < len) {
         cz_http_event_t ev = cz_http_parser_feed(p, in + off, len - off, &used);
         off += used;
-        if (ev == CZ_HTTP_ERROR)
-            return;
-        if (ev == CZ_HTTP_REQUEST)
-            (*requests)++;
+        if (ev == CZ_HTTP_ERROR) return;
+        if (ev == CZ_HTTP_REQUEST) (*requests)++;
     }
 }
 
@@ -829,8 +848,7 @@ static int buf_is(const cz_http_buf_t *b, const char *s) {
     size_t n = strlen(s);
     int ok = b->len == n && memcmp(b->data, s, n) == 0;
 
-    if (!ok)
-        fprintf(stderr, "got:\n%.*s\nexpected:\n%s\n", (int)b->len, b->data ? b->data : "", s);
+    if (!ok) fprintf(stderr, "got:\n%.*s\nexpected:\n%s\n", (int)b->len, b->data ? b->data : "", s);
     return ok;
 }
 
@@ -978,8 +996,10 @@ static void test_response(void) {
             {S("X"), S("a\nb")},
             {S("X"), S("a\rb")},
             {S("X"), S("a\0b")},
-            {S("X"), S("a\x01" "b")},
-            {S("X"), S("a\x7f" "b")},
+            {S("X"), S("a\x01"
+                       "b")},
+            {S("X"), S("a\x7f"
+                       "b")},
             {S("X\r\nY"), S("v")},
             {S("X Y"), S("v")},
             {S("X:Y"), S("v")},
@@ -1084,8 +1104,7 @@ static void test_errors(void) {
             b.len = 0;
             CHECK(cz_http_write_error(&b, NULL, codes[i], NULL, 1, 0, 0) == CZ_HTTP_OK);
             snprintf(want, sizeof(want), "{\"detail\":\"%s\"}", cz_http_reason(codes[i]));
-            CHECKC(b.len > strlen(want) &&
-                   memcmp(b.data + b.len - strlen(want), want, strlen(want)) == 0, want);
+            CHECKC(b.len > strlen(want) && memcmp(b.data + b.len - strlen(want), want, strlen(want)) == 0, want);
         }
     }
     CHECK(cz_http_write_error(&b, NULL, 200, NULL, 1, 1, 0) == CZ_HTTP_EINVAL);

@@ -7,14 +7,14 @@
 #include "cz_memory.h"
 
 static int passed, failed;
-#define CHECK(expr)                                                          \
-    do {                                                                     \
-        if (expr) {                                                          \
-            passed++;                                                        \
-        } else {                                                             \
-            failed++;                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr); \
-        }                                                                    \
+#define CHECK(expr)                                                                                                    \
+    do {                                                                                                               \
+        if (expr) {                                                                                                    \
+            passed++;                                                                                                  \
+        } else {                                                                                                       \
+            failed++;                                                                                                  \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr);                                   \
+        }                                                                                                              \
     } while (0)
 
 static size_t allocated(cz_allocator_t *a, int purpose) {
@@ -28,8 +28,8 @@ static void test_backend(cz_backend_t wanted) {
     cz_allocator_t *a = cz_allocator_create(wanted, reason, sizeof(reason));
     CHECK(a != NULL);
     if (!a) return;
-    int injected = getenv("CATZILLA_TEST_JEMALLOC_INIT_FAIL") &&
-                   strcmp(getenv("CATZILLA_TEST_JEMALLOC_INIT_FAIL"), "1") == 0;
+    int injected =
+        getenv("CATZILLA_TEST_JEMALLOC_INIT_FAIL") && strcmp(getenv("CATZILLA_TEST_JEMALLOC_INIT_FAIL"), "1") == 0;
     if (wanted == CZ_BACKEND_JEMALLOC && cz_jemalloc_compiled() && !injected) {
         CHECK(cz_allocator_backend(a) == CZ_BACKEND_JEMALLOC);
         CHECK(reason[0] == '\0');
@@ -38,8 +38,7 @@ static void test_backend(cz_backend_t wanted) {
         /* A refused jemalloc always says why. */
         CHECK((wanted == CZ_BACKEND_MALLOC) == (reason[0] == '\0'));
     }
-    printf("backend %s (wanted %s) %s\n", cz_backend_name(cz_allocator_backend(a)),
-           cz_backend_name(wanted), reason);
+    printf("backend %s (wanted %s) %s\n", cz_backend_name(cz_allocator_backend(a)), cz_backend_name(wanted), reason);
 
     /* Every purpose moves by what it allocated, and only it. */
     for (int p = 0; p < CZ_MEM_PURPOSES; p++) {

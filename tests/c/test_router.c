@@ -23,14 +23,14 @@
 
 static int g_pass, g_fail;
 
-#define CHECK(expr)                                                              \
-    do {                                                                         \
-        if (expr) {                                                              \
-            g_pass++;                                                            \
-        } else {                                                                 \
-            g_fail++;                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr); \
-        }                                                                        \
+#define CHECK(expr)                                                                                                    \
+    do {                                                                                                               \
+        if (expr) {                                                                                                    \
+            g_pass++;                                                                                                  \
+        } else {                                                                                                       \
+            g_fail++;                                                                                                  \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #expr);                                   \
+        }                                                                                                              \
     } while (0)
 
 static cz_allocator_t *g_alloc;
@@ -45,8 +45,7 @@ static char g_handlers[64]; /* &g_handlers[i] is handler i */
 static long g_fault_at = -1; /* fail the call with this ordinal; -1 = never */
 static long g_calls;
 
-static int fault_now(void)
-{
+static int fault_now(void) {
     return g_fault_at >= 0 && g_calls++ == g_fault_at;
 }
 
@@ -55,58 +54,49 @@ void *__real_cz_realloc(cz_allocator_t *a, cz_purpose_t p, void *ptr, size_t siz
 void *__wrap_cz_malloc(cz_allocator_t *a, cz_purpose_t p, size_t size);
 void *__wrap_cz_realloc(cz_allocator_t *a, cz_purpose_t p, void *ptr, size_t size);
 
-void *__wrap_cz_malloc(cz_allocator_t *a, cz_purpose_t p, size_t size)
-{
+void *__wrap_cz_malloc(cz_allocator_t *a, cz_purpose_t p, size_t size) {
     return fault_now() ? NULL : __real_cz_malloc(a, p, size);
 }
 
-void *__wrap_cz_realloc(cz_allocator_t *a, cz_purpose_t p, void *ptr, size_t size)
-{
+void *__wrap_cz_realloc(cz_allocator_t *a, cz_purpose_t p, void *ptr, size_t size) {
     return fault_now() ? NULL : __real_cz_realloc(a, p, ptr, size);
 }
 #endif
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static int add(cz_router_t *r, const char *method, const char *pattern, void *handler)
-{
+static int add(cz_router_t *r, const char *method, const char *pattern, void *handler) {
     return cz_router_add(r, method, strlen(method), pattern, strlen(pattern), handler, NULL, g_err, sizeof g_err);
 }
 
-static cz_match_status_t match(const cz_router_t *r, const char *method, const char *path, cz_match_t *m)
-{
+static cz_match_status_t match(const cz_router_t *r, const char *method, const char *path, cz_match_t *m) {
     return cz_router_match(r, method, strlen(method), path, strlen(path), m);
 }
 
 /* Is parameter i of m named `name` with value `value` in `path`? */
-static int param_is(const cz_match_t *m, const char *path, uint32_t i, const char *name, const char *value)
-{
+static int param_is(const cz_match_t *m, const char *path, uint32_t i, const char *name, const char *value) {
     const cz_param_t *p = &m->params[i];
     return i < m->nparams && p->name_len == strlen(name) && memcmp(p->name, name, p->name_len) == 0 &&
            p->len == strlen(value) && memcmp(path + p->offset, value, p->len) == 0;
 }
 
-static int found(const cz_router_t *r, const char *method, const char *path, void *handler)
-{
+static int found(const cz_router_t *r, const char *method, const char *path, void *handler) {
     cz_match_t m;
     return match(r, method, path, &m) == CZ_MATCH_FOUND && m.handler == handler;
 }
 
-static int not_found(const cz_router_t *r, const char *method, const char *path)
-{
+static int not_found(const cz_router_t *r, const char *method, const char *path) {
     cz_match_t m;
     return match(r, method, path, &m) == CZ_MATCH_NOT_FOUND;
 }
 
-static size_t static_bytes(void)
-{
+static size_t static_bytes(void) {
     cz_memory_stats_t st;
     cz_allocator_stats(g_alloc, &st);
     return st.purpose[CZ_MEM_STATIC].allocated;
 }
 
-static cz_router_t *new_router(void)
-{
+static cz_router_t *new_router(void) {
     cz_router_t *r = cz_router_create(g_alloc);
     CHECK(r != NULL);
     return r;
@@ -114,8 +104,7 @@ static cz_router_t *new_router(void)
 
 /* ---- tests ------------------------------------------------------------------------ */
 
-static void test_static_and_root(void)
-{
+static void test_static_and_root(void) {
     cz_router_t *r = new_router();
     cz_match_t m;
 
@@ -147,8 +136,7 @@ static void test_static_and_root(void)
     cz_router_destroy(r);
 }
 
-static void test_priority_and_backtracking(void)
-{
+static void test_priority_and_backtracking(void) {
     cz_router_t *r = new_router();
     cz_match_t m;
     const char *p;
@@ -160,30 +148,30 @@ static void test_priority_and_backtracking(void)
     CHECK(add(r, "GET", "/users/me/settings", H(4)) == CZ_ROUTER_OK);
     CHECK(add(r, "GET", "/users/mexico/flag", H(5)) == CZ_ROUTER_OK);
 
-    CHECK(found(r, "GET", "/users/me", H(0)));              /* static beats parameter */
+    CHECK(found(r, "GET", "/users/me", H(0))); /* static beats parameter */
     p = "/users/42";
     CHECK(match(r, "GET", p, &m) == CZ_MATCH_FOUND && m.handler == H(1));
     CHECK(m.nparams == 1 && param_is(&m, p, 0, "id", "42"));
-    p = "/users/me/posts";                                   /* backtrack from static "me" */
+    p = "/users/me/posts"; /* backtrack from static "me" */
     CHECK(match(r, "GET", p, &m) == CZ_MATCH_FOUND && m.handler == H(2));
     CHECK(m.nparams == 1 && param_is(&m, p, 0, "id", "me"));
-    CHECK(found(r, "GET", "/users/me/settings", H(4)));     /* static all the way */
-    p = "/users/mexico";                                     /* label "me" is a prefix only */
+    CHECK(found(r, "GET", "/users/me/settings", H(4))); /* static all the way */
+    p = "/users/mexico";                                /* label "me" is a prefix only */
     CHECK(match(r, "GET", p, &m) == CZ_MATCH_FOUND && m.handler == H(1));
     CHECK(param_is(&m, p, 0, "id", "mexico"));
     CHECK(found(r, "GET", "/users/mexico/flag", H(5)));
     p = "/users/mexico/posts";
     CHECK(match(r, "GET", p, &m) == CZ_MATCH_FOUND && m.handler == H(2));
     CHECK(param_is(&m, p, 0, "id", "mexico"));
-    p = "/users/me/other/x";                                 /* parameter dead-ends: catch-all */
+    p = "/users/me/other/x"; /* parameter dead-ends: catch-all */
     CHECK(match(r, "GET", p, &m) == CZ_MATCH_FOUND && m.handler == H(3));
     CHECK(m.nparams == 1 && param_is(&m, p, 0, "rest", "me/other/x"));
-    p = "/users/42/posts/";                                  /* catch-all keeps trailing slash */
+    p = "/users/42/posts/"; /* catch-all keeps trailing slash */
     CHECK(match(r, "GET", p, &m) == CZ_MATCH_FOUND && m.handler == H(3));
     CHECK(param_is(&m, p, 0, "rest", "42/posts/"));
-    CHECK(not_found(r, "GET", "/users/"));                   /* wildcards need >= 1 byte */
+    CHECK(not_found(r, "GET", "/users/")); /* wildcards need >= 1 byte */
     CHECK(not_found(r, "GET", "/users"));
-    p = "/users//x";                                         /* empty segment: catch-all only */
+    p = "/users//x"; /* empty segment: catch-all only */
     CHECK(match(r, "GET", p, &m) == CZ_MATCH_FOUND && m.handler == H(3));
     CHECK(param_is(&m, p, 0, "rest", "/x"));
     cz_router_destroy(r);
@@ -214,8 +202,7 @@ static void test_priority_and_backtracking(void)
     cz_router_destroy(r);
 }
 
-static void test_params(void)
-{
+static void test_params(void) {
     cz_router_t *r = new_router();
     cz_match_t m;
     char pat[512], path[512];
@@ -260,8 +247,7 @@ static void test_params(void)
 
 /* Expect `rc` from registering (method, pattern) and every needle in the message. */
 static void expect_error(cz_router_t *r, const char *method, const char *pattern, size_t plen, int rc,
-                         const char *needle1, const char *needle2, int line)
-{
+                         const char *needle1, const char *needle2, int line) {
     size_t routes = cz_router_route_count(r), nodes = cz_router_node_count(r), bytes = static_bytes();
     int got = cz_router_add(r, method, strlen(method), pattern, plen, H(9), NULL, g_err, sizeof g_err);
     int ok = got == rc && strstr(g_err, cz_router_strerror(rc)) != NULL &&
@@ -269,14 +255,12 @@ static void expect_error(cz_router_t *r, const char *method, const char *pattern
     CHECK(ok);
     /* A refused registration changes nothing and allocates nothing. */
     CHECK(cz_router_route_count(r) == routes && cz_router_node_count(r) == nodes && static_bytes() == bytes);
-    if (!ok)
-        fprintf(stderr, "  (line %d) rc=%d message: %s\n", line, got, g_err);
+    if (!ok) fprintf(stderr, "  (line %d) rc=%d message: %s\n", line, got, g_err);
 }
 
 #define EXPECT_ERROR(r, m, pat, rc, n1, n2) expect_error((r), (m), (pat), strlen(pat), (rc), (n1), (n2), __LINE__)
 
-static void test_errors(void)
-{
+static void test_errors(void) {
     cz_router_t *r = new_router();
     char big[CZ_ROUTER_MAX_PATTERN + 2];
     char pat[1024];
@@ -291,7 +275,7 @@ static void test_errors(void)
     EXPECT_ERROR(r, "GET", "/users/{name}", CZ_ROUTER_ECONFLICT, "{name}", "{id}");
     EXPECT_ERROR(r, "POST", "/users/{name}/x", CZ_ROUTER_ECONFLICT, "route #0 (GET \"/users/{id}\")", NULL);
     EXPECT_ERROR(r, "GET", "/files/{rest:path}", CZ_ROUTER_ECONFLICT, "{rest:path}", "{p:path}");
-    CHECK(add(r, "POST", "/users/{id}", H(2)) == CZ_ROUTER_OK); /* other method: fine */
+    CHECK(add(r, "POST", "/users/{id}", H(2)) == CZ_ROUTER_OK);  /* other method: fine */
     CHECK(add(r, "GET", "/files/{name}", H(3)) == CZ_ROUTER_OK); /* param beside catch-all: fine */
 
     EXPECT_ERROR(r, "GET", "/f/{p:path}/x", CZ_ROUTER_ESYNTAX, "catch-all", "not the last segment");
@@ -321,16 +305,14 @@ static void test_errors(void)
     /* Limits. */
     big[0] = '/';
     memset(big + 1, 'a', sizeof big - 1);
-    expect_error(r, "GET", big, CZ_ROUTER_MAX_PATTERN + 1, CZ_ROUTER_ELIMIT, "2049 bytes long (max 2048)",
-                 "...\"", __LINE__);
+    expect_error(r, "GET", big, CZ_ROUTER_MAX_PATTERN + 1, CZ_ROUTER_ELIMIT, "2049 bytes long (max 2048)", "...\"",
+                 __LINE__);
     CHECK(cz_router_add(r, "GET", 3, big, CZ_ROUTER_MAX_PATTERN, H(4), NULL, g_err, sizeof g_err) == CZ_ROUTER_OK);
     pat[0] = '\0';
-    for (i = 0; i <= CZ_ROUTER_MAX_PARAMS; i++)
-        snprintf(pat + strlen(pat), sizeof pat - strlen(pat), "/{p%zu}", i);
+    for (i = 0; i <= CZ_ROUTER_MAX_PARAMS; i++) snprintf(pat + strlen(pat), sizeof pat - strlen(pat), "/{p%zu}", i);
     EXPECT_ERROR(r, "GET", pat, CZ_ROUTER_ELIMIT, "more than 16 parameters", NULL);
     pat[0] = '\0';
-    for (i = 0; i <= CZ_ROUTER_MAX_SEGMENTS; i++)
-        strcat(pat, "/s");
+    for (i = 0; i <= CZ_ROUTER_MAX_SEGMENTS; i++) strcat(pat, "/s");
     EXPECT_ERROR(r, "GET", pat, CZ_ROUTER_ELIMIT, "more than 128 segments", NULL);
     pat[strlen(pat) - 2] = '\0'; /* exactly 128 segments */
     CHECK(add(r, "GET", pat, H(5)) == CZ_ROUTER_OK);
@@ -360,8 +342,7 @@ static void test_errors(void)
     cz_router_destroy(r);
 }
 
-static void test_405_and_allow(void)
-{
+static void test_405_and_allow(void) {
     cz_router_t *r = new_router();
     cz_match_t m;
     char buf[CZ_ROUTER_ALLOW_MAX];
@@ -412,8 +393,7 @@ static void test_405_and_allow(void)
     cz_router_destroy(r);
 }
 
-static void test_allow_max(void)
-{
+static void test_allow_max(void) {
     cz_router_t *r = new_router();
     char buf[CZ_ROUTER_ALLOW_MAX];
     char name[CZ_ROUTER_METHOD_MAX + 1];
@@ -421,16 +401,14 @@ static void test_allow_max(void)
 
     for (i = 0; i < CZ_ROUTER_MAX_EXT_METHODS; i++) {
         memset(name, 'A' + (int)i, CZ_ROUTER_METHOD_MAX);
-        CHECK(cz_router_add(r, name, CZ_ROUTER_METHOD_MAX, "/x", 2, H(0), NULL, g_err, sizeof g_err) ==
-              CZ_ROUTER_OK);
+        CHECK(cz_router_add(r, name, CZ_ROUTER_METHOD_MAX, "/x", 2, H(0), NULL, g_err, sizeof g_err) == CZ_ROUTER_OK);
     }
     n = cz_router_allow_header(r, 0xffffffffu, buf, sizeof buf);
     CHECK(n == CZ_ROUTER_ALLOW_MAX - 1 && strlen(buf) == n);
     cz_router_destroy(r);
 }
 
-static void test_head(void)
-{
+static void test_head(void) {
     cz_router_t *r = new_router();
     cz_match_t m;
 
@@ -450,8 +428,7 @@ static void test_head(void)
     cz_router_destroy(r);
 }
 
-static void test_trailing_slash(void)
-{
+static void test_trailing_slash(void) {
     cz_router_t *r = new_router();
     cz_match_t m;
 
@@ -488,8 +465,7 @@ static void test_trailing_slash(void)
     cz_router_destroy(r);
 }
 
-static void test_many_routes(void)
-{
+static void test_many_routes(void) {
     enum { N = 5000 };
     cz_router_t *r = new_router();
     cz_route_info_t info;
@@ -537,8 +513,7 @@ static void test_many_routes(void)
             fprintf(stderr, "  route %zu not found as expected: %s\n", i, path);
         }
         if (cz_router_route_at(r, i, &info) != 0 || info.index != i || strcmp(info.method, method) != 0 ||
-            info.method_len != strlen(method) || info.handler != H(i % 64) ||
-            info.pattern_len != strlen(info.pattern))
+            info.method_len != strlen(method) || info.handler != H(i % 64) || info.pattern_len != strlen(info.pattern))
             all_listed = 0;
     }
     CHECK(all_found);
@@ -551,8 +526,7 @@ static void test_many_routes(void)
     cz_router_destroy(r);
 }
 
-static void test_hostile_paths(void)
-{
+static void test_hostile_paths(void) {
     static char big[65536 + 1];
     cz_router_t *r = new_router();
     cz_match_t m;
@@ -574,7 +548,7 @@ static void test_hostile_paths(void)
     CHECK(not_found(r, "GET", "///"));
     CHECK(not_found(r, "GET", "users"));
     CHECK(not_found(r, "GET", "/users//posts/1"));
-    CHECK(found(r, "GET", "/users/..", H(1)));          /* no normalization */
+    CHECK(found(r, "GET", "/users/..", H(1))); /* no normalization */
     CHECK(found(r, "GET", "/../../..", H(5)));
     CHECK(found(r, "GET", "/users/%2e%2e", H(1)));
     CHECK(found(r, "GET", "/users/\xff\xfe\x80", H(1))); /* not UTF-8: just bytes */
@@ -610,8 +584,7 @@ static void test_hostile_paths(void)
 
 /* Backtracking through every level of the deepest allowed pattern: a
  * catch-all at each depth, only the shallowest one for GET. */
-static void test_deep_backtracking(void)
-{
+static void test_deep_backtracking(void) {
     static char pat[CZ_ROUTER_MAX_PATTERN], path[CZ_ROUTER_MAX_PATTERN];
     cz_router_t *r = new_router();
     cz_match_t m;
@@ -620,15 +593,13 @@ static void test_deep_backtracking(void)
 
     for (d = 1; d < CZ_ROUTER_MAX_SEGMENTS; d++) {
         pat[0] = '\0';
-        for (len = 0; len < d; len++)
-            strcat(pat, "/s");
+        for (len = 0; len < d; len++) strcat(pat, "/s");
         strcat(pat, "/{p:path}");
         ok &= add(r, d == 1 ? "GET" : "POST", pat, H(d % 64)) == CZ_ROUTER_OK;
     }
     CHECK(ok);
     path[0] = '\0';
-    for (len = 0; len + 1 < CZ_ROUTER_MAX_SEGMENTS; len++)
-        strcat(path, "/s");
+    for (len = 0; len + 1 < CZ_ROUTER_MAX_SEGMENTS; len++) strcat(path, "/s");
     strcat(path, "/x");
     CHECK(match(r, "GET", path, &m) == CZ_MATCH_FOUND && m.handler == H(1) && m.nparams == 1);
     CHECK(m.params[0].offset == 3 && m.params[0].len == strlen(path) - 3);
@@ -639,18 +610,32 @@ static void test_deep_backtracking(void)
 }
 
 /* Shapes of the tree that registration must handle in any order. */
-static void test_insertion_orders(void)
-{
+static void test_insertion_orders(void) {
     static const char *const pats[] = {
-        "/", "/a", "/ab", "/abc", "/abd", "/a/", "/a/{x}", "/a/{x}/", "/a/{x}/y", "/a/{p:path}",
-        "/a/b", "/a/bc/{z}", "/b/{y}", "/b/{y}/{p:path}", "/b/c", "/abcdef/{q}", "/abcd",
+        "/",       "/a",          "/ab",         "/abc", "/abd",      "/a/",    "/a/{x}",
+        "/a/{x}/", "/a/{x}/y",    "/a/{p:path}", "/a/b", "/a/bc/{z}", "/b/{y}", "/b/{y}/{p:path}",
+        "/b/c",    "/abcdef/{q}", "/abcd",
     };
     enum { NP = sizeof pats / sizeof pats[0] };
     static const char *const probes[][2] = {
-        {"/", "/"}, {"/a", "/a"}, {"/ab", "/ab"}, {"/abc", "/abc"}, {"/abd", "/abd"}, {"/a/", "/a/"},
-        {"/a/1", "/a/{x}"}, {"/a/1/", "/a/{x}/"}, {"/a/1/y", "/a/{x}/y"}, {"/a/1/z", "/a/{p:path}"},
-        {"/a/b", "/a/b"}, {"/a/bc/9", "/a/bc/{z}"}, {"/a/bc", "/a/{x}"}, {"/b/1", "/b/{y}"},
-        {"/b/1/2/3", "/b/{y}/{p:path}"}, {"/b/c", "/b/c"}, {"/abcdef/1", "/abcdef/{q}"}, {"/abcd", "/abcd"},
+        {"/", "/"},
+        {"/a", "/a"},
+        {"/ab", "/ab"},
+        {"/abc", "/abc"},
+        {"/abd", "/abd"},
+        {"/a/", "/a/"},
+        {"/a/1", "/a/{x}"},
+        {"/a/1/", "/a/{x}/"},
+        {"/a/1/y", "/a/{x}/y"},
+        {"/a/1/z", "/a/{p:path}"},
+        {"/a/b", "/a/b"},
+        {"/a/bc/9", "/a/bc/{z}"},
+        {"/a/bc", "/a/{x}"},
+        {"/b/1", "/b/{y}"},
+        {"/b/1/2/3", "/b/{y}/{p:path}"},
+        {"/b/c", "/b/c"},
+        {"/abcdef/1", "/abcdef/{q}"},
+        {"/abcd", "/abcd"},
         {"/b/c/d", "/b/{y}/{p:path}"},
     };
     size_t order, i;
@@ -663,8 +648,7 @@ static void test_insertion_orders(void)
         cz_match_t m;
         for (i = 0; i < NP; i++) {
             size_t k = order == 0 ? i : order == 1 ? NP - 1 - i : (i * 7) % NP;
-            if (cz_router_add(r, "GET", 3, pats[k], strlen(pats[k]), H(k), NULL, g_err, sizeof g_err) !=
-                CZ_ROUTER_OK) {
+            if (cz_router_add(r, "GET", 3, pats[k], strlen(pats[k]), H(k), NULL, g_err, sizeof g_err) != CZ_ROUTER_OK) {
                 ok = 0;
                 fprintf(stderr, "  order %zu: %s: %s\n", order, pats[k], g_err);
             }
@@ -681,8 +665,7 @@ static void test_insertion_orders(void)
     CHECK(ok);
 }
 
-static void test_memory_accounting(void)
-{
+static void test_memory_accounting(void) {
     size_t before = static_bytes();
     cz_router_t *r = new_router();
     CHECK(add(r, "GET", "/x/{id}", H(0)) == CZ_ROUTER_OK);
@@ -697,12 +680,19 @@ static void test_memory_accounting(void)
 #ifdef CZ_TEST_FAULTS
 /* Fail allocation k (k = 0, 1, ...) of a registration sequence: each
  * refused add must leave the router unchanged and succeed when retried. */
-static void test_allocation_failures(void)
-{
+static void test_allocation_failures(void) {
     static const char *const seq[][2] = {
-        {"GET", "/"}, {"GET", "/users"}, {"GET", "/users/{id}"}, {"POST", "/users/{id}"}, {"GET", "/user"},
-        {"PURGE", "/users/{id}/cache"}, {"GET", "/users/{rest:path}"}, {"GET", "/us"}, {"HEAD", "/usx/{a}/{b}"},
-        {"GET", "/users/{id}/posts"}, {"GET", "/users/{id}/p"},
+        {"GET", "/"},
+        {"GET", "/users"},
+        {"GET", "/users/{id}"},
+        {"POST", "/users/{id}"},
+        {"GET", "/user"},
+        {"PURGE", "/users/{id}/cache"},
+        {"GET", "/users/{rest:path}"},
+        {"GET", "/us"},
+        {"HEAD", "/usx/{a}/{b}"},
+        {"GET", "/users/{id}/posts"},
+        {"GET", "/users/{id}/p"},
     };
     enum { NS = sizeof seq / sizeof seq[0] };
     size_t base = static_bytes();
@@ -740,11 +730,9 @@ static void test_allocation_failures(void)
             cz_match_t mt;
             char path[64];
             const char *p = seq[i][1];
-            if (strcmp(p, "/users/{id}") == 0 || strcmp(p, "/users/{rest:path}") == 0)
-                continue; /* checked below */
+            if (strcmp(p, "/users/{id}") == 0 || strcmp(p, "/users/{rest:path}") == 0) continue; /* checked below */
             snprintf(path, sizeof path, "%s", p);
-            if (strchr(path, '{') != NULL)
-                continue;
+            if (strchr(path, '{') != NULL) continue;
             ok &= cz_router_match(r, seq[i][0], strlen(seq[i][0]), path, strlen(path), &mt) == CZ_MATCH_FOUND &&
                   mt.handler == H(i);
         }
@@ -775,16 +763,14 @@ typedef struct {
 
 static uint32_t g_seed = 12345;
 
-static uint32_t rnd(uint32_t n)
-{
+static uint32_t rnd(uint32_t n) {
     g_seed = g_seed * 1103515245u + 12345u;
     return (g_seed >> 16) % n;
 }
 
 /* Does `pat` match path[0..n)? kinds[i] gets 0/1/2 (static/param/catch-all)
  * for path byte i; params are recorded as (offset, len) pairs. */
-static int ref_match(const char *pat, const char *path, size_t n, char *kinds, size_t *params, size_t *nparams)
-{
+static int ref_match(const char *pat, const char *path, size_t n, char *kinds, size_t *params, size_t *nparams) {
     size_t i = 0, j = 0;
     *nparams = 0;
     while (pat[i] != '\0') {
@@ -792,13 +778,10 @@ static int ref_match(const char *pat, const char *path, size_t n, char *kinds, s
             const char *close = strchr(pat + i, '}');
             int catchall = close[-1] == 'h' && strstr(pat + i, ":path}") == close - 5;
             size_t end = j;
-            if (catchall)
-                end = n;
+            if (catchall) end = n;
             else
-                while (end < n && path[end] != '/')
-                    end++;
-            if (end == j)
-                return 0;
+                while (end < n && path[end] != '/') end++;
+            if (end == j) return 0;
             memset(kinds + j, catchall ? 2 : 1, end - j);
             params[2 * *nparams] = j;
             params[2 * *nparams + 1] = end - j;
@@ -806,8 +789,7 @@ static int ref_match(const char *pat, const char *path, size_t n, char *kinds, s
             j = end;
             i = (size_t)(close - pat) + 1;
         } else {
-            if (j == n || pat[i] != path[j])
-                return 0;
+            if (j == n || pat[i] != path[j]) return 0;
             kinds[j++] = 0;
             i++;
         }
@@ -817,31 +799,26 @@ static int ref_match(const char *pat, const char *path, size_t n, char *kinds, s
 
 /* Would `pat` be refused next to `q` as a conflict (same position, same
  * kind of wildcard, other name)? */
-static int ref_conflicts(const char *pat, const char *q)
-{
+static int ref_conflicts(const char *pat, const char *q) {
     size_t k;
     for (k = 0; pat[k] != '\0' && q[k] != '\0'; k++) {
         if (pat[k] == '{' && q[k] == '{') {
             const char *pc = strchr(pat + k, '}'), *qc = strchr(q + k, '}');
             int pcat = strstr(pat + k, ":path}") == pc - 5, qcat = strstr(q + k, ":path}") == qc - 5;
-            if (pcat == qcat && (pc - pat != qc - q || memcmp(pat + k, q + k, (size_t)(pc - pat) - k) != 0))
-                return 1;
+            if (pcat == qcat && (pc - pat != qc - q || memcmp(pat + k, q + k, (size_t)(pc - pat) - k) != 0)) return 1;
         }
-        if (pat[k] != q[k])
-            return 0;
+        if (pat[k] != q[k]) return 0;
     }
     return 0;
 }
 
-static uint32_t ref_bit(const char *m)
-{
+static uint32_t ref_bit(const char *m) {
     return strcmp(m, "GET") == 0 ? CZ_METHOD_GET : strcmp(m, "HEAD") == 0 ? CZ_METHOD_HEAD : CZ_METHOD_POST;
 }
 
 /* Best route for (method, path) or -1; fills seen. */
-static int ref_best(const ref_route_t *rt, size_t nr, const char *method, const char *path, size_t n,
-                    uint32_t *seen, size_t *params, size_t *nparams)
-{
+static int ref_best(const ref_route_t *rt, size_t nr, const char *method, const char *path, size_t n, uint32_t *seen,
+                    size_t *params, size_t *nparams) {
     char kinds[64], best_kinds[64];
     size_t pr[2 * CZ_ROUTER_MAX_PARAMS], np, i;
     uint32_t bit = ref_bit(method), want = bit == CZ_METHOD_HEAD ? CZ_METHOD_HEAD | CZ_METHOD_GET : bit;
@@ -850,11 +827,9 @@ static int ref_best(const ref_route_t *rt, size_t nr, const char *method, const 
     for (i = 0; i < nr; i++) {
         uint32_t b = ref_bit(rt[i].method);
         int cmp;
-        if (!ref_match(rt[i].pattern, path, n, kinds, pr, &np))
-            continue;
+        if (!ref_match(rt[i].pattern, path, n, kinds, pr, &np)) continue;
         *seen |= b;
-        if ((b & want) == 0)
-            continue;
+        if ((b & want) == 0) continue;
         cmp = best < 0 ? -1 : memcmp(kinds, best_kinds, n);
         /* Same pattern (equal kinds): the exact method beats HEAD's GET fallback. */
         if (cmp < 0 || (cmp == 0 && b == bit)) {
@@ -869,8 +844,7 @@ static int ref_best(const ref_route_t *rt, size_t nr, const char *method, const 
 
 /* A random route pattern (wild = 0: static only, 1: with parameters,
  * 2: with catch-alls too) or, with wild < 0, a random request path. */
-static void random_pattern(char *out, int wild)
-{
+static void random_pattern(char *out, int wild) {
     static const char *const segs[] = {"a", "b", "ab", "", "{x}", "{y}", "{p:path}", "{q:path}"};
     static const char *const psegs[] = {"a", "b", "ab", "ba", "", "x", "a.b"};
     static const uint32_t nsegs[] = {4, 6, 8};
@@ -880,22 +854,18 @@ static void random_pattern(char *out, int wild)
         const char *s = wild < 0 ? psegs[rnd(7)] : segs[rnd(nsegs[wild])];
         strcat(out, "/");
         strcat(out, s);
-        if (strchr(s, ':') != NULL)
-            return; /* a catch-all ends the pattern */
+        if (strchr(s, ':') != NULL) return; /* a catch-all ends the pattern */
     }
-    if (out[0] == '\0' || rnd(3) == 0)
-        strcat(out, "/");
+    if (out[0] == '\0' || rnd(3) == 0) strcat(out, "/");
 }
 
 /* Does the wildcard `w` occur twice in pat? (a syntax error, tested elsewhere) */
-static int repeats(const char *pat, const char *w)
-{
+static int repeats(const char *pat, const char *w) {
     const char *first = strstr(pat, w);
     return first != NULL && strstr(first + 1, w) != NULL;
 }
 
-static void test_differential(void)
-{
+static void test_differential(void) {
     static const char *const methods[] = {"GET", "POST", "HEAD"};
     int round, ok = 1;
 
@@ -910,11 +880,9 @@ static void test_differential(void)
             int expect = CZ_ROUTER_OK, rc;
             snprintf(cand.method, sizeof cand.method, "%s", methods[rnd(3)]);
             random_pattern(cand.pattern, round % 3);
-            if (repeats(cand.pattern, "{x}") || repeats(cand.pattern, "{y}"))
-                continue;
+            if (repeats(cand.pattern, "{x}") || repeats(cand.pattern, "{y}")) continue;
             for (i = 0; i < nr && expect == CZ_ROUTER_OK; i++) {
-                if (ref_conflicts(cand.pattern, rt[i].pattern))
-                    expect = CZ_ROUTER_ECONFLICT;
+                if (ref_conflicts(cand.pattern, rt[i].pattern)) expect = CZ_ROUTER_ECONFLICT;
                 else if (strcmp(cand.pattern, rt[i].pattern) == 0 && strcmp(cand.method, rt[i].method) == 0)
                     expect = CZ_ROUTER_EDUPLICATE;
             }
@@ -924,8 +892,7 @@ static void test_differential(void)
                 fprintf(stderr, "  round %d: add %s %s: rc %d, expected %d (%s)\n", round, cand.method, cand.pattern,
                         rc, expect, g_err);
             }
-            if (rc == CZ_ROUTER_OK)
-                rt[nr++] = cand;
+            if (rc == CZ_ROUTER_OK) rt[nr++] = cand;
         }
 
         for (q = 0; q < 300; q++) {
@@ -951,12 +918,10 @@ static void test_differential(void)
                 cz_slash_hint_t hint = CZ_SLASH_NONE;
                 char other[66];
                 if (n > 1 && path[n - 1] == '/') {
-                    if (ref_best(rt, nr, method, path, n - 1, &seen2, params, &np) >= 0)
-                        hint = CZ_SLASH_REMOVE;
+                    if (ref_best(rt, nr, method, path, n - 1, &seen2, params, &np) >= 0) hint = CZ_SLASH_REMOVE;
                 } else if (n > 0 && path[n - 1] != '/') {
                     snprintf(other, sizeof other, "%s/", path);
-                    if (ref_best(rt, nr, method, other, n + 1, &seen2, params, &np) >= 0)
-                        hint = CZ_SLASH_ADD;
+                    if (ref_best(rt, nr, method, other, n + 1, &seen2, params, &np) >= 0) hint = CZ_SLASH_ADD;
                 }
                 good = m.status == CZ_MATCH_NOT_FOUND && m.slash == hint;
             }
@@ -971,8 +936,7 @@ static void test_differential(void)
     CHECK(ok);
 }
 
-int main(void)
-{
+int main(void) {
     char reason[256];
     g_alloc = cz_allocator_create(CZ_BACKEND_MALLOC, reason, sizeof reason);
     if (g_alloc == NULL) {

@@ -19,7 +19,7 @@
 
 static int g_pass, g_fail;
 
-#define CHECK(e) check_((e) != 0, __FILE__, __LINE__, #e, NULL)
+#define CHECK(e)       check_((e) != 0, __FILE__, __LINE__, #e, NULL)
 #define CHECKC(e, ctx) check_((e) != 0, __FILE__, __LINE__, #e, (ctx))
 
 static void check_(int ok, const char *file, int line, const char *expr, const char *ctx) {
@@ -28,8 +28,7 @@ static void check_(int ok, const char *file, int line, const char *expr, const c
         return;
     }
     g_fail++;
-    fprintf(stderr, "%s:%d: CHECK failed: %s%s%s\n", file, line, expr, ctx ? "  -- " : "",
-            ctx ? ctx : "");
+    fprintf(stderr, "%s:%d: CHECK failed: %s%s%s\n", file, line, expr, ctx ? "  -- " : "", ctx ? ctx : "");
 }
 
 static cz_allocator_t *A;
@@ -45,8 +44,7 @@ static void fault_arm(long at) {
 }
 
 static int fault_now(void) {
-    if (g_fail_at <= 0 || ++g_calls != g_fail_at)
-        return 0;
+    if (g_fail_at <= 0 || ++g_calls != g_fail_at) return 0;
     g_faults++;
     return 1;
 }
@@ -93,15 +91,12 @@ typedef struct {
 static void b_put(bytes_t *b, const void *p, size_t n) {
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n)
-            cap *= 2;
+        while (cap < b->len + n) cap *= 2;
         b->d = realloc(b->d, cap);
-        if (!b->d)
-            exit(2);
+        if (!b->d) exit(2);
         b->cap = cap;
     }
-    if (n)
-        memcpy(b->d + b->len, p, n);
+    if (n) memcpy(b->d + b->len, p, n);
     b->len += n;
 }
 
@@ -113,8 +108,7 @@ static void b_free(bytes_t *b) {
 static const uint8_t KEY[4] = {0x37, 0xfa, 0x21, 0x3d};
 
 /* A client frame: masked with KEY unless `unmasked`. */
-static void frame(bytes_t *b, int fin, int rsv, unsigned op, const void *payload, size_t len,
-                  int unmasked) {
+static void frame(bytes_t *b, int fin, int rsv, unsigned op, const void *payload, size_t len, int unmasked) {
     uint8_t hdr[CZ_WS_MAX_HEADER];
     size_t h = cz_ws_frame_header(hdr, fin, 0, op, len, unmasked ? NULL : KEY), at;
 
@@ -122,8 +116,7 @@ static void frame(bytes_t *b, int fin, int rsv, unsigned op, const void *payload
     b_put(b, hdr, h);
     at = b->len;
     b_put(b, payload, len);
-    if (!unmasked)
-        cz_ws_mask(b->d + at, len, KEY, 0);
+    if (!unmasked) cz_ws_mask(b->d + at, len, KEY, 0);
 }
 
 /* Raw header bytes + masked payload, for hand-made (invalid) headers. */
@@ -150,8 +143,7 @@ typedef struct {
 
 static void run_free(run_t *r) {
     int i;
-    for (i = 0; i < r->n; i++)
-        free(r->data[i]);
+    for (i = 0; i < r->n; i++) free(r->data[i]);
     b_free(&r->control);
     memset(r, 0, sizeof(*r));
 }
@@ -174,8 +166,7 @@ static void drive(cz_ws_t *ws, const uint8_t *in, size_t len, size_t step, run_t
         uint8_t *buf = xmalloc(plen + n);
         cz_ws_event_t ev;
 
-        if (plen)
-            memcpy(buf, pending, plen);
+        if (plen) memcpy(buf, pending, plen);
         memcpy(buf + plen, in + pos, n);
         pos += n;
         free(pending);
@@ -194,8 +185,7 @@ static void drive(cz_ws_t *ws, const uint8_t *in, size_t len, size_t step, run_t
             r->n++;
         }
         broken += cz_ws_flush_control(ws, &out) != CZ_WS_OK;
-        if (ev == CZ_WS_NEED_MORE)
-            broken += used != plen + n; /* NEED_MORE consumes everything */
+        if (ev == CZ_WS_NEED_MORE) broken += used != plen + n; /* NEED_MORE consumes everything */
         plen = plen + n - used;
         if (plen) {
             pending = xmalloc(plen);
@@ -207,8 +197,7 @@ static void drive(cz_ws_t *ws, const uint8_t *in, size_t len, size_t step, run_t
             CHECK(cz_ws_feed(ws, (char *)"x", 1, &again) == ev && again == 0); /* sticky */
             break;
         }
-        if (ev == CZ_WS_NEED_MORE && pos == len)
-            break;
+        if (ev == CZ_WS_NEED_MORE && pos == len) break;
     }
     free(pending);
     CHECK(broken == 0);
@@ -219,8 +208,8 @@ static void drive(cz_ws_t *ws, const uint8_t *in, size_t len, size_t step, run_t
 
 /* Run `in` through a fresh connection with every split in {whole, 1, 2, 3,
  * 7, 100} and check they agree; the whole-read run is left in *r. */
-static void run_all(const uint8_t *in, size_t len, const cz_ws_limits_t *lim,
-                    const cz_ws_deflate_t *pmd, run_t *r, const char *name) {
+static void run_all(const uint8_t *in, size_t len, const cz_ws_limits_t *lim, const cz_ws_deflate_t *pmd, run_t *r,
+                    const char *name) {
     static const size_t steps[] = {1, 2, 3, 7, 100};
     size_t s, before = live_bytes();
     cz_ws_t ws;
@@ -248,28 +237,26 @@ static void run_all(const uint8_t *in, size_t len, const cz_ws_limits_t *lim,
 }
 
 /* One event expected. */
-static void expect_one(const uint8_t *in, size_t len, const cz_ws_limits_t *lim,
-                       const cz_ws_deflate_t *pmd, int ev, unsigned code, const void *data,
-                       size_t dlen, const char *name) {
+static void expect_one(const uint8_t *in, size_t len, const cz_ws_limits_t *lim, const cz_ws_deflate_t *pmd, int ev,
+                       unsigned code, const void *data, size_t dlen, const char *name) {
     run_t r;
     run_all(in, len, lim, pmd, &r, name);
     CHECKC(r.n >= 1, name);
     if (r.n >= 1) {
         CHECKC(r.ev[0] == ev, name);
         CHECKC(r.code[0] == code, name);
-        if (data)
-            CHECKC(r.len[0] == dlen && memcmp(r.data[0], data, dlen) == 0, name);
+        if (data) CHECKC(r.len[0] == dlen && memcmp(r.data[0], data, dlen) == 0, name);
     }
     if (ev == CZ_WS_ERROR && r.n >= 1) {
         /* the close frame with the code went out */
-        CHECKC(r.control.len >= 4 && r.control.d[0] == 0x88 &&
-                   ((unsigned)r.control.d[2] << 8 | r.control.d[3]) == code, name);
+        CHECKC(r.control.len >= 4 && r.control.d[0] == 0x88 && ((unsigned)r.control.d[2] << 8 | r.control.d[3]) == code,
+               name);
     }
     run_free(&r);
 }
 
-static void expect_error(const bytes_t *b, const cz_ws_limits_t *lim, const cz_ws_deflate_t *pmd,
-                         unsigned code, const char *name) {
+static void expect_error(const bytes_t *b, const cz_ws_limits_t *lim, const cz_ws_deflate_t *pmd, unsigned code,
+                         const char *name) {
     expect_one(b->d, b->len, lim, pmd, CZ_WS_ERROR, code, NULL, 0, name);
 }
 
@@ -278,21 +265,18 @@ static int has_bytes(const void *hay, size_t len, const char *needle, size_t n) 
     const char *h = hay;
     size_t i;
     for (i = 0; i + n <= len; i++)
-        if (memcmp(h + i, needle, n) == 0)
-            return 1;
+        if (memcmp(h + i, needle, n) == 0) return 1;
     return 0;
 }
 
 static int hexeq(const uint8_t *d, size_t n, const char *hex) {
     size_t i;
     char tmp[3] = {0};
-    if (strlen(hex) != 2 * n)
-        return 0;
+    if (strlen(hex) != 2 * n) return 0;
     for (i = 0; i < n; i++) {
         tmp[0] = hex[2 * i];
         tmp[1] = hex[2 * i + 1];
-        if (strtoul(tmp, NULL, 16) != d[i])
-            return 0;
+        if (strtoul(tmp, NULL, 16) != d[i]) return 0;
     }
     return 1;
 }
@@ -315,11 +299,9 @@ static void sha1_hex(const void *d, size_t n, size_t reps, char out[41]) {
     uint8_t dg[20];
     size_t i;
     cz_ws_sha1_init(&s);
-    for (i = 0; i < reps; i++)
-        cz_ws_sha1_update(&s, d, n);
+    for (i = 0; i < reps; i++) cz_ws_sha1_update(&s, d, n);
     cz_ws_sha1_final(&s, dg);
-    for (i = 0; i < 20; i++)
-        snprintf(out + 2 * i, 3, "%02x", dg[i]);
+    for (i = 0; i < 20; i++) snprintf(out + 2 * i, 3, "%02x", dg[i]);
 }
 
 static void test_sha1(void) {
@@ -367,8 +349,7 @@ static int g_hp_live;
  * the next call. Returns the status, -1 when the request does not parse. */
 static int hs_check(const char *raw, const cz_ws_policy_t *pol, cz_ws_handshake_t *hs) {
     size_t used = 0;
-    if (g_hp_live)
-        cz_http_parser_destroy(&g_hp);
+    if (g_hp_live) cz_http_parser_destroy(&g_hp);
     cz_http_parser_init(&g_hp, A, NULL);
     g_hp_live = 1;
     size_t len = strlen(raw), pos = 0;
@@ -377,14 +358,13 @@ static int hs_check(const char *raw, const cz_ws_policy_t *pol, cz_ws_handshake_
         ev = cz_http_parser_feed(&g_hp, raw + pos, len - pos, &used);
         pos += used;
     } while (ev == CZ_HTTP_HEADERS);
-    if (ev != CZ_HTTP_REQUEST)
-        return -1;
+    if (ev != CZ_HTTP_REQUEST) return -1;
     return cz_ws_handshake_check(cz_http_parser_request(&g_hp), pol, hs);
 }
 
-#define GOOD_HEAD                                                                           \
-    "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n"              \
-    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"                \
+#define GOOD_HEAD                                                                                                      \
+    "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n"                                         \
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"                                           \
     "Sec-WebSocket-Version: 13\r\n"
 
 static void test_handshake(void) {
@@ -394,40 +374,54 @@ static void test_handshake(void) {
     } T[] = {
         {GOOD_HEAD "\r\n", 101},
         {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: keep-alive, UPGRADE\r\n"
-         "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n", 101},
+         "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         101},
         {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c, websocket\r\nConnection: Upgrade\r\n"
          "Connection: x\r\nSec-WebSocket-Key: /////////////////////w==\r\n"
-         "Sec-WebSocket-Version: 13\r\n\r\n", 101},
+         "Sec-WebSocket-Version: 13\r\n\r\n",
+         101},
         /* 426: no websocket upgrade, or not version 13 */
         {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 426},
         {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket/13\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 426},
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         426},
         {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", 426},
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+         426},
         {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n", 426},
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+         426},
         {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13, 8\r\n\r\n", 426},
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13, 8\r\n\r\n",
+         426},
         /* 400 */
         {GOOD_HEAD "Sec-WebSocket-Version: 13\r\n\r\n", 400},
         {"POST / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
         {"GET / HTTP/1.0\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
         {GOOD_HEAD "Content-Length: 2\r\n\r\nab", 400},
         {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
         {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Version: 13\r\n\r\n", 400},
+         "Sec-WebSocket-Version: 13\r\n\r\n",
+         400},
         {GOOD_HEAD "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", 400},
         {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
         {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
         {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub2*jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub2*jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
         {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==AA\r\nSec-WebSocket-Version: 13\r\n\r\n", 400},
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==AA\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
         {GOOD_HEAD "Sec-WebSocket-Protocol: chat, a b\r\n\r\n", 400},
         {GOOD_HEAD "Sec-WebSocket-Extensions: permessage-deflate; =1\r\n\r\n", 400},
         {GOOD_HEAD "Sec-WebSocket-Extensions: permessage-deflate; x=\"1\r\n\r\n", 400},
@@ -449,9 +443,8 @@ static void test_handshake(void) {
     {
         cz_http_buf_t out;
         cz_http_header_t extra = {{"X-A", 3}, {"b", 1}}, bad = {{"X-A", 3}, {"b\r\nc", 4}};
-        static const char want[] =
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nX-A: b\r\n\r\n";
+        static const char want[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                   "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nX-A: b\r\n\r\n";
         CHECK(hs_check(GOOD_HEAD "\r\n", NULL, &hs) == 101);
         CHECK(strcmp(hs.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") == 0);
         CHECK(hs.subprotocol.len == 0 && hs.extension[0] == '\0' && !hs.deflate.enabled);
@@ -490,8 +483,8 @@ static void test_handshake(void) {
         pol.num_subprotocols = 2;
         CHECK(hs_check(GOOD_HEAD "Sec-WebSocket-Protocol: chat, superchat\r\n\r\n", &pol, &hs) == 101);
         CHECK(hs.subprotocol.len == 4 && memcmp(hs.subprotocol.base, "chat", 4) == 0);
-        CHECK(hs_check(GOOD_HEAD "Sec-WebSocket-Protocol: x\r\nSec-WebSocket-Protocol: ,superchat\r\n\r\n",
-                       &pol, &hs) == 101);
+        CHECK(hs_check(GOOD_HEAD "Sec-WebSocket-Protocol: x\r\nSec-WebSocket-Protocol: ,superchat\r\n\r\n", &pol,
+                       &hs) == 101);
         CHECK(hs.subprotocol.len == 9);
         CHECK(hs_check(GOOD_HEAD "Sec-WebSocket-Protocol: Chat\r\n\r\n", &pol, &hs) == 101);
         CHECK(hs.subprotocol.len == 0);
@@ -511,30 +504,29 @@ static void test_handshake(void) {
 /* permessage-deflate negotiation (RFC 7692 7.1) */
 static void test_negotiation(void) {
     static const struct {
-        const char *offer;   /* Sec-WebSocket-Extensions value(s) */
+        const char *offer;          /* Sec-WebSocket-Extensions value(s) */
         int smwb, cmwb, snct, cnct; /* policy */
-        const char *answer;  /* "" declined */
+        const char *answer;         /* "" declined */
         int rx_bits, tx_bits, rx_nct, tx_nct;
     } T[] = {
         {"permessage-deflate", 0, 0, 0, 0, "permessage-deflate", 15, 15, 0, 0},
-        {"permessage-deflate; client_max_window_bits", 0, 0, 0, 0,
-         "permessage-deflate; client_max_window_bits=15", 15, 15, 0, 0},
-        {"permessage-deflate; client_max_window_bits", 0, 10, 0, 0,
-         "permessage-deflate; client_max_window_bits=10", 10, 15, 0, 0},
+        {"permessage-deflate; client_max_window_bits", 0, 0, 0, 0, "permessage-deflate; client_max_window_bits=15", 15,
+         15, 0, 0},
+        {"permessage-deflate; client_max_window_bits", 0, 10, 0, 0, "permessage-deflate; client_max_window_bits=10", 10,
+         15, 0, 0},
         {"permessage-deflate; client_max_window_bits=\"12\"", 0, 0, 0, 0,
          "permessage-deflate; client_max_window_bits=12", 12, 15, 0, 0},
-        {"permessage-deflate; client_max_window_bits=8", 0, 0, 0, 0,
-         "permessage-deflate; client_max_window_bits=8", 8, 15, 0, 0},
-        {"permessage-deflate; server_max_window_bits=10", 0, 0, 0, 0,
-         "permessage-deflate; server_max_window_bits=10", 15, 10, 0, 0},
-        {"permessage-deflate; server_max_window_bits=12", 11, 0, 0, 0,
-         "permessage-deflate; server_max_window_bits=11", 15, 11, 0, 0},
-        {"permessage-deflate", 11, 0, 0, 0,
-         "permessage-deflate; server_max_window_bits=11", 15, 11, 0, 0},
+        {"permessage-deflate; client_max_window_bits=8", 0, 0, 0, 0, "permessage-deflate; client_max_window_bits=8", 8,
+         15, 0, 0},
+        {"permessage-deflate; server_max_window_bits=10", 0, 0, 0, 0, "permessage-deflate; server_max_window_bits=10",
+         15, 10, 0, 0},
+        {"permessage-deflate; server_max_window_bits=12", 11, 0, 0, 0, "permessage-deflate; server_max_window_bits=11",
+         15, 11, 0, 0},
+        {"permessage-deflate", 11, 0, 0, 0, "permessage-deflate; server_max_window_bits=11", 15, 11, 0, 0},
         {"permessage-deflate; server_no_context_takeover; client_no_context_takeover", 0, 0, 0, 0,
          "permessage-deflate; server_no_context_takeover; client_no_context_takeover", 15, 15, 1, 1},
-        {"permessage-deflate", 0, 0, 1, 1,
-         "permessage-deflate; server_no_context_takeover; client_no_context_takeover", 15, 15, 1, 1},
+        {"permessage-deflate", 0, 0, 1, 1, "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+         15, 15, 1, 1},
         {"PerMessage-Deflate ; Server_No_Context_Takeover", 0, 0, 0, 0,
          "permessage-deflate; server_no_context_takeover", 15, 15, 0, 1},
         /* declined offers; the next is tried */
@@ -546,15 +538,13 @@ static void test_negotiation(void) {
         {"permessage-deflate; client_max_window_bits=1234567890", 0, 0, 0, 0, "", 0, 0, 0, 0},
         {"permessage-deflate; x", 0, 0, 0, 0, "", 0, 0, 0, 0},
         {"permessage-deflate; server_no_context_takeover=1", 0, 0, 0, 0, "", 0, 0, 0, 0},
-        {"permessage-deflate; client_no_context_takeover; client_no_context_takeover", 0, 0, 0, 0,
-         "", 0, 0, 0, 0},
-        {"permessage-deflate; server_max_window_bits=8, permessage-deflate", 0, 0, 0, 0,
-         "permessage-deflate", 15, 15, 0, 0},
+        {"permessage-deflate; client_no_context_takeover; client_no_context_takeover", 0, 0, 0, 0, "", 0, 0, 0, 0},
+        {"permessage-deflate; server_max_window_bits=8, permessage-deflate", 0, 0, 0, 0, "permessage-deflate", 15, 15,
+         0, 0},
         {"x-webkit-deflate-frame, permessage-deflate; client_max_window_bits", 0, 0, 0, 0,
          "permessage-deflate; client_max_window_bits=15", 15, 15, 0, 0},
-        {"foo; bar=\"baz\", permessage-deflate; server_max_window_bits=9; client_max_window_bits=9",
-         0, 0, 0, 0, "permessage-deflate; server_max_window_bits=9; client_max_window_bits=9", 9,
-         9, 0, 0},
+        {"foo; bar=\"baz\", permessage-deflate; server_max_window_bits=9; client_max_window_bits=9", 0, 0, 0, 0,
+         "permessage-deflate; server_max_window_bits=9; client_max_window_bits=9", 9, 9, 0, 0},
     };
     size_t i;
     char raw[512], ctx[96];
@@ -596,8 +586,7 @@ static void test_negotiation(void) {
                                  "client_max_window_bits\r\n\r\n",
                        &pol, &hs) == 101);
         CHECK(cz_ws_handshake_write(&out, &hs, NULL, 0) == CZ_HTTP_OK);
-        CHECK(out.len > sizeof(want) &&
-              memcmp(out.data + out.len - (sizeof(want) - 1), want, sizeof(want) - 1) == 0);
+        CHECK(out.len > sizeof(want) && memcmp(out.data + out.len - (sizeof(want) - 1), want, sizeof(want) - 1) == 0);
         cz_http_buf_free(&out);
     }
     /* two fields: the first acceptable offer across them */
@@ -642,10 +631,8 @@ static void test_rfc_examples(void) {
     expect_one(in, n, NULL, NULL, CZ_WS_ERROR, 1002, NULL, 0, "unmasked Hello");
 
     /* fragmented unmasked text: the headers the writer makes */
-    CHECK(cz_ws_frame_header(hdr, 0, 0, CZ_WS_OP_TEXT, 3, NULL) == 2 && hdr[0] == 0x01 &&
-          hdr[1] == 0x03);
-    CHECK(cz_ws_frame_header(hdr, 1, 0, CZ_WS_OP_CONT, 2, NULL) == 2 && hdr[0] == 0x80 &&
-          hdr[1] == 0x02);
+    CHECK(cz_ws_frame_header(hdr, 0, 0, CZ_WS_OP_TEXT, 3, NULL) == 2 && hdr[0] == 0x01 && hdr[1] == 0x03);
+    CHECK(cz_ws_frame_header(hdr, 1, 0, CZ_WS_OP_CONT, 2, NULL) == 2 && hdr[0] == 0x80 && hdr[1] == 0x02);
     /* and the same masked, from a client */
     {
         bytes_t b = {0};
@@ -665,12 +652,9 @@ static void test_rfc_examples(void) {
     expect_one(in, n, NULL, NULL, CZ_WS_PONG, 0, "Hello", 5, "pong");
 
     /* 256 bytes and 64 KiB binary: the header bytes */
-    CHECK(cz_ws_frame_header(hdr, 1, 0, CZ_WS_OP_BINARY, 256, NULL) == 4 &&
-          hexeq(hdr, 4, "827e0100"));
-    CHECK(cz_ws_frame_header(hdr, 1, 0, CZ_WS_OP_BINARY, 65536, NULL) == 10 &&
-          hexeq(hdr, 10, "827f0000000000010000"));
-    CHECK(cz_ws_frame_header(hdr, 1, 0, CZ_WS_OP_BINARY, 256, KEY) == 8 &&
-          hexeq(hdr, 8, "82fe010037fa213d"));
+    CHECK(cz_ws_frame_header(hdr, 1, 0, CZ_WS_OP_BINARY, 256, NULL) == 4 && hexeq(hdr, 4, "827e0100"));
+    CHECK(cz_ws_frame_header(hdr, 1, 0, CZ_WS_OP_BINARY, 65536, NULL) == 10 && hexeq(hdr, 10, "827f0000000000010000"));
+    CHECK(cz_ws_frame_header(hdr, 1, 0, CZ_WS_OP_BINARY, 256, KEY) == 8 && hexeq(hdr, 8, "82fe010037fa213d"));
 }
 
 static void test_lengths(void) {
@@ -686,8 +670,7 @@ static void test_lengths(void) {
 
         snprintf(ctx, sizeof(ctx), "length %zu", L[i]);
         CHECKC(h == (L[i] < 126 ? 2u : L[i] < 65536 ? 4u : 10u), ctx);
-        for (j = 0; j < L[i]; j++)
-            p[j] = (uint8_t)(j * 7 + 3);
+        for (j = 0; j < L[i]; j++) p[j] = (uint8_t)(j * 7 + 3);
         frame(&b, 1, 0, CZ_WS_OP_BINARY, p, L[i], 0);
         /* many splits of a 100 KB frame are slow with 1-byte reads: fine */
         expect_one(b.d, b.len, NULL, NULL, CZ_WS_BINARY, 0, p, L[i], ctx);
@@ -699,7 +682,8 @@ static void test_lengths(void) {
             cz_http_buf_init(&out, A, 0);
             CHECKC(cz_ws_write(&ws, &out, CZ_WS_OP_BINARY, p, L[i], 0) == CZ_WS_OK, ctx);
             CHECKC(out.len == h + L[i] && memcmp(out.data, hdr, h) == 0 &&
-                       (L[i] == 0 || memcmp(out.data + h, p, L[i]) == 0), ctx);
+                       (L[i] == 0 || memcmp(out.data + h, p, L[i]) == 0),
+                   ctx);
             cz_http_buf_free(&out);
             cz_ws_destroy(&ws);
         }
@@ -774,12 +758,10 @@ static void test_protocol_errors(void) {
             expect_error(&b, NULL, NULL, 1002, ctx);
             /* with deflate only RSV1 (= 4) alone is allowed: "x" is no deflate data, but
              * RSV2/RSV3 fail first */
-            if (rsv != 4)
-                expect_error(&b, NULL, &pmd, 1002, ctx);
+            if (rsv != 4) expect_error(&b, NULL, &pmd, 1002, ctx);
         }
         for (op = 3; op < 16; op++) {
-            if (op >= 8 && op <= 10)
-                continue;
+            if (op >= 8 && op <= 10) continue;
             RESET();
             frame(&b, 1, 0, op, "x", 1, 0);
             snprintf(ctx, sizeof(ctx), "opcode %u", op);
@@ -813,17 +795,21 @@ static void test_fragments_and_control(void) {
     frame(&b, 1, 0, CZ_WS_OP_PONG, "q", 1, 0);
     frame(&b, 1, 0, CZ_WS_OP_CONT, "ment", 4, 0);
     frame(&b, 1, 0, CZ_WS_OP_BINARY, "", 0, 0);
-    frame(&b, 1, 0, CZ_WS_OP_CLOSE, "\x03\xe8" "bye", 5, 0);
+    frame(&b, 1, 0, CZ_WS_OP_CLOSE,
+          "\x03\xe8"
+          "bye",
+          5, 0);
     run_all(b.d, b.len, NULL, NULL, &r, "fragments with control");
     CHECK(r.n == 5);
     CHECK(r.ev[0] == CZ_WS_PING && r.len[0] == 2 && memcmp(r.data[0], "p1", 2) == 0);
     CHECK(r.ev[1] == CZ_WS_PONG && r.len[1] == 1);
     CHECK(r.ev[2] == CZ_WS_TEXT && r.len[2] == 8 && memcmp(r.data[2], "fragment", 8) == 0);
     CHECK(r.ev[3] == CZ_WS_BINARY && r.len[3] == 0);
-    CHECK(r.ev[4] == CZ_WS_CLOSE && r.code[4] == 1000 && r.len[4] == 3 &&
-          memcmp(r.data[4], "bye", 3) == 0);
+    CHECK(r.ev[4] == CZ_WS_CLOSE && r.code[4] == 1000 && r.len[4] == 3 && memcmp(r.data[4], "bye", 3) == 0);
     /* pong "p1", then the close echo: code only */
-    CHECK(hexeq(r.control.d, r.control.len, "8a027031" "880203e8"));
+    CHECK(hexeq(r.control.d, r.control.len,
+                "8a027031"
+                "880203e8"));
     run_free(&r);
 
     /* two pings before a flush: only the latest is answered (5.5.3) */
@@ -851,7 +837,9 @@ static void test_fragments_and_control(void) {
             CHECK(cz_ws_flush_control(&ws, &small) == CZ_WS_E2BIG && small.len == 0);
             CHECK(cz_ws_control_pending(&ws));
             CHECK(cz_ws_flush_control(&ws, &out) == CZ_WS_OK);
-            CHECK(hexeq((uint8_t *)out.data, out.len, "8a026262" "880703e9676f696e67"));
+            CHECK(hexeq((uint8_t *)out.data, out.len,
+                        "8a026262"
+                        "880703e9676f696e67"));
             cz_http_buf_free(&small);
         }
         cz_http_buf_free(&out);
@@ -883,7 +871,8 @@ static void test_close(void) {
             run_all(b.d, b.len, NULL, NULL, &r, ctx);
             CHECKC(r.n == 1 && r.ev[0] == CZ_WS_CLOSE && r.code[0] == C[i].code && r.len[0] == 0, ctx);
             CHECKC(r.control.len == 4 && r.control.d[0] == 0x88 && r.control.d[1] == 2 &&
-                       memcmp(r.control.d + 2, p, 2) == 0, ctx);
+                       memcmp(r.control.d + 2, p, 2) == 0,
+                   ctx);
             run_free(&r);
         } else {
             expect_error(&b, NULL, NULL, 1002, ctx);
@@ -926,7 +915,10 @@ static void test_close(void) {
         CHECK(cz_ws_close(&ws, 4000, "done", 4) == CZ_WS_OK);
         CHECK(cz_ws_write(&ws, &out, CZ_WS_OP_TEXT, "x", 1, 0) == CZ_WS_EINVAL);
         CHECK(cz_ws_flush_control(&ws, &out) == CZ_WS_OK);
-        CHECK(hexeq((uint8_t *)out.data, out.len, "8806" "0fa0" "646f6e65"));
+        CHECK(hexeq((uint8_t *)out.data, out.len,
+                    "8806"
+                    "0fa0"
+                    "646f6e65"));
         CHECK(cz_ws_flush_control(&ws, &out) == CZ_WS_OK && out.len == 8); /* once */
         b.len = 0;
         frame(&b, 1, 0, CZ_WS_OP_PING, "z", 1, 0); /* no pong after our close */
@@ -957,26 +949,26 @@ static void test_close(void) {
 static void test_utf8(void) {
     static const struct {
         const char *hex;
-        int ok;        /* 1 valid and complete, 0 invalid at `at`, 2 valid but cut */
+        int ok; /* 1 valid and complete, 0 invalid at `at`, 2 valid but cut */
         size_t at;
     } U[] = {
         {"", 1, 0},
         {"48656c6c6f", 1, 0},
-        {"cebae1bdb9cf83cebcceb5", 1, 0},       /* κόσμε */
-        {"f48fbfbf", 1, 0},                     /* U+10FFFF */
-        {"efbfbf", 1, 0},                       /* U+FFFF */
-        {"ed9fbf", 1, 0},                       /* U+D7FF */
-        {"ee8080", 1, 0},                       /* U+E000 */
-        {"c280", 1, 0},                         /* U+0080 */
-        {"f0908080", 1, 0},                     /* U+10000 */
-        {"c080", 0, 0},                         /* overlong NUL */
+        {"cebae1bdb9cf83cebcceb5", 1, 0}, /* κόσμε */
+        {"f48fbfbf", 1, 0},               /* U+10FFFF */
+        {"efbfbf", 1, 0},                 /* U+FFFF */
+        {"ed9fbf", 1, 0},                 /* U+D7FF */
+        {"ee8080", 1, 0},                 /* U+E000 */
+        {"c280", 1, 0},                   /* U+0080 */
+        {"f0908080", 1, 0},               /* U+10000 */
+        {"c080", 0, 0},                   /* overlong NUL */
         {"c1bf", 0, 0},
-        {"e08080", 0, 1},                       /* overlong */
+        {"e08080", 0, 1}, /* overlong */
         {"e09fbf", 0, 1},
         {"f08fbfbf", 0, 1},
-        {"eda080", 0, 1},                       /* U+D800 */
-        {"edbfbf", 0, 1},                       /* U+DFFF */
-        {"f4908080", 0, 1},                     /* U+110000 */
+        {"eda080", 0, 1},   /* U+D800 */
+        {"edbfbf", 0, 1},   /* U+DFFF */
+        {"f4908080", 0, 1}, /* U+110000 */
         {"f5808080", 0, 0},
         {"ff", 0, 0},
         {"80", 0, 0},
@@ -1002,19 +994,14 @@ static void test_utf8(void) {
         snprintf(ctx, sizeof(ctx), "utf8 %s", U[i].hex);
         cz_ws_utf8_init(&u);
         rc = cz_ws_utf8_feed(&u, d, n, &bad);
-        if (U[i].ok == 0)
-            CHECKC(rc == -1 && bad == U[i].at, ctx);
-        else
-            CHECKC(rc == 0 && cz_ws_utf8_complete(&u) == (U[i].ok == 1), ctx);
+        if (U[i].ok == 0) CHECKC(rc == -1 && bad == U[i].at, ctx);
+        else CHECKC(rc == 0 && cz_ws_utf8_complete(&u) == (U[i].ok == 1), ctx);
         /* byte by byte: the same verdict, at the same byte */
         cz_ws_utf8_init(&u);
         rc = 0;
-        for (k = 0; k < n && rc == 0; k++)
-            rc = cz_ws_utf8_feed(&u, d + k, 1, NULL);
-        if (U[i].ok == 0)
-            CHECKC(rc == -1 && k - 1 == U[i].at, ctx);
-        else
-            CHECKC(rc == 0 && cz_ws_utf8_complete(&u) == (U[i].ok == 1), ctx);
+        for (k = 0; k < n && rc == 0; k++) rc = cz_ws_utf8_feed(&u, d + k, 1, NULL);
+        if (U[i].ok == 0) CHECKC(rc == -1 && k - 1 == U[i].at, ctx);
+        else CHECKC(rc == 0 && cz_ws_utf8_complete(&u) == (U[i].ok == 1), ctx);
     }
 
     /* text messages */
@@ -1162,13 +1149,10 @@ static void server_to_client(const uint8_t *s, size_t n, bytes_t *b) {
     while (pos < n) {
         uint8_t len7 = s[pos + 1] & 0x7f;
         size_t h = len7 == 126 ? 4 : len7 == 127 ? 10 : 2, plen = 0, i, at;
-        if (len7 == 126)
-            plen = (size_t)s[pos + 2] << 8 | s[pos + 3];
+        if (len7 == 126) plen = (size_t)s[pos + 2] << 8 | s[pos + 3];
         else if (len7 == 127)
-            for (i = 0; i < 8; i++)
-                plen = plen << 8 | s[pos + 2 + i];
-        else
-            plen = len7;
+            for (i = 0; i < 8; i++) plen = plen << 8 | s[pos + 2 + i];
+        else plen = len7;
         b_put(b, s + pos, h);
         b->d[b->len - h + 1] |= 0x80;
         b_put(b, KEY, 4);
@@ -1185,8 +1169,7 @@ static size_t client_deflate(const void *in, size_t n, uint8_t *out, size_t cap)
     z_stream z;
     size_t len;
     memset(&z, 0, sizeof(z));
-    if (deflateInit2(&z, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return 0;
+    if (deflateInit2(&z, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return 0;
     z.next_in = in;
     z.avail_in = (uInt)n;
     z.next_out = out;
@@ -1240,8 +1223,8 @@ static void test_deflate(void) {
     n = unhex("f200110000", d); /* which still has the window */
     frame(&b, 1, 4, CZ_WS_OP_TEXT, d, n, 0);
     run_all(b.d, b.len, NULL, &on, &r, "7.2.3.4");
-    CHECK(r.n == 3 && r.ev[0] == CZ_WS_TEXT && r.len[0] == 5 && r.ev[1] == CZ_WS_TEXT &&
-          r.len[1] == 5 && memcmp(r.data[1], "Hello", 5) == 0);
+    CHECK(r.n == 3 && r.ev[0] == CZ_WS_TEXT && r.len[0] == 5 && r.ev[1] == CZ_WS_TEXT && r.len[1] == 5 &&
+          memcmp(r.data[1], "Hello", 5) == 0);
     CHECK(r.n == 3 && r.ev[2] == CZ_WS_TEXT && r.len[2] == 5 && memcmp(r.data[2], "Hello", 5) == 0);
     run_free(&r);
     b.len = 0;
@@ -1330,10 +1313,8 @@ static void test_deflate(void) {
             }
             CHECK(rr.n == 10);
             for (i = 0; i < 10 && i < (size_t)rr.n; i++)
-                CHECK(rr.ev[i] == CZ_WS_BINARY && rr.len[i] == L[i] &&
-                      memcmp(rr.data[i], msgs[i], L[i]) == 0);
-            for (i = 0; i < 10; i++)
-                free(msgs[i]);
+                CHECK(rr.ev[i] == CZ_WS_BINARY && rr.len[i] == L[i] && memcmp(rr.data[i], msgs[i], L[i]) == 0);
+            for (i = 0; i < 10; i++) free(msgs[i]);
             run_free(&rr);
             b_free(&cb);
             cz_http_buf_free(&out);
@@ -1373,8 +1354,7 @@ static void test_deflate(void) {
         run_t rr;
         uint8_t noise[2000];
         size_t i;
-        for (i = 0; i < sizeof(noise); i++)
-            noise[i] = (uint8_t)((i * 2654435761u) >> 13);
+        for (i = 0; i < sizeof(noise); i++) noise[i] = (uint8_t)((i * 2654435761u) >> 13);
         cz_ws_init(&ws, A, NULL, &on);
         cz_http_buf_init(&out, A, 0);
         cz_http_buf_init(&small, A, 500);
@@ -1404,8 +1384,8 @@ static void test_deflate(void) {
 /* Run `in` with the k-th allocation failing, for every k until a run
  * with no failure: the run ends either as without failures or with 1011,
  * and everything is freed. */
-static void fail_each(const uint8_t *in, size_t len, const cz_ws_deflate_t *pmd, int want_ev,
-                      size_t want_len, const char *name) {
+static void fail_each(const uint8_t *in, size_t len, const cz_ws_deflate_t *pmd, int want_ev, size_t want_len,
+                      const char *name) {
     long k;
     for (k = 1; k < 1000; k++) {
         size_t before = live_bytes();
@@ -1422,14 +1402,13 @@ static void fail_each(const uint8_t *in, size_t len, const cz_ws_deflate_t *pmd,
         if (r.n >= 1) {
             if (faults)
                 CHECKC((r.ev[r.n - 1] == CZ_WS_ERROR && r.code[r.n - 1] == 1011) ||
-                           (r.ev[r.n - 1] == want_ev && r.len[r.n - 1] == want_len), name);
-            else
-                CHECKC(r.ev[r.n - 1] == want_ev && r.len[r.n - 1] == want_len, name);
+                           (r.ev[r.n - 1] == want_ev && r.len[r.n - 1] == want_len),
+                       name);
+            else CHECKC(r.ev[r.n - 1] == want_ev && r.len[r.n - 1] == want_len, name);
         }
         run_free(&r);
         CHECKC(live_bytes() == before, name);
-        if (!faults)
-            break;
+        if (!faults) break;
     }
     CHECKC(k > 1, name); /* something was allocated */
 }
@@ -1440,8 +1419,7 @@ static void test_alloc_failures(void) {
     uint8_t p[5000], c[6000];
     size_t i, cn;
 
-    for (i = 0; i < sizeof(p); i++)
-        p[i] = (uint8_t)('a' + i % 26);
+    for (i = 0; i < sizeof(p); i++) p[i] = (uint8_t)('a' + i % 26);
     frame(&b, 0, 0, CZ_WS_OP_BINARY, p, 3000, 0);
     frame(&b, 1, 0, CZ_WS_OP_CONT, p + 3000, 2000, 0);
     fail_each(b.d, b.len, NULL, CZ_WS_BINARY, 5000, "fragmented assembly");
@@ -1476,16 +1454,13 @@ static void test_alloc_failures(void) {
             rc = cz_ws_write(&ws, &out, CZ_WS_OP_TEXT, p, sizeof(p), 1);
             faults = g_faults;
             fault_arm(0);
-            if (faults)
-                CHECK(rc == CZ_WS_ENOMEM && out.len == 0);
-            else
-                CHECK(rc == CZ_WS_OK && out.len > 0);
+            if (faults) CHECK(rc == CZ_WS_ENOMEM && out.len == 0);
+            else CHECK(rc == CZ_WS_OK && out.len > 0);
             CHECK(cz_ws_write(&ws, &out, CZ_WS_OP_TEXT, p, sizeof(p), 1) == CZ_WS_OK);
             cz_http_buf_free(&out);
             cz_ws_destroy(&ws);
             CHECK(live_bytes() == before);
-            if (!faults)
-                break;
+            if (!faults) break;
         }
         CHECK(k > 2);
     }
@@ -1526,8 +1501,7 @@ static void test_handoff(void) {
 
 int main(void) {
     A = cz_allocator_create(CZ_BACKEND_MALLOC, NULL, 0);
-    if (!A)
-        return 2;
+    if (!A) return 2;
     test_sha1();
     test_base64_accept();
     test_handshake();
@@ -1542,8 +1516,7 @@ int main(void) {
     test_deflate();
     test_alloc_failures();
     test_handoff();
-    if (g_hp_live)
-        cz_http_parser_destroy(&g_hp);
+    if (g_hp_live) cz_http_parser_destroy(&g_hp);
     CHECK(live_bytes() == 0);
     cz_allocator_destroy(A);
     printf("%d passed, %d failed\n", g_pass, g_fail);

@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from catzilla import Body, Catzilla, JSONResponse, Query
+from catzilla.exceptions import ResponseValidationError
 from catzilla.testing import TestClient
 
 
@@ -132,8 +133,10 @@ def test_pydantic_errors_are_422_with_body_locations(client: TestClient) -> None
     r = client.post("/items?q=x", json={"name": "", "price": -1})
     assert r.status_code == 422
     detail = r.json()["detail"]
-    assert [(e["type"], e["loc"]) for e in detail] == [("string_too_short", ["body", "name"]),
-                                                        ("greater_than", ["body", "price"])]
+    assert [(e["type"], e["loc"]) for e in detail] == [
+        ("string_too_short", ["body", "name"]),
+        ("greater_than", ["body", "price"]),
+    ]
     assert detail[1]["ctx"] == {"gt": 0.0} and detail[1]["input"] == -1
 
 
@@ -171,7 +174,9 @@ def test_response_model_violation_is_a_server_error() -> None:
     with TestClient(app, raise_server_exceptions=False) as c:
         r = c.get("/items/bad-output")
         assert r.status_code == 500
-        assert "ResponseValidationError" in r.json()["error"]
+        assert r.json() == {"detail": "Internal Server Error"}
+    with TestClient(app) as c, pytest.raises(ResponseValidationError):
+        c.get("/items/bad-output")
 
 
 def test_optional_body(client: TestClient) -> None:
@@ -185,8 +190,11 @@ def test_embedded_and_multiple_bodies(client: TestClient) -> None:
     r = client.post("/multi", json={"item": {"name": "i", "price": 1}, "user": {"username": "u"}, "importance": 5})
     assert r.json() == {"item": "i", "user": "u", "importance": 5}
     r = client.post("/multi", json={"item": {"name": "i"}, "user": {}, "importance": 0})
-    assert [e["loc"] for e in r.json()["detail"]] == [["body", "item", "price"], ["body", "user", "username"],
-                                                      ["body", "importance"]]
+    assert [e["loc"] for e in r.json()["detail"]] == [
+        ["body", "item", "price"],
+        ["body", "user", "username"],
+        ["body", "importance"],
+    ]
 
 
 def test_msgspec_struct(client: TestClient) -> None:
@@ -209,13 +217,14 @@ def test_plain_dict_body_and_nested_models_in_return(client: TestClient) -> None
     assert client.post("/dict", json={"b": 1, "a": 2}).json() == {"keys": ["a", "b"]}
     assert client.post("/dict", json=[1]).status_code == 422
     assert client.get("/nested-models").json() == {
-        "items": [{"name": "a", "price": 1.0, "tags": []}], "point": {"x": 1, "y": 0},
-        "note": {"title": "n", "stars": 0}}
+        "items": [{"name": "a", "price": 1.0, "tags": []}],
+        "point": {"x": 1, "y": 0},
+        "note": {"title": "n", "stars": 0},
+    }
 
 
 def test_async_handler_with_body(client: TestClient) -> None:
-    assert client.post("/async-body", json={"name": "a", "price": 1}).json() == {"name": "a", "price": 1.0,
-                                                                               "tags": []}
+    assert client.post("/async-body", json={"name": "a", "price": 1}).json() == {"name": "a", "price": 1.0, "tags": []}
     assert client.post("/async-body", json={"name": "a"}).status_code == 422
 
 

@@ -1,6 +1,5 @@
 """Depends: nesting, per-request caching, generator cleanup (also on errors), async, overrides."""
 
-
 from typing import Annotated
 
 import pytest
@@ -253,3 +252,20 @@ def test_dependency_cycle_is_rejected() -> None:
     a.__defaults__ = (Depends(b),)
     with pytest.raises(TypeError, match="cycle"):
         app.get("/")(lambda v=Depends(b): v)
+
+
+def test_route_dependency_without_a_callable_is_a_clear_error() -> None:
+    app = Catzilla(auto_memory_tuning=False)
+    with pytest.raises(TypeError, match=r"/x: route dependencies need a callable: Depends\(fn\), got Depends"):
+        app.get("/x", dependencies=[Depends()])(lambda: 1)
+    app.close()
+
+
+def test_state_names_a_missing_attribute() -> None:
+    from catzilla import State
+
+    state = State(db="x")
+    state.user = "u"
+    assert (state.db, state.user) == ("x", "u")
+    with pytest.raises(AttributeError, match="'State' object has no attribute 'missing'"):
+        _ = state.missing

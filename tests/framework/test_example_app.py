@@ -60,7 +60,9 @@ def test_crud_end_to_end(example) -> None:
         assert r.json() == {"name": "Nails", "price": 0.2, "tags": ["tools", "small"], "id": 2}
         r = c.post("/items/", json={"name": "", "price": -1}, headers=AUTH)
         assert [(e["type"], e["loc"]) for e in r.json()["detail"]] == [
-            ("string_too_short", ["body", "name"]), ("greater_than", ["body", "price"])]
+            ("string_too_short", ["body", "name"]),
+            ("greater_than", ["body", "price"]),
+        ]
 
         r = c.delete("/items/1", headers=AUTH)
         assert r.status_code == 204 and r.content == b""
@@ -72,15 +74,21 @@ def test_crud_end_to_end(example) -> None:
         full = c.post("/items/", json={"name": "Saw", "price": 20}, headers=AUTH)
         assert full.status_code == 507 and "at most 2" in full.json()["detail"]
 
-        pre = c.options("/items/", headers={"Origin": "http://localhost:3000",
-                                            "Access-Control-Request-Method": "POST",
-                                            "Access-Control-Request-Headers": "x-token, content-type"})
+        pre = c.options(
+            "/items/",
+            headers={
+                "Origin": "http://localhost:3000",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "x-token, content-type",
+            },
+        )
         assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "http://localhost:3000"
 
         doc = c.get("/openapi.json").json()
         assert doc["info"]["title"] == "Inventory"
         assert set(doc["paths"]) == {"/health", "/items/", "/items/{item_id}"}
         assert doc["paths"]["/items/"]["post"]["responses"]["201"]["content"]["application/json"]["schema"] == {
-            "$ref": "#/components/schemas/Item"}
+            "$ref": "#/components/schemas/Item"
+        }
         assert c.get("/docs").status_code == 200
     assert app.state.started is False

@@ -75,8 +75,12 @@ def test_form_fields() -> None:
     app = Catzilla(auto_memory_tuning=False)
 
     @app.post("/login")
-    def login(username: str = Form(min_length=3), password: str = Form(), remember: bool = Form(False),
-              tags: list[str] = Form([])):
+    def login(
+        username: str = Form(min_length=3),
+        password: str = Form(),
+        remember: bool = Form(False),
+        tags: list[str] = Form([]),
+    ):
         return {"username": username, "password_len": len(password), "remember": remember, "tags": tags}
 
     @app.post("/login-model")
@@ -84,16 +88,20 @@ def test_form_fields() -> None:
         return {"username": data.username}
 
     with TestClient(app) as c:
-        r = c.post("/login", data={"username": "alice", "password": "s3cret", "remember": "on",
-                                   "tags": ["a", "b"]})
+        r = c.post("/login", data={"username": "alice", "password": "s3cret", "remember": "on", "tags": ["a", "b"]})
         assert r.json() == {"username": "alice", "password_len": 6, "remember": True, "tags": ["a", "b"]}
-        r = c.post("/login", content=b"username=al+ice&password=p%26w",
-                   headers={"content-type": "application/x-www-form-urlencoded"})
+        r = c.post(
+            "/login",
+            content=b"username=al+ice&password=p%26w",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
         assert r.json()["username"] == "al ice" and r.json()["password_len"] == 3
         r = c.post("/login", data={"username": "al"})
         assert r.status_code == 422
         assert [(e["type"], e["loc"]) for e in r.json()["detail"]] == [
-            ("string_too_short", ["body", "username"]), ("missing", ["body", "password"])]
+            ("string_too_short", ["body", "username"]),
+            ("missing", ["body", "password"]),
+        ]
         assert c.post("/login-model", data={"username": "bob", "password": "x"}).json() == {"username": "bob"}
         r = c.post("/login-model", data={"username": "bob"})
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "password"]

@@ -1,6 +1,5 @@
 """Startup/shutdown hooks and lifespan: once per serving process, around serving."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -73,9 +72,8 @@ def test_startup_failure_stops_listen() -> None:
     def fail():
         raise RuntimeError("no database")
 
-    with pytest.raises(RuntimeError, match="no database"):
-        with TestClient(app):
-            pass
+    with pytest.raises(RuntimeError, match="no database"), TestClient(app):
+        pass
 
 
 def test_hooks_run_once_per_worker() -> None:
@@ -97,8 +95,7 @@ def test_hooks_run_once_per_worker() -> None:
             print(port, flush=True)
             app.listen(port=port, workers=2)
         """)
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             port = int(proc.stdout.readline())
             pids: set[int] = set()
@@ -113,7 +110,7 @@ def test_hooks_run_once_per_worker() -> None:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=30)
         lines = log.read_text().split()
-        starts = [int(p) for w, p in zip(lines[::2], lines[1::2]) if w == "startup"]
-        stops = [int(p) for w, p in zip(lines[::2], lines[1::2]) if w == "shutdown"]
+        starts = [int(p) for w, p in zip(lines[::2], lines[1::2], strict=True) if w == "startup"]
+        stops = [int(p) for w, p in zip(lines[::2], lines[1::2], strict=True) if w == "shutdown"]
         assert sorted(starts) == sorted(pids) and sorted(stops) == sorted(pids)
         assert proc.pid not in starts  # not the supervisor

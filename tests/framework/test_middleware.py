@@ -52,8 +52,17 @@ def test_order_short_circuit_and_response_changes() -> None:
     with TestClient(app) as c:
         r = c.get("/g/x")
         assert r.json() == {"ok": True}
-        assert log == ["added:before", "first:before", "group:before", "route:before", "handler",
-                       "route:after", "group:after", "first:after", "added:after"]
+        assert log == [
+            "added:before",
+            "first:before",
+            "group:before",
+            "route:before",
+            "handler",
+            "route:after",
+            "group:after",
+            "first:after",
+            "added:after",
+        ]
         assert r.headers.get_list("x-trail") == ["route", "group", "first", "added"]
         log.clear()
         r = c.get("/g/x?stop=group")
@@ -176,16 +185,29 @@ def test_no_middleware_no_wrapper() -> None:
 
 def test_cors() -> None:
     app = Catzilla(auto_memory_tuning=False)
-    app.add_middleware(CORSMiddleware, allow_origins=["https://a.example"], allow_methods=["GET", "POST"],
-                       allow_headers=["X-Token"], allow_credentials=True, expose_headers=["X-Total"], max_age=99)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["https://a.example"],
+        allow_methods=["GET", "POST"],
+        allow_headers=["X-Token"],
+        allow_credentials=True,
+        expose_headers=["X-Total"],
+        max_age=99,
+    )
 
     @app.post("/data")
     def data():
         return {"d": 1}
 
     with TestClient(app) as c:
-        pre = c.options("/data", headers={"Origin": "https://a.example", "Access-Control-Request-Method": "POST",
-                                          "Access-Control-Request-Headers": "x-token"})
+        pre = c.options(
+            "/data",
+            headers={
+                "Origin": "https://a.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "x-token",
+            },
+        )
         assert pre.status_code == 200
         assert pre.headers["access-control-allow-origin"] == "https://a.example"
         assert pre.headers["access-control-allow-methods"] == "GET, POST"

@@ -27,8 +27,12 @@ def make_app(**kwargs) -> Catzilla:
         return x_token
 
     @group.get("/{item_id}", response_model=Item, responses={404: {"model": Message, "description": "Missing"}})
-    def read_item(item_id: Annotated[int, Path(ge=1, description="The item")], q: str | None = Query(None, max_length=9),
-                  tags: list[str] = Query([]), token: str = Depends(auth)):
+    def read_item(
+        item_id: Annotated[int, Path(ge=1, description="The item")],
+        q: str | None = Query(None, max_length=9),
+        tags: list[str] = Query([]),
+        token: str = Depends(auth),
+    ):
         """Read one item."""
         return Item(name="x", price=1)
 
@@ -83,15 +87,17 @@ def test_openapi_document_is_valid_3_1_and_complete() -> None:
     assert params[("query", "tags")]["schema"]["type"] == "array"
     assert params[("header", "x-token")]["required"] is True  # from the dependency
     assert get["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Item"}
-    assert get["responses"]["404"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Message"}
+    assert get["responses"]["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Message"}
     assert get["responses"]["422"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/HTTPValidationError"}
+        "$ref": "#/components/schemas/HTTPValidationError"
+    }
 
     post = doc["paths"]["/items"]["post"]
     assert post["summary"] == "Create an item"
-    assert post["requestBody"] == {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Item"}}},
-                                   "required": True}
+    assert post["requestBody"] == {
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Item"}}},
+        "required": True,
+    }
     assert set(post["responses"]) == {"201", "422"}
 
     put = doc["paths"]["/items/{item_id}"]["put"]
@@ -140,7 +146,9 @@ def test_msgspec_and_dataclass_models_in_schema() -> None:
     validate(doc)
     assert doc["components"]["schemas"]["Point"]["required"] == ["x", "y"]
     assert doc["paths"]["/notes"]["post"]["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "type": "array", "items": {"$ref": "#/components/schemas/Note"}}
+        "type": "array",
+        "items": {"$ref": "#/components/schemas/Note"},
+    }
 
 
 def test_docs_page_is_served_offline() -> None:

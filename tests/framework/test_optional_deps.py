@@ -68,7 +68,9 @@ def test_core_without_optional_dependencies() -> None:
 
 
 def test_import_does_not_load_optional_libraries() -> None:
-    out = run_python("import sys, catzilla, catzilla.testing, catzilla.middleware\n"
-                     "print(sorted(m for m in ('pydantic', 'msgspec', 'swagger_ui_bundle') if m in sys.modules))")
+    out = run_python(
+        "import sys, catzilla, catzilla.testing, catzilla.middleware\n"
+        "print(sorted(m for m in ('pydantic', 'msgspec', 'swagger_ui_bundle') if m in sys.modules))"
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -29,8 +29,12 @@ def make_app() -> Catzilla:
     app = Catzilla(auto_memory_tuning=False)
 
     @app.get("/items/{item_id}")
-    def item(item_id: Annotated[int, Path(ge=1, le=1000)], q: Annotated[Optional[str], Query(max_length=5)] = None,
-             page: int = Query(1, ge=1), ratio: float = Query(0.5, gt=0, lt=1)):
+    def item(
+        item_id: Annotated[int, Path(ge=1, le=1000)],
+        q: Annotated[Optional[str], Query(max_length=5)] = None,
+        page: int = Query(1, ge=1),
+        ratio: float = Query(0.5, gt=0, lt=1),
+    ):
         return {"item_id": item_id, "q": q, "page": page, "ratio": ratio}
 
     @app.get("/search")
@@ -46,8 +50,12 @@ def make_app() -> Catzilla:
         return {"ids": ids, "names": names}
 
     @app.get("/headers")
-    def headers(user_agent: str = Header(), x_count: int = Header(0, ge=0),
-                x_tags: list[str] = Header([]), raw_name: str | None = Header(None, convert_underscores=False)):
+    def headers(
+        user_agent: str = Header(),
+        x_count: int = Header(0, ge=0),
+        x_tags: list[str] = Header([]),
+        raw_name: str | None = Header(None, convert_underscores=False),
+    ):
         return {"ua": user_agent, "count": x_count, "tags": x_tags, "raw": raw_name}
 
     @app.get("/cookies")
@@ -55,10 +63,22 @@ def make_app() -> Catzilla:
         return {"session": session, "theme": theme, "visits": visits}
 
     @app.get("/kinds/{color}")
-    def kinds(color: Color, day: date, amount: Decimal = Decimal("0"), ident: uuid.UUID | None = None,
-              mode: Literal["fast", "slow"] = "fast", flag: bool = False):
-        return {"color": color.value, "day": day.isoformat(), "amount": str(amount),
-                "ident": str(ident) if ident else None, "mode": mode, "flag": flag}
+    def kinds(
+        color: Color,
+        day: date,
+        amount: Decimal = Decimal("0"),
+        ident: uuid.UUID | None = None,
+        mode: Literal["fast", "slow"] = "fast",
+        flag: bool = False,
+    ):
+        return {
+            "color": color.value,
+            "day": day.isoformat(),
+            "amount": str(amount),
+            "ident": str(ident) if ident else None,
+            "mode": mode,
+            "flag": flag,
+        }
 
     @app.get("/with-request/{name}")
     def with_request(name: str, request: Request, n: int = 1):
@@ -81,29 +101,52 @@ def client():
 
 def test_path_query_conversion_and_defaults(client: TestClient) -> None:
     assert client.get("/items/5").json() == {"item_id": 5, "q": None, "page": 1, "ratio": 0.5}
-    assert client.get("/items/7?q=abc&page=3&ratio=0.25").json() == {"item_id": 7, "q": "abc", "page": 3,
-                                                                      "ratio": 0.25}
+    assert client.get("/items/7?q=abc&page=3&ratio=0.25").json() == {"item_id": 7, "q": "abc", "page": 3, "ratio": 0.25}
 
 
 def test_every_violation_is_reported_in_fastapi_shape(client: TestClient) -> None:
     r = client.get("/items/0?q=toolong&page=0&ratio=1")
     assert r.status_code == 422
-    assert r.json() == {"detail": [
-        {"type": "greater_than_equal", "loc": ["path", "item_id"], "msg": "Input should be greater than or equal to 1",
-         "input": "0", "ctx": {"ge": 1}},
-        {"type": "string_too_long", "loc": ["query", "q"], "msg": "String should have at most 5 characters",
-         "input": "toolong", "ctx": {"max_length": 5}},
-        {"type": "greater_than_equal", "loc": ["query", "page"], "msg": "Input should be greater than or equal to 1",
-         "input": "0", "ctx": {"ge": 1}},
-        {"type": "less_than", "loc": ["query", "ratio"], "msg": "Input should be less than 1", "input": "1",
-         "ctx": {"lt": 1}},
-    ]}
+    assert r.json() == {
+        "detail": [
+            {
+                "type": "greater_than_equal",
+                "loc": ["path", "item_id"],
+                "msg": "Input should be greater than or equal to 1",
+                "input": "0",
+                "ctx": {"ge": 1},
+            },
+            {
+                "type": "string_too_long",
+                "loc": ["query", "q"],
+                "msg": "String should have at most 5 characters",
+                "input": "toolong",
+                "ctx": {"max_length": 5},
+            },
+            {
+                "type": "greater_than_equal",
+                "loc": ["query", "page"],
+                "msg": "Input should be greater than or equal to 1",
+                "input": "0",
+                "ctx": {"ge": 1},
+            },
+            {
+                "type": "less_than",
+                "loc": ["query", "ratio"],
+                "msg": "Input should be less than 1",
+                "input": "1",
+                "ctx": {"lt": 1},
+            },
+        ]
+    }
 
 
 def test_le_and_gt(client: TestClient) -> None:
     r = client.get("/items/1001?ratio=0")
     assert [(e["type"], e["loc"]) for e in r.json()["detail"]] == [
-        ("less_than_equal", ["path", "item_id"]), ("greater_than", ["query", "ratio"])]
+        ("less_than_equal", ["path", "item_id"]),
+        ("greater_than", ["query", "ratio"]),
+    ]
 
 
 def test_int_parsing_error(client: TestClient) -> None:
@@ -113,14 +156,20 @@ def test_int_parsing_error(client: TestClient) -> None:
 
 
 def test_missing_required_query_and_string_constraints(client: TestClient) -> None:
-    assert client.get("/search").json() == {"detail": [
-        {"type": "missing", "loc": ["query", "q"], "msg": "Field required", "input": None}]}
+    assert client.get("/search").json() == {
+        "detail": [{"type": "missing", "loc": ["query", "q"], "msg": "Field required", "input": None}]
+    }
     short = client.get("/search?q=a").json()["detail"][0]
     assert short["type"] == "string_too_short" and short["ctx"] == {"min_length": 2}
     assert short["msg"] == "String should have at least 2 characters"
     bad = client.get("/search?q=ABC").json()["detail"][0]
-    assert bad == {"type": "string_pattern_mismatch", "loc": ["query", "q"],
-                   "msg": "String should match pattern '^[a-z]+$'", "input": "ABC", "ctx": {"pattern": "^[a-z]+$"}}
+    assert bad == {
+        "type": "string_pattern_mismatch",
+        "loc": ["query", "q"],
+        "msg": "String should match pattern '^[a-z]+$'",
+        "input": "ABC",
+        "ctx": {"pattern": "^[a-z]+$"},
+    }
     assert client.get("/search?q=abc&limit=4").json() == {"q": "abc", "limit": 4}
     assert client.get("/search?q=a%20b").status_code == 422  # decoded before the pattern check
 
@@ -141,8 +190,10 @@ def test_repeated_query_keys_into_lists(client: TestClient) -> None:
 
 
 def test_headers(client: TestClient) -> None:
-    r = client.get("/headers", headers=[("User-Agent", "tester"), ("X-Count", "4"), ("X-Tags", "a"),
-                                        ("X-Tags", "b"), ("raw_name", "r")])
+    r = client.get(
+        "/headers",
+        headers=[("User-Agent", "tester"), ("X-Count", "4"), ("X-Tags", "a"), ("X-Tags", "b"), ("raw_name", "r")],
+    )
     assert r.json() == {"ua": "tester", "count": 4, "tags": ["a", "b"], "raw": "r"}
     r = client.get("/headers", headers={"x-count": "-1"})
     assert r.status_code == 422
@@ -157,8 +208,9 @@ def test_missing_header() -> None:
         return x_token
 
     with TestClient(app) as c:
-        assert c.get("/").json() == {"detail": [
-            {"type": "missing", "loc": ["header", "x-token"], "msg": "Field required", "input": None}]}
+        assert c.get("/").json() == {
+            "detail": [{"type": "missing", "loc": ["header", "x-token"], "msg": "Field required", "input": None}]
+        }
         assert c.get("/", headers={"X-Token": "t"}).text == "t"
 
 
@@ -166,15 +218,22 @@ def test_cookies(client: TestClient) -> None:
     r = client.get("/cookies", headers={"Cookie": "session=abc; visits=3"})
     assert r.json() == {"session": "abc", "theme": "light", "visits": 3}
     r = client.get("/cookies")
-    assert r.json()["detail"] == [{"type": "missing", "loc": ["cookie", "session"], "msg": "Field required",
-                                   "input": None}]
+    assert r.json()["detail"] == [
+        {"type": "missing", "loc": ["cookie", "session"], "msg": "Field required", "input": None}
+    ]
 
 
 def test_enum_date_decimal_uuid_literal_bool(client: TestClient) -> None:
     u = uuid.uuid4()
     r = client.get(f"/kinds/blue?day=2024-02-29&amount=1.50&ident={u}&mode=slow&flag=yes")
-    assert r.json() == {"color": "blue", "day": "2024-02-29", "amount": "1.50", "ident": str(u), "mode": "slow",
-                        "flag": True}
+    assert r.json() == {
+        "color": "blue",
+        "day": "2024-02-29",
+        "amount": "1.50",
+        "ident": str(u),
+        "mode": "slow",
+        "flag": True,
+    }
     r = client.get("/kinds/green?day=nope&mode=medium&flag=maybe")
     assert r.status_code == 422
     by_loc = {tuple(e["loc"]): e for e in r.json()["detail"]}
@@ -186,8 +245,12 @@ def test_enum_date_decimal_uuid_literal_bool(client: TestClient) -> None:
 
 
 def test_request_injection_by_name_and_type(client: TestClient) -> None:
-    assert client.get("/with-request/bob?n=2").json() == {"name": "bob", "path": "/with-request/bob", "n": 2,
-                                                         "is_request": True}
+    assert client.get("/with-request/bob?n=2").json() == {
+        "name": "bob",
+        "path": "/with-request/bob",
+        "n": 2,
+        "is_request": True,
+    }
 
 
 def test_path_catch_all(client: TestClient) -> None:
@@ -197,14 +260,19 @@ def test_path_catch_all(client: TestClient) -> None:
 def test_bad_declarations_fail_at_registration() -> None:
     app = Catzilla(auto_memory_tuning=False)
     with pytest.raises(TypeError, match="unsupported annotation"):
+
         @app.get("/x")
         def x(v: Opaque):
             return v
+
     with pytest.raises(TypeError, match="not in the route path"):
+
         @app.get("/y")
         def y(v: int = Path()):
             return v
+
     with pytest.raises(TypeError, match=r"\*args"):
+
         @app.get("/z")
         def z(*args):
             return args

@@ -86,13 +86,18 @@ class Root(RootModel[list[int]]):
 
 def test_plain_models_have_a_shape() -> None:
     assert pydantic_shape(Plain.__pydantic_core_schema__, Plain) == (
-        ("name", "s"), ("price", "f"), ("count", "i"), ("on", "b"), ("note", "ns"), ("tags", "ls"),
-        ("grid", "llnf"))
+        ("name", "s"),
+        ("price", "f"),
+        ("count", "i"),
+        ("on", "b"),
+        ("note", "ns"),
+        ("tags", "ls"),
+        ("grid", "llnf"),
+    )
     assert pydantic_shape(Validated.__pydantic_core_schema__, Validated) == (("name", "s"),)
 
 
-@pytest.mark.parametrize("model", [Aliased, Serialized, Computed, Excluded, Extra, InfAsString, Nested, Mapping,
-                                   Root])
+@pytest.mark.parametrize("model", [Aliased, Serialized, Computed, Excluded, Extra, InfAsString, Nested, Mapping, Root])
 def test_models_written_their_own_way_have_none(model: type[BaseModel]) -> None:
     assert pydantic_shape(model.__pydantic_core_schema__, model) is None
     assert pydantic_shape(Plain.__pydantic_core_schema__, model) is None  # another class's schema
@@ -105,13 +110,16 @@ def test_answer_options_that_change_the_output_keep_pydantic() -> None:
     assert adapter.json_shape(False, True) is None  # response_model_exclude_unset
 
 
-@pytest.mark.parametrize("shape, message", [
-    ([("a", "s")], "a shape is a tuple"),
-    ((("a", "x"),), "invalid kind 'x' for shape field 'a'"),
-    ((("a", "ln"),), "invalid kind 'ln'"),
-    ((("a", "ss"),), "invalid kind 'ss'"),
-    ((("a",),), "a shape is a tuple"),
-])
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ([("a", "s")], "a shape is a tuple"),
+        ((("a", "x"),), "invalid kind 'x' for shape field 'a'"),
+        ((("a", "ln"),), "invalid kind 'ln'"),
+        ((("a", "ss"),), "invalid kind 'ss'"),
+        ((("a",),), "a shape is a tuple"),
+    ],
+)
 def test_call_plan_rejects_bad_shapes_by_name(shape: Any, message: str) -> None:
     with pytest.raises((TypeError, ValueError), match=message):
         _core.CallPlan([], render_type=Plain, render=str, render_shape=shape)
@@ -119,8 +127,28 @@ def test_call_plan_rejects_bad_shapes_by_name(shape: Any, message: str) -> None:
 
 def _floats(n: int) -> list[float]:
     rnd = random.Random(6)
-    out = [0.0, -0.0, 1e-4, -1e-4, 9.999999999999999e-05, 1e-5, 2.5e-06, 0.00012, 1e-7, 5e-324, 0.1 + 0.2, 1e15, 999999999999999.9, 1e16,
-           1e22, 1.7976931348623157e308, 123456.789012345, 100.0, 9.5, 19.99]
+    out = [
+        0.0,
+        -0.0,
+        1e-4,
+        -1e-4,
+        9.999999999999999e-05,
+        1e-5,
+        2.5e-06,
+        0.00012,
+        1e-7,
+        5e-324,
+        0.1 + 0.2,
+        1e15,
+        999999999999999.9,
+        1e16,
+        1e22,
+        1.7976931348623157e308,
+        123456.789012345,
+        100.0,
+        9.5,
+        19.99,
+    ]
     while len(out) < n:
         r = rnd.random()
         if r < 0.35:
@@ -130,7 +158,7 @@ def _floats(n: int) -> list[float]:
         elif r < 0.8:
             v = rnd.uniform(-10, 10) * 10.0 ** rnd.randint(-8, 18)
         else:
-            v = float(rnd.randint(-10**17, 10**17))
+            v = float(rnd.randint(-(10**17), 10**17))
         if math.isfinite(v):
             out.append(v)
     return out
@@ -146,14 +174,30 @@ def test_shape_answers_are_pydantic_bytes() -> None:
     plans = {r.path: t[2] for r, t, _ in app._targets if len(t) > 2}
     assert plans["/d/echo"].render_shape == pydantic_shape(Plain.__pydantic_core_schema__, Plain)
     floats = _floats(2000)
-    strings = ["", "plain", "é ü 😀 中文", "quote \" back \\ slash", "ctl \x00 \x01 \x1f \x7f \n\r\t\b\f",
-               "\u2028\u2029", "</script>", "a/b"]
+    strings = [
+        "",
+        "plain",
+        "é ü 😀 中文",
+        'quote " back \\ slash',
+        "ctl \x00 \x01 \x1f \x7f \n\r\t\b\f",
+        "\u2028\u2029",
+        "</script>",
+        "a/b",
+    ]
     with TestClient(app) as client:
         for i in range(0, len(floats), 100):
-            chunk = floats[i:i + 100]
-            body = json.dumps({"name": strings[i // 100 % len(strings)], "price": chunk[0], "count": 10**30 + i,
-                               "on": i % 2 == 0, "note": None if i % 3 else "n", "tags": strings,
-                               "grid": [chunk, [None, *chunk[:3]], []]})
+            chunk = floats[i : i + 100]
+            body = json.dumps(
+                {
+                    "name": strings[i // 100 % len(strings)],
+                    "price": chunk[0],
+                    "count": 10**30 + i,
+                    "on": i % 2 == 0,
+                    "note": None if i % 3 else "n",
+                    "tags": strings,
+                    "grid": [chunk, [None, *chunk[:3]], []],
+                }
+            )
             r = same(client, "POST", "/echo", content=body)
             assert r.status_code == 200
             assert r.content == Plain.__pydantic_serializer__.to_json(Plain.model_validate_json(body)), body[:200]
@@ -189,13 +233,25 @@ def test_values_the_shape_leaves_to_pydantic() -> None:
 
     twins(app, "GET", "/odd", odd)
     with TestClient(app, raise_server_exceptions=False) as client:
-        for kind in ("tiny", "inf", "nan", "str-for-float", "int-for-float", "bool-for-int", "tuple-for-list",
-                     "int-in-list", "missing", "str-subclass", "plain"):
+        for kind in (
+            "tiny",
+            "inf",
+            "nan",
+            "str-for-float",
+            "int-for-float",
+            "bool-for-int",
+            "tuple-for-list",
+            "int-in-list",
+            "missing",
+            "str-subclass",
+            "plain",
+        ):
             assert same(client, "GET", f"/odd?kind={kind}").status_code == 200, kind
         assert same(client, "GET", "/odd?kind=tiny").content.startswith(b'{"name":"n","price":1e-7,')
         assert same(client, "GET", "/odd?kind=inf").json()["price"] is None
         assert same(client, "GET", "/odd?kind=missing").content == Plain.__pydantic_serializer__.to_json(
-            Plain.model_construct(name="only"), warnings=False)
+            Plain.model_construct(name="only"), warnings=False
+        )
 
 
 def test_models_without_a_shape_answer_as_before() -> None:

@@ -23,11 +23,16 @@ def twins(app: Catzilla, method: str, path: str, handler: Any, **options: Any) -
     def with_request(*args: Any, request: Request, **kwargs: Any) -> Any:
         return handler(*args, **kwargs)
 
-    params = [*sig.parameters.values(), inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY,
-                                                          annotation=Request)]
+    params = [
+        *sig.parameters.values(),
+        inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
+    ]
     with_request.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-    with_request.__annotations__ = {**{p.name: p.annotation for p in sig.parameters.values()},
-                                    "return": sig.return_annotation, "request": Request}
+    with_request.__annotations__ = {
+        **{p.name: p.annotation for p in sig.parameters.values()},
+        "return": sig.return_annotation,
+        "request": Request,
+    }
     app.add_route(f"/d{path}", handler, [method], **options)
     app.add_route(f"/b{path}", with_request, [method], **options)
     modes = {r.path: t[0] for r, t, _ in app._targets}
@@ -38,6 +43,9 @@ def twins(app: Catzilla, method: str, path: str, handler: Any, **options: Any) -
 def same(client: TestClient, method: str, url: str, **kwargs: Any) -> Any:
     d = client.request(method, "/d" + url, **kwargs)
     b = client.request(method, "/b" + url, **kwargs)
-    assert (d.status_code, d.headers.get("content-type"), d.content) == \
-        (b.status_code, b.headers.get("content-type"), b.content), url
+    assert (d.status_code, d.headers.get("content-type"), d.content) == (
+        b.status_code,
+        b.headers.get("content-type"),
+        b.content,
+    ), url
     return d

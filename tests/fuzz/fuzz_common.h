@@ -25,20 +25,19 @@
 
 #include "cz_memory.h"
 
-#define FUZZ_CHECK(cond)                                                        \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__,     \
-                    __LINE__, #cond);                                           \
-            abort();                                                            \
-        }                                                                       \
+#define FUZZ_CHECK(cond)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, #cond);                          \
+            abort();                                                                                                   \
+        }                                                                                                              \
     } while (0)
 
 /* ---- leak check ----------------------------------------------------------- */
 
 typedef struct {
-    size_t allocated;  /* live bytes (usable sizes) */
-    uint64_t blocks;   /* nmalloc - nfree */
+    size_t allocated; /* live bytes (usable sizes) */
+    uint64_t blocks;  /* nmalloc - nfree */
 } mem_mark_t;
 
 static inline mem_mark_t mem_mark(cz_allocator_t *a) {
@@ -58,17 +57,16 @@ static inline void mem_expect(cz_allocator_t *a, mem_mark_t start, const char *w
         fprintf(stderr,
                 "fuzz: leak in %s: allocated %zu -> %zu bytes, live blocks "
                 "%llu -> %llu\n",
-                what, start.allocated, now.allocated,
-                (unsigned long long)start.blocks, (unsigned long long)now.blocks);
+                what, start.allocated, now.allocated, (unsigned long long)start.blocks, (unsigned long long)now.blocks);
         abort();
     }
 }
 
 /* ---- allocation-failure injection ------------------------------------------ */
 
-static long g_fault_at;     /* fail this call (1-based) after fault_arm(); 0: never */
-static long g_alloc_calls;  /* calls since fault_arm() */
-static long g_faults;       /* faults injected since fault_arm() */
+static long g_fault_at;    /* fail this call (1-based) after fault_arm(); 0: never */
+static long g_alloc_calls; /* calls since fault_arm() */
+static long g_faults;      /* faults injected since fault_arm() */
 
 static inline void fault_arm(long at) {
     g_fault_at = at;
@@ -77,8 +75,7 @@ static inline void fault_arm(long at) {
 }
 
 static inline int fault_now(void) {
-    if (g_fault_at <= 0 || ++g_alloc_calls != g_fault_at)
-        return 0;
+    if (g_fault_at <= 0 || ++g_alloc_calls != g_fault_at) return 0;
     g_faults++;
     return 1;
 }
@@ -107,16 +104,14 @@ void *__wrap_cz_realloc(cz_allocator_t *a, cz_purpose_t p, void *ptr, size_t siz
 static inline void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
 
-    if (!p)
-        abort();
+    if (!p) abort();
     return p;
 }
 
 static inline void *xmemdup(const void *s, size_t n) {
     void *p = xmalloc(n);
 
-    if (n)
-        memcpy(p, s, n);
+    if (n) memcpy(p, s, n);
     return p;
 }
 
@@ -128,11 +123,9 @@ static inline int lower_ascii(int c) {
 static inline int ieq_lit(const char *s, size_t n, const char *lit) {
     size_t i, m = strlen(lit);
 
-    if (n != m)
-        return 0;
+    if (n != m) return 0;
     for (i = 0; i < n; i++)
-        if (lower_ascii((unsigned char)s[i]) != lit[i])
-            return 0;
+        if (lower_ascii((unsigned char)s[i]) != lit[i]) return 0;
     return 1;
 }
 

@@ -18,7 +18,7 @@ static int g_verbose;
 /* What one run produced: a digest of the completed parts, the outcome, and
  * the parts themselves (for the re-parse check). */
 typedef struct {
-    char *buf;           /* reconstructed body, when built */
+    char *buf; /* reconstructed body, when built */
     size_t len, cap;
 } sbuf_t;
 
@@ -26,21 +26,19 @@ static void sb_put(sbuf_t *b, const void *d, size_t n) {
     if (b->len + n > b->cap) {
         b->cap = (b->len + n) * 2 + 64;
         b->buf = realloc(b->buf, b->cap);
-        if (!b->buf)
-            abort();
+        if (!b->buf) abort();
     }
-    if (n)
-        memcpy(b->buf + b->len, d, n);
+    if (n) memcpy(b->buf + b->len, d, n);
     b->len += n;
 }
 
 typedef struct {
-    uint64_t digest;     /* completed parts: headers, decoded fields, data */
-    size_t parts;        /* completed parts */
+    uint64_t digest; /* completed parts: headers, decoded fields, data */
+    size_t parts;    /* completed parts */
     int done;
     int status;
     const char *reason;
-    sbuf_t rebuilt;      /* the parts written back as a plain body */
+    sbuf_t rebuilt; /* the parts written back as a plain body */
 } outcome_t;
 
 static uint64_t str_digest(uint64_t h, cz_multipart_str_t s) {
@@ -60,9 +58,8 @@ static int is_bchar(unsigned char c) {
  * heap copy freed after its events, so a view that outlives it is a
  * use-after-free. `rebuild`: write the parts back as a canonical body.
  */
-static void run(const char *boundary, size_t blen, const char *body, size_t len,
-                const cz_multipart_limits_t *lim, const uint8_t *sizes, size_t nsizes,
-                int faults, int rebuild, outcome_t *o) {
+static void run(const char *boundary, size_t blen, const char *body, size_t len, const cz_multipart_limits_t *lim,
+                const uint8_t *sizes, size_t nsizes, int faults, int rebuild, outcome_t *o) {
     cz_multipart_t p;
     size_t off = 0, turn = 0;
     uint64_t part_h = FNV_INIT, part_data = 0;
@@ -90,8 +87,7 @@ static void run(const char *boundary, size_t blen, const char *body, size_t len,
             ev = cz_multipart_feed(&p, d, left, &used);
             FUZZ_CHECK(used <= left);
             FUZZ_CHECK(cz_multipart_held(&p) < blen + 4);
-            if (ev == CZ_MULTIPART_NEED_MORE)
-                FUZZ_CHECK(used == left);
+            if (ev == CZ_MULTIPART_NEED_MORE) FUZZ_CHECK(used == left);
             if (ev == CZ_MULTIPART_PART_BEGIN) {
                 const cz_multipart_part_t *pt = cz_multipart_part(&p);
                 FUZZ_CHECK(!in_part);
@@ -99,10 +95,8 @@ static void run(const char *boundary, size_t blen, const char *body, size_t len,
                 part_h = FNV_INIT;
                 part_data = 0;
                 part_h = str_digest(part_h, pt->name);
-                part_h = fnv_u64(part_h, pt->has_filename * 4u + pt->has_filename_plain * 2u +
-                                             pt->has_filename_star);
-                if (pt->has_filename)
-                    part_h = str_digest(part_h, pt->filename);
+                part_h = fnv_u64(part_h, pt->has_filename * 4u + pt->has_filename_plain * 2u + pt->has_filename_star);
+                if (pt->has_filename) part_h = str_digest(part_h, pt->filename);
                 part_h = str_digest(part_h, pt->filename_plain);
                 part_h = str_digest(part_h, pt->content_type);
                 FUZZ_CHECK(pt->num_headers >= 1 && pt->num_headers <= L->max_headers);
@@ -110,14 +104,12 @@ static void run(const char *boundary, size_t blen, const char *body, size_t len,
                 if (!pt->has_filename_star && pt->has_filename)
                     FUZZ_CHECK(pt->filename.len == pt->filename_plain.len &&
                                memcmp(pt->filename.base, pt->filename_plain.base, pt->filename.len) == 0);
-                if (rebuild)
-                    sb_put(&o->rebuilt, "\r\n", 2);
+                if (rebuild) sb_put(&o->rebuilt, "\r\n", 2);
                 for (size_t i = 0; i < pt->num_headers; i++) {
                     cz_multipart_str_t hn = pt->headers[i].name, hv = pt->headers[i].value;
                     part_h = str_digest(str_digest(part_h, hn), hv);
                     FUZZ_CHECK(hn.len > 0 && memchr(hn.base, ':', hn.len) == NULL);
-                    FUZZ_CHECK(memchr(hv.base, '\r', hv.len) == NULL &&
-                               memchr(hv.base, '\n', hv.len) == NULL);
+                    FUZZ_CHECK(memchr(hv.base, '\r', hv.len) == NULL && memchr(hv.base, '\n', hv.len) == NULL);
                     FUZZ_CHECK(hv.len == 0 || (hv.base[0] != ' ' && hv.base[hv.len - 1] != ' '));
                     if (rebuild) {
                         sb_put(&o->rebuilt, hn.base, hn.len);
@@ -126,8 +118,7 @@ static void run(const char *boundary, size_t blen, const char *body, size_t len,
                         sb_put(&o->rebuilt, "\r\n", 2);
                     }
                 }
-                if (rebuild)
-                    sb_put(&o->rebuilt, "\r\n", 2);
+                if (rebuild) sb_put(&o->rebuilt, "\r\n", 2);
             } else if (ev == CZ_MULTIPART_PART_DATA) {
                 cz_multipart_str_t v = cz_multipart_data(&p);
                 uintptr_t b = (uintptr_t)v.base, e = b + v.len;
@@ -136,8 +127,7 @@ static void run(const char *boundary, size_t blen, const char *body, size_t len,
                 FUZZ_CHECK(in_part && v.len > 0 && (in_input || in_parser));
                 part_h = fnv(part_h, v.base, v.len);
                 part_data += v.len;
-                if (rebuild)
-                    sb_put(&o->rebuilt, v.base, v.len);
+                if (rebuild) sb_put(&o->rebuilt, v.base, v.len);
             } else if (ev == CZ_MULTIPART_PART_END) {
                 const cz_multipart_part_t *pt = cz_multipart_part(&p);
                 FUZZ_CHECK(in_part);
@@ -155,21 +145,17 @@ static void run(const char *boundary, size_t blen, const char *body, size_t len,
             }
             d += used;
             left -= used;
-            if (ev == CZ_MULTIPART_ERROR || ev == CZ_MULTIPART_DONE)
-                break;
+            if (ev == CZ_MULTIPART_ERROR || ev == CZ_MULTIPART_DONE) break;
         }
         free(copy);
         off += n;
-        if (ev == CZ_MULTIPART_ERROR || ev == CZ_MULTIPART_DONE || off >= len)
-            break;
+        if (ev == CZ_MULTIPART_ERROR || ev == CZ_MULTIPART_DONE || off >= len) break;
     }
-    if (ev != CZ_MULTIPART_ERROR && ev != CZ_MULTIPART_DONE)
-        ev = cz_multipart_finish(&p);
+    if (ev != CZ_MULTIPART_ERROR && ev != CZ_MULTIPART_DONE) ev = cz_multipart_finish(&p);
     FUZZ_CHECK(cz_multipart_finish(&p) == ev);
     if (ev == CZ_MULTIPART_DONE) {
         o->done = 1;
-        if (rebuild)
-            sb_put(&o->rebuilt, "--", 2);
+        if (rebuild) sb_put(&o->rebuilt, "--", 2);
     } else {
         size_t used = 1;
         FUZZ_CHECK(ev == CZ_MULTIPART_ERROR);
@@ -199,8 +185,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argv;
     g_verbose = getenv("FUZZ_VERBOSE") != NULL;
     g_alloc = cz_allocator_create(CZ_BACKEND_MALLOC, NULL, 0);
-    if (!g_alloc)
-        abort();
+    if (!g_alloc) abort();
     return 0;
 }
 
@@ -217,8 +202,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     long fault_at = 0;
     static outcome_t a, b, c;
 
-    if (size < 5)
-        return 0;
+    if (size < 5) return 0;
     opt = data[0];
     fault = data[1];
     for (int i = 0; i < 3; i++) {
@@ -232,22 +216,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memset(&lim, 0, sizeof(lim));
     switch (opt & 3) {
     case 1:
-        lim.max_parts = 4; lim.max_header_bytes = 96; lim.max_headers = 3;
-        lim.max_field_size = 16; lim.max_file_size = 40; lim.max_total = 400;
+        lim.max_parts = 4;
+        lim.max_header_bytes = 96;
+        lim.max_headers = 3;
+        lim.max_field_size = 16;
+        lim.max_file_size = 40;
+        lim.max_total = 400;
         limp = &lim;
         break;
     case 2:
-        lim.max_parts = 1; lim.max_header_bytes = 48; lim.max_headers = 1;
-        lim.max_field_size = 1; lim.max_file_size = 1; lim.max_total = 64;
+        lim.max_parts = 1;
+        lim.max_header_bytes = 48;
+        lim.max_headers = 1;
+        lim.max_field_size = 1;
+        lim.max_file_size = 1;
+        lim.max_total = 64;
         limp = &lim;
         break;
     case 3:
-        lim.max_parts = 2; lim.max_header_bytes = 200; lim.max_headers = 8;
-        lim.max_field_size = 300; lim.max_total = 1000;
+        lim.max_parts = 2;
+        lim.max_header_bytes = 200;
+        lim.max_headers = 8;
+        lim.max_field_size = 300;
+        lim.max_total = 1000;
         limp = &lim;
         break;
-    default:
-        break;
+    default: break;
     }
 
     if (opt & 4) {
@@ -263,8 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             int cl;
 
             FUZZ_CHECK(blen >= 1 && blen <= CZ_MULTIPART_BOUNDARY_MAX);
-            for (size_t i = 0; i < blen; i++)
-                FUZZ_CHECK(is_bchar((unsigned char)boundary[i]));
+            for (size_t i = 0; i < blen; i++) FUZZ_CHECK(is_bchar((unsigned char)boundary[i]));
             FUZZ_CHECK(boundary[blen - 1] != ' ');
             /* the canonical form gives the same boundary back */
             cl = snprintf(canon, sizeof(canon), "multipart/form-data; boundary=\"%.*s\"", (int)blen, boundary);
@@ -287,8 +280,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         len = size;
     }
 
-    if (fault >= 0x80)
-        fault_at = fault - 0x7f;
+    if (fault >= 0x80) fault_at = fault - 0x7f;
 
     /* 1: the reads the input asks for, with a failure injected */
     fault_arm(fault_at);
@@ -301,8 +293,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     mem_expect(g_alloc, start, "whole run");
     if (!(fault_at && a.status == 500)) {
         FUZZ_CHECK(a.done == b.done && a.status == b.status);
-        if (a.reason != b.reason && g_verbose)
-            fprintf(stderr, "split: %s / whole: %s\n", a.reason, b.reason);
+        if (a.reason != b.reason && g_verbose) fprintf(stderr, "split: %s / whole: %s\n", a.reason, b.reason);
         FUZZ_CHECK(a.reason == b.reason);
         FUZZ_CHECK(a.parts == b.parts && a.digest == b.digest);
     }
@@ -315,8 +306,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         cz_multipart_limits_default(&loose);
         loose.max_parts = SIZE_MAX;
         loose.max_field_size = SIZE_MAX;
-        if (limp)
-            loose.max_headers = limp->max_headers > loose.max_headers ? limp->max_headers : loose.max_headers;
+        if (limp) loose.max_headers = limp->max_headers > loose.max_headers ? limp->max_headers : loose.max_headers;
         run(boundary, blen, b.rebuilt.buf, b.rebuilt.len, &loose, NULL, 0, 0, 0, &c);
         if (!(c.status == 413 && strcmp(c.reason, "multipart: part header too large") == 0)) {
             FUZZ_CHECK(c.done && c.parts == b.parts && c.digest == b.digest);
@@ -327,8 +317,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     if (g_verbose)
-        fprintf(stderr, "multipart: %zu bytes, boundary %.*s, %zu parts, %s%s\n", len, (int)blen,
-                boundary, b.parts, b.done ? "done" : "error ", b.done ? "" : b.reason);
+        fprintf(stderr, "multipart: %zu bytes, boundary %.*s, %zu parts, %s%s\n", len, (int)blen, boundary, b.parts,
+                b.done ? "done" : "error ", b.done ? "" : b.reason);
     free(b.rebuilt.buf);
     free(a.rebuilt.buf);
     free(c.rebuilt.buf);

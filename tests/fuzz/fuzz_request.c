@@ -85,7 +85,7 @@ enum {
 static cz_allocator_t *g_alloc;  /* requests and responses (leak-checked) */
 static cz_allocator_t *g_static; /* the router */
 static cz_router_t *g_router;
-static int g_verbose;            /* FUZZ_VERBOSE=1: one line per input */
+static int g_verbose; /* FUZZ_VERBOSE=1: one line per input */
 
 /* ---- the application: a fixed router ---------------------------------------- */
 
@@ -146,9 +146,9 @@ static cz_static_t *g_static_dir;
 typedef struct {
     unsigned opts;
     cz_http_limits_t limits;
-    size_t max_write_buffer;   /* cz_server_config_t.max_write_buffer */
-    size_t out_max;            /* cz_http_buf_init max (0: unbounded) */
-    size_t split[3];           /* read sizes; 0: all that is left */
+    size_t max_write_buffer; /* cz_server_config_t.max_write_buffer */
+    size_t out_max;          /* cz_http_buf_init max (0: unbounded) */
+    size_t split[3];         /* read sizes; 0: all that is left */
     cz_http_date_t date;
     const cz_http_date_t *datep;
 } cfg_t;
@@ -172,8 +172,7 @@ static void set_limits(unsigned preset) {
         l->max_url = 1, l->max_header_bytes = 1, l->max_headers = 1;
         l->max_body = 1, l->retain = 1;
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -184,15 +183,15 @@ enum { WANT_NONE, WANT_ALLOW, WANT_LOCATION };
 
 typedef struct {
     int status;
-    int head;            /* answer to HEAD: body not sent */
-    size_t nfields;      /* header fields expected */
-    int has_length;      /* Content-Length expected */
-    int chunked;         /* Transfer-Encoding: chunked expected */
-    uint64_t body_len;   /* its value */
+    int head;          /* answer to HEAD: body not sent */
+    size_t nfields;    /* header fields expected */
+    int has_length;    /* Content-Length expected */
+    int chunked;       /* Transfer-Encoding: chunked expected */
+    uint64_t body_len; /* its value */
     int keep_alive;
-    int want;            /* WANT_*: exactly one such field, with this value */
-    int any;             /* a static file answer: only well-formed, and no secret */
-    char *value;         /* (heap, owned by the queue) */
+    int want;    /* WANT_*: exactly one such field, with this value */
+    int any;     /* a static file answer: only well-formed, and no secret */
+    char *value; /* (heap, owned by the queue) */
     size_t value_len;
 } expect_t;
 
@@ -201,12 +200,12 @@ typedef struct {
     llhttp_settings_t st;
     expect_t *q;
     size_t qhead, qtail, qcap;
-    size_t expected;     /* responses ever expected (qtail moves back) */
+    size_t expected; /* responses ever expected (qtail moves back) */
     size_t nfields;
     uint64_t body;
     int in_msg;
-    int closed;          /* a "Connection: close" response was parsed */
-    int interim;         /* the message being parsed is a 100 Continue */
+    int closed;  /* a "Connection: close" response was parsed */
+    int interim; /* the message being parsed is a 100 Continue */
     size_t responses;
     /* the field being parsed, and the value of the wanted one */
     char fname[16];
@@ -217,7 +216,9 @@ typedef struct {
     size_t val_len, val_cap;
 } verifier_t;
 
-static verifier_t *ver_of(llhttp_t *ll) { return (verifier_t *)ll->data; }
+static verifier_t *ver_of(llhttp_t *ll) {
+    return (verifier_t *)ll->data;
+}
 
 static int v_begin(llhttp_t *ll) {
     verifier_t *v = ver_of(ll);
@@ -260,14 +261,12 @@ static int v_field_complete(llhttp_t *ll) {
 static int v_value(llhttp_t *ll, const char *at, size_t len) {
     verifier_t *v = ver_of(ll);
 
-    if (!v->in_want)
-        return 0;
+    if (!v->in_want) return 0;
     if (v->val_len + len > v->val_cap) {
         char *nv;
         v->val_cap = (v->val_len + len) * 2;
         nv = realloc(v->val, v->val_cap);
-        if (!nv)
-            abort();
+        if (!nv) abort();
         v->val = nv;
     }
     memcpy(v->val + v->val_len, at, len);
@@ -292,20 +291,19 @@ static int v_headers_complete(llhttp_t *ll) {
     }
     FUZZ_CHECK(v->qhead < v->qtail); /* a response we did not write */
     e = &v->q[v->qhead];
-    if (e->any)
-        return e->head ? 1 : 0;
+    if (e->any) return e->head ? 1 : 0;
 
     if (ll->status_code != e->status || v->nfields != e->nfields) {
-        fprintf(stderr, "response: status %d (want %d), %zu fields (want %zu)\n",
-                ll->status_code, e->status, v->nfields, e->nfields);
+        fprintf(stderr, "response: status %d (want %d), %zu fields (want %zu)\n", ll->status_code, e->status,
+                v->nfields, e->nfields);
         FUZZ_CHECK(0);
     }
     if (e->want != WANT_NONE) {
         FUZZ_CHECK(v->nwant == 1);
         if (v->val_len != e->value_len || memcmp(v->val, e->value, e->value_len) != 0) {
             fprintf(stderr, "response %d: %s \"%.*s\" (want \"%.*s\")\n", e->status,
-                    e->want == WANT_ALLOW ? "Allow" : "Location", (int)v->val_len,
-                    v->val ? v->val : "", (int)e->value_len, e->value);
+                    e->want == WANT_ALLOW ? "Allow" : "Location", (int)v->val_len, v->val ? v->val : "",
+                    (int)e->value_len, e->value);
             FUZZ_CHECK(0);
         }
     }
@@ -327,8 +325,7 @@ static int v_headers_complete(llhttp_t *ll) {
 
 static int v_body(llhttp_t *ll, const char *at, size_t len) {
     verifier_t *v = ver_of(ll);
-    if (!v->interim && v->q[v->qhead].any)
-        FUZZ_CHECK(memmem(at, len, SECRET, sizeof(SECRET) - 1) == NULL);
+    if (!v->interim && v->q[v->qhead].any) FUZZ_CHECK(memmem(at, len, SECRET, sizeof(SECRET) - 1) == NULL);
     v->body += len;
     return 0;
 }
@@ -342,11 +339,9 @@ static int v_message_complete(llhttp_t *ll) {
         return 0;
     }
     e = &v->q[v->qhead];
-    if (!e->any)
-        FUZZ_CHECK(v->body == (e->head ? 0 : e->body_len));
+    if (!e->any) FUZZ_CHECK(v->body == (e->head ? 0 : e->body_len));
     FUZZ_CHECK(llhttp_should_keep_alive(ll) == e->keep_alive);
-    if (!e->keep_alive)
-        v->closed = 1;
+    if (!e->keep_alive) v->closed = 1;
     free(v->q[v->qhead].value);
     v->qhead++;
     v->in_msg = 0;
@@ -372,8 +367,7 @@ static void ver_init(verifier_t *v) {
 static void ver_free(verifier_t *v) {
     size_t i;
 
-    for (i = v->qhead; i < v->qtail; i++)
-        free(v->q[i].value);
+    for (i = v->qhead; i < v->qtail; i++) free(v->q[i].value);
     free(v->q);
     free(v->val);
 }
@@ -391,8 +385,7 @@ static expect_t *ver_expect(verifier_t *v, const expect_t *e) {
             expect_t *nq;
             v->qcap = v->qcap ? v->qcap * 2 : 16;
             nq = realloc(v->q, v->qcap * sizeof(*nq));
-            if (!nq)
-                abort();
+            if (!nq) abort();
             v->q = nq;
         }
     }
@@ -411,8 +404,7 @@ static void ver_check(verifier_t *v, const char *data, size_t len) {
         llhttp_errno_t e = llhttp_execute(&v->ll, p, n);
         size_t used;
 
-        if (e == HPE_OK)
-            break;
+        if (e == HPE_OK) break;
         if (e == HPE_PAUSED_UPGRADE) { /* a handler's 101: go on */
             used = (size_t)(llhttp_get_error_pos(&v->ll) - p);
             p += used;
@@ -420,9 +412,8 @@ static void ver_check(verifier_t *v, const char *data, size_t len) {
             llhttp_resume_after_upgrade(&v->ll);
             continue;
         }
-        fprintf(stderr, "response bytes do not parse: %s (%s)\n---\n%.*s\n---\n",
-                llhttp_errno_name(e), llhttp_get_error_reason(&v->ll),
-                (int)(len > 4000 ? 4000 : len), data);
+        fprintf(stderr, "response bytes do not parse: %s (%s)\n---\n%.*s\n---\n", llhttp_errno_name(e),
+                llhttp_get_error_reason(&v->ll), (int)(len > 4000 ? 4000 : len), data);
         FUZZ_CHECK(0);
     }
 }
@@ -437,23 +428,19 @@ static int is_tchar(unsigned char c) {
 static int valid_token(cz_http_str_t s) {
     size_t i;
 
-    if (!s.base || s.len == 0)
-        return 0;
+    if (!s.base || s.len == 0) return 0;
     for (i = 0; i < s.len; i++)
-        if (!is_tchar((unsigned char)s.base[i]))
-            return 0;
+        if (!is_tchar((unsigned char)s.base[i])) return 0;
     return 1;
 }
 
 static int valid_text(cz_http_str_t s) {
     size_t i;
 
-    if (!s.base)
-        return s.len == 0;
+    if (!s.base) return s.len == 0;
     for (i = 0; i < s.len; i++) {
         unsigned char c = (unsigned char)s.base[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return 0;
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return 0;
     }
     return 1;
 }
@@ -463,17 +450,12 @@ static int response_invalid(const cz_http_response_t *r, int with_body) {
     size_t i;
     int bodyless = r->status < 200 || r->status == 204 || r->status == 304;
 
-    if (r->status < 100 || r->status > 999)
-        return 1;
-    if (r->reason.base && !valid_text(r->reason))
-        return 1;
-    if (r->content_type.base && !valid_text(r->content_type))
-        return 1;
+    if (r->status < 100 || r->status > 999) return 1;
+    if (r->reason.base && !valid_text(r->reason)) return 1;
+    if (r->content_type.base && !valid_text(r->content_type)) return 1;
     for (i = 0; i < r->num_headers; i++)
-        if (!valid_token(r->headers[i].name) || !valid_text(r->headers[i].value))
-            return 1;
-    if (with_body && !bodyless && !r->head && r->body.len > 0 && !r->body.base)
-        return 1;
+        if (!valid_token(r->headers[i].name) || !valid_text(r->headers[i].value)) return 1;
+    if (with_body && !bodyless && !r->head && r->body.len > 0 && !r->body.base) return 1;
     return 0;
 }
 
@@ -487,8 +469,7 @@ static expect_t response_expect(const cz_http_response_t *r) {
     memset(&e, 0, sizeof(e));
     for (i = 0; i < r->num_headers; i++) {
         const cz_http_str_t *n = &r->headers[i].name;
-        if (ieq_lit(n->base, n->len, "content-length") ||
-            ieq_lit(n->base, n->len, "transfer-encoding") ||
+        if (ieq_lit(n->base, n->len, "content-length") || ieq_lit(n->base, n->len, "transfer-encoding") ||
             ieq_lit(n->base, n->len, "connection"))
             continue;
         udate |= ieq_lit(n->base, n->len, "date");
@@ -517,8 +498,7 @@ static expect_t *expect_error(verifier_t *v, int status, int minor, int keep, in
     const char *detail = cz_http_reason(status);
     expect_t e;
 
-    if (!detail[0])
-        detail = status < 500 ? "Bad Request" : "Internal Server Error";
+    if (!detail[0]) detail = status < 500 ? "Bad Request" : "Internal Server Error";
     memset(&e, 0, sizeof(e));
     e.status = status;
     e.head = head;
@@ -535,32 +515,32 @@ static expect_t *expect_error(verifier_t *v, int status, int minor, int keep, in
 enum { END_INPUT, END_ERROR, END_CLOSE_REQ, END_CLOSE_OTHER };
 
 #define MAX_DIGESTS 512
-#define MAX_FILES 64
+#define MAX_FILES   64
 
 typedef struct {
     cz_conn_env_t env;
     cz_conn_t conn;
     verifier_t v;
-    uint64_t now;               /* the transport's clock, ms */
-    int eof;                    /* cz_conn_eof() was called */
-    int deferred;               /* a request waits for its answer (OPT_DEFER) */
-    cz_match_t match;           /* of the deferred request */
+    uint64_t now;     /* the transport's clock, ms */
+    int eof;          /* cz_conn_eof() was called */
+    int deferred;     /* a request waits for its answer (OPT_DEFER) */
+    cz_match_t match; /* of the deferred request */
     /* a body being streamed: the rest of `body`, `piece` bytes at a time */
     cz_http_str_t body;
     size_t piece;
-    int streaming, cut;         /* cut: a stream ended early (connection closes) */
-    size_t unanswered_at;       /* responses expected when a request went
-                                   unanswered (nothing may follow); SIZE_MAX: none */
-    int bounded;                /* a CZ_HTTP_E2BIG was seen */
-    int last_keep_alive;        /* of the last complete request */
-    int files[MAX_FILES];       /* files handed to the connection */
+    int streaming, cut;   /* cut: a stream ended early (connection closes) */
+    size_t unanswered_at; /* responses expected when a request went
+                             unanswered (nothing may follow); SIZE_MAX: none */
+    int bounded;          /* a CZ_HTTP_E2BIG was seen */
+    int last_keep_alive;  /* of the last complete request */
+    int files[MAX_FILES]; /* files handed to the connection */
     size_t nfiles;
     /* transcript, compared with a one-piece parse */
     uint64_t digest[MAX_DIGESTS];
     size_t nreq;
-    char *out;                  /* everything the transport sent, for the verifier */
+    char *out; /* everything the transport sent, for the verifier */
     size_t out_len, out_cap;
-    size_t quota;               /* bytes the "socket" takes per turn; 0: all */
+    size_t quota; /* bytes the "socket" takes per turn; 0: all */
     /* the last canned error written (every one is expected by the
      * cz_http_write_error wrapper; callers check it is the right one) */
     size_t nerr;
@@ -588,20 +568,17 @@ static uint64_t request_digest(const cz_http_request_t *r) {
     }
     h = hstr(h, r->body);
     h = fnv_u64(h, r->content_length);
-    h = fnv_u64(h, (uint64_t)r->has_body << 4 | (uint64_t)r->chunked << 3 |
-                       (uint64_t)r->keep_alive << 2 | (uint64_t)r->expect_continue << 1 |
-                       r->upgrade);
+    h = fnv_u64(h, (uint64_t)r->has_body << 4 | (uint64_t)r->chunked << 3 | (uint64_t)r->keep_alive << 2 |
+                       (uint64_t)r->expect_continue << 1 | r->upgrade);
     return h;
 }
 
 static int is_digits(const char *s, size_t n) {
     size_t i;
 
-    if (n == 0)
-        return 0;
+    if (n == 0) return 0;
     for (i = 0; i < n; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
+        if (s[i] < '0' || s[i] > '9') return 0;
     return 1;
 }
 
@@ -611,16 +588,12 @@ static int has_option(cz_http_str_t v, const char *tok) {
 
     while (i < v.len) {
         size_t s, e;
-        while (i < v.len && (v.base[i] == ' ' || v.base[i] == '\t' || v.base[i] == ','))
-            i++;
+        while (i < v.len && (v.base[i] == ' ' || v.base[i] == '\t' || v.base[i] == ',')) i++;
         s = i;
-        while (i < v.len && v.base[i] != ',')
-            i++;
+        while (i < v.len && v.base[i] != ',') i++;
         e = i;
-        while (e > s && (v.base[e - 1] == ' ' || v.base[e - 1] == '\t'))
-            e--;
-        if (e > s && ieq_lit(v.base + s, e - s, tok))
-            return 1;
+        while (e > s && (v.base[e - 1] == ' ' || v.base[e - 1] == '\t')) e--;
+        if (e > s && ieq_lit(v.base + s, e - s, tok)) return 1;
     }
     return 0;
 }
@@ -633,8 +606,7 @@ static void check_request(const cz_http_request_t *r) {
 
     FUZZ_CHECK(r->method.base && r->method.len > 0);
     FUZZ_CHECK(strlen(llhttp_method_name((llhttp_method_t)r->method_id)) == r->method.len);
-    FUZZ_CHECK(memcmp(llhttp_method_name((llhttp_method_t)r->method_id), r->method.base,
-                      r->method.len) == 0);
+    FUZZ_CHECK(memcmp(llhttp_method_name((llhttp_method_t)r->method_id), r->method.base, r->method.len) == 0);
     FUZZ_CHECK(r->method_id != HTTP_CONNECT && r->method_id != HTTP_PRI);
     FUZZ_CHECK(r->target.base && r->path.base && r->query.base && r->body.base);
     FUZZ_CHECK(r->target.len <= l->max_url);
@@ -694,28 +666,22 @@ static void check_request(const cz_http_request_t *r) {
     }
     FUZZ_CHECK(raw <= l->max_header_bytes);
     FUZZ_CHECK(hosts <= 1);
-    if (r->http_minor == 1)
-        FUZZ_CHECK(hosts == 1);
+    if (r->http_minor == 1) FUZZ_CHECK(hosts == 1);
     /* framing: exactly one of none, Content-Length, chunked */
     FUZZ_CHECK(cls <= 1);
     FUZZ_CHECK(!(cls && tes));
     FUZZ_CHECK(r->chunked == (tes == 1));
     FUZZ_CHECK(tes <= 1);
-    if (r->chunked)
-        FUZZ_CHECK(r->http_minor == 1 && r->content_length == 0);
+    if (r->chunked) FUZZ_CHECK(r->http_minor == 1 && r->content_length == 0);
     FUZZ_CHECK(r->content_length <= l->max_body);
-    if (cls == 0)
-        FUZZ_CHECK(r->content_length == 0);
+    if (cls == 0) FUZZ_CHECK(r->content_length == 0);
     FUZZ_CHECK(r->has_body == (r->chunked || r->content_length > 0));
     /* "close" wins; HTTP/1.0 needs "keep-alive" */
-    if (close_opt)
-        FUZZ_CHECK(r->keep_alive == 0);
-    if (r->http_minor == 0 && !ka_opt)
-        FUZZ_CHECK(r->keep_alive == 0);
+    if (close_opt) FUZZ_CHECK(r->keep_alive == 0);
+    if (r->http_minor == 0 && !ka_opt) FUZZ_CHECK(r->keep_alive == 0);
     FUZZ_CHECK(r->expect_continue == (expect && r->http_minor == 1 && r->has_body));
     FUZZ_CHECK(r->body.len <= l->max_body);
-    if (!r->chunked)
-        FUZZ_CHECK(r->body.len == r->content_length);
+    if (!r->chunked) FUZZ_CHECK(r->body.len == r->content_length);
 }
 
 static void check_match(const cz_http_request_t *req, const cz_match_t *m) {
@@ -739,10 +705,8 @@ static void check_match(const cz_http_request_t *req, const cz_match_t *m) {
         FUZZ_CHECK(m->allowed != 0 && m->slash == CZ_SLASH_NONE);
     } else {
         FUZZ_CHECK(m->status == CZ_MATCH_NOT_FOUND && m->allowed == 0);
-        if (m->slash == CZ_SLASH_REMOVE)
-            FUZZ_CHECK(req->path.len > 1 && req->path.base[req->path.len - 1] == '/');
-        if (m->slash == CZ_SLASH_ADD)
-            FUZZ_CHECK(req->path.len > 0 && req->path.base[req->path.len - 1] != '/');
+        if (m->slash == CZ_SLASH_REMOVE) FUZZ_CHECK(req->path.len > 1 && req->path.base[req->path.len - 1] == '/');
+        if (m->slash == CZ_SLASH_ADD) FUZZ_CHECK(req->path.len > 0 && req->path.base[req->path.len - 1] != '/');
     }
 }
 
@@ -760,16 +724,14 @@ static cz_http_response_t as_sent(const cz_http_request_t *req, const cz_http_re
 /* A request went unanswered: the connection must close after what is
  * queued, or the next response would pass for this one's. */
 static void unanswered(void) {
-    if (H.unanswered_at == SIZE_MAX)
-        H.unanswered_at = H.v.expected;
+    if (H.unanswered_at == SIZE_MAX) H.unanswered_at = H.v.expected;
 }
 
 /* A failed write: out of memory only under injected faults, too big only
  * with a bounded output buffer. */
 static void failed_write(int rc) {
     FUZZ_CHECK((rc == CZ_HTTP_ENOMEM && g_faults > 0) || (rc == CZ_HTTP_E2BIG && C.out_max > 0));
-    if (rc == CZ_HTTP_E2BIG)
-        H.bounded = 1;
+    if (rc == CZ_HTTP_E2BIG) H.bounded = 1;
     unanswered();
 }
 
@@ -777,24 +739,21 @@ static void failed_write(int rc) {
  * the answer to a request with these minor/keep-alive/head. */
 static expect_t *saw_error(size_t nerr, int status, int minor, int keep, int head) {
     FUZZ_CHECK(H.nerr == nerr + 1);
-    FUZZ_CHECK(H.err_status == status && H.err_minor == minor && H.err_keep == keep &&
-               H.err_head == head);
+    FUZZ_CHECK(H.err_status == status && H.err_minor == minor && H.err_keep == keep && H.err_head == head);
     return H.err;
 }
 
 /* The outcome of a call that answers: `wrote` tells whether bytes were queued. */
-static void check_answer(const cz_http_response_t *resp, const expect_t *e, int rc, int invalid,
-                         int wrote, size_t nerr) {
+static void check_answer(const cz_http_response_t *resp, const expect_t *e, int rc, int invalid, int wrote,
+                         size_t nerr) {
     FUZZ_CHECK((rc == CZ_HTTP_EINVAL) == invalid);
     if (rc == CZ_HTTP_OK) {
         FUZZ_CHECK(wrote);
         ver_expect(&H.v, e);
     } else if (rc == CZ_HTTP_EINVAL) {
         /* replaced by a 500 when that could be written */
-        if (wrote)
-            saw_error(nerr, 500, resp->http_minor, resp->keep_alive, resp->head);
-        else
-            unanswered();
+        if (wrote) saw_error(nerr, 500, resp->http_minor, resp->keep_alive, resp->head);
+        else unanswered();
     } else {
         FUZZ_CHECK(!wrote);
         failed_write(rc);
@@ -814,28 +773,22 @@ static void check_conditions(const cz_http_request_t *req, uint64_t size) {
 
     memset(&a, 0xa5, sizeof(a));
     cz_cond_decide(req, &f, &a);
-    FUZZ_CHECK(a.status == 200 || a.status == 206 || a.status == 304 || a.status == 412 ||
-               a.status == 416);
-    if (a.status == 200)
-        FUZZ_CHECK(a.offset == 0 && a.length == size);
+    FUZZ_CHECK(a.status == 200 || a.status == 206 || a.status == 304 || a.status == 412 || a.status == 416);
+    if (a.status == 200) FUZZ_CHECK(a.offset == 0 && a.length == size);
     if (a.status == 206) {
         FUZZ_CHECK(range != NULL && req->method_id == HTTP_GET);
         FUZZ_CHECK(a.length > 0 && a.offset < size && a.length <= size - a.offset);
     }
-    if (a.status == 416)
-        FUZZ_CHECK(range != NULL && req->method_id == HTTP_GET);
-    if (a.status == 304)
-        FUZZ_CHECK(req->method_id == HTTP_GET || req->method_id == HTTP_HEAD);
+    if (a.status == 416) FUZZ_CHECK(range != NULL && req->method_id == HTTP_GET);
+    if (a.status == 304) FUZZ_CHECK(req->method_id == HTTP_GET || req->method_id == HTTP_HEAD);
     /* no condition fields, no range: the whole file */
     for (i = 0; i < req->num_headers; i++) {
         cz_http_str_t n = req->headers[i].name;
-        if (n.len > 3 && ieq_lit(n.base, 3, "if-"))
-            return;
+        if (n.len > 3 && ieq_lit(n.base, 3, "if-")) return;
         if (cz_cond_parse_date(req->headers[i].value, &t) == 0)
             FUZZ_CHECK(t >= -62135596800LL && t < 253402300800LL); /* years 1..9999 */
     }
-    if (!range)
-        FUZZ_CHECK(a.status == 200);
+    if (!range) FUZZ_CHECK(a.status == 200);
 }
 
 /* The embedder's handler: a response built from the request's own bytes,
@@ -862,18 +815,15 @@ static void handler(cz_conn_t *c, const cz_http_request_t *req, const cz_match_t
         if (p->len != 3 || !is_digits(s, 3) || s[0] == '0') {
             resp = as_sent(req, &r);
             rc = cz_conn_respond_error(c, 422, NULL);
-            if (rc == CZ_HTTP_OK)
-                saw_error(nerr, 422, req->http_minor, resp.keep_alive, resp.head);
-            else
-                failed_write(rc);
+            if (rc == CZ_HTTP_OK) saw_error(nerr, 422, req->http_minor, resp.keep_alive, resp.head);
+            else failed_write(rc);
             return;
         }
         r.status = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
     }
     if (mode != MODE_EMPTY) {
         /* request fields echoed: names and values from the client */
-        for (i = 0; i < req->num_headers && nh < 8; i++)
-            h[nh++] = req->headers[i];
+        for (i = 0; i < req->num_headers && nh < 8; i++) h[nh++] = req->headers[i];
         for (i = 0; rt && i < m->nparams && nh < MAXH - 3; i++) {
             const cz_param_t *p = &m->params[i];
             int k = snprintf(names[i], sizeof(names[i]), "X-Param-%s", p->name);
@@ -903,8 +853,7 @@ static void handler(cz_conn_t *c, const cz_http_request_t *req, const cz_match_t
             r.reason.len = req->query.len - 2;
         }
         ct = cz_http_request_header(req, "content-type", 12);
-        if (ct)
-            r.content_type = *ct;
+        if (ct) r.content_type = *ct;
         r.body = req->body;
     } else {
         r.body.base = "";
@@ -916,8 +865,7 @@ static void handler(cz_conn_t *c, const cz_http_request_t *req, const cz_match_t
     if (mode == MODE_STATIC) {
         cz_http_str_t rest = {"", 0};
         expect_t any;
-        if (m->nparams)
-            rest = (cz_http_str_t){req->path.base + m->params[0].offset, m->params[0].len};
+        if (m->nparams) rest = (cz_http_str_t){req->path.base + m->params[0].offset, m->params[0].len};
         resp = as_sent(req, &r);
         cz_static_serve(g_static_dir, c, req, rest);
         FUZZ_CHECK(cz_conn_state(c) != CZ_CONN_BUSY);
@@ -940,8 +888,7 @@ static void handler(cz_conn_t *c, const cz_http_request_t *req, const cz_match_t
         char *bytes = xmalloc(size);
         int fd = memfd_create("fuzz", MFD_CLOEXEC);
         FUZZ_CHECK(fd >= 0 && H.nfiles < MAX_FILES);
-        for (k = 0; k < size; k++)
-            bytes[k] = (char)('a' + k % 26);
+        for (k = 0; k < size; k++) bytes[k] = (char)('a' + k % 26);
         FUZZ_CHECK(write(fd, bytes, size) == (ssize_t)size);
         free(bytes);
         H.files[H.nfiles++] = fd;
@@ -957,7 +904,7 @@ static void handler(cz_conn_t *c, const cz_http_request_t *req, const cz_match_t
         int64_t length = mode == MODE_STREAM ? (int64_t)req->body.len : -1;
         int bodyless = r.status < 200 || r.status == 204 || r.status == 304;
         resp = as_sent(req, &r);
-        resp.framing = length >= 0          ? CZ_HTTP_FRAME_LENGTH
+        resp.framing = length >= 0            ? CZ_HTTP_FRAME_LENGTH
                        : req->http_minor == 0 ? CZ_HTTP_FRAME_CLOSE
                                               : CZ_HTTP_FRAME_CHUNKED;
         invalid = response_invalid(&resp, 0);
@@ -1000,8 +947,7 @@ static void stream_more(cz_conn_t *c) {
             FUZZ_CHECK(cz_conn_state(c) != CZ_CONN_STREAM);
             return;
         }
-        if (!cz_conn_writable(c))
-            return; /* env->drained calls back */
+        if (!cz_conn_writable(c)) return; /* env->drained calls back */
         size_t n = H.body.len < H.piece ? H.body.len : H.piece;
         rc = cz_conn_stream_write(c, H.body.base, n);
         if (rc != CZ_HTTP_OK) {
@@ -1026,8 +972,7 @@ static uint64_t env_now(void *ctx, int fresh) {
     return H.now;
 }
 
-static cz_conn_dispatch_t env_dispatch(void *ctx, cz_conn_t *c, const cz_http_request_t *req,
-                                       const cz_match_t *m) {
+static cz_conn_dispatch_t env_dispatch(void *ctx, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m) {
     (void)ctx;
     FUZZ_CHECK(cz_conn_state(c) == CZ_CONN_BUSY && cz_conn_request(c) == req);
     if (C.opts & OPT_DEFER) {
@@ -1048,21 +993,17 @@ static void env_drained(void *ctx, cz_conn_t *c) {
 /* ---- the server's own answers: an oracle for cz_answer_route() ------------------ */
 
 /* what OPTIONS * lists (cz_answer.h) */
-#define ALL_METHODS \
-    (CZ_METHOD_GET | CZ_METHOD_POST | CZ_METHOD_PUT | CZ_METHOD_PATCH | CZ_METHOD_DELETE)
+#define ALL_METHODS (CZ_METHOD_GET | CZ_METHOD_POST | CZ_METHOD_PUT | CZ_METHOD_PATCH | CZ_METHOD_DELETE)
 
 /* Is `req` the application's to answer? (cz_answer.h) */
 static int app_answers(const cz_http_request_t *req, const cz_match_t *m) {
-    if (req->method_id == HTTP_OPTIONS && req->target.len == 1 && req->target.base[0] == '*')
-        return 0;
+    if (req->method_id == HTTP_OPTIONS && req->target.len == 1 && req->target.base[0] == '*') return 0;
     return m->status == CZ_MATCH_FOUND ||
-           (m->status == CZ_MATCH_NOT_FOUND && (C.opts & OPT_NOT_FOUND) &&
-            m->slash == CZ_SLASH_NONE);
+           (m->status == CZ_MATCH_NOT_FOUND && (C.opts & OPT_NOT_FOUND) && m->slash == CZ_SLASH_NONE);
 }
 
 /* A response of the server's own: a status, one field, no body. */
-static expect_t *expect_one(const cz_answer_to_t *to, int status, const char *name,
-                            const char *value, size_t len) {
+static expect_t *expect_one(const cz_answer_to_t *to, int status, const char *name, const char *value, size_t len) {
     cz_http_header_t h;
     cz_http_response_t r;
 
@@ -1089,10 +1030,8 @@ static void expect_allow(const cz_answer_to_t *to, int status, uint32_t allowed,
     expect_t *e;
 
     FUZZ_CHECK(n < sizeof(allow) && strlen(allow) == n); /* never cut for this router */
-    if (status == 204)
-        e = expect_one(to, 204, "Allow", allow, n);
-    else
-        e = saw_error(nerr, 405, to->http_minor, to->keep_alive, to->head);
+    if (status == 204) e = expect_one(to, 204, "Allow", allow, n);
+    else e = saw_error(nerr, 405, to->http_minor, to->keep_alive, to->head);
     e->want = WANT_ALLOW;
     e->value = xmemdup(allow, n);
     e->value_len = n;
@@ -1100,17 +1039,14 @@ static void expect_allow(const cz_answer_to_t *to, int status, uint32_t allowed,
 
 /* 307 to the other trailing-slash form of the path, query kept; 404 when
  * that would be "//host" or "/\host" (another site, for browsers). */
-static void expect_redirect(const cz_answer_to_t *to, const cz_http_request_t *req,
-                            cz_slash_hint_t hint, size_t nerr) {
+static void expect_redirect(const cz_answer_to_t *to, const cz_http_request_t *req, cz_slash_hint_t hint, size_t nerr) {
     char *loc = xmalloc(req->path.len + 2 + req->query.len);
     size_t n = req->path.len;
     expect_t *e;
 
     memcpy(loc, req->path.base, n);
-    if (hint == CZ_SLASH_ADD)
-        loc[n++] = '/';
-    else
-        n--;
+    if (hint == CZ_SLASH_ADD) loc[n++] = '/';
+    else n--;
     if (n >= 2 && (loc[1] == '/' || loc[1] == '\\')) {
         free(loc);
         saw_error(nerr, 404, to->http_minor, to->keep_alive, to->head);
@@ -1128,18 +1064,13 @@ static void expect_redirect(const cz_answer_to_t *to, const cz_http_request_t *r
 }
 
 /* What cz_answer_route() must have appended for `req`, routed as *m. */
-static void expect_answer(const cz_answer_to_t *to, const cz_http_request_t *req,
-                          const cz_match_t *m, size_t nerr) {
+static void expect_answer(const cz_answer_to_t *to, const cz_http_request_t *req, const cz_match_t *m, size_t nerr) {
     int options = req->method_id == HTTP_OPTIONS;
 
-    if (options && req->target.len == 1 && req->target.base[0] == '*')
-        expect_allow(to, 204, ALL_METHODS, nerr);
-    else if (m->status == CZ_MATCH_METHOD_NOT_ALLOWED)
-        expect_allow(to, options ? 204 : 405, m->allowed, nerr);
-    else if (m->slash != CZ_SLASH_NONE)
-        expect_redirect(to, req, m->slash, nerr);
-    else
-        saw_error(nerr, 404, to->http_minor, to->keep_alive, to->head);
+    if (options && req->target.len == 1 && req->target.base[0] == '*') expect_allow(to, 204, ALL_METHODS, nerr);
+    else if (m->status == CZ_MATCH_METHOD_NOT_ALLOWED) expect_allow(to, options ? 204 : 405, m->allowed, nerr);
+    else if (m->slash != CZ_SLASH_NONE) expect_redirect(to, req, m->slash, nerr);
+    else saw_error(nerr, 404, to->http_minor, to->keep_alive, to->head);
 }
 
 /*
@@ -1148,24 +1079,20 @@ static void expect_answer(const cz_answer_to_t *to, const cz_http_request_t *req
  * the request's contract is checked and recorded, and the answer the
  * connection asks for is checked against this oracle.
  */
-cz_answer_t __real_cz_answer_route(const cz_router_t *router, cz_allocator_t *alloc,
-                                   const cz_http_request_t *req, int app_not_found,
-                                   const cz_answer_to_t *to, cz_match_t *m, int *rc);
-cz_answer_t __wrap_cz_answer_route(const cz_router_t *router, cz_allocator_t *alloc,
-                                   const cz_http_request_t *req, int app_not_found,
-                                   const cz_answer_to_t *to, cz_match_t *m, int *rc);
+cz_answer_t __real_cz_answer_route(const cz_router_t *router, cz_allocator_t *alloc, const cz_http_request_t *req,
+                                   int app_not_found, const cz_answer_to_t *to, cz_match_t *m, int *rc);
+cz_answer_t __wrap_cz_answer_route(const cz_router_t *router, cz_allocator_t *alloc, const cz_http_request_t *req,
+                                   int app_not_found, const cz_answer_to_t *to, cz_match_t *m, int *rc);
 
-cz_answer_t __wrap_cz_answer_route(const cz_router_t *router, cz_allocator_t *alloc,
-                                   const cz_http_request_t *req, int app_not_found,
-                                   const cz_answer_to_t *to, cz_match_t *m, int *rc) {
+cz_answer_t __wrap_cz_answer_route(const cz_router_t *router, cz_allocator_t *alloc, const cz_http_request_t *req,
+                                   int app_not_found, const cz_answer_to_t *to, cz_match_t *m, int *rc) {
     size_t before = to->out->len, nerr = H.nerr;
     long faults = g_faults;
     cz_answer_t who;
 
     check_request(req);
     H.last_keep_alive = req->keep_alive;
-    if (H.nreq < MAX_DIGESTS)
-        H.digest[H.nreq] = request_digest(req);
+    if (H.nreq < MAX_DIGESTS) H.digest[H.nreq] = request_digest(req);
     H.nreq++;
     FUZZ_CHECK(router == g_router && alloc == g_alloc);
     FUZZ_CHECK(app_not_found == ((C.opts & OPT_NOT_FOUND) != 0));
@@ -1196,13 +1123,13 @@ cz_answer_t __wrap_cz_answer_route(const cz_router_t *router, cz_allocator_t *al
 /* Every canned error response (cz_conn's parse errors, 408, 500, and the
  * answers above) is expected here, as written; its callers check that it
  * is the one they meant (saw_error). */
-int __real_cz_http_write_error(cz_http_buf_t *out, const cz_http_date_t *date, int status,
-                               const char *allow, int http_minor, int keep_alive, int head);
-int __wrap_cz_http_write_error(cz_http_buf_t *out, const cz_http_date_t *date, int status,
-                               const char *allow, int http_minor, int keep_alive, int head);
+int __real_cz_http_write_error(cz_http_buf_t *out, const cz_http_date_t *date, int status, const char *allow,
+                               int http_minor, int keep_alive, int head);
+int __wrap_cz_http_write_error(cz_http_buf_t *out, const cz_http_date_t *date, int status, const char *allow,
+                               int http_minor, int keep_alive, int head);
 
-int __wrap_cz_http_write_error(cz_http_buf_t *out, const cz_http_date_t *date, int status,
-                               const char *allow, int http_minor, int keep_alive, int head) {
+int __wrap_cz_http_write_error(cz_http_buf_t *out, const cz_http_date_t *date, int status, const char *allow,
+                               int http_minor, int keep_alive, int head) {
     size_t before = out->len;
     int rc = __real_cz_http_write_error(out, date, status, allow, http_minor, keep_alive, head);
 
@@ -1247,8 +1174,7 @@ static int drain(cz_conn_t *c) {
         } else {
             char buf[512];
             ssize_t r;
-            if (n > sizeof(buf))
-                n = sizeof(buf);
+            if (n > sizeof(buf)) n = sizeof(buf);
             r = pread(seg.fd, buf, n, (off_t)seg.offset);
             FUZZ_CHECK(r == (ssize_t)n);
             sent_append(buf, n);
@@ -1257,8 +1183,7 @@ static int drain(cz_conn_t *c) {
         budget -= n;
         sent = 1;
     }
-    if (cz_conn_out_pending(c))
-        cz_conn_out_blocked(c);
+    if (cz_conn_out_pending(c)) cz_conn_out_blocked(c);
     return sent;
 }
 
@@ -1281,8 +1206,7 @@ static void settle(cz_conn_t *c) {
         progress |= cz_conn_resume(c);
         if (cz_conn_state(c) == CZ_CONN_CLOSING && cz_conn_out_pending(c) == 0)
             return; /* the transport closes the socket */
-        if (!progress && !cz_conn_out_pending(c))
-            return;
+        if (!progress && !cz_conn_out_pending(c)) return;
     }
 }
 
@@ -1362,15 +1286,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     g_alloc = cz_allocator_create(CZ_BACKEND_MALLOC, NULL, 0);
     g_static = cz_allocator_create(CZ_BACKEND_MALLOC, NULL, 0);
     g_router = g_alloc && g_static ? cz_router_create(g_static) : NULL;
-    if (!g_router)
-        abort();
+    if (!g_router) abort();
     {
         /* the static directory: site/ with files, a symlink out, a secret beside it */
         char dir[] = "/tmp/cz-fuzz-static-XXXXXX", path[256];
-        static const char *const files[][2] = {
-            {"site/a.txt", "alpha"}, {"site/sub/index.html", "<p>sub</p>"}, {"site/404.html", "missing"},
-            {"site/a.txt.gz", "gz"}, {"site/b.bin", "bravo"}, {"site/c.bin", "charlie"},
-            {"site/d.bin", "delta"}, {"secret", SECRET}};
+        static const char *const files[][2] = {{"site/a.txt", "alpha"},      {"site/sub/index.html", "<p>sub</p>"},
+                                               {"site/404.html", "missing"}, {"site/a.txt.gz", "gz"},
+                                               {"site/b.bin", "bravo"},      {"site/c.bin", "charlie"},
+                                               {"site/d.bin", "delta"},      {"secret", SECRET}};
         FUZZ_CHECK(mkdtemp(dir) != NULL);
         snprintf(path, sizeof(path), "%s/site", dir);
         FUZZ_CHECK(mkdir(path, 0700) == 0);
@@ -1394,8 +1317,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     }
     for (i = 0; i < NROUTES; i++) {
         const route_t *rt = &g_routes[i];
-        if (cz_router_add(g_router, rt->method, strlen(rt->method), rt->pattern,
-                          strlen(rt->pattern), (void *)rt, NULL, err, sizeof(err)) != 0) {
+        if (cz_router_add(g_router, rt->method, strlen(rt->method), rt->pattern, strlen(rt->pattern), (void *)rt, NULL,
+                          err, sizeof(err)) != 0) {
             fprintf(stderr, "route %s %s: %s\n", rt->method, rt->pattern, err);
             abort();
         }
@@ -1412,16 +1335,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     long faults;
     int end, early, timeouts, aborted;
 
-    if (size < HDR_LEN)
-        return 0;
+    if (size < HDR_LEN) return 0;
     len = size - HDR_LEN;
     memset(&C, 0, sizeof(C));
     C.opts = data[0];
     set_limits(C.opts & OPT_LIMITS);
     C.max_write_buffer = (C.opts & OPT_SMALL_WBUF) ? 64 : 4u * 1024u * 1024u;
     C.out_max = (C.opts & OPT_SMALL_OUT) ? 300 : 0;
-    for (i = 0; i < 3; i++)
-        C.split[i] = (size_t)(data[2 + i] & 0x3f) * ((data[2 + i] & 0x80) ? 37 : 1);
+    for (i = 0; i < 3; i++) C.split[i] = (size_t)(data[2 + i] & 0x3f) * ((data[2 + i] & 0x80) ? 37 : 1);
     /* the Date cache, at a second taken from the input (clamped to 0..9999 AD) */
     t = fnv(FNV_INIT, data, size < 16 ? size : 16);
     cz_http_date_init(&C.date, (time_t)((int64_t)t >> 24));
@@ -1463,8 +1384,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size_t n = C.split[turn++ % 3];
         char *chunk;
 
-        if (n == 0 || n > len - pos)
-            n = len - pos;
+        if (n == 0 || n > len - pos) n = len - pos;
         /* the read's bytes are gone after the call: views into them would be use-after-free */
         chunk = xmemdup(in + pos, n);
         cz_conn_feed(c, chunk, n);
@@ -1499,8 +1419,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* closed at once with output still queued: out of memory (held input
      * could not be kept) or a write that timed out, nothing else */
     aborted = cz_conn_state(c) == CZ_CONN_CLOSED && cz_conn_out_pending(c) > 0;
-    if (aborted)
-        FUZZ_CHECK(faults > 0 || timeouts);
+    if (aborted) FUZZ_CHECK(faults > 0 || timeouts);
 
     /* what was sent parses as exactly the responses expected, nothing
      * after an unanswered request, and only a cut stream ends early */
@@ -1508,21 +1427,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!H.cut && !aborted) {
         if (H.v.in_msg) /* a close-delimited body ends with the connection */
             FUZZ_CHECK(llhttp_finish(&H.v.ll) == HPE_OK);
-        FUZZ_CHECK(!H.v.in_msg);           /* whole responses only */
+        FUZZ_CHECK(!H.v.in_msg);            /* whole responses only */
         FUZZ_CHECK(H.v.qhead == H.v.qtail); /* every response written was seen */
     }
-    if (H.unanswered_at != SIZE_MAX)
-        FUZZ_CHECK(H.v.expected == H.unanswered_at);
+    if (H.unanswered_at != SIZE_MAX) FUZZ_CHECK(H.v.expected == H.unanswered_at);
 
     end = cz_http_parser_status(&c->parser) ? END_ERROR : END_INPUT;
-    if (end == END_INPUT && H.nreq && !H.last_keep_alive)
-        end = END_CLOSE_REQ;
-    early = (C.opts & OPT_STOPPING) || faults || H.bounded || H.cut || aborted ||
-            H.unanswered_at != SIZE_MAX || timeouts;
+    if (end == END_INPUT && H.nreq && !H.last_keep_alive) end = END_CLOSE_REQ;
+    early =
+        (C.opts & OPT_STOPPING) || faults || H.bounded || H.cut || aborted || H.unanswered_at != SIZE_MAX || timeouts;
     if (g_verbose)
-        fprintf(stderr, "fuzz_request: opts 0x%02x, %zu requests, %zu responses, end %d, "
-                "faults %ld, %zu/%zu bytes read, state %d\n", C.opts, H.nreq,
-                H.v.responses, end, faults, pos, len, (int)cz_conn_state(c));
+        fprintf(stderr,
+                "fuzz_request: opts 0x%02x, %zu requests, %zu responses, end %d, "
+                "faults %ld, %zu/%zu bytes read, state %d\n",
+                C.opts, H.nreq, H.v.responses, end, faults, pos, len, (int)cz_conn_state(c));
 
     cz_conn_destroy(c);
     FUZZ_CHECK(cz_conn_state(c) == CZ_CONN_CLOSED);
@@ -1532,8 +1450,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(H.out);
 
     /* the same bytes in one piece give the same requests */
-    if (faults == 0)
-        reference_parse(in, pos, end, early);
+    if (faults == 0) reference_parse(in, pos, end, early);
     mem_expect(g_alloc, start, "request path");
     return 0;
 }

@@ -38,9 +38,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ADDS 64
+#define MAX_ADDS    64
 #define MAX_MATCHES 96
-#define ERRBUF 512
+#define ERRBUF      512
 
 static cz_allocator_t *g_alloc;
 
@@ -72,8 +72,7 @@ typedef struct {
     size_t next;
 } model_t;
 
-static const char *const std_names[7] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
-                                         "OPTIONS"};
+static const char *const std_names[7] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
 
 static int m_tchar(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -87,13 +86,10 @@ static int m_static_byte(unsigned char c) {
 static int m_name(const char *s, size_t n) {
     size_t i;
 
-    if (n == 0 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
-        return 0;
+    if (n == 0 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_')) return 0;
     for (i = 1; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-              (c >= '0' && c <= '9')))
-            return 0;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (c >= '0' && c <= '9'))) return 0;
     }
     return 1;
 }
@@ -103,11 +99,9 @@ static uint32_t m_bit(const model_t *M, const char *m, size_t n) {
     size_t i;
 
     for (i = 0; i < 7; i++)
-        if (strlen(std_names[i]) == n && memcmp(std_names[i], m, n) == 0)
-            return 1u << i;
+        if (strlen(std_names[i]) == n && memcmp(std_names[i], m, n) == 0) return 1u << i;
     for (i = 0; i < M->next; i++)
-        if (M->ext_len[i] == n && memcmp(M->ext[i], m, n) == 0)
-            return 1u << (7 + i);
+        if (M->ext_len[i] == n && memcmp(M->ext[i], m, n) == 0) return 1u << (7 + i);
     return 0;
 }
 
@@ -119,59 +113,45 @@ static int m_validate(const char *p, size_t n, mroute_t *out) {
     int bad = 0;
     size_t i, s, slashes = 0, nwild = 0, names_off[64], names_len[64];
 
-    if (n == 0 || p[0] != '/')
-        return 1;
-    if (n > CZ_ROUTER_MAX_PATTERN)
-        bad |= 2;
-    for (i = 0; i < n; i++)
-        slashes += p[i] == '/';
-    if (slashes > CZ_ROUTER_MAX_SEGMENTS)
-        bad |= 2;
-    if (out)
-        out->ntok = 0;
+    if (n == 0 || p[0] != '/') return 1;
+    if (n > CZ_ROUTER_MAX_PATTERN) bad |= 2;
+    for (i = 0; i < n; i++) slashes += p[i] == '/';
+    if (slashes > CZ_ROUTER_MAX_SEGMENTS) bad |= 2;
+    if (out) out->ntok = 0;
     s = 1; /* segment start, after its '/' */
     for (;;) {
         size_t e = s, len, k;
-        while (e < n && p[e] != '/')
-            e++;
+        while (e < n && p[e] != '/') e++;
         len = e - s;
         if (memchr(p + s, '{', len) || memchr(p + s, '}', len)) {
             const char *inner = p + s + 1, *colon;
             size_t ilen = len >= 2 ? len - 2 : 0, nlen;
             int kind = K_PARAM;
-            if (len < 3 || p[s] != '{' || p[e - 1] != '}' || memchr(inner, '{', ilen) ||
-                memchr(inner, '}', ilen)) {
+            if (len < 3 || p[s] != '{' || p[e - 1] != '}' || memchr(inner, '{', ilen) || memchr(inner, '}', ilen)) {
                 bad |= 1;
                 /* a broken one may still be counted first: either error then */
                 if (p[s] == '{') {
-                    if (nwild < 64)
-                        names_len[nwild] = SIZE_MAX; /* a name nothing equals */
-                    if (++nwild > CZ_ROUTER_MAX_PARAMS)
-                        bad |= 2;
+                    if (nwild < 64) names_len[nwild] = SIZE_MAX; /* a name nothing equals */
+                    if (++nwild > CZ_ROUTER_MAX_PARAMS) bad |= 2;
                 }
             } else {
                 colon = memchr(inner, ':', ilen);
                 nlen = colon ? (size_t)(colon - inner) : ilen;
                 if (colon) {
                     size_t clen = ilen - nlen - 1;
-                    if (clen != 4 || memcmp(colon + 1, "path", 4) != 0)
-                        bad |= 1;
+                    if (clen != 4 || memcmp(colon + 1, "path", 4) != 0) bad |= 1;
                     kind = K_CATCHALL;
-                    if (e != n)
-                        bad |= 1; /* catch-all: last segment only */
+                    if (e != n) bad |= 1; /* catch-all: last segment only */
                 }
-                if (!m_name(inner, nlen))
-                    bad |= 1;
+                if (!m_name(inner, nlen)) bad |= 1;
                 for (k = 0; k < nwild && k < 64; k++)
-                    if (names_len[k] == nlen && memcmp(p + names_off[k], inner, nlen) == 0)
-                        bad |= 1;
+                    if (names_len[k] == nlen && memcmp(p + names_off[k], inner, nlen) == 0) bad |= 1;
                 if (nwild < 64) {
                     names_off[nwild] = (size_t)(inner - p);
                     names_len[nwild] = nlen;
                 }
                 nwild++;
-                if (nwild > CZ_ROUTER_MAX_PARAMS)
-                    bad |= 2;
+                if (nwild > CZ_ROUTER_MAX_PARAMS) bad |= 2;
                 if (out && !bad) {
                     /* the static run before it ends with this segment's '/' */
                     mtok_t *t = &out->tok[out->ntok++];
@@ -183,11 +163,9 @@ static int m_validate(const char *p, size_t n, mroute_t *out) {
             }
         } else {
             for (k = s; k < e; k++)
-                if (!m_static_byte((unsigned char)p[k]))
-                    bad |= 1;
+                if (!m_static_byte((unsigned char)p[k])) bad |= 1;
         }
-        if (e >= n)
-            break;
+        if (e >= n) break;
         s = e + 1;
     }
     if (out && !bad) {
@@ -220,38 +198,30 @@ typedef struct {
 
 /* Does route R match path? Params in pattern order; rank[i]: 0 static,
  * 1 parameter, 2 catch-all byte (the priority order of the router). */
-static int m_match(const mroute_t *R, const char *path, size_t n, mparam_t *ps, size_t *np,
-                   unsigned char *rank) {
+static int m_match(const mroute_t *R, const char *path, size_t n, mparam_t *ps, size_t *np, unsigned char *rank) {
     size_t pos = 0, t, k = 0;
 
     for (t = 0; t < R->ntok; t++) {
         const mtok_t *tk = &R->tok[t];
         if (tk->kind == K_STATIC) {
-            if (n - pos < tk->len || memcmp(path + pos, R->pat + tk->off, tk->len) != 0)
-                return 0;
-            if (rank)
-                memset(rank + pos, 0, tk->len);
+            if (n - pos < tk->len || memcmp(path + pos, R->pat + tk->off, tk->len) != 0) return 0;
+            if (rank) memset(rank + pos, 0, tk->len);
             pos += tk->len;
         } else if (tk->kind == K_PARAM) {
             size_t e = pos;
-            while (e < n && path[e] != '/')
-                e++;
-            if (e == pos)
-                return 0;
+            while (e < n && path[e] != '/') e++;
+            if (e == pos) return 0;
             ps[k].off = pos;
             ps[k].len = e - pos;
             k++;
-            if (rank)
-                memset(rank + pos, 1, e - pos);
+            if (rank) memset(rank + pos, 1, e - pos);
             pos = e;
         } else {
-            if (pos == n)
-                return 0;
+            if (pos == n) return 0;
             ps[k].off = pos;
             ps[k].len = n - pos;
             k++;
-            if (rank)
-                memset(rank + pos, 2, n - pos);
+            if (rank) memset(rank + pos, 2, n - pos);
             pos = n;
         }
     }
@@ -270,8 +240,8 @@ typedef struct {
 
 /* Best route for (want, path): returns it, or NULL; seen gets the methods of
  * every route matching the path. */
-static const mroute_t *m_best(const model_t *M, uint32_t want, uint32_t exact, const char *path,
-                              size_t n, uint32_t *seen, mparam_t *bp, size_t *bnp) {
+static const mroute_t *m_best(const model_t *M, uint32_t want, uint32_t exact, const char *path, size_t n,
+                              uint32_t *seen, mparam_t *bp, size_t *bnp) {
     unsigned char *rank = xmalloc(n + 1), *best_rank = xmalloc(n + 1);
     const mroute_t *best = NULL;
     size_t i;
@@ -284,11 +254,9 @@ static const mroute_t *m_best(const model_t *M, uint32_t want, uint32_t exact, c
         uint32_t bit = m_bit(M, R->method, R->mlen);
         int cmp;
 
-        if (!m_match(R, path, n, ps, &np, rank))
-            continue;
+        if (!m_match(R, path, n, ps, &np, rank)) continue;
         *seen |= bit;
-        if (!(bit & want))
-            continue;
+        if (!(bit & want)) continue;
         cmp = best ? memcmp(rank, best_rank, n) : -1;
         /* same rank: the same pattern; the exact method beats GET for HEAD */
         if (cmp < 0 || (cmp == 0 && bit == exact)) {
@@ -303,8 +271,7 @@ static const mroute_t *m_best(const model_t *M, uint32_t want, uint32_t exact, c
     return best;
 }
 
-static void m_route(const model_t *M, const char *method, size_t mlen, const char *path,
-                    size_t n, mresult_t *out) {
+static void m_route(const model_t *M, const char *method, size_t mlen, const char *path, size_t n, mresult_t *out) {
     uint32_t bit = m_bit(M, method, mlen);
     uint32_t want = bit == CZ_METHOD_HEAD ? (CZ_METHOD_HEAD | CZ_METHOD_GET) : bit;
     uint32_t seen = 0, unused;
@@ -323,17 +290,14 @@ static void m_route(const model_t *M, const char *method, size_t mlen, const cha
         return;
     }
     out->status = CZ_MATCH_NOT_FOUND;
-    if (n == 0 || want == 0)
-        return;
+    if (n == 0 || want == 0) return;
     if (path[n - 1] == '/') {
-        if (n > 1 && m_best(M, want, bit, path, n - 1, &unused, tmp, &tn))
-            out->slash = CZ_SLASH_REMOVE;
+        if (n > 1 && m_best(M, want, bit, path, n - 1, &unused, tmp, &tn)) out->slash = CZ_SLASH_REMOVE;
     } else {
         char *p2 = xmalloc(n + 1);
         memcpy(p2, path, n);
         p2[n] = '/';
-        if (m_best(M, want, bit, p2, n + 1, &unused, tmp, &tn))
-            out->slash = CZ_SLASH_ADD;
+        if (m_best(M, want, bit, p2, n + 1, &unused, tmp, &tn)) out->slash = CZ_SLASH_ADD;
         free(p2);
     }
 }
@@ -342,14 +306,12 @@ static void m_route(const model_t *M, const char *method, size_t mlen, const cha
 static size_t m_allow(const model_t *M, uint32_t methods, char *buf) {
     size_t n = 0, i;
 
-    if (methods & CZ_METHOD_GET)
-        methods |= CZ_METHOD_HEAD;
+    if (methods & CZ_METHOD_GET) methods |= CZ_METHOD_HEAD;
     methods |= CZ_METHOD_OPTIONS;
     for (i = 0; i < 7 + M->next; i++) {
         const char *name = i < 7 ? std_names[i] : M->ext[i - 7];
         size_t len = i < 7 ? strlen(name) : M->ext_len[i - 7];
-        if (!(methods & (1u << i)))
-            continue;
+        if (!(methods & (1u << i))) continue;
         if (n) {
             memcpy(buf + n, ", ", 2);
             n += 2;
@@ -367,8 +329,7 @@ static void dump_case(const char *what, const char *method, size_t mlen, const c
     fprintf(stderr, "%s: method \"%.*s\", \"%.*s\"\n", what, (int)mlen, method, (int)n, s);
 }
 
-static void check_match(cz_router_t *r, const model_t *M, const char *method, size_t mlen,
-                        const char *path, size_t n) {
+static void check_match(cz_router_t *r, const model_t *M, const char *method, size_t mlen, const char *path, size_t n) {
     cz_match_t got;
     mresult_t want;
     uint32_t i;
@@ -384,8 +345,7 @@ static void check_match(cz_router_t *r, const model_t *M, const char *method, si
     if (got.status == CZ_MATCH_FOUND) {
         if (got.handler != want.route->handler) {
             dump_case("matched route", method, mlen, path, n);
-            fprintf(stderr, "router: route #%u; model: \"%s\"\n", got.route_index,
-                    want.route->pat);
+            fprintf(stderr, "router: route #%u; model: \"%s\"\n", got.route_index, want.route->pat);
             FUZZ_CHECK(0);
         }
         FUZZ_CHECK(got.route_index == (uint32_t)(want.route - M->route));
@@ -394,8 +354,7 @@ static void check_match(cz_router_t *r, const model_t *M, const char *method, si
             const mtok_t *tk = NULL;
             size_t t, k = 0;
             for (t = 0; t < want.route->ntok; t++) {
-                if (want.route->tok[t].kind == K_STATIC)
-                    continue;
+                if (want.route->tok[t].kind == K_STATIC) continue;
                 if (k++ == i) {
                     tk = &want.route->tok[t];
                     break;
@@ -444,18 +403,15 @@ static void check_route_paths(cz_router_t *r, const model_t *M, const mroute_t *
         size_t n = 0, t;
         for (t = 0; t < R->ntok; t++) {
             const mtok_t *tk = &R->tok[t];
-            const char *s = tk->kind == K_STATIC ? R->pat + tk->off
-                            : tk->kind == K_PARAM ? pv[variant] : cv[variant];
+            const char *s = tk->kind == K_STATIC ? R->pat + tk->off : tk->kind == K_PARAM ? pv[variant] : cv[variant];
             size_t len = tk->kind == K_STATIC ? tk->len : strlen(s);
             memcpy(path + n, s, len);
             n += len;
         }
         check_match(r, M, R->method, R->mlen, path, n);
-        if (strcmp(R->method, "GET") == 0)
-            check_match(r, M, "HEAD", 4, path, n);
+        if (strcmp(R->method, "GET") == 0) check_match(r, M, "HEAD", 4, path, n);
         /* and the slash hints around it */
-        if (n > 1)
-            check_match(r, M, R->method, R->mlen, path, n - 1);
+        if (n > 1) check_match(r, M, R->method, R->mlen, path, n - 1);
         path[n] = '/';
         check_match(r, M, R->method, R->mlen, path, n + 1);
     }
@@ -491,8 +447,8 @@ static void check_introspection(cz_router_t *r, const model_t *M) {
 }
 
 /* Registration, against the model's prediction. */
-static void do_add(cz_router_t *r, model_t *M, const char *method, size_t mlen, const char *pat,
-                   size_t plen, long fault, size_t errlen) {
+static void do_add(cz_router_t *r, model_t *M, const char *method, size_t mlen, const char *pat, size_t plen,
+                   long fault, size_t errlen) {
     char err[ERRBUF + 16];
     size_t routes = cz_router_route_count(r), nodes = cz_router_node_count(r), i;
     uint32_t index = 0xdeadbeef;
@@ -507,20 +463,15 @@ static void do_add(cz_router_t *r, model_t *M, const char *method, size_t mlen, 
         expect = CZ_ROUTER_EMETHOD;
     } else {
         for (i = 0; i < mlen; i++)
-            if (!m_tchar((unsigned char)method[i]))
-                expect = CZ_ROUTER_EMETHOD;
-        if (expect == CZ_ROUTER_OK && m_bit(M, method, mlen) == 0 &&
-            M->next == CZ_ROUTER_MAX_EXT_METHODS)
+            if (!m_tchar((unsigned char)method[i])) expect = CZ_ROUTER_EMETHOD;
+        if (expect == CZ_ROUTER_OK && m_bit(M, method, mlen) == 0 && M->next == CZ_ROUTER_MAX_EXT_METHODS)
             expect = CZ_ROUTER_ELIMIT;
     }
     if (expect == CZ_ROUTER_OK) {
         v = m_validate(pat, plen, &nr);
-        if (v == 1)
-            expect = CZ_ROUTER_ESYNTAX;
-        else if (v == 2)
-            expect = CZ_ROUTER_ELIMIT;
-        else if (v == 3)
-            expect = CZ_ROUTER_ESYNTAX, alt = CZ_ROUTER_ELIMIT;
+        if (v == 1) expect = CZ_ROUTER_ESYNTAX;
+        else if (v == 2) expect = CZ_ROUTER_ELIMIT;
+        else if (v == 3) expect = CZ_ROUTER_ESYNTAX, alt = CZ_ROUTER_ELIMIT;
     }
     if (expect == CZ_ROUTER_OK) {
         nr.pat = (char *)pat;
@@ -529,12 +480,10 @@ static void do_add(cz_router_t *r, model_t *M, const char *method, size_t mlen, 
             size_t a, b;
             for (a = 0; a < nr.ntok && expect == CZ_ROUTER_OK; a++) {
                 const mtok_t *w = &nr.tok[a];
-                if (w->kind == K_STATIC)
-                    continue;
+                if (w->kind == K_STATIC) continue;
                 for (b = 0; b < R->ntok; b++) {
                     const mtok_t *x = &R->tok[b];
-                    if (x->kind == w->kind && x->open == w->open &&
-                        memcmp(R->pat, pat, w->open) == 0 &&
+                    if (x->kind == w->kind && x->open == w->open && memcmp(R->pat, pat, w->open) == 0 &&
                         (x->len != w->len || memcmp(R->pat + x->off, pat + w->off, w->len) != 0))
                         expect = CZ_ROUTER_ECONFLICT;
                 }
@@ -561,17 +510,13 @@ static void do_add(cz_router_t *r, model_t *M, const char *method, size_t mlen, 
         FUZZ_CHECK(0);
     }
     /* the message: bounded, terminated, printable */
-    for (i = errlen; i < sizeof(err); i++)
-        FUZZ_CHECK((unsigned char)err[i] == 0xAA);
+    for (i = errlen; i < sizeof(err); i++) FUZZ_CHECK((unsigned char)err[i] == 0xAA);
     if (errlen > 0) {
         size_t len = strnlen(err, errlen);
         FUZZ_CHECK(len < errlen);
-        for (i = 0; i < len; i++)
-            FUZZ_CHECK(err[i] >= 0x20 && err[i] < 0x7f);
-        if (rc != CZ_ROUTER_OK && errlen > 32)
-            FUZZ_CHECK(len > 0);
-        if (rc == CZ_ROUTER_OK)
-            FUZZ_CHECK(len == 0);
+        for (i = 0; i < len; i++) FUZZ_CHECK(err[i] >= 0x20 && err[i] < 0x7f);
+        if (rc != CZ_ROUTER_OK && errlen > 32) FUZZ_CHECK(len > 0);
+        if (rc == CZ_ROUTER_OK) FUZZ_CHECK(len == 0);
     }
     if (rc != CZ_ROUTER_OK) {
         FUZZ_CHECK(index == 0xdeadbeef);
@@ -606,8 +551,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     g_alloc = cz_allocator_create(CZ_BACKEND_MALLOC, NULL, 0);
-    if (!g_alloc)
-        abort();
+    if (!g_alloc) abort();
     return 0;
 }
 
@@ -638,8 +582,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             const char *m = line + 1, *s = sp ? sp + 1 : line + n;
             size_t mlen = sp ? (size_t)(sp - m) : n - 1, slen = (size_t)(line + n - s);
             if (line[0] == '+') {
-                if (adds >= MAX_ADDS)
-                    continue;
+                if (adds >= MAX_ADDS) continue;
                 /* now and then a short or no error buffer */
                 do_add(r, M, m, mlen, s, slen, fault, adds % 5 == 4 ? adds % 11 : ERRBUF);
                 fault = 0;
@@ -652,11 +595,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     check_introspection(r, M);
-    for (i = 0; i < M->n; i++)
-        check_route_paths(r, M, &M->route[i]);
+    for (i = 0; i < M->n; i++) check_route_paths(r, M, &M->route[i]);
     cz_router_destroy(r);
-    for (i = 0; i < M->n; i++)
-        free(M->route[i].pat);
+    for (i = 0; i < M->n; i++) free(M->route[i].pat);
     free(M);
     mem_expect(g_alloc, start, "router");
     return 0;

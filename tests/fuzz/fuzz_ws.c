@@ -62,7 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HDR_LEN 5
+#define HDR_LEN    5
 #define MAX_EVENTS 256
 
 enum {
@@ -98,28 +98,20 @@ static size_t ref_utf8(const uint8_t *s, size_t n) {
             i++;
             continue;
         }
-        if ((c & 0xE0) == 0xC0)
-            len = 2, cp = c & 0x1F;
-        else if ((c & 0xF0) == 0xE0)
-            len = 3, cp = c & 0x0F;
-        else if ((c & 0xF8) == 0xF0)
-            len = 4, cp = c & 0x07;
-        else
-            return i;
-        if ((len == 2 && cp < 2) || (len == 4 && cp > 4))
-            return i;
+        if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
+        else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
+        else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
+        else return i;
+        if ((len == 2 && cp < 2) || (len == 4 && cp > 4)) return i;
         for (k = 1; k < len; k++) {
-            if (i + k >= n)
-                return n + 1;
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i + k;
+            if (i + k >= n) return n + 1;
+            if ((s[i + k] & 0xC0) != 0x80) return i + k;
             cp = cp << 6 | (s[i + k] & 0x3F);
             if (k == 1 && len >= 3) {
                 unsigned r = 6u * (unsigned)(len - 2);
                 uint32_t lo = len == 3 ? 0x800 : 0x10000;
                 uint32_t min = cp << r, max = min | ((1u << r) - 1);
-                if (max < lo || min > 0x10FFFF || (min >= 0xD800 && max <= 0xDFFF))
-                    return i + 1;
+                if (max < lo || min > 0x10FFFF || (min >= 0xD800 && max <= 0xDFFF)) return i + 1;
             }
         }
         i += len;
@@ -134,12 +126,10 @@ static size_t cz_utf8(const uint8_t *s, size_t n, int bytewise) {
 
     cz_ws_utf8_init(&u);
     if (!bytewise) {
-        if (cz_ws_utf8_feed(&u, s, n, &bad) != 0)
-            return bad;
+        if (cz_ws_utf8_feed(&u, s, n, &bad) != 0) return bad;
     } else {
         for (i = 0; i < n; i++)
-            if (cz_ws_utf8_feed(&u, s + i, 1, &bad) != 0)
-                return i;
+            if (cz_ws_utf8_feed(&u, s + i, 1, &bad) != 0) return i;
     }
     return cz_ws_utf8_complete(&u) ? n : n + 1;
 }
@@ -147,11 +137,11 @@ static size_t cz_utf8(const uint8_t *s, size_t n, int bytewise) {
 /* ---- the echo peer ----------------------------------------------------------- */
 
 typedef struct {
-    cz_ws_t sender;     /* our side writing the echo */
-    cz_ws_t reader;     /* a peer reading it (frames re-masked) */
+    cz_ws_t sender; /* our side writing the echo */
+    cz_ws_t reader; /* a peer reading it (frames re-masked) */
     cz_http_buf_t out;
     int compress;
-    int disabled;       /* a write failed (injected): stop echoing */
+    int disabled; /* a write failed (injected): stop echoing */
 } echo_t;
 
 static const uint8_t KEY[4] = {0xa1, 0x02, 0xf3, 0x7c};
@@ -169,13 +159,10 @@ static uint8_t *remask(const uint8_t *s, size_t n, size_t *outlen) {
         len7 = s[pos + 1] & 0x7F;
         h = len7 == 126 ? 4 : len7 == 127 ? 10 : 2;
         FUZZ_CHECK(n - pos >= h);
-        if (len7 == 126)
-            plen = (size_t)s[pos + 2] << 8 | s[pos + 3];
+        if (len7 == 126) plen = (size_t)s[pos + 2] << 8 | s[pos + 3];
         else if (len7 == 127)
-            for (i = 0; i < 8; i++)
-                plen = plen << 8 | s[pos + 2 + i];
-        else
-            plen = len7;
+            for (i = 0; i < 8; i++) plen = plen << 8 | s[pos + 2 + i];
+        else plen = len7;
         /* minimal length encoding */
         FUZZ_CHECK(h == (plen < 126 ? 2u : plen <= 0xFFFF ? 4u : 10u));
         FUZZ_CHECK(n - pos - h >= plen);
@@ -199,8 +186,7 @@ static void echo(echo_t *e, cz_ws_event_t ev, cz_http_str_t msg) {
     int rc;
     cz_ws_event_t got;
 
-    if (e->disabled)
-        return;
+    if (e->disabled) return;
     rc = cz_ws_write(&e->sender, &e->out, op, msg.base, msg.len, e->compress);
     if (rc != CZ_WS_OK) {
         FUZZ_CHECK(rc == CZ_WS_ENOMEM && g_faults > faults);
@@ -232,7 +218,7 @@ static void echo(echo_t *e, cz_ws_event_t ev, cz_http_str_t msg) {
 typedef struct {
     int n;
     uint64_t digest[MAX_EVENTS];
-    int end;           /* last event: CLOSE, ERROR or NEED_MORE */
+    int end; /* last event: CLOSE, ERROR or NEED_MORE */
     unsigned code;
 } record_t;
 
@@ -284,8 +270,7 @@ typedef struct {
 } conf_t;
 
 /* Feed in[0..len) to a fresh connection in the configured reads. */
-static void run(const conf_t *cf, const uint8_t *in, size_t len, int whole, int do_echo,
-                record_t *rec) {
+static void run(const conf_t *cf, const uint8_t *in, size_t len, int whole, int do_echo, record_t *rec) {
     cz_ws_t ws;
     echo_t e;
     cz_http_buf_t out;
@@ -314,8 +299,7 @@ static void run(const conf_t *cf, const uint8_t *in, size_t len, int whole, int 
     if (close_first) {
         FUZZ_CHECK(cz_ws_close(&ws, 1001, "bye", 3) == CZ_WS_OK);
         FUZZ_CHECK(cz_ws_close(&ws, 1000, NULL, 0) == CZ_WS_EINVAL);
-        if (cz_ws_flush_control(&ws, &out) == CZ_WS_OK)
-            check_control((const uint8_t *)out.data, out.len, &closes);
+        if (cz_ws_flush_control(&ws, &out) == CZ_WS_OK) check_control((const uint8_t *)out.data, out.len, &closes);
         FUZZ_CHECK(cz_ws_write(&ws, &out, CZ_WS_OP_TEXT, "x", 1, 0) == CZ_WS_EINVAL);
     }
 
@@ -326,13 +310,10 @@ static void run(const conf_t *cf, const uint8_t *in, size_t len, int whole, int 
         cz_http_str_t p;
         size_t before_out = out.len;
 
-        if (n == 0 || n > len - pos)
-            n = len - pos;
-        if (n == 0 && plen == 0)
-            break;
+        if (n == 0 || n > len - pos) n = len - pos;
+        if (n == 0 && plen == 0) break;
         buf = xmalloc(plen + n);
-        if (plen)
-            memcpy(buf, pending, plen);
+        if (plen) memcpy(buf, pending, plen);
         memcpy(buf + plen, in + pos, n);
         pos += n;
         free(pending);
@@ -353,8 +334,7 @@ static void run(const conf_t *cf, const uint8_t *in, size_t len, int whole, int 
         case CZ_WS_BINARY:
             FUZZ_CHECK(p.len <= ws.limits.max_message);
             FUZZ_CHECK(!cz_ws_in_message(&ws));
-            if (do_echo)
-                echo(&e, ev, p);
+            if (do_echo) echo(&e, ev, p);
             break;
         case CZ_WS_PING:
             pings++;
@@ -362,16 +342,13 @@ static void run(const conf_t *cf, const uint8_t *in, size_t len, int whole, int 
             /* a pong is owed, unless we closed first */
             FUZZ_CHECK(close_first ? ws.pong_len == 0 : cz_ws_control_pending(&ws));
             break;
-        case CZ_WS_PONG:
-            FUZZ_CHECK(p.len <= 125);
-            break;
+        case CZ_WS_PONG: FUZZ_CHECK(p.len <= 125); break;
         case CZ_WS_CLOSE: {
             unsigned code = cz_ws_close_code(&ws);
             FUZZ_CHECK(code == 1005 || cz_ws_close_code_valid(code));
             FUZZ_CHECK(code != 1005 || p.len == 0);
             FUZZ_CHECK(ref_utf8((const uint8_t *)p.base, p.len) == p.len);
-            if (!close_first)
-                FUZZ_CHECK(cz_ws_control_pending(&ws)); /* the echo */
+            if (!close_first) FUZZ_CHECK(cz_ws_control_pending(&ws)); /* the echo */
             break;
         }
         case CZ_WS_ERROR: {
@@ -380,19 +357,16 @@ static void run(const conf_t *cf, const uint8_t *in, size_t len, int whole, int 
             FUZZ_CHECK(code != 1011 || g_faults > faults_at_start);
             break;
         }
-        default:
-            FUZZ_CHECK(0);
+        default: FUZZ_CHECK(0);
         }
-        if (ev != CZ_WS_NEED_MORE)
-            record(rec, ev, cz_ws_close_code(&ws), p);
+        if (ev != CZ_WS_NEED_MORE) record(rec, ev, cz_ws_close_code(&ws), p);
         if (ev == CZ_WS_CLOSE || ev == CZ_WS_ERROR) {
             rec->code = cz_ws_close_code(&ws);
             FUZZ_CHECK(cz_ws_feed(&ws, buf, plen + n, &again) == ev && again == 0);
         }
         if (cz_ws_flush_control(&ws, &out) == CZ_WS_OK) {
             if (out.len > before_out)
-                pongs += check_control((const uint8_t *)out.data + before_out,
-                                       out.len - before_out, &closes);
+                pongs += check_control((const uint8_t *)out.data + before_out, out.len - before_out, &closes);
             cz_http_buf_reset(&out, 4096);
         } else {
             FUZZ_CHECK(g_faults > 0);
@@ -404,16 +378,12 @@ static void run(const conf_t *cf, const uint8_t *in, size_t len, int whole, int 
         }
         free(buf);
         rec->end = ev;
-        if (ev == CZ_WS_CLOSE || ev == CZ_WS_ERROR)
-            break;
-        if (ev == CZ_WS_NEED_MORE && pos == len)
-            break;
+        if (ev == CZ_WS_CLOSE || ev == CZ_WS_ERROR) break;
+        if (ev == CZ_WS_NEED_MORE && pos == len) break;
     }
-    if (rec->end != CZ_WS_CLOSE && rec->end != CZ_WS_ERROR)
-        rec->end = CZ_WS_NEED_MORE; /* the input ran out */
+    if (rec->end != CZ_WS_CLOSE && rec->end != CZ_WS_ERROR) rec->end = CZ_WS_NEED_MORE; /* the input ran out */
     FUZZ_CHECK(pongs <= pings);
-    if (close_first)
-        FUZZ_CHECK(pongs == 0);
+    if (close_first) FUZZ_CHECK(pongs == 0);
     free(pending);
     if (do_echo) {
         cz_ws_destroy(&e.sender);
@@ -437,12 +407,12 @@ static void model(const uint8_t *in, size_t len, const cz_ws_limits_t *lim, reco
     cz_http_str_t none = {"", 0};
 
     memset(rec, 0, sizeof(*rec));
-#define M_END(E, C)                                                                 \
-    do {                                                                            \
-        record(rec, (E), (C), none);                                                \
-        rec->end = (E);                                                             \
-        rec->code = (C);                                                            \
-        goto done;                                                                  \
+#define M_END(E, C)                                                                                                    \
+    do {                                                                                                               \
+        record(rec, (E), (C), none);                                                                                   \
+        rec->end = (E);                                                                                                \
+        rec->code = (C);                                                                                               \
+        goto done;                                                                                                     \
     } while (0)
     for (;;) {
         uint8_t b0, b1, *p;
@@ -452,8 +422,7 @@ static void model(const uint8_t *in, size_t len, const cz_ws_limits_t *lim, reco
         uint64_t plen;
 
         rec->end = CZ_WS_NEED_MORE;
-        if (len - pos < 2)
-            goto done;
+        if (len - pos < 2) goto done;
         b0 = in[pos];
         b1 = in[pos + 1];
         fin = b0 >> 7;
@@ -462,30 +431,24 @@ static void model(const uint8_t *in, size_t len, const cz_ws_limits_t *lim, reco
         l7 = b1 & 0x7F;
         control = op >= 8;
         /* everything the first two bytes decide is a protocol error */
-        if (rsv || (op >= 3 && op <= 7) || op >= 11 || (control && (!fin || l7 > 125)) ||
-            (op == 0 && !msg_op) || ((op == 1 || op == 2) && msg_op) || !(b1 & 0x80))
+        if (rsv || (op >= 3 && op <= 7) || op >= 11 || (control && (!fin || l7 > 125)) || (op == 0 && !msg_op) ||
+            ((op == 1 || op == 2) && msg_op) || !(b1 & 0x80))
             M_END(CZ_WS_ERROR, 1002);
         need = 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + 4;
-        if (len - pos < need)
-            goto done;
+        if (len - pos < need) goto done;
         plen = l7;
         if (l7 == 126) {
             plen = (uint64_t)in[pos + 2] << 8 | in[pos + 3];
-            if (plen < 126)
-                M_END(CZ_WS_ERROR, 1002);
+            if (plen < 126) M_END(CZ_WS_ERROR, 1002);
         } else if (l7 == 127) {
             plen = 0;
-            for (i = 0; i < 8; i++)
-                plen = plen << 8 | in[pos + 2 + i];
-            if ((plen >> 63) || plen <= 0xFFFF)
-                M_END(CZ_WS_ERROR, 1002);
+            for (i = 0; i < 8; i++) plen = plen << 8 | in[pos + 2 + i];
+            if ((plen >> 63) || plen <= 0xFFFF) M_END(CZ_WS_ERROR, 1002);
         }
-        if (!control && (plen > lim->max_frame || plen > lim->max_message - msg_len))
-            M_END(CZ_WS_ERROR, 1009);
+        if (!control && (plen > lim->max_frame || plen > lim->max_message - msg_len)) M_END(CZ_WS_ERROR, 1009);
         avail = len - pos - need < plen ? len - pos - need : (size_t)plen;
         p = xmalloc(avail);
-        for (i = 0; i < avail; i++)
-            p[i] = in[pos + need + i] ^ in[pos + need - 4 + (i & 3)];
+        for (i = 0; i < avail; i++) p[i] = in[pos + need + i] ^ in[pos + need - 4 + (i & 3)];
         if (control) {
             cz_http_str_t v = {(const char *)p, avail};
             if (avail < plen) {
@@ -505,8 +468,8 @@ static void model(const uint8_t *in, size_t len, const cz_ws_limits_t *lim, reco
                 goto done;
             } else {
                 unsigned code = (unsigned)p[0] << 8 | p[1];
-                int valid = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-                            (code >= 3000 && code <= 4999);
+                int valid =
+                    (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
                 if (!valid) {
                     free(p);
                     M_END(CZ_WS_ERROR, 1002);
@@ -527,23 +490,19 @@ static void model(const uint8_t *in, size_t len, const cz_ws_limits_t *lim, reco
             pos += need + avail;
             continue;
         }
-        if (op != 0)
-            msg_op = (int)op;
+        if (op != 0) msg_op = (int)op;
         msg = realloc(msg, msg_len + avail + 1);
         FUZZ_CHECK(msg != NULL);
         memcpy(msg + msg_len, p, avail);
         msg_len += avail;
         free(p);
         /* text fails at the first bad byte that has arrived */
-        if (msg_op == 1 && ref_utf8(msg, msg_len) < msg_len)
-            M_END(CZ_WS_ERROR, 1007);
-        if (avail < plen)
-            goto done;
+        if (msg_op == 1 && ref_utf8(msg, msg_len) < msg_len) M_END(CZ_WS_ERROR, 1007);
+        if (avail < plen) goto done;
         pos += need + avail;
         if (fin) {
             cz_http_str_t v = {(const char *)msg, msg_len};
-            if (msg_op == 1 && ref_utf8(msg, msg_len) != msg_len)
-                M_END(CZ_WS_ERROR, 1007);
+            if (msg_op == 1 && ref_utf8(msg, msg_len) != msg_len) M_END(CZ_WS_ERROR, 1007);
             record(rec, msg_op == 1 ? CZ_WS_TEXT : CZ_WS_BINARY, 0, v);
             msg_op = 0;
             msg_len = 0;
@@ -589,8 +548,7 @@ static size_t handshake(const uint8_t *in, size_t len, conf_t *cf) {
     FUZZ_CHECK(st == 101 || st == 400 || st == 426);
     FUZZ_CHECK(hs.status == st && hs.reason != NULL);
     if (st == 101) {
-        const cz_http_str_t *key =
-            cz_http_request_header(cz_http_parser_request(&hp), "sec-websocket-key", 17);
+        const cz_http_str_t *key = cz_http_request_header(cz_http_parser_request(&hp), "sec-websocket-key", 17);
         char acc[29];
         cz_http_buf_t out;
         int rc;
@@ -609,8 +567,7 @@ static size_t handshake(const uint8_t *in, size_t len, conf_t *cf) {
         cz_http_buf_init(&out, g_alloc, 0);
         rc = cz_ws_handshake_write(&out, &hs, NULL, 0);
         FUZZ_CHECK(rc == CZ_HTTP_OK || (rc == CZ_HTTP_ENOMEM && g_faults > 0));
-        if (rc == CZ_HTTP_OK)
-            FUZZ_CHECK(out.len > 40 && memcmp(out.data, "HTTP/1.1 101 ", 13) == 0);
+        if (rc == CZ_HTTP_OK) FUZZ_CHECK(out.len > 40 && memcmp(out.data, "HTTP/1.1 101 ", 13) == 0);
         cz_http_buf_free(&out);
         cf->pmd = hs.deflate;
     } else {
@@ -636,8 +593,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argv;
     g_verbose = getenv("FUZZ_VERBOSE") != NULL;
     g_alloc = cz_allocator_create(CZ_BACKEND_MALLOC, NULL, 0);
-    if (!g_alloc)
-        abort();
+    if (!g_alloc) abort();
     return 0;
 }
 
@@ -649,13 +605,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     record_t split, whole;
     long faults;
 
-    if (size < HDR_LEN)
-        return 0;
+    if (size < HDR_LEN) return 0;
     len = size - HDR_LEN;
     memset(&cf, 0, sizeof(cf));
     cf.opts = data[0];
-    for (i = 0; i < 3; i++)
-        cf.split[i] = (size_t)(data[2 + i] & 0x3f) * ((data[2 + i] & 0x80) ? 37 : 1);
+    for (i = 0; i < 3; i++) cf.split[i] = (size_t)(data[2 + i] & 0x3f) * ((data[2 + i] & 0x80) ? 37 : 1);
     if (cf.opts & OPT_SMALL) {
         cf.lim.max_frame = 300;
         cf.lim.max_message = 700;
@@ -698,34 +652,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         run(&cf, in + skip, len - skip, 1, 0, &whole);
         mem_expect(g_alloc, start, "ws whole run");
         if (split.n != whole.n || split.end != whole.end || split.code != whole.code) {
-            fprintf(stderr, "split changed the outcome: %d events end %d code %u; whole: %d "
-                    "events end %d code %u\n", split.n, split.end, split.code, whole.n,
-                    whole.end, whole.code);
+            fprintf(stderr,
+                    "split changed the outcome: %d events end %d code %u; whole: %d "
+                    "events end %d code %u\n",
+                    split.n, split.end, split.code, whole.n, whole.end, whole.code);
             FUZZ_CHECK(0);
         }
         n = split.n < MAX_EVENTS ? split.n : MAX_EVENTS;
-        for (k = 0; k < n; k++)
-            FUZZ_CHECK(split.digest[k] == whole.digest[k]);
+        for (k = 0; k < n; k++) FUZZ_CHECK(split.digest[k] == whole.digest[k]);
         /* without an extension: what the model says */
         if (!cf.pmd.enabled) {
             record_t m;
             cz_ws_limits_t lim;
             cz_ws_limits_default(&lim);
-            if (cf.lim.max_frame)
-                lim = cf.lim;
+            if (cf.lim.max_frame) lim = cf.lim;
             model(in + skip, len - skip, &lim, &m);
             if (m.n != whole.n || m.end != whole.end || m.code != whole.code) {
-                fprintf(stderr, "model: %d events end %d code %u; parser: %d events end %d "
-                        "code %u\n", m.n, m.end, m.code, whole.n, whole.end, whole.code);
+                fprintf(stderr,
+                        "model: %d events end %d code %u; parser: %d events end %d "
+                        "code %u\n",
+                        m.n, m.end, m.code, whole.n, whole.end, whole.code);
                 FUZZ_CHECK(0);
             }
             n = m.n < MAX_EVENTS ? m.n : MAX_EVENTS;
-            for (k = 0; k < n; k++)
-                FUZZ_CHECK(m.digest[k] == whole.digest[k]);
+            for (k = 0; k < n; k++) FUZZ_CHECK(m.digest[k] == whole.digest[k]);
         }
     }
     if (g_verbose)
-        fprintf(stderr, "fuzz_ws: opts 0x%02x, %d events, end %d, code %u, faults %ld, "
-                "handshake %zu bytes\n", cf.opts, split.n, split.end, split.code, faults, skip);
+        fprintf(stderr,
+                "fuzz_ws: opts 0x%02x, %d events, end %d, code %u, faults %ld, "
+                "handshake %zu bytes\n",
+                cf.opts, split.n, split.end, split.code, faults, skip);
     return 0;
 }

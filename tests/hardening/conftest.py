@@ -8,7 +8,7 @@ import pytest
 
 from tests.server.conftest import RawConn, ServerProcess, start_server
 
-APP = '''
+APP = """
 import asyncio
 from catzilla import Catzilla, Request
 app = Catzilla(production=True)
@@ -29,7 +29,7 @@ def big(size: int = 1 << 20):
 async def slow(seconds: float = 0.2):
     await asyncio.sleep(seconds)
     return {"slept": seconds}
-'''
+"""
 
 
 @pytest.fixture(scope="module")

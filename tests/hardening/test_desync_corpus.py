@@ -17,8 +17,11 @@ from pathlib import Path
 import pytest
 
 from tests.hardening.conftest import served_normally
-from tests.hardening.desync import Case, load
+from tests.hardening.desync import Case, load, missing
 from tests.server.conftest import ServerProcess
+
+if (why := missing()) is not None:
+    pytest.skip(why, allow_module_level=True)
 
 CASES = load()
 AMBIGUOUS = json.loads((Path(__file__).parent / "desync_ambiguous.json").read_text())

@@ -43,7 +43,9 @@ def test_graceful_shutdown_under_load_drops_no_request_in_flight() -> None:
     with start_server(APP) as srv:
         wrk = subprocess.Popen(
             ["wrk", "-t1", "-c32", "-d4s", "--timeout", "3s", f"http://127.0.0.1:{srv.port}/slow?seconds=0.05"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         time.sleep(1.5)
         srv.proc.send_signal(signal.SIGTERM)
@@ -66,14 +68,14 @@ def test_graceful_shutdown_under_load_drops_no_request_in_flight() -> None:
 @pytest.mark.parametrize("path", ["/\\evil.example/", "//evil.example/"])
 def test_trailing_slash_redirect_never_leaves_the_site(path: str) -> None:
     """A 307 to "//host" or "/\\host" would be an open redirect: 404 instead."""
-    app = '''
+    app = """
 from catzilla import Catzilla
 app = Catzilla(production=True)
 
 @app.get("/{page}")
 def page(page: str):
     return {"page": page}
-'''
+"""
     with start_server(app) as srv:
         with socket.create_connection(("127.0.0.1", srv.port)) as s:
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())

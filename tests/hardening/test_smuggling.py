@@ -14,24 +14,64 @@ from tests.server.conftest import RawConn, ServerProcess
 H = "Host: example.com\r\n"
 
 CASES: list[tuple[str, bytes, int]] = [
-    ("Content-Length and Transfer-Encoding",
-     f"POST / HTTP/1.1\r\n{H}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".encode(), 400),
-    ("Transfer-Encoding and Content-Length",
-     f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n".encode(), 400),
-    ("two different Content-Length", f"POST / HTTP/1.1\r\n{H}Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd".encode(), 400),
-    ("two equal Content-Length", f"POST / HTTP/1.1\r\n{H}Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc".encode(), 400),
+    (
+        "Content-Length and Transfer-Encoding",
+        f"POST / HTTP/1.1\r\n{H}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".encode(),
+        400,
+    ),
+    (
+        "Transfer-Encoding and Content-Length",
+        f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n".encode(),
+        400,
+    ),
+    (
+        "two different Content-Length",
+        f"POST / HTTP/1.1\r\n{H}Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd".encode(),
+        400,
+    ),
+    (
+        "two equal Content-Length",
+        f"POST / HTTP/1.1\r\n{H}Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc".encode(),
+        400,
+    ),
     ("Content-Length list", f"POST / HTTP/1.1\r\n{H}Content-Length: 3, 3\r\n\r\nabc".encode(), 400),
-    ("Transfer-Encoding gzip (chunked not final)", f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: gzip\r\n\r\n".encode(), 400),
-    ("Transfer-Encoding chunked, gzip", f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked, gzip\r\n\r\n".encode(), 400),
+    (
+        "Transfer-Encoding gzip (chunked not final)",
+        f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: gzip\r\n\r\n".encode(),
+        400,
+    ),
+    (
+        "Transfer-Encoding chunked, gzip",
+        f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked, gzip\r\n\r\n".encode(),
+        400,
+    ),
     ("Transfer-Encoding chunkedx", f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunkedx\r\n\r\n".encode(), 400),
-    ("Transfer-Encoding in HTTP/1.0", f"POST / HTTP/1.0\r\n{H}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n".encode(), 400),
+    (
+        "Transfer-Encoding in HTTP/1.0",
+        f"POST / HTTP/1.0\r\n{H}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n".encode(),
+        400,
+    ),
     ("Transfer_Encoding look-alike", f"POST / HTTP/1.1\r\n{H}Transfer_Encoding: chunked\r\n\r\n".encode(), 400),
-    ("chunk size hex overflow",
-     f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n".encode(), 400),
-    ("negative chunk size", f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n-1\r\nx\r\n0\r\n\r\n".encode(), 400),
-    ("space in chunk size", f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n1 0\r\nx\r\n0\r\n\r\n".encode(), 400),
-    ("missing CRLF after chunk data",
-     f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n".encode(), 400),
+    (
+        "chunk size hex overflow",
+        f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n".encode(),
+        400,
+    ),
+    (
+        "negative chunk size",
+        f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n-1\r\nx\r\n0\r\n\r\n".encode(),
+        400,
+    ),
+    (
+        "space in chunk size",
+        f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n1 0\r\nx\r\n0\r\n\r\n".encode(),
+        400,
+    ),
+    (
+        "missing CRLF after chunk data",
+        f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n".encode(),
+        400,
+    ),
     ("obs-fold continuation line", f"GET / HTTP/1.1\r\n{H}X-A: one\r\n two\r\n\r\n".encode(), 400),
     ("whitespace before colon", f"GET / HTTP/1.1\r\n{H}X-A : one\r\n\r\n".encode(), 400),
     ("bare CR in request line", f"GET /\r HTTP/1.1\r\n{H}\r\n".encode(), 400),
@@ -55,8 +95,11 @@ CASES: list[tuple[str, bytes, int]] = [
     ("two Host headers", f"GET / HTTP/1.1\r\n{H}{H}\r\n".encode(), 400),
     ("request line over the limit", f"GET /{'a' * 3000} HTTP/1.1\r\n{H}\r\n".encode(), 414),
     ("header over the limit", f"GET / HTTP/1.1\r\n{H}X-Big: {'b' * 5000}\r\n\r\n".encode(), 431),
-    ("unsupported coding before chunked (501)",
-     f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n".encode(), 501),
+    (
+        "unsupported coding before chunked (501)",
+        f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n".encode(),
+        501,
+    ),
 ]
 
 

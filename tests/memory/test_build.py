@@ -41,7 +41,10 @@ def test_diagnose_tells_the_truth_about_the_build() -> None:
     assert je["in_use"] == ("jemalloc" if Catzilla.jemalloc_available() else "malloc")
     assert je["works"] is True
     assert report["allocators"]["malloc"] == {
-        "requested": "malloc", "in_use": "malloc", "works": True, "fallback_reason": None,
+        "requested": "malloc",
+        "in_use": "malloc",
+        "works": True,
+        "fallback_reason": None,
     }
     text = subprocess.run(
         [sys.executable, "-m", "catzilla", "diagnose"], capture_output=True, text=True, check=True

@@ -24,8 +24,9 @@ def wait_for(pred, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def
 
 @pytest.mark.parametrize("use_jemalloc", [True, False])
 def test_trend_reports_the_change_between_the_last_two_samples(use_jemalloc: bool) -> None:
-    app = Catzilla(use_jemalloc=use_jemalloc, memory_profiling=True, auto_memory_tuning=False,
-                   memory_stats_interval=0.1)
+    app = Catzilla(
+        use_jemalloc=use_jemalloc, memory_profiling=True, auto_memory_tuning=False, memory_stats_interval=0.1
+    )
     assert app.get_memory_stats()["profiling_enabled"] is True
     assert wait_for(lambda: "memory_trend" in app.get_memory_stats())
     block = app._memory.allocator._test_alloc("cache", 1 << 20, count=4)
@@ -73,7 +74,9 @@ def test_sampler_stops_when_the_app_is_dropped() -> None:
 
 
 def test_sampler_never_keeps_the_process_alive() -> None:
-    code = "from catzilla import Catzilla\napp = Catzilla(memory_profiling=True, memory_stats_interval=30)\nprint('bye')"
+    code = (
+        "from catzilla import Catzilla\napp = Catzilla(memory_profiling=True, memory_stats_interval=30)\nprint('bye')"
+    )
     start = time.monotonic()
     out = run_python(code, timeout=20)
     assert out.returncode == 0 and out.stdout.strip() == "bye", out.stderr

@@ -5,7 +5,7 @@ import pytest
 from catzilla import Catzilla
 from tests.conftest import EXPECT_BUILD, run_python
 
-BASIC = '''
+BASIC = """
 from catzilla import Catzilla
 
 # Default: Use jemalloc if available, fallback to malloc
@@ -13,9 +13,9 @@ app = Catzilla(use_jemalloc=True)
 
 print(f"Using jemalloc: {app.has_jemalloc}")
 print(f"Current allocator: {app.get_allocator_info()['current_allocator']}")
-'''
+"""
 
-CHECK_FIRST = '''
+CHECK_FIRST = """
 from catzilla import Catzilla
 # Static method to check jemalloc availability
 if Catzilla.jemalloc_available():
@@ -24,16 +24,16 @@ if Catzilla.jemalloc_available():
 else:
     app = Catzilla(use_jemalloc=False)
     print("Using standard malloc")
-'''
+"""
 
-EXPLICIT_MALLOC = '''
+EXPLICIT_MALLOC = """
 from catzilla import Catzilla
 # Force malloc usage (disable jemalloc)
 app = Catzilla(use_jemalloc=False)
 print(app.get_allocator_info()["current_allocator"])
-'''
+"""
 
-PRODUCTION = '''
+PRODUCTION = """
 from catzilla import Catzilla
 # Conditional production setup
 jemalloc_available = Catzilla.jemalloc_available()
@@ -45,32 +45,32 @@ app = Catzilla(
     production=True
 )
 print(app.get_allocator_info())
-'''
+"""
 
-STATS = '''
+STATS = """
 from catzilla import Catzilla
 app = Catzilla(use_jemalloc=True, memory_profiling=True)
 stats = app.get_memory_stats()
 print(stats)
-'''
+"""
 
-INFO = '''
+INFO = """
 from catzilla import Catzilla
 app = Catzilla(use_jemalloc=True, memory_profiling=True)
 info = app.get_allocator_info()
 print(info)
-'''
+"""
 
-MIGRATION = '''
+MIGRATION = """
 from catzilla import Catzilla
 # Explicit control with fallback
 app = Catzilla(use_jemalloc=True)  # Automatic fallback to malloc
 
 # Check what actually happened
 print(f"Using: {app.get_allocator_info()['current_allocator']}")
-'''
+"""
 
-PLATFORM = '''
+PLATFORM = """
 from catzilla import Catzilla
 
 # Check what allocator is available
@@ -84,7 +84,7 @@ else:
 # Or let Catzilla decide automatically (recommended)
 app = Catzilla()  # Uses best available allocator
 print(app.get_allocator_info()["current_allocator"])
-'''
+"""
 
 JE = EXPECT_BUILD != "malloc-only"
 BEST = "jemalloc" if JE else "malloc"
@@ -117,9 +117,15 @@ def test_production_configuration() -> None:
 
 def test_memory_statistics_shape() -> None:
     stats = eval(run(STATS).replace("null", "None"))
-    for key, kind in [("allocator", str), ("jemalloc_available", bool), ("jemalloc_requested", bool),
-                      ("jemalloc_enabled", bool), ("allocated_mb", float),
-                      ("fragmentation_percent", float), ("profiling_enabled", bool)]:
+    for key, kind in [
+        ("allocator", str),
+        ("jemalloc_available", bool),
+        ("jemalloc_requested", bool),
+        ("jemalloc_enabled", bool),
+        ("allocated_mb", float),
+        ("fragmentation_percent", float),
+        ("profiling_enabled", bool),
+    ]:
         assert isinstance(stats[key], kind), key
     assert stats["allocator"] == BEST and stats["profiling_enabled"] is True
 
@@ -127,9 +133,15 @@ def test_memory_statistics_shape() -> None:
 def test_allocator_information_shape() -> None:
     info = eval(run(INFO))
     assert info == {
-        "current_allocator": BEST, "jemalloc_available": JE, "jemalloc_requested": True,
-        "jemalloc_enabled": JE, "memory_profiling": True, "auto_memory_tuning": True,
-        "can_switch_allocator": False, "status": "initialized", "fallback_reason": info["fallback_reason"],
+        "current_allocator": BEST,
+        "jemalloc_available": JE,
+        "jemalloc_requested": True,
+        "jemalloc_enabled": JE,
+        "memory_profiling": True,
+        "auto_memory_tuning": True,
+        "can_switch_allocator": False,
+        "status": "initialized",
+        "fallback_reason": info["fallback_reason"],
     }
     assert (info["fallback_reason"] is None) is JE
 

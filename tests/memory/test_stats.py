@@ -20,8 +20,11 @@ def test_allocation_moves_allocated_mb_and_its_purpose(use_jemalloc: bool, purpo
     assert arena["allocated_mb"] - before["arenas"][purpose]["allocated_mb"] == pytest.approx(grown)
     assert arena["allocation_count"] - before["arenas"][purpose]["allocation_count"] == 8
     assert during["peak_allocated_mb"] >= during["allocated_mb"]
-    moved = [k for k, v in during["arenas"].items()
-             if k != purpose and v["allocated_bytes"] != before["arenas"][k]["allocated_bytes"]]
+    moved = [
+        k
+        for k, v in during["arenas"].items()
+        if k != purpose and v["allocated_bytes"] != before["arenas"][k]["allocated_bytes"]
+    ]
     assert moved == []
     block.free()
     after = app.get_memory_stats()
@@ -50,7 +53,7 @@ def test_fragmentation_stays_within_bounds(use_jemalloc: bool) -> None:
 
 def test_bad_purpose_is_a_clear_error() -> None:
     app = Catzilla(use_jemalloc=False)
-    with pytest.raises(ValueError, match="purpose must be one of .* got 'heap'"):
+    with pytest.raises(ValueError, match=r"purpose must be one of .* got 'heap'"):
         app._memory.allocator._test_alloc("heap", 10)
     with pytest.raises(ValueError, match="size=0"):
         app._memory.allocator._test_alloc("cache", 0)

@@ -38,7 +38,9 @@ SOURCES = [
 # Conformance cases where our accept/refuse differs from the suite's
 # expectation (all are tagged optional/lenient by the suite).
 SUITE_DIFF = {
-    "061-lf-only-lenient": "bare LF line endings refused (strict CRLF, like python-multipart); the suite marks it lenient",
+    "061-lf-only-lenient": (
+        "bare LF line endings refused (strict CRLF, like python-multipart); the suite marks it lenient"
+    ),
     "062-mixed-endings": "a bare LF ending a part header line refused; the suite marks it lenient",
     "085-header-folding": "obs-fold in a part header refused (RFC 9112 deprecates it; python-multipart refuses too)",
     "208-duplicate-headers": "two Content-Disposition fields refused as ambiguous; the suite allows refusing",
@@ -48,9 +50,14 @@ SUITE_DIFF = {
 # Conformance cases where python-multipart (driven as Starlette drives it)
 # and the C parser disagree on accept/refuse.
 PM_DIFF_SUITE = {
-    "200-missing-final-terminator": "python-multipart never checks that the close delimiter came (finalize() is a no-op): accepts a truncated body",
+    "200-missing-final-terminator": (
+        "python-multipart never checks that the close delimiter came (finalize() is a no-op): accepts a truncated body"
+    ),
     "202-truncated-body": "same: a body cut inside a part's data is accepted, the part is never ended",
-    "107-preamble-content": "python-multipart refuses a preamble (the body must start with --boundary); RFC 2046 says to ignore it, as we do (bounded by max_header_bytes)",
+    "107-preamble-content": (
+        "python-multipart refuses a preamble (the body must start with --boundary); RFC 2046 says to ignore "
+        "it, as we do (bounded by max_header_bytes)"
+    ),
     "208-duplicate-headers": "python-multipart keeps the last Content-Disposition",
     "210-control-chars-in-name": "python-multipart accepts a NUL inside a quoted name",
 }
@@ -66,9 +73,20 @@ def dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("no C compiler")
     out = tmp_path_factory.mktemp("mpdump") / "multipart_dump"
     subprocess.run(
-        [cc, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-         f"-I{ROOT / 'csrc/memory'}", f"-I{ROOT / 'csrc/multipart'}",
-         *map(str, SOURCES), "-o", str(out)],
+        [
+            cc,
+            "-std=c11",
+            "-O1",
+            "-g",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            f"-I{ROOT / 'csrc/memory'}",
+            f"-I{ROOT / 'csrc/multipart'}",
+            *map(str, SOURCES),
+            "-o",
+            str(out),
+        ],
         check=True,
     )
     return out
@@ -83,15 +101,17 @@ def run_c(dump: Path, content_type: str, body: bytes, step: int = 0) -> dict:
         if "part" in obj:
             p = obj["part"]
             h = lambda v: None if v is None else bytes.fromhex(v)  # noqa: E731
-            parts.append({
-                "name": h(p["name"]),
-                "filename": h(p["filename"]),
-                "filename_plain": h(p["filename_plain"]),
-                "filename_star": p["filename_star"],
-                "content_type": h(p["content_type"]),
-                "headers": [(bytes.fromhex(n), bytes.fromhex(v)) for n, v in p["headers"]],
-                "body": bytes.fromhex(p["body"]),
-            })
+            parts.append(
+                {
+                    "name": h(p["name"]),
+                    "filename": h(p["filename"]),
+                    "filename_plain": h(p["filename_plain"]),
+                    "filename_star": p["filename_star"],
+                    "content_type": h(p["content_type"]),
+                    "headers": [(bytes.fromhex(n), bytes.fromhex(v)) for n, v in p["headers"]],
+                    "body": bytes.fromhex(p["body"]),
+                }
+            )
         else:
             result = obj
     if "done" in result:
@@ -148,15 +168,22 @@ def run_pm(content_type: str, body: bytes) -> dict:
     try:
         if not boundary:
             raise ValueError("no boundary")
-        parser = MultipartParser(boundary, {
-            "on_part_begin": on_part_begin, "on_header_field": on_header_field,
-            "on_header_value": on_header_value, "on_header_end": on_header_end,
-            "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
-            "on_part_end": on_part_end, "on_end": on_end,
-        })
+        parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": on_part_begin,
+                "on_header_field": on_header_field,
+                "on_header_value": on_header_value,
+                "on_header_end": on_header_end,
+                "on_headers_finished": on_headers_finished,
+                "on_part_data": on_part_data,
+                "on_part_end": on_part_end,
+                "on_end": on_end,
+            },
+        )
         parser.write(body)
         parser.finalize()
-    except Exception as exc:  # noqa: BLE001 - any refusal counts
+    except Exception as exc:
         return {"ok": False, "parts": parts, "error": repr(exc), "end": state["end"]}
     return {"ok": True, "parts": parts, "error": None, "end": state["end"]}
 
@@ -200,7 +227,7 @@ def test_suite_case(dump: Path, case: Path) -> None:
         assert whole["error"][0] == 400 and whole["error"][1].startswith("multipart: ")
         return
     assert len(whole["parts"]) == len(expected["parts"])
-    for got, exp in zip(whole["parts"], expected["parts"]):
+    for got, exp in zip(whole["parts"], expected["parts"], strict=True):
         assert got["name"] == exp["name"].encode()
         exp_fn = exp.get("filename")
         assert got["filename_plain"] == (None if exp_fn is None else exp_fn.encode())
@@ -244,36 +271,94 @@ OWN_CASES = [
     ("lookalike-delimiter-in-data", B + CD + b"\r\na\r\n--Xy\r\n-XyZ\r\n" + END, True, True, None),
     ("data-ending-in-cr", B + CD + b"\r\nab\r\r\n" + END, True, True, None),
     ("transport-padding", b"--XyZ \t\r\n" + CD + b"\r\nv\r\n--XyZ  \r\n" + CD + b"\r\nw\r\n" + END, True, False, None),
-    ("boundary-then-text", B + CD + b"\r\nv\r\n--XyZx\r\n" + CD + b"\r\nw\r\n" + END, False, True,
-     "multipart: boundary followed by other text"),
-    ("no-name", B + b"Content-Disposition: form-data\r\n\r\nv\r\n" + END, False, False, "multipart: part without a name"),
-    ("not-form-data", B + b'Content-Disposition: attachment; name="f"\r\n\r\nv\r\n' + END, False, True,
-     "multipart: Content-Disposition is not form-data"),
-    ("unterminated-quote", B + b'Content-Disposition: form-data; name="f\r\n\r\nv\r\n' + END, False, True,
-     "multipart: unterminated quoted string in Content-Disposition"),
-    ("header-without-colon", B + CD + b"Bogus\r\n\r\nv\r\n" + END, False, False, "multipart: part header without colon"),
+    (
+        "boundary-then-text",
+        B + CD + b"\r\nv\r\n--XyZx\r\n" + CD + b"\r\nw\r\n" + END,
+        False,
+        True,
+        "multipart: boundary followed by other text",
+    ),
+    (
+        "no-name",
+        B + b"Content-Disposition: form-data\r\n\r\nv\r\n" + END,
+        False,
+        False,
+        "multipart: part without a name",
+    ),
+    (
+        "not-form-data",
+        B + b'Content-Disposition: attachment; name="f"\r\n\r\nv\r\n' + END,
+        False,
+        True,
+        "multipart: Content-Disposition is not form-data",
+    ),
+    (
+        "unterminated-quote",
+        B + b'Content-Disposition: form-data; name="f\r\n\r\nv\r\n' + END,
+        False,
+        True,
+        "multipart: unterminated quoted string in Content-Disposition",
+    ),
+    (
+        "header-without-colon",
+        B + CD + b"Bogus\r\n\r\nv\r\n" + END,
+        False,
+        False,
+        "multipart: part header without colon",
+    ),
     ("nothing-after-boundary", B, False, True, "multipart: missing closing boundary"),
     ("empty-body", b"", False, True, "multipart: no boundary line in the body"),
     ("empty-form", END, True, True, None),
     ("epilogue-without-crlf", B + CD + b"\r\nv\r\n--XyZ--junk", True, True, None),
-    ("filename-star-latin1", B + b"Content-Disposition: form-data; name=\"f\"; filename*=iso-8859-1''caf%E9.txt\r\n\r\nv\r\n" + END,
-     True, True, None),
-    ("filename-star-bad-utf8", B + b"Content-Disposition: form-data; name=\"f\"; filename*=UTF-8''%FF.txt\r\n\r\nv\r\n" + END,
-     False, True, "multipart: filename* is not valid UTF-8"),
-    ("ie-full-path", B + b'Content-Disposition: form-data; name="f"; filename="C:\\\\dir\\\\a.txt"\r\n\r\nv\r\n' + END,
-     True, True, None),
-    ("percent-22-kept", B + b'Content-Disposition: form-data; name="f"; filename="a%22b.txt"\r\n\r\nv\r\n' + END, True, True, None),
+    (
+        "filename-star-latin1",
+        B + b"Content-Disposition: form-data; name=\"f\"; filename*=iso-8859-1''caf%E9.txt\r\n\r\nv\r\n" + END,
+        True,
+        True,
+        None,
+    ),
+    (
+        "filename-star-bad-utf8",
+        B + b"Content-Disposition: form-data; name=\"f\"; filename*=UTF-8''%FF.txt\r\n\r\nv\r\n" + END,
+        False,
+        True,
+        "multipart: filename* is not valid UTF-8",
+    ),
+    (
+        "ie-full-path",
+        B + b'Content-Disposition: form-data; name="f"; filename="C:\\\\dir\\\\a.txt"\r\n\r\nv\r\n' + END,
+        True,
+        True,
+        None,
+    ),
+    (
+        "percent-22-kept",
+        B + b'Content-Disposition: form-data; name="f"; filename="a%22b.txt"\r\n\r\nv\r\n' + END,
+        True,
+        True,
+        None,
+    ),
 ]
 
 # What python-multipart does differently in OWN_CASES, and why we differ.
 PM_DIFF_OWN = {
-    "boundary-then-text": "python-multipart takes CRLF--boundary followed by other text as data; RFC 2046 forbids the boundary inside a part, we refuse (a clash means a broken or forged body, and holding the text back would need an unbounded buffer)",
-    "transport-padding": "python-multipart refuses LWSP between the boundary and its CRLF; RFC 2046 5.1.1 allows it (transport-padding), as we do (bounded)",
+    "boundary-then-text": (
+        "python-multipart takes CRLF--boundary followed by other text as data; RFC 2046 forbids the boundary "
+        "inside a part, we refuse (a clash means a broken or forged body, and holding the text back would "
+        "need an unbounded buffer)"
+    ),
+    "transport-padding": (
+        "python-multipart refuses LWSP between the boundary and its CRLF; RFC 2046 5.1.1 allows it "
+        "(transport-padding), as we do (bounded)"
+    ),
     "not-form-data": "python-multipart/Starlette do not check the disposition type",
     "unterminated-quote": "parse_options_header keeps the lone quote as part of the name",
     "nothing-after-boundary": "python-multipart does not check for the close delimiter",
     "empty-body": "same: an empty body is an empty form for python-multipart",
-    "filename-star-bad-utf8": "python-multipart ignores filename* entirely (RFC 7578 4.2 says senders must not use it); we decode it and refuse a broken one",
+    "filename-star-bad-utf8": (
+        "python-multipart ignores filename* entirely (RFC 7578 4.2 says senders must not use it); we decode "
+        "it and refuse a broken one"
+    ),
 }
 
 

@@ -3,7 +3,7 @@
 Each string defines ``app``; tests/server/conftest.py appends ``app.listen(...)``.
 """
 
-MAIN = r'''
+MAIN = r"""
 import asyncio
 import os
 import uuid
@@ -11,7 +11,7 @@ import uuid
 from catzilla import (Catzilla, HTMLResponse, HTTPException, JSONResponse, PlainTextResponse,
                       Request, Response)
 
-app = Catzilla(production=False)
+app = Catzilla()  # the defaults: 500 bodies say nothing internal
 
 
 class TeapotError(ValueError):
@@ -316,10 +316,10 @@ def sync_quick():
 @app.get("/pid")
 def pid():
     return {"pid": os.getpid()}
-'''
+"""
 
 # production=True, a 404 handler.
-CUSTOM = r'''
+CUSTOM = r"""
 from catzilla import Catzilla, HTTPException, JSONResponse
 
 app = Catzilla(production=True)
@@ -386,9 +386,9 @@ def async_handled():
 @app.get("/async-handled-async")
 async def async_handled_async():
     raise AsyncHandled("from async")
-'''
+"""
 
-SMALL = r'''
+SMALL = r"""
 import asyncio
 from catzilla import Catzilla, Request
 
@@ -421,7 +421,7 @@ def echo(request: Request):
 @app.get("/{rest:path}")
 def anything(rest: str):
     return {"rest": rest}
-'''
+"""
 
 SMALL_LIMITS = (
     "max_url_length=200, max_header_size=1024, max_headers=20, max_body_size=1000, "

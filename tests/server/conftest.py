@@ -159,7 +159,7 @@ class RawConn:
         self.sock.settimeout(left)
         try:
             chunk = self.sock.recv(262144)
-        except socket.timeout:
+        except TimeoutError:
             raise TimeoutError(f"no data within the timeout; have {self.buf[:300]!r}") from None
         except ConnectionResetError:
             chunk = b""
@@ -216,19 +216,21 @@ class RawConn:
         try:
             self.sock.recv(1, socket.MSG_PEEK)  # a byte, or b"" at EOF
             return True
-        except (socket.timeout, BlockingIOError):
+        except (TimeoutError, BlockingIOError):
             return False
         except ConnectionResetError:
             return True
 
-    def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"",
-                head: bool | None = None) -> HTTPResponse:
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"", head: bool | None = None
+    ) -> HTTPResponse:
         self.send(build_request(method, path, headers, body))
         return self.read_response(head=method == "HEAD" if head is None else head)
 
 
-def build_request(method: str, path: str, headers: dict[str, str] | None = None, body: bytes | str = b"",
-                  version: str = "HTTP/1.1") -> bytes:
+def build_request(
+    method: str, path: str, headers: dict[str, str] | None = None, body: bytes | str = b"", version: str = "HTTP/1.1"
+) -> bytes:
     if isinstance(body, str):
         body = body.encode()
     hs = {"Host": "testserver"}
@@ -239,8 +241,7 @@ def build_request(method: str, path: str, headers: dict[str, str] | None = None,
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def raw_exchange(port: int, data: bytes | str, n: int | None = None, head: bool = False,
-                 timeout: float = 5.0) -> bytes:
+def raw_exchange(port: int, data: bytes | str, n: int | None = None, head: bool = False, timeout: float = 5.0) -> bytes:
     """Connect, send data, read until the peer closes or n complete responses
     have been read; return the raw bytes received."""
     with RawConn(port, timeout) as c:
@@ -357,7 +358,9 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
-            raise AssertionError(f"server did not exit within {timeout}s of signal {sig}; stderr:\n{self.stderr[-3000:]}")
+            raise AssertionError(
+                f"server did not exit within {timeout}s of signal {sig}; stderr:\n{self.stderr[-3000:]}"
+            ) from None
 
 
 LISTEN_TAIL = """
@@ -366,8 +369,7 @@ print("listen() returned", flush=True)
 """
 
 
-def spawn_server(code: str, listen: str = "", port: int = 0, wait: bool = True,
-                 timeout: float = 20.0) -> ServerProcess:
+def spawn_server(code: str, listen: str = "", port: int = 0, wait: bool = True, timeout: float = 20.0) -> ServerProcess:
     """Start `code` (which defines `app`) + app.listen(port, **listen) in a
     subprocess; return once it answers HTTP."""
     fd, name = tempfile.mkstemp(prefix="app_", suffix=".py", dir=_SCRIPTS.name)
@@ -376,8 +378,13 @@ def spawn_server(code: str, listen: str = "", port: int = 0, wait: bool = True,
     extra = f", {listen}" if listen else ""
     script.write_text(textwrap.dedent(code) + LISTEN_TAIL.format(port=port, listen=extra))
     proc = subprocess.Popen(
-        [sys.executable, "-u", str(script)], cwd=str(REPO), stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [sys.executable, "-u", str(script)],
+        cwd=str(REPO),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     srv = ServerProcess(proc)
     srv.start_drains()

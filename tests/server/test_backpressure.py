@@ -98,8 +98,7 @@ def test_python_threads_run_after_backpressured_pipeline(server: ServerProcess) 
     time.sleep(1.0)
     after = beats(server)
     assert after - before >= 5, (
-        f"heartbeat thread ran {after - before} times in 1 s after the burst: "
-        "the loop thread kept the GIL while idle"
+        f"heartbeat thread ran {after - before} times in 1 s after the burst: the loop thread kept the GIL while idle"
     )
 
 
@@ -109,5 +108,7 @@ def test_sigint_after_backpressured_pipeline_exits(server: ServerProcess) -> Non
     try:
         code = server.proc.wait(6)
     except Exception:
-        raise AssertionError("server hung after SIGINT (shutdown_timeout=2) following a backpressured pipeline") from None
+        raise AssertionError(
+            "server hung after SIGINT (shutdown_timeout=2) following a backpressured pipeline"
+        ) from None
     assert code == 0

@@ -140,7 +140,7 @@ def test_stats_consistent_while_serving() -> None:
 
 # ---- the spec's examples -------------------------------------------------------------------
 
-SPEC_EXAMPLE = '''
+SPEC_EXAMPLE = """
 from catzilla import Catzilla
 
 app = Catzilla(use_jemalloc=True, memory_profiling=True, auto_memory_tuning=True, memory_stats_interval=60)
@@ -154,8 +154,13 @@ def memory_trend():
 def health():
     allocator_info = app.get_allocator_info()
     memory_stats = app.get_memory_stats()
-    return {"status": "healthy", "allocator": allocator_info["current_allocator"], "memory_efficiency": memory_stats.get("fragmentation_percent", 0) < 10, "jemalloc_working": allocator_info["jemalloc_enabled"]}
-'''
+    return {
+        "status": "healthy",
+        "allocator": allocator_info["current_allocator"],
+        "memory_efficiency": memory_stats.get("fragmentation_percent", 0) < 10,
+        "jemalloc_working": allocator_info["jemalloc_enabled"],
+    }
+"""
 
 
 def check_health(client: httpx.Client) -> dict:
@@ -187,8 +192,14 @@ def test_spec_example_memory_trend_with_short_interval() -> None:
     with start_server(code) as srv, httpx.Client(base_url=srv.base_url, timeout=10) as c:
         assert wait_for(lambda: c.get("/memory-trend").headers["content-type"] == "application/json", 5)
         trend = c.get("/memory-trend").json()
-        assert set(trend) >= {"allocated_mb_change", "fragmentation_percent_change", "resident_mb_change",
-                              "seconds", "direction", "samples"}
+        assert set(trend) >= {
+            "allocated_mb_change",
+            "fragmentation_percent_change",
+            "resident_mb_change",
+            "seconds",
+            "direction",
+            "samples",
+        }
         assert trend["direction"] in ("growing", "shrinking", "stable")
         assert trend["samples"] >= 2 and 0.1 < trend["seconds"] < 5
         check_health(c)

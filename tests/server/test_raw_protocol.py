@@ -155,8 +155,7 @@ def test_expect_100_continue(main_server: ServerProcess) -> None:
 def test_expect_100_continue_with_body_already_sent_gets_final_response(main_server: ServerProcess) -> None:
     raw = raw_exchange(
         main_server.port,
-        b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n"
-        b"Connection: close\r\n\r\nabc",
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
     )
     rs = parse_responses(raw)
     assert rs[-1].status == 200 and rs[-1].body == b"abc"
@@ -281,7 +280,6 @@ def test_leading_empty_lines_are_ignored(main_server: ServerProcess) -> None:
         assert c.read_response().json() == {"hello": "world"}
 
 
-
 def test_user_framing_headers_are_dropped(main_server: ServerProcess) -> None:
     """Content-Length, Transfer-Encoding and Connection from a handler must not
     change the framing: the body is 3 bytes and the connection goes on."""
@@ -319,8 +317,7 @@ def test_get_with_body_is_consumed(main_server: ServerProcess) -> None:
 
 
 def test_chunked_body_with_trailers(main_server: ServerProcess) -> None:
-    data = (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"3\r\nabc\r\n0\r\nX-Trailer: v\r\n\r\n")
+    data = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: v\r\n\r\n"
     with RawConn(main_server.port) as c:
         c.send(data + get("/"))
         r = c.read_response()

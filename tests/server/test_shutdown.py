@@ -75,7 +75,7 @@ def test_signal_drains_in_flight_requests(sig: int) -> None:
         assert code == 0, f"exit code {code}; stderr:\n{srv.stderr[-2000:]}"
         assert elapsed < 5, f"exit took {elapsed:.2f}s, more than shutdown_timeout"
         assert "listen() returned" in srv.stdout
-        for c in conns + [idle]:
+        for c in [*conns, idle]:
             c.close()
     finally:
         if srv.proc.poll() is None:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, Union
+from typing import Any
 
 from catzilla.request import Request
 from catzilla.response import Response
 
 CallNext = Callable[[Request], Any]
 Next = Callable[[Request], Any]
-MaybeAwaitable = Union[Response, None, Awaitable[Union[Response, None]]]
+MaybeAwaitable = Response | None | Awaitable[Response | None]
 
 
 class Middleware:
@@ -72,8 +72,10 @@ class Layer:
         elif callable(obj):
             self.dispatch = obj
         else:
-            raise TypeError(f"not a middleware: {obj!r} (use a Middleware, a BaseHTTPMiddleware or a function "
-                            "taking (request, call_next))")
+            raise TypeError(
+                f"not a middleware: {obj!r} (use a Middleware, a BaseHTTPMiddleware or a function "
+                "taking (request, call_next))"
+            )
         self.is_async = any(inspect.iscoroutinefunction(f) for f in (self.before, self.after, self.dispatch) if f)
 
 
@@ -102,6 +104,7 @@ def async_layer(layer: Layer, inner: Next) -> Next:
     if layer.dispatch is not None:
         dispatch = layer.dispatch
         if inspect.iscoroutinefunction(dispatch):
+
             async def call_dispatch(request: Request) -> Any:
                 return await dispatch(request, inner)
 
@@ -141,15 +144,20 @@ def async_layer(layer: Layer, inner: Next) -> Next:
     return call
 
 
-def build_chain(layers: list[Layer], call_route: Callable[[Any, Request], Any], route_is_async: bool,
-                to_response: Callable[[Any], Response],
-                on_error: Callable[[Any, BaseException], Response],
-                on_error_async: Callable[[Any, BaseException], Awaitable[Response]],
-                request_class: type[Request] = Request) -> Callable[[Any], Any]:
+def build_chain(
+    layers: list[Layer],
+    call_route: Callable[[Any, Request], Any],
+    route_is_async: bool,
+    to_response: Callable[[Any], Response],
+    on_error: Callable[[Any, BaseException], Response],
+    on_error_async: Callable[[Any, BaseException], Awaitable[Response]],
+    request_class: type[Request] = Request,
+) -> Callable[[Any], Any]:
     """The endpoint the C core calls (mode 1) for a route with middleware."""
     is_async = route_is_async or any(layer.is_async for layer in layers)
     inner: Next
     if is_async:
+
         async def handler_async(request: Request) -> Response:
             try:
                 value = call_route(request._raw, request)
@@ -163,6 +171,7 @@ def build_chain(layers: list[Layer], call_route: Callable[[Any, Request], Any], 
         for layer in reversed(layers):
             inner = async_layer(layer, inner)
     else:
+
         def handler_sync(request: Request) -> Response:
             try:
                 return to_response(call_route(request._raw, request))

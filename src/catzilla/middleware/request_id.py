@@ -21,8 +21,9 @@ SANE = re.compile(r"[\x21-\x7e]{1,128}")
 
 
 class RequestIDMiddleware(Middleware):
-    def __init__(self, header_name: str = "X-Request-ID", generator: Callable[[], str] | None = None,
-                 trust_incoming: bool = True) -> None:
+    def __init__(
+        self, header_name: str = "X-Request-ID", generator: Callable[[], str] | None = None, trust_incoming: bool = True
+    ) -> None:
         self.header_name = header_name
         self.key = header_name.lower()
         self.generator = generator or (lambda: uuid.uuid4().hex)

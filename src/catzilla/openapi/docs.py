@@ -21,8 +21,14 @@ from typing import Any
 
 from catzilla.response import HTMLResponse, Response, json_bytes_response
 
-ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png", "favicon-16x16.png",
-          "oauth2-redirect.html", "oauth2-redirect.js")
+ASSETS = (
+    "swagger-ui.css",
+    "swagger-ui-bundle.js",
+    "favicon-32x32.png",
+    "favicon-16x16.png",
+    "oauth2-redirect.html",
+    "oauth2-redirect.js",
+)
 FALLBACK = Path(__file__).with_name("fallback.html")
 
 
@@ -43,8 +49,14 @@ def swagger_major(path: Path) -> int:
 def swagger_html(title: str, openapi_url: str, docs_url: str, major: int) -> str:
     assets = f"{docs_url}/assets"
     # Swagger UI 4 refuses "openapi": "3.1.x": hand it the document marked 3.0.3.
-    load = (f"fetch({json.dumps(openapi_url)}).then(r => r.json()).then(spec => {{ spec.openapi = '3.0.3'; "
-            "start({spec}); });") if major < 5 else f"start({{url: {json.dumps(openapi_url)}}});"
+    load = (
+        (
+            f"fetch({json.dumps(openapi_url)}).then(r => r.json()).then(spec => {{ spec.openapi = '3.0.3'; "
+            "start({spec}); });"
+        )
+        if major < 5
+        else f"start({{url: {json.dumps(openapi_url)}}});"
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -93,8 +105,11 @@ def install(app: Any, openapi_url: str, docs_url: str) -> None:
     if assets is not None:
         page = swagger_html(app.title, root + openapi_url, root + docs_url, swagger_major(assets))
     else:
-        page = (FALLBACK.read_text("utf-8").replace("{{title}}", html.escape(app.title))
-                .replace("{{openapi_url}}", json.dumps(root + openapi_url)))
+        page = (
+            FALLBACK.read_text("utf-8")
+            .replace("{{title}}", html.escape(app.title))
+            .replace("{{openapi_url}}", json.dumps(root + openapi_url))
+        )
 
     def docs() -> HTMLResponse:
         return HTMLResponse(page)
@@ -113,8 +128,10 @@ def install(app: Any, openapi_url: str, docs_url: str) -> None:
             media = mimetypes.guess_type(name)[0] or "application/octet-stream"
             if media.startswith("text/") or media.endswith("javascript"):
                 media += "; charset=utf-8"
-            files[name] = ((assets / name).read_bytes(),
-                           {"content-type": media, "cache-control": "public, max-age=86400"})
+            files[name] = (
+                (assets / name).read_bytes(),
+                {"content-type": media, "cache-control": "public, max-age=86400"},
+            )
         body, headers = files[name]
         return Response(body, headers=headers)  # a new one each time: middleware may edit it
 
@@ -122,5 +139,4 @@ def install(app: Any, openapi_url: str, docs_url: str) -> None:
         return asset("oauth2-redirect.html")
 
     app._add(f"{docs_url}/assets/{{name}}", asset, ["GET"], "swagger_ui_asset", [], options, internal=True)
-    app._add(f"{docs_url}/oauth2-redirect", oauth2_redirect, ["GET"], "swagger_ui_redirect", [], options,
-             internal=True)
+    app._add(f"{docs_url}/oauth2-redirect", oauth2_redirect, ["GET"], "swagger_ui_redirect", [], options, internal=True)

@@ -8,6 +8,7 @@ TypedDicts get a schema from their annotations. The 422 response and its
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import re
@@ -73,22 +74,20 @@ class SchemaBuilder:
         except TypeError:
             pass
         schema = self._build(tp)
-        try:
+        with contextlib.suppress(TypeError):  # unhashable types are not remembered
             self._seen[tp] = schema
-        except TypeError:
-            pass
         return schema
 
     def _hoist(self, schema: dict[str, Any], name: str | None) -> dict[str, Any]:
         for key, sub in schema.pop("$defs", {}).items():
             self.components.setdefault(key, sub)
-        if name and schema.get("type") == "object" or name and "properties" in schema:
+        if (name and schema.get("type") == "object") or (name and "properties" in schema):
             self.components.setdefault(name, schema)
             return {"$ref": REF + name}
         return schema
 
     def _build(self, tp: Any) -> dict[str, Any]:
-        name = tp.__name__ if isinstance(tp, type) else None
+        name = tp.__name__ if convert.is_class(tp) else None
         if models.is_struct(tp) or (models._has_struct(tp)):
             ms = sys.modules["msgspec"]
             (schema,), comps = ms.json.schema_components([tp], ref_template=REF + "{name}")
@@ -96,9 +95,9 @@ class SchemaBuilder:
                 self.components.setdefault(key, sub)
             return dict(schema)
         pd = sys.modules.get("pydantic")
-        if pd is None and not isinstance(tp, type):
+        if pd is None and not convert.is_class(tp):
             try:
-                import pydantic as pd  # type: ignore[no-redef]
+                import pydantic as pd
             except ImportError:
                 pd = None
         if pd is not None:
@@ -111,15 +110,20 @@ class SchemaBuilder:
 
     def _plain(self, tp: Any) -> dict[str, Any]:
         """Without pydantic: dataclasses, TypedDicts, containers and scalars by their annotations."""
-        if isinstance(tp, type) and dataclasses.is_dataclass(tp) or typing.is_typeddict(tp):
+        if (convert.is_class(tp) and dataclasses.is_dataclass(tp)) or typing.is_typeddict(tp):
             hints = typing.get_type_hints(tp)
             if typing.is_typeddict(tp):
                 required = sorted(tp.__required_keys__)
             else:
-                required = [f.name for f in dataclasses.fields(tp)
-                            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-            props = {n: {**self.for_type(h), "title": title(n)} if not models.is_model_type(h)
-                     else self.for_type(h) for n, h in hints.items()}
+                required = [
+                    f.name
+                    for f in dataclasses.fields(tp)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                ]
+            props = {
+                n: {**self.for_type(h), "title": title(n)} if not models.is_model_type(h) else self.for_type(h)
+                for n, h in hints.items()
+            }
             out: dict[str, Any] = {"type": "object", "title": tp.__name__, "properties": props}
             if required:
                 out["required"] = required
@@ -171,8 +175,13 @@ def constraints(p: ParamInfo) -> dict[str, Any]:
     kind = p.scalar.kind if p.scalar else "other"
     out: dict[str, Any] = {}
     if kind == "number":
-        for key, name in (("gt", "exclusiveMinimum"), ("ge", "minimum"), ("lt", "exclusiveMaximum"),
-                          ("le", "maximum"), ("multiple_of", "multipleOf")):
+        for key, name in (
+            ("gt", "exclusiveMinimum"),
+            ("ge", "minimum"),
+            ("lt", "exclusiveMaximum"),
+            ("le", "maximum"),
+            ("multiple_of", "multipleOf"),
+        ):
             if getattr(m, key) is not None:
                 out[name] = getattr(m, key)
     if kind == "str":
@@ -215,8 +224,12 @@ def describe_route(route: Any, method: str, builder: SchemaBuilder) -> dict[str,
     parameters = []
     for p in params:
         if p.source in ("path", "query", "header", "cookie"):
-            entry: dict[str, Any] = {"name": p.key, "in": p.source, "required": p.source == "path" or p.required,
-                                     "schema": builder.for_param(p)}
+            entry: dict[str, Any] = {
+                "name": p.key,
+                "in": p.source,
+                "required": p.source == "path" or p.required,
+                "schema": builder.for_param(p),
+            }
             if p.marker.description:
                 entry["description"] = p.marker.description
             if p.marker.deprecated:
@@ -232,9 +245,13 @@ def describe_route(route: Any, method: str, builder: SchemaBuilder) -> dict[str,
             name = f"Body_{op['operationId']}"
             builder.components[name] = {
                 "properties": {p.key: builder.for_param(p) for p in body_params},
-                "type": "object", "title": name,
-                **({"required": [p.key for p in body_params if p.required]}
-                   if any(p.required for p in body_params) else {}),
+                "type": "object",
+                "title": name,
+                **(
+                    {"required": [p.key for p in body_params if p.required]}
+                    if any(p.required for p in body_params)
+                    else {}
+                ),
             }
             schema: dict[str, Any] = {"$ref": REF + name}
             required = any(p.required for p in body_params)
@@ -250,13 +267,19 @@ def describe_route(route: Any, method: str, builder: SchemaBuilder) -> dict[str,
             name = f"Body_{op['operationId']}"
             builder.components[name] = {
                 "properties": {p.key: builder.for_param(p) for p in form_params},
-                "type": "object", "title": name,
-                **({"required": [p.key for p in form_params if p.required]}
-                   if any(p.required for p in form_params) else {}),
+                "type": "object",
+                "title": name,
+                **(
+                    {"required": [p.key for p in form_params if p.required]}
+                    if any(p.required for p in form_params)
+                    else {}
+                ),
             }
             schema = {"$ref": REF + name}
-        op["requestBody"] = {"content": {"application/x-www-form-urlencoded": {"schema": schema}},
-                             "required": any(p.required for p in form_params)}
+        op["requestBody"] = {
+            "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+            "required": any(p.required for p in form_params),
+        }
     status = route.status_code or 200
     ok: dict[str, Any] = {"description": route.response_description}
     if status not in NO_BODY:
@@ -268,8 +291,10 @@ def describe_route(route: Any, method: str, builder: SchemaBuilder) -> dict[str,
         ok["content"] = {media: {"schema": builder.for_type(rm) if rm is not None else {}}}
     responses: dict[str, Any] = {str(status): ok}
     if params:
-        responses["422"] = {"description": "Validation Error",
-                            "content": {"application/json": {"schema": {"$ref": REF + "HTTPValidationError"}}}}
+        responses["422"] = {
+            "description": "Validation Error",
+            "content": {"application/json": {"schema": {"$ref": REF + "HTTPValidationError"}}},
+        }
         builder.components.setdefault("ValidationError", VALIDATION_ERROR)
         builder.components.setdefault("HTTPValidationError", HTTP_VALIDATION_ERROR)
     for code, extra in route.responses.items():
@@ -277,8 +302,10 @@ def describe_route(route: Any, method: str, builder: SchemaBuilder) -> dict[str,
         model = extra.pop("model", None)
         entry = dict(responses.get(str(code), {}))
         entry.update(extra)
-        entry.setdefault("description", HTTP_REASONS.get(int(code), "Additional Response")
-                         if str(code).isdigit() else "Additional Response")
+        entry.setdefault(
+            "description",
+            HTTP_REASONS.get(int(code), "Additional Response") if str(code).isdigit() else "Additional Response",
+        )
         if model is not None:
             entry["content"] = {"application/json": {"schema": builder.for_type(model)}}
         responses[str(code)] = entry
