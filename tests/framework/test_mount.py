@@ -16,7 +16,7 @@ class Teapot(Exception):
 
 def build(tmp_path) -> tuple[Catzilla, Catzilla]:
     (tmp_path / "logo.txt").write_text("logo")
-    sub = Catzilla(title="Sub API")
+    sub = Catzilla(title="Sub API", auto_memory_tuning=False)
 
     @sub.middleware("http")
     def tag(request: Request, call_next):
@@ -42,7 +42,7 @@ def build(tmp_path) -> tuple[Catzilla, Catzilla]:
 
     sub.mount("/assets", StaticFiles(directory=tmp_path), name="assets")
 
-    app = Catzilla()
+    app = Catzilla(auto_memory_tuning=False)
 
     @app.get("/")
     def home() -> dict[str, str]:
@@ -77,7 +77,7 @@ def test_sub_app_routes_answer_under_the_prefix(tmp_path):
 
 
 def test_mount_refuses_itself_and_unknown_apps():
-    app = Catzilla()
+    app = Catzilla(auto_memory_tuning=False)
     with pytest.raises(ValueError, match="itself"):
         app.mount("/x", app)
     with pytest.raises(NotImplementedError, match="not supported"):

@@ -155,7 +155,7 @@ def test_symlinks(served):
 
 
 def test_mount_arguments(tree):
-    app = Catzilla()
+    app = Catzilla(auto_memory_tuning=False)
     with pytest.raises(RuntimeError, match="does not exist"):
         StaticFiles(directory=tree / "missing")
     StaticFiles(directory=tree / "missing", check_dir=False)
