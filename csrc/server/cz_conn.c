@@ -270,22 +270,24 @@ int cz_conn_respond_file(cz_conn_t *c, const cz_http_response_t *r, int fd, uint
     cz_http_response_t resp = answer_of(c, r);
     resp.framing = CZ_HTTP_FRAME_LENGTH;
     resp.body = (cz_http_str_t){NULL, (size_t)length};
-    int rc = write_answer(c, &resp, 1);
-    if (rc == CZ_HTTP_OK && length && !resp.head && !bodyless(resp.status)) {
-        if (c->nseg == CZ_CONN_SEGS) {
-            /* Cannot happen after a head was queued in a bytes segment,
-             * unless the queue was full: never send a head without its body. */
-            c->keep_alive = 0;
-            rc = CZ_HTTP_E2BIG;
-        } else {
-            cz_conn_out_t *s = seg_at(c, c->nseg++);
-            s->kind = SEG_FILE;
-            s->fd = fd;
-            s->offset = offset;
-            s->len = length;
-            s->sent = 0;
-            fd = -1;
-        }
+    int body = length && !resp.head && !bodyless(resp.status), rc;
+    if (body && c->nseg + 2u > CZ_CONN_SEGS) {
+        /* No room for the head and the range together (requests are parsed
+         * with room for both, so this is a misuse): never a head without
+         * its body. */
+        c->keep_alive = 0;
+        rc = CZ_HTTP_E2BIG;
+    } else {
+        rc = write_answer(c, &resp, 1);
+    }
+    if (rc == CZ_HTTP_OK && body) {
+        cz_conn_out_t *s = seg_at(c, c->nseg++);
+        s->kind = SEG_FILE;
+        s->fd = fd;
+        s->offset = offset;
+        s->len = length;
+        s->sent = 0;
+        fd = -1;
     }
     if (fd >= 0) close(fd);
     request_done(c);

@@ -7,6 +7,7 @@ result or exception goes back through the _Pending.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Awaitable, Coroutine
 from types import ModuleType
@@ -16,6 +17,9 @@ from catzilla._core import _Pending
 
 if TYPE_CHECKING:
     import asyncio
+
+
+CLOSE_GRACE_S = 2.0
 
 
 class AsyncRunner:
@@ -102,10 +106,22 @@ class AsyncRunner:
             loop.call_soon_threadsafe(lambda: [t.cancel() for t in list(self._tasks)])
 
     def close(self) -> None:
+        """Stop the loop once what still runs there has ended (a closed stream's
+        ``aclose()``, background tasks), waiting at most CLOSE_GRACE_S."""
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is not None and thread is not None:
+            aio = self._aio
+            assert aio is not None
+
+            async def settle() -> None:
+                running = [t for t in self._tasks if not t.done()]
+                if running:
+                    await aio.wait(running, timeout=CLOSE_GRACE_S)
+
+            with contextlib.suppress(Exception):  # a loop that is stuck is stopped all the same
+                aio.run_coroutine_threadsafe(settle(), loop).result(CLOSE_GRACE_S + 1)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
             loop.close()
