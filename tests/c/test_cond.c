@@ -6,23 +6,11 @@
  * Plain C: CHECK counts; the last line is "N passed, M failed"; the exit
  * status is non-zero when anything failed.
  */
+#include "check.h"
 #include "cz_cond.h"
 
 #include <stdio.h>
 #include <string.h>
-
-static int g_pass, g_fail;
-
-#define CHECK(e) check_((e) != 0, __LINE__, #e, ctx)
-
-static void check_(int ok, int line, const char *expr, const char *ctx) {
-    if (ok) {
-        g_pass++;
-        return;
-    }
-    g_fail++;
-    fprintf(stderr, "test_cond.c:%d: CHECK failed: %s  -- %s\n", line, expr, ctx ? ctx : "");
-}
 
 static cz_http_str_t str(const char *s) {
     return (cz_http_str_t){s, strlen(s)};
@@ -55,8 +43,8 @@ static void test_dates(void) {
         const char *ctx = rows[i].text;
         int64_t t = -1;
         int rc = cz_cond_parse_date(str(rows[i].text), &t);
-        CHECK((rc == 0) == rows[i].ok);
-        if (rows[i].ok) CHECK(t == rows[i].t);
+        CHECKC((rc == 0) == rows[i].ok, ctx);
+        if (rows[i].ok) CHECKC(t == rows[i].t, ctx);
     }
 }
 
@@ -133,8 +121,8 @@ static void test_decisions(void) {
         cz_http_request_t r = request(rows[i].method, h, rows[i].n1, rows[i].v1, rows[i].n2, rows[i].v2);
         cz_cond_answer_t a;
         cz_cond_decide(&r, &f, &a);
-        CHECK(a.status == rows[i].status);
-        if (a.status == 200 || a.status == 206) CHECK(a.offset == rows[i].offset && a.length == rows[i].length);
+        CHECKC(a.status == rows[i].status, ctx);
+        if (a.status == 200 || a.status == 206) CHECKC(a.offset == rows[i].offset && a.length == rows[i].length, ctx);
     }
     /* an empty file has no satisfiable range */
     {
@@ -144,13 +132,12 @@ static void test_decisions(void) {
         cz_http_request_t r = request(HTTP_GET, h, "Range", "bytes=0-", NULL, NULL);
         cz_cond_answer_t a;
         cz_cond_decide(&r, &empty, &a);
-        CHECK(a.status == 416);
+        CHECKC(a.status == 416, ctx);
     }
 }
 
 int main(void) {
     test_dates();
     test_decisions();
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    return check_summary();
 }

@@ -10,6 +10,7 @@
  * status is non-zero when anything failed. Run under ASan/UBSan/LSan.
  */
 #define _GNU_SOURCE
+#include "check.h"
 #include "cz_conn.h"
 
 #include <errno.h>
@@ -19,19 +20,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-static int g_pass, g_fail;
-
-#define CHECK(e) check_((e) != 0, __FILE__, __LINE__, #e)
-
-static void check_(int ok, const char *file, int line, const char *expr) {
-    if (ok) {
-        g_pass++;
-        return;
-    }
-    g_fail++;
-    fprintf(stderr, "%s:%d: CHECK failed: %s\n", file, line, expr);
-}
 
 #define S(lit) (lit), (sizeof(lit) - 1)
 
@@ -518,6 +506,5 @@ int main(void) {
     CHECK(st.allocated == idle); /* every connection gave back all it took */
     cz_router_destroy(R);
     cz_allocator_destroy(A);
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    return check_summary();
 }

@@ -8,26 +8,13 @@
  * Plain C: CHECK counts; the last line is "N passed, M failed"; the exit
  * status is non-zero when anything failed. Run under ASan/UBSan/LSan.
  */
+#include "check.h"
 #include "cz_multipart.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int g_pass, g_fail;
-
-#define CHECK(e)       check_((e) != 0, __FILE__, __LINE__, #e, NULL)
-#define CHECKC(e, ctx) check_((e) != 0, __FILE__, __LINE__, #e, (ctx))
-
-static void check_(int ok, const char *file, int line, const char *expr, const char *ctx) {
-    if (ok) {
-        g_pass++;
-        return;
-    }
-    g_fail++;
-    fprintf(stderr, "%s:%d: CHECK failed: %s%s%s\n", file, line, expr, ctx ? "  -- " : "", ctx ? ctx : "");
-}
 
 #define S(lit) (lit), (sizeof(lit) - 1)
 
@@ -715,6 +702,5 @@ int main(void) {
     CHECK(st.purpose[CZ_MEM_REQUEST].nmalloc == st.purpose[CZ_MEM_REQUEST].nfree);
     cz_allocator_destroy(A);
 
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail != 0;
+    return check_summary();
 }

@@ -10,26 +10,13 @@
  * -Wl,--wrap=cz_malloc,... so that the N-th allocation can be made to fail.
  */
 #define ZLIB_CONST
+#include "check.h"
 #include "cz_ws.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
-
-static int g_pass, g_fail;
-
-#define CHECK(e)       check_((e) != 0, __FILE__, __LINE__, #e, NULL)
-#define CHECKC(e, ctx) check_((e) != 0, __FILE__, __LINE__, #e, (ctx))
-
-static void check_(int ok, const char *file, int line, const char *expr, const char *ctx) {
-    if (ok) {
-        g_pass++;
-        return;
-    }
-    g_fail++;
-    fprintf(stderr, "%s:%d: CHECK failed: %s%s%s\n", file, line, expr, ctx ? "  -- " : "", ctx ? ctx : "");
-}
 
 static cz_allocator_t *A;
 
@@ -1519,6 +1506,5 @@ int main(void) {
     if (g_hp_live) cz_http_parser_destroy(&g_hp);
     CHECK(live_bytes() == 0);
     cz_allocator_destroy(A);
-    printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail != 0;
+    return check_summary();
 }
