@@ -405,6 +405,8 @@ static void on_request(cz_conn_t *c, const cz_http_request_t *req) {
     }
     cz_answer_to_t to = {out, env->date, c->http_minor, keep, c->is_head};
     if (cz_answer_route(env->router, env->alloc, req, env->not_found, &to, &m, &rc) == CZ_ANSWER_APP) {
+        /* An empty tail must not hold a queue slot while the application
+         * answers: a file answer needs two (the fuzzer finds this). */
         out_trim(c);
         if (env->dispatch(env->ctx, c, req, &m) == CZ_CONN_PENDING) return;
         /* The hook says it answered: a request it left open would leave
