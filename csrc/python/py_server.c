@@ -641,7 +641,7 @@ static cz_conn_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_
             Py_DECREF(result);
             if (ok) {
                 Py_DECREF(ok);
-                Py_DECREF(p); /* the runner holds it now */
+                c->user = p; /* the runner holds a reference, the connection this one */
                 return CZ_CONN_PENDING;
             }
             raw = Py_XNewRef(p->raw);
@@ -675,9 +675,13 @@ static void hook_complete(void *ctx, cz_conn_t *c, void *item) {
     CzServerObject *self = ctx;
     CzPendingObject *p = item;
     if (!p) return; /* a hold answered without a post (stream_step) */
+    if (c->user == (void *)p) {
+        c->user = NULL;
+        Py_DECREF(p);
+    }
     if (p->stream) {
         stream_step_done(self, c, p);
-    } else if (cz_conn_is_open(c)) {
+    } else if (cz_conn_state(c) == CZ_CONN_BUSY) { /* not gone, nor answered 503 by a stop */
         if (p->exc) respond_exception(self, c, p->raw, p->exc);
         else if (respond_value(self, c, p->result) < 0) respond_raised(self, c, p->raw);
     }
@@ -689,8 +693,21 @@ static void hook_drained(void *ctx, cz_conn_t *c) {
     stream_step(ctx, c);
 }
 
+/* The client left (or the server closes): stop what works for it. */
 static void hook_closed(void *ctx, cz_conn_t *c) {
-    stream_detach(ctx, c, 1);
+    CzServerObject *self = ctx;
+    if (Py_IS_TYPE((PyObject *)c->user, &CzPending_Type)) {
+        CzPendingObject *p = c->user;
+        c->user = NULL;
+        if (self->cancel != Py_None) {
+            PyObject *r = PyObject_CallOneArg(self->cancel, (PyObject *)p);
+            if (!r) PyErr_WriteUnraisable(self->cancel);
+            Py_XDECREF(r);
+        }
+        Py_DECREF(p);
+        return;
+    }
+    stream_detach(self, c, 1);
 }
 
 static void hook_expired(void *ctx) {
@@ -710,10 +727,13 @@ static PyObject *pending_finish(CzPendingObject *self, PyObject *result, PyObjec
     self->result = Py_XNewRef(result);
     self->exc = Py_XNewRef(exc);
     self->posted = 1;
-    Py_INCREF(self); /* released by hook_complete */
-    if (cz_server_post(self->server->server, self->conn, self) != 0) {
+    if (!self->server->server) Py_RETURN_NONE; /* the server is gone: nobody to answer */
+    Py_INCREF(self);                           /* released by hook_complete */
+    int rc = cz_server_post(self->server->server, self->conn, self);
+    if (rc != 0) {
         Py_DECREF(self);
-        return PyErr_NoMemory();
+        if (rc == -1) return PyErr_NoMemory();
+        /* -2: the server finished after its stop's deadline: nobody to answer */
     }
     Py_RETURN_NONE;
 }
@@ -1026,11 +1046,14 @@ static PyObject *Server_run(CzServerObject *self, PyObject *unused) {
     }
     self->running = 1;
     self->tstate = PyEval_SaveThread();
-    cz_server_run(self->server);
+    cz_server_t *srv = self->server;
+    cz_server_run(srv);
+    PyEval_RestoreThread(self->tstate);
+    self->server = NULL; /* stop() and late completions (under the GIL) see it gone */
+    self->tstate = PyEval_SaveThread();
+    cz_server_destroy(srv); /* may run the last completions' hooks: they take the GIL */
     PyEval_RestoreThread(self->tstate);
     self->tstate = NULL;
-    cz_server_destroy(self->server);
-    self->server = NULL;
     self->running = 0;
     Py_RETURN_NONE;
 }
@@ -1045,9 +1068,10 @@ static PyObject *Server_counters(CzServerObject *self, PyObject *unused) {
     (void)unused;
     cz_server_counters_t k = {0};
     if (self->server) cz_server_counters(self->server, &k);
-    return Py_BuildValue("{s:K,s:K,s:K,s:K}", "accepted", (unsigned long long)k.accepted, "rejected",
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K}", "accepted", (unsigned long long)k.accepted, "rejected",
                          (unsigned long long)k.rejected, "requests", (unsigned long long)k.requests,
-                         "active_connections", (unsigned long long)k.active_connections);
+                         "active_connections", (unsigned long long)k.active_connections, "abandoned",
+                         (unsigned long long)k.abandoned);
 }
 
 static PyMethodDef Server_methods[] = {

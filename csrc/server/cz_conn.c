@@ -184,15 +184,20 @@ const cz_http_request_t *cz_conn_request(const cz_conn_t *c) {
 
 /* ---- answering ---------------------------------------------------------------------------------------- */
 
+/* The server stops and nothing read is left to answer after this request. */
+static int stop_closes(const cz_conn_t *c) {
+    return c->env->stopping && !c->held && !c->input_left;
+}
+
 /* Whether the response being written may leave the connection open. */
 static int keeps_alive(const cz_conn_t *c) {
-    return c->keep_alive && !c->input_ended && !c->env->stopping;
+    return c->keep_alive && !c->input_ended && !stop_closes(c);
 }
 
 /* The current request is answered (its response is queued, or closing). */
 static void request_done(cz_conn_t *c) {
     cz_http_parser_done(&c->parser);
-    if (!c->keep_alive || c->input_ended || c->env->stopping) {
+    if (!c->keep_alive || c->input_ended || stop_closes(c)) {
         closing(c);
         return;
     }
@@ -392,7 +397,7 @@ static void on_request(cz_conn_t *c, const cz_http_request_t *req) {
     c->state = CZ_CONN_BUSY;
     c->deadline = 0;
     c->is_head = req->method_id == HTTP_HEAD;
-    c->keep_alive = req->keep_alive && !env->stopping;
+    c->keep_alive = req->keep_alive;
     c->http_minor = (uint8_t)req->http_minor;
 
     cz_match_t m;
@@ -473,7 +478,11 @@ static void process(cz_conn_t *c, const char *data, size_t len) {
             }
             break;
         }
-        case CZ_HTTP_REQUEST: on_request(c, cz_http_parser_request(&c->parser)); break;
+        case CZ_HTTP_REQUEST:
+            c->input_left = len > 0;
+            on_request(c, cz_http_parser_request(&c->parser));
+            c->input_left = 0;
+            break;
         case CZ_HTTP_ERROR:
         default: {
             /* HTTP/1.1, Connection: close, whatever the request said. */
@@ -529,9 +538,10 @@ int cz_conn_wants_input(const cz_conn_t *c) {
     case CZ_CONN_HEAD:
     case CZ_CONN_BODY: return !c->held && !c->input_ended && !out_full(c);
     case CZ_CONN_UPGRADED: return !c->input_ended;
+    case CZ_CONN_BUSY:
     case CZ_CONN_STREAM:
-        /* Read while a body streams, so a client that leaves is seen at
-         * once (a pipelined request is held meanwhile: one read). */
+        /* Read while a request is answered, so a client that leaves is
+         * seen at once (a pipelined request is held meanwhile: one read). */
         return !c->held && !c->input_ended;
     default: return 0;
     }
@@ -541,11 +551,13 @@ void cz_conn_eof(cz_conn_t *c) {
     c->input_ended = 1;
     switch (c->state) {
     case CZ_CONN_UPGRADED: c->env->upgraded(c->env->ctx, c, NULL, 0); return;
+    case CZ_CONN_BUSY:
     case CZ_CONN_STREAM:
-        /* Nobody reads the rest of the body: the producer stops now. */
+        /* Nobody reads the answer (a half-close counts as leaving, as in
+         * Go and uvicorn): the application stops now, the slot is free. */
+        ((cz_conn_env_t *)c->env)->abandoned++;
         cz_conn_abort(c);
         return;
-    case CZ_CONN_BUSY: return; /* answered, then closed (keeps_alive() is 0 now) */
     case CZ_CONN_CLOSING:
     case CZ_CONN_CLOSED: return;
     default:
@@ -584,13 +596,25 @@ void cz_conn_timeout(cz_conn_t *c) {
 void cz_conn_shutdown(cz_conn_t *c) {
     switch (c->state) {
     case CZ_CONN_IDLE:
-    case CZ_CONN_HEAD:
-    case CZ_CONN_BODY:
-        /* Idle and half-received requests are not in flight: close now. */
+        /* Held pipelined requests were read: they are answered first. */
+        if (c->held) return;
         if (c->taken || c->nseg) closing(c);
         else cz_conn_abort(c);
         return;
     case CZ_CONN_UPGRADED: closing(c); return;
-    default: return; /* BUSY/STREAM: the answer says Connection: close (env->stopping) */
+    default: return; /* the request under way is answered with Connection: close (env->stopping) */
+    }
+}
+
+void cz_conn_expire(cz_conn_t *c) {
+    switch (c->state) {
+    case CZ_CONN_BUSY: cz_conn_respond_error(c, 503, NULL); return; /* Connection: close (env->stopping) */
+    case CZ_CONN_STREAM:
+    case CZ_CONN_UPGRADED: closing(c); return;
+    case CZ_CONN_CLOSING:
+    case CZ_CONN_CLOSED: return;
+    default:
+        if (c->taken || c->nseg) closing(c);
+        else cz_conn_abort(c);
     }
 }

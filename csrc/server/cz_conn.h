@@ -95,6 +95,7 @@ typedef struct {
     int not_found;                  /* the application answers 404s itself */
     int stopping;                   /* set by the transport: answer, then close */
     uint64_t requests;              /* complete requests read (all connections) */
+    uint64_t abandoned;             /* requests whose client left before their answer was sent */
 
     void *ctx;
     /* The transport's clock; `fresh` asks for the time now rather than the
@@ -143,6 +144,7 @@ struct cz_conn {
     uint8_t framing;        /* STREAM: private cz_http framing */
     uint8_t input_ended;    /* the peer finished sending */
     uint8_t producer_waits; /* STREAM: cz_conn_writable() said 0 */
+    uint8_t input_left;     /* unparsed input follows the request being dispatched */
     char *held;             /* unparsed input waiting for the current request */
     size_t held_len;
     uint64_t deadline;    /* env->now ms; 0: none */
@@ -166,12 +168,13 @@ int cz_conn_is_open(const cz_conn_t *c);
  * kept is copied). May dispatch requests. */
 void cz_conn_feed(cz_conn_t *c, const char *data, size_t len);
 /* The peer finished sending (EOF or read error). An idle connection
- * becomes CLOSED, a busy one is answered and then closed, a streaming one
- * becomes CLOSED (nobody reads the rest of its body). */
+ * becomes CLOSED (after its held pipelined requests are answered); a
+ * BUSY or STREAM one becomes CLOSED at once and counts as abandoned:
+ * nobody reads its answer, so the application stops producing it. */
 void cz_conn_eof(cz_conn_t *c);
 /* 1 when the transport should read: in IDLE, HEAD, BODY (with queued
- * output within max_write_buffer), STREAM (to see the client leave) or
- * UPGRADED, with no held input. */
+ * output within max_write_buffer), BUSY and STREAM (to see the client
+ * leave) or UPGRADED, with no held input. */
 int cz_conn_wants_input(const cz_conn_t *c);
 /* Go on after a deferred answer or after output was sent: parse held
  * input (may dispatch), and call env->drained for a producer that waits.
@@ -183,9 +186,15 @@ uint64_t cz_conn_deadline(const cz_conn_t *c);
 /* The deadline passed: a partial request is answered 408 and the
  * connection closes; an idle or stalled one becomes CLOSED. */
 void cz_conn_timeout(cz_conn_t *c);
-/* The server stops: idle connections become CLOSED; others close after
- * the answer under way. */
+/* The server stops: an idle connection with nothing held becomes CLOSED;
+ * the others close after the answers to what was read (each says
+ * Connection: close). */
 void cz_conn_shutdown(cz_conn_t *c);
+/* The stop's deadline passed: a request still with the application is
+ * answered 503 (Connection: close) and a later answer is refused
+ * (CZ_CONN_ESTATE); a stream or upgraded connection closes after what is
+ * queued; a partial request is dropped. */
+void cz_conn_expire(cz_conn_t *c);
 /* Close now, whatever is queued (write error, the server gives up). */
 void cz_conn_abort(cz_conn_t *c);
 

@@ -20,6 +20,7 @@
 #define READ_CHUNK (64u * 1024u)
 #define FILE_CHUNK (64u * 1024u) /* a file range while the socket is full: one pread at a time */
 #define SWEEP_MS   250u          /* timeout resolution */
+#define LINGER_MS  1000u         /* after the stop's deadline: for the 503s to be written */
 
 typedef struct cz_completion {
     struct cz_completion *next;
@@ -52,9 +53,10 @@ struct cz_server {
     sock_t *wake_head;
     uv_async_t wakeup;
     uv_signal_t sigint, sigterm;
-    uv_mutex_t lock; /* guards `posted` and `stop_requested` */
+    uv_mutex_t lock; /* guards `posted`, `stop_requested` and `finished` */
     cz_completion_t *posted_head, *posted_tail;
     int stop_requested;
+    int finished; /* the loop's handles are closing: posts are refused */
     cz_allocator_t *alloc;
     cz_server_config_t cfg;
     cz_server_hooks_t hooks;
@@ -65,6 +67,7 @@ struct cz_server {
     cz_server_counters_t counters;
     unsigned inflight; /* requests answered later through cz_server_post() */
     int port, listening, stopping, loop_ready, locked;
+    int expired; /* the stop's deadline and its linger passed: in-flight work is not waited for */
 };
 
 static uint64_t ms(double seconds) {
@@ -382,6 +385,9 @@ static void close_handle(uv_handle_t *h) {
 
 /* The loop's own handles; once they are closed, uv_run() returns. */
 static void close_loop_handles(cz_server_t *s) {
+    uv_mutex_lock(&s->lock);
+    s->finished = 1;
+    uv_mutex_unlock(&s->lock);
     close_handle((uv_handle_t *)&s->sweep);
     close_handle((uv_handle_t *)&s->deadline_timer);
     close_handle((uv_handle_t *)&s->before_poll);
@@ -394,20 +400,54 @@ static void close_loop_handles(cz_server_t *s) {
 static void maybe_finish_stop(cz_server_t *s) {
     /* Requests in flight will post their completion: the wakeup handle
      * must stay open for them. */
-    if (!s->stopping || s->socks || s->inflight || !s->loop_ready) return;
+    if (!s->stopping || s->socks || (s->inflight && !s->expired) || !s->loop_ready) return;
     close_loop_handles(s);
 }
 
-static void on_shutdown_deadline(uv_timer_t *t) {
+/* The 503s had their time: close what is left; work still running (a
+ * handler that ignores cancellation, a blocking one) is not waited for. */
+static void on_linger_end(uv_timer_t *t) {
     cz_server_t *s = t->data;
-    if (s->inflight && s->hooks.expired) {
-        hooks_enter(s);
-        s->hooks.expired(s->hooks.ctx);
-        hooks_leave(s);
-    }
+    s->expired = 1;
     for (sock_t *k = s->socks, *next; k; k = next) {
         next = k->next;
         sock_close(k);
+    }
+    maybe_finish_stop(s);
+}
+
+/* Every request read before the stop is answered: those still with the
+ * application get 503 now, and their handlers are cancelled. */
+static void on_shutdown_deadline(uv_timer_t *t) {
+    cz_server_t *s = t->data;
+    for (sock_t *k = s->socks, *next; k; k = next) {
+        next = k->next;
+        cz_conn_expire(&k->conn);
+        sock_sync(k);
+    }
+    if (s->inflight && s->hooks.expired) {
+        hooks_enter(s);
+        s->hooks.expired(s->hooks.ctx);
+    }
+    hooks_leave(s);
+    uv_timer_start(&s->deadline_timer, on_linger_end, LINGER_MS, 0);
+    maybe_finish_stop(s);
+}
+
+/* Requests that reached the socket before the stop (e.g. while a handler
+ * held the loop) are read now, so they are answered rather than dropped. */
+static void drain_input(sock_t *k) {
+    uv_os_fd_t fd;
+    if (!(k->flags & SOCK_READING) || uv_fileno((uv_handle_t *)&k->tcp, &fd) != 0) return;
+    while ((k->flags & SOCK_OPEN) && cz_conn_wants_input(&k->conn)) {
+        ssize_t n = recv(fd, k->srv->rbuf, READ_CHUNK, MSG_DONTWAIT);
+        if (n > 0) {
+            cz_conn_feed(&k->conn, k->srv->rbuf, (size_t)n);
+        } else {
+            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) cz_conn_eof(&k->conn);
+            if (n < 0 && errno == EINTR) continue;
+            return;
+        }
     }
 }
 
@@ -423,6 +463,7 @@ static void begin_stop(cz_server_t *s) {
     uv_signal_stop(&s->sigterm);
     for (sock_t *k = s->socks, *next; k; k = next) {
         next = k->next;
+        drain_input(k);
         cz_conn_shutdown(&k->conn);
         sock_sync(k);
     }
@@ -472,6 +513,11 @@ int cz_server_post(cz_server_t *s, cz_conn_t *c, void *item) {
     p->conn = c;
     p->item = item;
     uv_mutex_lock(&s->lock);
+    if (s->finished) {
+        uv_mutex_unlock(&s->lock);
+        cz_free(s->alloc, CZ_MEM_TASK, p);
+        return -2;
+    }
     if (s->posted_tail) s->posted_tail->next = p;
     else s->posted_head = p;
     s->posted_tail = p;
@@ -627,6 +673,22 @@ void cz_server_destroy(cz_server_t *s) {
     close_handle((uv_handle_t *)&s->listener);
     close_loop_handles(s);
     uv_run(&s->loop, UV_RUN_DEFAULT);
+    /* Completions posted after the loop's last turn: their items are
+     * released (the connections are closed). Work never posted keeps its
+     * connection's memory until the allocator goes. */
+    uv_mutex_lock(&s->lock);
+    cz_completion_t *list = s->posted_head;
+    s->posted_head = s->posted_tail = NULL;
+    uv_mutex_unlock(&s->lock);
+    while (list) {
+        cz_completion_t *next = list->next;
+        hooks_enter(s);
+        s->hooks.complete(s->hooks.ctx, list->conn, list->item);
+        sock_unref(sock_of(list->conn));
+        cz_free(s->alloc, CZ_MEM_TASK, list);
+        list = next;
+    }
+    hooks_leave(s);
     uv_loop_close(&s->loop);
     uv_mutex_destroy(&s->lock);
     cz_free(s->alloc, CZ_MEM_REQUEST, s->rbuf);
@@ -657,4 +719,5 @@ int cz_conn_peer(const cz_conn_t *c, char *host, size_t hostlen, int *port) {
 void cz_server_counters(const cz_server_t *s, cz_server_counters_t *out) {
     *out = s->counters;
     out->requests = s->env.requests;
+    out->abandoned = s->env.abandoned;
 }

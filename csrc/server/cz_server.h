@@ -69,12 +69,14 @@ typedef struct {
      */
     cz_conn_dispatch_t (*request)(void *ctx, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m);
     int not_found;
-    /* A completion posted with cz_server_post(), on the loop thread. When
-     * the client went away meanwhile, cz_conn_is_open() is 0: release what
-     * `item` holds and do not respond. */
+    /* A completion posted with cz_server_post(), on the loop thread. Unless
+     * cz_conn_state() is still BUSY (the client went away meanwhile, or the
+     * stop's deadline answered 503), release what `item` holds and do not
+     * respond. */
     void (*complete)(void *ctx, cz_conn_t *c, void *item);
-    /* The shutdown deadline passed with requests still pending: make them
-     * complete now (e.g. cancel them); the loop ends once they have. */
+    /* The shutdown deadline passed with requests still pending (they have
+     * been answered 503): make them complete now (e.g. cancel them). The
+     * loop waits for them one more second at most. */
     void (*expired)(void *ctx);
     /* cz_conn_env_t's upgraded (may be NULL). */
     void (*upgraded)(void *ctx, cz_conn_t *c, const char *data, size_t len);
@@ -100,12 +102,17 @@ int cz_server_port(const cz_server_t *s);
 /* Serve until stopped and every connection is closed. Returns 0. */
 int cz_server_run(cz_server_t *s);
 
-/* Begin a graceful stop: stop accepting, close idle connections, let
- * in-flight requests finish within shutdown_timeout. Any thread. */
+/* Begin a graceful stop: stop accepting; read what already reached open
+ * connections; close idle ones; answer every request read (Connection:
+ * close). At shutdown_timeout, requests still with the application are
+ * answered 503 and streams closed; a second later the loop ends whatever
+ * still runs. Any thread. */
 void cz_server_stop(cz_server_t *s);
 
 /* Hand a completion to the loop thread (any thread). The connection is held
- * until hooks.complete has run. Returns 0, or -1 if out of memory. */
+ * until hooks.complete has run. Returns 0, -1 if out of memory, or -2 once
+ * the server has finished (its stop's deadline passed): the item was not
+ * taken and nobody will answer. */
 int cz_server_post(cz_server_t *s, cz_conn_t *c, void *item);
 
 /* ---- connections (loop thread only) ---------------------------------------------------- */
@@ -129,6 +136,7 @@ cz_server_t *cz_conn_server(const cz_conn_t *c);
 /* Counters, for tests and statistics. */
 typedef struct {
     uint64_t accepted, rejected, requests, active_connections;
+    uint64_t abandoned; /* requests whose client left before their answer was sent */
 } cz_server_counters_t;
 void cz_server_counters(const cz_server_t *s, cz_server_counters_t *out);
 

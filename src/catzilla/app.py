@@ -195,6 +195,14 @@ class Catzilla(RouteDecorators):
     def get_memory_stats(self) -> dict[str, Any]:
         return self._memory.stats()
 
+    def get_server_stats(self) -> dict[str, int]:
+        """Counters of the server while it runs (zeros otherwise): connections
+        ``accepted``, ``rejected`` (over ``max_connections`` or stopping) and
+        ``active_connections``; ``requests`` read; ``abandoned``: requests
+        whose client left before the answer was sent (their async handlers
+        are cancelled)."""
+        return self._server.counters()
+
     def close(self) -> None:
         """Stop the app's background threads (memory monitor, asyncio loop). Idempotent."""
         self._memory.close()

@@ -435,16 +435,16 @@ static void test_eof_and_shutdown(void) {
     CHECK(cz_conn_state(&G.c) == CZ_CONN_CLOSED); /* idle: closed at once */
     done();
 
-    /* EOF while busy: answered with Connection: close, then closed */
+    /* EOF while busy: the client left; the request is abandoned, a late
+     * answer is refused */
     rig(1 << 20);
     feed("GET /defer HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(cz_conn_wants_input(&G.c)); /* read while busy, to see the client leave */
     cz_conn_eof(&G.c);
-    CHECK(cz_conn_state(&G.c) == CZ_CONN_BUSY);
+    CHECK(cz_conn_state(&G.c) == CZ_CONN_CLOSED);
+    CHECK(G.env.abandoned == 1);
     cz_http_response_t r = text(200, "late");
-    cz_conn_respond(&G.c, &r);
-    CHECK(cz_conn_state(&G.c) == CZ_CONN_CLOSING);
-    drain(0);
-    CHECK(sent_has("Connection: close\r\n"));
+    CHECK(cz_conn_respond(&G.c, &r) == CZ_CONN_ESTATE);
     done();
 
     /* stopping: idle closes now, a busy request is answered with close */
@@ -461,6 +461,30 @@ static void test_eof_and_shutdown(void) {
     CHECK(cz_conn_state(&G.c) == CZ_CONN_CLOSING);
     drain(0);
     CHECK(sent_has("Connection: close\r\n"));
+    done();
+
+    /* stopping: pipelined requests already read are answered, in order */
+    rig(1 << 20);
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    G.env.stopping = 1;
+    cz_conn_respond(&G.c, &r);
+    cz_conn_shutdown(&G.c);
+    cz_conn_resume(&G.c);
+    drain(0);
+    CHECK(count(G.out, "HTTP/1.1 200 OK") == 2 && sent_has("late") && sent_has("hi"));
+    CHECK(count(G.out, "Connection: close\r\n") == 1);
+    CHECK(cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    done();
+
+    /* the stop's deadline: a request still busy is answered 503, close */
+    rig(1 << 20);
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\n\r\n");
+    G.env.stopping = 1;
+    cz_conn_expire(&G.c);
+    CHECK(cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    CHECK(cz_conn_respond(&G.c, &r) == CZ_CONN_ESTATE); /* the handler's late answer */
+    drain(0);
+    CHECK(sent_has("HTTP/1.1 503 ") && sent_has("Connection: close\r\n"));
     done();
 }
 

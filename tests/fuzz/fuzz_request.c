@@ -710,13 +710,20 @@ static void check_match(const cz_http_request_t *req, const cz_match_t *m) {
     }
 }
 
+/* Whether an answer to `req` keeps the connection: not after the client's
+ * EOF; when the server stops, only while input read after it waits. */
+static int keeps_alive(const cz_http_request_t *req) {
+    int more_read = H.conn.held != NULL || H.conn.input_left;
+    return req->keep_alive && !H.eof && (!(C.opts & OPT_STOPPING) || more_read);
+}
+
 /* Written independently of cz_conn.c: what an answer to `req` must say about
  * the connection (keep-alive, HTTP version, HEAD). */
 static cz_http_response_t as_sent(const cz_http_request_t *req, const cz_http_response_t *r) {
     cz_http_response_t resp = *r;
 
     resp.http_minor = req->http_minor;
-    resp.keep_alive = req->keep_alive && !(C.opts & OPT_STOPPING) && !H.eof;
+    resp.keep_alive = keeps_alive(req);
     resp.head = req->method_id == HTTP_HEAD;
     return resp;
 }
@@ -1099,7 +1106,7 @@ cz_answer_t __wrap_cz_answer_route(const cz_router_t *router, cz_allocator_t *al
     FUZZ_CHECK(to->date == C.datep);
     FUZZ_CHECK(to->http_minor == req->http_minor);
     FUZZ_CHECK(to->head == (req->method_id == HTTP_HEAD));
-    FUZZ_CHECK(to->keep_alive == (req->keep_alive && !(C.opts & OPT_STOPPING) && !H.eof));
+    FUZZ_CHECK(to->keep_alive == keeps_alive(req));
 
     memset(m, 0xa5, sizeof(*m)); /* all of it must be set */
     who = __real_cz_answer_route(router, alloc, req, app_not_found, to, m, rc);

@@ -99,7 +99,7 @@ def test_sigint_while_sync_handler_runs() -> None:
             srv.proc.wait(5)
 
 
-def test_shutdown_timeout_cuts_long_requests() -> None:
+def test_shutdown_timeout_answers_503_to_long_requests() -> None:
     srv = spawn_server(SLOW_APP, listen="shutdown_timeout=0.5")
     try:
         with RawConn(srv.port) as c:
@@ -107,13 +107,15 @@ def test_shutdown_timeout_cuts_long_requests() -> None:
             srv.wait_for("START", stream="stdout")
             t0 = time.monotonic()
             srv.send_signal(signal.SIGINT)
+            r = c.read_response(timeout=5)
             code = srv.proc.wait(10)
             elapsed = time.monotonic() - t0
-            closed, data = c.wait_closed(3)
+            closed, _ = c.wait_closed(3)
         assert code == 0, f"exit code {code}; stderr:\n{srv.stderr[-2000:]}"
         assert 0.4 <= elapsed < 4, f"exit after {elapsed:.2f}s with shutdown_timeout=0.5"
+        assert r.status == 503 and r.header("connection") == "close"
+        assert r.json() == {"detail": "Service Unavailable"}
         assert closed
-        assert b"200 OK" not in data
     finally:
         if srv.proc.poll() is None:
             srv.proc.kill()
@@ -185,3 +187,61 @@ def test_port_in_use_raises_oserror() -> None:
         with pytest.raises(OSError, match=str(port)):
             app.listen(port=port)
         app.close()
+
+
+def test_requests_that_arrived_while_a_sync_handler_blocked_are_answered() -> None:
+    srv = spawn_server(SLOW_APP, listen="shutdown_timeout=5")
+    try:
+        waiting = [RawConn(srv.port) for _ in range(3)]
+        for c in waiting:  # open, accepted, idle keep-alive connections
+            assert c.request("GET", "/").status == 200
+        with RawConn(srv.port) as slow:
+            slow.send(b"GET /sync-slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            srv.wait_for("START sync", stream="stdout")
+            # These reach the server while its loop is held, the last ones
+            # after the signal: the stop is seen first, they are still read.
+            for c in waiting[:1]:
+                c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            srv.send_signal(signal.SIGTERM)
+            time.sleep(0.1)
+            for c in waiting[1:]:
+                c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert slow.read_response(timeout=5).status == 200
+        for c in waiting:
+            r = c.read_response(timeout=5)
+            assert r.status == 200 and r.json() == {"ok": True}
+            assert c.wait_closed(3)[0]  # then closed: the server stops
+            c.close()
+        assert srv.proc.wait(5) == 0
+    finally:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait(5)
+
+
+def test_pipelined_requests_read_before_a_stop_are_all_answered() -> None:
+    app = Catzilla()
+
+    @app.get("/")
+    def index(i: int = 0):
+        return {"i": i}
+
+    @app.get("/slow")
+    async def slow():
+        await asyncio.sleep(0.3)
+        return {"slow": True}
+
+    with serve_in_thread(app) as srv:
+        c = RawConn(srv.port)
+        c.send(
+            b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /?i=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /?i=2 HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        time.sleep(0.1)
+        app.stop()
+        answers = [c.read_response(timeout=5) for _ in range(3)]
+        assert [r.json() for r in answers] == [{"slow": True}, {"i": 1}, {"i": 2}]
+        assert [r.header("connection") for r in answers] == [None, None, "close"]
+        assert c.wait_closed(3)[0]
+        c.close()
