@@ -130,6 +130,15 @@ test-pythons: $(addprefix test-py,$(PYTHONS))
 
 test-pythons-ci: $(addprefix test-py,$(CI_PYTHONS))
 
+# Slowloris, slow body, slow read and abandoned async requests, 1,000
+# connections each against max_connections=500 (benchmarks/attacks.py); the
+# figures as a table (docs/security.md). Loopback only, about a minute. Not
+# part of `make test`; tests/hardening/test_attacks.py runs them small.
+# Extra flags: make test-attacks ATTACK_ARGS="--scenario slow-read --duration 20".
+.PHONY: test-attacks
+test-attacks: setup
+	$(PY) -m benchmarks.attacks --connections 1000 --scenario all $(ATTACK_ARGS)
+
 # Benchmarks (benchmarks/README.md): each server in its own venv under
 # benchmarks/.venvs/, created on demand; results in benchmarks/results/.
 # `make bench` is the full suite (about an hour); `make bench-quick` < 5 min.
