@@ -1006,6 +1006,7 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
     c.write_timeout = kw_double(cfg, "write_timeout", c.write_timeout, &bad);
     c.shutdown_timeout = kw_double(cfg, "shutdown_timeout", c.shutdown_timeout, &bad);
     c.max_write_buffer = (size_t)kw_double(cfg, "max_write_buffer", (double)c.max_write_buffer, &bad);
+    c.max_write_buffer_total = (size_t)kw_double(cfg, "max_write_buffer_total", (double)c.max_write_buffer_total, &bad);
     c.backlog = (int)kw_double(cfg, "backlog", c.backlog, &bad);
     c.reuse_port = (int)kw_double(cfg, "reuse_port", 0, &bad);
     c.handle_signals = (int)kw_double(cfg, "handle_signals", 0, &bad);
@@ -1068,10 +1069,11 @@ static PyObject *Server_counters(CzServerObject *self, PyObject *unused) {
     (void)unused;
     cz_server_counters_t k = {0};
     if (self->server) cz_server_counters(self->server, &k);
-    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K}", "accepted", (unsigned long long)k.accepted, "rejected",
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "accepted", (unsigned long long)k.accepted, "rejected",
                          (unsigned long long)k.rejected, "requests", (unsigned long long)k.requests,
                          "active_connections", (unsigned long long)k.active_connections, "abandoned",
-                         (unsigned long long)k.abandoned);
+                         (unsigned long long)k.abandoned, "evicted", (unsigned long long)k.evicted, "output_held",
+                         (unsigned long long)k.output_held);
 }
 
 static PyMethodDef Server_methods[] = {

@@ -59,9 +59,7 @@ uint64_t cz_conn_out_pending(const cz_conn_t *c) {
     return n;
 }
 
-/* Bytes the queue holds in memory: a buffer being written counts whole
- * until it is done (its memory is still held), a file range not at all. */
-static size_t out_held(const cz_conn_t *c) {
+size_t cz_conn_out_held(const cz_conn_t *c) {
     size_t n = 0;
     for (unsigned i = 0; i < c->nseg; i++) {
         const cz_conn_out_t *s = &c->out[(c->head_seg + i) % CZ_CONN_SEGS];
@@ -72,7 +70,7 @@ static size_t out_held(const cz_conn_t *c) {
 
 /* No more requests are parsed while this is true: the client reads slowly. */
 static int out_full(const cz_conn_t *c) {
-    return c->nseg >= CZ_CONN_SEGS - 1u || out_held(c) > c->env->max_write_buffer;
+    return c->nseg >= CZ_CONN_SEGS - 1u || cz_conn_out_held(c) > c->env->max_write_buffer;
 }
 
 int cz_conn_out_peek(cz_conn_t *c, cz_conn_seg_t *seg) {
@@ -357,7 +355,7 @@ int cz_conn_stream_end(cz_conn_t *c) {
 }
 
 int cz_conn_writable(cz_conn_t *c) {
-    int ok = c->nseg < CZ_CONN_SEGS && out_held(c) <= c->env->max_write_buffer;
+    int ok = c->nseg < CZ_CONN_SEGS && cz_conn_out_held(c) <= c->env->max_write_buffer;
     if (!ok) c->producer_waits = 1;
     return ok;
 }

@@ -207,6 +207,9 @@ void cz_conn_out_sent(cz_conn_t *c, size_t n);
 void cz_conn_out_blocked(cz_conn_t *c);
 /* Bytes (and file bytes) queued and not yet sent. */
 uint64_t cz_conn_out_pending(const cz_conn_t *c);
+/* Memory the output queue holds: a buffer being written counts whole until
+ * it is done, a file range not at all. */
+size_t cz_conn_out_held(const cz_conn_t *c);
 
 /* ---- the application's side (BUSY unless said; transport thread) ----------------------- */
 

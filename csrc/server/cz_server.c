@@ -17,10 +17,11 @@
 
 #include <sys/sendfile.h>
 
-#define READ_CHUNK (64u * 1024u)
-#define FILE_CHUNK (64u * 1024u) /* a file range while the socket is full: one pread at a time */
-#define SWEEP_MS   250u          /* timeout resolution */
-#define LINGER_MS  1000u         /* after the stop's deadline: for the 503s to be written */
+#define READ_CHUNK      (64u * 1024u)
+#define FILE_CHUNK      (64u * 1024u) /* a file range while the socket is full: one pread at a time */
+#define SWEEP_MS        250u          /* timeout resolution */
+#define LINGER_MS       1000u         /* after the stop's deadline: for the 503s to be written */
+#define PRESSURE_SNDBUF (64 * 1024)   /* a new client's kernel send buffer while output memory is scarce */
 
 typedef struct cz_completion {
     struct cz_completion *next;
@@ -42,6 +43,9 @@ typedef struct sock {
     struct sock *wake_next; /* in the server's wake list (SOCK_WAKE) */
     unsigned refs;          /* the handle, one per pending completion, one while in the wake list */
     unsigned flags;
+    size_t held;          /* output memory counted in the server's output_held */
+    uint64_t stall_since; /* loop ms: since when it has made no progress (see cz_server.h) */
+    size_t wq_mark;       /* write queue size at the last progress check */
 } sock_t;
 
 struct cz_server {
@@ -83,6 +87,7 @@ void cz_server_config_default(cz_server_config_t *c) {
     c->write_timeout = CZ_SERVER_DEFAULT_WRITE_TIMEOUT;
     c->shutdown_timeout = CZ_SERVER_DEFAULT_SHUTDOWN_TIMEOUT;
     c->max_write_buffer = CZ_SERVER_DEFAULT_MAX_WRITE_BUFFER;
+    c->max_write_buffer_total = CZ_SERVER_DEFAULT_MAX_WRITE_TOTAL;
     c->backlog = 1024;
     cz_http_limits_default(&c->http);
 }
@@ -210,6 +215,8 @@ static void sock_close(sock_t *k) {
     if (k->next) k->next->prev = k->prev;
     k->prev = k->next = NULL;
     s->counters.active_connections--;
+    s->counters.output_held -= k->held;
+    k->held = 0;
     uv_close((uv_handle_t *)&k->tcp, on_sock_closed);
 }
 
@@ -232,6 +239,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
         cz_conn_eof(&k->conn);
     } else if (nread > 0) {
         cz_http_date_update(&k->srv->date, time(NULL));
+        /* A body arriving in full reads is progress; a trickle is not. */
+        if ((size_t)nread >= CZ_SERVER_SLOW_READER_BPS / 4u) k->stall_since = uv_now(&k->srv->loop);
         cz_conn_feed(&k->conn, buf->base, (size_t)nread);
     }
     sock_sync(k);
@@ -246,6 +255,7 @@ static void on_write(uv_write_t *w, int status) {
         sock_close(k);
     } else {
         cz_conn_out_sent(&k->conn, k->wlen);
+        k->stall_since = uv_now(&k->srv->loop);
         cz_conn_resume(&k->conn); /* may answer held pipelined requests: hooks */
         sock_sync(k);
     }
@@ -257,6 +267,7 @@ static int sock_write(sock_t *k, const char *base, size_t len) {
     k->wreq.data = k;
     if (uv_write(&k->wreq, (uv_stream_t *)&k->tcp, &ub, 1, on_write) != 0) return -1;
     k->wlen = len;
+    k->wq_mark = len;
     k->refs++;
     k->flags |= SOCK_WRITING;
     cz_conn_out_blocked(&k->conn);
@@ -315,13 +326,65 @@ static int sock_flush(sock_t *k) {
     return (k->flags & (SOCK_OPEN | SOCK_WRITING)) == SOCK_OPEN;
 }
 
+/* ---- slow clients ------------------------------------------------------------------------------ */
+
+/* The connection that has made no progress for the longest time, at least
+ * `grace` ms; when `holding`, only one that holds output. NULL if none. */
+static sock_t *most_stalled(cz_server_t *s, uint64_t grace, int holding) {
+    uint64_t now = uv_now(&s->loop);
+    sock_t *victim = NULL;
+    for (sock_t *k = s->socks; k; k = k->next) {
+        cz_conn_state_t st = cz_conn_state(&k->conn);
+        if (st == CZ_CONN_BUSY || (holding && !k->held) || now - k->stall_since < grace) continue;
+        if (!victim || k->stall_since < victim->stall_since) victim = k;
+    }
+    return victim;
+}
+
+static void evict(sock_t *k) {
+    k->srv->counters.evicted++;
+    sock_close(k);
+}
+
+/* Count what `k` holds; past the total bound, close the slowest readers. */
+static void account_output(sock_t *k) {
+    cz_server_t *s = k->srv;
+    size_t held = (k->flags & SOCK_OPEN) ? cz_conn_out_held(&k->conn) : 0;
+    s->counters.output_held += held;
+    s->counters.output_held -= k->held;
+    k->held = held;
+    while (s->cfg.max_write_buffer_total && s->counters.output_held > s->cfg.max_write_buffer_total) {
+        /* Stalled ones first; then, the bound being a bound, whoever has
+         * made no progress for the longest time. */
+        sock_t *victim = most_stalled(s, CZ_SERVER_STALL_GRACE_MS, 1);
+        if (!victim) victim = most_stalled(s, 0, 1);
+        if (!victim) break;
+        evict(victim);
+    }
+}
+
+/* Sweep: a write that moved at least the slow-reader rate is progress. */
+static void check_progress(sock_t *k, uint64_t now) {
+    if (!(k->flags & SOCK_WRITING)) return;
+    size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&k->tcp);
+    if (k->wq_mark >= q && k->wq_mark - q >= (size_t)CZ_SERVER_SLOW_READER_BPS * SWEEP_MS / 1000u) {
+        k->stall_since = now;
+        k->wq_mark = q;
+    }
+}
+
 /* After anything happened to a connection: write its output, go on with
  * held input when the output went out at once, close it when it is done,
  * and read from it only when it wants input. */
 static void sock_sync(sock_t *k) {
     while (sock_flush(k) && cz_conn_resume(&k->conn)) {}
+    account_output(k);
     if (!(k->flags & SOCK_OPEN)) return;
     cz_conn_state_t st = cz_conn_state(&k->conn);
+    /* Working for it, or everything it asked for is sent: not stalled. */
+    if (st == CZ_CONN_BUSY || st == CZ_CONN_STREAM || st == CZ_CONN_UPGRADED ||
+        (st == CZ_CONN_IDLE && !(k->flags & SOCK_WRITING) && cz_conn_out_pending(&k->conn) == 0))
+        k->stall_since = uv_now(&k->srv->loop);
     if (st == CZ_CONN_CLOSED ||
         (st == CZ_CONN_CLOSING && !(k->flags & SOCK_WRITING) && cz_conn_out_pending(&k->conn) == 0)) {
         sock_close(k);
@@ -348,6 +411,12 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_tcp_init(&s->loop, &k->tcp);
     k->tcp.data = k;
     cz_conn_init(&k->conn, &s->env);
+    k->stall_since = uv_now(&s->loop);
+    if (!s->stopping && s->counters.active_connections >= s->cfg.max_connections) {
+        /* At the limit, a stalled connection gives way to the new client. */
+        sock_t *victim = most_stalled(s, CZ_SERVER_STALL_GRACE_MS, 0);
+        if (victim) evict(victim);
+    }
     if (uv_accept(server, (uv_stream_t *)&k->tcp) != 0 || s->stopping ||
         s->counters.active_connections >= s->cfg.max_connections) {
         s->counters.rejected++;
@@ -357,6 +426,13 @@ static void on_connection(uv_stream_t *server, int status) {
     s->counters.accepted++;
     s->counters.active_connections++;
     uv_tcp_nodelay(&k->tcp, 1);
+    if (s->cfg.max_write_buffer_total && s->counters.output_held > s->cfg.max_write_buffer_total / 2u) {
+        /* Output memory is scarce: this client's kernel buffer is capped
+         * too, so a slow reader costs little to serve and to close. */
+        uv_os_fd_t fd;
+        int size = PRESSURE_SNDBUF;
+        if (uv_fileno((uv_handle_t *)&k->tcp, &fd) == 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    }
     k->flags = SOCK_OPEN;
     k->next = s->socks;
     if (s->socks) s->socks->prev = k;
@@ -370,9 +446,15 @@ static void on_sweep(uv_timer_t *t) {
     cz_server_t *s = t->data;
     uint64_t now = uv_now(&s->loop);
     cz_http_date_update(&s->date, time(NULL));
+    /* Under pressure, a request head gets less time. */
+    int pressure = s->counters.active_connections >= s->cfg.max_connections / 4u * 3u;
+    uint64_t head_max = ms(CZ_SERVER_PRESSURE_HEADER_TIMEOUT);
     for (sock_t *k = s->socks, *next; k; k = next) {
         next = k->next;
+        check_progress(k, now);
         uint64_t d = cz_conn_deadline(&k->conn);
+        cz_conn_state_t st = cz_conn_state(&k->conn);
+        if (pressure && (st == CZ_CONN_HEAD || st == CZ_CONN_BODY) && now - k->stall_since >= head_max) d = now;
         if (!d || now < d) continue;
         cz_conn_timeout(&k->conn);
         sock_sync(k);
@@ -459,8 +541,9 @@ static void begin_stop(cz_server_t *s) {
         close_handle((uv_handle_t *)&s->listener);
         s->listening = 0;
     }
+    /* A second SIGINT (Ctrl+C again) kills at once; SIGTERM stays handled,
+     * since a supervisor's SIGTERM may follow a terminal's SIGINT. */
     uv_signal_stop(&s->sigint);
-    uv_signal_stop(&s->sigterm);
     for (sock_t *k = s->socks, *next; k; k = next) {
         next = k->next;
         drain_input(k);

@@ -31,13 +31,14 @@
 typedef struct cz_server cz_server_t;
 
 typedef struct {
-    size_t max_connections;   /* beyond it, new connections are closed at once */
-    double header_timeout;    /* s from a request's first byte to its full head (408, close) */
-    double body_timeout;      /* s without a body byte while reading a body (close) */
-    double keepalive_timeout; /* s an idle keep-alive connection is kept */
-    double write_timeout;     /* s a queued response may wait for the client to read it */
-    double shutdown_timeout;  /* s in-flight requests get after stop, then connections close */
-    size_t max_write_buffer;  /* queued output over this stops reading from the client */
+    size_t max_connections;        /* beyond it, new connections are closed at once */
+    double header_timeout;         /* s from a request's first byte to its full head (408, close) */
+    double body_timeout;           /* s without a body byte while reading a body (close) */
+    double keepalive_timeout;      /* s an idle keep-alive connection is kept */
+    double write_timeout;          /* s a queued response may wait for the client to read it */
+    double shutdown_timeout;       /* s in-flight requests get after stop, then connections close */
+    size_t max_write_buffer;       /* queued output over this stops reading from the client */
+    size_t max_write_buffer_total; /* output held for all clients; over it, the slowest readers close */
     int backlog;
     int reuse_port;     /* SO_REUSEPORT, for workers sharing a port */
     int handle_signals; /* SIGINT/SIGTERM start a graceful stop */
@@ -50,7 +51,17 @@ typedef struct {
 #define CZ_SERVER_DEFAULT_KEEPALIVE_TIMEOUT 5.0
 #define CZ_SERVER_DEFAULT_WRITE_TIMEOUT     30.0
 #define CZ_SERVER_DEFAULT_SHUTDOWN_TIMEOUT  10.0
-#define CZ_SERVER_DEFAULT_MAX_WRITE_BUFFER  (4u * 1024u * 1024u)
+#define CZ_SERVER_DEFAULT_MAX_WRITE_BUFFER  (1u * 1024u * 1024u)
+#define CZ_SERVER_DEFAULT_MAX_WRITE_TOTAL   (32u * 1024u * 1024u)
+/* A connection is stalled when, for this long, it has not sent a whole
+ * request, nor read its answers at CZ_SERVER_SLOW_READER_BPS or more.
+ * Stalled connections are closed, longest stalled first, when a new client
+ * finds max_connections reached, or when the output held for all clients
+ * passes max_write_buffer_total. Under pressure (3/4 of max_connections in
+ * use) a request head gets CZ_SERVER_PRESSURE_HEADER_TIMEOUT at most. */
+#define CZ_SERVER_STALL_GRACE_MS          1000u
+#define CZ_SERVER_SLOW_READER_BPS         (16u * 1024u)
+#define CZ_SERVER_PRESSURE_HEADER_TIMEOUT 2.0
 
 void cz_server_config_default(cz_server_config_t *c);
 
@@ -136,7 +147,9 @@ cz_server_t *cz_conn_server(const cz_conn_t *c);
 /* Counters, for tests and statistics. */
 typedef struct {
     uint64_t accepted, rejected, requests, active_connections;
-    uint64_t abandoned; /* requests whose client left before their answer was sent */
+    uint64_t abandoned;   /* requests whose client left before their answer was sent */
+    uint64_t evicted;     /* stalled connections closed for a new client or for memory */
+    uint64_t output_held; /* bytes of output held now for all clients */
 } cz_server_counters_t;
 void cz_server_counters(const cz_server_t *s, cz_server_counters_t *out);
 

@@ -57,6 +57,7 @@ LIMITS = (
     "write_timeout",
     "shutdown_timeout",
     "max_write_buffer",
+    "max_write_buffer_total",
     "max_url_length",
     "max_header_size",
     "max_headers",
@@ -200,7 +201,9 @@ class Catzilla(RouteDecorators):
         ``accepted``, ``rejected`` (over ``max_connections`` or stopping) and
         ``active_connections``; ``requests`` read; ``abandoned``: requests
         whose client left before the answer was sent (their async handlers
-        are cancelled)."""
+        are cancelled); ``evicted``: stalled connections closed to make room
+        for a new client or to keep output memory under
+        ``max_write_buffer_total``; ``output_held``: bytes of output held now."""
         return self._server.counters()
 
     def close(self) -> None:
@@ -434,7 +437,7 @@ class Catzilla(RouteDecorators):
         ``workers > 1`` forks that many processes sharing the port. Limits and
         timeouts (see docs/server.md): max_connections, header_timeout,
         body_timeout, keepalive_timeout, write_timeout, shutdown_timeout,
-        max_write_buffer, max_url_length, max_header_size, max_headers,
+        max_write_buffer, max_write_buffer_total, max_url_length, max_header_size, max_headers,
         max_body_size, backlog.
         """
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
