@@ -466,7 +466,8 @@ class Catzilla(RouteDecorators):
             self._memory.after_fork()
             self._serve(host, port, config)
 
-        serving.supervise(workers, serve_worker)
+        shutdown_timeout = config.get("shutdown_timeout", serving.DEFAULT_SHUTDOWN_TIMEOUT_S)
+        serving.supervise(workers, serve_worker, self.stop, shutdown_timeout)
 
     def stop(self) -> None:
         """Stop a server started (in another thread) with listen(): gracefully."""
