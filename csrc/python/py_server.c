@@ -6,19 +6,30 @@
  * asyncio runner (a Python callable) with a _Pending object; the runner
  * calls _Pending.done(result) / .fail(exc) from its own thread, and the
  * loop thread answers when it is woken.
+ *
+ * Sync handlers run on the loop thread while they are quick. One seen
+ * blocking (its thread asleep inside the call on two watch ticks in a row,
+ * e.g. in time.sleep, a socket read or a lock) moves to the thread pool
+ * (py_pool.h) for good, as does one its route marks threadpool=True; its
+ * answer then comes back as a _Pending does.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "cz_files.h"
 #include "py_allocator.h"
 #include "py_direct.h"
 #include "py_json.h"
+#include "py_pool.h"
 #include "py_request.h"
 #include "py_server.h"
 
@@ -26,6 +37,14 @@
  * [0, handler()], [1, binder(raw)], [2, handler(*args), CallPlan, binder(raw)],
  * [3, StaticFiles]: answered in C, no Python call. */
 enum { MODE_NO_ARGS = 0, MODE_REQUEST = 1, MODE_DIRECT = 2, MODE_STATIC = 3 };
+/* Where a route's sync handler runs, per router route (add_route's policy). */
+enum {
+    POLICY_AUTO = 0, /* on the loop until seen blocking */
+    POLICY_POOL = 1, /* on the thread pool */
+    POLICY_LOOP = 2, /* on the loop (async handlers, or threadpool=False) */
+    POLICY_SEEN = 3  /* seen blocking: the pool from the next call on, said once */
+};
+#define WATCH_TICK_MS 2 /* how often the watcher looks at the loop thread */
 extern PyTypeObject CzStatic_Type;
 
 typedef struct {
@@ -48,8 +67,19 @@ typedef struct {
     PyObject *streaming_type; /* catzilla.StreamingResponse (or None) */
     PyObject *file_type;      /* catzilla.FileResponse (or None) */
     PyObject *logger_error;   /* (message, exc) -> None: a failure no client can be told of */
+    PyObject *blocking_hook;  /* (route index) -> None: a route moved to the pool (or None) */
     cz_http_buf_t scratch;    /* JSON bodies are written here, then copied into the output */
     int running;
+    /* Sync handlers: each route's POLICY_*, and the call the loop thread is
+     * in (watch_seq odd while in a call of route watch_route), which the
+     * watcher thread looks at while the server runs. */
+    _Atomic uint8_t *policy;
+    size_t npolicy;
+    atomic_uint_fast64_t watch_seq;
+    atomic_uint watch_route;
+    atomic_int watching;
+    long loop_tid;
+    uv_thread_t watcher;
 } CzServerObject;
 
 /* A response body coming from an iterator, one piece per loop iteration
@@ -69,10 +99,31 @@ typedef struct {
     PyObject *result, *exc; /* exactly one is set once completed */
     CzStreamObject *stream; /* a stream's step rather than a handler's result */
     int posted;
+    /* A sync handler's call on the thread pool: */
+    cz_py_job_t job;
+    PyObject *ep;   /* the route's endpoint list */
+    PyObject *plan; /* set by the call when its CallPlan renders the answer */
+    const cz_http_request_t *req;
+    cz_match_t m;
+    int cancelled; /* the client left before the call started */
 } CzPendingObject;
 
 extern PyTypeObject CzPending_Type;
 extern PyTypeObject CzStream_Type;
+
+/* A _Pending for an answer to `c` that comes later. */
+static CzPendingObject *pending_new(CzServerObject *self, cz_conn_t *c) {
+    CzPendingObject *p = PyObject_New(CzPendingObject, &CzPending_Type);
+    if (!p) return NULL;
+    p->server = (CzServerObject *)Py_NewRef(self);
+    p->conn = c;
+    p->raw = p->result = p->exc = p->ep = p->plan = NULL;
+    p->stream = NULL;
+    p->posted = p->cancelled = 0;
+    memset(&p->job, 0, sizeof(p->job));
+    p->req = NULL;
+    return p;
+}
 static int stream_start(CzServerObject *self, cz_conn_t *c, const cz_http_response_t *head, PyObject *iterable);
 static int file_respond(CzServerObject *self, cz_conn_t *c, const cz_http_response_t *head, PyObject *path);
 static void log_failure(CzServerObject *self, const char *what);
@@ -373,18 +424,13 @@ static void stream_step(CzServerObject *self, cz_conn_t *c) {
     }
     if (st->step) return; /* one __anext__() at a time */
     PyObject *aw = PyObject_CallMethod(st->iter, "__anext__", NULL);
-    CzPendingObject *p = aw ? PyObject_New(CzPendingObject, &CzPending_Type) : NULL;
+    CzPendingObject *p = aw ? pending_new(self, c) : NULL;
     if (!p) {
         Py_XDECREF(aw);
         stream_abort(self, c, "a streamed response could not go on");
         return;
     }
-    p->server = (CzServerObject *)Py_NewRef(self);
-    p->conn = c;
-    p->raw = NULL;
-    p->result = p->exc = NULL;
     p->stream = (CzStreamObject *)Py_NewRef(st);
-    p->posted = 0;
     cz_server_hold(c); /* until its completion has run */
     PyObject *ok = PyObject_CallFunctionObjArgs(self->submit, aw, (PyObject *)p, NULL);
     Py_DECREF(aw);
@@ -593,68 +639,177 @@ static cz_conn_dispatch_t direct_answer(CzServerObject *self, cz_conn_t *c, PyOb
     return CZ_CONN_DONE;
 }
 
+/* Call the endpoint `ep` for `req`: its result, or NULL with an exception.
+ * *raw: the RawRequest made for the call, if any; *plan: the CallPlan that
+ * renders the answer (a direct call it did not decline), else NULL. */
+static PyObject *endpoint_call(CzServerObject *self, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m,
+                               PyObject *ep, PyObject **raw, PyObject **plan) {
+    long mode = PyLong_AsLong(PyList_GET_ITEM(ep, 0));
+    PyObject *fn = PyList_GET_ITEM(ep, 1);
+    *raw = *plan = NULL;
+    if (mode == MODE_NO_ARGS) return PyObject_CallNoArgs(fn);
+    if (mode == MODE_DIRECT) {
+        int declined;
+        PyObject *result = cz_py_direct_call(PyList_GET_ITEM(ep, 2), fn, req, m, &declined);
+        if (!declined) {
+            *plan = PyList_GET_ITEM(ep, 2);
+            return result;
+        }
+        fn = PyList_GET_ITEM(ep, 3);
+    }
+    *raw = cz_py_request_new(self->alloc, c, req, m);
+    return *raw ? PyObject_CallOneArg(fn, *raw) : NULL;
+}
+
+/* Hand a coroutine (stolen) answering `c` to the asyncio runner. */
+static cz_conn_dispatch_t submit_coro(CzServerObject *self, cz_conn_t *c, PyObject *coro, PyObject *raw) {
+    CzPendingObject *p = pending_new(self, c);
+    if (p) {
+        p->raw = Py_XNewRef(raw);
+        PyObject *ok = PyObject_CallFunctionObjArgs(self->submit, coro, (PyObject *)p, NULL);
+        Py_DECREF(coro);
+        if (ok) {
+            Py_DECREF(ok);
+            c->user = p; /* the runner holds a reference, the connection this one */
+            return CZ_CONN_PENDING;
+        }
+        Py_DECREF(p);
+    } else {
+        Py_DECREF(coro);
+    }
+    respond_raised(self, c, raw);
+    return CZ_CONN_DONE;
+}
+
+/* Answer `c` with a handler's result (stolen): rendered by `plan`, handed
+ * to the asyncio runner (a coroutine), or as any value. */
+static cz_conn_dispatch_t answer_result(CzServerObject *self, cz_conn_t *c, PyObject *result, PyObject *raw,
+                                        PyObject *plan) {
+    if (result && PyCoro_CheckExact(result)) return submit_coro(self, c, result, raw);
+    if (result && plan) return direct_answer(self, c, plan, result);
+    if (!result || respond_value(self, c, result) < 0) respond_raised(self, c, raw);
+    Py_XDECREF(result);
+    return CZ_CONN_DONE;
+}
+
+static PyObject *pending_finish(CzPendingObject *self, PyObject *result, PyObject *exc);
+
+/* A pool thread runs the call (GIL held), then posts the pending back. */
+static void pending_run(PyObject *owner) {
+    CzPendingObject *p = (CzPendingObject *)owner;
+    PyObject *result = NULL, *exc = NULL;
+    if (!p->cancelled && p->server->server) {
+        result = endpoint_call(p->server, p->conn, p->req, &p->m, p->ep, &p->raw, &p->plan);
+        Py_XINCREF(p->plan);
+        if (!result) exc = take_exception();
+    }
+    /* Nothing ran (the client left): post all the same, so the connection
+     * is let go; hook_complete sees it is no longer BUSY. */
+    PyObject *r = exc ? pending_finish(p, NULL, exc) : pending_finish(p, result ? result : Py_None, NULL);
+    Py_XDECREF(r);
+    Py_XDECREF(result);
+    Py_XDECREF(exc);
+}
+
+/* Run the route's sync handler on the thread pool. */
+static cz_conn_dispatch_t offload(CzServerObject *self, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m,
+                                  PyObject *ep) {
+    CzPendingObject *p = pending_new(self, c);
+    if (!p) {
+        respond_raised(self, c, NULL);
+        return CZ_CONN_DONE;
+    }
+    p->ep = Py_NewRef(ep);
+    p->req = req;
+    p->m = *m;
+    p->job.run = pending_run;
+    p->job.owner = (PyObject *)p;
+    if (cz_py_pool_submit(&p->job) < 0) {
+        Py_DECREF(p);
+        respond_raised(self, c, NULL);
+        return CZ_CONN_DONE;
+    }
+    c->user = p; /* the pool holds a reference until it has run, the connection this one */
+    return CZ_CONN_PENDING;
+}
+
+static uint8_t route_policy(CzServerObject *self, uint32_t route) {
+    return route < self->npolicy ? atomic_load_explicit(&self->policy[route], memory_order_relaxed) : POLICY_LOOP;
+}
+
 static cz_conn_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_http_request_t *req,
                                    const cz_match_t *m) {
-    PyObject *raw = NULL, *result;
+    PyObject *raw = NULL, *plan = NULL, *result;
     if (m->status != CZ_MATCH_FOUND) {
         raw = cz_py_request_new(self->alloc, c, req, m);
         result = raw ? PyObject_CallOneArg(self->not_found_hook, raw) : NULL;
     } else {
-        /* [mode, callable]: a list the Python layer may rewire (middleware). */
+        /* [mode, callable, ...]: a list the Python layer may rewire (middleware). */
         PyObject *ep = (PyObject *)m->handler;
-        long mode = PyLong_AsLong(PyList_GET_ITEM(ep, 0));
-        PyObject *fn = PyList_GET_ITEM(ep, 1);
-        if (mode == MODE_STATIC) {
+        if (PyLong_AsLong(PyList_GET_ITEM(ep, 0)) == MODE_STATIC) {
             cz_http_str_t rest = {"", 0};
             if (m->nparams) rest = (cz_http_str_t){req->path.base + m->params[0].offset, m->params[0].len};
-            cz_static_serve(((CzStaticObject *)fn)->st, c, req, rest);
+            cz_static_serve(((CzStaticObject *)PyList_GET_ITEM(ep, 1))->st, c, req, rest);
             return CZ_CONN_DONE;
         }
-        if (mode == MODE_NO_ARGS) {
-            result = PyObject_CallNoArgs(fn);
-        } else if (mode == MODE_DIRECT) {
-            int declined;
-            PyObject *plan = PyList_GET_ITEM(ep, 2);
-            result = cz_py_direct_call(plan, fn, req, m, &declined);
-            if (declined) {
-                raw = cz_py_request_new(self->alloc, c, req, m);
-                result = raw ? PyObject_CallOneArg(PyList_GET_ITEM(ep, 3), raw) : NULL;
-            } else if (result && !PyCoro_CheckExact(result)) {
-                return direct_answer(self, c, plan, result);
+        uint8_t policy = route_policy(self, m->route_index);
+        if (policy == POLICY_SEEN) {
+            atomic_store_explicit(&self->policy[m->route_index], POLICY_POOL, memory_order_relaxed);
+            if (self->blocking_hook != Py_None) {
+                PyObject *r = PyObject_CallFunction(self->blocking_hook, "I", (unsigned)m->route_index);
+                if (!r) PyErr_WriteUnraisable(self->blocking_hook);
+                Py_XDECREF(r);
             }
-        } else {
-            raw = cz_py_request_new(self->alloc, c, req, m);
-            result = raw ? PyObject_CallOneArg(fn, raw) : NULL;
         }
-    }
-    if (result && PyCoro_CheckExact(result)) {
-        CzPendingObject *p = PyObject_New(CzPendingObject, &CzPending_Type);
-        if (p) {
-            p->server = (CzServerObject *)Py_NewRef(self);
-            p->conn = c;
-            p->raw = raw; /* steals */
-            raw = NULL;
-            p->result = p->exc = NULL;
-            p->stream = NULL;
-            p->posted = 0;
-            PyObject *ok = PyObject_CallFunctionObjArgs(self->submit, result, (PyObject *)p, NULL);
-            Py_DECREF(result);
-            if (ok) {
-                Py_DECREF(ok);
-                c->user = p; /* the runner holds a reference, the connection this one */
-                return CZ_CONN_PENDING;
-            }
-            raw = Py_XNewRef(p->raw);
-            Py_DECREF(p);
-        } else {
-            Py_DECREF(result);
+        if (policy == POLICY_POOL || policy == POLICY_SEEN) return offload(self, c, req, m, ep);
+        if (policy == POLICY_AUTO) {
+            atomic_store_explicit(&self->watch_route, m->route_index, memory_order_relaxed);
+            atomic_fetch_add_explicit(&self->watch_seq, 1, memory_order_release); /* odd: in a call */
         }
-        result = NULL;
+        result = endpoint_call(self, c, req, m, ep, &raw, &plan);
+        if (policy == POLICY_AUTO) atomic_fetch_add_explicit(&self->watch_seq, 1, memory_order_release);
     }
-    if (!result || respond_value(self, c, result) < 0) respond_raised(self, c, raw);
-    Py_XDECREF(result);
+    cz_conn_dispatch_t d = answer_result(self, c, result, raw, plan);
     Py_XDECREF(raw);
-    return CZ_CONN_DONE;
+    return d;
+}
+
+/* ---- the watcher: is the loop thread asleep inside a sync handler? ------------------------- */
+
+/* 1 when thread `tid` of this process is sleeping (S, D): waiting, not computing. */
+static int thread_sleeps(long tid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/self/task/%ld/stat", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    return rp && rp[1] == ' ' && (rp[2] == 'S' || rp[2] == 'D');
+}
+
+static void watch_loop(void *arg) {
+    CzServerObject *self = arg;
+    uint64_t last = 0;
+    int asleep = 0;
+    while (atomic_load_explicit(&self->watching, memory_order_acquire)) {
+        uv_sleep(WATCH_TICK_MS);
+        uint64_t seq = atomic_load_explicit(&self->watch_seq, memory_order_acquire);
+        if (!(seq & 1)) {
+            asleep = 0;
+            continue;
+        }
+        if (seq != last) asleep = 0; /* another call */
+        last = seq;
+        asleep = thread_sleeps(self->loop_tid) ? asleep + 1 : 0;
+        uint32_t route = atomic_load_explicit(&self->watch_route, memory_order_relaxed);
+        if (asleep >= 2 && route < self->npolicy) {
+            uint8_t expect = POLICY_AUTO;
+            atomic_compare_exchange_strong(&self->policy[route], &expect, POLICY_SEEN);
+        }
+    }
 }
 
 static void hook_lock(void *ctx) {
@@ -671,10 +826,11 @@ static cz_conn_dispatch_t hook_request(void *ctx, cz_conn_t *c, const cz_http_re
     return dispatch(ctx, c, req, m);
 }
 
-static void hook_complete(void *ctx, cz_conn_t *c, void *item) {
+static int hook_complete(void *ctx, cz_conn_t *c, void *item) {
     CzServerObject *self = ctx;
     CzPendingObject *p = item;
-    if (!p) return; /* a hold answered without a post (stream_step) */
+    int again = 0;
+    if (!p) return 0; /* a hold answered without a post (stream_step) */
     if (c->user == (void *)p) {
         c->user = NULL;
         Py_DECREF(p);
@@ -682,11 +838,20 @@ static void hook_complete(void *ctx, cz_conn_t *c, void *item) {
     if (p->stream) {
         stream_step_done(self, c, p);
     } else if (cz_conn_state(c) == CZ_CONN_BUSY) { /* not gone, nor answered 503 by a stop */
-        if (p->exc) respond_exception(self, c, p->raw, p->exc);
-        else if (respond_value(self, c, p->result) < 0) respond_raised(self, c, p->raw);
+        if (p->exc) {
+            respond_exception(self, c, p->raw, p->exc);
+        } else if (p->ep) { /* a pool call's result: rendered here, on the loop thread */
+            if (answer_result(self, c, Py_NewRef(p->result), p->raw, p->plan) == CZ_CONN_PENDING) {
+                cz_server_hold(c); /* a coroutine (async middleware): the runner answers */
+                again = 1;
+            }
+        } else if (respond_value(self, c, p->result) < 0) {
+            respond_raised(self, c, p->raw);
+        }
     }
     p->conn = NULL;
     Py_DECREF(p); /* the reference taken when it was posted */
+    return again;
 }
 
 static void hook_drained(void *ctx, cz_conn_t *c) {
@@ -699,6 +864,7 @@ static void hook_closed(void *ctx, cz_conn_t *c) {
     if (Py_IS_TYPE((PyObject *)c->user, &CzPending_Type)) {
         CzPendingObject *p = c->user;
         c->user = NULL;
+        p->cancelled = 1; /* a pool call not started yet is skipped */
         if (self->cancel != Py_None) {
             PyObject *r = PyObject_CallOneArg(self->cancel, (PyObject *)p);
             if (!r) PyErr_WriteUnraisable(self->cancel);
@@ -751,6 +917,8 @@ static PyObject *Pending_fail(CzPendingObject *self, PyObject *exc) {
 }
 
 static void Pending_dealloc(CzPendingObject *self) {
+    Py_XDECREF(self->ep);
+    Py_XDECREF(self->plan);
     Py_XDECREF(self->stream);
     Py_XDECREF(self->server);
     Py_XDECREF(self->raw);
@@ -788,6 +956,7 @@ static PyObject *Server_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     self->router = cz_router_create(self->alloc->alloc);
     self->endpoints = PyList_New(0);
     self->registered = PyDict_New();
+    self->blocking_hook = Py_NewRef(Py_None);
     if (!self->router || !self->endpoints || !self->registered) {
         Py_DECREF(self);
         return PyErr_NoMemory();
@@ -799,6 +968,8 @@ static void Server_dealloc(CzServerObject *self) {
     if (self->server) cz_server_destroy(self->server);
     if (self->router) cz_router_destroy(self->router);
     if (self->alloc) cz_http_buf_free(&self->scratch);
+    if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, (void *)self->policy);
+    Py_XDECREF(self->blocking_hook);
     Py_XDECREF(self->endpoints);
     Py_XDECREF(self->registered);
     Py_XDECREF(self->json_encode);
@@ -870,11 +1041,30 @@ static PyObject *encode_pattern(PyObject *pattern) {
     return out;
 }
 
-/* add_route(methods, pattern, endpoint): every method or none. */
+/* Room for the policy of routes up to `n` (new ones: `policy`). */
+static int grow_policy(CzServerObject *self, size_t n, uint8_t policy) {
+    if (n <= self->npolicy) return 0;
+    _Atomic uint8_t *p = cz_realloc(self->alloc->alloc, CZ_MEM_GENERAL, (void *)self->policy, n);
+    if (!p) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = self->npolicy; i < n; i++) atomic_init(&p[i], policy);
+    self->policy = p;
+    self->npolicy = n;
+    return 0;
+}
+
+/* add_route(methods, pattern, endpoint, policy=0): every method or none. */
 static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
     PyObject *methods_arg, *pattern, *ep;
-    if (!PyArg_ParseTuple(args, "OUO:add_route", &methods_arg, &pattern, &ep)) return NULL;
+    int policy = POLICY_AUTO;
+    if (!PyArg_ParseTuple(args, "OUO|i:add_route", &methods_arg, &pattern, &ep, &policy)) return NULL;
     if (!valid_endpoint(ep)) return NULL;
+    if (policy != POLICY_AUTO && policy != POLICY_POOL && policy != POLICY_LOOP) {
+        PyErr_Format(PyExc_ValueError, "policy must be 0 (auto), 1 (thread pool) or 2 (loop), got %d", policy);
+        return NULL;
+    }
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "routes cannot be added while the server runs");
         return NULL;
@@ -923,6 +1113,8 @@ static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
             PyErr_Format(rc == CZ_ROUTER_ENOMEM ? PyExc_MemoryError : PyExc_ValueError, "%s", err);
             goto fail;
         }
+        if (grow_policy(self, (size_t)index + 1u, POLICY_LOOP) < 0) goto fail;
+        atomic_store(&self->policy[index], (uint8_t)policy);
         PyObject *ix = PyLong_FromUnsignedLong(index);
         if (!ix || PyList_Append(indexes, ix) < 0 || PyList_Append(self->endpoints, ep) < 0 ||
             PyDict_SetItem(self->registered, PyList_GET_ITEM(keys, i), ix) < 0) {
@@ -949,14 +1141,14 @@ fail:
 }
 
 static PyObject *Server_set_hooks(CzServerObject *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"json_encode", "response_type", "render", "error", "not_found",
-                             "submit",      "cancel_all",    "cancel", "spawn", "streaming_type",
-                             "file_type",   "log_error",     NULL};
-    enum { NHOOKS = 12 };
+    static char *kwlist[] = {"json_encode", "response_type", "render",   "error", "not_found",
+                             "submit",      "cancel_all",    "cancel",   "spawn", "streaming_type",
+                             "file_type",   "log_error",     "blocking", NULL};
+    enum { NHOOKS = 13 };
     PyObject *h[NHOOKS] = {NULL};
-    h[7] = h[8] = h[9] = h[10] = h[11] = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!OOOOO|OOOOO:set_hooks", kwlist, &h[0], &PyType_Type, &h[1], &h[2],
-                                     &h[3], &h[4], &h[5], &h[6], &h[7], &h[8], &h[9], &h[10], &h[11]))
+    h[7] = h[8] = h[9] = h[10] = h[11] = h[12] = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!OOOOO|OOOOOO:set_hooks", kwlist, &h[0], &PyType_Type, &h[1], &h[2],
+                                     &h[3], &h[4], &h[5], &h[6], &h[7], &h[8], &h[9], &h[10], &h[11], &h[12]))
         return NULL;
     for (int i = 9; i <= 10; i++) {
         if (h[i] != Py_None && !PyType_Check(h[i])) {
@@ -966,7 +1158,8 @@ static PyObject *Server_set_hooks(CzServerObject *self, PyObject *args, PyObject
     }
     PyObject **slots[NHOOKS] = {&self->json_encode,    &self->response_type,  &self->render_hook, &self->error_hook,
                                 &self->not_found_hook, &self->submit,         &self->cancel_all,  &self->cancel,
-                                &self->spawn,          &self->streaming_type, &self->file_type,   &self->logger_error};
+                                &self->spawn,          &self->streaming_type, &self->file_type,   &self->logger_error,
+                                &self->blocking_hook};
     for (int i = 0; i < NHOOKS; i++) Py_XSETREF(*slots[i], Py_NewRef(h[i]));
     Py_RETURN_NONE;
 }
@@ -1048,7 +1241,17 @@ static PyObject *Server_run(CzServerObject *self, PyObject *unused) {
     self->running = 1;
     self->tstate = PyEval_SaveThread();
     cz_server_t *srv = self->server;
+    /* The watcher runs while some route may be moved to the pool. */
+    int watch = 0;
+    for (size_t i = 0; i < self->npolicy; i++) watch |= atomic_load(&self->policy[i]) == POLICY_AUTO;
+    self->loop_tid = (long)syscall(SYS_gettid);
+    atomic_store(&self->watching, watch);
+    if (watch && uv_thread_create(&self->watcher, watch_loop, self) != 0) watch = 0;
     cz_server_run(srv);
+    if (watch) {
+        atomic_store(&self->watching, 0);
+        uv_thread_join(&self->watcher);
+    }
     PyEval_RestoreThread(self->tstate);
     self->server = NULL; /* stop() and late completions (under the GIL) see it gone */
     self->tstate = PyEval_SaveThread();
@@ -1078,7 +1281,8 @@ static PyObject *Server_counters(CzServerObject *self, PyObject *unused) {
 
 static PyMethodDef Server_methods[] = {
     {"add_route", (PyCFunction)Server_add_route, METH_VARARGS,
-     "add_route(method or methods, pattern, endpoint) -> index or indexes.\n"
+     "add_route(method or methods, pattern, endpoint, policy=0) -> index or indexes.\n"
+     "policy: where a sync handler runs: 0 on the loop until seen blocking, 1 the thread pool, 2 the loop.\n"
      "All methods are added or none; ValueError on a bad, duplicate or conflicting route.\n"
      "The list is read on every request: changing it (not while serving) rewires the route."},
     {"set_hooks", (PyCFunction)(void (*)(void))Server_set_hooks, METH_VARARGS | METH_KEYWORDS,

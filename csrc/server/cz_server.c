@@ -572,13 +572,13 @@ static void on_wakeup(uv_async_t *a) {
         cz_completion_t *next = list->next;
         cz_conn_t *c = list->conn;
         hooks_enter(s);
-        s->hooks.complete(s->hooks.ctx, c, list->item);
+        int again = s->hooks.complete(s->hooks.ctx, c, list->item);
         cz_free(s->alloc, CZ_MEM_TASK, list);
         s->inflight--;
         if (cz_conn_is_open(c)) {
             /* A completion that answered nothing would leave the next
              * response passing for this request's. */
-            if (cz_conn_state(c) == CZ_CONN_BUSY) cz_conn_respond_error(c, 500, NULL);
+            if (!again && cz_conn_state(c) == CZ_CONN_BUSY) cz_conn_respond_error(c, 500, NULL);
             cz_conn_resume(c);
             sock_sync(sock_of(c));
         }

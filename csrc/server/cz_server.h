@@ -83,8 +83,9 @@ typedef struct {
     /* A completion posted with cz_server_post(), on the loop thread. Unless
      * cz_conn_state() is still BUSY (the client went away meanwhile, or the
      * stop's deadline answered 503), release what `item` holds and do not
-     * respond. */
-    void (*complete)(void *ctx, cz_conn_t *c, void *item);
+     * respond. Returns 1 when the request is left pending again (the hook
+     * called cz_server_hold() and something will post), else 0. */
+    int (*complete)(void *ctx, cz_conn_t *c, void *item);
     /* The shutdown deadline passed with requests still pending (they have
      * been answered 503): make them complete now (e.g. cancel them). The
      * loop waits for them one more second at most. */

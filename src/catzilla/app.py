@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import catzilla
-from catzilla import _core, memory, rendering, serving
+from catzilla import _core, memory, rendering, serving, threadpool
 from catzilla.background import BackgroundTasks
 from catzilla.binding import Binding
 from catzilla.datastructures import State
@@ -106,6 +106,7 @@ class Catzilla(RouteDecorators):
         memory_stats_interval: float = 60,
         production: bool = False,
         debug: bool = False,
+        threadpool_size: int = threadpool.DEFAULT_SIZE,
         title: str = "Catzilla",
         version: str = "0.1.0",
         description: str = "",
@@ -121,6 +122,7 @@ class Catzilla(RouteDecorators):
     ) -> None:
         self.production = memory.check_bool("production", production)
         self.debug = memory.check_bool("debug", debug)
+        self.threadpool_size = threadpool.check_size(threadpool_size)
         self._memory = AppMemory(
             use_jemalloc=memory.check_bool("use_jemalloc", use_jemalloc),
             memory_profiling=memory.check_bool("memory_profiling", memory_profiling),
@@ -128,6 +130,7 @@ class Catzilla(RouteDecorators):
             memory_stats_interval=memory.check_interval(memory_stats_interval),
         )
         self._server = _core.Server(self._memory.allocator)
+        self._route_names: dict[int, str] = {}  # C route index -> "GET /path", for log lines
         self._routes: list[Route] = []
         self._targets: list[tuple[Route, list[Any], list[Layer]]] = []  # [mode, callable] per route
         self._mounts: list[tuple[str, Any, str | None, list[Any] | None]] = []  # (path, app, name, endpoint)
@@ -226,7 +229,8 @@ class Catzilla(RouteDecorators):
         Options: response_model, status_code, tags, dependencies, summary,
         description, response_description, responses, deprecated,
         operation_id, include_in_schema, response_class,
-        response_model_exclude_none, response_model_exclude_unset, middleware.
+        response_model_exclude_none, response_model_exclude_unset, middleware,
+        threadpool.
         """
         check_options(options)
         return self._add(
@@ -288,7 +292,10 @@ class Catzilla(RouteDecorators):
         )
         # The endpoint list, shared by the route's methods; the C core reads it per request.
         target = binding.target()
-        self._server.add_route(method_list, path, target)  # every method or none
+        policy = threadpool.policy(options.get("threadpool"), binding.is_async, path)
+        indexes = self._server.add_route(method_list, path, target, policy)  # every method or none
+        for method, index in zip(method_list, indexes if isinstance(indexes, list) else [indexes]):
+            self._route_names[index] = f"{method} {path}"
         if not internal:
             self._routes.append(route)
         self._targets.append((route, target, layers))
@@ -474,6 +481,14 @@ class Catzilla(RouteDecorators):
         self._stop_requested = True
         self._server.stop()
 
+    def _on_blocking(self, index: int) -> None:
+        route = self._route_names.get(index, f"route #{index}")
+        logging.getLogger("catzilla").warning(
+            "%s: its sync handler blocked the event loop; it runs on the thread pool from now on "
+            "(threadpool=True on the route starts it there)",
+            route,
+        )
+
     def _announce(self, url: str, port: int, workers: int) -> None:
         url = url.rsplit(":", 1)[0] + f":{port}"
         print(
@@ -506,7 +521,9 @@ class Catzilla(RouteDecorators):
                 streaming_type=StreamingResponse,
                 file_type=FileResponse,
                 log_error=log_error,
+                blocking=self._on_blocking,
             )
+            threadpool.configure(self.threadpool_size)
             with serving.signals_to() as main_thread:
                 self.port = self._server.bind(host, port, dict(config, handle_signals=int(main_thread)))
                 if announce is not None:

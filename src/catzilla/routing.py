@@ -20,6 +20,7 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Keyword options of add_route() / the decorators, besides path, methods and name.
 ROUTE_OPTIONS = frozenset(
     {
+        "threadpool",
         "response_model",
         "status_code",
         "tags",
@@ -102,7 +103,10 @@ class RouteDecorators:
     Options (keywords): response_model, status_code, tags, dependencies,
     summary, description, response_description, responses, deprecated,
     operation_id, include_in_schema, response_class,
-    response_model_exclude_none, response_model_exclude_unset, middleware.
+    response_model_exclude_none, response_model_exclude_unset, middleware,
+    threadpool (where a sync handler runs: None, the default, on the event
+    loop until it is seen blocking, then on the thread pool; True the thread
+    pool from the first call; False always the loop).
     """
 
     def add_route(
