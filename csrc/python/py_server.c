@@ -776,8 +776,14 @@ static cz_conn_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_
 
 /* ---- the watcher: is the loop thread asleep inside a sync handler? ------------------------- */
 
-/* 1 when thread `tid` of this process is sleeping (S, D): waiting, not computing. */
+/* 1 when thread `tid` of this process is sleeping (S, D): waiting, not
+ * computing. Linux only: elsewhere nothing is seen, routes move only when
+ * marked threadpool=True. */
 static int thread_sleeps(long tid) {
+#ifndef __linux__
+    (void)tid;
+    return 0;
+#else
     char path[64], buf[512];
     snprintf(path, sizeof(path), "/proc/self/task/%ld/stat", tid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -788,6 +794,7 @@ static int thread_sleeps(long tid) {
     buf[n] = '\0';
     const char *rp = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
     return rp && rp[1] == ' ' && (rp[2] == 'S' || rp[2] == 'D');
+#endif
 }
 
 static void watch_loop(void *arg) {
@@ -1244,7 +1251,9 @@ static PyObject *Server_run(CzServerObject *self, PyObject *unused) {
     /* The watcher runs while some route may be moved to the pool. */
     int watch = 0;
     for (size_t i = 0; i < self->npolicy; i++) watch |= atomic_load(&self->policy[i]) == POLICY_AUTO;
+#ifdef __linux__
     self->loop_tid = (long)syscall(SYS_gettid);
+#endif
     atomic_store(&self->watching, watch);
     if (watch && uv_thread_create(&self->watcher, watch_loop, self) != 0) watch = 0;
     cz_server_run(srv);
