@@ -14,7 +14,9 @@
  *               3 small write buffer, 4 bounded output buffer,
  *               5 server stopping, 6 embedder answers 404s, 7 no Date)
  *   byte 1      >= 0x80: fail the (byte - 0x7f)-th allocation; else bit 6:
- *               let every deadline pass after the input, bits 0-5: the
+ *               let every deadline pass after the input (with options 2
+ *               and 5: the stop's deadline passes before a deferred
+ *               request is answered), bits 0-5: the
  *               socket takes (bits * 7) bytes per turn (0: all)
  *   bytes 2-4   read sizes, used in turn: (b & 0x3f) * (b & 0x80 ? 37 : 1),
  *               0 meaning "everything left"
@@ -524,6 +526,7 @@ typedef struct {
     uint64_t now;     /* the transport's clock, ms */
     int eof;          /* cz_conn_eof() was called */
     int deferred;     /* a request waits for its answer (OPT_DEFER) */
+    int expire;       /* stopping, deferred and timeouts: the stop's deadline passes before the answer */
     cz_match_t match; /* of the deferred request */
     /* a body being streamed: the rest of `body`, `piece` bytes at a time */
     cz_http_str_t body;
@@ -1207,7 +1210,15 @@ static void settle(cz_conn_t *c) {
             FUZZ_CHECK(req != NULL && cz_conn_state(c) == CZ_CONN_BUSY);
             check_request(req); /* still intact while the request is busy */
             H.deferred = 0;
-            handler(c, req, &H.match);
+            if (H.expire) {
+                /* answered 503 by the engine; the handler's late answer is refused */
+                cz_http_response_t late = {.status = 200};
+                cz_conn_expire(c);
+                FUZZ_CHECK(cz_conn_state(c) != CZ_CONN_BUSY);
+                FUZZ_CHECK(cz_conn_respond(c, &late) == CZ_CONN_ESTATE);
+            } else {
+                handler(c, req, &H.match);
+            }
             progress = 1;
         }
         progress |= cz_conn_resume(c);
@@ -1362,6 +1373,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memset(&H, 0, sizeof(H));
     H.unanswered_at = SIZE_MAX;
     H.quota = data[1] < 0x80 ? (size_t)(data[1] & 0x3f) * 7u : 0;
+    H.expire = timeouts && (C.opts & OPT_STOPPING) && (C.opts & OPT_DEFER);
     H.now = 1000;
     H.env = (cz_conn_env_t){
         .alloc = g_alloc,
