@@ -294,7 +294,7 @@ class Catzilla(RouteDecorators):
         target = binding.target()
         policy = threadpool.policy(options.get("threadpool"), binding.is_async, path)
         indexes = self._server.add_route(method_list, path, target, policy)  # every method or none
-        for method, index in zip(method_list, indexes if isinstance(indexes, list) else [indexes]):
+        for method, index in zip(method_list, indexes if isinstance(indexes, list) else [indexes], strict=True):
             self._route_names[index] = f"{method} {path}"
         if not internal:
             self._routes.append(route)
