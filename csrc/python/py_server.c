@@ -1200,6 +1200,8 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
     cz_server_config_default(&c);
     int bad = 0;
     c.max_connections = (size_t)kw_double(cfg, "max_connections", (double)c.max_connections, &bad);
+    c.max_connections_per_client =
+        (size_t)kw_double(cfg, "max_connections_per_client", (double)c.max_connections_per_client, &bad);
     c.header_timeout = kw_double(cfg, "header_timeout", c.header_timeout, &bad);
     c.body_timeout = kw_double(cfg, "body_timeout", c.body_timeout, &bad);
     c.keepalive_timeout = kw_double(cfg, "keepalive_timeout", c.keepalive_timeout, &bad);

@@ -46,7 +46,15 @@ typedef struct sock {
     size_t held;          /* output memory counted in the server's output_held */
     uint64_t stall_since; /* loop ms: since when it has made no progress (see cz_server.h) */
     size_t wq_mark;       /* write queue size at the last progress check */
+    uint8_t client[16];   /* peer address (IPv4 mapped into IPv6), when clients are counted */
 } sock_t;
+
+/* Connections per client address (max_connections_per_client): an
+ * open-addressing table, linear probing, deletion by backward shift. */
+typedef struct {
+    uint8_t addr[16];
+    uint32_t count; /* 0: free */
+} client_t;
 
 struct cz_server {
     uv_loop_t loop;
@@ -70,6 +78,8 @@ struct cz_server {
     sock_t *socks;
     cz_server_counters_t counters;
     unsigned inflight; /* requests answered later through cz_server_post() */
+    client_t *clients; /* max_connections_per_client: CLIENT_SLOTS(max_connections) entries */
+    size_t nclients;
     int port, listening, stopping, loop_ready, locked;
     int expired; /* the stop's deadline and its linger passed: in-flight work is not waited for */
 };
@@ -98,6 +108,56 @@ static void maybe_finish_stop(cz_server_t *s);
 
 static sock_t *sock_of(const cz_conn_t *c) {
     return (sock_t *)(uintptr_t)c;
+}
+
+/* ---- clients ------------------------------------------------------------------------------- */
+
+static size_t client_hash(const uint8_t *a, size_t mask) {
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (int i = 0; i < 16; i++) h = (h ^ a[i]) * 1099511628211u;
+    return (size_t)h & mask;
+}
+
+/* The table's entry for `a`, or the free one where it would go. */
+static client_t *client_slot(cz_server_t *s, const uint8_t *a) {
+    size_t mask = s->nclients - 1, i = client_hash(a, mask);
+    while (s->clients[i].count && memcmp(s->clients[i].addr, a, 16) != 0) i = (i + 1) & mask;
+    return &s->clients[i];
+}
+
+static void client_release(cz_server_t *s, const uint8_t *a) {
+    client_t *e = client_slot(s, a);
+    if (!e->count || --e->count) return;
+    /* Backward shift: later entries of the run move up into the hole. */
+    size_t mask = s->nclients - 1, hole = (size_t)(e - s->clients), j = hole;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!s->clients[j].count) break;
+        size_t home = client_hash(s->clients[j].addr, mask);
+        /* it may fill the hole unless its home lies cyclically in (hole, j] */
+        if ((j > hole && (home <= hole || home > j)) || (j < hole && home <= hole && home > j)) {
+            s->clients[hole] = s->clients[j];
+            s->clients[j].count = 0;
+            hole = j;
+        }
+    }
+}
+
+/* The peer of `k` as 16 bytes; -1 when it has none (e.g. a Unix socket). */
+static int peer_key(sock_t *k, uint8_t *out) {
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&k->tcp, (struct sockaddr *)&ss, &len) != 0) return -1;
+    if (ss.ss_family == AF_INET6) {
+        memcpy(out, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    } else if (ss.ss_family == AF_INET) {
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        memcpy(out, mapped, 12);
+        memcpy(out + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    } else {
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- the embedder's lock --------------------------------------------------------------- */
@@ -215,6 +275,7 @@ static void sock_close(sock_t *k) {
     if (k->next) k->next->prev = k->prev;
     k->prev = k->next = NULL;
     s->counters.active_connections--;
+    if (s->clients) client_release(s, k->client);
     s->counters.output_held -= k->held;
     k->held = 0;
     uv_close((uv_handle_t *)&k->tcp, on_sock_closed);
@@ -422,6 +483,16 @@ static void on_connection(uv_stream_t *server, int status) {
         s->counters.rejected++;
         uv_close((uv_handle_t *)&k->tcp, on_sock_closed);
         return;
+    }
+    if (s->clients) {
+        client_t *e = peer_key(k, k->client) == 0 ? client_slot(s, k->client) : NULL;
+        if (!e || e->count >= s->cfg.max_connections_per_client) {
+            s->counters.rejected++;
+            uv_close((uv_handle_t *)&k->tcp, on_sock_closed);
+            return;
+        }
+        if (!e->count) memcpy(e->addr, k->client, 16);
+        e->count++;
     }
     s->counters.accepted++;
     s->counters.active_connections++;
@@ -645,7 +716,15 @@ cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router, 
         .drained = hooks->drained ? env_drained : NULL,
     };
     s->rbuf = cz_malloc(alloc, CZ_MEM_REQUEST, READ_CHUNK);
-    if (!s->rbuf || uv_loop_init(&s->loop) != 0) {
+    if (s->cfg.max_connections_per_client) {
+        /* A power of two over twice the connections: probes stay short. */
+        size_t n = 16;
+        while (n < 2 * s->cfg.max_connections && n < ((size_t)1 << 30)) n <<= 1;
+        s->clients = cz_calloc(alloc, CZ_MEM_GENERAL, n, sizeof(client_t));
+        s->nclients = s->clients ? n : 0;
+    }
+    if (!s->rbuf || (s->cfg.max_connections_per_client && !s->clients) || uv_loop_init(&s->loop) != 0) {
+        cz_free(alloc, CZ_MEM_GENERAL, s->clients);
         cz_free(alloc, CZ_MEM_REQUEST, s->rbuf);
         cz_free(alloc, CZ_MEM_GENERAL, s);
         return NULL;
@@ -774,6 +853,7 @@ void cz_server_destroy(cz_server_t *s) {
     hooks_leave(s);
     uv_loop_close(&s->loop);
     uv_mutex_destroy(&s->lock);
+    cz_free(s->alloc, CZ_MEM_GENERAL, s->clients);
     cz_free(s->alloc, CZ_MEM_REQUEST, s->rbuf);
     cz_free(s->alloc, CZ_MEM_GENERAL, s);
 }

@@ -31,14 +31,15 @@
 typedef struct cz_server cz_server_t;
 
 typedef struct {
-    size_t max_connections;        /* beyond it, new connections are closed at once */
-    double header_timeout;         /* s from a request's first byte to its full head (408, close) */
-    double body_timeout;           /* s without a body byte while reading a body (close) */
-    double keepalive_timeout;      /* s an idle keep-alive connection is kept */
-    double write_timeout;          /* s a queued response may wait for the client to read it */
-    double shutdown_timeout;       /* s in-flight requests get after stop, then connections close */
-    size_t max_write_buffer;       /* queued output over this stops reading from the client */
-    size_t max_write_buffer_total; /* output held for all clients; over it, the slowest readers close */
+    size_t max_connections;            /* beyond it, a stalled one gives way, or the new one is closed */
+    size_t max_connections_per_client; /* per peer address (IPv4 or IPv6); 0: no limit */
+    double header_timeout;             /* s from a request's first byte to its full head (408, close) */
+    double body_timeout;               /* s without a body byte while reading a body (close) */
+    double keepalive_timeout;          /* s an idle keep-alive connection is kept */
+    double write_timeout;              /* s a queued response may wait for the client to read it */
+    double shutdown_timeout;           /* s in-flight requests get after stop, then connections close */
+    size_t max_write_buffer;           /* queued output over this stops reading from the client */
+    size_t max_write_buffer_total;     /* output held for all clients; over it, the slowest readers close */
     int backlog;
     int reuse_port;     /* SO_REUSEPORT, for workers sharing a port */
     int handle_signals; /* SIGINT/SIGTERM start a graceful stop */

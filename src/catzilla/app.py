@@ -51,6 +51,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # (csrc/server/cz_server.h, csrc/http/cz_http.h) and in docs/server.md.
 LIMITS = (
     "max_connections",
+    "max_connections_per_client",
     "header_timeout",
     "body_timeout",
     "keepalive_timeout",
@@ -442,7 +443,7 @@ class Catzilla(RouteDecorators):
         """Serve until stopped (SIGINT/SIGTERM, or ``stop()`` from another thread).
 
         ``workers > 1`` forks that many processes sharing the port. Limits and
-        timeouts (see docs/server.md): max_connections, header_timeout,
+        timeouts (see docs/server.md): max_connections, max_connections_per_client, header_timeout,
         body_timeout, keepalive_timeout, write_timeout, shutdown_timeout,
         max_write_buffer, max_write_buffer_total, max_url_length, max_header_size, max_headers,
         max_body_size, backlog.

@@ -5,6 +5,7 @@ once, and the server counts the request as abandoned."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -132,3 +133,76 @@ def test_a_sync_handler_is_not_interrupted_but_its_slot_is_freed_when_it_returns
         assert seen.wait_count("sync returned", 1)
         assert wait_stat(app, "active_connections", 0)["active_connections"] == 0
         assert httpx.get(srv.base_url + "/", timeout=5).json() == {"ok": True}
+
+
+def test_max_connections_per_client_refuses_the_extra_ones() -> None:
+    app = Catzilla()
+    app.get("/")(lambda: {"ok": True})
+    with serve_in_thread(app, max_connections_per_client=3) as srv:
+        held = [socket.create_connection((HOST, srv.port), timeout=5) for _ in range(3)]
+        for s in held:  # accepted and served
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        extra = socket.create_connection((HOST, srv.port), timeout=5)
+        extra.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        with contextlib.suppress(ConnectionResetError):  # closed without an answer
+            assert extra.recv(4096) == b""
+        extra.close()
+        held.pop().close()
+        deadline = time.monotonic() + 5
+        while app.get_server_stats()["active_connections"] > 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert httpx.get(srv.base_url + "/", timeout=5).json() == {"ok": True}  # a slot for this client again
+        stats = app.get_server_stats()
+        assert stats["rejected"] == 1
+        for s in held:
+            s.close()
+
+
+def test_per_client_counts_stay_exact_across_many_addresses() -> None:
+    """Connections from 40 loopback addresses opened and closed at random: the
+    server admits exactly what a per-address count of 2 allows."""
+    import random
+
+    app = Catzilla()
+    app.get("/")(lambda: {"ok": True})
+    rng = random.Random(7)
+    with serve_in_thread(app, max_connections_per_client=2) as srv:
+        open_: dict[int, list[socket.socket]] = {n: [] for n in range(2, 42)}
+        refused = 0
+        for _ in range(600):
+            n = rng.choice(list(open_))
+            if open_[n] and rng.random() < 0.5:
+                open_[n].pop().close()
+                continue
+            s = socket.socket()
+            s.settimeout(5)
+            s.bind((f"127.0.0.{n}", 0))
+            s.connect((HOST, srv.port))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            try:
+                answered = s.recv(4096).startswith(b"HTTP/1.1 200")
+            except ConnectionResetError:
+                answered = False
+            # a close just made may not have reached the server yet: wait for it
+            assert answered == (len(open_[n]) < 2) or not answered, f"address 127.0.0.{n}"
+            if answered:
+                open_[n].append(s)
+            else:
+                refused += 1
+                s.close()
+                deadline = time.monotonic() + 5
+                expected = sum(len(v) for v in open_.values())
+                while app.get_server_stats()["active_connections"] > expected:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.005)
+                if len(open_[n]) < 2:  # refused only because a close was still on its way: try again
+                    s = socket.create_connection((HOST, srv.port), timeout=5, source_address=(f"127.0.0.{n}", 0))
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                    assert s.recv(4096).startswith(b"HTTP/1.1 200"), f"address 127.0.0.{n} refused below its limit"
+                    open_[n].append(s)
+        for socks in open_.values():
+            for s in socks:
+                s.close()
+        assert refused > 20  # the limit was reached often
