@@ -846,6 +846,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between an attacker's pieces")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
+    # A SIGTERM (e.g. from `timeout`) unwinds like Ctrl+C, so the server is stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     names = SCENARIOS if args.scenario == "all" else tuple(args.scenario.split(","))
     for name in names:
         if name not in SCENARIOS:
