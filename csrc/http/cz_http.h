@@ -258,6 +258,9 @@ const cz_http_request_t *cz_http_parser_request(const cz_http_parser_t *p);
  * the connection is not idle (keep-alive timeout vs. request timeout). */
 int cz_http_parser_in_request(const cz_http_parser_t *p);
 
+/* Body bytes (de-chunked) received so far of the current request. */
+size_t cz_http_parser_body_len(const cz_http_parser_t *p);
+
 /* After CZ_HTTP_ERROR: the status to answer (400, 413, 414, 431, 500 or
  * 501) and a short reason for logs (static). 0 / NULL before any error. */
 int cz_http_parser_status(const cz_http_parser_t *p);

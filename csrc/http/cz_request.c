@@ -681,6 +681,10 @@ const cz_http_request_t *cz_http_parser_request(const cz_http_parser_t *p) {
     return &p->req;
 }
 
+size_t cz_http_parser_body_len(const cz_http_parser_t *p) {
+    return p->body_len;
+}
+
 int cz_http_parser_in_request(const cz_http_parser_t *p) {
     return p->state == ST_HEAD || p->state == ST_BODY;
 }

@@ -164,7 +164,13 @@ static PyObject *get_client(CzRawRequestObject *self, void *closure) {
     return Py_BuildValue("(si)", self->client_host, self->client_port);
 }
 
+static PyObject *get_allocator(CzRawRequestObject *self, void *closure) {
+    (void)closure;
+    return Py_NewRef((PyObject *)self->alloc);
+}
+
 static PyGetSetDef RawRequest_getset[] = {
+    {"allocator", (getter)get_allocator, NULL, "The app's Allocator (for parsing the body in C).", NULL},
     {"method", (getter)get_method, NULL, "Request method.", NULL},
     {"path", (getter)get_path, NULL, "Raw path (not percent-decoded).", NULL},
     {"query_string", (getter)get_query_string, NULL, "Raw query string, without '?'.", NULL},

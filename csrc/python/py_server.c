@@ -74,7 +74,8 @@ typedef struct {
      * in (watch_seq odd while in a call of route watch_route), which the
      * watcher thread looks at while the server runs. */
     _Atomic uint8_t *policy;
-    size_t npolicy;
+    uint64_t *max_body; /* per router route: its own body limit, 0: the app's */
+    size_t npolicy;     /* entries of both */
     atomic_uint_fast64_t watch_seq;
     atomic_uint watch_route;
     atomic_int watching;
@@ -251,7 +252,7 @@ static int respond_value(CzServerObject *self, cz_conn_t *c, PyObject *value) {
         respond_plain(c, 200, CT_TEXT, utf8, (size_t)len);
         return 0;
     }
-    if (PyBytes_CheckExact(value)) {
+    if (PyBytes_Check(value)) {
         respond_plain(c, 200, CT_BYTES, PyBytes_AS_STRING(value), (size_t)PyBytes_GET_SIZE(value));
         return 0;
     }
@@ -733,6 +734,11 @@ static cz_conn_dispatch_t offload(CzServerObject *self, cz_conn_t *c, const cz_h
     return CZ_CONN_PENDING;
 }
 
+static uint64_t hook_route_max_body(void *ctx, uint32_t route) {
+    CzServerObject *self = ctx;
+    return route < self->npolicy ? self->max_body[route] : 0;
+}
+
 static uint8_t route_policy(CzServerObject *self, uint32_t route) {
     return route < self->npolicy ? atomic_load_explicit(&self->policy[route], memory_order_relaxed) : POLICY_LOOP;
 }
@@ -976,6 +982,7 @@ static void Server_dealloc(CzServerObject *self) {
     if (self->router) cz_router_destroy(self->router);
     if (self->alloc) cz_http_buf_free(&self->scratch);
     if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, (void *)self->policy);
+    if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, self->max_body);
     Py_XDECREF(self->blocking_hook);
     Py_XDECREF(self->endpoints);
     Py_XDECREF(self->registered);
@@ -1052,21 +1059,27 @@ static PyObject *encode_pattern(PyObject *pattern) {
 static int grow_policy(CzServerObject *self, size_t n, uint8_t policy) {
     if (n <= self->npolicy) return 0;
     _Atomic uint8_t *p = cz_realloc(self->alloc->alloc, CZ_MEM_GENERAL, (void *)self->policy, n);
-    if (!p) {
+    if (p) self->policy = p;
+    uint64_t *b = p ? cz_realloc(self->alloc->alloc, CZ_MEM_GENERAL, self->max_body, n * sizeof(uint64_t)) : NULL;
+    if (b) self->max_body = b;
+    if (!p || !b) {
         PyErr_NoMemory();
         return -1;
     }
-    for (size_t i = self->npolicy; i < n; i++) atomic_init(&p[i], policy);
-    self->policy = p;
+    for (size_t i = self->npolicy; i < n; i++) {
+        atomic_init(&p[i], policy);
+        b[i] = 0;
+    }
     self->npolicy = n;
     return 0;
 }
 
-/* add_route(methods, pattern, endpoint, policy=0): every method or none. */
+/* add_route(methods, pattern, endpoint, policy=0, max_body=0): every method or none. */
 static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
     PyObject *methods_arg, *pattern, *ep;
     int policy = POLICY_AUTO;
-    if (!PyArg_ParseTuple(args, "OUO|i:add_route", &methods_arg, &pattern, &ep, &policy)) return NULL;
+    unsigned long long max_body = 0;
+    if (!PyArg_ParseTuple(args, "OUO|iK:add_route", &methods_arg, &pattern, &ep, &policy, &max_body)) return NULL;
     if (!valid_endpoint(ep)) return NULL;
     if (policy != POLICY_AUTO && policy != POLICY_POOL && policy != POLICY_LOOP) {
         PyErr_Format(PyExc_ValueError, "policy must be 0 (auto), 1 (thread pool) or 2 (loop), got %d", policy);
@@ -1122,6 +1135,7 @@ static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
         }
         if (grow_policy(self, (size_t)index + 1u, POLICY_LOOP) < 0) goto fail;
         atomic_store(&self->policy[index], (uint8_t)policy);
+        self->max_body[index] = max_body;
         PyObject *ix = PyLong_FromUnsignedLong(index);
         if (!ix || PyList_Append(indexes, ix) < 0 || PyList_Append(self->endpoints, ep) < 0 ||
             PyDict_SetItem(self->registered, PyList_GET_ITEM(keys, i), ix) < 0) {
@@ -1216,6 +1230,14 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
     c.http.max_header_bytes = (size_t)kw_double(cfg, "max_header_size", (double)c.http.max_header_bytes, &bad);
     c.http.max_headers = (size_t)kw_double(cfg, "max_headers", (double)c.http.max_headers, &bad);
     c.http.max_body = (size_t)kw_double(cfg, "max_body_size", (double)c.http.max_body, &bad);
+    /* Routes' own limits: the parser bounds bodies by the largest, each
+     * request by its route's (cz_conn). */
+    c.max_body = c.http.max_body;
+    int own_limits = 0;
+    for (size_t i = 0; i < self->npolicy; i++) {
+        own_limits |= self->max_body[i] != 0;
+        if (self->max_body[i] > c.http.max_body) c.http.max_body = (size_t)self->max_body[i];
+    }
     if (bad) return NULL;
     cz_server_hooks_t hooks = {
         .ctx = self,
@@ -1227,6 +1249,7 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
         .expired = hook_expired,
         .drained = hook_drained,
         .closed = hook_closed,
+        .route_max_body = own_limits ? hook_route_max_body : NULL, /* no lookup when no route has one */
     };
     self->server = cz_server_create(self->alloc->alloc, self->router, &c, &hooks);
     if (!self->server) return PyErr_NoMemory();

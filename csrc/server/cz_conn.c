@@ -436,6 +436,26 @@ static void hold(cz_conn_t *c, const char *data, size_t len) {
     c->held_len = len;
 }
 
+/* The body bound of the request whose head is complete: its route's. */
+static uint64_t body_limit_of(const cz_conn_t *c, const cz_http_request_t *req) {
+    const cz_conn_env_t *env = c->env;
+    uint64_t limit = env->max_body ? env->max_body : c->parser.limits.max_body;
+    if (!env->route_max_body) return limit;
+    cz_match_t m;
+    if (cz_router_match(env->router, req->method.base, req->method.len, req->path.base, req->path.len, &m) !=
+        CZ_MATCH_FOUND)
+        return limit;
+    uint64_t own = env->route_max_body(env->ctx, m.route_index);
+    return own ? own : limit;
+}
+
+/* A body over its route's bound: 413, then close (the rest is not read). */
+static void too_large(cz_conn_t *c) {
+    cz_http_buf_t *out = out_tail(c);
+    if (out && cz_http_write_error(out, c->env->date, 413, NULL, 1, 0, 0) != CZ_HTTP_OK) out_trim(c);
+    closing(c);
+}
+
 static void process(cz_conn_t *c, const char *data, size_t len) {
     const cz_conn_env_t *env = c->env;
     while (len) {
@@ -461,6 +481,10 @@ static void process(cz_conn_t *c, const char *data, size_t len) {
                 c->state = CZ_CONN_HEAD;
                 c->deadline = env->now(env->ctx, 0) + env->header_timeout_ms;
             } else if (c->state == CZ_CONN_BODY) {
+                if (cz_http_parser_body_len(&c->parser) > c->body_limit) {
+                    too_large(c); /* a chunked body that passed its bound */
+                    return;
+                }
                 c->deadline = env->now(env->ctx, 0) + env->body_timeout_ms;
             }
             return;
@@ -468,6 +492,11 @@ static void process(cz_conn_t *c, const char *data, size_t len) {
             const cz_http_request_t *req = cz_http_parser_request(&c->parser);
             c->state = CZ_CONN_BODY;
             c->deadline = env->now(env->ctx, 0) + env->body_timeout_ms;
+            c->body_limit = body_limit_of(c, req);
+            if (req->content_length > c->body_limit) {
+                too_large(c); /* said before any of it is read */
+                return;
+            }
             if (req->expect_continue && len == 0) {
                 cz_http_buf_t *out = out_tail(c);
                 if (!out ||
@@ -477,6 +506,10 @@ static void process(cz_conn_t *c, const char *data, size_t len) {
             break;
         }
         case CZ_HTTP_REQUEST:
+            if (c->state == CZ_CONN_BODY && cz_http_parser_request(&c->parser)->body.len > c->body_limit) {
+                too_large(c);
+                return;
+            }
             c->input_left = len > 0;
             on_request(c, cz_http_parser_request(&c->parser));
             c->input_left = 0;

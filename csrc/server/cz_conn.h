@@ -93,9 +93,16 @@ typedef struct {
     uint64_t keepalive_timeout_ms;  /* idle between requests (close) */
     uint64_t write_timeout_ms;      /* output not taken by the client (close) */
     int not_found;                  /* the application answers 404s itself */
-    int stopping;                   /* set by the transport: answer, then close */
-    uint64_t requests;              /* complete requests read (all connections) */
-    uint64_t abandoned;             /* requests whose client left before their answer was sent */
+    /* The body limit of requests to the route at `route_index` (router
+     * index), or 0 for max_body; NULL: max_body for every route. Asked
+     * when a request head is complete: a declared or received body over it
+     * is answered 413 and the connection closes. limits->max_body must be
+     * the largest of them (the parser's own bound). */
+    uint64_t max_body;
+    uint64_t (*route_max_body)(void *ctx, uint32_t route_index);
+    int stopping;       /* set by the transport: answer, then close */
+    uint64_t requests;  /* complete requests read (all connections) */
+    uint64_t abandoned; /* requests whose client left before their answer was sent */
 
     void *ctx;
     /* The transport's clock; `fresh` asks for the time now rather than the
@@ -149,6 +156,7 @@ struct cz_conn {
     size_t held_len;
     uint64_t deadline;    /* env->now ms; 0: none */
     uint64_t stream_left; /* STREAM with a known length: bytes still due */
+    uint64_t body_limit;  /* BODY: this request's bound (env->max_body or its route's) */
     void *user;           /* the embedder's (e.g. a stream's producer); never touched here */
 };
 

@@ -204,6 +204,11 @@ static void env_upgraded(void *ctx, cz_conn_t *c, const char *data, size_t len) 
     s->hooks.upgraded(s->hooks.ctx, c, data, len);
 }
 
+static uint64_t env_route_max_body(void *ctx, uint32_t route_index) {
+    cz_server_t *s = ctx;
+    return s->hooks.route_max_body(s->hooks.ctx, route_index); /* no Python: no lock */
+}
+
 static void env_drained(void *ctx, cz_conn_t *c) {
     cz_server_t *s = ctx;
     hooks_enter(s);
@@ -709,6 +714,8 @@ cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router, 
         .keepalive_timeout_ms = ms(s->cfg.keepalive_timeout),
         .write_timeout_ms = ms(s->cfg.write_timeout),
         .not_found = hooks->not_found,
+        .max_body = s->cfg.max_body,
+        .route_max_body = hooks->route_max_body ? env_route_max_body : NULL,
         .ctx = s,
         .now = env_now,
         .dispatch = env_dispatch,

@@ -44,6 +44,7 @@ typedef struct {
     int reuse_port;     /* SO_REUSEPORT, for workers sharing a port */
     int handle_signals; /* SIGINT/SIGTERM start a graceful stop */
     cz_http_limits_t http;
+    size_t max_body; /* requests to routes without their own limit; 0: http.max_body */
 } cz_server_config_t;
 
 #define CZ_SERVER_DEFAULT_MAX_CONNECTIONS   10000u
@@ -93,6 +94,9 @@ typedef struct {
     void (*expired)(void *ctx);
     /* cz_conn_env_t's upgraded (may be NULL). */
     void (*upgraded)(void *ctx, cz_conn_t *c, const char *data, size_t len);
+    /* cz_conn_env_t's route_max_body: a route's own body limit, or 0 for
+     * http.max_body (which must be the largest). May be NULL. */
+    uint64_t (*route_max_body)(void *ctx, uint32_t route_index);
     /* A STREAM connection can take more of its body: its queued output fell
      * under max_write_buffer, or cz_server_wake() asked. May be NULL. */
     void (*drained)(void *ctx, cz_conn_t *c);

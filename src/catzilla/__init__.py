@@ -2,11 +2,11 @@
 
 from catzilla.app import Catzilla
 from catzilla.background import BackgroundTasks
-from catzilla.datastructures import State
+from catzilla.datastructures import FormData, State, UploadFile
 from catzilla.dependencies import Depends, Security
 from catzilla.encoders import jsonable_encoder
 from catzilla.exceptions import HTTPException, RequestValidationError, ResponseValidationError
-from catzilla.params import Body, Cookie, Form, Header, Path, Query
+from catzilla.params import Body, Cookie, File, Form, Header, Path, Query
 from catzilla.request import Request
 from catzilla.response import (
     FileResponse,
@@ -26,8 +26,10 @@ __all__ = [
     "Catzilla",
     "Cookie",
     "Depends",
+    "File",
     "FileResponse",
     "Form",
+    "FormData",
     "HTMLResponse",
     "HTTPException",
     "Header",
@@ -45,6 +47,7 @@ __all__ = [
     "Security",
     "State",
     "StreamingResponse",
+    "UploadFile",
     "jsonable_encoder",
 ]
 __version__ = "0.3.0"

@@ -28,6 +28,12 @@ class _Block:
 def build_info() -> dict[str, Any]: ...
 def jemalloc_compiled() -> bool: ...
 
+# ---- py_multipart.c -------------------------------------------------------------------------
+
+def parse_multipart(
+    allocator: Allocator, body: bytes, content_type: str, max_parts: int, max_field_size: int, /
+) -> tuple[int, Any]: ...
+
 # ---- py_pool.c ------------------------------------------------------------------------------
 
 def _pool_configure(start_thread: Callable[[], Any], max_threads: int, /) -> None: ...
@@ -74,6 +80,8 @@ class RawRequest:
     def client(self) -> tuple[str, int] | None: ...
     @property
     def http_version(self) -> str: ...
+    @property
+    def allocator(self) -> Allocator: ...
 
 # ---- py_server.c ----------------------------------------------------------------------------
 
@@ -88,7 +96,7 @@ class _Pending:
 class Server:
     def __new__(cls, allocator: Allocator) -> Server: ...
     def add_route(
-        self, methods: str | Iterable[str], pattern: str, endpoint: list[Any], policy: int = 0, /
+        self, methods: str | Iterable[str], pattern: str, endpoint: list[Any], policy: int = 0, max_body: int = 0, /
     ) -> int | list[int]: ...
     def set_hooks(
         self,

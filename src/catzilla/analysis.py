@@ -28,8 +28,9 @@ from typing import Any
 from catzilla import convert, models
 from catzilla.background import BackgroundTasks
 from catzilla.convert import Scalar
+from catzilla.datastructures import UploadFile
 from catzilla.dependencies import Depends
-from catzilla.params import Body, Cookie, Form, Header, Param, Path, Query, Undefined
+from catzilla.params import Body, Cookie, File, Form, Header, Param, Path, Query, Undefined
 from catzilla.request import Request
 from catzilla.response import Response
 
@@ -233,6 +234,8 @@ def param_info(
             marker = Path()
         elif inner is dict or typing.get_origin(inner) is dict or models.contains_model(inner):
             marker = Body()
+        elif (convert.list_item(inner) or inner) is UploadFile:
+            marker = File()  # as in FastAPI: an UploadFile comes from the form
         else:
             marker = Query()
     source = marker.source

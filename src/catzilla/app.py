@@ -67,6 +67,12 @@ LIMITS = (
 )
 
 
+def check_body_size(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{where}: max_body_size must be an int >= 1 (bytes), got {value!r}")
+    return value
+
+
 def log_error(message: str, exc: BaseException) -> None:
     """A failure no client can be told of (e.g. a stream cut after its head was sent)."""
     logging.getLogger("catzilla.error").error(message, exc_info=exc)
@@ -108,6 +114,7 @@ class Catzilla(RouteDecorators):
         production: bool = False,
         debug: bool = False,
         threadpool_size: int = threadpool.DEFAULT_SIZE,
+        max_body_size: int | None = None,
         title: str = "Catzilla",
         version: str = "0.1.0",
         description: str = "",
@@ -124,6 +131,7 @@ class Catzilla(RouteDecorators):
         self.production = memory.check_bool("production", production)
         self.debug = memory.check_bool("debug", debug)
         self.threadpool_size = threadpool.check_size(threadpool_size)
+        self.max_body_size = None if max_body_size is None else check_body_size(max_body_size, "Catzilla()")
         self._memory = AppMemory(
             use_jemalloc=memory.check_bool("use_jemalloc", use_jemalloc),
             memory_profiling=memory.check_bool("memory_profiling", memory_profiling),
@@ -294,7 +302,9 @@ class Catzilla(RouteDecorators):
         # The endpoint list, shared by the route's methods; the C core reads it per request.
         target = binding.target()
         policy = threadpool.policy(options.get("threadpool"), binding.is_async, path)
-        indexes = self._server.add_route(method_list, path, target, policy)  # every method or none
+        own = options.get("max_body_size")
+        max_body = 0 if own is None else check_body_size(own, f"route {path!r}")
+        indexes = self._server.add_route(method_list, path, target, policy, max_body)  # every method or none
         for method, index in zip(method_list, indexes if isinstance(indexes, list) else [indexes], strict=True):
             self._route_names[index] = f"{method} {path}"
         if not internal:
@@ -501,6 +511,8 @@ class Catzilla(RouteDecorators):
     def _serve(
         self, host: str, port: int, config: dict[str, float], announce: Callable[[int], None] | None = None
     ) -> None:
+        if self.max_body_size is not None and "max_body_size" not in config:
+            config = dict(config, max_body_size=float(self.max_body_size))  # listen()'s wins
         run_sync = self._runner.run_sync
         try:
             self._lifespan.startup(self, run_sync)

@@ -125,7 +125,7 @@ class Compiler:
             "_hd": datastructures.header_dict,
             "_hdm": datastructures.header_multi,
             "_ck": _cookies,
-            "_pform": datastructures.parse_form,
+            "_pform": datastructures.parse_body_form,
             "_formv": _form_values,
             "_loads": _json.loads,
             "_Request": request_class,
@@ -302,7 +302,7 @@ class Compiler:
             for p, var in by_source["cookie"]:
                 out.extend(self.emit_lookup("cookies", p, var, False))
         if "form" in by_source:
-            out.append("    form = _pform(raw.body)")
+            out.append("    form = _pform(raw)")
             for p, var in by_source["form"]:
                 if p.adapter is not None:
                     out.extend(self.emit_form_model(p, var))

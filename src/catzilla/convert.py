@@ -156,7 +156,40 @@ TIME = Scalar(
     json_schema={"type": "string", "format": "time"},
 )
 
+
+def _as_upload(v: Any) -> Any:
+    from catzilla.datastructures import UploadFile
+
+    if not isinstance(v, UploadFile):
+        raise ValueError(f"Expected UploadFile, received: {type(v)}")
+    return v
+
+
+def _as_bytes(v: Any) -> bytes:
+    if isinstance(v, str):
+        return v.encode()
+    v.file.seek(0)
+    data: bytes = v.file.read()
+    return data
+
+
+def upload_scalar() -> Scalar:
+    from catzilla.datastructures import UploadFile
+
+    return Scalar(
+        UploadFile,
+        _as_upload,
+        "value_error",
+        "Value error, Expected UploadFile, received: <class 'str'>",
+        kind="other",
+        json_schema={"type": "string", "format": "binary"},
+    )
+
+
+BYTES = Scalar(bytes, _as_bytes, kind="other", json_schema={"type": "string", "format": "binary"})
+
 BUILTIN: dict[Any, Scalar] = {
+    bytes: BYTES,
     int: INT,
     float: FLOAT,
     bool: BOOL,
@@ -271,6 +304,8 @@ def scalar_for(annotation: Any) -> Scalar | None:
         return STR
     if annotation in BUILTIN:
         return BUILTIN[annotation]
+    if getattr(annotation, "__name__", None) == "UploadFile" and annotation.__module__ == "catzilla.datastructures":
+        return upload_scalar()
     if is_class(annotation) and issubclass(annotation, enum.Enum):
         return enum_scalar(annotation)
     if typing.get_origin(annotation) is typing.Literal:

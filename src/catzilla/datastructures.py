@@ -1,10 +1,18 @@
-"""Small immutable multi-value mappings: headers, query parameters, URLs."""
+"""Small immutable multi-value mappings: headers, query parameters, URLs;
+form data and uploaded files."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
+import tempfile
+from collections.abc import Generator, Iterator, Mapping
+from typing import IO, Any, NamedTuple
 from urllib.parse import parse_qsl, unquote_plus
+
+from catzilla import _core
+
+# An uploaded file stays in memory up to this size, then goes to a temporary
+# file (as in Starlette); one with no name on disk, so it is gone when closed.
+SPOOL_MAX_SIZE = 1024 * 1024
 
 
 class State:
@@ -164,6 +172,127 @@ def parse_form(body: bytes) -> dict[str, list[str]]:
     """An ``application/x-www-form-urlencoded`` body (UTF-8)."""
     out: dict[str, list[str]] = {}
     for k, v in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        out.setdefault(k, []).append(v)
+    return out
+
+
+class Ready:
+    """An awaitable whose value is already there (``await request.json()``)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        yield from ()  # a generator that yields nothing: `await` gets the value at once
+        return self.value
+
+
+class UploadFile:
+    """A file sent in a ``multipart/form-data`` body (Starlette's API): ``filename``,
+    ``content_type``, ``headers``, ``size``, ``file`` (a binary file object, in
+    memory up to 1 MiB, then a nameless temporary file); ``await read()``,
+    ``write()``, ``seek()``, ``close()``."""
+
+    def __init__(
+        self, file: IO[bytes], *, size: int | None = None, filename: str | None = None, headers: Headers | None = None
+    ) -> None:
+        self.file = file
+        self.size = size
+        self.filename = filename
+        self.headers = headers if headers is not None else Headers([])
+
+    @property
+    def content_type(self) -> str | None:
+        return self.headers.get("content-type")
+
+    async def read(self, size: int = -1) -> bytes:
+        return self.file.read(size)
+
+    async def write(self, data: bytes) -> None:
+        if self.size is not None:
+            self.size += len(data)
+        self.file.write(data)
+
+    async def seek(self, offset: int) -> None:
+        self.file.seek(offset)
+
+    async def close(self) -> None:
+        self.file.close()
+
+    def __repr__(self) -> str:
+        return f"UploadFile(filename={self.filename!r}, size={self.size!r}, headers={self.headers!r})"
+
+
+def upload_of(filename: str, headers: list[tuple[str, str]], data: bytes) -> UploadFile:
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_SIZE)  # noqa: SIM115 (the UploadFile owns it)
+    spool.write(data)
+    spool.seek(0)
+    return UploadFile(spool, size=len(data), filename=filename, headers=Headers([(k.lower(), v) for k, v in headers]))
+
+
+class FormData(Mapping[str, Any]):
+    """A form: field names to ``str`` values or ``UploadFile``s; a name may
+    repeat (``form[name]`` is the last, ``getlist(name)`` all, in order)."""
+
+    __slots__ = ("_dict", "_list")
+
+    def __init__(self, items: list[tuple[str, Any]]) -> None:
+        self._list = items
+        self._dict = {k: v for k, v in items}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._dict[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict)
+
+    def __len__(self) -> int:
+        return len(self._dict)
+
+    def getlist(self, key: str) -> list[Any]:
+        return [v for k, v in self._list if k == key]
+
+    def multi_items(self) -> list[tuple[str, Any]]:
+        return list(self._list)
+
+    async def close(self) -> None:
+        for _, v in self._list:
+            if isinstance(v, UploadFile):
+                await v.close()
+
+    def __repr__(self) -> str:
+        return f"FormData({self._list!r})"
+
+
+def form_items(raw: Any) -> list[tuple[str, Any]]:
+    """The fields of a request's form body, urlencoded or multipart (files as
+    ``UploadFile``); HTTPException 400 (malformed) or 413 (a limit) when a
+    multipart body cannot be read, naming why."""
+    ctype = ""
+    for k, v in raw.headers:
+        if k == "content-type":
+            ctype = v
+    if ctype[:10].lower() == "multipart/":
+        status, parts = _core.parse_multipart(raw.allocator, raw.body, ctype, 0, 0)
+        if status:
+            from catzilla.exceptions import HTTPException  # exceptions -> response -> here
+
+            raise HTTPException(status_code=status, detail=parts)
+        return [
+            (name, data.decode("utf-8", "replace") if filename is None else upload_of(filename, headers, data))
+            for name, filename, _ctype, headers, data in parts
+        ]
+    if ctype.partition(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+        return [(k, v) for k, vs in parse_form(raw.body).items() for v in vs]
+    return []  # another media type is not a form (as in Starlette)
+
+
+def parse_body_form(raw: Any) -> dict[str, list[Any]]:
+    """``form_items`` grouped by name, for parameter binding."""
+    out: dict[str, list[Any]] = {}
+    for k, v in form_items(raw):
         out.setdefault(k, []).append(v)
     return out
 

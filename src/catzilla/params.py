@@ -159,6 +159,14 @@ class Form(Param):
         self.media_type = media_type
 
 
+class File(Form):
+    """A file of a ``multipart/form-data`` body: annotate the parameter
+    ``UploadFile`` (or ``bytes`` for its content, or a list of either)."""
+
+    def __init__(self, default: Any = Undefined, *, media_type: str = "multipart/form-data", **kwargs: Any) -> None:
+        super().__init__(default, media_type=media_type, **kwargs)
+
+
 def __getattr__(name: str) -> Any:
     # Binding lives in catzilla.binding; imported lazily to keep this module a leaf.
     if name == "Binding":

@@ -6,13 +6,34 @@ never pays for headers, query parsing or cookies.
 
 from __future__ import annotations
 
+import sys
 from functools import cached_property
 from typing import Any
 from urllib.parse import unquote
 
 from catzilla import _json
 from catzilla._core import RawRequest
-from catzilla.datastructures import URL, Address, Headers, QueryParams, State
+from catzilla.datastructures import URL, Address, FormData, Headers, QueryParams, Ready, State, form_items
+
+
+def in_async_code() -> bool:
+    """True on a thread running an asyncio loop (an async handler's)."""
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and asyncio._get_running_loop() is not None
+
+
+def maybe_awaitable(value: Any) -> Any:
+    """``value``, or an awaitable of it in async code: ``request.json()`` in a
+    sync handler, ``await request.json()`` in an async one (as in Starlette)."""
+    return Ready(value) if in_async_code() else value
+
+
+class BodyBytes(bytes):
+    """The body: bytes (``request.body`` in a sync handler), and callable as in
+    Starlette (``await request.body()`` in an async one)."""
+
+    def __call__(self) -> Any:
+        return maybe_awaitable(bytes(self))
 
 
 def parse_cookies(header: str) -> dict[str, str]:
@@ -81,8 +102,8 @@ class Request:
         return None if peer is None else Address(*peer)
 
     @cached_property
-    def body(self) -> bytes:
-        return self._raw.body
+    def body(self) -> BodyBytes:
+        return BodyBytes(self._raw.body)
 
     @property
     def http_version(self) -> str:
@@ -98,8 +119,25 @@ class Request:
         return self.body.decode(charset)
 
     def json(self) -> Any:
-        """The body parsed as JSON; ValueError when it is not JSON."""
-        return _json.loads(self.body)
+        """The body parsed as JSON; ValueError when it is not JSON. Awaitable in
+        async code (``await request.json()``)."""
+        return maybe_awaitable(_json.loads(self.body))
+
+    @cached_property
+    def _form(self) -> FormData:
+        return FormData(form_items(self._raw))
+
+    def form(self) -> Any:
+        """The body as a form (urlencoded or multipart, files as ``UploadFile``):
+        a FormData; awaitable in async code (``await request.form()``).
+        HTTPException 400/413 when a multipart body cannot be read."""
+        return maybe_awaitable(self._form)
+
+    async def stream(self) -> Any:
+        """The body in pieces (``async for chunk in request.stream()``); the
+        body has been read whole by then (up to ``max_body_size``)."""
+        yield bytes(self.body)
+        yield b""
 
     def url_for(self, name: str, /, **path_params: Any) -> URL:
         """The absolute URL of the route or mount called ``name`` (``app.url_path_for``),

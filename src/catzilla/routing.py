@@ -21,6 +21,7 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 ROUTE_OPTIONS = frozenset(
     {
         "threadpool",
+        "max_body_size",
         "response_model",
         "status_code",
         "tags",
@@ -104,6 +105,7 @@ class RouteDecorators:
     summary, description, response_description, responses, deprecated,
     operation_id, include_in_schema, response_class,
     response_model_exclude_none, response_model_exclude_unset, middleware,
+    max_body_size (bytes this route's request bodies may have; 413 past it),
     threadpool (where a sync handler runs: None, the default, on the event
     loop until it is seen blocking, then on the thread pool; True the thread
     pool from the first call; False always the loop).

@@ -498,6 +498,40 @@ static void test_parse_error(void) {
     done();
 }
 
+static uint64_t route_limit(void *ctx, uint32_t route_index) {
+    (void)ctx;
+    return route_index == 1 ? 10u : 0u; /* "/defer": 10 bytes; the others: env.max_body */
+}
+
+static void test_body_limits(void) {
+    /* declared over the route's limit: 413 before any body byte, then close */
+    rig(1 << 20);
+    G.env.max_body = 5;
+    G.env.route_max_body = route_limit;
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n");
+    drain(0);
+    CHECK(sent_has("HTTP/1.1 413 ") && sent_has("Connection: close\r\n") && G.dispatched == 0);
+    CHECK(cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    done();
+    /* within the route's limit, over the app's: answered */
+    rig(1 << 20);
+    G.env.max_body = 5;
+    G.env.route_max_body = route_limit;
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789");
+    CHECK(G.dispatched == 1 && cz_conn_state(&G.c) == CZ_CONN_BUSY);
+    done();
+    /* another route keeps the app's limit; a chunked body is cut as it passes it */
+    rig(1 << 20);
+    G.env.max_body = 5;
+    G.env.route_max_body = route_limit;
+    feed("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n");
+    CHECK(cz_conn_state(&G.c) == CZ_CONN_BODY);
+    feed("4\r\nefgh\r\n");
+    drain(0);
+    CHECK(sent_has("HTTP/1.1 413 ") && G.dispatched == 0 && cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    done();
+}
+
 int main(void) {
     char err[256];
     A = cz_allocator_create(CZ_BACKEND_MALLOC, NULL, 0);
@@ -525,6 +559,7 @@ int main(void) {
     test_backpressure_holds_requests();
     test_deadlines();
     test_eof_and_shutdown();
+    test_body_limits();
     test_parse_error();
     cz_allocator_stats(A, &st);
     CHECK(st.allocated == idle); /* every connection gave back all it took */

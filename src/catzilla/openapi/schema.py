@@ -276,10 +276,10 @@ def describe_route(route: Any, method: str, builder: SchemaBuilder) -> dict[str,
                 ),
             }
             schema = {"$ref": REF + name}
-        op["requestBody"] = {
-            "content": {"application/x-www-form-urlencoded": {"schema": schema}},
-            "required": any(p.required for p in form_params),
-        }
+        # A file among the fields makes the form multipart (as FastAPI says).
+        is_file = any(getattr(p.marker, "media_type", "") == "multipart/form-data" for p in form_params)
+        media = "multipart/form-data" if is_file else "application/x-www-form-urlencoded"
+        op["requestBody"] = {"content": {media: {"schema": schema}}, "required": any(p.required for p in form_params)}
     status = route.status_code or 200
     ok: dict[str, Any] = {"description": route.response_description}
     if status not in NO_BODY:
