@@ -202,3 +202,28 @@ def test_body_limits_per_route_and_per_app() -> None:
     assert client.post("/small", content=chunks(2)).status_code == 413
     assert client.post("/large", content=chunks(201)).status_code == 413
     app.close()
+
+
+def test_fields_and_files_report_every_missing_one_in_order(app: Catzilla) -> None:
+    @app.post("/files/")
+    async def create_file(
+        file: Annotated[bytes, File()], fileb: Annotated[UploadFile, File()], token: Annotated[str, Form()]
+    ) -> dict[str, Any]:
+        return {"file_size": len(file), "token": token, "fileb_content_type": fileb.content_type}
+
+    def missing(*names: str) -> dict[str, Any]:
+        return {
+            "detail": [{"type": "missing", "loc": ["body", n], "msg": "Field required", "input": None} for n in names]
+        }
+
+    client = client_for(app)
+    assert client.post("/files/").json() == missing("file", "fileb", "token")
+    assert client.post("/files/", data={"token": "foo"}).json() == missing("file", "fileb")
+    assert client.post("/files/", json={"file": "Foo", "token": "Bar"}).json() == missing("file", "fileb", "token")
+    assert client.post("/files/", files={"file": ("t.txt", b"<file content>")}).json() == missing("fileb", "token")
+    r = client.post(
+        "/files/",
+        data={"token": "foo"},
+        files={"file": ("t.txt", b"<file content>"), "fileb": ("testb.txt", b"<file b content>", "text/plain")},
+    )
+    assert r.json() == {"file_size": 14, "token": "foo", "fileb_content_type": "text/plain"}
