@@ -3,6 +3,7 @@
 #include "py_json.h"
 
 #include <string.h>
+#include <strings.h>
 
 enum { SRC_PATH, SRC_QUERY, SRC_HEADER, SRC_BODY };
 enum { KIND_STR, KIND_INT, KIND_FLOAT, KIND_CALL };
@@ -142,6 +143,16 @@ static int within_constraints(const arg_spec_t *a, PyObject *v) {
     return 1;
 }
 
+/* A Content-Type that says JSON: application/json or application/...+json
+ * (FastAPI parses only those, or a body without Content-Type, as JSON). */
+static int json_media_type(cz_http_str_t v) {
+    size_t n = 0;
+    while (n < v.len && v.base[n] != ';' && v.base[n] != ' ' && v.base[n] != '\t') n++;
+    if (n < 12 || strncasecmp(v.base, "application/", 12) != 0) return 0;
+    return (n == 16 && strncasecmp(v.base + 12, "json", 4) == 0) ||
+           (n > 17 && strncasecmp(v.base + n - 5, "+json", 5) == 0);
+}
+
 /* One argument: a new reference, or NULL to decline (any exception cleared). */
 static PyObject *take_arg(const arg_spec_t *a, const cz_http_request_t *req, const cz_match_t *m) {
     const char *key = PyBytes_AS_STRING(a->key);
@@ -152,10 +163,14 @@ static PyObject *take_arg(const arg_spec_t *a, const cz_http_request_t *req, con
     case SRC_PATH: found = path_lookup(req, m, key, klen, &s); break;
     case SRC_QUERY: found = query_lookup(req->query, key, klen, &s); break;
     case SRC_HEADER: found = header_lookup(req, key, klen, &s); break;
-    default:
+    default: {
+        cz_http_str_t ct = {"", 0};
+        /* Another media type: the binder says why it is refused (422). */
+        if (header_lookup(req, "content-type", 12, &ct) && !json_media_type(ct)) return NULL;
         s = req->body;
         found = s.len > 0;
         break;
+    }
     }
     if (!found) return a->required ? NULL : Py_NewRef(a->dflt);
     PyObject *v;

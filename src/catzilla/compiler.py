@@ -126,6 +126,7 @@ class Compiler:
             "_hdm": datastructures.header_multi,
             "_ck": _cookies,
             "_pform": datastructures.parse_body_form,
+            "_isjson": datastructures.json_body_type,
             "_formv": _form_values,
             "_loads": _json.loads,
             "_Request": request_class,
@@ -477,11 +478,19 @@ class Compiler:
     def emit_body(self, params: list[tuple[ParamInfo, str]]) -> list[str]:
         keys = {p.key for p, _ in params}
         embed = len(keys) > 1 or any(getattr(p.marker, "embed", False) for p, _ in params)
-        out = ["    body = raw.body"]
+        # A body of another media type is not JSON (no CSRF through a simple
+        # text/plain POST): refused as FastAPI does, never parsed.
+        out = ["    body = raw.body", "    other = bool(body) and not _isjson(raw.headers)"]
         if not embed:
             for p, var in params:
                 out.append("    if not body:")
                 out += self.emit_missing(p, var, "        ", ("body",))
+                out += [
+                    "    elif other:",
+                    "        errors = _err(errors, 'model_attributes_type', ('body',), "
+                    "'Input should be a valid dictionary or object to extract fields from', "
+                    "body.decode('utf-8', 'replace'))",
+                ]
                 out.append("    else:")
                 if p.adapter is not None:
                     fn, exc_types, conv = p.adapter.json_entry()
@@ -504,7 +513,7 @@ class Compiler:
             return out
         out += [
             "    bj = _EMPTY",
-            "    if body:",
+            "    if body and not other:",
             "        try:",
             "            bj = _loads(body)",
             "        except ValueError as e:",

@@ -289,6 +289,16 @@ def form_items(raw: Any) -> list[tuple[str, Any]]:
     return []  # another media type is not a form (as in Starlette)
 
 
+def json_body_type(headers: list[tuple[str, str]]) -> bool:
+    """No Content-Type, ``application/json`` or ``application/...+json``: what
+    FastAPI parses as JSON."""
+    for k, v in headers:
+        if k == "content-type":
+            media = v.partition(";")[0].strip().lower()
+            return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return True
+
+
 def parse_body_form(raw: Any) -> dict[str, list[Any]]:
     """``form_items`` grouped by name, for parameter binding."""
     out: dict[str, list[Any]] = {}

@@ -8,6 +8,8 @@ import hashlib
 import os
 from typing import Annotated, Any
 
+from pydantic import BaseModel
+
 from catzilla import Catzilla, File, Form, Request, UploadFile
 from tests.framework.conftest import client_for
 
@@ -227,3 +229,22 @@ def test_fields_and_files_report_every_missing_one_in_order(app: Catzilla) -> No
         files={"file": ("t.txt", b"<file content>"), "fileb": ("testb.txt", b"<file b content>", "text/plain")},
     )
     assert r.json() == {"file_size": 14, "token": "foo", "fileb_content_type": "text/plain"}
+
+
+class Item(BaseModel):
+    name: str
+
+
+def test_a_json_body_needs_a_json_content_type(app: Catzilla) -> None:
+    @app.post("/items")
+    def create(item: Item) -> Item:
+        return item
+
+    client = client_for(app)
+    body = b'{"name": "a"}'
+    assert client.post("/items", content=body, headers={"content-type": "application/json"}).json() == {"name": "a"}
+    assert client.post("/items", content=body, headers={"content-type": "application/ld+json"}).json() == {"name": "a"}
+    assert client.post("/items", content=body).json() == {"name": "a"}  # no Content-Type: JSON, as FastAPI reads it
+    r = client.post("/items", content=body, headers={"content-type": "text/plain"})  # a CSRF-able simple request
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["type"] == "model_attributes_type"
