@@ -143,7 +143,7 @@ test-attacks: setup
 # benchmarks/.venvs/, created on demand; results in benchmarks/results/.
 # `make bench` is the full suite (about an hour); `make bench-quick` < 5 min.
 # Extra harness flags: make bench BENCH_ARGS="--servers catzilla,nginx".
-.PHONY: bench bench-quick bench-env bench-streaming
+.PHONY: bench bench-quick bench-env bench-streaming bench-uploads
 
 bench-env: setup
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
@@ -161,6 +161,9 @@ bench-quick: bench-env
 # Files, static directories and streams (benchmarks/streaming.py): Catzilla
 # against nginx, Starlette and Granian on static files; stream throughput;
 # RSS while a 1 GiB file and a 1 GiB stream go out.
+bench-uploads: bench-env
+	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.uploads $(BENCH_ARGS)
+
 bench-streaming: bench-env
 	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
 	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.streaming $(BENCH_ARGS)
