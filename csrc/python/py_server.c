@@ -68,6 +68,8 @@ typedef struct {
     PyObject *file_type;      /* catzilla.FileResponse (or None) */
     PyObject *logger_error;   /* (message, exc) -> None: a failure no client can be told of */
     PyObject *blocking_hook;  /* (route index) -> None: a route moved to the pool (or None) */
+    PyObject *pump;           /* (async iterator, _Stream) -> None: run its pump task (or None) */
+    PyObject *resolve;        /* (future) -> None: wake a parked pump, from the loop thread (or None) */
     cz_http_buf_t scratch;    /* JSON bodies are written here, then copied into the output */
     int running;
     /* Sync handlers: each route's POLICY_*, and the call the loop thread is
@@ -83,14 +85,29 @@ typedef struct {
     uv_thread_t watcher;
 } CzServerObject;
 
-/* A response body coming from an iterator, one piece per loop iteration
- * (sync) or per step of the asyncio loop (async); held in cz_conn_t.user. */
+/* A response body coming from an iterator; held in cz_conn_t.user.
+ *
+ * Sync: the loop thread takes one piece per loop iteration while the client
+ * keeps up. Async: one pump task on the asyncio loop (runner.py) iterates
+ * it and push()es pieces, posted to the loop thread without a hand-off per
+ * piece back; it parks while the connection is blocked or STREAM_AHEAD bytes
+ * are on their way, and its finish() ends the stream and lets the
+ * connection go (a hold taken for the pump's whole life). */
 typedef struct {
     PyObject_HEAD
     PyObject *iter;
-    PyObject *step; /* async: the _Pending of the __anext__() in flight */
     int is_async;
+    /* async (every field under the GIL): */
+    CzServerObject *server;
+    cz_conn_t *conn;
+    PyObject *waiter; /* the future the pump awaits until it may go on, or NULL */
+    Py_ssize_t ahead; /* bytes pushed, not yet written */
+    int blocked;      /* the connection's output is over its bound */
+    int gone;         /* the connection let go of the stream: push() refuses */
+    int finished;     /* finish() was called */
 } CzStreamObject;
+
+#define STREAM_AHEAD (256 * 1024) /* bytes a pump may have on their way to the loop thread */
 
 typedef struct {
     PyObject_HEAD
@@ -107,6 +124,7 @@ typedef struct {
     const cz_http_request_t *req;
     cz_match_t m;
     int cancelled; /* the client left before the call started */
+    int last;      /* a stream's finish() rather than one of its pieces */
 } CzPendingObject;
 
 extern PyTypeObject CzPending_Type;
@@ -120,7 +138,7 @@ static CzPendingObject *pending_new(CzServerObject *self, cz_conn_t *c) {
     p->conn = c;
     p->raw = p->result = p->exc = p->ep = p->plan = NULL;
     p->stream = NULL;
-    p->posted = p->cancelled = 0;
+    p->posted = p->cancelled = p->last = 0;
     memset(&p->job, 0, sizeof(p->job));
     p->req = NULL;
     return p;
@@ -321,9 +339,7 @@ static void log_failure(CzServerObject *self, const char *what) {
     Py_DECREF(exc);
 }
 
-/* Let go of a stream's iterator: close() a generator now (its `finally`
- * runs), aclose() an async one on the asyncio loop, cancelling the step in
- * flight. */
+/* An async iterator no pump ran: aclose() it on the asyncio loop. */
 static void stream_aclose(CzServerObject *self, CzStreamObject *st) {
     if (self->spawn == Py_None || !PyObject_HasAttrString(st->iter, "aclose")) return;
     PyObject *co = PyObject_CallMethod(st->iter, "aclose", NULL);
@@ -333,17 +349,18 @@ static void stream_aclose(CzServerObject *self, CzStreamObject *st) {
     Py_XDECREF(co);
 }
 
+/* Let go of a stream's iterator: close() a generator now (its `finally`
+ * runs); an async one's pump is cancelled (its source gets CancelledError in
+ * its await, or aclose() at its yield). */
 static void stream_release(CzServerObject *self, CzStreamObject *st) {
-    if (st->is_async && st->step) {
-        /* Cancelled in its await; aclose() follows once the step is back
-         * (an async generator cannot be closed while it runs). */
+    if (st->is_async) {
+        st->gone = 1;
+        Py_CLEAR(st->waiter);
         if (self->cancel != Py_None) {
-            PyObject *r = PyObject_CallOneArg(self->cancel, st->step);
+            PyObject *r = PyObject_CallOneArg(self->cancel, (PyObject *)st);
             if (!r) PyErr_WriteUnraisable(self->cancel);
             Py_XDECREF(r);
         }
-    } else if (st->is_async) {
-        stream_aclose(self, st);
     } else if (PyObject_HasAttrString(st->iter, "close")) {
         PyObject *r = PyObject_CallMethod(st->iter, "close", NULL);
         if (!r) log_failure(self, "closing a streamed response's iterator failed");
@@ -357,6 +374,7 @@ static void stream_detach(CzServerObject *self, cz_conn_t *c, int close_iter) {
     if (!st) return;
     c->user = NULL;
     if (close_iter) stream_release(self, st);
+    st->gone = 1;
     Py_DECREF(st);
 }
 
@@ -395,76 +413,66 @@ static void stream_end(CzServerObject *self, cz_conn_t *c) {
     stream_detach(self, c, 0);
 }
 
-static void stream_step(CzServerObject *self, cz_conn_t *c);
+/* Sync: the next piece, while the client keeps up. */
+static void stream_step(CzServerObject *self, cz_conn_t *c) {
+    CzStreamObject *st = c->user;
+    if (!st || st->is_async || cz_conn_state(c) != CZ_CONN_STREAM || !cz_conn_writable(c)) return;
+    PyObject *chunk = PyIter_Next(st->iter);
+    if (chunk) {
+        if (stream_write(c, chunk) < 0) stream_abort(self, c, "a streamed response failed");
+        /* Produce again at the next loop iteration while the client keeps
+         * up; otherwise cz_conn calls hooks.drained when it has taken the
+         * output. */
+        else if (cz_conn_writable(c)) cz_server_wake(c);
+        Py_DECREF(chunk);
+    } else if (PyErr_Occurred()) {
+        stream_abort(self, c, "a streamed response's iterator raised");
+    } else {
+        stream_end(self, c);
+    }
+}
 
-/* A step's chunk (or end) arrived for `c`: write it, then go on. */
-static void stream_advance(CzServerObject *self, cz_conn_t *c, PyObject *chunk) {
-    if (stream_write(c, chunk) < 0) {
+/* Async: let a parked pump go on when the connection can take more. */
+static void stream_unpark(CzServerObject *self, CzStreamObject *st) {
+    if (!st->waiter || st->blocked || st->ahead >= STREAM_AHEAD || self->resolve == Py_None) return;
+    /* Taken out first: the call may let the pump run (it releases the GIL)
+     * and park on a new future, which must not be dropped here. */
+    PyObject *waiter = st->waiter;
+    st->waiter = NULL;
+    PyObject *r = PyObject_CallOneArg(self->resolve, waiter);
+    if (!r) PyErr_WriteUnraisable(self->resolve);
+    Py_XDECREF(r);
+    Py_DECREF(waiter);
+}
+
+static Py_ssize_t piece_len(PyObject *chunk) {
+    if (PyBytes_Check(chunk)) return PyBytes_GET_SIZE(chunk);
+    if (PyUnicode_Check(chunk)) return PyUnicode_GET_LENGTH(chunk);
+    return 0;
+}
+
+/* Async: a piece (or the end) `p` the pump posted for `c`. */
+static void stream_piece_done(CzServerObject *self, cz_conn_t *c, CzPendingObject *p) {
+    CzStreamObject *st = p->stream;
+    int attached = cz_conn_is_open(c) && cz_conn_state(c) == CZ_CONN_STREAM && c->user == (void *)st;
+    if (p->last) {
+        if (!attached) return;
+        if (p->exc) {
+            PyErr_SetObject((PyObject *)Py_TYPE(p->exc), p->exc);
+            stream_abort(self, c, "a streamed response's async iterator raised");
+        } else {
+            stream_end(self, c);
+        }
+        return;
+    }
+    st->ahead -= piece_len(p->result);
+    if (!attached) return;
+    if (stream_write(c, p->result) < 0) {
         stream_abort(self, c, "a streamed response failed");
         return;
     }
-    /* Produce again at the next loop iteration while the client keeps up;
-     * otherwise cz_conn calls hooks.drained when it has taken the output. */
-    if (cz_conn_writable(c)) cz_server_wake(c);
-}
-
-static void stream_step(CzServerObject *self, cz_conn_t *c) {
-    CzStreamObject *st = c->user;
-    if (!st || cz_conn_state(c) != CZ_CONN_STREAM || !cz_conn_writable(c)) return;
-    if (!st->is_async) {
-        PyObject *chunk = PyIter_Next(st->iter);
-        if (chunk) {
-            stream_advance(self, c, chunk);
-            Py_DECREF(chunk);
-        } else if (PyErr_Occurred()) {
-            stream_abort(self, c, "a streamed response's iterator raised");
-        } else {
-            stream_end(self, c);
-        }
-        return;
-    }
-    if (st->step) return; /* one __anext__() at a time */
-    PyObject *aw = PyObject_CallMethod(st->iter, "__anext__", NULL);
-    CzPendingObject *p = aw ? pending_new(self, c) : NULL;
-    if (!p) {
-        Py_XDECREF(aw);
-        stream_abort(self, c, "a streamed response could not go on");
-        return;
-    }
-    p->stream = (CzStreamObject *)Py_NewRef(st);
-    cz_server_hold(c); /* until its completion has run */
-    PyObject *ok = PyObject_CallFunctionObjArgs(self->submit, aw, (PyObject *)p, NULL);
-    Py_DECREF(aw);
-    if (!ok) {
-        /* never posted: answer the hold here */
-        Py_DECREF(p);
-        stream_abort(self, c, "a streamed response could not be scheduled");
-        cz_server_post(cz_conn_server(c), c, NULL);
-        return;
-    }
-    Py_DECREF(ok);
-    st->step = (PyObject *)p; /* the runner holds one reference, the stream this one */
-}
-
-/* An async step completed (`p` posted by the runner). */
-static void stream_step_done(CzServerObject *self, cz_conn_t *c, CzPendingObject *p) {
-    CzStreamObject *st = p->stream;
-    Py_CLEAR(st->step);
-    if (!cz_conn_is_open(c) || c->user != (void *)st) {
-        /* the client went away meanwhile: the step was cancelled, now close */
-        stream_aclose(self, st);
-        return;
-    }
-    if (p->exc) {
-        if (PyErr_GivenExceptionMatches(p->exc, PyExc_StopAsyncIteration)) {
-            stream_end(self, c);
-        } else {
-            PyErr_SetObject((PyObject *)Py_TYPE(p->exc), p->exc);
-            stream_abort(self, c, "a streamed response's async iterator raised");
-        }
-        return;
-    }
-    stream_advance(self, c, p->result);
+    if (!cz_conn_writable(c)) st->blocked = 1; /* hooks.drained unblocks it */
+    stream_unpark(self, st);
 }
 
 /* Begin a streamed answer to `c` with `head`'s status and headers, its body
@@ -499,25 +507,111 @@ static int stream_start(CzServerObject *self, cz_conn_t *c, const cz_http_respon
         return -1;
     }
     st->iter = iter;
-    st->step = NULL;
     st->is_async = is_async;
+    st->server = (CzServerObject *)Py_NewRef(self);
+    st->conn = c;
+    st->waiter = NULL;
+    st->ahead = 0;
+    st->blocked = st->gone = st->finished = 0;
     int rc = cz_conn_stream_begin(c, head, length);
     if (rc != 1) {
         /* HEAD, 1xx/204/304, or no head could be written: the body is not wanted */
-        stream_release(self, st);
+        if (is_async) stream_aclose(self, st);
+        else stream_release(self, st);
         Py_DECREF(st);
         return 0;
     }
     c->user = st;
-    stream_step(self, c);
+    if (!is_async) {
+        stream_step(self, c);
+        return 0;
+    }
+    cz_server_hold(c); /* until the pump's finish() has been posted */
+    PyObject *r = self->pump != Py_None ? PyObject_CallFunctionObjArgs(self->pump, iter, (PyObject *)st, NULL) : NULL;
+    if (!r) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "no asyncio runner for an async stream");
+        stream_abort(self, c, "a streamed response could not be scheduled");
+        cz_server_post(cz_conn_server(c), c, NULL); /* answer the hold: no pump will */
+        return 0;
+    }
+    Py_DECREF(r);
     return 0;
 }
 
 static void Stream_dealloc(CzStreamObject *self) {
-    Py_XDECREF(self->step);
+    Py_XDECREF(self->waiter);
+    Py_XDECREF(self->server);
     Py_XDECREF(self->iter);
     PyObject_Free(self);
 }
+
+/* ---- the pump's side (asyncio thread, GIL held) ---- */
+
+/* Post `p` (a reference it keeps) for the stream's connection: a piece, or
+ * (last) the end that answers the pump's hold. 0, or -1: not posted. */
+static int stream_post(CzStreamObject *st, CzPendingObject *p, int last) {
+    cz_server_t *srv = st->server->server;
+    if (!srv) return -1; /* the server is gone */
+    int rc = last ? cz_server_post(srv, st->conn, p) : cz_server_post_more(srv, st->conn, p);
+    if (rc == -1) PyErr_NoMemory();
+    return rc;
+}
+
+static PyObject *Stream_push(CzStreamObject *self, PyObject *chunk) {
+    if (self->gone || self->finished) Py_RETURN_FALSE;
+    CzPendingObject *p = pending_new(self->server, self->conn);
+    if (!p) return NULL;
+    p->stream = (CzStreamObject *)Py_NewRef(self);
+    p->result = Py_NewRef(chunk);
+    p->posted = 1;
+    Py_ssize_t n = piece_len(chunk);
+    if (stream_post(self, p, 0) != 0) {
+        Py_DECREF(p);
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_FALSE;
+    }
+    self->ahead += n;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *Stream_writable(CzStreamObject *self, PyObject *unused) {
+    (void)unused;
+    /* gone: go on, to learn it from push() */
+    return PyBool_FromLong(self->gone || (!self->blocked && self->ahead < STREAM_AHEAD));
+}
+
+/* park(future) -> True when the pump must await it (the loop thread resolves
+ * it once the connection can take more), False when it may go on now. */
+static PyObject *Stream_park(CzStreamObject *self, PyObject *fut) {
+    if (self->gone || (!self->blocked && self->ahead < STREAM_AHEAD)) Py_RETURN_FALSE;
+    Py_XSETREF(self->waiter, Py_NewRef(fut));
+    Py_RETURN_TRUE;
+}
+
+/* finish(exc or None): the pump ended; the loop thread ends the body (or
+ * cuts it, logging exc) and lets the connection go. Once. */
+static PyObject *Stream_finish(CzStreamObject *self, PyObject *exc) {
+    if (self->finished) Py_RETURN_NONE;
+    self->finished = 1;
+    CzPendingObject *p = pending_new(self->server, self->conn);
+    if (!p) return NULL;
+    p->stream = (CzStreamObject *)Py_NewRef(self);
+    p->exc = exc != Py_None ? Py_NewRef(exc) : NULL;
+    p->last = p->posted = 1;
+    if (stream_post(self, p, 1) != 0) {
+        Py_DECREF(p);
+        if (PyErr_Occurred()) return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Stream_methods[] = {
+    {"push", (PyCFunction)Stream_push, METH_O, "push(piece) -> False once the connection let go of the stream."},
+    {"writable", (PyCFunction)Stream_writable, METH_NOARGS, "True while the pump may go on."},
+    {"park", (PyCFunction)Stream_park, METH_O, "park(future) -> True: await it before pushing more."},
+    {"finish", (PyCFunction)Stream_finish, METH_O, "finish(exc or None): the source ended (or raised exc)."},
+    {NULL, NULL, 0, NULL},
+};
 
 PyTypeObject CzStream_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -526,6 +620,7 @@ PyTypeObject CzStream_Type = {
     .tp_dealloc = (destructor)Stream_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "A response body being streamed from an iterator.",
+    .tp_methods = Stream_methods,
 };
 
 /* ---- files -------------------------------------------------------------------------------- */
@@ -849,7 +944,7 @@ static int hook_complete(void *ctx, cz_conn_t *c, void *item) {
         Py_DECREF(p);
     }
     if (p->stream) {
-        stream_step_done(self, c, p);
+        stream_piece_done(self, c, p);
     } else if (cz_conn_state(c) == CZ_CONN_BUSY) { /* not gone, nor answered 503 by a stop */
         if (p->exc) {
             respond_exception(self, c, p->raw, p->exc);
@@ -868,6 +963,12 @@ static int hook_complete(void *ctx, cz_conn_t *c, void *item) {
 }
 
 static void hook_drained(void *ctx, cz_conn_t *c) {
+    CzStreamObject *st = c->user;
+    if (st && Py_IS_TYPE((PyObject *)st, &CzStream_Type) && st->is_async) {
+        st->blocked = 0;
+        stream_unpark(ctx, st);
+        return;
+    }
     stream_step(ctx, c);
 }
 
@@ -970,6 +1071,8 @@ static PyObject *Server_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     self->endpoints = PyList_New(0);
     self->registered = PyDict_New();
     self->blocking_hook = Py_NewRef(Py_None);
+    self->pump = Py_NewRef(Py_None);
+    self->resolve = Py_NewRef(Py_None);
     if (!self->router || !self->endpoints || !self->registered) {
         Py_DECREF(self);
         return PyErr_NoMemory();
@@ -984,6 +1087,8 @@ static void Server_dealloc(CzServerObject *self) {
     if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, (void *)self->policy);
     if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, self->max_body);
     Py_XDECREF(self->blocking_hook);
+    Py_XDECREF(self->pump);
+    Py_XDECREF(self->resolve);
     Py_XDECREF(self->endpoints);
     Py_XDECREF(self->registered);
     Py_XDECREF(self->json_encode);
@@ -1162,14 +1267,15 @@ fail:
 }
 
 static PyObject *Server_set_hooks(CzServerObject *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"json_encode", "response_type", "render",   "error", "not_found",
-                             "submit",      "cancel_all",    "cancel",   "spawn", "streaming_type",
-                             "file_type",   "log_error",     "blocking", NULL};
-    enum { NHOOKS = 13 };
+    static char *kwlist[] = {
+        "json_encode", "response_type",  "render",    "error",     "not_found", "submit", "cancel_all", "cancel",
+        "spawn",       "streaming_type", "file_type", "log_error", "blocking",  "pump",   "resolve",    NULL};
+    enum { NHOOKS = 15 };
     PyObject *h[NHOOKS] = {NULL};
-    h[7] = h[8] = h[9] = h[10] = h[11] = h[12] = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!OOOOO|OOOOOO:set_hooks", kwlist, &h[0], &PyType_Type, &h[1], &h[2],
-                                     &h[3], &h[4], &h[5], &h[6], &h[7], &h[8], &h[9], &h[10], &h[11], &h[12]))
+    h[7] = h[8] = h[9] = h[10] = h[11] = h[12] = h[13] = h[14] = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!OOOOO|OOOOOOOO:set_hooks", kwlist, &h[0], &PyType_Type, &h[1], &h[2],
+                                     &h[3], &h[4], &h[5], &h[6], &h[7], &h[8], &h[9], &h[10], &h[11], &h[12], &h[13],
+                                     &h[14]))
         return NULL;
     for (int i = 9; i <= 10; i++) {
         if (h[i] != Py_None && !PyType_Check(h[i])) {
@@ -1180,7 +1286,7 @@ static PyObject *Server_set_hooks(CzServerObject *self, PyObject *args, PyObject
     PyObject **slots[NHOOKS] = {&self->json_encode,    &self->response_type,  &self->render_hook, &self->error_hook,
                                 &self->not_found_hook, &self->submit,         &self->cancel_all,  &self->cancel,
                                 &self->spawn,          &self->streaming_type, &self->file_type,   &self->logger_error,
-                                &self->blocking_hook};
+                                &self->blocking_hook,  &self->pump,           &self->resolve};
     for (int i = 0; i < NHOOKS; i++) Py_XSETREF(*slots[i], Py_NewRef(h[i]));
     Py_RETURN_NONE;
 }
@@ -1345,5 +1451,6 @@ int cz_py_server_register(PyObject *module) {
         return -1;
     if (PyModule_AddObjectRef(module, "Server", (PyObject *)&CzServer_Type) < 0) return -1;
     if (PyModule_AddObjectRef(module, "StaticFiles", (PyObject *)&CzStatic_Type) < 0) return -1;
+    if (PyModule_AddObjectRef(module, "_Stream", (PyObject *)&CzStream_Type) < 0) return -1;
     return PyModule_AddObjectRef(module, "_Pending", (PyObject *)&CzPending_Type);
 }

@@ -27,6 +27,7 @@ typedef struct cz_completion {
     struct cz_completion *next;
     cz_conn_t *conn;
     void *item;
+    int release; /* it answers a hold (cz_server_post), or not (cz_server_post_more) */
 } cz_completion_t;
 
 /* Socket facts, one flags word (the connection's own state is cz_conn's). */
@@ -649,8 +650,9 @@ static void on_wakeup(uv_async_t *a) {
         cz_conn_t *c = list->conn;
         hooks_enter(s);
         int again = s->hooks.complete(s->hooks.ctx, c, list->item);
+        int release = list->release;
         cz_free(s->alloc, CZ_MEM_TASK, list);
-        s->inflight--;
+        if (release) s->inflight--;
         if (cz_conn_is_open(c)) {
             /* A completion that answered nothing would leave the next
              * response passing for this request's. */
@@ -658,19 +660,20 @@ static void on_wakeup(uv_async_t *a) {
             cz_conn_resume(c);
             sock_sync(sock_of(c));
         }
-        sock_unref(sock_of(c));
+        if (release) sock_unref(sock_of(c));
         list = next;
     }
     if (stop) begin_stop(s);
     maybe_finish_stop(s);
 }
 
-int cz_server_post(cz_server_t *s, cz_conn_t *c, void *item) {
+static int post(cz_server_t *s, cz_conn_t *c, void *item, int release) {
     cz_completion_t *p = cz_malloc(s->alloc, CZ_MEM_TASK, sizeof(*p));
     if (!p) return -1;
     p->next = NULL;
     p->conn = c;
     p->item = item;
+    p->release = release;
     uv_mutex_lock(&s->lock);
     if (s->finished) {
         uv_mutex_unlock(&s->lock);
@@ -683,6 +686,14 @@ int cz_server_post(cz_server_t *s, cz_conn_t *c, void *item) {
     uv_mutex_unlock(&s->lock);
     uv_async_send(&s->wakeup);
     return 0;
+}
+
+int cz_server_post(cz_server_t *s, cz_conn_t *c, void *item) {
+    return post(s, c, item, 1);
+}
+
+int cz_server_post_more(cz_server_t *s, cz_conn_t *c, void *item) {
+    return post(s, c, item, 0);
 }
 
 void cz_server_stop(cz_server_t *s) {
@@ -853,7 +864,7 @@ void cz_server_destroy(cz_server_t *s) {
         cz_completion_t *next = list->next;
         hooks_enter(s);
         s->hooks.complete(s->hooks.ctx, list->conn, list->item);
-        sock_unref(sock_of(list->conn));
+        if (list->release) sock_unref(sock_of(list->conn));
         cz_free(s->alloc, CZ_MEM_TASK, list);
         list = next;
     }

@@ -131,6 +131,11 @@ void cz_server_stop(cz_server_t *s);
  * the server has finished (its stop's deadline passed): the item was not
  * taken and nobody will answer. */
 int cz_server_post(cz_server_t *s, cz_conn_t *c, void *item);
+/* As cz_server_post(), but the completion answers no hold: for a series of
+ * posts (a stream's pieces) made while a hold taken for the whole series
+ * keeps the connection; the series ends with one cz_server_post(). Posts
+ * from one thread run in the order they were made. */
+int cz_server_post_more(cz_server_t *s, cz_conn_t *c, void *item);
 
 /* ---- connections (loop thread only) ---------------------------------------------------- */
 

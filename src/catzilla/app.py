@@ -535,6 +535,8 @@ class Catzilla(RouteDecorators):
                 file_type=FileResponse,
                 log_error=log_error,
                 blocking=self._on_blocking,
+                pump=self._runner.pump,
+                resolve=self._runner.resolve,
             )
             threadpool.configure(self.threadpool_size)
             with serving.signals_to() as main_thread:

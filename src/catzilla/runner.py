@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Coroutine
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from catzilla._core import _Pending
+from catzilla._core import _Pending, _Stream
 
 if TYPE_CHECKING:
     import asyncio
@@ -28,7 +28,7 @@ class AsyncRunner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._by_pending: dict[_Pending, asyncio.Task[Any]] = {}  # loop thread only
+        self._by_pending: dict[_Pending | _Stream, asyncio.Task[Any]] = {}  # loop thread only
         self._aio: ModuleType | None = None  # asyncio, imported by the first async request
 
     def _start(self) -> asyncio.AbstractEventLoop:
@@ -61,7 +61,50 @@ class AsyncRunner:
         self._by_pending[pending] = task
         task.add_done_callback(lambda t: self._done(t, pending))
 
-    def cancel(self, pending: _Pending) -> None:
+    def pump(self, source: Any, stream: _Stream) -> None:
+        """Iterate an async response body on the loop, pushing its pieces to
+        ``stream`` (any thread); ``cancel(stream)`` stops it."""
+        loop = self._loop or self._start()
+        loop.call_soon_threadsafe(self._start_pump, source, stream)
+
+    def _start_pump(self, source: Any, stream: _Stream) -> None:
+        task = self._aio.ensure_future(self._pump(source, stream))  # type: ignore[union-attr]
+        self._tasks.add(task)
+        self._by_pending[stream] = task
+        task.add_done_callback(lambda t: self._pump_done(t, stream))
+
+    async def _pump(self, source: Any, stream: _Stream) -> None:
+        loop = self._aio.get_running_loop()  # type: ignore[union-attr]
+        try:
+            while True:
+                while not stream.writable():
+                    parked = loop.create_future()
+                    if stream.park(parked):
+                        await parked
+                try:
+                    piece = await source.__anext__()
+                except StopAsyncIteration:
+                    return
+                if not stream.push(piece):
+                    return  # the client went away
+        finally:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):  # already closed by the cancellation, or broken
+                    await aclose()
+
+    def _pump_done(self, task: asyncio.Task[Any], stream: _Stream) -> None:
+        self._tasks.discard(task)
+        self._by_pending.pop(stream, None)
+        stream.finish(None if task.cancelled() else task.exception())
+
+    def resolve(self, parked: asyncio.Future[Any]) -> None:
+        """Let a parked pump go on (the loop thread calls this)."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(_settle, parked)
+
+    def cancel(self, pending: _Pending | _Stream) -> None:
         """Cancel the task answering ``pending`` (its client went away); any thread."""
         loop = self._loop
         if loop is None:
@@ -125,3 +168,8 @@ class AsyncRunner:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
             loop.close()
+
+
+def _settle(parked: asyncio.Future[Any]) -> None:
+    if not parked.done():
+        parked.set_result(None)

@@ -85,6 +85,9 @@ def _encode(item: Any, sep: str) -> bytes:
     return ServerSentEvent(item, sep=sep).encode()
 
 
+SSE_QUEUE = 16  # events read ahead of the client at most
+
+
 class EventSourceResponse(StreamingResponse):
     def __init__(
         self,
@@ -132,29 +135,56 @@ class EventSourceResponse(StreamingResponse):
                 close()
 
     async def _async_events(self, content: AsyncIterable[Any]) -> AsyncIterator[bytes]:
+        """The source's events, with a ping after every ping_interval of quiet.
+
+        One reader task drains the source into a queue and one timer, re-armed
+        at each event, adds the pings: no task or timeout per event."""
         import asyncio
 
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=SSE_QUEUE)  # the source waits on a slow client
+        done = object()
         it = content.__aiter__()
-        step: asyncio.Future[Any] | None = None
+
+        async def read() -> None:
+            try:
+                async for item in it:
+                    await queue.put(item)
+            except BaseException as exc:  # handed to the response, raised there
+                await queue.put(exc)
+                return
+            await queue.put(done)
+
+        timer: asyncio.TimerHandle | None = None
+
+        def ping() -> None:
+            nonlocal timer
+            if queue.empty():  # events waiting need no ping
+                queue.put_nowait(None)
+            timer = loop.call_later(self.ping_interval, ping)
+
+        reader = loop.create_task(read())
+        timer = loop.call_later(self.ping_interval, ping)
         try:
             while True:
-                if step is None:
-                    step = asyncio.ensure_future(it.__anext__())
-                done, _ = await asyncio.wait({step}, timeout=self.ping_interval)
-                if not done:
+                item = await queue.get()
+                if item is None:
                     yield self._ping()
                     continue
-                finished, step = step, None
-                try:
-                    item = finished.result()
-                except StopAsyncIteration:
+                if item is done:
                     return
+                if isinstance(item, BaseException):
+                    raise item
+                timer.cancel()
+                timer = loop.call_later(self.ping_interval, ping)
                 yield _encode(item, self.sep)
         finally:
-            if step is not None:
-                step.cancel()
-                with contextlib.suppress(BaseException):  # the source's end, whatever it is
-                    await step
+            timer.cancel()
+            if not reader.done():
+                reader.cancel()  # into the source's await: its finally runs
+                with contextlib.suppress(BaseException):
+                    await reader
             aclose = getattr(it, "aclose", None)
             if aclose is not None:
-                await aclose()
+                with contextlib.suppress(RuntimeError):  # already closed by the cancellation
+                    await aclose()
