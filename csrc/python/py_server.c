@@ -117,12 +117,9 @@ typedef struct {
     PyObject *result, *exc; /* exactly one is set once completed */
     CzStreamObject *stream; /* a stream's step rather than a handler's result */
     int posted;
-    /* A sync handler's call on the thread pool: */
+    /* A sync handler's call on the thread pool (with `raw`, made before): */
     cz_py_job_t job;
-    PyObject *ep;   /* the route's endpoint list */
-    PyObject *plan; /* set by the call when its CallPlan renders the answer */
-    const cz_http_request_t *req;
-    cz_match_t m;
+    PyObject *ep;  /* the route's endpoint list */
     int cancelled; /* the client left before the call started */
     int last;      /* a stream's finish() rather than one of its pieces */
 } CzPendingObject;
@@ -136,11 +133,10 @@ static CzPendingObject *pending_new(CzServerObject *self, cz_conn_t *c) {
     if (!p) return NULL;
     p->server = (CzServerObject *)Py_NewRef(self);
     p->conn = c;
-    p->raw = p->result = p->exc = p->ep = p->plan = NULL;
+    p->raw = p->result = p->exc = p->ep = NULL;
     p->stream = NULL;
     p->posted = p->cancelled = p->last = 0;
     memset(&p->job, 0, sizeof(p->job));
-    p->req = NULL;
     return p;
 }
 static int stream_start(CzServerObject *self, cz_conn_t *c, const cz_http_response_t *head, PyObject *iterable);
@@ -795,8 +791,12 @@ static void pending_run(PyObject *owner) {
     CzPendingObject *p = (CzPendingObject *)owner;
     PyObject *result = NULL, *exc = NULL;
     if (!p->cancelled && p->server->server) {
-        result = endpoint_call(p->server, p->conn, p->req, &p->m, p->ep, &p->raw, &p->plan);
-        Py_XINCREF(p->plan);
+        /* Only the RawRequest made on the loop thread is read here: the
+         * connection's buffers are the loop thread's (a stop's 503 resets
+         * them while the call may still run). */
+        long mode = PyLong_AsLong(PyList_GET_ITEM(p->ep, 0));
+        PyObject *fn = PyList_GET_ITEM(p->ep, mode == MODE_DIRECT ? 3 : 1);
+        result = mode == MODE_NO_ARGS ? PyObject_CallNoArgs(fn) : PyObject_CallOneArg(fn, p->raw);
         if (!result) exc = take_exception();
     }
     /* Nothing ran (the client left): post all the same, so the connection
@@ -816,8 +816,12 @@ static cz_conn_dispatch_t offload(CzServerObject *self, cz_conn_t *c, const cz_h
         return CZ_CONN_DONE;
     }
     p->ep = Py_NewRef(ep);
-    p->req = req;
-    p->m = *m;
+    if (PyLong_AsLong(PyList_GET_ITEM(ep, 0)) != MODE_NO_ARGS &&
+        !(p->raw = cz_py_request_new(self->alloc, c, req, m))) {
+        Py_DECREF(p);
+        respond_raised(self, c, NULL);
+        return CZ_CONN_DONE;
+    }
     p->job.run = pending_run;
     p->job.owner = (PyObject *)p;
     if (cz_py_pool_submit(&p->job) < 0) {
@@ -949,7 +953,7 @@ static int hook_complete(void *ctx, cz_conn_t *c, void *item) {
         if (p->exc) {
             respond_exception(self, c, p->raw, p->exc);
         } else if (p->ep) { /* a pool call's result: rendered here, on the loop thread */
-            if (answer_result(self, c, Py_NewRef(p->result), p->raw, p->plan) == CZ_CONN_PENDING) {
+            if (answer_result(self, c, Py_NewRef(p->result), p->raw, NULL) == CZ_CONN_PENDING) {
                 cz_server_hold(c); /* a coroutine (async middleware): the runner answers */
                 again = 1;
             }
@@ -1032,7 +1036,6 @@ static PyObject *Pending_fail(CzPendingObject *self, PyObject *exc) {
 
 static void Pending_dealloc(CzPendingObject *self) {
     Py_XDECREF(self->ep);
-    Py_XDECREF(self->plan);
     Py_XDECREF(self->stream);
     Py_XDECREF(self->server);
     Py_XDECREF(self->raw);

@@ -79,7 +79,7 @@ struct cz_server {
     sock_t *socks;
     cz_server_counters_t counters;
     unsigned inflight; /* requests answered later through cz_server_post() */
-    client_t *clients; /* max_connections_per_client: CLIENT_SLOTS(max_connections) entries */
+    client_t *clients; /* max_connections_per_client: a power of two over 2 * max_connections entries */
     size_t nclients;
     int port, listening, stopping, loop_ready, locked;
     int expired; /* the stop's deadline and its linger passed: in-flight work is not waited for */
