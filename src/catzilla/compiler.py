@@ -369,10 +369,9 @@ class Compiler:
         conv = self.const(scalar.convert, "_conv")
         out += [f"{ind}try:", f"{ind}    {var} = {conv}(v)", f"{ind}except (ValueError, TypeError):"]
         if scalar.error_type == "value_error":
-            out.append(
-                f"{ind}    errors = _err(errors, 'value_error', {loc_code}, "
-                f"{self.const('Value error, invalid value')}, v)"
-            )
+            msg = scalar.error_msg or "Value error, invalid value"
+            ctx = self.const(scalar.error_ctx) if scalar.error_ctx else "None"
+            out.append(f"{ind}    errors = _err(errors, 'value_error', {loc_code}, {self.const(msg)}, v, {ctx})")
         else:
             ctx = self.const(scalar.error_ctx) if scalar.error_ctx else "None"
             out.append(

@@ -180,7 +180,8 @@ def upload_scalar() -> Scalar:
         UploadFile,
         _as_upload,
         "value_error",
-        "Value error, Expected UploadFile, received: <class 'str'>",
+        "Value error, Expected UploadFile, received: <class 'str'>",  # FastAPI's words
+        error_ctx={"error": {}},
         kind="other",
         json_schema={"type": "string", "format": "binary"},
     )
