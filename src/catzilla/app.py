@@ -235,11 +235,7 @@ class Catzilla(RouteDecorators):
     ) -> Route:
         """Register ``endpoint`` for ``path``; ValueError on a bad, duplicate or conflicting route.
 
-        Options: response_model, status_code, tags, dependencies, summary,
-        description, response_description, responses, deprecated,
-        operation_id, include_in_schema, response_class,
-        response_model_exclude_none, response_model_exclude_unset, middleware,
-        threadpool.
+        Options: those of ``RouteDecorators`` (catzilla.routing).
         """
         check_options(options)
         return self._add(
