@@ -454,19 +454,23 @@ class SlowAttack:
         self.ramp = ramp  # seconds over which the first connections are opened: no SYN flood
         self.stats = AttackStats(attackers=n)
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._attacker(i)) for i in range(self.n)]
 
     async def stop(self) -> None:
+        # A flag as well as the cancel: Python 3.10's wait_for can swallow a
+        # cancellation that meets its own timeout, and the loop would go on.
+        self._stopping = True
         for t in self._tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.wait(self._tasks, timeout=10)
 
     async def _attacker(self, index: int) -> None:
         loop = asyncio.get_running_loop()
         await asyncio.sleep(self.ramp * index / self.n)
-        while True:
+        while not self._stopping:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setblocking(False)
             if self.scenario == "slow-read":  # before connect: the window is agreed in the handshake
@@ -501,7 +505,7 @@ class SlowAttack:
             await asyncio.get_running_loop().sock_sendall(sock, SLOW_READ_REQUESTS)
         await asyncio.sleep(self.interval * random.random())  # spread the trickles over the interval
         try:
-            while True:
+            while not self._stopping:
                 # Non-blocking checks once per interval cost the attacker less
                 # than a reader per socket.
                 try:
