@@ -138,7 +138,9 @@ typedef struct {
     const cz_http_header_t *headers; /* in arrival order, duplicates kept */
     size_t num_headers;
     cz_http_str_t body;      /* whole body, de-chunked; complete only at
-                                CZ_HTTP_REQUEST (empty at CZ_HTTP_HEADERS) */
+                                CZ_HTTP_REQUEST (empty at CZ_HTTP_HEADERS);
+                                one piece at CZ_HTTP_BODY, empty at the
+                                REQUEST of a passed body */
     uint64_t content_length; /* declared Content-Length, 0 when none */
     uint8_t has_body;        /* Content-Length > 0 or chunked */
     uint8_t chunked;         /* Transfer-Encoding: chunked */
@@ -172,6 +174,13 @@ typedef enum {
      * the connection must be closed after the response: do not feed again.
      */
     CZ_HTTP_REQUEST,
+    /*
+     * After cz_http_parser_pass_body(): one piece of the body (de-chunked),
+     * req->body a view into the bytes just fed, valid until the next feed.
+     * Parsing is paused right after it; feed the rest (an empty feed may
+     * complete the request: the piece was its last).
+     */
+    CZ_HTTP_BODY,
     /*
      * The request is invalid or over a limit. Answer
      * cz_http_parser_status() (cz_http_write_error() builds it) and close.
@@ -218,6 +227,7 @@ typedef struct cz_http_parser {
     uint8_t hosts, tes; /* Host / Transfer-Encoding field count (sat.) */
     uint8_t te_chunked; /* sole Transfer-Encoding is exactly "chunked" */
     uint8_t expect;     /* "Expect: 100-continue" seen */
+    uint8_t pass;       /* body handed out piece by piece, not stored */
     uint8_t proto_len;
     char proto[4]; /* protocol name, must be "HTTP" */
 } cz_http_parser_t;
@@ -260,6 +270,11 @@ int cz_http_parser_in_request(const cz_http_parser_t *p);
 
 /* Body bytes (de-chunked) received so far of the current request. */
 size_t cz_http_parser_body_len(const cz_http_parser_t *p);
+
+/* Right after CZ_HTTP_HEADERS: hand this request's body out piece by piece
+ * (CZ_HTTP_BODY events, zero-copy views) rather than storing it; limits
+ * still apply to the total. -1 at any other time. */
+int cz_http_parser_pass_body(cz_http_parser_t *p);
 
 /* After CZ_HTTP_ERROR: the status to answer (400, 413, 414, 431, 500 or
  * 501) and a short reason for logs (static). 0 / NULL before any error. */

@@ -139,6 +139,7 @@ static int on_message_begin(llhttp_t *ll) {
     p->head_len = p->url_len = p->mark = 0;
     p->nhdrs = 0;
     p->body_len = 0;
+    p->pass = 0;
     p->trailer_bytes = p->trailer_fields = p->ext_bytes = 0;
     p->seen = 0;
     p->hosts = p->tes = p->te_chunked = p->expect = 0;
@@ -484,6 +485,14 @@ static int on_body(llhttp_t *ll, const char *at, size_t len) {
     size_t need;
 
     if (len > p->limits.max_body - p->body_len) return fail(p, 413, "body too large");
+    if (p->pass) { /* handed out as a view: CZ_HTTP_BODY (llhttp may report empty spans) */
+        if (len == 0) return 0;
+        p->body_len += len;
+        p->req.body.base = at;
+        p->req.body.len = len;
+        p->event = CZ_HTTP_BODY;
+        return HPE_PAUSED;
+    }
     need = p->body_len + len;
     if (need > p->body_cap) {
         /* a declared length is the exact bound; grow toward it only as
@@ -503,7 +512,9 @@ static int on_message_complete(llhttp_t *ll) {
     cz_http_parser_t *p = parser_of(ll);
     cz_http_request_t *r = &p->req;
 
-    if (p->body_len) {
+    r->body.base = "";
+    r->body.len = 0;
+    if (p->body_len && !p->pass) {
         r->body.base = p->body;
         r->body.len = p->body_len;
     }
@@ -571,6 +582,7 @@ static void start_connection(cz_http_parser_t *p) {
     p->head_len = p->url_len = p->mark = 0;
     p->nhdrs = 0;
     p->body_len = 0;
+    p->pass = 0;
     p->cur = NULL;
     p->base = p->msg_start = 0;
     p->method_end = p->url_end = p->fields_start = 0;
@@ -643,15 +655,19 @@ static void check_head_size(cz_http_parser_t *p) {
 
 cz_http_event_t cz_http_parser_feed(cz_http_parser_t *p, const char *data, size_t len, size_t *consumed) {
     size_t used = 0;
+    /* A piece handed out may have ended the body: llhttp completes the
+     * request without input, so run it once even on an empty feed. */
+    int run = p->event == CZ_HTTP_BODY;
 
     *consumed = 0;
     if (p->state == ST_ERROR) return CZ_HTTP_ERROR;
     if (p->state == ST_DONE) p->state = ST_IDLE;
     p->event = CZ_HTTP_NEED_MORE;
-    while (used < len && p->event == CZ_HTTP_NEED_MORE) {
+    while ((used < len || run) && p->event == CZ_HTTP_NEED_MORE) {
         llhttp_errno_t e;
 
-        p->cur = data + used;
+        run = 0;
+        p->cur = data ? data + used : "";
         e = llhttp_execute(&p->ll, p->cur, len - used);
         if (e == HPE_OK) {
             p->base += len - used;
@@ -683,6 +699,12 @@ const cz_http_request_t *cz_http_parser_request(const cz_http_parser_t *p) {
 
 size_t cz_http_parser_body_len(const cz_http_parser_t *p) {
     return p->body_len;
+}
+
+int cz_http_parser_pass_body(cz_http_parser_t *p) {
+    if (p->state != ST_BODY || p->event != CZ_HTTP_HEADERS) return -1;
+    p->pass = 1;
+    return 0;
 }
 
 int cz_http_parser_in_request(const cz_http_parser_t *p) {

@@ -15,7 +15,8 @@ typedef struct {
     size_t nheaders, nparams;
     int http_minor;
     char client_host[64];
-    int client_port; /* -1: unknown */
+    int client_port;       /* -1: unknown */
+    PyObject *body_stream; /* the body still arriving (a _BodyStream), or NULL */
 } CzRawRequestObject;
 
 static size_t put(char *blob, size_t *at, const char *src, size_t len, slice_t *s) {
@@ -35,6 +36,7 @@ PyObject *cz_py_request_new(CzAllocatorObject *alloc, cz_conn_t *c, const cz_htt
     CzRawRequestObject *self = PyObject_New(CzRawRequestObject, &CzRawRequest_Type);
     if (!self) return NULL;
     self->alloc = (CzAllocatorObject *)Py_NewRef(alloc);
+    self->body_stream = NULL;
     self->nheaders = req->num_headers;
     self->nparams = nparams;
     self->fields = NULL;
@@ -67,6 +69,7 @@ PyObject *cz_py_request_new(CzAllocatorObject *alloc, cz_conn_t *c, const cz_htt
 }
 
 static void RawRequest_dealloc(CzRawRequestObject *self) {
+    Py_XDECREF(self->body_stream);
     if (self->alloc) {
         cz_free(self->alloc->alloc, CZ_MEM_REQUEST, self->blob);
         cz_free(self->alloc->alloc, CZ_MEM_REQUEST, self->fields);
@@ -164,6 +167,19 @@ static PyObject *get_client(CzRawRequestObject *self, void *closure) {
     return Py_BuildValue("(si)", self->client_host, self->client_port);
 }
 
+void cz_py_request_set_stream(PyObject *raw, PyObject *stream) {
+    Py_XSETREF(((CzRawRequestObject *)raw)->body_stream, Py_NewRef(stream));
+}
+
+PyObject *cz_py_request_stream(PyObject *raw) {
+    return Py_IS_TYPE(raw, &CzRawRequest_Type) ? ((CzRawRequestObject *)raw)->body_stream : NULL;
+}
+
+static PyObject *get_body_stream(CzRawRequestObject *self, void *closure) {
+    (void)closure;
+    return Py_NewRef(self->body_stream ? self->body_stream : Py_None);
+}
+
 static PyObject *get_allocator(CzRawRequestObject *self, void *closure) {
     (void)closure;
     return Py_NewRef((PyObject *)self->alloc);
@@ -174,7 +190,9 @@ static PyGetSetDef RawRequest_getset[] = {
     {"method", (getter)get_method, NULL, "Request method.", NULL},
     {"path", (getter)get_path, NULL, "Raw path (not percent-decoded).", NULL},
     {"query_string", (getter)get_query_string, NULL, "Raw query string, without '?'.", NULL},
-    {"body", (getter)get_body, NULL, "Body bytes (de-chunked).", NULL},
+    {"body", (getter)get_body, NULL, "Body bytes (de-chunked); empty while body_stream is set.", NULL},
+    {"body_stream", (getter)get_body_stream, NULL, "The body as it arrives (a _BodyStream), or None: read whole.",
+     NULL},
     {"headers", (getter)get_headers, NULL, "[(lowercased name, value), ...].", NULL},
     {"path_params", (getter)get_path_params, NULL, "{name: raw value}.", NULL},
     {"client", (getter)get_client, NULL, "(host, port) of the peer, or None.", NULL},

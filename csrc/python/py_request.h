@@ -19,6 +19,12 @@ extern PyTypeObject CzRawRequest_Type;
 /* A new RawRequest for `req` on `c` with the params of `m` (may be NULL). */
 PyObject *cz_py_request_new(CzAllocatorObject *alloc, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m);
 
+/* Give `raw` (a RawRequest) the stream its body arrives through. */
+void cz_py_request_set_stream(PyObject *raw, PyObject *stream);
+
+/* Its body stream (borrowed), or NULL. */
+PyObject *cz_py_request_stream(PyObject *raw);
+
 int cz_py_request_register(PyObject *module);
 
 #endif

@@ -76,8 +76,9 @@ typedef struct {
      * in (watch_seq odd while in a call of route watch_route), which the
      * watcher thread looks at while the server runs. */
     _Atomic uint8_t *policy;
-    uint64_t *max_body; /* per router route: its own body limit, 0: the app's */
-    size_t npolicy;     /* entries of both */
+    uint64_t *max_body;   /* per router route: its own body limit, 0: the app's */
+    uint8_t *stream_body; /* per router route: 1 when its handler reads the body as it arrives */
+    size_t npolicy;       /* entries of both */
     atomic_uint_fast64_t watch_seq;
     atomic_uint watch_route;
     atomic_int watching;
@@ -122,7 +123,26 @@ typedef struct {
     PyObject *ep;  /* the route's endpoint list */
     int cancelled; /* the client left before the call started */
     int last;      /* a stream's finish() rather than one of its pieces */
+    int body_next; /* a request body's piece was taken: read on */
 } CzPendingObject;
+
+/* A request body arriving while its async handler runs (a route whose
+ * handler reads the body only through its Request): the loop thread puts
+ * each piece here (hook_body); take() hands it to the handler and asks the
+ * loop thread to read on. One piece waits at most: meanwhile the client is
+ * not read, so a handler that reads slowly slows the client down. Every
+ * field is under the GIL. */
+typedef struct {
+    PyObject_HEAD
+    CzServerObject *server;
+    cz_conn_t *conn;  /* NULL once the request is answered or its client gone */
+    PyObject *piece;  /* a piece not taken yet, or NULL */
+    PyObject *waiter; /* the future a reader awaits, or NULL */
+    int ended;        /* the whole body arrived */
+    int status;       /* the body cannot complete: 413, 400, 408 (answered so), 499 (the client left) */
+} CzBodyObject;
+
+extern PyTypeObject CzBody_Type;
 
 extern PyTypeObject CzPending_Type;
 extern PyTypeObject CzStream_Type;
@@ -135,7 +155,7 @@ static CzPendingObject *pending_new(CzServerObject *self, cz_conn_t *c) {
     p->conn = c;
     p->raw = p->result = p->exc = p->ep = NULL;
     p->stream = NULL;
-    p->posted = p->cancelled = p->last = 0;
+    p->posted = p->cancelled = p->last = p->body_next = 0;
     memset(&p->job, 0, sizeof(p->job));
     return p;
 }
@@ -619,6 +639,111 @@ PyTypeObject CzStream_Type = {
     .tp_methods = Stream_methods,
 };
 
+/* ---- request bodies read as they arrive ------------------------------------------------- */
+
+static CzBodyObject *body_of(PyObject *raw) {
+    PyObject *b = raw ? cz_py_request_stream(raw) : NULL;
+    return b ? (CzBodyObject *)b : NULL;
+}
+
+/* Wake the reader awaiting the body (loop thread). */
+static void body_wake(CzBodyObject *b) {
+    PyObject *waiter = b->waiter;
+    if (!waiter) return;
+    b->waiter = NULL;
+    if (b->server->resolve != Py_None) {
+        PyObject *r = PyObject_CallOneArg(b->server->resolve, waiter);
+        if (!r) PyErr_WriteUnraisable(b->server->resolve);
+        Py_XDECREF(r);
+    }
+    Py_DECREF(waiter);
+}
+
+/* The request no longer reads from its connection; a body not complete
+ * will not be (`status` says why). */
+static void body_detach(CzBodyObject *b, int status) {
+    if (!b) return;
+    b->conn = NULL;
+    if (!b->ended && !b->status) b->status = status;
+    body_wake(b);
+}
+
+static void hook_body(void *ctx, cz_conn_t *c, const char *data, size_t len, int status) {
+    CzPendingObject *p = c->user;
+    CzBodyObject *b = p && Py_IS_TYPE((PyObject *)p, &CzPending_Type) ? body_of(p->raw) : NULL;
+    (void)ctx;
+    if (!b || !b->conn) { /* nobody reads it: let it pass */
+        if (data) cz_conn_body_next(c);
+        return;
+    }
+    if (status) {
+        body_detach(b, status);
+    } else if (!data) {
+        b->ended = 1;
+    } else if (!(b->piece = PyBytes_FromStringAndSize(data, (Py_ssize_t)len))) {
+        PyErr_Clear();
+        body_detach(b, 500);
+        cz_conn_respond_error(c, 500, NULL);
+        return;
+    }
+    body_wake(b);
+}
+
+static void Body_dealloc(CzBodyObject *self) {
+    Py_XDECREF(self->piece);
+    Py_XDECREF(self->waiter);
+    Py_XDECREF(self->server);
+    PyObject_Free(self);
+}
+
+/* take() -> the next piece (bytes); b"" once the body is complete; None
+ * when none has arrived yet (park() then); an int status when the body
+ * cannot complete. Taking a piece lets the connection read on. */
+static PyObject *Body_take(CzBodyObject *self, PyObject *unused) {
+    (void)unused;
+    if (self->piece) {
+        PyObject *piece = self->piece;
+        self->piece = NULL;
+        cz_server_t *srv = self->server->server;
+        CzPendingObject *p = self->conn && srv ? pending_new(self->server, self->conn) : NULL;
+        if (p) {
+            p->body_next = p->posted = 1;
+            if (cz_server_post_more(srv, self->conn, p) != 0) Py_DECREF(p);
+        }
+        if (PyErr_Occurred()) PyErr_Clear(); /* out of memory: the body timeout ends it */
+        return piece;
+    }
+    if (self->status) return PyLong_FromLong(self->status);
+    if (self->ended) return PyBytes_FromStringAndSize("", 0);
+    if (!self->conn) return PyLong_FromLong(499);
+    Py_RETURN_NONE;
+}
+
+/* park(future) -> True when the reader must await it (the loop thread
+ * resolves it when a piece arrives), False when take() has something. */
+static PyObject *Body_park(CzBodyObject *self, PyObject *fut) {
+    if (self->piece || self->ended || self->status || !self->conn) Py_RETURN_FALSE;
+    Py_XSETREF(self->waiter, Py_NewRef(fut));
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef Body_methods[] = {
+    {"take", (PyCFunction)Body_take, METH_NOARGS,
+     "take() -> bytes (b'' at the end), None (nothing yet: park()), or int status (cut)."},
+    {"park", (PyCFunction)Body_park, METH_O, "park(future) -> True: await it, then take()."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject CzBody_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "catzilla._core._BodyStream",
+    .tp_basicsize = sizeof(CzBodyObject),
+    .tp_dealloc = (destructor)Body_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A request body arriving while its handler runs.",
+    .tp_methods = Body_methods,
+};
+
 /* ---- files -------------------------------------------------------------------------------- */
 
 /* Answer with the file at `path` (bytes): opened and checked here, then
@@ -750,6 +875,16 @@ static PyObject *endpoint_call(CzServerObject *self, cz_conn_t *c, const cz_http
         fn = PyList_GET_ITEM(ep, 3);
     }
     *raw = cz_py_request_new(self->alloc, c, req, m);
+    if (*raw && cz_conn_body_streaming(c)) {
+        CzBodyObject *b = PyObject_New(CzBodyObject, &CzBody_Type);
+        if (!b) return NULL;
+        b->server = (CzServerObject *)Py_NewRef(self);
+        b->conn = c;
+        b->piece = b->waiter = NULL;
+        b->ended = b->status = 0;
+        cz_py_request_set_stream(*raw, (PyObject *)b);
+        Py_DECREF(b);
+    }
     return *raw ? PyObject_CallOneArg(fn, *raw) : NULL;
 }
 
@@ -836,6 +971,11 @@ static cz_conn_dispatch_t offload(CzServerObject *self, cz_conn_t *c, const cz_h
 static uint64_t hook_route_max_body(void *ctx, uint32_t route) {
     CzServerObject *self = ctx;
     return route < self->npolicy ? self->max_body[route] : 0;
+}
+
+static int hook_route_streams_body(void *ctx, uint32_t route) {
+    CzServerObject *self = ctx;
+    return route < self->npolicy ? self->stream_body[route] : 0;
 }
 
 static uint8_t route_policy(CzServerObject *self, uint32_t route) {
@@ -943,6 +1083,12 @@ static int hook_complete(void *ctx, cz_conn_t *c, void *item) {
     CzPendingObject *p = item;
     int again = 0;
     if (!p) return 0; /* a hold answered without a post (stream_step) */
+    if (p->body_next) {
+        cz_conn_body_next(c); /* CZ_CONN_ESTATE when answered meanwhile: nothing to read */
+        p->conn = NULL;
+        Py_DECREF(p);
+        return 0;
+    }
     if (c->user == (void *)p) {
         c->user = NULL;
         Py_DECREF(p);
@@ -982,6 +1128,7 @@ static void hook_closed(void *ctx, cz_conn_t *c) {
     if (Py_IS_TYPE((PyObject *)c->user, &CzPending_Type)) {
         CzPendingObject *p = c->user;
         c->user = NULL;
+        body_detach(body_of(p->raw), 499);
         p->cancelled = 1; /* a pool call not started yet is skipped */
         if (self->cancel != Py_None) {
             PyObject *r = PyObject_CallOneArg(self->cancel, (PyObject *)p);
@@ -1011,6 +1158,10 @@ static PyObject *pending_finish(CzPendingObject *self, PyObject *result, PyObjec
     self->result = Py_XNewRef(result);
     self->exc = Py_XNewRef(exc);
     self->posted = 1;
+    /* Posts from this thread run in order: no body piece is asked for
+     * once the answer (which lets the connection go) is on its way. */
+    CzBodyObject *b = body_of(self->raw);
+    if (b) b->conn = NULL;
     if (!self->server->server) Py_RETURN_NONE; /* the server is gone: nobody to answer */
     Py_INCREF(self);                           /* released by hook_complete */
     int rc = cz_server_post(self->server->server, self->conn, self);
@@ -1089,6 +1240,7 @@ static void Server_dealloc(CzServerObject *self) {
     if (self->alloc) cz_http_buf_free(&self->scratch);
     if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, (void *)self->policy);
     if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, self->max_body);
+    if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, self->stream_body);
     Py_XDECREF(self->blocking_hook);
     Py_XDECREF(self->pump);
     Py_XDECREF(self->resolve);
@@ -1170,24 +1322,28 @@ static int grow_policy(CzServerObject *self, size_t n, uint8_t policy) {
     if (p) self->policy = p;
     uint64_t *b = p ? cz_realloc(self->alloc->alloc, CZ_MEM_GENERAL, self->max_body, n * sizeof(uint64_t)) : NULL;
     if (b) self->max_body = b;
-    if (!p || !b) {
+    uint8_t *st = b ? cz_realloc(self->alloc->alloc, CZ_MEM_GENERAL, self->stream_body, n) : NULL;
+    if (st) self->stream_body = st;
+    if (!p || !b || !st) {
         PyErr_NoMemory();
         return -1;
     }
     for (size_t i = self->npolicy; i < n; i++) {
         atomic_init(&p[i], policy);
         b[i] = 0;
+        st[i] = 0;
     }
     self->npolicy = n;
     return 0;
 }
 
-/* add_route(methods, pattern, endpoint, policy=0, max_body=0): every method or none. */
+/* add_route(methods, pattern, endpoint, policy=0, max_body=0, stream_body=False): every method or none. */
 static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
     PyObject *methods_arg, *pattern, *ep;
-    int policy = POLICY_AUTO;
+    int policy = POLICY_AUTO, stream_body = 0;
     unsigned long long max_body = 0;
-    if (!PyArg_ParseTuple(args, "OUO|iK:add_route", &methods_arg, &pattern, &ep, &policy, &max_body)) return NULL;
+    if (!PyArg_ParseTuple(args, "OUO|iKp:add_route", &methods_arg, &pattern, &ep, &policy, &max_body, &stream_body))
+        return NULL;
     if (!valid_endpoint(ep)) return NULL;
     if (policy != POLICY_AUTO && policy != POLICY_POOL && policy != POLICY_LOOP) {
         PyErr_Format(PyExc_ValueError, "policy must be 0 (auto), 1 (thread pool) or 2 (loop), got %d", policy);
@@ -1244,6 +1400,7 @@ static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
         if (grow_policy(self, (size_t)index + 1u, POLICY_LOOP) < 0) goto fail;
         atomic_store(&self->policy[index], (uint8_t)policy);
         self->max_body[index] = max_body;
+        self->stream_body[index] = (uint8_t)stream_body;
         PyObject *ix = PyLong_FromUnsignedLong(index);
         if (!ix || PyList_Append(indexes, ix) < 0 || PyList_Append(self->endpoints, ep) < 0 ||
             PyDict_SetItem(self->registered, PyList_GET_ITEM(keys, i), ix) < 0) {
@@ -1342,9 +1499,10 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
     /* Routes' own limits: the parser bounds bodies by the largest, each
      * request by its route's (cz_conn). */
     c.max_body = c.http.max_body;
-    int own_limits = 0;
+    int own_limits = 0, streams = 0;
     for (size_t i = 0; i < self->npolicy; i++) {
         own_limits |= self->max_body[i] != 0;
+        streams |= self->stream_body[i];
         if (self->max_body[i] > c.http.max_body) c.http.max_body = (size_t)self->max_body[i];
     }
     if (bad) return NULL;
@@ -1359,6 +1517,8 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
         .drained = hook_drained,
         .closed = hook_closed,
         .route_max_body = own_limits ? hook_route_max_body : NULL, /* no lookup when no route has one */
+        .route_streams_body = streams ? hook_route_streams_body : NULL,
+        .body = streams ? hook_body : NULL,
     };
     self->server = cz_server_create(self->alloc->alloc, self->router, &c, &hooks);
     if (!self->server) return PyErr_NoMemory();
@@ -1450,10 +1610,11 @@ PyTypeObject CzServer_Type = {
 
 int cz_py_server_register(PyObject *module) {
     if (PyType_Ready(&CzServer_Type) < 0 || PyType_Ready(&CzPending_Type) < 0 || PyType_Ready(&CzStream_Type) < 0 ||
-        PyType_Ready(&CzStatic_Type) < 0)
+        PyType_Ready(&CzBody_Type) < 0 || PyType_Ready(&CzStatic_Type) < 0)
         return -1;
     if (PyModule_AddObjectRef(module, "Server", (PyObject *)&CzServer_Type) < 0) return -1;
     if (PyModule_AddObjectRef(module, "StaticFiles", (PyObject *)&CzStatic_Type) < 0) return -1;
     if (PyModule_AddObjectRef(module, "_Stream", (PyObject *)&CzStream_Type) < 0) return -1;
+    if (PyModule_AddObjectRef(module, "_BodyStream", (PyObject *)&CzBody_Type) < 0) return -1;
     return PyModule_AddObjectRef(module, "_Pending", (PyObject *)&CzPending_Type);
 }

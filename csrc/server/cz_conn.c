@@ -187,15 +187,22 @@ static int stop_closes(const cz_conn_t *c) {
     return c->env->stopping && !c->held && !c->input_left;
 }
 
-/* Whether the response being written may leave the connection open. */
+/* A streamed body's progress (body_flow). */
+enum { BODY_NONE = 0, BODY_OPEN, BODY_WAITING, BODY_ENDED, BODY_FAILED };
+
+/* Whether the response being written may leave the connection open: not
+ * while the body it answers is still arriving (its rest is not read). */
 static int keeps_alive(const cz_conn_t *c) {
-    return c->keep_alive && !c->input_ended && !stop_closes(c);
+    return c->keep_alive && !c->input_ended && !stop_closes(c) &&
+           (c->body_flow == BODY_NONE || c->body_flow == BODY_ENDED);
 }
 
 /* The current request is answered (its response is queued, or closing). */
 static void request_done(cz_conn_t *c) {
+    int body_left = c->body_flow != BODY_NONE && c->body_flow != BODY_ENDED;
+    c->body_flow = BODY_NONE;
     cz_http_parser_done(&c->parser);
-    if (!c->keep_alive || c->input_ended || stop_closes(c)) {
+    if (!c->keep_alive || c->input_ended || stop_closes(c) || body_left) {
         closing(c);
         return;
     }
@@ -354,6 +361,17 @@ int cz_conn_stream_end(cz_conn_t *c) {
     return rc;
 }
 
+int cz_conn_body_next(cz_conn_t *c) {
+    if (c->state != CZ_CONN_BUSY || c->body_flow != BODY_WAITING) return CZ_CONN_ESTATE;
+    c->body_flow = BODY_OPEN;
+    c->deadline = c->env->now(c->env->ctx, 0) + c->env->body_timeout_ms;
+    return CZ_HTTP_OK;
+}
+
+int cz_conn_body_streaming(const cz_conn_t *c) {
+    return c->state == CZ_CONN_BUSY && (c->body_flow == BODY_OPEN || c->body_flow == BODY_WAITING);
+}
+
 int cz_conn_writable(cz_conn_t *c) {
     int ok = c->nseg < CZ_CONN_SEGS && cz_conn_out_held(c) <= c->env->max_write_buffer;
     if (!ok) c->producer_waits = 1;
@@ -436,16 +454,19 @@ static void hold(cz_conn_t *c, const char *data, size_t len) {
     c->held_len = len;
 }
 
-/* The body bound of the request whose head is complete: its route's. */
-static uint64_t body_limit_of(const cz_conn_t *c, const cz_http_request_t *req) {
+/* The body bound of the request whose head is complete (its route's), and
+ * whether its route reads the body as a stream. */
+static uint64_t body_limit_of(const cz_conn_t *c, const cz_http_request_t *req, int *stream) {
     const cz_conn_env_t *env = c->env;
     uint64_t limit = env->max_body ? env->max_body : c->parser.limits.max_body;
-    if (!env->route_max_body) return limit;
+    *stream = 0;
+    if (!env->route_max_body && !env->route_streams_body) return limit;
     cz_match_t m;
     if (cz_router_match(env->router, req->method.base, req->method.len, req->path.base, req->path.len, &m) !=
         CZ_MATCH_FOUND)
         return limit;
-    uint64_t own = env->route_max_body(env->ctx, m.route_index);
+    *stream = env->route_streams_body && env->body && env->route_streams_body(env->ctx, m.route_index);
+    uint64_t own = env->route_max_body ? env->route_max_body(env->ctx, m.route_index) : 0;
     return own ? own : limit;
 }
 
@@ -456,12 +477,57 @@ static void too_large(cz_conn_t *c) {
     closing(c);
 }
 
+/* A streamed body cannot complete: the application hears why, the client
+ * gets that status and the connection closes. */
+static void body_fail(cz_conn_t *c, int status) {
+    c->body_flow = BODY_FAILED;
+    c->env->body(c->env->ctx, c, NULL, 0, status);
+    if (c->state == CZ_CONN_BUSY) cz_conn_respond_error(c, status, NULL);
+}
+
+/* Parse a streamed body (BUSY, BODY_OPEN) until a piece waits for the
+ * application, the input runs out or the body ends; data and len: the rest. */
+static void body_pump(cz_conn_t *c, const char **data, size_t *len) {
+    const cz_conn_env_t *env = c->env;
+    while (c->state == CZ_CONN_BUSY && c->body_flow == BODY_OPEN) {
+        size_t used = 0;
+        cz_http_event_t ev = cz_http_parser_feed(&c->parser, *data, *len, &used);
+        *data += used;
+        *len -= used;
+        switch (ev) {
+        case CZ_HTTP_NEED_MORE: c->deadline = env->now(env->ctx, 0) + env->body_timeout_ms; return;
+        case CZ_HTTP_BODY: {
+            if (cz_http_parser_body_len(&c->parser) > c->body_limit) {
+                body_fail(c, 413); /* a chunked body that passed its bound */
+                return;
+            }
+            const cz_http_request_t *req = cz_http_parser_request(&c->parser);
+            c->body_flow = BODY_WAITING;
+            env->body(env->ctx, c, req->body.base, req->body.len, 0); /* may take it at once */
+            break;
+        }
+        case CZ_HTTP_REQUEST:
+            c->body_flow = BODY_ENDED;
+            env->body(env->ctx, c, NULL, 0, 0);
+            return;
+        default: body_fail(c, cz_http_parser_status(&c->parser)); return;
+        }
+    }
+}
+
 static void process(cz_conn_t *c, const char *data, size_t len) {
     const cz_conn_env_t *env = c->env;
-    while (len) {
+    while (len || (c->state == CZ_CONN_BUSY && c->body_flow == BODY_OPEN)) {
         switch (c->state) {
         case CZ_CONN_UPGRADED: env->upgraded(env->ctx, c, data, len); return;
         case CZ_CONN_BUSY:
+            if (c->body_flow == BODY_OPEN) {
+                body_pump(c, &data, &len);
+                if (c->state == CZ_CONN_BUSY && c->body_flow == BODY_OPEN) return; /* all read */
+                continue;
+            }
+            hold(c, data, len);
+            return;
         case CZ_CONN_STREAM: hold(c, data, len); return;
         case CZ_CONN_CLOSING:
         case CZ_CONN_CLOSED: return; /* nothing more is read: dropped */
@@ -492,7 +558,8 @@ static void process(cz_conn_t *c, const char *data, size_t len) {
             const cz_http_request_t *req = cz_http_parser_request(&c->parser);
             c->state = CZ_CONN_BODY;
             c->deadline = env->now(env->ctx, 0) + env->body_timeout_ms;
-            c->body_limit = body_limit_of(c, req);
+            int stream;
+            c->body_limit = body_limit_of(c, req, &stream);
             if (req->content_length > c->body_limit) {
                 too_large(c); /* said before any of it is read */
                 return;
@@ -502,6 +569,11 @@ static void process(cz_conn_t *c, const char *data, size_t len) {
                 if (!out ||
                     cz_http_buf_append(out, CZ_HTTP_100_CONTINUE, sizeof(CZ_HTTP_100_CONTINUE) - 1) != CZ_HTTP_OK)
                     out_trim(c); /* the client sends the body anyway after a while */
+            }
+            /* A body already in hand is read whole: the handler gets it at once. */
+            if (stream && (req->chunked || req->content_length > len) && cz_http_parser_pass_body(&c->parser) == 0) {
+                c->body_flow = BODY_OPEN;
+                on_request(c, req);
             }
             break;
         }
@@ -546,7 +618,15 @@ void cz_conn_feed(cz_conn_t *c, const char *data, size_t len) {
 
 int cz_conn_resume(cz_conn_t *c) {
     int went_on = 0;
-    if (c->held && c->state != CZ_CONN_BUSY && c->state != CZ_CONN_STREAM && !out_full(c)) {
+    if (c->state == CZ_CONN_BUSY && c->body_flow == BODY_OPEN) { /* a piece was taken: read on */
+        char *p = c->held;
+        size_t n = c->held_len;
+        c->held = NULL;
+        c->held_len = 0;
+        process(c, p ? p : "", n);
+        cz_free(c->env->alloc, CZ_MEM_REQUEST, p);
+        went_on = n > 0 || c->state != CZ_CONN_BUSY || c->body_flow != BODY_OPEN;
+    } else if (c->held && c->state != CZ_CONN_BUSY && c->state != CZ_CONN_STREAM && !out_full(c)) {
         char *p = c->held;
         size_t n = c->held_len;
         c->held = NULL;
@@ -572,8 +652,9 @@ int cz_conn_wants_input(const cz_conn_t *c) {
     case CZ_CONN_BUSY:
     case CZ_CONN_STREAM:
         /* Read while a request is answered, so a client that leaves is
-         * seen at once (a pipelined request is held meanwhile: one read). */
-        return !c->held && !c->input_ended;
+         * seen at once (a pipelined request is held meanwhile: one read);
+         * a streamed body waits for the application to take its piece. */
+        return !c->held && !c->input_ended && c->body_flow != BODY_WAITING;
     default: return 0;
     }
 }
@@ -602,7 +683,7 @@ void cz_conn_eof(cz_conn_t *c) {
 /* ---- time ------------------------------------------------------------------------------------------------- */
 
 uint64_t cz_conn_deadline(const cz_conn_t *c) {
-    return c->state == CZ_CONN_BUSY ? 0 : c->deadline;
+    return c->state == CZ_CONN_BUSY && c->body_flow != BODY_OPEN ? 0 : c->deadline;
 }
 
 void cz_conn_timeout(cz_conn_t *c) {
@@ -619,7 +700,9 @@ void cz_conn_timeout(cz_conn_t *c) {
         }
         cz_conn_abort(c);
         return;
-    case CZ_CONN_BUSY: return;
+    case CZ_CONN_BUSY:
+        if (c->body_flow == BODY_OPEN) body_fail(c, 408); /* the client stopped sending it */
+        return;
     default: cz_conn_abort(c);
     }
 }

@@ -23,6 +23,7 @@
  *             but cz_conn_destroy())
  *
  *   IDLE -> HEAD -> BODY -> BUSY -> IDLE (keep-alive) | CLOSING
+ *   HEAD -> BUSY (a streamed body: read while BUSY, see env->body)
  *   BUSY -> STREAM -> IDLE | CLOSING        BUSY -> UPGRADED -> CLOSING
  *   any -> CLOSING (parse error, timeout, stop) -> CLOSED
  *
@@ -100,6 +101,10 @@ typedef struct {
      * the largest of them (the parser's own bound). */
     uint64_t max_body;
     uint64_t (*route_max_body)(void *ctx, uint32_t route_index);
+    /* 1 when the route at `route_index` reads its body as a stream: its
+     * request is dispatched when its head is complete (unless the whole
+     * body is already in hand) and the body reaches env->body. NULL: none. */
+    int (*route_streams_body)(void *ctx, uint32_t route_index);
     int stopping;       /* set by the transport: answer, then close */
     uint64_t requests;  /* complete requests read (all connections) */
     uint64_t abandoned; /* requests whose client left before their answer was sent */
@@ -115,6 +120,14 @@ typedef struct {
      * data NULL once the peer has finished sending. May be NULL if nobody
      * upgrades. */
     void (*upgraded)(void *ctx, cz_conn_t *c, const char *data, size_t len);
+    /* BUSY, a request dispatched before its body (route_streams_body): a
+     * piece of the body (a view, valid during the call), then len 0 with
+     * status 0 at its end. Nothing more is read until cz_conn_body_next()
+     * (which may be called from inside this call). status != 0: the body
+     * cannot complete (413 over its limit, 400 malformed, 408 too slow);
+     * the request has been answered with it and the connection closes.
+     * Required with route_streams_body. */
+    void (*body)(void *ctx, cz_conn_t *c, const char *data, size_t len, int status);
     /* STREAM: queued output fell back under max_write_buffer; the producer
      * may go on. May be NULL. */
     void (*drained)(void *ctx, cz_conn_t *c);
@@ -152,6 +165,7 @@ struct cz_conn {
     uint8_t input_ended;    /* the peer finished sending */
     uint8_t producer_waits; /* STREAM: cz_conn_writable() said 0 */
     uint8_t input_left;     /* unparsed input follows the request being dispatched */
+    uint8_t body_flow;      /* BUSY: private, a streamed body's progress */
     char *held;             /* unparsed input waiting for the current request */
     size_t held_len;
     uint64_t deadline;    /* env->now ms; 0: none */
@@ -251,6 +265,14 @@ int cz_conn_stream_write(cz_conn_t *c, const void *data, size_t len);
 /* STREAM: the body is complete. A known length not reached closes the
  * connection (the client sees a short body, never a wrong one). */
 int cz_conn_stream_end(cz_conn_t *c);
+/* BUSY with a streamed body: the piece given to env->body was taken, read
+ * on. CZ_CONN_ESTATE when no piece waits. The transport then calls
+ * cz_conn_resume() (a hook.complete is followed by it anyway). An answer
+ * sent before the body's end closes the connection after it. */
+int cz_conn_body_next(cz_conn_t *c);
+/* 1 while the current request's body is streamed and not complete. */
+int cz_conn_body_streaming(const cz_conn_t *c);
+
 /* 1 while queued output is within max_write_buffer: a producer pauses at 0
  * and goes on at env->drained (called once per 0 seen). */
 int cz_conn_writable(cz_conn_t *c);

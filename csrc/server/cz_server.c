@@ -210,6 +210,17 @@ static uint64_t env_route_max_body(void *ctx, uint32_t route_index) {
     return s->hooks.route_max_body(s->hooks.ctx, route_index); /* no Python: no lock */
 }
 
+static int env_route_streams_body(void *ctx, uint32_t route_index) {
+    cz_server_t *s = ctx;
+    return s->hooks.route_streams_body(s->hooks.ctx, route_index); /* no Python: no lock */
+}
+
+static void env_body(void *ctx, cz_conn_t *c, const char *data, size_t len, int status) {
+    cz_server_t *s = ctx;
+    hooks_enter(s);
+    s->hooks.body(s->hooks.ctx, c, data, len, status);
+}
+
 static void env_drained(void *ctx, cz_conn_t *c) {
     cz_server_t *s = ctx;
     hooks_enter(s);
@@ -656,7 +667,7 @@ static void on_wakeup(uv_async_t *a) {
         if (cz_conn_is_open(c)) {
             /* A completion that answered nothing would leave the next
              * response passing for this request's. */
-            if (!again && cz_conn_state(c) == CZ_CONN_BUSY) cz_conn_respond_error(c, 500, NULL);
+            if (release && !again && cz_conn_state(c) == CZ_CONN_BUSY) cz_conn_respond_error(c, 500, NULL);
             cz_conn_resume(c);
             sock_sync(sock_of(c));
         }
@@ -727,6 +738,8 @@ cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router, 
         .not_found = hooks->not_found,
         .max_body = s->cfg.max_body,
         .route_max_body = hooks->route_max_body ? env_route_max_body : NULL,
+        .route_streams_body = hooks->route_streams_body && hooks->body ? env_route_streams_body : NULL,
+        .body = hooks->body ? env_body : NULL,
         .ctx = s,
         .now = env_now,
         .dispatch = env_dispatch,

@@ -97,6 +97,10 @@ typedef struct {
     /* cz_conn_env_t's route_max_body: a route's own body limit, or 0 for
      * http.max_body (which must be the largest). May be NULL. */
     uint64_t (*route_max_body)(void *ctx, uint32_t route_index);
+    /* cz_conn_env_t's route_streams_body and body (both or neither; NULL:
+     * bodies are read whole before dispatch). */
+    int (*route_streams_body)(void *ctx, uint32_t route_index);
+    void (*body)(void *ctx, cz_conn_t *c, const char *data, size_t len, int status);
     /* A STREAM connection can take more of its body: its queued output fell
      * under max_write_buffer, or cz_server_wake() asked. May be NULL. */
     void (*drained)(void *ctx, cz_conn_t *c);

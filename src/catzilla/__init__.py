@@ -7,7 +7,7 @@ from catzilla.dependencies import Depends, Security
 from catzilla.encoders import jsonable_encoder
 from catzilla.exceptions import HTTPException, RequestValidationError, ResponseValidationError
 from catzilla.params import Body, Cookie, File, Form, Header, Path, Query
-from catzilla.request import Request
+from catzilla.request import ClientDisconnect, Request
 from catzilla.response import (
     FileResponse,
     HTMLResponse,
@@ -24,6 +24,7 @@ __all__ = [
     "BackgroundTasks",
     "Body",
     "Catzilla",
+    "ClientDisconnect",
     "Cookie",
     "Depends",
     "File",

@@ -73,6 +73,8 @@ class RawRequest:
     @property
     def body(self) -> bytes: ...
     @property
+    def body_stream(self) -> _BodyStream | None: ...
+    @property
     def headers(self) -> list[tuple[str, str]]: ...
     @property
     def path_params(self) -> dict[str, str]: ...
@@ -102,10 +104,24 @@ class _Stream:
     def finish(self, exc: BaseException | None, /) -> None: ...
 
 @final
+class _BodyStream:
+    """A request body arriving while its async handler runs."""
+
+    def take(self) -> bytes | int | None: ...
+    def park(self, future: Any, /) -> bool: ...
+
+@final
 class Server:
     def __new__(cls, allocator: Allocator) -> Server: ...
     def add_route(
-        self, methods: str | Iterable[str], pattern: str, endpoint: list[Any], policy: int = 0, max_body: int = 0, /
+        self,
+        methods: str | Iterable[str],
+        pattern: str,
+        endpoint: list[Any],
+        policy: int = 0,
+        max_body: int = 0,
+        stream_body: bool = False,
+        /,
     ) -> int | list[int]: ...
     def set_hooks(
         self,

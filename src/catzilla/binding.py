@@ -36,6 +36,21 @@ def response_model_of(handler: Callable[..., Any], response_model: Any) -> Any:
     return base if models.contains_model(base) else None
 
 
+def uses_name(call: Callable[..., Any], name: str) -> bool:
+    """Whether the code of ``call`` (or of a function nested in it) names ``name``
+    (an attribute, a global): e.g. ``request.stream()``."""
+    target = inspect.unwrap(call)
+    method = getattr(type(target), "__call__", None)  # noqa: B004 (a callable instance)
+    code = getattr(target, "__code__", None) or getattr(method, "__code__", None)
+    todo = [code] if code is not None else []
+    while todo:
+        c = todo.pop()
+        if name in c.co_names:
+            return True
+        todo.extend(k for k in c.co_consts if inspect.iscode(k))
+    return False
+
+
 class Binding:
     """How one handler is called for one route."""
 
@@ -77,6 +92,16 @@ class Binding:
         d = self.dependant
         # True when the endpoint may return a coroutine.
         self.is_async = d.any_async() or any(e.any_async() for e in self.extra)
+        # The C core hands the body to the handler as it arrives when the
+        # handler (or a dependency) iterates request.stream() in async code, and
+        # nothing else needs the body whole first (a body parameter, sync code).
+        walked = [x for top in (d, *self.extra) for x in top.walk()]
+        readers = [x for x in walked if "request" in x.specials.values()]
+        self.stream_body = (
+            any(uses_name(x.call, "stream") for x in readers)
+            and all(x.is_async for x in readers)
+            and not any(p.source in ("body", "form") for x in walked for p in x.params)
+        )
         needs_request = d.params or d.deps or d.specials or self.extra
         self.mode = MODE_REQUEST if needs_request else MODE_NO_ARGS
         self._override_cache: dict[Any, Callable[..., Any]] = {}

@@ -266,16 +266,19 @@ class FormData(Mapping[str, Any]):
         return f"FormData({self._list!r})"
 
 
-def form_items(raw: Any) -> list[tuple[str, Any]]:
-    """The fields of a request's form body, urlencoded or multipart (files as
-    ``UploadFile``); HTTPException 400 (malformed) or 413 (a limit) when a
-    multipart body cannot be read, naming why."""
+def form_items(raw: Any, body: bytes | None = None) -> list[tuple[str, Any]]:
+    """The fields of a request's form body (``body``, else the one ``raw``
+    holds), urlencoded or multipart (files as ``UploadFile``); HTTPException
+    400 (malformed) or 413 (a limit) when a multipart body cannot be read,
+    naming why."""
+    if body is None:
+        body = raw.body
     ctype = ""
     for k, v in raw.headers:
         if k == "content-type":
             ctype = v
     if ctype[:10].lower() == "multipart/":
-        status, parts = _core.parse_multipart(raw.allocator, raw.body, ctype, 0, 0)
+        status, parts = _core.parse_multipart(raw.allocator, body, ctype, 0, 0)
         if status:
             from catzilla.exceptions import HTTPException  # exceptions -> response -> here
 
@@ -285,7 +288,7 @@ def form_items(raw: Any) -> list[tuple[str, Any]]:
             for name, filename, _ctype, headers, data in parts
         ]
     if ctype.partition(";")[0].strip().lower() == "application/x-www-form-urlencoded":
-        return [(k, v) for k, vs in parse_form(raw.body).items() for v in vs]
+        return [(k, v) for k, vs in parse_form(body).items() for v in vs]
     return []  # another media type is not a form (as in Starlette)
 
 

@@ -7,6 +7,7 @@ never pays for headers, query parsing or cookies.
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator, Iterator
 from functools import cached_property
 from typing import Any
 from urllib.parse import unquote
@@ -26,6 +27,81 @@ def maybe_awaitable(value: Any) -> Any:
     """``value``, or an awaitable of it in async code: ``request.json()`` in a
     sync handler, ``await request.json()`` in an async one (as in Starlette)."""
     return Ready(value) if in_async_code() else value
+
+
+class ClientDisconnect(Exception):
+    """The request's body cannot be read whole: its client went away (as in
+    Starlette), or the server answered it already (the body passed its route's
+    ``max_body_size``: 413; it was malformed: 400; it stopped coming: 408).
+    ``status_code`` says which (499: the client left)."""
+
+    def __init__(self, status_code: int = 499) -> None:
+        self.status_code = status_code
+        super().__init__(
+            "the client went away before the request body was read"
+            if status_code == 499
+            else f"the request body cannot be read whole: the server answered it {status_code}"
+        )
+
+
+async def _arrivals(stream: Any) -> AsyncIterator[bytes]:
+    """The pieces of a body as the connection hands them over (the C core
+    reads the next one once this one is taken)."""
+    asyncio = sys.modules["asyncio"]
+    loop = asyncio.get_running_loop()
+    while True:
+        piece = stream.take()
+        if piece is None:
+            parked = loop.create_future()
+            if stream.park(parked):
+                await parked
+            continue
+        if isinstance(piece, int):
+            raise ClientDisconnect(piece)
+        if not piece:
+            return
+        yield piece
+
+
+class PendingBody:
+    """``request.body`` while the body is still arriving (an async handler whose
+    route reads it as a stream): ``await request.body()`` reads it whole."""
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+
+    def __call__(self) -> Any:
+        return self._request._read_body()
+
+    def __bytes__(self) -> bytes:
+        raise RuntimeError(
+            "the request body is still arriving: use `await request.body()` or "
+            "`async for chunk in request.stream()` in an async handler"
+        )
+
+    __len__ = __iter__ = decode = __bytes__
+
+
+class _Stream:
+    """``request.stream()``: ``async for`` in an async handler, ``for`` in a sync one."""
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._request._chunks()
+
+    def __iter__(self) -> Iterator[bytes]:
+        body = self._request.body
+        if isinstance(body, PendingBody):
+            bytes(body)  # raises, saying what to do instead
+        if body:
+            yield bytes(body)
+        yield b""
 
 
 class BodyBytes(bytes):
@@ -101,9 +177,43 @@ class Request:
         peer = self._raw.client
         return None if peer is None else Address(*peer)
 
-    @cached_property
-    def body(self) -> BodyBytes:
-        return BodyBytes(self._raw.body)
+    @property
+    def body(self) -> Any:
+        """The body: bytes in a sync handler; ``await request.body()`` in an async
+        one (a ``BodyBytes``, or a ``PendingBody`` while it is still arriving)."""
+        body: BodyBytes | None = self.__dict__.get("_body")
+        if body is not None:
+            return body
+        if self._raw.body_stream is not None:
+            return PendingBody(self)
+        body = self.__dict__["_body"] = BodyBytes(self._raw.body)
+        return body
+
+    async def _read_body(self) -> bytes:
+        body = self.__dict__.get("_body")
+        if body is None:
+            if self.__dict__.get("_streamed"):
+                raise RuntimeError("the request body was already read by request.stream()")
+            self.__dict__["_streamed"] = True
+            pieces = [piece async for piece in _arrivals(self._raw.body_stream)]
+            body = self.__dict__["_body"] = BodyBytes(b"".join(pieces))
+        return bytes(body)
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        body = self.__dict__.get("_body")
+        if body is None and self._raw.body_stream is not None:
+            if self.__dict__.get("_streamed"):
+                raise RuntimeError("the request body was already read by request.stream()")
+            self.__dict__["_streamed"] = True
+            async for piece in _arrivals(self._raw.body_stream):
+                yield piece
+            yield b""
+            return
+        if body is None:
+            body = self.body
+        if body:
+            yield bytes(body)
+        yield b""
 
     @property
     def http_version(self) -> str:
@@ -116,28 +226,41 @@ class Request:
             key, _, value = part.strip().partition("=")
             if key.lower() == "charset" and value:
                 charset = value.strip('"')
-        return self.body.decode(charset)
+        return bytes(self.body).decode(charset)
 
     def json(self) -> Any:
         """The body parsed as JSON; ValueError when it is not JSON. Awaitable in
         async code (``await request.json()``)."""
+        if isinstance(self.body, PendingBody):
+            return self._json_async()
         return maybe_awaitable(_json.loads(self.body))
+
+    async def _json_async(self) -> Any:
+        return _json.loads(await self._read_body())
 
     @cached_property
     def _form(self) -> FormData:
-        return FormData(form_items(self._raw))
+        return FormData(form_items(self._raw, self.body))
 
     def form(self) -> Any:
         """The body as a form (urlencoded or multipart, files as ``UploadFile``):
         a FormData; awaitable in async code (``await request.form()``).
         HTTPException 400/413 when a multipart body cannot be read."""
+        if isinstance(self.body, PendingBody):
+            return self._form_async()
         return maybe_awaitable(self._form)
 
-    async def stream(self) -> Any:
-        """The body in pieces (``async for chunk in request.stream()``); the
-        body has been read whole by then (up to ``max_body_size``)."""
-        yield bytes(self.body)
-        yield b""
+    async def _form_async(self) -> FormData:
+        await self._read_body()
+        return self._form
+
+    def stream(self) -> _Stream:
+        """The body in pieces, as it arrives: ``async for chunk in
+        request.stream()`` in an async handler (the client is read as the
+        handler takes them), ``for chunk in request.stream()`` in a sync one
+        (the body is whole by then). Ends with an empty chunk, as in Starlette;
+        ``ClientDisconnect`` when the body cannot be read whole."""
+        return _Stream(self)
 
     def url_for(self, name: str, /, **path_params: Any) -> URL:
         """The absolute URL of the route or mount called ``name`` (``app.url_path_for``),

@@ -532,6 +532,139 @@ static void test_body_limits(void) {
     done();
 }
 
+/* ---- streamed request bodies (route_streams_body, env.body) ---------------- */
+
+static struct {
+    char got[256];
+    size_t len;
+    int pieces, ended, status;
+    int take_at_once; /* the body hook takes each piece inside the call */
+} B;
+
+static int streams_defer(void *ctx, uint32_t route_index) {
+    (void)ctx;
+    return route_index == 1; /* "/defer" */
+}
+
+static void body_hook(void *ctx, cz_conn_t *c, const char *data, size_t len, int status) {
+    (void)ctx;
+    if (status) {
+        B.status = status;
+        return;
+    }
+    if (!data) {
+        B.ended++;
+        return;
+    }
+    CHECK(len > 0 && B.len + len <= sizeof(B.got));
+    memcpy(B.got + B.len, data, len);
+    B.len += len;
+    B.pieces++;
+    if (B.take_at_once) CHECK(cz_conn_body_next(c) == CZ_HTTP_OK);
+}
+
+static void stream_rig(void) {
+    rig(1 << 20);
+    memset(&B, 0, sizeof(B));
+    G.env.route_streams_body = streams_defer;
+    G.env.body = body_hook;
+    G.env.max_body = 64;
+}
+
+/* The application takes the waiting piece; the transport resumes. */
+static void take(void) {
+    CHECK(cz_conn_body_next(&G.c) == CZ_HTTP_OK);
+    cz_conn_resume(&G.c);
+}
+
+static void test_streamed_body(void) {
+    /* dispatched at the head; one piece at a time, reading stops meanwhile */
+    stream_rig();
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n");
+    CHECK(G.dispatched == 1 && cz_conn_state(&G.c) == CZ_CONN_BUSY && cz_conn_body_streaming(&G.c));
+    CHECK(cz_conn_wants_input(&G.c) && B.pieces == 0);
+    feed("0123");
+    CHECK(B.pieces == 1 && B.len == 4 && !cz_conn_wants_input(&G.c));
+    CHECK(cz_conn_body_next(&G.c) == CZ_HTTP_OK && cz_conn_body_next(&G.c) == CZ_CONN_ESTATE);
+    cz_conn_resume(&G.c);
+    CHECK(cz_conn_wants_input(&G.c));
+    /* the last piece and a pipelined request in one read: the request is held */
+    feed("456789GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(B.pieces == 2 && B.ended == 0 && !cz_conn_wants_input(&G.c));
+    take(); /* an empty feed completes the body */
+    CHECK(B.ended == 1 && memcmp(B.got, "0123456789", 10) == 0 && !cz_conn_body_streaming(&G.c));
+    cz_http_response_t r = text(200, "ok");
+    CHECK(cz_conn_respond(&G.c, &r) == CZ_HTTP_OK);
+    cz_conn_resume(&G.c); /* the pipelined GET / */
+    drain(0);
+    CHECK(count(G.out, "HTTP/1.1 200 OK") == 2 && !sent_has("Connection: close") && G.dispatched == 2);
+    CHECK(cz_conn_state(&G.c) == CZ_CONN_IDLE);
+    done();
+
+    /* a body in hand with its head is read whole: no streaming */
+    stream_rig();
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
+    CHECK(G.dispatched == 1 && B.pieces == 0 && !cz_conn_body_streaming(&G.c));
+    CHECK(cz_conn_request(&G.c)->body.len == 3);
+    done();
+
+    /* chunked, taken inside the hook: pieces de-chunked, the end reported */
+    stream_rig();
+    B.take_at_once = 1;
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n");
+    CHECK(B.pieces == 2 && B.len == 5 && B.ended == 0 && cz_conn_wants_input(&G.c));
+    feed("0\r\n\r\n");
+    CHECK(B.ended == 1 && memcmp(B.got, "abcde", 5) == 0);
+    done();
+
+    /* a chunked body passing the limit: the hook hears 413, the client gets it, then close */
+    stream_rig();
+    B.take_at_once = 1;
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 20 && cz_conn_state(&G.c) == CZ_CONN_BUSY; i++) feed("8\r\n01234567\r\n");
+    drain(0);
+    CHECK(B.status == 413 && sent_has("HTTP/1.1 413 ") && sent_has("Connection: close"));
+    CHECK(cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    CHECK(cz_conn_respond(&G.c, &r) == CZ_CONN_ESTATE); /* the handler's late answer */
+    done();
+
+    /* answered before the body's end: Connection: close, the rest is not read */
+    stream_rig();
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n01");
+    CHECK(cz_conn_respond(&G.c, &r) == CZ_HTTP_OK);
+    drain(0);
+    CHECK(sent_has("HTTP/1.1 200 OK") && sent_has("Connection: close") && cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    CHECK(cz_conn_body_next(&G.c) == CZ_CONN_ESTATE);
+    done();
+
+    /* a body that stops coming: 408 once the body deadline passes; not while a piece waits */
+    stream_rig();
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n01");
+    CHECK(cz_conn_deadline(&G.c) == 0); /* the application holds the piece */
+    take();
+    CHECK(cz_conn_deadline(&G.c) == G.now + 20);
+    G.now += 21;
+    cz_conn_timeout(&G.c);
+    drain(0);
+    CHECK(B.status == 408 && sent_has("HTTP/1.1 408 ") && cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    done();
+
+    /* the client leaves mid-body: abandoned */
+    stream_rig();
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n01");
+    cz_conn_eof(&G.c);
+    CHECK(G.env.abandoned == 1 && cz_conn_state(&G.c) == CZ_CONN_CLOSED);
+    done();
+
+    /* a malformed chunk: 400 */
+    stream_rig();
+    B.take_at_once = 1;
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+    drain(0);
+    CHECK(B.status == 400 && sent_has("HTTP/1.1 400 ") && cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    done();
+}
+
 int main(void) {
     char err[256];
     A = cz_allocator_create(CZ_BACKEND_MALLOC, NULL, 0);
@@ -560,6 +693,7 @@ int main(void) {
     test_deadlines();
     test_eof_and_shutdown();
     test_body_limits();
+    test_streamed_body();
     test_parse_error();
     cz_allocator_stats(A, &st);
     CHECK(st.allocated == idle); /* every connection gave back all it took */
