@@ -17,6 +17,7 @@ typedef struct {
     char client_host[64];
     int client_port;       /* -1: unknown */
     PyObject *body_stream; /* the body still arriving (a _BodyStream), or NULL */
+    PyObject *form_parts;  /* the body spooled as multipart parts (a list), or NULL */
 } CzRawRequestObject;
 
 static size_t put(char *blob, size_t *at, const char *src, size_t len, slice_t *s) {
@@ -36,7 +37,7 @@ PyObject *cz_py_request_new(CzAllocatorObject *alloc, cz_conn_t *c, const cz_htt
     CzRawRequestObject *self = PyObject_New(CzRawRequestObject, &CzRawRequest_Type);
     if (!self) return NULL;
     self->alloc = (CzAllocatorObject *)Py_NewRef(alloc);
-    self->body_stream = NULL;
+    self->body_stream = self->form_parts = NULL;
     self->nheaders = req->num_headers;
     self->nparams = nparams;
     self->fields = NULL;
@@ -70,6 +71,7 @@ PyObject *cz_py_request_new(CzAllocatorObject *alloc, cz_conn_t *c, const cz_htt
 
 static void RawRequest_dealloc(CzRawRequestObject *self) {
     Py_XDECREF(self->body_stream);
+    Py_XDECREF(self->form_parts);
     if (self->alloc) {
         cz_free(self->alloc->alloc, CZ_MEM_REQUEST, self->blob);
         cz_free(self->alloc->alloc, CZ_MEM_REQUEST, self->fields);
@@ -171,6 +173,15 @@ void cz_py_request_set_stream(PyObject *raw, PyObject *stream) {
     Py_XSETREF(((CzRawRequestObject *)raw)->body_stream, Py_NewRef(stream));
 }
 
+void cz_py_request_set_form(PyObject *raw, PyObject *parts) {
+    Py_XSETREF(((CzRawRequestObject *)raw)->form_parts, Py_NewRef(parts));
+}
+
+static PyObject *get_form_parts(CzRawRequestObject *self, void *closure) {
+    (void)closure;
+    return Py_NewRef(self->form_parts ? self->form_parts : Py_None);
+}
+
 PyObject *cz_py_request_stream(PyObject *raw) {
     return Py_IS_TYPE(raw, &CzRawRequest_Type) ? ((CzRawRequestObject *)raw)->body_stream : NULL;
 }
@@ -192,6 +203,10 @@ static PyGetSetDef RawRequest_getset[] = {
     {"query_string", (getter)get_query_string, NULL, "Raw query string, without '?'.", NULL},
     {"body", (getter)get_body, NULL, "Body bytes (de-chunked); empty while body_stream is set.", NULL},
     {"body_stream", (getter)get_body_stream, NULL, "The body as it arrives (a _BodyStream), or None: read whole.",
+     NULL},
+    {"form_parts", (getter)get_form_parts, NULL,
+     "The multipart body spooled as it arrived: [(name, filename, content_type, headers, bytes or (fd, size))], "
+     "or None.",
      NULL},
     {"headers", (getter)get_headers, NULL, "[(lowercased name, value), ...].", NULL},
     {"path_params", (getter)get_path_params, NULL, "{name: raw value}.", NULL},

@@ -22,6 +22,9 @@ PyObject *cz_py_request_new(CzAllocatorObject *alloc, cz_conn_t *c, const cz_htt
 /* Give `raw` (a RawRequest) the stream its body arrives through. */
 void cz_py_request_set_stream(PyObject *raw, PyObject *stream);
 
+/* Give `raw` its multipart body, spooled as parts (a list). */
+void cz_py_request_set_form(PyObject *raw, PyObject *parts);
+
 /* Its body stream (borrowed), or NULL. */
 PyObject *cz_py_request_stream(PyObject *raw);
 

@@ -18,6 +18,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -26,6 +27,7 @@
 #include <uv.h>
 
 #include "cz_files.h"
+#include "cz_spool.h"
 #include "py_allocator.h"
 #include "py_direct.h"
 #include "py_json.h"
@@ -45,6 +47,13 @@ enum {
     POLICY_SEEN = 3  /* seen blocking: the pool from the next call on, said once */
 };
 #define WATCH_TICK_MS 2 /* how often the watcher looks at the loop thread */
+
+/* How a route's request body reaches its handler (add_route's body_mode). */
+enum {
+    BODY_WHOLE = 0,  /* read whole before the handler runs */
+    BODY_STREAM = 1, /* handed to the async handler as it arrives (request.stream()) */
+    BODY_SPOOL = 2   /* a multipart form: files spooled to disk as they arrive, then the handler */
+};
 extern PyTypeObject CzStatic_Type;
 
 typedef struct {
@@ -76,9 +85,9 @@ typedef struct {
      * in (watch_seq odd while in a call of route watch_route), which the
      * watcher thread looks at while the server runs. */
     _Atomic uint8_t *policy;
-    uint64_t *max_body;   /* per router route: its own body limit, 0: the app's */
-    uint8_t *stream_body; /* per router route: 1 when its handler reads the body as it arrives */
-    size_t npolicy;       /* entries of both */
+    uint64_t *max_body; /* per router route: its own body limit, 0: the app's */
+    uint8_t *body_mode; /* per router route: BODY_* */
+    size_t npolicy;     /* entries of both */
     atomic_uint_fast64_t watch_seq;
     atomic_uint watch_route;
     atomic_int watching;
@@ -124,6 +133,10 @@ typedef struct {
     int cancelled; /* the client left before the call started */
     int last;      /* a stream's finish() rather than one of its pieces */
     int body_next; /* a request body's piece was taken: read on */
+    /* A multipart body being spooled before the handler runs (BODY_SPOOL),
+     * with the route match to call it with once the body is complete. */
+    cz_spool_t *spool;
+    cz_match_t *match;
 } CzPendingObject;
 
 /* A request body arriving while its async handler runs (a route whose
@@ -156,6 +169,8 @@ static CzPendingObject *pending_new(CzServerObject *self, cz_conn_t *c) {
     p->raw = p->result = p->exc = p->ep = NULL;
     p->stream = NULL;
     p->posted = p->cancelled = p->last = p->body_next = 0;
+    p->spool = NULL;
+    p->match = NULL;
     memset(&p->job, 0, sizeof(p->job));
     return p;
 }
@@ -668,10 +683,16 @@ static void body_detach(CzBodyObject *b, int status) {
     body_wake(b);
 }
 
+static void spool_body(CzServerObject *self, cz_conn_t *c, CzPendingObject *p, const char *data, size_t len,
+                       int status);
+
 static void hook_body(void *ctx, cz_conn_t *c, const char *data, size_t len, int status) {
     CzPendingObject *p = c->user;
+    if (p && Py_IS_TYPE((PyObject *)p, &CzPending_Type) && p->spool) {
+        spool_body(ctx, c, p, data, len, status);
+        return;
+    }
     CzBodyObject *b = p && Py_IS_TYPE((PyObject *)p, &CzPending_Type) ? body_of(p->raw) : NULL;
-    (void)ctx;
     if (!b || !b->conn) { /* nobody reads it: let it pass */
         if (data) cz_conn_body_next(c);
         return;
@@ -856,35 +877,47 @@ static cz_conn_dispatch_t direct_answer(CzServerObject *self, cz_conn_t *c, PyOb
     return CZ_CONN_DONE;
 }
 
+/* The RawRequest of `req`, with the stream its body arrives through (a
+ * streamed body) or its spooled form `parts` (may be NULL). */
+static PyObject *raw_of(CzServerObject *self, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m,
+                        PyObject *parts) {
+    PyObject *raw = cz_py_request_new(self->alloc, c, req, m);
+    if (raw && parts) cz_py_request_set_form(raw, parts);
+    if (raw && cz_conn_body_streaming(c) && !parts) {
+        CzBodyObject *b = PyObject_New(CzBodyObject, &CzBody_Type);
+        if (!b) {
+            Py_DECREF(raw);
+            return NULL;
+        }
+        b->server = (CzServerObject *)Py_NewRef(self);
+        b->conn = c;
+        b->piece = b->waiter = NULL;
+        b->ended = b->status = 0;
+        cz_py_request_set_stream(raw, (PyObject *)b);
+        Py_DECREF(b);
+    }
+    return raw;
+}
+
 /* Call the endpoint `ep` for `req`: its result, or NULL with an exception.
  * *raw: the RawRequest made for the call, if any; *plan: the CallPlan that
  * renders the answer (a direct call it did not decline), else NULL. */
 static PyObject *endpoint_call(CzServerObject *self, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m,
-                               PyObject *ep, PyObject **raw, PyObject **plan) {
+                               PyObject *ep, PyObject *parts, PyObject **raw, PyObject **plan) {
     long mode = PyLong_AsLong(PyList_GET_ITEM(ep, 0));
     PyObject *fn = PyList_GET_ITEM(ep, 1);
     *raw = *plan = NULL;
     if (mode == MODE_NO_ARGS) return PyObject_CallNoArgs(fn);
-    if (mode == MODE_DIRECT) {
+    if (mode == MODE_DIRECT && !parts) {
         int declined;
         PyObject *result = cz_py_direct_call(PyList_GET_ITEM(ep, 2), fn, req, m, &declined);
         if (!declined) {
             *plan = PyList_GET_ITEM(ep, 2);
             return result;
         }
-        fn = PyList_GET_ITEM(ep, 3);
     }
-    *raw = cz_py_request_new(self->alloc, c, req, m);
-    if (*raw && cz_conn_body_streaming(c)) {
-        CzBodyObject *b = PyObject_New(CzBodyObject, &CzBody_Type);
-        if (!b) return NULL;
-        b->server = (CzServerObject *)Py_NewRef(self);
-        b->conn = c;
-        b->piece = b->waiter = NULL;
-        b->ended = b->status = 0;
-        cz_py_request_set_stream(*raw, (PyObject *)b);
-        Py_DECREF(b);
-    }
+    if (mode == MODE_DIRECT) fn = PyList_GET_ITEM(ep, 3);
+    *raw = raw_of(self, c, req, m, parts);
     return *raw ? PyObject_CallOneArg(fn, *raw) : NULL;
 }
 
@@ -944,15 +977,14 @@ static void pending_run(PyObject *owner) {
 
 /* Run the route's sync handler on the thread pool. */
 static cz_conn_dispatch_t offload(CzServerObject *self, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m,
-                                  PyObject *ep) {
+                                  PyObject *ep, PyObject *parts) {
     CzPendingObject *p = pending_new(self, c);
     if (!p) {
         respond_raised(self, c, NULL);
         return CZ_CONN_DONE;
     }
     p->ep = Py_NewRef(ep);
-    if (PyLong_AsLong(PyList_GET_ITEM(ep, 0)) != MODE_NO_ARGS &&
-        !(p->raw = cz_py_request_new(self->alloc, c, req, m))) {
+    if (PyLong_AsLong(PyList_GET_ITEM(ep, 0)) != MODE_NO_ARGS && !(p->raw = raw_of(self, c, req, m, parts))) {
         Py_DECREF(p);
         respond_raised(self, c, NULL);
         return CZ_CONN_DONE;
@@ -973,18 +1005,28 @@ static uint64_t hook_route_max_body(void *ctx, uint32_t route) {
     return route < self->npolicy ? self->max_body[route] : 0;
 }
 
-static int hook_route_streams_body(void *ctx, uint32_t route) {
+static int hook_route_streams_body(void *ctx, uint32_t route, const cz_http_request_t *req) {
     CzServerObject *self = ctx;
-    return route < self->npolicy ? self->stream_body[route] : 0;
+    uint8_t mode = route < self->npolicy ? self->body_mode[route] : BODY_WHOLE;
+    if (mode != BODY_SPOOL) return mode == BODY_STREAM;
+    /* only a multipart form is spooled; another body is read whole (and refused by the binder) */
+    const cz_http_str_t *ct = cz_http_request_header(req, "content-type", 12);
+    return ct && ct->len >= 19 && strncasecmp(ct->base, "multipart/form-data", 19) == 0;
 }
 
 static uint8_t route_policy(CzServerObject *self, uint32_t route) {
     return route < self->npolicy ? atomic_load_explicit(&self->policy[route], memory_order_relaxed) : POLICY_LOOP;
 }
 
+static cz_conn_dispatch_t spool_start(CzServerObject *self, cz_conn_t *c, const cz_match_t *m);
+
+/* Call the route's handler for `req` (`parts`: its spooled form, or NULL). */
 static cz_conn_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_http_request_t *req,
-                                   const cz_match_t *m) {
+                                   const cz_match_t *m, PyObject *parts) {
     PyObject *raw = NULL, *plan = NULL, *result;
+    if (!parts && m->status == CZ_MATCH_FOUND && m->route_index < self->npolicy &&
+        self->body_mode[m->route_index] == BODY_SPOOL && cz_conn_body_streaming(c))
+        return spool_start(self, c, m);
     if (m->status != CZ_MATCH_FOUND) {
         raw = cz_py_request_new(self->alloc, c, req, m);
         result = raw ? PyObject_CallOneArg(self->not_found_hook, raw) : NULL;
@@ -1006,17 +1048,138 @@ static cz_conn_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_
                 Py_XDECREF(r);
             }
         }
-        if (policy == POLICY_POOL || policy == POLICY_SEEN) return offload(self, c, req, m, ep);
+        if (policy == POLICY_POOL || policy == POLICY_SEEN) return offload(self, c, req, m, ep, parts);
         if (policy == POLICY_AUTO) {
             atomic_store_explicit(&self->watch_route, m->route_index, memory_order_relaxed);
             atomic_fetch_add_explicit(&self->watch_seq, 1, memory_order_release); /* odd: in a call */
         }
-        result = endpoint_call(self, c, req, m, ep, &raw, &plan);
+        result = endpoint_call(self, c, req, m, ep, parts, &raw, &plan);
         if (policy == POLICY_AUTO) atomic_fetch_add_explicit(&self->watch_seq, 1, memory_order_release);
     }
     cz_conn_dispatch_t d = answer_result(self, c, result, raw, plan);
     Py_XDECREF(raw);
     return d;
+}
+
+/* ---- multipart forms spooled as they arrive (BODY_SPOOL) ---------------------------------- */
+
+/* Hand the spooled request back to the loop thread (once): hook_complete
+ * calls its handler, or only lets the connection go when it was answered
+ * meanwhile (an error, a stop) or its client left. */
+static void spool_post(CzServerObject *self, cz_conn_t *c, CzPendingObject *p) {
+    if (p->posted || !self->server) return;
+    p->posted = 1;
+    Py_INCREF(p); /* released by hook_complete */
+    if (cz_server_post(self->server, c, p) != 0) Py_DECREF(p);
+}
+
+/* The head of a multipart request to a route with file parameters: its body
+ * is spooled (cz_spool) while it arrives, then the handler runs. */
+static cz_conn_dispatch_t spool_start(CzServerObject *self, cz_conn_t *c, const cz_match_t *m) {
+    const cz_http_request_t *req = cz_conn_request(c);
+    const cz_http_str_t *ct = cz_http_request_header(req, "content-type", 12);
+    CzPendingObject *p = pending_new(self, c);
+    if (!p) {
+        respond_raised(self, c, NULL);
+        return CZ_CONN_DONE;
+    }
+    p->spool = cz_malloc(self->alloc->alloc, CZ_MEM_REQUEST, sizeof(cz_spool_t));
+    p->match = p->spool ? cz_malloc(self->alloc->alloc, CZ_MEM_REQUEST, sizeof(cz_match_t)) : NULL;
+    if (!p->match) {
+        Py_DECREF(p);
+        PyErr_NoMemory();
+        respond_raised(self, c, NULL);
+        return CZ_CONN_DONE;
+    }
+    *p->match = *m; /* its params are offsets into the request's path, kept while BUSY */
+    const char *reason = NULL;
+    const char *tmpdir = getenv("TMPDIR");
+    int status = cz_spool_init(p->spool, self->alloc->alloc, ct ? ct->base : "", ct ? ct->len : 0, NULL, 0,
+                               tmpdir && *tmpdir ? tmpdir : NULL, &reason);
+    if (status) { /* cannot happen: the route spools only multipart/form-data with a boundary */
+        Py_DECREF(p);
+        cz_conn_respond_error(c, status, NULL);
+        return CZ_CONN_DONE;
+    }
+    c->user = p;
+    return CZ_CONN_PENDING;
+}
+
+/* A piece of a spooled body (taken at once: it goes to memory or a file). */
+static void spool_body(CzServerObject *self, cz_conn_t *c, CzPendingObject *p, const char *data, size_t len,
+                       int status) {
+    if (!status && data) status = cz_spool_feed(p->spool, data, len);
+    else if (!status) status = cz_spool_finish(p->spool);
+    if (status && cz_conn_state(c) == CZ_CONN_BUSY) {
+        /* as the whole-body path says it: {"detail": "multipart: ..."} (static reasons, plain ASCII) */
+        const char *reason = cz_spool_reason(p->spool);
+        char msg[192];
+        int n = snprintf(msg, sizeof(msg), "{\"detail\":\"%s\"}", reason ? reason : "multipart: bad body");
+        if (status == 500) { /* the disk or memory failed us, not the client: say it in the log */
+            errno = p->spool->error ? p->spool->error : ENOMEM;
+            PyErr_SetFromErrno(PyExc_OSError);
+            log_failure(self, reason ? reason : "multipart: bad body");
+        }
+        if (!reason || n <= 0 || (size_t)n >= sizeof(msg) || respond_plain(c, status, CT_JSON, msg, (size_t)n) < 0)
+            cz_conn_respond_error(c, status, NULL);
+    }
+    if (status || !data) spool_post(self, c, p);
+    else cz_conn_body_next(c);
+}
+
+/* The spooled parts as [(name, filename or None, content_type, headers,
+ * data)], data bytes, or (fd, size) for a file on disk (the fd is the
+ * list's to close). */
+static PyObject *spool_parts(cz_spool_t *s) {
+    PyObject *parts = PyList_New(0);
+    for (cz_spool_part_t *sp = (cz_spool_part_t *)cz_spool_parts(s); parts && sp; sp = sp->next) {
+        PyObject *headers = PyList_New((Py_ssize_t)sp->num_headers);
+        for (size_t i = 0; headers && i < sp->num_headers; i++) {
+            const cz_multipart_header_t *h = &sp->headers[i];
+            PyObject *pair = Py_BuildValue("(NN)", PyUnicode_DecodeLatin1(h->name.base, (Py_ssize_t)h->name.len, NULL),
+                                           PyUnicode_DecodeLatin1(h->value.base, (Py_ssize_t)h->value.len, NULL));
+            if (!pair) Py_CLEAR(headers);
+            else PyList_SET_ITEM(headers, (Py_ssize_t)i, pair);
+        }
+        PyObject *data = sp->fd >= 0 ? Py_BuildValue("(iK)", sp->fd, (unsigned long long)sp->len)
+                                     : PyBytes_FromStringAndSize(sp->data, (Py_ssize_t)sp->len);
+        if (data && sp->fd >= 0) cz_spool_take_fd(sp);
+        PyObject *filename =
+            sp->has_filename ? PyUnicode_DecodeUTF8(sp->filename.base, (Py_ssize_t)sp->filename.len, "surrogateescape")
+                             : Py_NewRef(Py_None);
+        PyObject *t =
+            headers && data && filename
+                ? Py_BuildValue(
+                      "(NNNNN)", PyUnicode_DecodeUTF8(sp->name.base, (Py_ssize_t)sp->name.len, "surrogateescape"),
+                      filename,
+                      PyUnicode_DecodeUTF8(sp->content_type.base, (Py_ssize_t)sp->content_type.len, "surrogateescape"),
+                      headers, data)
+                : NULL;
+        if (!t) {
+            Py_XDECREF(headers);
+            Py_XDECREF(data);
+            Py_XDECREF(filename);
+        }
+        if (!t || PyList_Append(parts, t) < 0) Py_CLEAR(parts);
+        Py_XDECREF(t);
+    }
+    return parts;
+}
+
+/* The body is spooled: call the handler with the parts (hook_complete).
+ * 1 when the answer is left pending again. */
+static int spool_complete(CzServerObject *self, cz_conn_t *c, CzPendingObject *p) {
+    if (cz_conn_state(c) != CZ_CONN_BUSY || cz_spool_status(p->spool)) return 0;
+    PyObject *parts = spool_parts(p->spool);
+    if (!parts) {
+        respond_raised(self, c, NULL);
+        return 0;
+    }
+    cz_conn_dispatch_t d = dispatch(self, c, cz_conn_request(c), p->match, parts);
+    Py_DECREF(parts);
+    if (d != CZ_CONN_PENDING) return 0;
+    cz_server_hold(c); /* the handler answers later */
+    return 1;
 }
 
 /* ---- the watcher: is the loop thread asleep inside a sync handler? ------------------------- */
@@ -1075,7 +1238,7 @@ static void hook_unlock(void *ctx) {
 }
 
 static cz_conn_dispatch_t hook_request(void *ctx, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m) {
-    return dispatch(ctx, c, req, m);
+    return dispatch(ctx, c, req, m, NULL);
 }
 
 static int hook_complete(void *ctx, cz_conn_t *c, void *item) {
@@ -1093,7 +1256,9 @@ static int hook_complete(void *ctx, cz_conn_t *c, void *item) {
         c->user = NULL;
         Py_DECREF(p);
     }
-    if (p->stream) {
+    if (p->spool) {
+        again = spool_complete(self, c, p);
+    } else if (p->stream) {
         stream_piece_done(self, c, p);
     } else if (cz_conn_state(c) == CZ_CONN_BUSY) { /* not gone, nor answered 503 by a stop */
         if (p->exc) {
@@ -1129,7 +1294,8 @@ static void hook_closed(void *ctx, cz_conn_t *c) {
         CzPendingObject *p = c->user;
         c->user = NULL;
         body_detach(body_of(p->raw), 499);
-        p->cancelled = 1; /* a pool call not started yet is skipped */
+        if (p->spool) spool_post(self, c, p); /* lets the connection go */
+        p->cancelled = 1;                     /* a pool call not started yet is skipped */
         if (self->cancel != Py_None) {
             PyObject *r = PyObject_CallOneArg(self->cancel, (PyObject *)p);
             if (!r) PyErr_WriteUnraisable(self->cancel);
@@ -1186,6 +1352,11 @@ static PyObject *Pending_fail(CzPendingObject *self, PyObject *exc) {
 }
 
 static void Pending_dealloc(CzPendingObject *self) {
+    if (self->spool) {
+        cz_spool_destroy(self->spool);
+        cz_free(self->server->alloc->alloc, CZ_MEM_REQUEST, self->spool);
+    }
+    if (self->match) cz_free(self->server->alloc->alloc, CZ_MEM_REQUEST, self->match);
     Py_XDECREF(self->ep);
     Py_XDECREF(self->stream);
     Py_XDECREF(self->server);
@@ -1240,7 +1411,7 @@ static void Server_dealloc(CzServerObject *self) {
     if (self->alloc) cz_http_buf_free(&self->scratch);
     if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, (void *)self->policy);
     if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, self->max_body);
-    if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, self->stream_body);
+    if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, self->body_mode);
     Py_XDECREF(self->blocking_hook);
     Py_XDECREF(self->pump);
     Py_XDECREF(self->resolve);
@@ -1322,8 +1493,8 @@ static int grow_policy(CzServerObject *self, size_t n, uint8_t policy) {
     if (p) self->policy = p;
     uint64_t *b = p ? cz_realloc(self->alloc->alloc, CZ_MEM_GENERAL, self->max_body, n * sizeof(uint64_t)) : NULL;
     if (b) self->max_body = b;
-    uint8_t *st = b ? cz_realloc(self->alloc->alloc, CZ_MEM_GENERAL, self->stream_body, n) : NULL;
-    if (st) self->stream_body = st;
+    uint8_t *st = b ? cz_realloc(self->alloc->alloc, CZ_MEM_GENERAL, self->body_mode, n) : NULL;
+    if (st) self->body_mode = st;
     if (!p || !b || !st) {
         PyErr_NoMemory();
         return -1;
@@ -1337,13 +1508,17 @@ static int grow_policy(CzServerObject *self, size_t n, uint8_t policy) {
     return 0;
 }
 
-/* add_route(methods, pattern, endpoint, policy=0, max_body=0, stream_body=False): every method or none. */
+/* add_route(methods, pattern, endpoint, policy=0, max_body=0, body_mode=0): every method or none. */
 static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
     PyObject *methods_arg, *pattern, *ep;
-    int policy = POLICY_AUTO, stream_body = 0;
+    int policy = POLICY_AUTO, body_mode = 0;
     unsigned long long max_body = 0;
-    if (!PyArg_ParseTuple(args, "OUO|iKp:add_route", &methods_arg, &pattern, &ep, &policy, &max_body, &stream_body))
+    if (!PyArg_ParseTuple(args, "OUO|iKi:add_route", &methods_arg, &pattern, &ep, &policy, &max_body, &body_mode))
         return NULL;
+    if (body_mode < BODY_WHOLE || body_mode > BODY_SPOOL) {
+        PyErr_Format(PyExc_ValueError, "body_mode must be 0 (whole), 1 (stream) or 2 (spool), got %d", body_mode);
+        return NULL;
+    }
     if (!valid_endpoint(ep)) return NULL;
     if (policy != POLICY_AUTO && policy != POLICY_POOL && policy != POLICY_LOOP) {
         PyErr_Format(PyExc_ValueError, "policy must be 0 (auto), 1 (thread pool) or 2 (loop), got %d", policy);
@@ -1400,7 +1575,7 @@ static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
         if (grow_policy(self, (size_t)index + 1u, POLICY_LOOP) < 0) goto fail;
         atomic_store(&self->policy[index], (uint8_t)policy);
         self->max_body[index] = max_body;
-        self->stream_body[index] = (uint8_t)stream_body;
+        self->body_mode[index] = (uint8_t)body_mode;
         PyObject *ix = PyLong_FromUnsignedLong(index);
         if (!ix || PyList_Append(indexes, ix) < 0 || PyList_Append(self->endpoints, ep) < 0 ||
             PyDict_SetItem(self->registered, PyList_GET_ITEM(keys, i), ix) < 0) {
@@ -1502,7 +1677,7 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
     int own_limits = 0, streams = 0;
     for (size_t i = 0; i < self->npolicy; i++) {
         own_limits |= self->max_body[i] != 0;
-        streams |= self->stream_body[i];
+        streams |= self->body_mode[i] != BODY_WHOLE;
         if (self->max_body[i] > c.http.max_body) c.http.max_body = (size_t)self->max_body[i];
     }
     if (bad) return NULL;

@@ -465,7 +465,7 @@ static uint64_t body_limit_of(const cz_conn_t *c, const cz_http_request_t *req, 
     if (cz_router_match(env->router, req->method.base, req->method.len, req->path.base, req->path.len, &m) !=
         CZ_MATCH_FOUND)
         return limit;
-    *stream = env->route_streams_body && env->body && env->route_streams_body(env->ctx, m.route_index);
+    *stream = env->route_streams_body && env->body && env->route_streams_body(env->ctx, m.route_index, req);
     uint64_t own = env->route_max_body ? env->route_max_body(env->ctx, m.route_index) : 0;
     return own ? own : limit;
 }

@@ -101,10 +101,11 @@ typedef struct {
      * the largest of them (the parser's own bound). */
     uint64_t max_body;
     uint64_t (*route_max_body)(void *ctx, uint32_t route_index);
-    /* 1 when the route at `route_index` reads its body as a stream: its
-     * request is dispatched when its head is complete (unless the whole
-     * body is already in hand) and the body reaches env->body. NULL: none. */
-    int (*route_streams_body)(void *ctx, uint32_t route_index);
+    /* 1 when the route at `route_index` reads the body of `req` (its head
+     * complete) as a stream: the request is dispatched now (unless the
+     * whole body is already in hand) and the body reaches env->body.
+     * NULL: none. */
+    int (*route_streams_body)(void *ctx, uint32_t route_index, const cz_http_request_t *req);
     int stopping;       /* set by the transport: answer, then close */
     uint64_t requests;  /* complete requests read (all connections) */
     uint64_t abandoned; /* requests whose client left before their answer was sent */

@@ -210,9 +210,9 @@ static uint64_t env_route_max_body(void *ctx, uint32_t route_index) {
     return s->hooks.route_max_body(s->hooks.ctx, route_index); /* no Python: no lock */
 }
 
-static int env_route_streams_body(void *ctx, uint32_t route_index) {
+static int env_route_streams_body(void *ctx, uint32_t route_index, const cz_http_request_t *req) {
     cz_server_t *s = ctx;
-    return s->hooks.route_streams_body(s->hooks.ctx, route_index); /* no Python: no lock */
+    return s->hooks.route_streams_body(s->hooks.ctx, route_index, req); /* no Python: no lock */
 }
 
 static void env_body(void *ctx, cz_conn_t *c, const char *data, size_t len, int status) {

@@ -99,7 +99,7 @@ typedef struct {
     uint64_t (*route_max_body)(void *ctx, uint32_t route_index);
     /* cz_conn_env_t's route_streams_body and body (both or neither; NULL:
      * bodies are read whole before dispatch). */
-    int (*route_streams_body)(void *ctx, uint32_t route_index);
+    int (*route_streams_body)(void *ctx, uint32_t route_index, const cz_http_request_t *req);
     void (*body)(void *ctx, cz_conn_t *c, const char *data, size_t len, int status);
     /* A STREAM connection can take more of its body: its queued output fell
      * under max_write_buffer, or cz_server_wake() asked. May be NULL. */

@@ -75,6 +75,10 @@ class RawRequest:
     @property
     def body_stream(self) -> _BodyStream | None: ...
     @property
+    def form_parts(
+        self,
+    ) -> list[tuple[str, str | None, str, list[tuple[str, str]], bytes | tuple[int, int]]] | None: ...
+    @property
     def headers(self) -> list[tuple[str, str]]: ...
     @property
     def path_params(self) -> dict[str, str]: ...
@@ -120,7 +124,7 @@ class Server:
         endpoint: list[Any],
         policy: int = 0,
         max_body: int = 0,
-        stream_body: bool = False,
+        body_mode: int = 0,
         /,
     ) -> int | list[int]: ...
     def set_hooks(

@@ -301,7 +301,7 @@ class Catzilla(RouteDecorators):
         own = options.get("max_body_size")
         max_body = 0 if own is None else check_body_size(own, f"route {path!r}")
         indexes = self._server.add_route(
-            method_list, path, target, policy, max_body, binding.stream_body
+            method_list, path, target, policy, max_body, binding.body_mode
         )  # every method or none
         for method, index in zip(method_list, indexes if isinstance(indexes, list) else [indexes], strict=True):
             self._route_names[index] = f"{method} {path}"

@@ -18,7 +18,7 @@ from catzilla.analysis import Dependant, analyze, split_annotated, type_hints
 from catzilla.background import BackgroundTasks
 from catzilla.compiler import Compiler
 from catzilla.dependencies import Depends
-from catzilla.params import MODE_DIRECT, MODE_NO_ARGS, MODE_REQUEST, Undefined
+from catzilla.params import MODE_DIRECT, MODE_NO_ARGS, MODE_REQUEST, File, Undefined
 from catzilla.request import Request
 from catzilla.response import Response
 
@@ -49,6 +49,10 @@ def uses_name(call: Callable[..., Any], name: str) -> bool:
             return True
         todo.extend(k for k in c.co_consts if inspect.iscode(k))
     return False
+
+
+# How the C core hands a route's request body over (add_route's body_mode).
+BODY_WHOLE, BODY_STREAM, BODY_SPOOL = 0, 1, 2
 
 
 class Binding:
@@ -97,11 +101,19 @@ class Binding:
         # nothing else needs the body whole first (a body parameter, sync code).
         walked = [x for top in (d, *self.extra) for x in top.walk()]
         readers = [x for x in walked if "request" in x.specials.values()]
-        self.stream_body = (
+        # A route with file parameters has its multipart body spooled in C as it
+        # arrives (files to disk past 1 MiB), then the handler runs.
+        params = [p for x in walked for p in x.params]
+        if any(isinstance(p.marker, File) for p in params):
+            self.body_mode = BODY_SPOOL
+        elif (
             any(uses_name(x.call, "stream") for x in readers)
             and all(x.is_async for x in readers)
-            and not any(p.source in ("body", "form") for x in walked for p in x.params)
-        )
+            and not any(p.source in ("body", "form") for p in params)
+        ):
+            self.body_mode = BODY_STREAM
+        else:
+            self.body_mode = BODY_WHOLE
         needs_request = d.params or d.deps or d.specials or self.extra
         self.mode = MODE_REQUEST if needs_request else MODE_NO_ARGS
         self._override_cache: dict[Any, Callable[..., Any]] = {}

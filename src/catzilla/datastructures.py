@@ -3,6 +3,7 @@ form data and uploaded files."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Generator, Iterator, Mapping
 from typing import IO, Any, NamedTuple
@@ -225,11 +226,22 @@ class UploadFile:
         return f"UploadFile(filename={self.filename!r}, size={self.size!r}, headers={self.headers!r})"
 
 
-def upload_of(filename: str, headers: list[tuple[str, str]], data: bytes) -> UploadFile:
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_SIZE)  # noqa: SIM115 (the UploadFile owns it)
-    spool.write(data)
-    spool.seek(0)
-    return UploadFile(spool, size=len(data), filename=filename, headers=Headers([(k.lower(), v) for k, v in headers]))
+def upload_of(filename: str, headers: list[tuple[str, str]], data: bytes | tuple[int, int]) -> UploadFile:
+    """An UploadFile for a file part: its bytes, or (fd, size) of the unnamed
+    temporary file the C core spooled it to (the UploadFile owns the fd)."""
+    file: Any = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_SIZE)  # noqa: SIM115 (the UploadFile owns it)
+    if isinstance(data, tuple):
+        # Already on disk: the spool rolled over to the C core's file, so
+        # `file.file` is what Starlette's is (a rolled SpooledTemporaryFile).
+        fd, size = data
+        file._file.close()
+        file._file = os.fdopen(fd, "r+b")
+        file._rolled = True
+    else:
+        size = len(data)
+        file.write(data)
+    file.seek(0)
+    return UploadFile(file, size=size, filename=filename, headers=Headers([(k.lower(), v) for k, v in headers]))
 
 
 class FormData(Mapping[str, Any]):
@@ -271,6 +283,12 @@ def form_items(raw: Any, body: bytes | None = None) -> list[tuple[str, Any]]:
     holds), urlencoded or multipart (files as ``UploadFile``); HTTPException
     400 (malformed) or 413 (a limit) when a multipart body cannot be read,
     naming why."""
+    parts = raw.form_parts  # spooled by the C core as the body arrived
+    if parts is not None:
+        return [
+            (name, data.decode("utf-8", "replace") if filename is None else upload_of(filename, headers, data))
+            for name, filename, _ctype, headers, data in parts
+        ]
     if body is None:
         body = raw.body
     ctype = ""

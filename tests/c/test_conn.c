@@ -541,8 +541,9 @@ static struct {
     int take_at_once; /* the body hook takes each piece inside the call */
 } B;
 
-static int streams_defer(void *ctx, uint32_t route_index) {
+static int streams_defer(void *ctx, uint32_t route_index, const cz_http_request_t *req) {
     (void)ctx;
+    (void)req;
     return route_index == 1; /* "/defer" */
 }
 

@@ -10,11 +10,13 @@
  */
 #include "check.h"
 #include "cz_multipart.h"
+#include "cz_spool.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define S(lit) (lit), (sizeof(lit) - 1)
 
@@ -680,6 +682,66 @@ static void test_reset(void) {
     }
 }
 
+/* ---- cz_spool: parts kept as they arrive, files spilled to disk ---------- */
+
+static const char SPOOL_BODY[] = "--zz\r\n"
+                                 "Content-Disposition: form-data; name=\"note\"\r\n\r\n"
+                                 "hello\r\n"
+                                 "--zz\r\n"
+                                 "Content-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n"
+                                 "Content-Type: application/octet-stream\r\n\r\n"
+                                 "0123456789abcdefghijklmnopqrstuvwxyz\r\n"
+                                 "--zz\r\n"
+                                 "Content-Disposition: form-data; name=\"g\"; filename=\"s.txt\"\r\n\r\n"
+                                 "tiny\r\n"
+                                 "--zz--\r\n";
+
+static void test_spool(void) {
+    const char *ct = "multipart/form-data; boundary=zz", *reason = NULL;
+    size_t len = sizeof(SPOOL_BODY) - 1;
+    /* every split point: the same parts; a file past 16 bytes goes to disk */
+    for (size_t cut = 0; cut <= len; cut += 7) {
+        cz_spool_t s;
+        CHECK(cz_spool_init(&s, A, ct, strlen(ct), NULL, 16, NULL, &reason) == 0);
+        CHECK(cz_spool_feed(&s, SPOOL_BODY, cut) == 0);
+        CHECK(cz_spool_feed(&s, SPOOL_BODY + cut, len - cut) == 0);
+        CHECK(cz_spool_finish(&s) == 0);
+        const cz_spool_part_t *p = cz_spool_parts(&s);
+        CHECK(p && !p->has_filename && p->fd < 0 && p->len == 5 && memcmp(p->data, "hello", 5) == 0);
+        CHECK(p && p->name.len == 4 && memcmp(p->name.base, "note", 4) == 0);
+        p = p ? p->next : NULL;
+        CHECK(p && p->has_filename && p->fd >= 0 && p->len == 36 && p->data == NULL);
+        if (p && p->fd >= 0) {
+            char back[36];
+            CHECK(pread(p->fd, back, sizeof(back), 0) == 36 &&
+                  memcmp(back, "0123456789abcdefghijklmnopqrstuvwxyz", 36) == 0);
+            CHECK(p->content_type.len == 24 && p->filename.len == 5 && memcmp(p->filename.base, "a.bin", 5) == 0);
+        }
+        p = p ? p->next : NULL;
+        CHECK(p && p->has_filename && p->fd < 0 && p->len == 4 && !p->next); /* small: stays in memory */
+        cz_spool_destroy(&s);
+    }
+    /* a taken descriptor is the caller's; the others close with the spool */
+    cz_spool_t s;
+    CHECK(cz_spool_init(&s, A, ct, strlen(ct), NULL, 16, NULL, &reason) == 0);
+    CHECK(cz_spool_feed(&s, SPOOL_BODY, len) == 0 && cz_spool_finish(&s) == 0);
+    int fd = cz_spool_take_fd(((cz_spool_part_t *)cz_spool_parts(&s))->next);
+    CHECK(fd >= 0);
+    cz_spool_destroy(&s);
+    CHECK(fd >= 0 && close(fd) == 0);
+    /* truncated: 400 naming it; a bad Content-Type: 415/400 */
+    CHECK(cz_spool_init(&s, A, ct, strlen(ct), NULL, 16, NULL, &reason) == 0);
+    CHECK(cz_spool_feed(&s, SPOOL_BODY, len - 12) == 0 && cz_spool_finish(&s) == 400 && cz_spool_reason(&s) != NULL);
+    cz_spool_destroy(&s);
+    CHECK(cz_spool_init(&s, A, "text/plain", 10, NULL, 0, NULL, &reason) == 415 && reason != NULL);
+    cz_spool_destroy(&s);
+    /* a temporary directory that does not exist: 500, nothing kept */
+    CHECK(cz_spool_init(&s, A, ct, strlen(ct), NULL, 16, "/nonexistent-catzilla-dir", &reason) == 0);
+    CHECK(cz_spool_feed(&s, SPOOL_BODY, len) == 500 && s.error != 0);
+    CHECK(strstr(cz_spool_reason(&s), "temporary file") != NULL);
+    cz_spool_destroy(&s);
+}
+
 int main(void) {
     char why[128] = "";
     cz_memory_stats_t st;
@@ -696,6 +758,7 @@ int main(void) {
     test_limits();
     test_alloc_failures();
     test_reset();
+    test_spool();
 
     cz_allocator_stats(A, &st);
     CHECK(st.purpose[CZ_MEM_REQUEST].allocated == 0);
