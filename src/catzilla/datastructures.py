@@ -285,10 +285,16 @@ def form_items(raw: Any, body: bytes | None = None) -> list[tuple[str, Any]]:
     naming why."""
     parts = raw.form_parts  # spooled by the C core as the body arrived
     if parts is not None:
-        return [
-            (name, data.decode("utf-8", "replace") if filename is None else upload_of(filename, headers, data))
-            for name, filename, _ctype, headers, data in parts
-        ]
+        items: list[tuple[str, Any]] = []
+        for i, (name, filename, ctype, headers, data) in enumerate(parts):
+            if filename is None:
+                items.append((name, data.decode("utf-8", "replace")))
+                continue
+            if not isinstance(data, UploadFile):  # made once: it owns the part's file descriptor
+                data = upload_of(filename, headers, data)
+                parts[i] = (name, filename, ctype, headers, data)
+            items.append((name, data))
+        return items
     if body is None:
         body = raw.body
     ctype = ""
