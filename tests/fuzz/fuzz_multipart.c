@@ -10,7 +10,11 @@
 #include <string.h>
 
 #include "cz_multipart.h"
+#include "cz_spool.h"
 #include "fuzz_common.h"
+
+#include <fcntl.h>
+#include <unistd.h>
 
 static cz_allocator_t *g_alloc;
 static int g_verbose;
@@ -34,6 +38,7 @@ static void sb_put(sbuf_t *b, const void *d, size_t n) {
 
 typedef struct {
     uint64_t digest; /* completed parts: headers, decoded fields, data */
+    uint64_t named;  /* completed parts: name, filename and data only (what cz_spool keeps) */
     size_t parts;    /* completed parts */
     int done;
     int status;
@@ -62,13 +67,13 @@ static void run(const char *boundary, size_t blen, const char *body, size_t len,
                 const uint8_t *sizes, size_t nsizes, int faults, int rebuild, outcome_t *o) {
     cz_multipart_t p;
     size_t off = 0, turn = 0;
-    uint64_t part_h = FNV_INIT, part_data = 0;
+    uint64_t part_h = FNV_INIT, part_n = FNV_INIT, part_data = 0;
     int in_part = 0;
     cz_multipart_event_t ev = CZ_MULTIPART_NEED_MORE;
     const cz_multipart_limits_t *L;
 
     memset(o, 0, sizeof(*o));
-    o->digest = FNV_INIT;
+    o->digest = o->named = FNV_INIT;
     FUZZ_CHECK(cz_multipart_init(&p, g_alloc, boundary, blen, lim) == 0);
     L = &p.limits;
     if (rebuild) {
@@ -95,6 +100,8 @@ static void run(const char *boundary, size_t blen, const char *body, size_t len,
                 part_h = FNV_INIT;
                 part_data = 0;
                 part_h = str_digest(part_h, pt->name);
+                part_n = str_digest(fnv_u64(FNV_INIT, pt->has_filename), pt->name);
+                if (pt->has_filename) part_n = str_digest(part_n, pt->filename);
                 part_h = fnv_u64(part_h, pt->has_filename * 4u + pt->has_filename_plain * 2u + pt->has_filename_star);
                 if (pt->has_filename) part_h = str_digest(part_h, pt->filename);
                 part_h = str_digest(part_h, pt->filename_plain);
@@ -126,6 +133,7 @@ static void run(const char *boundary, size_t blen, const char *body, size_t len,
                 int in_parser = b >= (uintptr_t)&p && e <= (uintptr_t)(&p + 1);
                 FUZZ_CHECK(in_part && v.len > 0 && (in_input || in_parser));
                 part_h = fnv(part_h, v.base, v.len);
+                part_n = fnv(part_n, v.base, v.len);
                 part_data += v.len;
                 if (rebuild) sb_put(&o->rebuilt, v.base, v.len);
             } else if (ev == CZ_MULTIPART_PART_END) {
@@ -136,6 +144,7 @@ static void run(const char *boundary, size_t blen, const char *body, size_t len,
                 o->parts++;
                 FUZZ_CHECK(o->parts <= L->max_parts);
                 o->digest = fnv_u64(fnv_u64(o->digest, part_h), part_data);
+                o->named = fnv_u64(fnv_u64(o->named, part_n), part_data);
                 if (rebuild) {
                     sb_put(&o->rebuilt, "\r\n--", 4);
                     sb_put(&o->rebuilt, boundary, blen);
@@ -175,6 +184,67 @@ static void run(const char *boundary, size_t blen, const char *body, size_t len,
         FUZZ_CHECK(cz_multipart_feed(&p, "--", 2, &used) == CZ_MULTIPART_DONE);
     }
     cz_multipart_destroy(&p);
+}
+
+/*
+ * The same body through cz_spool (the reads the input asks for, files past
+ * 8 bytes spilled to temporary files): the outcome of the parser alone, and
+ * the same parts (name, filename, data read back from memory or the file).
+ */
+static void run_spool(const char *boundary, size_t blen, const char *body, size_t len, const cz_multipart_limits_t *lim,
+                      const uint8_t *sizes, size_t nsizes, int faults, const outcome_t *ref) {
+    char ct[CZ_MULTIPART_BOUNDARY_MAX + 40];
+    int cl = snprintf(ct, sizeof(ct), "multipart/form-data; boundary=\"%.*s\"", (int)blen, boundary);
+    const char *why = NULL;
+    cz_spool_t s;
+    size_t off = 0, turn = 0;
+    int st = cz_spool_init(&s, g_alloc, ct, (size_t)cl, lim, 8, NULL, &why);
+    FUZZ_CHECK(st == 0);
+    while (!st && off < len) {
+        size_t want = nsizes ? sizes[turn++ % nsizes] : 0;
+        size_t n = (want == 0 || want > len - off) ? len - off : want;
+        char *copy = xmemdup(body + off, n); /* a view kept past the call is a use-after-free */
+        st = cz_spool_feed(&s, copy, n);
+        free(copy);
+        off += n;
+    }
+    if (!st) st = cz_spool_finish(&s);
+    FUZZ_CHECK(st == cz_spool_status(&s));
+    int fds[64], nfds = 0;
+    if (faults && st == 500) {
+        /* an allocation failed: refused, nothing kept (checked by the leak check) */
+    } else if (st) {
+        FUZZ_CHECK(!ref->done && st == ref->status && cz_spool_reason(&s) == ref->reason);
+    } else {
+        uint64_t named = FNV_INIT;
+        size_t parts = 0;
+        FUZZ_CHECK(ref->done);
+        for (const cz_spool_part_t *p = cz_spool_parts(&s); p; p = p->next) {
+            uint64_t h = str_digest(fnv_u64(FNV_INIT, p->has_filename), p->name);
+            if (p->has_filename) h = str_digest(h, p->filename);
+            FUZZ_CHECK(p->fd < 0 || p->has_filename);                    /* only files spill */
+            FUZZ_CHECK((p->fd >= 0) == (p->has_filename && p->len > 8)); /* and only past the threshold */
+            if (p->fd >= 0) {
+                char buf[4096];
+                uint64_t at = 0;
+                while (at < p->len) {
+                    ssize_t r = pread(p->fd, buf, sizeof(buf), (off_t)at);
+                    FUZZ_CHECK(r > 0);
+                    h = fnv(h, buf, (size_t)r);
+                    at += (uint64_t)r;
+                }
+                FUZZ_CHECK(at == p->len);
+                if (nfds < 64) fds[nfds++] = p->fd;
+            } else if (p->len) {
+                h = fnv(h, p->data, (size_t)p->len);
+            }
+            named = fnv_u64(fnv_u64(named, h), p->len);
+            parts++;
+        }
+        FUZZ_CHECK(parts == ref->parts && named == ref->named);
+    }
+    cz_spool_destroy(&s);
+    for (int i = 0; i < nfds; i++) FUZZ_CHECK(fcntl(fds[i], F_GETFD) < 0); /* every file closed */
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -297,6 +367,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(a.reason == b.reason);
         FUZZ_CHECK(a.parts == b.parts && a.digest == b.digest);
     }
+
+    /* 4: cz_spool over the same reads: the same outcome and parts */
+    fault_arm(fault_at);
+    run_spool(boundary, blen, body, len, limp, sizes, sizes_n, fault_at != 0, &b);
+    fault_arm(0);
+    mem_expect(g_alloc, start, "spool run");
 
     /* 3: a body written back from the events parses to the same parts */
     if (b.done) {
