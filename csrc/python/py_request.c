@@ -18,6 +18,7 @@ typedef struct {
     int client_port;       /* -1: unknown */
     PyObject *body_stream; /* the body still arriving (a _BodyStream), or NULL */
     PyObject *form_parts;  /* the body spooled as multipart parts (a list), or NULL */
+    PyObject *websocket;   /* the connection side of a WebSocket request (a _WebSocket), or NULL */
 } CzRawRequestObject;
 
 static size_t put(char *blob, size_t *at, const char *src, size_t len, slice_t *s) {
@@ -37,7 +38,7 @@ PyObject *cz_py_request_new(CzAllocatorObject *alloc, cz_conn_t *c, const cz_htt
     CzRawRequestObject *self = PyObject_New(CzRawRequestObject, &CzRawRequest_Type);
     if (!self) return NULL;
     self->alloc = (CzAllocatorObject *)Py_NewRef(alloc);
-    self->body_stream = self->form_parts = NULL;
+    self->body_stream = self->form_parts = self->websocket = NULL;
     self->nheaders = req->num_headers;
     self->nparams = nparams;
     self->fields = NULL;
@@ -72,6 +73,7 @@ PyObject *cz_py_request_new(CzAllocatorObject *alloc, cz_conn_t *c, const cz_htt
 static void RawRequest_dealloc(CzRawRequestObject *self) {
     Py_XDECREF(self->body_stream);
     Py_XDECREF(self->form_parts);
+    Py_XDECREF(self->websocket);
     if (self->alloc) {
         cz_free(self->alloc->alloc, CZ_MEM_REQUEST, self->blob);
         cz_free(self->alloc->alloc, CZ_MEM_REQUEST, self->fields);
@@ -173,6 +175,19 @@ void cz_py_request_set_stream(PyObject *raw, PyObject *stream) {
     Py_XSETREF(((CzRawRequestObject *)raw)->body_stream, Py_NewRef(stream));
 }
 
+void cz_py_request_set_websocket(PyObject *raw, PyObject *ws) {
+    Py_XSETREF(((CzRawRequestObject *)raw)->websocket, Py_NewRef(ws));
+}
+
+PyObject *cz_py_request_websocket(PyObject *raw) {
+    return Py_IS_TYPE(raw, &CzRawRequest_Type) ? ((CzRawRequestObject *)raw)->websocket : NULL;
+}
+
+static PyObject *get_websocket(CzRawRequestObject *self, void *closure) {
+    (void)closure;
+    return Py_NewRef(self->websocket ? self->websocket : Py_None);
+}
+
 void cz_py_request_set_form(PyObject *raw, PyObject *parts) {
     Py_XSETREF(((CzRawRequestObject *)raw)->form_parts, Py_NewRef(parts));
 }
@@ -208,6 +223,7 @@ static PyGetSetDef RawRequest_getset[] = {
      "The multipart body spooled as it arrived: [(name, filename, content_type, headers, bytes or (fd, size))], "
      "or None.",
      NULL},
+    {"websocket", (getter)get_websocket, NULL, "The connection side of a WebSocket request, or None.", NULL},
     {"headers", (getter)get_headers, NULL, "[(lowercased name, value), ...].", NULL},
     {"path_params", (getter)get_path_params, NULL, "{name: raw value}.", NULL},
     {"client", (getter)get_client, NULL, "(host, port) of the peer, or None.", NULL},

@@ -25,6 +25,10 @@ void cz_py_request_set_stream(PyObject *raw, PyObject *stream);
 /* Give `raw` its multipart body, spooled as parts (a list). */
 void cz_py_request_set_form(PyObject *raw, PyObject *parts);
 
+/* A WebSocket request's connection side: set it; get it (borrowed, or NULL). */
+void cz_py_request_set_websocket(PyObject *raw, PyObject *ws);
+PyObject *cz_py_request_websocket(PyObject *raw);
+
 /* Its body stream (borrowed), or NULL. */
 PyObject *cz_py_request_stream(PyObject *raw);
 

@@ -28,6 +28,7 @@
 
 #include "cz_files.h"
 #include "cz_spool.h"
+#include "cz_ws.h"
 #include "py_allocator.h"
 #include "py_direct.h"
 #include "py_json.h"
@@ -38,7 +39,7 @@
 /* Endpoint modes, decided once at registration by the Python layer:
  * [0, handler()], [1, binder(raw)], [2, handler(*args), CallPlan, binder(raw)],
  * [3, StaticFiles]: answered in C, no Python call. */
-enum { MODE_NO_ARGS = 0, MODE_REQUEST = 1, MODE_DIRECT = 2, MODE_STATIC = 3 };
+enum { MODE_NO_ARGS = 0, MODE_REQUEST = 1, MODE_DIRECT = 2, MODE_STATIC = 3, MODE_WS = 4 };
 /* Where a route's sync handler runs, per router route (add_route's policy). */
 enum {
     POLICY_AUTO = 0, /* on the loop until seen blocking */
@@ -81,6 +82,8 @@ typedef struct {
     PyObject *resolve;        /* (future) -> None: wake a parked pump, from the loop thread (or None) */
     cz_http_buf_t scratch;    /* JSON bodies are written here, then copied into the output */
     int running;
+    int ws_deflate;       /* offer permessage-deflate to WebSocket clients that ask */
+    uint64_t ws_max_size; /* a WebSocket message's bound (1009 beyond) */
     /* Sync handlers: each route's POLICY_*, and the call the loop thread is
      * in (watch_seq odd while in a call of route watch_route), which the
      * watcher thread looks at while the server runs. */
@@ -133,6 +136,7 @@ typedef struct {
     int cancelled; /* the client left before the call started */
     int last;      /* a stream's finish() rather than one of its pieces */
     int body_next; /* a request body's piece was taken: read on */
+    int ws_op;     /* a WebSocket's operation (WS_*), its target in `stream` */
     /* A multipart body being spooled before the handler runs (BODY_SPOOL),
      * with the route match to call it with once the body is complete. */
     cz_spool_t *spool;
@@ -168,7 +172,7 @@ static CzPendingObject *pending_new(CzServerObject *self, cz_conn_t *c) {
     p->conn = c;
     p->raw = p->result = p->exc = p->ep = NULL;
     p->stream = NULL;
-    p->posted = p->cancelled = p->last = p->body_next = 0;
+    p->posted = p->cancelled = p->last = p->body_next = p->ws_op = 0;
     p->spool = NULL;
     p->match = NULL;
     memset(&p->job, 0, sizeof(p->job));
@@ -765,6 +769,434 @@ PyTypeObject CzBody_Type = {
     .tp_methods = Body_methods,
 };
 
+/* ---- WebSockets ---------------------------------------------------------------------------- */
+
+/* The connection side of one WebSocket request (a route in MODE_WS). The
+ * handler's coroutine (asyncio thread) calls accept/send/close, which are
+ * posted to the loop thread in order (ws_op); messages read by the loop
+ * thread (hook_upgraded) wait in `queue` for take(). Reading stops while
+ * WS_QUEUE_BYTES or WS_QUEUE_MSGS are not taken; send() parks while
+ * WS_AHEAD bytes are on their way or the connection's output is over its
+ * bound. Every field is under the GIL. */
+typedef struct {
+    PyObject_HEAD
+    CzServerObject *server;
+    cz_conn_t *conn; /* NULL once the handler's answer is posted */
+    cz_ws_t ws;      /* after accept */
+    uint8_t accepted, compress, close_sent, paused;
+    uint8_t ended;          /* no more messages: the peer closed, vanished, or broke the protocol */
+    int close_code;         /* of `ended` */
+    PyObject *close_reason; /* str */
+    PyObject *queue;        /* messages not taken: str (text) or bytes */
+    Py_ssize_t queued;      /* their bytes */
+    PyObject *waiter;       /* a receiver's future */
+    Py_ssize_t ahead;       /* bytes sent, not yet written to the connection */
+    int blocked;            /* the connection's output is over its bound */
+    PyObject *send_waiter;  /* a sender's future */
+} CzWsObject;
+
+extern PyTypeObject CzWs_Type;
+
+#define WS_QUEUE_BYTES (1024 * 1024)
+#define WS_QUEUE_MSGS  256
+#define WS_AHEAD       (256 * 1024)
+enum { WS_ACCEPT = 1, WS_SEND, WS_CLOSE, WS_RESUME };
+
+static CzWsObject *ws_of(PyObject *raw) {
+    PyObject *w = raw ? cz_py_request_websocket(raw) : NULL;
+    return w ? (CzWsObject *)w : NULL;
+}
+
+static void ws_resolve(CzWsObject *w, PyObject **slot) {
+    PyObject *fut = *slot;
+    if (!fut) return;
+    *slot = NULL;
+    if (w->server->resolve != Py_None) {
+        PyObject *r = PyObject_CallOneArg(w->server->resolve, fut);
+        if (!r) PyErr_WriteUnraisable(w->server->resolve);
+        Py_XDECREF(r);
+    }
+    Py_DECREF(fut);
+}
+
+/* No more messages will come: `code` and `reason` say why. */
+static void ws_end(CzWsObject *w, int code, const char *reason, size_t len) {
+    if (w->ended) return;
+    w->ended = 1;
+    w->close_code = code;
+    Py_XSETREF(w->close_reason, PyUnicode_DecodeUTF8(reason ? reason : "", (Py_ssize_t)len, "replace"));
+    if (!w->close_reason) PyErr_Clear();
+    ws_resolve(w, &w->waiter);
+    w->blocked = 0; /* a sender learns it at its next send */
+    ws_resolve(w, &w->send_waiter);
+}
+
+static int ws_flush(CzWsObject *w, cz_conn_t *c) {
+    cz_http_buf_t *out = cz_conn_out_buffer(c);
+    return out ? cz_ws_flush_control(&w->ws, out) : CZ_WS_EINVAL;
+}
+
+/* The handshake of a request to a WebSocket route: 0 when it may be
+ * accepted; otherwise it was answered 400 or 426, naming why. */
+static int ws_check(CzServerObject *self, cz_conn_t *c, const cz_http_request_t *req) {
+    cz_ws_policy_t policy = {0};
+    cz_ws_handshake_t hs;
+    policy.deflate = (uint8_t)self->ws_deflate;
+    if (cz_ws_handshake_check(req, &policy, &hs) == 101) return 0;
+    char body[160];
+    int n = snprintf(body, sizeof(body), "{\"detail\":\"%s\"}", hs.reason);
+    cz_http_header_t h[2] = {{{"Sec-WebSocket-Version", 21}, {"13", 2}}, {{"Upgrade", 7}, {"websocket", 9}}};
+    cz_http_response_t r = {0};
+    r.status = hs.status;
+    r.content_type = CT_JSON;
+    r.body = (cz_http_str_t){body, n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0};
+    if (hs.status == 426) {
+        r.headers = h;
+        r.num_headers = 2;
+    }
+    cz_conn_respond(c, &r);
+    return -1;
+}
+
+/* accept(subprotocol, headers) on the loop thread: the 101, then frames. */
+static void ws_accept(CzServerObject *self, cz_conn_t *c, CzWsObject *w, PyObject *args) {
+    const cz_http_request_t *req = cz_conn_request(c);
+    PyObject *sub = PyTuple_GET_ITEM(args, 0), *extra = PyTuple_GET_ITEM(args, 1);
+    cz_ws_policy_t policy = {0};
+    cz_ws_handshake_t hs;
+    cz_http_str_t chosen = {NULL, 0};
+    Py_ssize_t slen = 0;
+    if (sub != Py_None && (chosen.base = PyUnicode_AsUTF8AndSize(sub, &slen))) chosen.len = (size_t)slen;
+    policy.deflate = (uint8_t)self->ws_deflate;
+    if (!req || cz_ws_handshake_check(req, &policy, &hs) != 101) {
+        PyErr_Clear();
+        cz_conn_respond_error(c, 400, NULL);
+        return;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(extra);
+    cz_http_header_t stack[8], *h = n + 4 <= 8 ? stack : PyMem_Malloc((size_t)(n + 4) * sizeof(*h));
+    if (!h) {
+        cz_conn_respond_error(c, 500, NULL);
+        return;
+    }
+    size_t k = 0;
+    h[k++] = (cz_http_header_t){{"Upgrade", 7}, {"websocket", 9}};
+    h[k++] = (cz_http_header_t){{"Sec-WebSocket-Accept", 20}, {hs.accept, strlen(hs.accept)}};
+    if (chosen.len) h[k++] = (cz_http_header_t){{"Sec-WebSocket-Protocol", 22}, chosen};
+    if (hs.extension[0])
+        h[k++] = (cz_http_header_t){{"Sec-WebSocket-Extensions", 24}, {hs.extension, strlen(hs.extension)}};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyList_GET_ITEM(extra, i);
+        Py_ssize_t nl, vl;
+        const char *name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(pair, 0), &nl);
+        const char *value = name ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(pair, 1), &vl) : NULL;
+        if (value) h[k++] = (cz_http_header_t){{name, (size_t)nl}, {value, (size_t)vl}};
+        else PyErr_Clear();
+    }
+    cz_http_response_t r = {0};
+    r.status = 101;
+    r.headers = h;
+    r.num_headers = k;
+    int rc = cz_conn_upgrade(c, &r);
+    if (h != stack) PyMem_Free(h);
+    if (rc != CZ_HTTP_OK) {
+        ws_end(w, 1006, "", 0);
+        return;
+    }
+    cz_ws_limits_t limits;
+    cz_ws_limits_default(&limits);
+    limits.max_frame = limits.max_message = self->ws_max_size;
+    cz_ws_init(&w->ws, self->alloc->alloc, &limits, &hs.deflate);
+    w->accepted = 1;
+    w->compress = hs.deflate.enabled;
+}
+
+/* One posted operation of a WebSocket (loop thread). */
+static void ws_op(CzServerObject *self, cz_conn_t *c, CzPendingObject *p) {
+    CzWsObject *w = (CzWsObject *)p->stream; /* the op's target (see ws_post) */
+    cz_conn_state_t st = cz_conn_state(c);
+    switch (p->ws_op) {
+    case WS_ACCEPT:
+        if (st == CZ_CONN_BUSY && !w->accepted) ws_accept(self, c, w, p->result);
+        break;
+    case WS_SEND: {
+        Py_ssize_t len = 0;
+        const char *data;
+        unsigned op = CZ_WS_OP_BINARY;
+        if (PyUnicode_Check(p->result)) {
+            data = PyUnicode_AsUTF8AndSize(p->result, &len);
+            op = CZ_WS_OP_TEXT;
+        } else {
+            data = PyBytes_AS_STRING(p->result);
+            len = PyBytes_GET_SIZE(p->result);
+        }
+        w->ahead -= PyUnicode_Check(p->result) ? PyUnicode_GET_LENGTH(p->result) : len;
+        if (!data) {
+            PyErr_Clear();
+            break;
+        }
+        cz_http_buf_t *out = st == CZ_CONN_UPGRADED && w->accepted && !w->close_sent ? cz_conn_out_buffer(c) : NULL;
+        if (out && cz_ws_write(&w->ws, out, op, data, (size_t)len, w->compress) != CZ_WS_OK) {
+            ws_end(w, 1011, "", 0); /* out of memory: say so and close */
+            cz_ws_close(&w->ws, 1011, NULL, 0);
+            ws_flush(w, c);
+            cz_conn_close(c);
+        }
+        if (out && !cz_conn_writable(c)) w->blocked = 1;
+        if (!w->blocked && w->ahead < WS_AHEAD) ws_resolve(w, &w->send_waiter);
+        break;
+    }
+    case WS_CLOSE: {
+        int code = (int)PyLong_AsLong(PyTuple_GET_ITEM(p->result, 0));
+        Py_ssize_t rlen = 0;
+        const char *reason = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(p->result, 1), &rlen);
+        if (!reason) {
+            PyErr_Clear();
+            reason = "";
+            rlen = 0;
+        }
+        if (st == CZ_CONN_BUSY && !w->accepted) { /* refused before the handshake: 403, as Starlette */
+            cz_conn_respond_error(c, 403, NULL);
+        } else if (st == CZ_CONN_UPGRADED && !w->close_sent) {
+            w->close_sent = 1;
+            if (cz_ws_close(&w->ws, (unsigned)code, reason, rlen > 123 ? 123 : (size_t)rlen) == CZ_WS_OK)
+                ws_flush(w, c);
+            if (w->ended) cz_conn_close(c); /* the peer's close came first: we are done */
+        }
+        ws_end(w, code, reason, (size_t)rlen);
+        break;
+    }
+    case WS_RESUME:
+        if (w->paused && st == CZ_CONN_UPGRADED && !w->ended) {
+            w->paused = 0;
+            cz_conn_pause_input(c, 0);
+        }
+        break;
+    default: break;
+    }
+}
+
+/* Bytes from an upgraded connection (NULL: the peer finished sending). */
+static void hook_upgraded(void *ctx, cz_conn_t *c, const char *data, size_t len) {
+    CzPendingObject *p = c->user;
+    CzWsObject *w = p && Py_IS_TYPE((PyObject *)p, &CzPending_Type) ? ws_of(p->raw) : NULL;
+    (void)ctx;
+    if (!w || !w->accepted) {
+        cz_conn_close(c);
+        return;
+    }
+    if (!data) {
+        ws_end(w, 1006, "", 0); /* vanished without a close frame */
+        return;
+    }
+    /* The transport's read buffer: the payload is unmasked in place (cz_conn.h). */
+    char *d = (char *)data;
+    size_t left = len;
+    while (left && !w->ended) {
+        size_t used = 0;
+        cz_ws_event_t ev = cz_ws_feed(&w->ws, d, left, &used);
+        d += used;
+        left -= used;
+        if (ev == CZ_WS_NEED_MORE) break;
+        cz_http_str_t pl = cz_ws_payload(&w->ws);
+        PyObject *msg = NULL;
+        switch (ev) {
+        case CZ_WS_TEXT: msg = PyUnicode_DecodeUTF8(pl.base, (Py_ssize_t)pl.len, NULL); break;
+        case CZ_WS_BINARY: msg = PyBytes_FromStringAndSize(pl.base, (Py_ssize_t)pl.len); break;
+        case CZ_WS_PING:
+        case CZ_WS_PONG: ws_flush(w, c); continue;
+        default: /* CLOSE or ERROR: answer (echo or our close), then close TCP */
+            ws_flush(w, c);
+            ws_end(w, (int)cz_ws_close_code(&w->ws), ev == CZ_WS_CLOSE ? pl.base : "", ev == CZ_WS_CLOSE ? pl.len : 0);
+            cz_conn_close(c);
+            return;
+        }
+        if (!msg || PyList_Append(w->queue, msg) < 0) {
+            PyErr_Clear();
+            cz_ws_close(&w->ws, 1011, NULL, 0);
+            ws_flush(w, c);
+            ws_end(w, 1011, "", 0);
+            cz_conn_close(c);
+            Py_XDECREF(msg);
+            return;
+        }
+        w->queued += PyUnicode_Check(msg) ? PyUnicode_GET_LENGTH(msg) : PyBytes_GET_SIZE(msg);
+        Py_DECREF(msg);
+    }
+    if (PyList_GET_SIZE(w->queue)) ws_resolve(w, &w->waiter);
+    if (!w->paused && (w->queued > WS_QUEUE_BYTES || PyList_GET_SIZE(w->queue) > WS_QUEUE_MSGS)) {
+        w->paused = 1; /* the handler is behind: stop reading until it takes them */
+        cz_conn_pause_input(c, 1);
+    }
+}
+
+/* The handler's answer to a WebSocket request came back (loop thread). */
+static void ws_done(CzServerObject *self, cz_conn_t *c, CzPendingObject *p, CzWsObject *w) {
+    (void)self;
+    if (cz_conn_state(c) != CZ_CONN_UPGRADED) return;
+    if (!w->close_sent) { /* returned without closing: 1000, or 1011 when it raised */
+        w->close_sent = 1;
+        if (cz_ws_close(&w->ws, p->exc ? 1011 : 1000, NULL, 0) == CZ_WS_OK) ws_flush(w, c);
+    }
+    ws_end(w, 1000, "", 0);
+    cz_conn_close(c);
+}
+
+/* ---- _WebSocket: the handler's side (asyncio thread, GIL held) ---- */
+
+static int ws_post(CzWsObject *w, int op, PyObject *arg) {
+    cz_server_t *srv = w->server->server;
+    if (!w->conn || !srv) return 0; /* answered or gone: nothing to do */
+    CzPendingObject *p = pending_new(w->server, w->conn);
+    if (!p) return -1;
+    p->ws_op = op;
+    p->stream = (CzStreamObject *)Py_NewRef(w); /* the op's target */
+    p->result = Py_NewRef(arg);
+    p->posted = 1;
+    int rc = cz_server_post_more(srv, w->conn, p);
+    if (rc != 0) Py_DECREF(p);
+    if (rc == -1) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Ws_accept(CzWsObject *self, PyObject *args) {
+    PyObject *sub, *headers;
+    if (!PyArg_ParseTuple(args, "OO!:accept", &sub, &PyList_Type, &headers)) return NULL;
+    if (sub != Py_None && !PyUnicode_Check(sub)) return PyErr_Format(PyExc_TypeError, "subprotocol must be a str");
+    PyObject *t = PyTuple_Pack(2, sub, headers);
+    if (!t) return NULL;
+    int rc = ws_post(self, WS_ACCEPT, t);
+    Py_DECREF(t);
+    if (rc < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* send(str or bytes) -> True, or False when the connection is gone. */
+static PyObject *Ws_send(CzWsObject *self, PyObject *data) {
+    if (!PyUnicode_Check(data) && !PyBytes_Check(data))
+        return PyErr_Format(PyExc_TypeError, "a WebSocket message is str or bytes, got %.80s", Py_TYPE(data)->tp_name);
+    if (self->ended || !self->conn) Py_RETURN_FALSE;
+    Py_ssize_t len = PyUnicode_Check(data) ? PyUnicode_GET_LENGTH(data) : PyBytes_GET_SIZE(data);
+    if (ws_post(self, WS_SEND, data) < 0) return NULL;
+    self->ahead += len;
+    Py_RETURN_TRUE;
+}
+
+/* park_send(future) -> True when the sender must await it before sending more. */
+static PyObject *Ws_park_send(CzWsObject *self, PyObject *fut) {
+    if (self->ended || !self->conn || (!self->blocked && self->ahead < WS_AHEAD)) Py_RETURN_FALSE;
+    Py_XSETREF(self->send_waiter, Py_NewRef(fut));
+    Py_RETURN_TRUE;
+}
+
+static PyObject *Ws_close(CzWsObject *self, PyObject *args) {
+    int code;
+    PyObject *reason;
+    if (!PyArg_ParseTuple(args, "iU:close", &code, &reason)) return NULL;
+    if (code != 0 && !cz_ws_close_code_valid((unsigned)code))
+        return PyErr_Format(PyExc_ValueError, "invalid WebSocket close code %d (RFC 6455 7.4)", code);
+    PyObject *t = Py_BuildValue("(iO)", code ? code : 1000, reason);
+    if (!t) return NULL;
+    int rc = ws_post(self, WS_CLOSE, t);
+    Py_DECREF(t);
+    if (rc < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* take() -> str or bytes (a message), None (none yet: park()), or the close
+ * code (int) once the connection ended and every message was taken. */
+static PyObject *Ws_take(CzWsObject *self, PyObject *unused) {
+    (void)unused;
+    if (PyList_GET_SIZE(self->queue)) {
+        PyObject *msg = Py_NewRef(PyList_GET_ITEM(self->queue, 0));
+        if (PySequence_DelItem(self->queue, 0) < 0) {
+            Py_DECREF(msg);
+            return NULL;
+        }
+        self->queued -= PyUnicode_Check(msg) ? PyUnicode_GET_LENGTH(msg) : PyBytes_GET_SIZE(msg);
+        if (self->paused && self->queued <= WS_QUEUE_BYTES / 2 && PyList_GET_SIZE(self->queue) <= WS_QUEUE_MSGS / 2 &&
+            ws_post(self, WS_RESUME, Py_None) < 0) {
+            Py_DECREF(msg);
+            return NULL;
+        }
+        return msg;
+    }
+    if (self->ended) return PyLong_FromLong(self->close_code);
+    if (!self->conn) return PyLong_FromLong(1006);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Ws_park(CzWsObject *self, PyObject *fut) {
+    if (PyList_GET_SIZE(self->queue) || self->ended || !self->conn) Py_RETURN_FALSE;
+    Py_XSETREF(self->waiter, Py_NewRef(fut));
+    Py_RETURN_TRUE;
+}
+
+static PyObject *Ws_get_close_reason(CzWsObject *self, void *closure) {
+    (void)closure;
+    return Py_NewRef(self->close_reason ? self->close_reason : Py_None);
+}
+
+static PyObject *Ws_get_ended(CzWsObject *self, void *closure) {
+    (void)closure;
+    return PyBool_FromLong(self->ended || !self->conn);
+}
+
+static void Ws_dealloc(CzWsObject *self) {
+    if (self->accepted) cz_ws_destroy(&self->ws);
+    Py_XDECREF(self->queue);
+    Py_XDECREF(self->waiter);
+    Py_XDECREF(self->send_waiter);
+    Py_XDECREF(self->close_reason);
+    Py_XDECREF(self->server);
+    PyObject_Free(self);
+}
+
+static PyMethodDef Ws_methods[] = {
+    {"accept", (PyCFunction)Ws_accept, METH_VARARGS, "accept(subprotocol or None, [(name, value)]): answer 101."},
+    {"send", (PyCFunction)Ws_send, METH_O, "send(str or bytes) -> False once the connection is gone."},
+    {"park_send", (PyCFunction)Ws_park_send, METH_O, "park_send(future) -> True: await it before sending more."},
+    {"close", (PyCFunction)Ws_close, METH_VARARGS, "close(code, reason): the close handshake (403 before accept)."},
+    {"take", (PyCFunction)Ws_take, METH_NOARGS, "take() -> message, None (park()), or the close code."},
+    {"park", (PyCFunction)Ws_park, METH_O, "park(future) -> True: await it, then take()."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Ws_getset[] = {
+    {"close_reason", (getter)Ws_get_close_reason, NULL, "Why the connection ended (str), or None.", NULL},
+    {"ended", (getter)Ws_get_ended, NULL, "True once no more messages will come.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject CzWs_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "catzilla._core._WebSocket",
+    .tp_basicsize = sizeof(CzWsObject),
+    .tp_dealloc = (destructor)Ws_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The connection side of a WebSocket.",
+    .tp_methods = Ws_methods,
+    .tp_getset = Ws_getset,
+};
+
+static CzWsObject *ws_new(CzServerObject *self, cz_conn_t *c) {
+    CzWsObject *w = PyObject_New(CzWsObject, &CzWs_Type);
+    if (!w) return NULL;
+    w->server = (CzServerObject *)Py_NewRef(self);
+    w->conn = c;
+    w->accepted = w->compress = w->close_sent = w->paused = w->ended = 0;
+    w->close_code = 0;
+    w->close_reason = w->waiter = w->send_waiter = NULL;
+    w->queued = w->ahead = 0;
+    w->blocked = 0;
+    w->queue = PyList_New(0);
+    if (!w->queue) Py_CLEAR(w);
+    return w;
+}
+
 /* ---- files -------------------------------------------------------------------------------- */
 
 /* Answer with the file at `path` (bytes): opened and checked here, then
@@ -918,6 +1350,12 @@ static PyObject *endpoint_call(CzServerObject *self, cz_conn_t *c, const cz_http
     }
     if (mode == MODE_DIRECT) fn = PyList_GET_ITEM(ep, 3);
     *raw = raw_of(self, c, req, m, parts);
+    if (*raw && mode == MODE_WS) {
+        CzWsObject *w = ws_new(self, c);
+        if (!w) return NULL;
+        cz_py_request_set_websocket(*raw, (PyObject *)w);
+        Py_DECREF(w);
+    }
     return *raw ? PyObject_CallOneArg(fn, *raw) : NULL;
 }
 
@@ -1039,6 +1477,7 @@ static cz_conn_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_
             cz_static_serve(((CzStaticObject *)PyList_GET_ITEM(ep, 1))->st, c, req, rest);
             return CZ_CONN_DONE;
         }
+        if (PyLong_AsLong(PyList_GET_ITEM(ep, 0)) == MODE_WS && ws_check(self, c, req) < 0) return CZ_CONN_DONE;
         uint8_t policy = route_policy(self, m->route_index);
         if (policy == POLICY_SEEN) {
             atomic_store_explicit(&self->policy[m->route_index], POLICY_POOL, memory_order_relaxed);
@@ -1246,8 +1685,9 @@ static int hook_complete(void *ctx, cz_conn_t *c, void *item) {
     CzPendingObject *p = item;
     int again = 0;
     if (!p) return 0; /* a hold answered without a post (stream_step) */
-    if (p->body_next) {
-        cz_conn_body_next(c); /* CZ_CONN_ESTATE when answered meanwhile: nothing to read */
+    if (p->body_next || p->ws_op) {
+        if (p->body_next) cz_conn_body_next(c); /* CZ_CONN_ESTATE when answered meanwhile: nothing to read */
+        else ws_op(self, c, p);
         p->conn = NULL;
         Py_DECREF(p);
         return 0;
@@ -1256,7 +1696,10 @@ static int hook_complete(void *ctx, cz_conn_t *c, void *item) {
         c->user = NULL;
         Py_DECREF(p);
     }
-    if (p->spool) {
+    CzWsObject *w = p->stream ? NULL : ws_of(p->raw);
+    if (w && cz_conn_state(c) == CZ_CONN_UPGRADED) {
+        ws_done(self, c, p, w);
+    } else if (p->spool) {
         again = spool_complete(self, c, p);
     } else if (p->stream) {
         stream_piece_done(self, c, p);
@@ -1278,6 +1721,13 @@ static int hook_complete(void *ctx, cz_conn_t *c, void *item) {
 }
 
 static void hook_drained(void *ctx, cz_conn_t *c) {
+    CzPendingObject *p = c->user;
+    CzWsObject *w = p && Py_IS_TYPE((PyObject *)p, &CzPending_Type) ? ws_of(p->raw) : NULL;
+    if (w) {
+        w->blocked = 0;
+        if (w->ahead < WS_AHEAD) ws_resolve(w, &w->send_waiter);
+        return;
+    }
     CzStreamObject *st = c->user;
     if (st && Py_IS_TYPE((PyObject *)st, &CzStream_Type) && st->is_async) {
         st->blocked = 0;
@@ -1295,7 +1745,13 @@ static void hook_closed(void *ctx, cz_conn_t *c) {
         c->user = NULL;
         body_detach(body_of(p->raw), 499);
         if (p->spool) spool_post(self, c, p); /* lets the connection go */
-        p->cancelled = 1;                     /* a pool call not started yet is skipped */
+        CzWsObject *w = ws_of(p->raw);
+        if (w && w->accepted) { /* the handler learns it at its next receive or send */
+            ws_end(w, 1006, "", 0);
+            Py_DECREF(p);
+            return;
+        }
+        p->cancelled = 1; /* a pool call not started yet is skipped */
         if (self->cancel != Py_None) {
             PyObject *r = PyObject_CallOneArg(self->cancel, (PyObject *)p);
             if (!r) PyErr_WriteUnraisable(self->cancel);
@@ -1328,6 +1784,8 @@ static PyObject *pending_finish(CzPendingObject *self, PyObject *result, PyObjec
      * once the answer (which lets the connection go) is on its way. */
     CzBodyObject *b = body_of(self->raw);
     if (b) b->conn = NULL;
+    CzWsObject *w = ws_of(self->raw);
+    if (w) w->conn = NULL;
     if (!self->server->server) Py_RETURN_NONE; /* the server is gone: nobody to answer */
     Py_INCREF(self);                           /* released by hook_complete */
     int rc = cz_server_post(self->server->server, self->conn, self);
@@ -1446,11 +1904,11 @@ static int valid_endpoint(PyObject *ep) {
     int ok = mode == MODE_DIRECT   ? n == 4 && PyObject_TypeCheck(PyList_GET_ITEM(ep, 2), &CzCallPlan_Type) &&
                                          PyCallable_Check(PyList_GET_ITEM(ep, 3))
              : mode == MODE_STATIC ? n == 2 && PyObject_TypeCheck(PyList_GET_ITEM(ep, 1), &CzStatic_Type)
-                                   : (mode == MODE_NO_ARGS || mode == MODE_REQUEST) && n == 2;
+                                   : (mode == MODE_NO_ARGS || mode == MODE_REQUEST || mode == MODE_WS) && n == 2;
     if (!ok) {
         PyErr_Format(PyExc_ValueError,
-                     "endpoint must be [0, handler], [1, binder], [2, handler, CallPlan, binder] or "
-                     "[3, StaticFiles], got %R",
+                     "endpoint must be [0, handler], [1, binder], [2, handler, CallPlan, binder], "
+                     "[3, StaticFiles] or [4, WebSocket binder], got %R",
                      ep);
         return 0;
     }
@@ -1671,6 +2129,8 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
     c.http.max_header_bytes = (size_t)kw_double(cfg, "max_header_size", (double)c.http.max_header_bytes, &bad);
     c.http.max_headers = (size_t)kw_double(cfg, "max_headers", (double)c.http.max_headers, &bad);
     c.http.max_body = (size_t)kw_double(cfg, "max_body_size", (double)c.http.max_body, &bad);
+    self->ws_deflate = kw_double(cfg, "ws_per_message_deflate", 1.0, &bad) != 0.0;
+    self->ws_max_size = (uint64_t)kw_double(cfg, "ws_max_size", (double)CZ_WS_DEFAULT_MAX_MESSAGE, &bad);
     /* Routes' own limits: the parser bounds bodies by the largest, each
      * request by its route's (cz_conn). */
     c.max_body = c.http.max_body;
@@ -1693,6 +2153,7 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
         .closed = hook_closed,
         .route_max_body = own_limits ? hook_route_max_body : NULL, /* no lookup when no route has one */
         .route_streams_body = streams ? hook_route_streams_body : NULL,
+        .upgraded = hook_upgraded,
         .body = streams ? hook_body : NULL,
     };
     self->server = cz_server_create(self->alloc->alloc, self->router, &c, &hooks);
@@ -1785,11 +2246,12 @@ PyTypeObject CzServer_Type = {
 
 int cz_py_server_register(PyObject *module) {
     if (PyType_Ready(&CzServer_Type) < 0 || PyType_Ready(&CzPending_Type) < 0 || PyType_Ready(&CzStream_Type) < 0 ||
-        PyType_Ready(&CzBody_Type) < 0 || PyType_Ready(&CzStatic_Type) < 0)
+        PyType_Ready(&CzBody_Type) < 0 || PyType_Ready(&CzWs_Type) < 0 || PyType_Ready(&CzStatic_Type) < 0)
         return -1;
     if (PyModule_AddObjectRef(module, "Server", (PyObject *)&CzServer_Type) < 0) return -1;
     if (PyModule_AddObjectRef(module, "StaticFiles", (PyObject *)&CzStatic_Type) < 0) return -1;
     if (PyModule_AddObjectRef(module, "_Stream", (PyObject *)&CzStream_Type) < 0) return -1;
     if (PyModule_AddObjectRef(module, "_BodyStream", (PyObject *)&CzBody_Type) < 0) return -1;
+    if (PyModule_AddObjectRef(module, "_WebSocket", (PyObject *)&CzWs_Type) < 0) return -1;
     return PyModule_AddObjectRef(module, "_Pending", (PyObject *)&CzPending_Type);
 }

@@ -372,6 +372,10 @@ int cz_conn_body_streaming(const cz_conn_t *c) {
     return c->state == CZ_CONN_BUSY && (c->body_flow == BODY_OPEN || c->body_flow == BODY_WAITING);
 }
 
+void cz_conn_pause_input(cz_conn_t *c, int paused) {
+    c->input_paused = paused ? 1 : 0;
+}
+
 int cz_conn_writable(cz_conn_t *c) {
     int ok = c->nseg < CZ_CONN_SEGS && cz_conn_out_held(c) <= c->env->max_write_buffer;
     if (!ok) c->producer_waits = 1;
@@ -636,7 +640,8 @@ int cz_conn_resume(cz_conn_t *c) {
         went_on = 1;
     }
     if (c->state == CZ_CONN_IDLE && c->input_ended && !c->held) closing(c);
-    if (c->state == CZ_CONN_STREAM && c->producer_waits && c->env->drained && cz_conn_writable(c)) {
+    if ((c->state == CZ_CONN_STREAM || c->state == CZ_CONN_UPGRADED) && c->producer_waits && c->env->drained &&
+        cz_conn_writable(c)) {
         c->producer_waits = 0;
         c->env->drained(c->env->ctx, c);
     }
@@ -648,7 +653,7 @@ int cz_conn_wants_input(const cz_conn_t *c) {
     case CZ_CONN_IDLE:
     case CZ_CONN_HEAD:
     case CZ_CONN_BODY: return !c->held && !c->input_ended && !out_full(c);
-    case CZ_CONN_UPGRADED: return !c->input_ended;
+    case CZ_CONN_UPGRADED: return !c->input_ended && !c->input_paused;
     case CZ_CONN_BUSY:
     case CZ_CONN_STREAM:
         /* Read while a request is answered, so a client that leaves is

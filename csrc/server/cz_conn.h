@@ -129,8 +129,8 @@ typedef struct {
      * the request has been answered with it and the connection closes.
      * Required with route_streams_body. */
     void (*body)(void *ctx, cz_conn_t *c, const char *data, size_t len, int status);
-    /* STREAM: queued output fell back under max_write_buffer; the producer
-     * may go on. May be NULL. */
+    /* STREAM or UPGRADED: queued output fell back under max_write_buffer
+     * after cz_conn_writable() said 0; the producer may go on. May be NULL. */
     void (*drained)(void *ctx, cz_conn_t *c);
 } cz_conn_env_t;
 
@@ -167,6 +167,7 @@ struct cz_conn {
     uint8_t producer_waits; /* STREAM: cz_conn_writable() said 0 */
     uint8_t input_left;     /* unparsed input follows the request being dispatched */
     uint8_t body_flow;      /* BUSY: private, a streamed body's progress */
+    uint8_t input_paused;   /* UPGRADED: the application stopped reading */
     char *held;             /* unparsed input waiting for the current request */
     size_t held_len;
     uint64_t deadline;    /* env->now ms; 0: none */
@@ -286,6 +287,11 @@ int cz_conn_upgrade(cz_conn_t *c, const cz_http_response_t *r);
 /* UPGRADED: the buffer to append raw output to (e.g. a frame written in
  * place), or NULL in another state. Valid until the next call on `c`. */
 cz_http_buf_t *cz_conn_out_buffer(cz_conn_t *c);
+/* UPGRADED: stop (1) or resume (0) reading, e.g. while the application has
+ * not taken the messages already read. The transport asks
+ * cz_conn_wants_input() again after the call that changed it. */
+void cz_conn_pause_input(cz_conn_t *c, int paused);
+
 /* UPGRADED or STREAM: close once what is queued is sent. */
 void cz_conn_close(cz_conn_t *c);
 

@@ -18,6 +18,7 @@ from catzilla.response import (
     StreamingResponse,
 )
 from catzilla.routing import APIRouter, Route, RouterGroup
+from catzilla.websockets import WebSocket, WebSocketDisconnect, WebSocketException, WebSocketState
 
 __all__ = [
     "APIRouter",
@@ -49,6 +50,10 @@ __all__ = [
     "State",
     "StreamingResponse",
     "UploadFile",
+    "WebSocket",
+    "WebSocketDisconnect",
+    "WebSocketException",
+    "WebSocketState",
     "jsonable_encoder",
 ]
 __version__ = "0.3.0"

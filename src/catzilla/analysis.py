@@ -31,7 +31,7 @@ from catzilla.convert import Scalar
 from catzilla.datastructures import UploadFile
 from catzilla.dependencies import Depends
 from catzilla.params import Body, Cookie, File, Form, Header, Param, Path, Query, Undefined
-from catzilla.request import Request
+from catzilla.request import HTTPConnection
 from catzilla.response import Response
 
 PATH_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::path)?}")
@@ -214,7 +214,7 @@ def special_kind(name: str, base: Any, marker: Any) -> str | None:
     if marker is not None:
         return None
     if convert.is_class(base):
-        if issubclass(base, Request):
+        if issubclass(base, HTTPConnection):  # a Request, or a WebSocket on a WebSocket route
             return "request"
         if issubclass(base, Response):
             return "response"

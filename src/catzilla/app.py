@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import catzilla
-from catzilla import _core, memory, rendering, serving, threadpool
+from catzilla import _core, memory, rendering, serving, threadpool, websockets
 from catzilla.background import BackgroundTasks
 from catzilla.binding import Binding
 from catzilla.datastructures import State
@@ -27,7 +27,7 @@ from catzilla.exceptions import (
 from catzilla.lifespan import Lifespan
 from catzilla.memory import AppMemory
 from catzilla.middleware.base import Layer, build_chain
-from catzilla.params import MODE_REQUEST, MODE_STATIC, Undefined
+from catzilla.params import MODE_REQUEST, MODE_STATIC, MODE_WS, Undefined
 from catzilla.request import Request
 from catzilla.response import FileResponse, Response, StreamingResponse, json_dumps
 from catzilla.routing import (
@@ -166,6 +166,9 @@ class Catzilla(RouteDecorators):
         self._request_class: type[Request] = type(
             "Request", (Request,), {"__slots__": (), "app": property(lambda _: app_ref())}
         )
+        self._websocket_class: type[websockets.WebSocket] = type(
+            "WebSocket", (websockets.WebSocket,), {"__slots__": (), "app": property(lambda _: app_ref())}
+        )
         self._exception_sink: Callable[[BaseException], None] | None = None  # TestClient's
         self._docs_installed = False
 
@@ -262,6 +265,9 @@ class Catzilla(RouteDecorators):
             isinstance(status_code, bool) or not isinstance(status_code, int) or not 100 <= status_code <= 999
         ):
             raise ValueError(f"status_code must be an int in 100..999, got {status_code!r}")
+        is_ws = bool(options.get("websocket"))
+        if is_ws and not inspect.iscoroutinefunction(endpoint):
+            raise TypeError(f"WebSocket route {path!r}: the handler must be an async function")
         binding = Binding(
             path,
             endpoint,
@@ -273,7 +279,7 @@ class Catzilla(RouteDecorators):
             response_model_exclude_unset=bool(options.get("response_model_exclude_unset")),
             overrides=self.dependency_overrides,
             run_background=background_runner(self._runner),
-            request_class=self._request_class,
+            request_class=self._websocket_class if is_ws else self._request_class,
         )
         route_mw = list(options.get("middleware") or [])
         layers = [Layer(m) for m in route_mw]
@@ -294,9 +300,14 @@ class Catzilla(RouteDecorators):
             response_class=options.get("response_class"),
             binding=binding,
             middleware=tuple(route_mw),
+            websocket=is_ws,
         )
         # The endpoint list, shared by the route's methods; the C core reads it per request.
-        target = binding.target()
+        target = (
+            [MODE_WS, websockets.endpoint(binding.call, self._websocket_class, self._report_ws)]
+            if is_ws
+            else binding.target()
+        )
         policy = threadpool.policy(options.get("threadpool"), binding.is_async, path)
         own = options.get("max_body_size")
         max_body = 0 if own is None else check_body_size(own, f"route {path!r}")
@@ -377,7 +388,7 @@ class Catzilla(RouteDecorators):
         self._prepare()
         own_handlers = bool(self._errors.by_type or self._errors.by_status)
         for route, target, route_layers in self._targets:
-            if own_handlers and not (self._middleware or route_layers):
+            if own_handlers and not (self._middleware or route_layers) and not route.websocket:
                 # its exceptions go to this app's handlers, not the outer app's
                 target[:] = [MODE_REQUEST, self._chain([], route.binding.call, route.binding.is_async)]
             yield sorted(route.methods), prefix + route.path, target
@@ -565,6 +576,8 @@ class Catzilla(RouteDecorators):
                 install(self, self.openapi_url, self.docs_url)
         app_layers = self._middleware
         for route, target, route_layers in self._targets:
+            if route.websocket:  # HTTP middleware does not wrap a WebSocket (as in Starlette)
+                continue
             layers = app_layers + route_layers
             binding = route.binding
             if not layers:
@@ -646,6 +659,11 @@ class Catzilla(RouteDecorators):
                 error.__context__ = exc  # the log shows both, as if raised while handling it
             log.error("Exception while answering an exception", exc_info=(type(error), error, error.__traceback__))
             return server_error_response(exc, show)
+
+    def _report_ws(self, exc: BaseException) -> None:
+        """A WebSocket handler raised after accepting: logged, closed with 1011."""
+        logging.getLogger("catzilla.error").error("Exception in WebSocket handler", exc_info=exc)
+        self._report(exc)
 
     def _report(self, exc: BaseException) -> None:
         sink = self._exception_sink

@@ -19,7 +19,7 @@ from catzilla.background import BackgroundTasks
 from catzilla.compiler import Compiler
 from catzilla.dependencies import Depends
 from catzilla.params import MODE_DIRECT, MODE_NO_ARGS, MODE_REQUEST, File, Undefined
-from catzilla.request import Request
+from catzilla.request import HTTPConnection, Request
 from catzilla.response import Response
 
 
@@ -71,7 +71,7 @@ class Binding:
         response_model_exclude_unset: bool = False,
         overrides: dict[Any, Any] | None = None,
         run_background: Callable[[BackgroundTasks], None] | None = None,
-        request_class: type[Request] = Request,
+        request_class: type[HTTPConnection] = Request,
     ) -> None:
         self.request_class = request_class
         self.path = path

@@ -26,7 +26,7 @@ from catzilla.analysis import Dependant, ParamInfo
 from catzilla.background import BackgroundTasks
 from catzilla.exceptions import RequestValidationError
 from catzilla.params import Undefined
-from catzilla.request import Request, parse_cookies
+from catzilla.request import HTTPConnection, Request, parse_cookies
 
 _MISSING = object()
 _EMPTY: dict[str, Any] = {}
@@ -101,7 +101,7 @@ class Compiler:
         overrides: dict[Any, Any] | None = None,
         override_hook: Callable[..., Any] | None = None,
         run_background: Callable[[BackgroundTasks], None] | None = None,
-        request_class: type[Request] = Request,
+        request_class: type[HTTPConnection] = Request,
         name: str = "bind",
     ) -> None:
         if root.kind in ("generator", "asyncgen"):

@@ -17,6 +17,7 @@ MODE_NO_ARGS = 0  # the C core calls the endpoint with no arguments
 MODE_REQUEST = 1  # the C core calls the endpoint with a catzilla._core.RawRequest
 MODE_STATIC = 3  # the C core serves a StaticFiles directory itself
 MODE_DIRECT = 2  # the C core takes the arguments itself (catzilla.direct), else calls the binder
+MODE_WS = 4  # a WebSocket route: the C core checks the handshake, then calls the endpoint with a RawRequest
 
 
 class _UndefinedType:

@@ -125,9 +125,12 @@ def parse_cookies(header: str) -> dict[str, str]:
     return cookies
 
 
-class Request:
+class HTTPConnection:
+    """What a request and a WebSocket share (Starlette's name): the URL, the
+    headers, the parameters, the cookies, the client, per-connection state."""
+
     __slots__ = ("__dict__", "_raw")
-    app: Any = None  # the Catzilla app (set on each app's Request subclass)
+    app: Any = None  # the Catzilla app (set on each app's subclass)
 
     def __init__(self, raw: RawRequest) -> None:
         self._raw = raw
@@ -136,10 +139,6 @@ class Request:
     def state(self) -> State:
         """Per-request attributes, e.g. set by middleware for the handler."""
         return State()
-
-    @cached_property
-    def method(self) -> str:
-        return self._raw.method
 
     @cached_property
     def path(self) -> str:
@@ -176,6 +175,20 @@ class Request:
     def client(self) -> Address | None:
         peer = self._raw.client
         return None if peer is None else Address(*peer)
+
+    def url_for(self, name: str, /, **path_params: Any) -> URL:
+        """The absolute URL of the route or mount called ``name`` (``app.url_path_for``),
+        on the scheme and host this request came to."""
+        path = self.app.url_path_for(name, **path_params)
+        return URL(self.url.scheme, self.url.netloc, path, "")
+
+
+class Request(HTTPConnection):
+    __slots__ = ()
+
+    @cached_property
+    def method(self) -> str:
+        return self._raw.method
 
     @property
     def body(self) -> Any:
@@ -261,12 +274,6 @@ class Request:
         (the body is whole by then). Ends with an empty chunk, as in Starlette;
         ``ClientDisconnect`` when the body cannot be read whole."""
         return _Stream(self)
-
-    def url_for(self, name: str, /, **path_params: Any) -> URL:
-        """The absolute URL of the route or mount called ``name`` (``app.url_path_for``),
-        on the scheme and host this request came to."""
-        path = self.app.url_path_for(name, **path_params)
-        return URL(self.url.scheme, self.url.netloc, path, "")
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path}>"

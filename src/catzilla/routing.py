@@ -37,6 +37,7 @@ ROUTE_OPTIONS = frozenset(
         "response_model_exclude_none",
         "response_model_exclude_unset",
         "middleware",
+        "websocket",  # set by .websocket(): the route is a WebSocket endpoint
     }
 )
 
@@ -61,6 +62,7 @@ class Route:
     response_class: Any = field(default=None, repr=False, compare=False)
     binding: Any = field(default=None, repr=False, compare=False)
     middleware: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+    websocket: bool = False  # a WebSocket endpoint
 
 
 class NoMatchFound(Exception):
@@ -151,6 +153,36 @@ class RouteDecorators:
 
     def get(self, path: str, name: str | None = None, **options: Any) -> Callable[[F], F]:
         return self.route(path, ("GET",), name, **options)
+
+    def websocket(
+        self, path: str, name: str | None = None, *, dependencies: Sequence[Any] | None = None
+    ) -> Callable[[F], F]:
+        """A WebSocket endpoint (catzilla.websockets): ``async def ws(websocket: WebSocket, ...)``,
+        with path, query, header and cookie parameters and dependencies as any route."""
+        return self.route(
+            path, ("GET",), name, websocket=True, include_in_schema=False, dependencies=list(dependencies or [])
+        )
+
+    def add_api_websocket_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        name: str | None = None,
+        *,
+        dependencies: Sequence[Any] | None = None,
+    ) -> Any:
+        """FastAPI's spelling of registering a WebSocket endpoint without the decorator."""
+        return self.add_route(
+            path,
+            endpoint,
+            ("GET",),
+            name,
+            websocket=True,
+            include_in_schema=False,
+            dependencies=list(dependencies or []),
+        )
+
+    add_websocket_route = add_api_websocket_route
 
     def head(self, path: str, name: str | None = None, **options: Any) -> Callable[[F], F]:
         return self.route(path, ("HEAD",), name, **options)
