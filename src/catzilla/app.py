@@ -64,6 +64,8 @@ LIMITS = (
     "max_headers",
     "max_body_size",
     "backlog",
+    "ws_per_message_deflate",
+    "ws_max_size",
 )
 
 
@@ -115,6 +117,8 @@ class Catzilla(RouteDecorators):
         debug: bool = False,
         threadpool_size: int = threadpool.DEFAULT_SIZE,
         max_body_size: int | None = None,
+        ws_per_message_deflate: bool = True,
+        ws_max_size: int = 16 * 1024 * 1024,
         title: str = "Catzilla",
         version: str = "0.1.0",
         description: str = "",
@@ -132,6 +136,9 @@ class Catzilla(RouteDecorators):
         self.debug = memory.check_bool("debug", debug)
         self.threadpool_size = threadpool.check_size(threadpool_size)
         self.max_body_size = None if max_body_size is None else check_body_size(max_body_size, "Catzilla()")
+        # WebSockets (uvicorn's names): permessage-deflate for clients that offer it; a message's bound (1009).
+        self.ws_per_message_deflate = memory.check_bool("ws_per_message_deflate", ws_per_message_deflate)
+        self.ws_max_size = check_body_size(ws_max_size, "Catzilla(ws_max_size=...)")
         self._memory = AppMemory(
             use_jemalloc=memory.check_bool("use_jemalloc", use_jemalloc),
             memory_profiling=memory.check_bool("memory_profiling", memory_profiling),
@@ -166,6 +173,7 @@ class Catzilla(RouteDecorators):
         self._request_class: type[Request] = type(
             "Request", (Request,), {"__slots__": (), "app": property(lambda _: app_ref())}
         )
+        self._ws_running = websockets.Running()
         self._websocket_class: type[websockets.WebSocket] = type(
             "WebSocket", (websockets.WebSocket,), {"__slots__": (), "app": property(lambda _: app_ref())}
         )
@@ -304,7 +312,12 @@ class Catzilla(RouteDecorators):
         )
         # The endpoint list, shared by the route's methods; the C core reads it per request.
         target = (
-            [MODE_WS, websockets.endpoint(binding.call, self._websocket_class, self._report_ws)]
+            [
+                MODE_WS,
+                websockets.endpoint(
+                    binding.call, self._websocket_class, self._report_ws, self._report, self._ws_running
+                ),
+            ]
             if is_ws
             else binding.target()
         )
@@ -465,7 +478,7 @@ class Catzilla(RouteDecorators):
         timeouts (see docs/server.md): max_connections, max_connections_per_client, header_timeout,
         body_timeout, keepalive_timeout, write_timeout, shutdown_timeout,
         max_write_buffer, max_write_buffer_total, max_url_length, max_header_size, max_headers,
-        max_body_size, backlog.
+        max_body_size, backlog, ws_per_message_deflate, ws_max_size.
         """
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int in 0..65535, got {port!r}")
@@ -522,6 +535,11 @@ class Catzilla(RouteDecorators):
     ) -> None:
         if self.max_body_size is not None and "max_body_size" not in config:
             config = dict(config, max_body_size=float(self.max_body_size))  # listen()'s wins
+        config = {
+            "ws_per_message_deflate": float(self.ws_per_message_deflate),
+            "ws_max_size": float(self.ws_max_size),
+            **config,
+        }
         run_sync = self._runner.run_sync
         try:
             self._lifespan.startup(self, run_sync)

@@ -17,17 +17,31 @@ when the last one closes. Streamed responses work as in httpx:
 
 As Starlette's, by default an exception a handler does not handle is raised
 in the test (``raise_server_exceptions=True``); pass False to get the 500.
-Requires ``httpx`` (``pip install catzilla[test]``).
+WebSockets as in Starlette, over the real socket (the ``websockets``
+package's client)::
+
+    with client.websocket_connect("/ws") as ws:
+        ws.send_text("hi")
+        assert ws.receive_json() == {...}
+
+A handshake the app refuses raises ``WebSocketDisconnect`` with the close
+code it refused with (1000 when it returned without accepting); the
+connection's end raises it from ``receive_*``.
+
+Requires ``httpx`` (``pip install catzilla[test]``; ``websockets`` too for
+``websocket_connect``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 from typing import Any
 
 import httpx
 
-__all__ = ["TestClient"]
+__all__ = ["TestClient", "WebSocketTestSession"]
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
@@ -149,6 +163,14 @@ class TestClient(httpx.Client):
             raise exc
         return response
 
+    def websocket_connect(
+        self, url: str, subprotocols: list[str] | None = None, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> WebSocketTestSession:
+        """Open a WebSocket to the app (Starlette's TestClient API); use it with ``with``."""
+        if self._served is None:
+            self.start()
+        return WebSocketTestSession(self, url, subprotocols, headers)
+
     def __enter__(self) -> TestClient:
         super().__enter__()
         self.start()
@@ -165,3 +187,139 @@ class TestClient(httpx.Client):
             self.stop()
         finally:
             super().close()
+
+
+class WebSocketTestSession:
+    """One WebSocket to the app under test (Starlette's ``WebSocketTestSession`` API)."""
+
+    __test__ = False
+
+    def __init__(
+        self, client: TestClient, url: str, subprotocols: list[str] | None, headers: dict[str, str] | None
+    ) -> None:
+        self._client = client
+        self._url = url
+        self._subprotocols = subprotocols
+        self._headers = dict(headers or {})
+        self._conn: Any = None
+        self._cm: Any = None
+        self.accepted_subprotocol: str | None = None
+        self.extra_headers: list[tuple[bytes, bytes]] = []
+
+    def __enter__(self) -> WebSocketTestSession:
+        from websockets.exceptions import InvalidStatus
+        from websockets.sync.client import connect
+
+        from catzilla.websockets import WebSocketDisconnect
+
+        path = self._url if self._url.startswith("/") else httpx.URL(self._url).raw_path.decode()
+        served = self._client._served
+        assert served is not None
+        served.server_exc = None
+        self._first_ticket = self._client.app._ws_running.next  # this session's handler starts at or after it
+        cookies = "; ".join(f"{k}={v}" for k, v in self._client.cookies.items())
+        if cookies and "cookie" not in {k.lower() for k in self._headers}:
+            self._headers["cookie"] = cookies
+        try:
+            self._cm = connect(
+                f"ws://127.0.0.1:{self._client.port}{path}",
+                subprotocols=self._subprotocols,  # type: ignore[arg-type]
+                additional_headers={"user-agent": "testclient", **self._headers},
+                open_timeout=self._client.timeout.connect or 30.0,
+                max_size=None,
+            )
+            self._conn = self._cm.__enter__()
+        except InvalidStatus as refused:
+            self._raise_server_exc()
+            code = 1000
+            with contextlib.suppress(ValueError, AttributeError):  # the 403's body says the close code
+                code = int(json.loads(refused.response.body or b"{}").get("code", 1000))
+            if refused.response.status_code != 403:
+                raise
+            raise WebSocketDisconnect(code) from None
+        self.accepted_subprotocol = self._conn.subprotocol
+        self.extra_headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self._conn.response.headers.raw_items()
+        ]
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+        # As Starlette's: the app's handler ends before the block does, and what it
+        # let through (e.g. WebSocketDisconnect) is raised here.
+        running = self._client.app._ws_running
+        first = self._first_ticket
+        with running.changed:
+            running.changed.wait_for(lambda: not any(t >= first for t in running.active), timeout=STOP_TIMEOUT)
+        self._raise_server_exc()
+
+    def _raise_server_exc(self) -> None:
+        served = self._client._served
+        exc = served.take_exc() if served is not None else None
+        if exc is not None and self._client.raise_server_exceptions:
+            raise exc
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "websocket.close":
+            self.close(message.get("code", 1000), message.get("reason"))
+        elif message.get("text") is not None:
+            self.send_text(message["text"])
+        else:
+            self.send_bytes(message["bytes"])
+
+    def send_text(self, data: str) -> None:
+        self._conn.send(data)
+
+    def send_bytes(self, data: bytes) -> None:
+        self._conn.send(bytes(data))
+
+    def send_json(self, data: Any, mode: str = "text") -> None:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        self._conn.send(text if mode == "text" else text.encode())
+
+    def close(self, code: int = 1000, reason: str | None = None) -> None:
+        if self._conn is not None:
+            self._conn.close(code, reason or "")
+            self._cm.__exit__(None, None, None)
+            self._conn = None
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def _recv(self) -> str | bytes:
+        from websockets.exceptions import ConnectionClosed
+
+        from catzilla.websockets import WebSocketDisconnect
+
+        try:
+            return self._conn.recv(timeout=self._client.timeout.read)  # type: ignore[no-any-return]
+        except ConnectionClosed as closed:
+            self._raise_server_exc()
+            rcvd = closed.rcvd
+            raise WebSocketDisconnect(rcvd.code if rcvd else 1006, rcvd.reason if rcvd else "") from None
+
+    def receive(self) -> dict[str, Any]:
+        from catzilla.websockets import WebSocketDisconnect
+
+        try:
+            data = self._recv()
+        except WebSocketDisconnect as gone:
+            return {"type": "websocket.close", "code": gone.code, "reason": gone.reason}
+        key = "text" if isinstance(data, str) else "bytes"
+        return {"type": "websocket.send", key: data}
+
+    def receive_text(self) -> str:
+        data = self._recv()
+        if not isinstance(data, str):
+            raise TypeError("expected a text message, received a binary one")
+        return data
+
+    def receive_bytes(self) -> bytes:
+        data = self._recv()
+        if not isinstance(data, bytes):
+            raise TypeError("expected a binary message, received a text one")
+        return data
+
+    def receive_json(self, mode: str = "text") -> Any:
+        return json.loads(self._recv())

@@ -287,11 +287,40 @@ async def broadcast(websockets: Iterable[WebSocket], message: str | bytes | Any)
     return sent
 
 
+class Running:
+    """The WebSocket handlers of one app that are running, by ticket (in the
+    order they started): a TestClient waits for the one its session started."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.next = 0
+        self.active: set[int] = set()
+        self.changed = threading.Condition()
+
+    def start(self) -> int:
+        with self.changed:
+            ticket, self.next = self.next, self.next + 1
+            self.active.add(ticket)
+            return ticket
+
+    def finish(self, ticket: int) -> None:
+        with self.changed:
+            self.active.discard(ticket)
+            self.changed.notify_all()
+
+
 def endpoint(
-    binder: Callable[..., Any], websocket_class: type[WebSocket], on_error: Callable[[BaseException], None]
+    binder: Callable[..., Any],
+    websocket_class: type[WebSocket],
+    on_error: Callable[[BaseException], None],
+    report: Callable[[BaseException], None],
+    running: Running,
 ) -> Callable[[Any], Any]:
     """What the C core calls for a WebSocket route: runs the binder (which runs
-    the handler) with Starlette's rules for how it ends."""
+    the handler) with Starlette's rules for how it ends. ``on_error``: a handler
+    failure after accept (logged); ``report``: a disconnect the handler let
+    through (a TestClient raises it, as Starlette's does)."""
     from catzilla.exceptions import HTTPException, RequestValidationError
     from catzilla.response import Response
 
@@ -303,13 +332,20 @@ def endpoint(
         )
 
     async def run(raw: Any) -> Any:
+        ticket = running.start()
+        try:
+            return await serve(raw)
+        finally:
+            running.finish(ticket)
+
+    async def serve(raw: Any) -> Any:
         ws = websocket_class(raw)
         try:
             result = binder(raw, ws)
             if inspect.iscoroutine(result):
                 await result
-        except WebSocketDisconnect:
-            pass
+        except WebSocketDisconnect as gone:
+            report(gone)
         except Exception as exc:
             if ws.application_state == WebSocketState.CONNECTING:
                 if isinstance(exc, WebSocketException):

@@ -1,0 +1,338 @@
+"""WebSockets over real sockets, with the ``websockets`` client: the handshake
+(101, 400, 426, 403 refusals), messages both ways, compression, subprotocols,
+ping/pong, the close handshake and its codes, protocol errors (1007, 1009),
+a vanished peer, backpressure both ways, broadcast, RouterGroup routes, and the
+TestClient's ``websocket_connect``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from catzilla import (
+    Catzilla,
+    Depends,
+    HTTPException,
+    Query,
+    RouterGroup,
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketException,
+)
+from catzilla.testing import TestClient
+from catzilla.websockets import broadcast
+from tests.server.conftest import HOST, serve_in_thread
+
+websockets = pytest.importorskip("websockets")
+from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
+from websockets.sync.client import connect  # noqa: E402
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.events: list[object] = []
+        self.lock = threading.Lock()
+
+    def add(self, e: object) -> None:
+        with self.lock:
+            self.events.append(e)
+
+    def wait(self, pred, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if pred(self.events):
+                    return True
+            time.sleep(0.01)
+        return False
+
+
+def build(seen: Seen) -> Catzilla:
+    app = Catzilla(ws_max_size=1 << 20)
+    clients: set[WebSocket] = set()
+
+    async def user(token: str | None = Query(None)) -> str:
+        if token != "good":
+            raise WebSocketException(1008, "bad token")
+        return "alice"
+
+    @app.websocket("/echo")
+    async def echo(websocket: WebSocket) -> None:
+        offered = websocket.subprotocols
+        await websocket.accept(subprotocol="v2" if "v2" in offered else None, headers=[(b"x-extra", b"1")])
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                seen.add(("disconnect", message["code"], message["reason"]))
+                return
+            if message.get("text") is not None:
+                await websocket.send_text(message["text"])
+            else:
+                await websocket.send_bytes(message["bytes"])
+
+    @app.websocket("/rooms/{room}")
+    async def rooms(websocket: WebSocket, room: str, who: str = Depends(user), n: int = Query(1)) -> None:
+        await websocket.accept()
+        await websocket.send_json({"room": room, "who": who, "n": n, "path": websocket.url.path})
+        await websocket.close(4000, "done")
+
+    @app.websocket("/http-error")
+    async def http_error(websocket: WebSocket) -> None:
+        raise HTTPException(401, "who are you")
+
+    @app.websocket("/silent")
+    async def silent(websocket: WebSocket) -> None:
+        return None  # never accepts: 403
+
+    @app.websocket("/boom")
+    async def boom(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.receive_text()
+        raise RuntimeError("handler failure")
+
+    @app.websocket("/wait")
+    async def wait(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            await websocket.receive_text()
+        except WebSocketDisconnect as e:
+            seen.add(("gone", e.code))
+
+    @app.websocket("/flood")
+    async def flood(websocket: WebSocket) -> None:
+        await websocket.accept()
+        sent = 0
+        try:
+            while sent < 200 << 20:
+                await websocket.send_bytes(b"f" * 65536)
+                sent += 65536
+                seen.add(("sent", sent))
+        except WebSocketDisconnect:
+            seen.add(("flood-gone", sent))
+
+    @app.websocket("/lazy")
+    async def lazy(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await asyncio.sleep(1.5)  # reads nothing meanwhile
+        total = 0
+        async for chunk in websocket.iter_bytes():
+            total += len(chunk)
+            if total >= 64 << 20:
+                break
+        await websocket.send_json({"total": total})
+
+    @app.websocket("/chat")
+    async def chat(websocket: WebSocket) -> None:
+        await websocket.accept()
+        clients.add(websocket)
+        try:
+            async for text in websocket.iter_text():
+                n = await broadcast(clients, {"said": text})
+                seen.add(("broadcast", n))
+        finally:
+            clients.discard(websocket)
+
+    group = RouterGroup(prefix="/g")
+
+    @group.websocket("/ws")
+    async def grouped(websocket: WebSocket, q: str = "none") -> None:
+        await websocket.accept()
+        await websocket.send_text(f"group {q}")
+
+    app.include_routes(group)
+    return app
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, Seen, Catzilla]]:
+    seen = Seen()
+    app = build(seen)
+    with serve_in_thread(app) as srv:
+        yield f"ws://{HOST}:{srv.port}", seen, app
+
+
+def test_messages_both_ways_with_compression_and_subprotocol(server: tuple[str, Seen, Catzilla]) -> None:
+    url, _, _ = server
+    with connect(url + "/echo", subprotocols=["v1", "v2"]) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "v2"
+        assert ws.response.headers["x-extra"] == "1"
+        assert [type(e).__name__ for e in ws.protocol.extensions] == ["PerMessageDeflate"]
+        ws.send("héllo")
+        assert ws.recv(timeout=5) == "héllo"
+        ws.send(b"\x00\xff" * 100_000)
+        assert ws.recv(timeout=5) == b"\x00\xff" * 100_000
+        ws.send(["frag", "mented"])  # one message in two frames
+        assert ws.recv(timeout=5) == "fragmented"
+        assert ws.ping(b"p").wait(5)  # answered by the C core
+    with connect(url + "/echo", compression=None) as ws:
+        assert ws.protocol.extensions == []
+        ws.send("plain")
+        assert ws.recv(timeout=5) == "plain"
+
+
+def test_the_close_handshake_and_its_codes(server: tuple[str, Seen, Catzilla]) -> None:
+    url, seen, _ = server
+    with connect(url + "/echo") as ws:
+        ws.close(4321, "client says bye")
+    assert seen.wait(lambda ev: ("disconnect", 4321, "client says bye") in ev)
+    with connect(url + "/rooms/blue?token=good&n=3") as ws:
+        assert json.loads(ws.recv(timeout=5)) == {"room": "blue", "who": "alice", "n": 3, "path": "/rooms/blue"}
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4000, "done")
+
+
+def test_refusals_before_accept(server: tuple[str, Seen, Catzilla]) -> None:
+    url, _, _ = server
+    for path, status in [("/rooms/x?token=bad", 403), ("/rooms/x?token=good&n=zz", 403), ("/http-error", 401)]:
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url + path)
+        assert refused.value.response.status_code == status, path
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url + "/silent")
+    assert refused.value.response.status_code == 403
+    body = json.loads(refused.value.response.body or b"{}")
+    assert body["code"] == 1000
+    # not a handshake: 426 with the headers that say how; a broken one: 400
+    http = url.replace("ws://", "http://")
+    r = httpx.get(http + "/echo")
+    assert r.status_code == 426 and r.headers["upgrade"] == "websocket" and r.headers["sec-websocket-version"] == "13"
+    r = httpx.get(
+        http + "/echo",
+        headers={"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "x"},
+    )
+    assert r.status_code == 400 and "Sec-WebSocket-Key" in r.json()["detail"]
+
+
+def test_a_handler_that_raises_closes_with_1011(server: tuple[str, Seen, Catzilla]) -> None:
+    url, _, _ = server
+    with connect(url + "/boom") as ws:
+        ws.send("go")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+
+
+def test_protocol_errors_close_with_their_code(server: tuple[str, Seen, Catzilla]) -> None:
+    url, _, _ = server
+    with connect(url + "/echo", compression=None, max_size=None) as ws:
+        ws.send(b"x" * ((1 << 20) + 1))  # over ws_max_size
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    # invalid UTF-8 in a text frame, written by hand (the client library refuses to)
+    host, port = url.removeprefix("ws://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.sendall(
+        b"GET /echo HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
+    s.sendall(bytes([0x81, 0x82, 1, 2, 3, 4]) + bytes(b ^ k for b, k in zip(b"\xc3\x28", b"\x01\x02", strict=True)))
+    frame = head.split(b"\r\n\r\n", 1)[1]
+    while len(frame) < 4:
+        frame += s.recv(4096)
+    assert frame[0] == 0x88 and int.from_bytes(frame[2:4], "big") == 1007
+    s.close()
+
+
+def test_a_vanished_peer_raises_websocketdisconnect(server: tuple[str, Seen, Catzilla]) -> None:
+    url, seen, _ = server
+    host, port = url.removeprefix("ws://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.sendall(
+        b"GET /wait HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert s.recv(4096).startswith(b"HTTP/1.1 101 ")
+    s.close()  # no close frame
+    assert seen.wait(lambda ev: ("gone", 1006) in ev)
+
+
+def test_send_waits_for_a_client_that_does_not_read(server: tuple[str, Seen, Catzilla]) -> None:
+    url, seen, app = server
+    before = app.get_server_stats()["output_held"]
+    with connect(url + "/flood", compression=None, max_size=None) as ws:
+        time.sleep(1.0)  # the client reads nothing
+        sent = max((e[1] for e in seen.events if isinstance(e, tuple) and e[0] == "sent"), default=0)
+        assert 0 < sent < 32 << 20, sent  # socket buffers and the bound, not 200 MiB
+        held = app.get_server_stats()["output_held"] - before
+        assert held < 8 << 20, held
+        assert len(ws.recv(timeout=5)) == 65536  # and it goes on when the client reads
+    assert seen.wait(lambda ev: any(isinstance(e, tuple) and e[0] == "flood-gone" for e in ev))
+
+
+def test_a_handler_that_does_not_read_stalls_the_client(server: tuple[str, Seen, Catzilla]) -> None:
+    url, _, _ = server
+    host, port = url.removeprefix("ws://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.sendall(
+        b"GET /lazy HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert s.recv(4096).startswith(b"HTTP/1.1 101 ")
+    frame = bytes([0x82, 0xFF]) + (65536).to_bytes(8, "big") + b"\0\0\0\0" + b"z" * 65536  # mask 0
+    stream = memoryview(frame * 1024)  # 64 MiB of payload, sent as one byte stream
+    s.setblocking(False)
+    sent, deadline = 0, time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        try:
+            sent += s.send(stream[sent : sent + 262144])
+        except BlockingIOError:
+            time.sleep(0.01)
+    assert sent < 40 << 20, sent  # the server stopped reading: not everything went in
+    s.setblocking(True)
+    s.settimeout(10)
+    s.sendall(stream[sent:])
+    data = b""
+    while b"}" not in data:
+        data += s.recv(4096)
+    assert json.loads(data[data.index(b"{") : data.index(b"}") + 1])["total"] == 64 << 20
+    s.close()
+
+
+def test_broadcast_reaches_every_client(server: tuple[str, Seen, Catzilla]) -> None:
+    url, seen, _ = server
+    conns = [connect(url + "/chat") for _ in range(5)]
+    try:
+        time.sleep(0.2)
+        conns[0].send("hi all")
+        for c in conns:
+            assert json.loads(c.recv(timeout=5)) == {"said": "hi all"}
+        assert seen.wait(lambda ev: ("broadcast", 5) in ev)
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_routergroup_and_testclient() -> None:
+    seen = Seen()
+    app = build(seen)
+    with TestClient(app) as client:
+        with client.websocket_connect("/g/ws?q=yes") as ws:
+            assert ws.receive_text() == "group yes"
+        with client.websocket_connect("/echo") as ws:
+            ws.send_json({"a": 1})
+            assert ws.receive_json() == {"a": 1}
+            ws.send_bytes(b"raw")
+            assert ws.receive_bytes() == b"raw"
+        with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/rooms/x?token=bad"):
+            pass
+        assert refused.value.code == 1008
+        with client.websocket_connect("/rooms/r?token=good") as ws:
+            assert ws.receive_json()["room"] == "r"
+            with pytest.raises(WebSocketDisconnect) as ended:
+                ws.receive_text()
+            assert ended.value.code == 4000
