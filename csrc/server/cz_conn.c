@@ -481,12 +481,13 @@ static void too_large(cz_conn_t *c) {
     closing(c);
 }
 
-/* A streamed body cannot complete: the application hears why, the client
- * gets that status and the connection closes. */
+/* A streamed body cannot complete: the client gets that status, the
+ * connection closes, then the application hears why (its request is
+ * answered by then: a late answer is refused). */
 static void body_fail(cz_conn_t *c, int status) {
     c->body_flow = BODY_FAILED;
-    c->env->body(c->env->ctx, c, NULL, 0, status);
     if (c->state == CZ_CONN_BUSY) cz_conn_respond_error(c, status, NULL);
+    c->env->body(c->env->ctx, c, NULL, 0, status);
 }
 
 /* Parse a streamed body (BUSY, BODY_OPEN) until a piece waits for the
@@ -512,7 +513,14 @@ static void body_pump(cz_conn_t *c, const char **data, size_t *len) {
         }
         case CZ_HTTP_REQUEST:
             c->body_flow = BODY_ENDED;
+            /* trailer fields may say "Connection: close" (the parser then
+             * takes no more requests) */
+            if (!cz_http_parser_request(&c->parser)->keep_alive) c->keep_alive = 0;
+            /* an answer given inside env->body: input read past the body
+             * waits for it (a stop answers it too) */
+            c->input_left = *len > 0;
             env->body(env->ctx, c, NULL, 0, 0);
+            c->input_left = 0;
             return;
         default: body_fail(c, cz_http_parser_status(&c->parser)); return;
         }

@@ -125,8 +125,9 @@ typedef struct {
      * piece of the body (a view, valid during the call), then len 0 with
      * status 0 at its end. Nothing more is read until cz_conn_body_next()
      * (which may be called from inside this call). status != 0: the body
-     * cannot complete (413 over its limit, 400 malformed, 408 too slow);
-     * the request has been answered with it and the connection closes.
+     * cannot complete (413 over its limit, 400 malformed, 431 trailer
+     * fields too large, 408 too slow); the request has been answered with
+     * it and the connection closes.
      * Required with route_streams_body. */
     void (*body)(void *ctx, cz_conn_t *c, const char *data, size_t len, int status);
     /* STREAM or UPGRADED: queued output fell back under max_write_buffer

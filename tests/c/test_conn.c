@@ -538,7 +538,10 @@ static struct {
     char got[256];
     size_t len;
     int pieces, ended, status;
-    int take_at_once; /* the body hook takes each piece inside the call */
+    int take_at_once;  /* the body hook takes each piece inside the call */
+    int answer_at_end; /* the body hook answers inside the call at the body's end */
+    int status_state;  /* the connection's state when the hook heard a status */
+    int late_answer;   /* what an answer inside that call got */
 } B;
 
 static int streams_defer(void *ctx, uint32_t route_index, const cz_http_request_t *req) {
@@ -550,11 +553,18 @@ static int streams_defer(void *ctx, uint32_t route_index, const cz_http_request_
 static void body_hook(void *ctx, cz_conn_t *c, const char *data, size_t len, int status) {
     (void)ctx;
     if (status) {
+        cz_http_response_t r = text(200, "late");
         B.status = status;
+        B.status_state = cz_conn_state(c);
+        B.late_answer = cz_conn_respond(c, &r);
         return;
     }
     if (!data) {
         B.ended++;
+        if (B.answer_at_end) {
+            cz_http_response_t r = text(200, "ok");
+            CHECK(cz_conn_respond(c, &r) == CZ_HTTP_OK);
+        }
         return;
     }
     CHECK(len > 0 && B.len + len <= sizeof(B.got));
@@ -626,6 +636,8 @@ static void test_streamed_body(void) {
     drain(0);
     CHECK(B.status == 413 && sent_has("HTTP/1.1 413 ") && sent_has("Connection: close"));
     CHECK(cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    /* the hook heard it once the request was answered: an answer there is refused */
+    CHECK(B.status_state == CZ_CONN_CLOSING && B.late_answer == CZ_CONN_ESTATE && !sent_has("late"));
     CHECK(cz_conn_respond(&G.c, &r) == CZ_CONN_ESTATE); /* the handler's late answer */
     done();
 
@@ -663,6 +675,29 @@ static void test_streamed_body(void) {
     feed("GET /defer HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
     drain(0);
     CHECK(B.status == 400 && sent_has("HTTP/1.1 400 ") && cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    done();
+
+    /* trailer fields saying "Connection: close": the answer says so too
+     * (the parser takes nothing more; the pipelined GET is not answered 400) */
+    stream_rig();
+    B.take_at_once = B.answer_at_end = 1;
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    feed("2\r\nab\r\n0\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    drain(0);
+    CHECK(B.ended == 1 && count(G.out, "HTTP/1.1 200 OK") == 1 && sent_has("Connection: close"));
+    CHECK(!sent_has("HTTP/1.1 400 ") && cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    done();
+
+    /* the server stops; a request read with the body's end and answered
+     * inside the hook: it is answered too, the last answer closes */
+    stream_rig();
+    G.env.stopping = 1;
+    B.take_at_once = B.answer_at_end = 1;
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n");
+    feed("abcGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    drain(0);
+    CHECK(B.ended == 1 && G.dispatched == 2 && count(G.out, "HTTP/1.1 200 OK") == 2);
+    CHECK(count(G.out, "Connection: close") == 1 && cz_conn_state(&G.c) == CZ_CONN_CLOSING);
     done();
 }
 

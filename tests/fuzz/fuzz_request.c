@@ -6,8 +6,13 @@
  * router (the server's own answers: OPTIONS 204, 405 + Allow,
  * trailing-slash 307, 404), the application's answers (whole responses,
  * streamed bodies with a known length or chunked, file ranges, deferred
- * answers), and the output queue taken by a transport made of the input
- * (partial writes, a full socket, timeouts, EOF).
+ * answers), request bodies read as they arrive (routes /stream/{how}:
+ * env->route_streams_body, env->body, cz_conn_body_next(); {how} says when
+ * the application takes each piece and answers, see stream_step()), and
+ * the output queue taken by a transport made of the input (partial writes,
+ * a full socket, timeouts, EOF). Then the same bytes through the parser
+ * alone, in the input's reads, bodies handed out in pieces
+ * (cz_http_parser_pass_body()) where the input says.
  *
  * Input layout (see README.md):
  *   byte 0      options (bit 0-1 limits preset, 2 deferred answers,
@@ -19,7 +24,9 @@
  *               request is answered), bits 0-5: the
  *               socket takes (bits * 7) bytes per turn (0: all)
  *   bytes 2-4   read sizes, used in turn: (b & 0x3f) * (b & 0x80 ? 37 : 1),
- *               0 meaning "everything left"
+ *               0 meaning "everything left"; bit 6 of byte 2 + k % 3: in
+ *               the parser-alone pass, the k-th request with a body has
+ *               it handed out in pieces (otherwise stored)
  *   the rest    the bytes the client sends
  *
  * Checked on every input (abort = crash for libFuzzer):
@@ -29,7 +36,26 @@
  *   - each complete request's contract (cz_http.h), field by field, as it
  *     reaches cz_answer_route() (wrapped with -Wl,--wrap);
  *   - split invariance: the requests (and the end: input, error, close)
- *     equal those of the same bytes parsed in one piece;
+ *     equal those of the same bytes parsed in one piece; a body streamed
+ *     to the application counts as the concatenation of its pieces (in
+ *     the one-piece parse it is stored whole);
+ *   - streamed request bodies (env->body): dispatched at the head only
+ *     when the route streams and the body is not whole in hand (chunked:
+ *     always), with no body in the request; pieces never empty, in order,
+ *     each the parser's view, within the route's bound and Content-Length,
+ *     their total the body (Content-Length at the end); nothing read and
+ *     no deadline while a piece waits; cz_conn_body_next() once per piece
+ *     (CZ_CONN_ESTATE otherwise); a status (400, 413, 431 from the parser,
+ *     413 past the route's bound, 408 at the body deadline) comes after
+ *     the request was answered with it, Connection: close, a late answer
+ *     refused; an answer before the end closes the connection; the stop's
+ *     deadline answers 503; no request routed or dispatched twice, none
+ *     left with the application at the end;
+ *   - the parser alone, bodies in pieces: the feed contract, pass_body
+ *     only right after CZ_HTTP_HEADERS, pieces never empty and views into
+ *     the bytes the feed consumed, body_len, bounds, an empty body at the
+ *     REQUEST of a passed body, and the same requests and end as the
+ *     one-piece parse (each passed body the concatenation of its pieces);
  *   - the router's answer: params inside the path, status consistent;
  *   - cz_answer_route(): who answers (application or server), and what the
  *     server wrote, checked against an oracle written here: 204 + Allow for
@@ -37,7 +63,9 @@
  *     query kept, never "//host" or "/\host": those are 404), 404; the Allow
  *     and Location values are compared byte for byte;
  *   - what the connection decides for each answer (keep-alive, HTTP/1.0,
- *     HEAD), computed here independently; every answering call's result:
+ *     HEAD; no keep-alive before a streamed body's end, or after trailer
+ *     fields saying close; when stopping, keep-alive while bytes read wait
+ *     unparsed), computed here independently; every answering call's result:
  *     CZ_HTTP_EINVAL exactly when a header name/value or reason is invalid
  *     (then a 500), all-or-nothing on error, and after an unanswered request
  *     nothing more is sent;
@@ -100,48 +128,47 @@ typedef struct {
     const char *pattern;
     int status;
     int mode;
+    uint64_t max_body; /* the route's own body bound (0: the parser's) */
+    int streams;       /* reads its body as it arrives (env->route_streams_body) */
 } route_t;
 
-/* POST /items takes bodies of 4 bytes at most: the engine's own 413 (the
- * parser's bound is the preset's). */
-static uint64_t route_max_body(void *ctx, uint32_t route_index) {
-    (void)ctx;
-    return route_index == 3 ? 4u : 0u;
-}
-
 static const route_t g_routes[] = {
-    {"GET", "/", 200, MODE_ECHO},
-    {"GET", "/health", 204, MODE_EMPTY},
-    {"GET", "/items", 200, MODE_ECHO},
-    {"POST", "/items", 201, MODE_ECHO},
-    {"GET", "/items/{item_id}", 200, MODE_ECHO},
-    {"PUT", "/items/{item_id}", 200, MODE_ECHO},
-    {"PATCH", "/items/{item_id}", 200, MODE_ECHO},
-    {"DELETE", "/items/{item_id}", 204, MODE_EMPTY},
-    {"GET", "/items/{item_id}/reviews/{review_id}", 200, MODE_ECHO},
-    {"GET", "/users/me", 200, MODE_ECHO},
-    {"GET", "/users/{user_id}", 200, MODE_ECHO},
-    {"GET", "/users/{user_id}/posts/", 200, MODE_ECHO},
-    {"HEAD", "/users/{user_id}/posts/", 200, MODE_EMPTY},
-    {"GET", "/files/{path:path}", 200, MODE_STREAM},
-    {"GET", "/static/{rest:path}", 200, MODE_ECHO},
-    {"POST", "/upload", 201, MODE_STREAM},
-    {"PUT", "/upload", 201, MODE_STREAM},
-    {"OPTIONS", "/cors", 204, MODE_EMPTY},
-    {"GET", "/status/{code}", 0, MODE_STATUS},
-    {"POST", "/status/{code}", 0, MODE_STATUS},
-    {"PURGE", "/cache/{key}", 200, MODE_EMPTY},
-    {"GET", "/cache/{key}", 304, MODE_EMPTY},
-    {"GET", "/redirect/", 200, MODE_ECHO},
-    {"GET", "/a/b/c/d/e/f", 200, MODE_ECHO},
-    {"GET", "/search", 200, MODE_ECHO},
-    {"POST", "/search", 200, MODE_ECHO},
-    {"GET", "/{page}", 200, MODE_ECHO},
-    {"GET", "/chunks/{n}", 200, MODE_CHUNKED},
-    {"POST", "/chunks/{n}", 200, MODE_CHUNKED},
-    {"GET", "/download/{name}", 200, MODE_FILE},
-    {"GET", "/assets/{path:path}", 0, MODE_STATIC},
-    {"GET", "/assets/", 0, MODE_STATIC},
+    {"GET", "/", 200, MODE_ECHO, 0, 0},
+    {"GET", "/health", 204, MODE_EMPTY, 0, 0},
+    {"GET", "/items", 200, MODE_ECHO, 0, 0},
+    {"POST", "/items", 201, MODE_ECHO, 4, 0}, /* the engine's own 413 past 4 bytes */
+    {"GET", "/items/{item_id}", 200, MODE_ECHO, 0, 0},
+    {"PUT", "/items/{item_id}", 200, MODE_ECHO, 0, 0},
+    {"PATCH", "/items/{item_id}", 200, MODE_ECHO, 0, 0},
+    {"DELETE", "/items/{item_id}", 204, MODE_EMPTY, 0, 0},
+    {"GET", "/items/{item_id}/reviews/{review_id}", 200, MODE_ECHO, 0, 0},
+    {"GET", "/users/me", 200, MODE_ECHO, 0, 0},
+    {"GET", "/users/{user_id}", 200, MODE_ECHO, 0, 0},
+    {"GET", "/users/{user_id}/posts/", 200, MODE_ECHO, 0, 0},
+    {"HEAD", "/users/{user_id}/posts/", 200, MODE_EMPTY, 0, 0},
+    {"GET", "/files/{path:path}", 200, MODE_STREAM, 0, 0},
+    {"GET", "/static/{rest:path}", 200, MODE_ECHO, 0, 0},
+    {"POST", "/upload", 201, MODE_STREAM, 0, 0},
+    {"PUT", "/upload", 201, MODE_STREAM, 0, 0},
+    {"OPTIONS", "/cors", 204, MODE_EMPTY, 0, 0},
+    {"GET", "/status/{code}", 0, MODE_STATUS, 0, 0},
+    {"POST", "/status/{code}", 0, MODE_STATUS, 0, 0},
+    {"PURGE", "/cache/{key}", 200, MODE_EMPTY, 0, 0},
+    {"GET", "/cache/{key}", 304, MODE_EMPTY, 0, 0},
+    {"GET", "/redirect/", 200, MODE_ECHO, 0, 0},
+    {"GET", "/a/b/c/d/e/f", 200, MODE_ECHO, 0, 0},
+    {"GET", "/search", 200, MODE_ECHO, 0, 0},
+    {"POST", "/search", 200, MODE_ECHO, 0, 0},
+    {"GET", "/{page}", 200, MODE_ECHO, 0, 0},
+    {"GET", "/chunks/{n}", 200, MODE_CHUNKED, 0, 0},
+    {"POST", "/chunks/{n}", 200, MODE_CHUNKED, 0, 0},
+    {"GET", "/download/{name}", 200, MODE_FILE, 0, 0},
+    {"GET", "/assets/{path:path}", 0, MODE_STATIC, 0, 0},
+    {"GET", "/assets/", 0, MODE_STATIC, 0, 0},
+    /* bodies read as they arrive: {how} says when the application takes
+     * each piece and answers (see stream_step()) */
+    {"POST", "/stream/{how}", 201, MODE_ECHO, 0, 1},
+    {"PUT", "/stream/{how}", 200, MODE_STREAM, 8, 1},
 };
 
 /* A static directory (made at start-up under /tmp) with a secret beside it
@@ -149,6 +176,21 @@ static const route_t g_routes[] = {
 #define SECRET "TOPSECRET-0f9e"
 static cz_static_t *g_static_dir;
 #define NROUTES (sizeof(g_routes) / sizeof(g_routes[0]))
+
+/* env->route_max_body: the engine answers 413 past a route's own bound
+ * (the parser's bound is the preset's). */
+static uint64_t route_max_body(void *ctx, uint32_t route_index) {
+    (void)ctx;
+    FUZZ_CHECK(route_index < NROUTES);
+    return g_routes[route_index].max_body;
+}
+
+/* env->route_streams_body */
+static int route_streams_body(void *ctx, uint32_t route_index) {
+    (void)ctx;
+    FUZZ_CHECK(route_index < NROUTES);
+    return g_routes[route_index].streams;
+}
 
 /* ---- per-input configuration ---------------------------------------------- */
 
@@ -525,6 +567,29 @@ enum { END_INPUT, END_ERROR, END_CLOSE_REQ, END_CLOSE_OTHER };
 
 #define MAX_DIGESTS 512
 #define MAX_FILES   64
+#define MAX_HOW     32
+
+/* What the application does with a streamed body later, on a turn of the
+ * transport (settle()): take the waiting piece, answer, or answer once the
+ * transport has read again (or the input is over). */
+enum { LATER_NONE, LATER_TAKE, LATER_ANSWER, LATER_ANSWER_AFTER_READ };
+
+/* A request whose body reaches env->body piece by piece (a route with
+ * `streams`, its body not in hand when its head was read). */
+typedef struct {
+    int active;         /* dispatched, not answered, the connection still has it */
+    int ended;          /* env->body said the body is complete */
+    int waiting;        /* a piece was given and not taken (cz_conn_body_next) */
+    int later;          /* LATER_*: what settle() does at its next turn */
+    size_t later_reads; /* reads when LATER_ANSWER_AFTER_READ was decided */
+    char how[MAX_HOW];  /* the route's {how}: one letter per decision, in turn */
+    size_t how_len, step;
+    cz_match_t match; /* of the request (params point into its path) */
+    uint64_t limit;   /* its body bound: the route's, or the parser's */
+    size_t nerr;      /* canned errors written when it was dispatched */
+    char *got;        /* the pieces, concatenated (heap) */
+    size_t len, cap, pieces;
+} sbody_t;
 
 typedef struct {
     cz_conn_env_t env;
@@ -551,7 +616,16 @@ typedef struct {
     size_t nreq;
     char *out; /* everything the transport sent, for the verifier */
     size_t out_len, out_cap;
-    size_t quota; /* bytes the "socket" takes per turn; 0: all */
+    size_t quota;                               /* bytes the "socket" takes per turn; 0: all */
+    size_t reads;                               /* cz_conn_feed() calls */
+    size_t fed;                                 /* bytes given to cz_conn_feed() */
+    int input_done;                             /* every read is done (or the connection reads no more) */
+    int in_timeout;                             /* inside cz_conn_timeout() */
+    size_t routed_app, dispatched;              /* requests routed to the application, dispatched */
+    sbody_t sb;                                 /* a streamed request body */
+    int sb_early;                               /* a streamed request was answered before its body's end */
+    size_t sb_bodies;                           /* streamed bodies that completed */
+    size_t sb_dispatched, sb_pieces, sb_failed; /* for FUZZ_VERBOSE */
     /* the last canned error written (every one is expected by the
      * cz_http_write_error wrapper; callers check it is the right one) */
     size_t nerr;
@@ -609,8 +683,9 @@ static int has_option(cz_http_str_t v, const char *tok) {
     return 0;
 }
 
-/* The contract of cz_http_request_t (cz_http.h), checked field by field. */
-static void check_request(const cz_http_request_t *r) {
+/* The contract of cz_http_request_t (cz_http.h), checked field by field;
+ * `passed`: its body is handed out in pieces, none of it is here. */
+static void check_request(const cz_http_request_t *r, int passed) {
     const cz_http_limits_t *l = &C.limits;
     size_t i, hosts = 0, tes = 0, cls = 0, raw = 0;
     int close_opt = 0, ka_opt = 0, expect = 0;
@@ -692,7 +767,8 @@ static void check_request(const cz_http_request_t *r) {
     if (r->http_minor == 0 && !ka_opt) FUZZ_CHECK(r->keep_alive == 0);
     FUZZ_CHECK(r->expect_continue == (expect && r->http_minor == 1 && r->has_body));
     FUZZ_CHECK(r->body.len <= l->max_body);
-    if (!r->chunked) FUZZ_CHECK(r->body.len == r->content_length);
+    if (passed) FUZZ_CHECK(r->has_body && r->body.len == 0);
+    else if (!r->chunked) FUZZ_CHECK(r->body.len == r->content_length);
 }
 
 static void check_match(const cz_http_request_t *req, const cz_match_t *m) {
@@ -722,10 +798,13 @@ static void check_match(const cz_http_request_t *req, const cz_match_t *m) {
 }
 
 /* Whether an answer to `req` keeps the connection: not after the client's
- * EOF; when the server stops, only while input read after it waits. */
+ * EOF, nor before the end of a body being streamed (its rest is not read);
+ * when the server stops, only while input read after it waits: bytes given
+ * to the connection that its parser has not consumed yet. */
 static int keeps_alive(const cz_http_request_t *req) {
-    int more_read = H.conn.held != NULL || H.conn.input_left;
-    return req->keep_alive && !H.eof && (!(C.opts & OPT_STOPPING) || more_read);
+    int more_read = H.fed > H.conn.parser.base;
+    int body_left = H.sb.active && !H.sb.ended;
+    return req->keep_alive && !H.eof && !body_left && (!(C.opts & OPT_STOPPING) || more_read);
 }
 
 /* Written independently of cz_conn.c: what an answer to `req` must say about
@@ -982,6 +1061,196 @@ static void stream_more(cz_conn_t *c) {
     }
 }
 
+/* ---- the application reading a body as it arrives (routes with `streams`) ------------ */
+
+/*
+ * The next decision about the streamed body, from the letters of the
+ * route's {how}, in turn:
+ *   n  now: the piece is taken inside env->body; at the body's end the
+ *      answer is given inside it
+ *   l  later: at the transport's next turn (settle())
+ *   r  at the end of the body: answer once the transport has read again,
+ *      or when it reads no more; at a piece, as `l` (nothing is read while
+ *      a piece waits)
+ *   x  answer now, even before the body's end (at the dispatch: inside
+ *      env->dispatch, before any of the body)
+ *   y  answer at the next turn, even before the body's end (a waiting
+ *      piece stays untaken)
+ * Any other letter is `n`, or `l` with the deferred-answers option.
+ */
+static char stream_step(void) {
+    char ch = H.sb.how_len ? H.sb.how[H.sb.step % H.sb.how_len] : 'n';
+
+    H.sb.step++;
+    if (ch != 'n' && ch != 'l' && ch != 'r' && ch != 'x' && ch != 'y') ch = (C.opts & OPT_DEFER) ? 'l' : 'n';
+    return ch;
+}
+
+/* A streamed request was dispatched at its head (called from the
+ * cz_answer_route wrapper, `m` its route). */
+static void stream_begin(const cz_http_request_t *req, const cz_match_t *m) {
+    const route_t *rt = m->handler;
+    const cz_param_t *how = &m->params[0];
+
+    FUZZ_CHECK(m->status == CZ_MATCH_FOUND && rt->streams && m->nparams == 1);
+    H.sb.active = 1;
+    H.sb.ended = H.sb.waiting = 0;
+    H.sb.later = LATER_NONE;
+    H.sb.how_len = how->len < MAX_HOW ? how->len : MAX_HOW;
+    memcpy(H.sb.how, req->path.base + how->offset, H.sb.how_len);
+    H.sb.step = 0;
+    H.sb.match = *m;
+    H.sb.limit = rt->max_body && rt->max_body < C.limits.max_body ? rt->max_body : C.limits.max_body;
+    H.sb.nerr = H.nerr;
+    H.sb.len = H.sb.pieces = 0;
+}
+
+/* The application takes the waiting piece: the connection reads on. */
+static void stream_take(cz_conn_t *c) {
+    FUZZ_CHECK(H.sb.waiting && cz_conn_body_streaming(c));
+    FUZZ_CHECK(cz_conn_body_next(c) == CZ_HTTP_OK);
+    FUZZ_CHECK(cz_conn_body_next(c) == CZ_CONN_ESTATE); /* once per piece */
+    H.sb.waiting = 0;
+}
+
+/* The application answers, with the body received so far (the whole body
+ * once it ended): the route's handler on the request with that body. */
+static void stream_answer(cz_conn_t *c) {
+    const cz_http_request_t *req = cz_conn_request(c);
+    cz_http_request_t r;
+    int ended = H.sb.ended;
+
+    FUZZ_CHECK(req != NULL && cz_conn_state(c) == CZ_CONN_BUSY);
+    FUZZ_CHECK(cz_conn_body_streaming(c) == !ended);
+    r = *req;
+    r.body.base = H.sb.got ? H.sb.got : "";
+    r.body.len = H.sb.len;
+    handler(c, &r, &H.sb.match); /* its oracle knows the body is not over (keeps_alive()) */
+    H.sb.active = 0;
+    H.sb.later = LATER_NONE;
+    H.sb.waiting = 0;
+    if (!ended) {
+        /* the rest of the body is not read: the connection closes after the answer */
+        H.sb_early = 1;
+        FUZZ_CHECK(!cz_conn_body_streaming(c) && cz_conn_body_next(c) == CZ_CONN_ESTATE);
+        FUZZ_CHECK(cz_conn_state(c) == CZ_CONN_CLOSING || cz_conn_state(c) == CZ_CONN_CLOSED ||
+                   cz_conn_state(c) == CZ_CONN_STREAM);
+        FUZZ_CHECK(!cz_conn_wants_input(c) || cz_conn_state(c) == CZ_CONN_STREAM);
+    }
+}
+
+/* The connection dropped the streamed request without the application
+ * answering it (the client left, or out of memory): it stops. */
+static void stream_gone(cz_conn_t *c) {
+    if (!H.sb.active || cz_conn_state(c) == CZ_CONN_BUSY) return;
+    FUZZ_CHECK(cz_conn_state(c) == CZ_CONN_CLOSED);
+    H.sb.active = 0;
+    H.sb.later = LATER_NONE;
+}
+
+static cz_conn_dispatch_t stream_dispatch(cz_conn_t *c) {
+    FUZZ_CHECK(cz_conn_body_streaming(c) && !H.sb.waiting);
+    FUZZ_CHECK(cz_conn_body_next(c) == CZ_CONN_ESTATE); /* no piece waits yet */
+    switch (stream_step()) {
+    case 'x': stream_answer(c); return CZ_CONN_DONE;
+    case 'y': H.sb.later = LATER_ANSWER; break;
+    default: break;
+    }
+    return CZ_CONN_PENDING; /* answered once its body is read */
+}
+
+/* env->body: a piece of the streamed body, its end, or why it cannot end. */
+static void env_body(void *ctx, cz_conn_t *c, const char *data, size_t len, int status) {
+    const cz_http_request_t *req;
+    cz_http_request_t whole;
+
+    (void)ctx;
+    FUZZ_CHECK(c == &H.conn);
+    /* only for the request dispatched before its body, one piece at a time */
+    FUZZ_CHECK(H.sb.active && !H.sb.ended && !H.sb.waiting);
+    if (status) {
+        cz_http_response_t late = {.status = 200};
+        int parser = cz_http_parser_status(&c->parser);
+
+        FUZZ_CHECK(data == NULL && len == 0);
+        /* why: the parser's error (400 malformed, 413 over its bound, 431
+         * trailer fields), the route's bound passed (413), or the body
+         * deadline (408) */
+        if (parser) FUZZ_CHECK(status == parser && (parser == 400 || parser == 413 || parser == 431));
+        else if (status == 413) FUZZ_CHECK(cz_http_parser_body_len(&c->parser) > H.sb.limit);
+        else FUZZ_CHECK(status == 408 && H.in_timeout);
+        /* the request has been answered with it, and the connection closes */
+        FUZZ_CHECK(cz_conn_state(c) == CZ_CONN_CLOSING || cz_conn_state(c) == CZ_CONN_CLOSED);
+        FUZZ_CHECK(!cz_conn_body_streaming(c) && cz_conn_body_next(c) == CZ_CONN_ESTATE);
+        FUZZ_CHECK(!cz_conn_wants_input(c));
+        FUZZ_CHECK(cz_conn_respond(c, &late) == CZ_CONN_ESTATE); /* the handler's late answer */
+        if (H.nerr > H.sb.nerr) {
+            FUZZ_CHECK(H.nerr == H.sb.nerr + 1 && H.err_status == status && !H.err_keep);
+        } else {
+            FUZZ_CHECK(g_faults > 0 || C.out_max > 0); /* it could not be written */
+            unanswered();
+        }
+        H.sb.active = 0;
+        H.sb.later = LATER_NONE;
+        H.sb_failed++;
+        return;
+    }
+    req = cz_conn_request(c);
+    FUZZ_CHECK(cz_conn_state(c) == CZ_CONN_BUSY && req != NULL);
+    if (data) {
+        /* a piece: never empty, in order, within the bounds */
+        FUZZ_CHECK(len > 0 && cz_conn_body_streaming(c));
+        FUZZ_CHECK(req->body.base == data && req->body.len == len);
+        if (H.sb.len + len > H.sb.cap) {
+            H.sb.cap = (H.sb.len + len) * 2;
+            H.sb.got = realloc(H.sb.got, H.sb.cap);
+            FUZZ_CHECK(H.sb.got != NULL);
+        }
+        memcpy(H.sb.got + H.sb.len, data, len);
+        H.sb.len += len;
+        H.sb.pieces++;
+        H.sb_pieces++;
+        FUZZ_CHECK(H.sb.len <= H.sb.limit);
+        FUZZ_CHECK(req->chunked || H.sb.len <= req->content_length);
+        FUZZ_CHECK(cz_http_parser_body_len(&c->parser) == H.sb.len);
+        H.sb.waiting = 1;
+        /* nothing more is read until it is taken, and no deadline runs */
+        FUZZ_CHECK(!cz_conn_wants_input(c) && cz_conn_deadline(c) == 0);
+        switch (stream_step()) {
+        case 'x': stream_answer(c); break;
+        case 'y': H.sb.later = LATER_ANSWER; break;
+        case 'l':
+        case 'r': H.sb.later = LATER_TAKE; break;
+        default: stream_take(c); break;
+        }
+        return;
+    }
+    /* the end: the pieces are the whole body; the request counts as read
+     * now (its digest, with that body, is compared with the one-piece parse) */
+    FUZZ_CHECK(len == 0 && !cz_conn_body_streaming(c) && cz_conn_body_next(c) == CZ_CONN_ESTATE);
+    FUZZ_CHECK(req->body.len == 0); /* a passed body is not stored */
+    FUZZ_CHECK(req->chunked || H.sb.len == req->content_length);
+    FUZZ_CHECK(cz_http_parser_body_len(&c->parser) == H.sb.len);
+    H.sb.ended = 1;
+    H.sb_bodies++;
+    whole = *req;
+    whole.body.base = H.sb.got ? H.sb.got : "";
+    whole.body.len = H.sb.len;
+    check_request(&whole, 0);
+    H.last_keep_alive = whole.keep_alive;
+    if (H.nreq < MAX_DIGESTS) H.digest[H.nreq] = request_digest(&whole);
+    H.nreq++;
+    switch (stream_step()) {
+    case 'l':
+    case 'y': H.sb.later = LATER_ANSWER; break;
+    case 'r':
+        H.sb.later = LATER_ANSWER_AFTER_READ;
+        H.sb.later_reads = H.reads;
+        break;
+    default: stream_answer(c); break;
+    }
+}
+
 /* ---- cz_conn's environment ----------------------------------------------------------- */
 
 static uint64_t env_now(void *ctx, int fresh) {
@@ -993,6 +1262,9 @@ static uint64_t env_now(void *ctx, int fresh) {
 static cz_conn_dispatch_t env_dispatch(void *ctx, cz_conn_t *c, const cz_http_request_t *req, const cz_match_t *m) {
     (void)ctx;
     FUZZ_CHECK(cz_conn_state(c) == CZ_CONN_BUSY && cz_conn_request(c) == req);
+    FUZZ_CHECK(++H.dispatched == H.routed_app); /* each routed request once */
+    if (H.sb.active) return stream_dispatch(c);
+    FUZZ_CHECK(!cz_conn_body_streaming(c));
     if (C.opts & OPT_DEFER) {
         H.match = *m; /* answered later, by settle() */
         H.deferred = 1;
@@ -1107,11 +1379,21 @@ cz_answer_t __wrap_cz_answer_route(const cz_router_t *router, cz_allocator_t *al
     size_t before = to->out->len, nerr = H.nerr;
     long faults = g_faults;
     cz_answer_t who;
+    /* dispatched at its head, its body to come piece by piece (env->body) */
+    int passed = cz_conn_body_streaming(&H.conn);
+    uint64_t in_hand = H.fed - H.conn.parser.base; /* read, not parsed */
+    const route_t *rt;
 
-    check_request(req);
-    H.last_keep_alive = req->keep_alive;
-    if (H.nreq < MAX_DIGESTS) H.digest[H.nreq] = request_digest(req);
-    H.nreq++;
+    FUZZ_CHECK(!H.sb.active); /* one request at a time: none is routed twice */
+    check_request(req, passed);
+    if (passed) {
+        H.sb.active = 1; /* counted once its body is complete (env_body) */
+        H.sb_dispatched++;
+    } else {
+        H.last_keep_alive = req->keep_alive;
+        if (H.nreq < MAX_DIGESTS) H.digest[H.nreq] = request_digest(req);
+        H.nreq++;
+    }
     FUZZ_CHECK(router == g_router && alloc == g_alloc);
     FUZZ_CHECK(app_not_found == ((C.opts & OPT_NOT_FOUND) != 0));
     FUZZ_CHECK(to->date == C.datep);
@@ -1122,11 +1404,19 @@ cz_answer_t __wrap_cz_answer_route(const cz_router_t *router, cz_allocator_t *al
     memset(m, 0xa5, sizeof(*m)); /* all of it must be set */
     who = __real_cz_answer_route(router, alloc, req, app_not_found, to, m, rc);
     check_match(req, m);
+    /* a route that streams gets its request at the head exactly when the
+     * body is not whole in hand (chunked: never known to be) */
+    rt = m->status == CZ_MATCH_FOUND ? m->handler : NULL;
+    if (passed) FUZZ_CHECK(rt && rt->streams && (req->chunked || req->content_length > in_hand));
+    if (rt && rt->streams && req->chunked) FUZZ_CHECK(passed);
+    if (passed) stream_begin(req, m);
     if (app_answers(req, m)) {
         FUZZ_CHECK(who == CZ_ANSWER_APP);
         FUZZ_CHECK(to->out->len == before);
+        H.routed_app++;
         return who;
     }
+    FUZZ_CHECK(!passed);
     FUZZ_CHECK(who == CZ_ANSWER_DONE);
     if (*rc == CZ_HTTP_OK) {
         expect_answer(to, req, m, nerr);
@@ -1208,7 +1498,7 @@ static int drain(cz_conn_t *c) {
 
 /* Run the connection until it waits for input (or closes): write its
  * output, answer deferred requests, resume it. */
-static void settle(cz_conn_t *c) {
+static void settle_turns(cz_conn_t *c) {
     size_t guard = 0;
 
     while (cz_conn_is_open(c)) {
@@ -1217,7 +1507,7 @@ static void settle(cz_conn_t *c) {
         if (H.deferred) {
             const cz_http_request_t *req = cz_conn_request(c);
             FUZZ_CHECK(req != NULL && cz_conn_state(c) == CZ_CONN_BUSY);
-            check_request(req); /* still intact while the request is busy */
+            check_request(req, 0); /* still intact while the request is busy */
             H.deferred = 0;
             if (H.expire) {
                 /* answered 503 by the engine; the handler's late answer is refused */
@@ -1230,11 +1520,39 @@ static void settle(cz_conn_t *c) {
             }
             progress = 1;
         }
+        stream_gone(c);
+        if (H.sb.active && H.sb.later &&
+            (H.sb.later != LATER_ANSWER_AFTER_READ || H.reads > H.sb.later_reads || H.input_done)) {
+            /* the streamed body's application, on a later turn */
+            int later = H.sb.later;
+            H.sb.later = LATER_NONE;
+            if (H.expire) {
+                /* the stop's deadline passes first: 503, the late answer refused */
+                cz_http_response_t late = {.status = 200};
+                cz_conn_expire(c);
+                FUZZ_CHECK(cz_conn_state(c) != CZ_CONN_BUSY && !cz_conn_body_streaming(c));
+                FUZZ_CHECK(cz_conn_respond(c, &late) == CZ_CONN_ESTATE);
+                FUZZ_CHECK(cz_conn_body_next(c) == CZ_CONN_ESTATE);
+                H.sb.active = 0;
+            } else if (later == LATER_TAKE) {
+                stream_take(c);
+                FUZZ_CHECK(cz_conn_wants_input(c) == (c->held == NULL && !H.eof));
+            } else {
+                stream_answer(c);
+            }
+            progress = 1;
+        }
         progress |= cz_conn_resume(c);
+        stream_gone(c);
         if (cz_conn_state(c) == CZ_CONN_CLOSING && cz_conn_out_pending(c) == 0)
             return; /* the transport closes the socket */
         if (!progress && !cz_conn_out_pending(c)) return;
     }
+}
+
+static void settle(cz_conn_t *c) {
+    settle_turns(c);
+    stream_gone(c);
 }
 
 static int conn_done(cz_conn_t *c) {
@@ -1244,16 +1562,33 @@ static int conn_done(cz_conn_t *c) {
 
 /* ---- the one-piece reference parse ------------------------------------------------- */
 
-/* The same bytes parsed in one piece must give the same requests and the
- * same end; `end` is how the connection ended, `stopped_early` when it
- * closed for a reason of its own (stopping, a failed write). */
-static void reference_parse(const char *in, size_t len, int end, int stopped_early) {
+/* What a parse of the bytes gave: each request (digest, body included),
+ * and the end. */
+typedef struct {
+    uint64_t digest[MAX_DIGESTS];
+    size_t n;   /* complete requests */
+    int end;    /* END_INPUT, END_ERROR or END_CLOSE_REQ */
+    int status; /* of END_ERROR */
+} transcript_t;
+
+static transcript_t g_whole, g_pieces;
+static size_t g_pieces_seen; /* CZ_HTTP_BODY events of the last pieces_parse() (FUZZ_VERBOSE) */
+
+static void transcript_add(transcript_t *t, const cz_http_request_t *r) {
+    if (t->n < MAX_DIGESTS) t->digest[t->n] = request_digest(r);
+    t->n++;
+}
+
+/* The bytes in one piece, bodies stored: the reference. */
+static void one_piece(const char *in, size_t len, transcript_t *t) {
     cz_http_parser_t p;
     char *copy = xmemdup(in, len);
     const char *data = copy;
-    size_t n = 0, left = len;
-    int ref_end = END_INPUT, status = 0;
+    size_t left = len;
 
+    t->n = 0;
+    t->end = END_INPUT;
+    t->status = 0;
     cz_http_parser_init(&p, g_alloc, &C.limits);
     while (left > 0) {
         size_t used = 0;
@@ -1262,18 +1597,14 @@ static void reference_parse(const char *in, size_t len, int end, int stopped_ear
         left -= used;
         if (ev == CZ_HTTP_REQUEST) {
             const cz_http_request_t *r = cz_http_parser_request(&p);
-            if (n < MAX_DIGESTS && n < H.nreq && H.digest[n] != request_digest(r)) {
-                fprintf(stderr, "split changed request #%zu\n", n);
-                FUZZ_CHECK(0);
-            }
-            n++;
+            transcript_add(t, r);
             if (!r->keep_alive) {
-                ref_end = END_CLOSE_REQ;
+                t->end = END_CLOSE_REQ;
                 break;
             }
         } else if (ev == CZ_HTTP_ERROR) {
-            ref_end = END_ERROR;
-            status = cz_http_parser_status(&p);
+            t->end = END_ERROR;
+            t->status = cz_http_parser_status(&p);
             break;
         } else if (ev == CZ_HTTP_NEED_MORE) {
             break;
@@ -1281,21 +1612,164 @@ static void reference_parse(const char *in, size_t len, int end, int stopped_ear
     }
     cz_http_parser_destroy(&p);
     free(copy);
-    if (stopped_early) {
-        FUZZ_CHECK(H.nreq <= n); /* the connection stopped early: a prefix */
-        return;
+}
+
+/* Two parses of the same bytes give the same requests (body bytes
+ * included, however they came) and the same end; only the status of an
+ * error may differ: an input broken in two ways may be refused for either,
+ * depending on where the reads end (e.g. a target over max_url that also
+ * holds a NUL: 414 when the long part arrives first, 400 when the NUL is
+ * in the same read). */
+static void same_transcript(const char *what, const transcript_t *a, const transcript_t *b) {
+    size_t i;
+
+    for (i = 0; i < a->n && i < b->n && i < MAX_DIGESTS; i++) {
+        if (a->digest[i] != b->digest[i]) {
+            fprintf(stderr, "%s: request #%zu differs from the one-piece parse\n", what, i);
+            FUZZ_CHECK(0);
+        }
     }
-    /* An input broken in two ways may be refused for either, depending on
-     * where the reads end (e.g. a target over max_url that also holds a
-     * NUL: 414 when the long part arrives first, 400 when the NUL is in
-     * the same read): the status may differ, the outcome may not. */
-    if (n != H.nreq || ref_end != end) {
-        fprintf(stderr,
-                "split changed the outcome: split %zu requests, end %d; "
-                "whole %zu requests, end %d, status %d\n",
-                H.nreq, end, n, ref_end, status);
+    if (a->n != b->n || a->end != b->end) {
+        fprintf(stderr, "%s: %zu requests, end %d; one piece: %zu requests, end %d, status %d\n", what, a->n, a->end,
+                b->n, b->end, b->status);
         FUZZ_CHECK(0);
     }
+}
+
+/* The connection's requests against the same bytes parsed in one piece;
+ * `end` is how the connection ended, `stopped_early` when it closed for a
+ * reason of its own (stopping, a failed write, an answer before a body's
+ * end). */
+static void reference_parse(const transcript_t *whole, int end, int stopped_early) {
+    transcript_t *t = &g_pieces;
+    size_t i;
+
+    t->n = H.nreq;
+    t->end = end;
+    t->status = 0;
+    for (i = 0; i < H.nreq && i < MAX_DIGESTS; i++) t->digest[i] = H.digest[i];
+    if (stopped_early) {
+        /* the connection stopped early: a prefix */
+        FUZZ_CHECK(H.nreq <= whole->n);
+        for (i = 0; i < H.nreq && i < MAX_DIGESTS; i++) FUZZ_CHECK(H.digest[i] == whole->digest[i]);
+        return;
+    }
+    same_transcript("connection", t, whole);
+}
+
+/* ---- the parser alone, bodies handed out in pieces --------------------------------- */
+
+/*
+ * The bytes through cz_http_parser_feed() in the input's read sizes, each
+ * read in its own heap block freed once parsed; the k-th request with a
+ * body has it handed out (cz_http_parser_pass_body(), CZ_HTTP_BODY) when
+ * bit k % 3 of `pass` is set, and stored otherwise. After a piece that
+ * ends a read, an empty feed follows when the pieces so far are odd
+ * (otherwise the next read goes on), and always at the end of the bytes.
+ * Checked: the feed contract (consumed, NEED_MORE takes all, HEADERS only
+ * with a body, ERROR sticky), pass_body only right after HEADERS, pieces
+ * never empty, views into the bytes this feed consumed, in order, the
+ * count of body bytes, the bounds, an empty body at the REQUEST of a
+ * passed body; the transcript, with each passed body the concatenation of
+ * its pieces, is compared with the one-piece parse.
+ */
+static void pieces_parse(const char *in, size_t len, unsigned pass, transcript_t *t) {
+    cz_http_parser_t p;
+    size_t pos = 0, turn = 0, bodies = 0, pieces = 0, got_len = 0, got_cap = 0;
+    char *got = NULL;
+    int passing = 0, last_body = 0, done = 0;
+
+    t->n = 0;
+    t->end = END_INPUT;
+    t->status = 0;
+    g_pieces_seen = 0;
+    cz_http_parser_init(&p, g_alloc, &C.limits);
+    FUZZ_CHECK(cz_http_parser_pass_body(&p) == -1); /* only right after a head */
+    while (!done && (pos < len || last_body)) {
+        size_t n = 0, off = 0;
+        cz_http_event_t ev;
+        char *chunk;
+
+        if (pos < len) {
+            n = C.split[turn++ % 3];
+            if (n == 0 || n > len - pos) n = len - pos;
+        }
+        chunk = xmemdup(in + pos, n);
+        pos += n;
+        do {
+            const cz_http_request_t *r;
+            const char *at = chunk + off;
+            size_t used = 0;
+            cz_http_request_t copy;
+
+            ev = cz_http_parser_feed(&p, at, n - off, &used);
+            FUZZ_CHECK(used <= n - off);
+            off += used;
+            r = cz_http_parser_request(&p);
+            last_body = ev == CZ_HTTP_BODY;
+            switch (ev) {
+            case CZ_HTTP_NEED_MORE: FUZZ_CHECK(off == n); break;
+            case CZ_HTTP_HEADERS:
+                FUZZ_CHECK(r->has_body && r->body.len == 0 && cz_http_parser_body_len(&p) == 0);
+                passing = (pass >> (bodies++ % 3)) & 1u;
+                got_len = 0;
+                if (passing) FUZZ_CHECK(cz_http_parser_pass_body(&p) == 0);
+                break;
+            case CZ_HTTP_BODY:
+                FUZZ_CHECK(passing && cz_http_parser_in_request(&p));
+                FUZZ_CHECK(r->body.len > 0 && r->body.base >= at && r->body.base + r->body.len <= chunk + off);
+                if (got_len + r->body.len > got_cap) {
+                    got_cap = (got_len + r->body.len) * 2;
+                    got = realloc(got, got_cap);
+                    FUZZ_CHECK(got != NULL);
+                }
+                memcpy(got + got_len, r->body.base, r->body.len);
+                got_len += r->body.len;
+                pieces++;
+                g_pieces_seen++;
+                FUZZ_CHECK(cz_http_parser_body_len(&p) == got_len && got_len <= C.limits.max_body);
+                FUZZ_CHECK(r->chunked || got_len <= r->content_length);
+                FUZZ_CHECK(cz_http_parser_pass_body(&p) == -1);
+                break;
+            case CZ_HTTP_REQUEST:
+                copy = *r;
+                if (passing) {
+                    FUZZ_CHECK(r->body.len == 0 && (r->chunked || got_len == r->content_length));
+                    copy.body.base = got ? got : "";
+                    copy.body.len = got_len;
+                }
+                FUZZ_CHECK(cz_http_parser_pass_body(&p) == -1);
+                check_request(&copy, 0);
+                transcript_add(t, &copy);
+                passing = 0;
+                if (!r->keep_alive) {
+                    t->end = END_CLOSE_REQ;
+                    done = 1;
+                }
+                break;
+            case CZ_HTTP_ERROR:
+            default:
+                FUZZ_CHECK(ev == CZ_HTTP_ERROR);
+                t->end = END_ERROR;
+                t->status = cz_http_parser_status(&p);
+                FUZZ_CHECK(cz_http_parser_feed(&p, "", 0, &used) == CZ_HTTP_ERROR && used == 0); /* sticky */
+                done = 1;
+                break;
+            }
+        } while (!done && (off < n || (ev == CZ_HTTP_BODY && (pieces & 1u))));
+        free(chunk);
+    }
+    /* a reset parser takes a plain request (within every preset's
+     * limits), whatever came before */
+    {
+        static const char plain[] = "GET / HTTP/1.0\r\n\r\n";
+        size_t used = 0;
+        cz_http_parser_reset(&p);
+        FUZZ_CHECK(cz_http_parser_feed(&p, plain, sizeof(plain) - 1, &used) == CZ_HTTP_REQUEST);
+        FUZZ_CHECK(used == sizeof(plain) - 1 && cz_http_parser_request(&p)->method_id == HTTP_GET);
+    }
+    cz_http_parser_destroy(&p);
+    free(got);
 }
 
 /* ---- libFuzzer entry points ------------------------------------------------------- */
@@ -1360,7 +1834,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cz_conn_t *c = &H.conn;
     uint64_t t;
     long faults;
-    int end, early, timeouts, aborted;
+    int end, early, timeouts, aborted, state;
 
     if (size < HDR_LEN) return 0;
     len = size - HDR_LEN;
@@ -1401,6 +1875,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         .dispatch = env_dispatch,
         .drained = env_drained,
         .route_max_body = route_max_body,
+        .route_streams_body = route_streams_body,
+        .body = env_body,
     };
     ver_init(&H.v);
 
@@ -1416,19 +1892,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (n == 0 || n > len - pos) n = len - pos;
         /* the read's bytes are gone after the call: views into them would be use-after-free */
         chunk = xmemdup(in + pos, n);
+        H.reads++;
+        H.fed += n;
         cz_conn_feed(c, chunk, n);
         free(chunk);
         pos += n;
         H.now += 1;
         settle(c);
     }
+    /* nothing more is read: an answer waiting for a read is given now */
+    H.input_done = 1;
+    settle(c);
     if (timeouts) {
         /* the client goes quiet: every deadline passes */
         size_t guard = 0;
         while (cz_conn_is_open(c) && !conn_done(c) && cz_conn_deadline(c)) {
             FUZZ_CHECK(guard++ < 16);
             H.now = cz_conn_deadline(c);
+            H.in_timeout = 1;
             cz_conn_timeout(c);
+            H.in_timeout = 0;
             settle(c);
         }
     }
@@ -1436,8 +1919,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* the client finished sending: what it asked is answered */
         H.eof = 1;
         cz_conn_eof(c);
+        stream_gone(c); /* a streamed request is abandoned */
         settle(c);
     }
+    FUZZ_CHECK(!H.sb.active); /* a streamed request is answered, or gone with the connection */
     FUZZ_CHECK(cz_conn_state(c) != CZ_CONN_BUSY && cz_conn_state(c) != CZ_CONN_STREAM);
     FUZZ_CHECK(!cz_conn_is_open(c) || cz_conn_out_pending(c) == 0 || conn_done(c));
 
@@ -1464,22 +1949,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     end = cz_http_parser_status(&c->parser) ? END_ERROR : END_INPUT;
     if (end == END_INPUT && H.nreq && !H.last_keep_alive) end = END_CLOSE_REQ;
     early = (C.opts & OPT_STOPPING) || faults || H.bounded || H.cut || aborted || H.unanswered_at != SIZE_MAX ||
-            timeouts || H.route_cut;
-    if (g_verbose)
-        fprintf(stderr,
-                "fuzz_request: opts 0x%02x, %zu requests, %zu responses, end %d, "
-                "faults %ld, %zu/%zu bytes read, state %d\n",
-                C.opts, H.nreq, H.v.responses, end, faults, pos, len, (int)cz_conn_state(c));
-
+            timeouts || H.route_cut || H.sb_early;
+    state = (int)cz_conn_state(c);
     cz_conn_destroy(c);
     FUZZ_CHECK(cz_conn_state(c) == CZ_CONN_CLOSED);
     for (i = 0; i < H.nfiles; i++) /* the connection closed every file it was given */
         FUZZ_CHECK(fcntl(H.files[i], F_GETFD) == -1 && errno == EBADF);
     ver_free(&H.v);
     free(H.out);
+    free(H.sb.got);
 
     /* the same bytes in one piece give the same requests */
-    if (faults == 0) reference_parse(in, pos, end, early);
+    one_piece(in, pos, &g_whole);
+    if (faults == 0) reference_parse(&g_whole, end, early);
+    /* and so do all the bytes through the parser alone, in the input's
+     * reads, bodies handed out in pieces where bit 6 of bytes 2-4 says */
+    if (pos != len) one_piece(in, len, &g_whole);
+    pieces_parse(in, len, (data[2] >> 6 & 1u) | (data[3] >> 5 & 2u) | (data[4] >> 4 & 4u), &g_pieces);
+    same_transcript("parser, bodies in pieces", &g_pieces, &g_whole);
+    if (g_verbose)
+        fprintf(stderr,
+                "fuzz_request: opts 0x%02x, %zu requests, %zu responses, end %d, "
+                "faults %ld, %zu/%zu bytes read, state %d; streamed bodies: %zu dispatched, %zu pieces, "
+                "%zu complete, %zu failed, %d answered early; parser alone: %zu pieces\n",
+                C.opts, H.nreq, H.v.responses, end, faults, pos, len, state, H.sb_dispatched, H.sb_pieces, H.sb_bodies,
+                H.sb_failed, H.sb_early, g_pieces_seen);
     mem_expect(g_alloc, start, "request path");
     return 0;
 }
