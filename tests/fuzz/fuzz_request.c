@@ -186,9 +186,9 @@ static uint64_t route_max_body(void *ctx, uint32_t route_index) {
 }
 
 /* env->route_streams_body */
-static int route_streams_body(void *ctx, uint32_t route_index) {
+static int route_streams_body(void *ctx, uint32_t route_index, const cz_http_request_t *req) {
     (void)ctx;
-    FUZZ_CHECK(route_index < NROUTES);
+    FUZZ_CHECK(route_index < NROUTES && req != NULL && req->has_body);
     return g_routes[route_index].streams;
 }
 
