@@ -84,6 +84,8 @@ typedef struct {
     int running;
     int ws_deflate;       /* offer permessage-deflate to WebSocket clients that ask */
     uint64_t ws_max_size; /* a WebSocket message's bound (1009 beyond) */
+    uint64_t ws_ping_ms;  /* keep-alive: a ping after this long (0: none) */
+    uint64_t ws_pong_ms;  /* ... and the connection closes (1011) without its pong within this long */
     /* Sync handlers: each route's POLICY_*, and the call the loop thread is
      * in (watch_seq odd while in a call of route watch_route), which the
      * watcher thread looks at while the server runs. */
@@ -784,6 +786,7 @@ typedef struct {
     cz_conn_t *conn; /* NULL once the handler's answer is posted */
     cz_ws_t ws;      /* after accept */
     uint8_t accepted, compress, close_sent, paused;
+    uint8_t ping_due;       /* a keep-alive ping is out, its pong not back */
     uint8_t ended;          /* no more messages: the peer closed, vanished, or broke the protocol */
     int close_code;         /* of `ended` */
     PyObject *close_reason; /* str */
@@ -909,6 +912,34 @@ static void ws_accept(CzServerObject *self, cz_conn_t *c, CzWsObject *w, PyObjec
     cz_ws_init(&w->ws, self->alloc->alloc, &limits, &hs.deflate);
     w->accepted = 1;
     w->compress = hs.deflate.enabled;
+    cz_conn_set_timer(c, self->ws_ping_ms);
+}
+
+/* Keep-alive and stop for an upgraded connection (loop thread). */
+static void hook_upgraded_event(void *ctx, cz_conn_t *c, cz_conn_upgraded_event_t event) {
+    CzServerObject *self = ctx;
+    CzPendingObject *p = c->user;
+    CzWsObject *w = p && Py_IS_TYPE((PyObject *)p, &CzPending_Type) ? ws_of(p->raw) : NULL;
+    cz_http_buf_t *out = cz_conn_out_buffer(c);
+    if (!w || !w->accepted || !out) {
+        cz_conn_close(c);
+        return;
+    }
+    if (event == CZ_CONN_UPGRADED_STOP || w->ping_due) {
+        /* The server stops (1001, Going Away), or the peer did not answer a ping in time (1011). */
+        int code = event == CZ_CONN_UPGRADED_STOP ? 1001 : 1011;
+        const char *why = event == CZ_CONN_UPGRADED_STOP ? "server shutting down" : "keepalive ping timeout";
+        if (!w->close_sent) {
+            w->close_sent = 1;
+            if (cz_ws_close(&w->ws, (unsigned)code, why, strlen(why)) == CZ_WS_OK) ws_flush(w, c);
+        }
+        ws_end(w, code, why, strlen(why));
+        if (event != CZ_CONN_UPGRADED_STOP) cz_conn_close(c); /* a stop waits for the peer's close */
+        return;
+    }
+    if (w->close_sent || cz_ws_write(&w->ws, out, CZ_WS_OP_PING, "", 0, 0) != CZ_WS_OK) return;
+    w->ping_due = 1;
+    cz_conn_set_timer(c, self->ws_pong_ms);
 }
 
 /* One posted operation of a WebSocket (loop thread). */
@@ -1003,8 +1034,13 @@ static void hook_upgraded(void *ctx, cz_conn_t *c, const char *data, size_t len)
         switch (ev) {
         case CZ_WS_TEXT: msg = PyUnicode_DecodeUTF8(pl.base, (Py_ssize_t)pl.len, NULL); break;
         case CZ_WS_BINARY: msg = PyBytes_FromStringAndSize(pl.base, (Py_ssize_t)pl.len); break;
-        case CZ_WS_PING:
-        case CZ_WS_PONG: ws_flush(w, c); continue;
+        case CZ_WS_PONG:
+            if (w->ping_due) { /* alive: the next ping after the interval */
+                w->ping_due = 0;
+                cz_conn_set_timer(c, w->server->ws_ping_ms);
+            }
+            continue;
+        case CZ_WS_PING: ws_flush(w, c); continue;
         default: /* CLOSE or ERROR: answer (echo or our close), then close TCP */
             ws_flush(w, c);
             ws_end(w, (int)cz_ws_close_code(&w->ws), ev == CZ_WS_CLOSE ? pl.base : "", ev == CZ_WS_CLOSE ? pl.len : 0);
@@ -1187,7 +1223,7 @@ static CzWsObject *ws_new(CzServerObject *self, cz_conn_t *c) {
     if (!w) return NULL;
     w->server = (CzServerObject *)Py_NewRef(self);
     w->conn = c;
-    w->accepted = w->compress = w->close_sent = w->paused = w->ended = 0;
+    w->accepted = w->compress = w->close_sent = w->paused = w->ended = w->ping_due = 0;
     w->close_code = 0;
     w->close_reason = w->waiter = w->send_waiter = NULL;
     w->queued = w->ahead = 0;
@@ -2131,6 +2167,8 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
     c.http.max_body = (size_t)kw_double(cfg, "max_body_size", (double)c.http.max_body, &bad);
     self->ws_deflate = kw_double(cfg, "ws_per_message_deflate", 1.0, &bad) != 0.0;
     self->ws_max_size = (uint64_t)kw_double(cfg, "ws_max_size", (double)CZ_WS_DEFAULT_MAX_MESSAGE, &bad);
+    self->ws_ping_ms = (uint64_t)(kw_double(cfg, "ws_ping_interval", 20.0, &bad) * 1000.0);
+    self->ws_pong_ms = (uint64_t)(kw_double(cfg, "ws_ping_timeout", 20.0, &bad) * 1000.0);
     /* Routes' own limits: the parser bounds bodies by the largest, each
      * request by its route's (cz_conn). */
     c.max_body = c.http.max_body;
@@ -2154,6 +2192,7 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
         .route_max_body = own_limits ? hook_route_max_body : NULL, /* no lookup when no route has one */
         .route_streams_body = streams ? hook_route_streams_body : NULL,
         .upgraded = hook_upgraded,
+        .upgraded_event = hook_upgraded_event,
         .body = streams ? hook_body : NULL,
     };
     self->server = cz_server_create(self->alloc->alloc, self->router, &c, &hooks);

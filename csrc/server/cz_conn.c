@@ -372,6 +372,11 @@ int cz_conn_body_streaming(const cz_conn_t *c) {
     return c->state == CZ_CONN_BUSY && (c->body_flow == BODY_OPEN || c->body_flow == BODY_WAITING);
 }
 
+void cz_conn_set_timer(cz_conn_t *c, uint64_t ms) {
+    if (c->state != CZ_CONN_UPGRADED) return;
+    c->timer = ms ? c->env->now(c->env->ctx, 0) + ms : 0;
+}
+
 void cz_conn_pause_input(cz_conn_t *c, int paused) {
     c->input_paused = paused ? 1 : 0;
 }
@@ -696,6 +701,7 @@ void cz_conn_eof(cz_conn_t *c) {
 /* ---- time ------------------------------------------------------------------------------------------------- */
 
 uint64_t cz_conn_deadline(const cz_conn_t *c) {
+    if (c->state == CZ_CONN_UPGRADED && c->timer && (!c->deadline || c->timer < c->deadline)) return c->timer;
     return c->state == CZ_CONN_BUSY && c->body_flow != BODY_OPEN ? 0 : c->deadline;
 }
 
@@ -716,6 +722,15 @@ void cz_conn_timeout(cz_conn_t *c) {
     case CZ_CONN_BUSY:
         if (c->body_flow == BODY_OPEN) body_fail(c, 408); /* the client stopped sending it */
         return;
+    case CZ_CONN_UPGRADED:
+        if (c->deadline && c->env->now(c->env->ctx, 0) >= c->deadline) { /* the client does not read */
+            cz_conn_abort(c);
+            return;
+        }
+        c->timer = 0;
+        if (c->env->upgraded_event) c->env->upgraded_event(c->env->ctx, c, CZ_CONN_UPGRADED_TIMER);
+        else cz_conn_abort(c);
+        return;
     default: cz_conn_abort(c);
     }
 }
@@ -728,7 +743,10 @@ void cz_conn_shutdown(cz_conn_t *c) {
         if (c->taken || c->nseg) closing(c);
         else cz_conn_abort(c);
         return;
-    case CZ_CONN_UPGRADED: closing(c); return;
+    case CZ_CONN_UPGRADED:
+        if (c->env->upgraded_event) c->env->upgraded_event(c->env->ctx, c, CZ_CONN_UPGRADED_STOP);
+        else closing(c);
+        return;
     default: return; /* the request under way is answered with Connection: close (env->stopping) */
     }
 }

@@ -81,6 +81,12 @@ typedef enum {
     CZ_CONN_PENDING   /* answered later, then the transport calls cz_conn_resume() */
 } cz_conn_dispatch_t;
 
+/* What env->upgraded_event reports about an UPGRADED connection. */
+typedef enum {
+    CZ_CONN_UPGRADED_TIMER = 0, /* the time set with cz_conn_set_timer() came */
+    CZ_CONN_UPGRADED_STOP       /* the server stops: say goodbye (it closes at the stop's deadline) */
+} cz_conn_upgraded_event_t;
+
 /* Shared by every connection of one server; must outlive them. */
 typedef struct {
     cz_allocator_t *alloc;
@@ -121,6 +127,9 @@ typedef struct {
      * data NULL once the peer has finished sending. May be NULL if nobody
      * upgrades. */
     void (*upgraded)(void *ctx, cz_conn_t *c, const char *data, size_t len);
+    /* UPGRADED: a timer or the stop (see cz_conn_upgraded_event_t). May be
+     * NULL: a timer then closes the connection, a stop closes it at once. */
+    void (*upgraded_event)(void *ctx, cz_conn_t *c, cz_conn_upgraded_event_t event);
     /* BUSY, a request dispatched before its body (route_streams_body): a
      * piece of the body (a view, valid during the call), then len 0 with
      * status 0 at its end. Nothing more is read until cz_conn_body_next()
@@ -172,6 +181,7 @@ struct cz_conn {
     char *held;             /* unparsed input waiting for the current request */
     size_t held_len;
     uint64_t deadline;    /* env->now ms; 0: none */
+    uint64_t timer;       /* UPGRADED: cz_conn_set_timer()'s, env->now ms; 0: none */
     uint64_t stream_left; /* STREAM with a known length: bytes still due */
     uint64_t body_limit;  /* BODY: this request's bound (env->max_body or its route's) */
     void *user;           /* the embedder's (e.g. a stream's producer); never touched here */
@@ -288,6 +298,10 @@ int cz_conn_upgrade(cz_conn_t *c, const cz_http_response_t *r);
 /* UPGRADED: the buffer to append raw output to (e.g. a frame written in
  * place), or NULL in another state. Valid until the next call on `c`. */
 cz_http_buf_t *cz_conn_out_buffer(cz_conn_t *c);
+/* UPGRADED: env->upgraded_event(CZ_CONN_UPGRADED_TIMER) in `ms` (0: no
+ * timer), e.g. for keep-alive pings. One timer per connection. */
+void cz_conn_set_timer(cz_conn_t *c, uint64_t ms);
+
 /* UPGRADED: stop (1) or resume (0) reading, e.g. while the application has
  * not taken the messages already read. The transport asks
  * cz_conn_wants_input() again after the call that changed it. */

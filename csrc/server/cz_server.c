@@ -210,6 +210,12 @@ static uint64_t env_route_max_body(void *ctx, uint32_t route_index) {
     return s->hooks.route_max_body(s->hooks.ctx, route_index); /* no Python: no lock */
 }
 
+static void env_upgraded_event(void *ctx, cz_conn_t *c, cz_conn_upgraded_event_t event) {
+    cz_server_t *s = ctx;
+    hooks_enter(s);
+    s->hooks.upgraded_event(s->hooks.ctx, c, event);
+}
+
 static int env_route_streams_body(void *ctx, uint32_t route_index, const cz_http_request_t *req) {
     cz_server_t *s = ctx;
     return s->hooks.route_streams_body(s->hooks.ctx, route_index, req); /* no Python: no lock */
@@ -744,6 +750,7 @@ cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router, 
         .now = env_now,
         .dispatch = env_dispatch,
         .upgraded = hooks->upgraded ? env_upgraded : NULL,
+        .upgraded_event = hooks->upgraded_event ? env_upgraded_event : NULL,
         .drained = hooks->drained ? env_drained : NULL,
     };
     s->rbuf = cz_malloc(alloc, CZ_MEM_REQUEST, READ_CHUNK);

@@ -92,8 +92,9 @@ typedef struct {
      * been answered 503): make them complete now (e.g. cancel them). The
      * loop waits for them one more second at most. */
     void (*expired)(void *ctx);
-    /* cz_conn_env_t's upgraded (may be NULL). */
+    /* cz_conn_env_t's upgraded and upgraded_event (may be NULL). */
     void (*upgraded)(void *ctx, cz_conn_t *c, const char *data, size_t len);
+    void (*upgraded_event)(void *ctx, cz_conn_t *c, cz_conn_upgraded_event_t event);
     /* cz_conn_env_t's route_max_body: a route's own body limit, or 0 for
      * http.max_body (which must be the largest). May be NULL. */
     uint64_t (*route_max_body)(void *ctx, uint32_t route_index);

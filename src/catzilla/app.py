@@ -66,7 +66,18 @@ LIMITS = (
     "backlog",
     "ws_per_message_deflate",
     "ws_max_size",
+    "ws_ping_interval",
+    "ws_ping_timeout",
 )
+
+
+def check_seconds(value: object, what: str) -> float:
+    """A duration in seconds >= 0 (None or 0: off)."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{what} must be a number of seconds >= 0 or None, got {value!r}")
+    return float(value)
 
 
 def check_body_size(value: object, where: str) -> int:
@@ -119,6 +130,8 @@ class Catzilla(RouteDecorators):
         max_body_size: int | None = None,
         ws_per_message_deflate: bool = True,
         ws_max_size: int = 16 * 1024 * 1024,
+        ws_ping_interval: float | None = 20.0,
+        ws_ping_timeout: float | None = 20.0,
         title: str = "Catzilla",
         version: str = "0.1.0",
         description: str = "",
@@ -139,6 +152,9 @@ class Catzilla(RouteDecorators):
         # WebSockets (uvicorn's names): permessage-deflate for clients that offer it; a message's bound (1009).
         self.ws_per_message_deflate = memory.check_bool("ws_per_message_deflate", ws_per_message_deflate)
         self.ws_max_size = check_body_size(ws_max_size, "Catzilla(ws_max_size=...)")
+        # Keep-alive: a ping after ws_ping_interval s without one; no pong within ws_ping_timeout s closes 1011.
+        self.ws_ping_interval = check_seconds(ws_ping_interval, "ws_ping_interval")
+        self.ws_ping_timeout = check_seconds(ws_ping_timeout, "ws_ping_timeout")
         self._memory = AppMemory(
             use_jemalloc=memory.check_bool("use_jemalloc", use_jemalloc),
             memory_profiling=memory.check_bool("memory_profiling", memory_profiling),
@@ -478,7 +494,7 @@ class Catzilla(RouteDecorators):
         timeouts (see docs/server.md): max_connections, max_connections_per_client, header_timeout,
         body_timeout, keepalive_timeout, write_timeout, shutdown_timeout,
         max_write_buffer, max_write_buffer_total, max_url_length, max_header_size, max_headers,
-        max_body_size, backlog, ws_per_message_deflate, ws_max_size.
+        max_body_size, backlog, ws_per_message_deflate, ws_max_size, ws_ping_interval, ws_ping_timeout.
         """
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int in 0..65535, got {port!r}")
@@ -538,6 +554,8 @@ class Catzilla(RouteDecorators):
         config = {
             "ws_per_message_deflate": float(self.ws_per_message_deflate),
             "ws_max_size": float(self.ws_max_size),
+            "ws_ping_interval": self.ws_ping_interval,
+            "ws_ping_timeout": self.ws_ping_timeout or self.ws_ping_interval,
             **config,
         }
         run_sync = self._runner.run_sync

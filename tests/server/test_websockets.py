@@ -207,7 +207,12 @@ def test_refusals_before_accept(server: tuple[str, Seen, Catzilla]) -> None:
     assert r.status_code == 426 and r.headers["upgrade"] == "websocket" and r.headers["sec-websocket-version"] == "13"
     r = httpx.get(
         http + "/echo",
-        headers={"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "x"},
+        headers={
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "x",
+        },
     )
     assert r.status_code == 400 and "Sec-WebSocket-Key" in r.json()["detail"]
 
@@ -264,7 +269,7 @@ def test_a_vanished_peer_raises_websocketdisconnect(server: tuple[str, Seen, Cat
 def test_send_waits_for_a_client_that_does_not_read(server: tuple[str, Seen, Catzilla]) -> None:
     url, seen, app = server
     before = app.get_server_stats()["output_held"]
-    with connect(url + "/flood", compression=None, max_size=None) as ws:
+    with connect(url + "/flood", compression=None, max_size=None, close_timeout=0.5) as ws:
         time.sleep(1.0)  # the client reads nothing
         sent = max((e[1] for e in seen.events if isinstance(e, tuple) and e[0] == "sent"), default=0)
         assert 0 < sent < 32 << 20, sent  # socket buffers and the bound, not 200 MiB
@@ -336,3 +341,72 @@ def test_routergroup_and_testclient() -> None:
             with pytest.raises(WebSocketDisconnect) as ended:
                 ws.receive_text()
             assert ended.value.code == 4000
+
+
+def test_keepalive_pings_close_a_dead_peer_and_keep_a_live_one() -> None:
+    seen = Seen()
+    app = Catzilla(ws_ping_interval=0.2, ws_ping_timeout=0.3)
+
+    @app.websocket("/ka")
+    async def ka(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            while True:
+                seen.add(("said", await websocket.receive_text()))
+        except WebSocketDisconnect as e:
+            seen.add(("ka", e.code, e.reason))
+
+    with serve_in_thread(app) as srv:
+        # a live client answers the pings (the library does): still open after several intervals
+        with connect(f"ws://{HOST}:{srv.port}/ka") as ws:
+            time.sleep(1.2)
+            ws.send("still here")
+            assert seen.wait(lambda ev: ("said", "still here") in ev)
+        assert seen.wait(lambda ev: ("ka", 1000, "") in ev)
+        # a dead one (never reads, never answers): a ping, then close 1011 after the timeout
+        s = socket.create_connection((HOST, srv.port), timeout=5)
+        s.sendall(
+            b"GET /ka HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        t0 = time.monotonic()
+        assert seen.wait(lambda ev: ("ka", 1011, "keepalive ping timeout") in ev)
+        assert 0.4 < time.monotonic() - t0 < 3.0
+        data = b""
+        while True:
+            more = s.recv(4096)
+            if not more:
+                break
+            data += more
+        frames = data.split(b"\r\n\r\n", 1)[1]
+        assert frames[:2] == b"\x89\x00"  # the ping
+        assert frames[2] == 0x88 and int.from_bytes(frames[4:6], "big") == 1011  # then the close
+        s.close()
+
+
+def test_a_stop_says_going_away_to_every_websocket() -> None:
+    seen = Seen()
+    app = Catzilla()
+
+    @app.websocket("/stay")
+    async def stay(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            while True:
+                await websocket.receive_text()
+        except WebSocketDisconnect as e:
+            seen.add(("stay", e.code))
+
+    with serve_in_thread(app) as srv:
+        conns = [connect(f"ws://{HOST}:{srv.port}/stay", max_queue=None) for _ in range(3)]
+        time.sleep(0.2)
+        stopper = threading.Thread(target=app.stop)
+        stopper.start()
+        codes = []
+        for ws in conns:
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=5)
+            codes.append(closed.value.rcvd.code if closed.value.rcvd else None)
+        stopper.join(10)
+        assert codes == [1001, 1001, 1001]
+        assert seen.wait(lambda ev: ev.count(("stay", 1001)) == 3)
