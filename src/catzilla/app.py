@@ -327,16 +327,13 @@ class Catzilla(RouteDecorators):
             websocket=is_ws,
         )
         # The endpoint list, shared by the route's methods; the C core reads it per request.
-        target = (
-            [
-                MODE_WS,
-                websockets.endpoint(
-                    binding.call, self._websocket_class, self._report_ws, self._report, self._ws_running
-                ),
-            ]
-            if is_ws
-            else binding.target()
-        )
+        target = binding.target()
+        if is_ws:
+            run = websockets.endpoint(
+                binding.call, self._websocket_class, self._report_ws, self._report, self._ws_running
+            )
+            binding.websocket_run = run  # the innermost call of a middleware chain (_prepare)
+            target = [MODE_WS, run]
         policy = threadpool.policy(options.get("threadpool"), binding.is_async, path)
         own = options.get("max_body_size")
         max_body = 0 if own is None else check_body_size(own, f"route {path!r}")
@@ -612,9 +609,11 @@ class Catzilla(RouteDecorators):
                 install(self, self.openapi_url, self.docs_url)
         app_layers = self._middleware
         for route, target, route_layers in self._targets:
-            if route.websocket:  # HTTP middleware does not wrap a WebSocket (as in Starlette)
-                continue
             layers = app_layers + route_layers
+            if route.websocket:  # middleware sees the handshake; what it answers refuses it (e.g. 401)
+                run = route.binding.websocket_run
+                target[:] = [MODE_WS, run if not layers else self._websocket_chain(layers, run)]
+                continue
             binding = route.binding
             if not layers:
                 target[:] = binding.target()
@@ -648,6 +647,17 @@ class Catzilla(RouteDecorators):
                 self._auto_options[path] = options_target
             else:
                 options_target[:] = [MODE_REQUEST, fn]
+
+    def _websocket_chain(self, layers: list[Layer], run: Callable[..., Any]) -> Callable[[Any], Any]:
+        return build_chain(
+            layers,
+            run,
+            True,
+            rendering.to_response,
+            self._on_error,
+            self._on_error_async,
+            self._websocket_class,  # type: ignore[arg-type]
+        )
 
     def _chain(self, layers: list[Layer], call: Callable[[Any, Any], Any], is_async: bool) -> Callable[[Any], Any]:
         return build_chain(

@@ -74,6 +74,7 @@ class Binding:
         request_class: type[HTTPConnection] = Request,
     ) -> None:
         self.request_class = request_class
+        self.websocket_run: Callable[..., Any] | None = None  # a WebSocket route's endpoint (app.py)
         self.path = path
         self.handler = handler
         self.dependencies = list(dependencies)

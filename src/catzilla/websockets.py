@@ -110,6 +110,11 @@ class WebSocket(HTTPConnection):
     _connect_seen: bool
 
     @property
+    def method(self) -> str:
+        """The handshake's method ("GET"), for HTTP middleware that looks at it."""
+        return str(self._raw.method)
+
+    @property
     def url(self) -> URL:
         host = self.headers.get("host", "")
         return URL("ws", host, self.path, self._raw.query_string.decode("latin-1"))
@@ -331,15 +336,15 @@ def endpoint(
             media_type="application/json",
         )
 
-    async def run(raw: Any) -> Any:
+    async def run(raw: Any, ws: WebSocket | None = None) -> Any:
+        """``ws``: the WebSocket a middleware chain made for the handshake."""
         ticket = running.start()
         try:
-            return await serve(raw)
+            return await serve(raw, ws if ws is not None else websocket_class(raw))
         finally:
             running.finish(ticket)
 
-    async def serve(raw: Any) -> Any:
-        ws = websocket_class(raw)
+    async def serve(raw: Any, ws: WebSocket) -> Any:
         try:
             result = binder(raw, ws)
             if inspect.iscoroutine(result):

@@ -410,3 +410,38 @@ def test_a_stop_says_going_away_to_every_websocket() -> None:
         stopper.join(10)
         assert codes == [1001, 1001, 1001]
         assert seen.wait(lambda ev: ev.count(("stay", 1001)) == 3)
+
+
+def test_middleware_sees_the_handshake_and_cors_gzip_do_not_break_it() -> None:
+    from catzilla.middleware.cors import CORSMiddleware
+    from catzilla.middleware.gzip import GZipMiddleware
+    from catzilla.response import JSONResponse
+
+    app = Catzilla()
+    app.add_middleware(CORSMiddleware, allow_origins=["*"])
+    app.add_middleware(GZipMiddleware, minimum_size=1)
+    seen: list[str] = []
+
+    @app.middleware("http")
+    async def auth(request, call_next):  # type: ignore[no-untyped-def]
+        seen.append(request.url.path)
+        if request.headers.get("authorization") != "Bearer ok":
+            return JSONResponse({"detail": "Not authenticated"}, status_code=401)
+        return await call_next(request)
+
+    @app.websocket("/secure")
+    async def secure(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+
+    with serve_in_thread(app) as srv:
+        url = f"ws://{HOST}:{srv.port}/secure"
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url)
+        assert refused.value.response.status_code == 401
+        with connect(
+            url, additional_headers={"Authorization": "Bearer ok", "Origin": "http://x", "Accept-Encoding": "gzip"}
+        ) as ws:
+            ws.send("through")
+            assert ws.recv(timeout=5) == "through"
+        assert seen == ["/secure", "/secure"]
