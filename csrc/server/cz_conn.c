@@ -398,7 +398,10 @@ int cz_conn_upgrade(cz_conn_t *c, const cz_http_response_t *r) {
         request_done(c);
         return rc == CZ_HTTP_OK ? CZ_CONN_ESTATE : rc;
     }
-    cz_http_parser_done(&c->parser);
+    /* No more HTTP on this connection: its parser's buffers go now, so an
+     * idle upgraded connection holds little (the parser stays valid). */
+    cz_http_parser_destroy(&c->parser);
+    cz_http_parser_init(&c->parser, c->env->alloc, c->env->limits);
     c->state = CZ_CONN_UPGRADED;
     c->deadline = 0;
     return CZ_HTTP_OK;
