@@ -28,6 +28,7 @@ from catzilla.lifespan import Lifespan
 from catzilla.memory import AppMemory
 from catzilla.middleware.base import Layer, build_chain
 from catzilla.params import MODE_REQUEST, MODE_STATIC, MODE_WS, Undefined
+from catzilla.proxy import TrustedHosts
 from catzilla.request import Request
 from catzilla.response import FileResponse, Response, StreamingResponse, json_dumps
 from catzilla.routing import (
@@ -202,6 +203,16 @@ class Catzilla(RouteDecorators):
         self._mounts: list[tuple[str, Any, str | None, list[Any] | None]] = []  # (path, app, name, endpoint)
         self._mounted_patterns: set[tuple[str, str]] = set()  # sub-app routes added to this server
         self.root_path = ""
+        # Proxy headers (X-Forwarded-*, Forwarded): off unless turned on; then believed
+        # only from forwarded_allow_ips (see catzilla.proxy). `catzilla run` turns them on.
+        self._proxy_headers = False
+        self._forwarded_allow_ips = TrustedHosts("127.0.0.1")
+        self._proxy_trusted: TrustedHosts | None = None
+        # Set by `catzilla run` before serving (None: the app's own choice):
+        # --access-log/--no-access-log, --log-config, --metrics.
+        self.access_log: bool | None = getattr(self, "access_log", None)
+        self.log_config: str | None = None
+        self.metrics: Any = getattr(self, "metrics", None)
         self._auto_options: dict[str, list[Any]] = {}
         self._errors = ErrorHandlers()
         self._runner = AsyncRunner()
@@ -229,6 +240,28 @@ class Catzilla(RouteDecorators):
         )
         self._exception_sink: Callable[[BaseException], None] | None = None  # TestClient's
         self._docs_installed = False
+
+    # -- proxy headers ---------------------------------------------------------------
+
+    @property
+    def proxy_headers(self) -> bool:
+        """Honour X-Forwarded-For/Proto/Host and Forwarded from ``forwarded_allow_ips``."""
+        return self._proxy_headers
+
+    @proxy_headers.setter
+    def proxy_headers(self, value: bool) -> None:
+        self._proxy_headers = memory.check_bool("proxy_headers", value)
+        self._proxy_trusted = self._forwarded_allow_ips if self._proxy_headers else None
+
+    @property
+    def forwarded_allow_ips(self) -> str:
+        """The proxies believed: ``"*"`` or addresses/networks, comma-separated."""
+        return self._forwarded_allow_ips.spec
+
+    @forwarded_allow_ips.setter
+    def forwarded_allow_ips(self, value: str | Iterable[str]) -> None:
+        self._forwarded_allow_ips = TrustedHosts(value)
+        self._proxy_trusted = self._forwarded_allow_ips if self._proxy_headers else None
 
     # -- allocator ------------------------------------------------------------------
 

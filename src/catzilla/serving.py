@@ -220,9 +220,7 @@ def worker_ready(probe: Callable[[], tuple[int, float | None]] | None = None) ->
     _tell(fd, "ready")
     rec = _recycling
     if rec is not None and rec.active and probe is not None:
-        threading.Thread(
-            target=_watch_limits, args=(fd, rec, probe), name="catzilla-recycling", daemon=True
-        ).start()
+        threading.Thread(target=_watch_limits, args=(fd, rec, probe), name="catzilla-recycling", daemon=True).start()
 
 
 def _watch_limits(fd: int, rec: Recycling, probe: Callable[[], tuple[int, float | None]]) -> None:
@@ -246,9 +244,13 @@ def _watch_limits(fd: int, rec: Recycling, probe: Callable[[], tuple[int, float 
             rss = process_rss_bytes()
             if rss is not None and rss / MIB >= rec.max_rss_mb:
                 reason = f"max RSS: {rss / MIB:.1f} MiB, limit {rec.max_rss_mb:g} MiB"
-        if reason is None and rec.max_allocated_mb and allocated_mb is not None:
-            if allocated_mb >= rec.max_allocated_mb:
-                reason = f"max allocated: {allocated_mb:.1f} MiB, limit {rec.max_allocated_mb:g} MiB"
+        if (
+            reason is None
+            and rec.max_allocated_mb
+            and allocated_mb is not None
+            and allocated_mb >= rec.max_allocated_mb
+        ):
+            reason = f"max allocated: {allocated_mb:.1f} MiB, limit {rec.max_allocated_mb:g} MiB"
         if reason is not None:
             _tell(fd, f"recycle {reason}")
             return
@@ -328,7 +330,7 @@ class Supervisor:
             os.set_blocking(fd, False)
         self.saved: dict[int, Any] = {}
         self.old_wakeup = -1
-        self.mask_outside: set[signal.Signals] = set()
+        self.mask_outside: set[int | signal.Signals] = set()
 
     # -- signals ------------------------------------------------------------------
 
@@ -462,9 +464,12 @@ class Supervisor:
                 if old is not None and old.retiring is None:
                     _say(f"catzilla: worker {old.pid} replaced by worker {w.pid} ({w.reason})")
                     self.retire(old, w.reason)
-        elif what == "recycle" and w.retiring is None and w.replaces is None:
-            if all(pid != w.pid for pid, _ in self.roll) and self.rolling_for() != w.pid:
-                self.roll.append((w.pid, why))
+        elif what == "recycle" and w.retiring is None and w.replaces is None and not self.queued(w.pid):
+            self.roll.append((w.pid, why))
+
+    def queued(self, pid: int) -> bool:
+        """Whether worker ``pid`` is to be replaced, or being replaced, already."""
+        return any(p == pid for p, _ in self.roll) or self.rolling_for() == pid
 
     def rolling_for(self) -> int | None:
         new = self.children.get(self.rolling) if self.rolling is not None else None
