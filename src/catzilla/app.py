@@ -191,7 +191,7 @@ class Catzilla(RouteDecorators):
         self.ws_ping_interval = check_seconds(ws_ping_interval, "ws_ping_interval")
         self.ws_ping_timeout = check_seconds(ws_ping_timeout, "ws_ping_timeout")
         self._memory = AppMemory(
-            use_jemalloc=memory.check_bool("use_jemalloc", use_jemalloc),
+            use_jemalloc=memory.jemalloc_from_env(memory.check_bool("use_jemalloc", use_jemalloc)),
             memory_profiling=memory.check_bool("memory_profiling", memory_profiling),
             auto_memory_tuning=memory.check_bool("auto_memory_tuning", auto_memory_tuning),
             memory_stats_interval=memory.check_interval(memory_stats_interval),
@@ -210,9 +210,9 @@ class Catzilla(RouteDecorators):
         self._proxy_trusted: TrustedHosts | None = None
         # Set by `catzilla run` before serving (None: the app's own choice):
         # --access-log/--no-access-log, --log-config, --metrics.
-        self.access_log: bool | None = getattr(self, "access_log", None)
+        self.access_log: bool | None = None
         self.log_config: str | None = None
-        self.metrics: Any = getattr(self, "metrics", None)
+        self.metrics: Any = None
         self._auto_options: dict[str, list[Any]] = {}
         self._errors = ErrorHandlers()
         self._runner = AsyncRunner()

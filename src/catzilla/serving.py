@@ -78,6 +78,9 @@ def _say(line: str) -> None:
         sys.stderr.flush()
 
 
+say = _say
+
+
 def describe_exit(code: int) -> str:
     """``os.waitstatus_to_exitcode`` output in words: "exit code 1", "signal SIGKILL"."""
     if code >= 0:
