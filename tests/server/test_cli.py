@@ -67,7 +67,7 @@ def pid():
 
 @app.get("/leak")
 def leak():
-    LEAK.append(b"x" * (4 << 20))  # touched pages: RSS grows 4 MiB a request
+    LEAK.append(b"x" * (1 << 20))  # touched pages: RSS grows 1 MiB a request
     return {{"pid": os.getpid(), "held": len(LEAK)}}
 
 
@@ -306,7 +306,7 @@ def test_sighup_restarts_workers_one_by_one_without_a_failed_request(tmp_path: P
     try:
         supervisor = srv.proc.pid
         first = worker_pids(srv, 2)
-        write_app(tmp_path, "v2")  # SIGHUP loads the app anew
+        write_app(tmp_path, "v2-new-code")  # SIGHUP loads the app anew (another length: see the reload test)
         stop = threading.Event()
         results: dict[str, int] = {"ok": 0, "failed": 0}
         threads = [
@@ -332,7 +332,7 @@ def test_sighup_restarts_workers_one_by_one_without_a_failed_request(tmp_path: P
         assert not wait_gone(first, timeout=10), "old workers still running"
         now = children_of(supervisor)
         assert len(now) == 2 and not now & first
-        assert get(srv.port, "/pid")["version"] == "v2"
+        assert get(srv.port, "/pid")["version"] == "v2-new-code"
         # each replacement is one line naming both workers and the reason
         lines = [ln for ln in srv.stderr.splitlines() if "replaced by" in ln]
         assert len(lines) == 4, lines
@@ -433,9 +433,12 @@ def test_reload_restarts_on_change_keeping_the_port(tmp_path: Path) -> None:
         srv.wait_for(r"catzilla: reload: watching")
         assert get(srv.port, "/pid")["version"] == "v1"
         time.sleep(0.5)  # the watcher is up
-        write_app(tmp_path, "v2")
+        first = children_of(srv.proc.pid)
+        # another length: a .pyc of the same second and size would pass for the new source
+        write_app(tmp_path, "v2-reloaded")
         srv.wait_for(r"replaced by worker \d+ \(reload: czapp\.py changed\)", count=2, timeout=20)
-        assert get(srv.port, "/pid")["version"] == "v2"
+        assert not wait_gone(first, timeout=10)
+        assert get(srv.port, "/pid")["version"] == "v2-reloaded"
         # a file outside --reload-include is not watched
         (tmp_path / "notes.txt").write_text("x")
         time.sleep(1.0)
