@@ -428,7 +428,7 @@ def run(args: Any) -> int:
 
     shutdown_timeout = config.get("shutdown_timeout", serving.DEFAULT_SHUTDOWN_TIMEOUT_S)
     try:
-        serving.supervise(workers, serve_one, stop_one, shutdown_timeout, recycling, on_started=watcher)
+        serving.supervise(workers, serve_one, stop_one, shutdown_timeout, recycling, on_started=watcher, one_first=True)
     except serving.StartupError:
         return 1
     return 0

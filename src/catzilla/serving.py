@@ -234,6 +234,8 @@ def _watch_limits(fd: int, rec: Recycling, probe: Callable[[], tuple[int, float 
     max_requests = None
     if rec.max_requests:
         max_requests = rec.max_requests + random.randint(0, max(0, rec.max_requests_jitter))
+    rss_seen = _Growth()
+    allocated_seen = _Growth()
     while True:
         time.sleep(rec.interval)
         reason = None
@@ -241,22 +243,45 @@ def _watch_limits(fd: int, rec: Recycling, probe: Callable[[], tuple[int, float 
             requests, allocated_mb = probe()
         except Exception:  # the app is going away
             return
+        now = time.monotonic()
         if max_requests is not None and requests >= max_requests:
             reason = f"max requests: {requests} served, limit {max_requests}"
         if reason is None and rec.max_rss_mb:
             rss = process_rss_bytes()
-            if rss is not None and rss / MIB >= rec.max_rss_mb:
-                reason = f"max RSS: {rss / MIB:.1f} MiB, limit {rec.max_rss_mb:g} MiB"
-        if (
-            reason is None
-            and rec.max_allocated_mb
-            and allocated_mb is not None
-            and allocated_mb >= rec.max_allocated_mb
-        ):
-            reason = f"max allocated: {allocated_mb:.1f} MiB, limit {rec.max_allocated_mb:g} MiB"
+            if rss is not None:
+                reason = rss_seen.over("max RSS", now, rss / MIB, rec.max_rss_mb)
+        if reason is None and rec.max_allocated_mb and allocated_mb is not None:
+            reason = allocated_seen.over("max allocated", now, allocated_mb, rec.max_allocated_mb)
         if reason is not None:
             _tell(fd, f"recycle {reason}")
             return
+
+
+# A replacement takes about this long to listen (fork, import, bind): a worker
+# growing fast asks for one that much ahead of its memory limit, so that it is
+# told to stop near the limit, not well past it.
+_LEAD_S = 0.4
+_GROWTH_WINDOW_S = 1.0
+
+
+class _Growth:
+    """A memory figure over the last second: whether it reaches a limit now,
+    or will within _LEAD_S at the rate it grows."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+
+    def over(self, what: str, now: float, mib: float, limit: float) -> str | None:
+        self.samples.append((now, mib))
+        while len(self.samples) > 2 and now - self.samples[0][0] > _GROWTH_WINDOW_S:
+            self.samples.pop(0)
+        if mib >= limit:
+            return f"{what}: {mib:.1f} MiB, limit {limit:g} MiB"
+        t0, m0 = self.samples[0]
+        rate = (mib - m0) / (now - t0) if now > t0 else 0.0
+        if rate > 0 and mib + rate * _LEAD_S >= limit:
+            return f"{what}: {mib:.1f} MiB growing {rate:.0f} MiB/s, limit {limit:g} MiB"
+        return None
 
 
 @dataclass
@@ -279,6 +304,7 @@ def supervise(
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
     recycling: Recycling | None = None,
     on_started: Callable[[Callable[[str], None]], None] | None = None,
+    one_first: bool = False,
 ) -> None:
     """Fork ``workers`` processes running ``serve_one``; restart any that dies
     (later and later while they crash soon after starting); on SIGINT/SIGTERM
@@ -291,8 +317,10 @@ def supervise(
     as do the ``recycling`` limits, one worker at a time; SIGTTIN/SIGTTOU add
     or remove a worker. ``on_started(request_restart)`` runs in the supervisor
     (e.g. a file watcher's thread, calling ``request_restart(reason)``).
-    StartupError when the first worker exits ``EXIT_NO_APP`` before any served."""
-    Supervisor(workers, serve_one, stop_one, shutdown_timeout, recycling).run(on_started)
+    StartupError when the first worker exits ``EXIT_NO_APP`` before any served;
+    ``one_first``: the other workers start once the first one listens (workers
+    that import the app: a broken one says so once, not once per worker)."""
+    Supervisor(workers, serve_one, stop_one, shutdown_timeout, recycling).run(on_started, one_first)
 
 
 class Supervisor:
@@ -463,16 +491,20 @@ class Supervisor:
             if w.replaces is not None:
                 old = self.children.get(w.replaces)
                 w.replaces = None
-                self.rolling = None
+                if self.rolling == w.pid:
+                    self.rolling = None
                 if old is not None and old.retiring is None:
                     _say(f"catzilla: worker {old.pid} replaced by worker {w.pid} ({w.reason})")
                     self.retire(old, w.reason)
         elif what == "recycle" and w.retiring is None and w.replaces is None and not self.queued(w.pid):
-            self.roll.append((w.pid, why))
+            if self.stopping:
+                return
+            # at once, beside any rolling restart: a worker at its memory limit does not wait its turn
+            self.spawn(w.slot, replaces=w.pid, reason=why)
 
     def queued(self, pid: int) -> bool:
         """Whether worker ``pid`` is to be replaced, or being replaced, already."""
-        return any(p == pid for p, _ in self.roll) or self.rolling_for() == pid
+        return any(p == pid for p, _ in self.roll) or any(o.replaces == pid for o in self.children.values())
 
     def rolling_for(self) -> int | None:
         new = self.children.get(self.rolling) if self.rolling is not None else None
@@ -497,7 +529,8 @@ class Supervisor:
                 _say(f"catzilla: worker {pid} exited ({describe_exit(code)}) while stopping ({w.retiring})")
             return
         if w.replaces is not None and w.replaces in self.children:  # never served: the old one goes on
-            self.rolling = None
+            if self.rolling == pid:
+                self.rolling = None
             if code == EXIT_NO_APP:
                 olds = sorted({w.replaces, *(p for p, _ in self.roll)})
                 self.roll.clear()
@@ -537,8 +570,7 @@ class Supervisor:
 
     def on_request(self, what: str, why: str) -> None:
         if what == "restart":
-            queued = {pid for pid, _ in self.roll} | {self.rolling_for()}
-            self.roll.extend((w.pid, why) for w in sorted(self.live(), key=lambda w: w.slot) if w.pid not in queued)
+            self.roll.extend((w.pid, why) for w in sorted(self.live(), key=lambda w: w.slot) if not self.queued(w.pid))
             self.roll_due = 0.0
         elif what == "add":
             self.target += 1
@@ -571,7 +603,7 @@ class Supervisor:
 
     # -- the loop -----------------------------------------------------------------
 
-    def run(self, on_started: Callable[[Callable[[str], None]], None] | None) -> None:
+    def run(self, on_started: Callable[[Callable[[str], None]], None] | None, one_first: bool = False) -> None:
         self.mask_outside = signal.pthread_sigmask(signal.SIG_BLOCK, [])
         # SIGCHLD gets a handler that does nothing but have it reach the wakeup pipe
         # (ignored by default, it would not)
@@ -581,9 +613,9 @@ class Supervisor:
         self.saved = {s: signal.signal(s, h) for s, h in handlers.items()}
         self.old_wakeup = signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         try:
-            self.spawn(0)  # alone first: a broken app says so once, not once per worker
-            if self.target == 1:
-                self.started_all = True
+            self.spawn(0)
+            if self.target == 1 or not one_first:
+                self.start_rest()
             if on_started is not None:
                 on_started(self.request_restart)
             self.loop()
