@@ -28,6 +28,7 @@ from catzilla.lifespan import Lifespan
 from catzilla.memory import AppMemory
 from catzilla.middleware.base import Layer, build_chain
 from catzilla.params import MODE_REQUEST, MODE_STATIC, MODE_WS, Undefined
+from catzilla.proxy import TrustedHosts
 from catzilla.request import Request
 from catzilla.response import FileResponse, Response, StreamingResponse, json_dumps
 from catzilla.routing import (
@@ -69,6 +70,40 @@ LIMITS = (
     "ws_ping_interval",
     "ws_ping_timeout",
 )
+
+
+def check_limits(limits: dict[str, Any]) -> dict[str, float]:
+    """listen()'s server settings, checked: known names, numbers > 0."""
+    config: dict[str, float] = {}
+    for key, value in limits.items():
+        if key not in LIMITS:
+            raise TypeError(f"listen() got an unknown setting {key!r}; known: {', '.join(LIMITS)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{key} must be a number > 0, got {value!r}")
+        config[key] = float(value)
+    return config
+
+
+def make_recycling(
+    max_requests: int | None, jitter: int | None, max_rss_mb: float | None, max_allocated_mb: float | None
+) -> serving.Recycling:
+    """The worker recycling limits, checked (None: no such limit)."""
+    for name, value in (("limit_max_requests", max_requests), ("limit_max_requests_jitter", jitter)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"{name} must be an int >= 0 or None, got {value!r}")
+    for name, mib in (("workers_max_rss", max_rss_mb), ("max_allocated_mb", max_allocated_mb)):
+        if mib is not None and (
+            isinstance(mib, bool) or not isinstance(mib, (int, float)) or not math.isfinite(mib) or mib <= 0
+        ):
+            raise ValueError(f"{name} must be a number of MiB > 0 or None, got {mib!r}")
+    if jitter is None:
+        jitter = (max_requests or 0) // 10
+    return serving.Recycling(
+        max_requests=max_requests or None,
+        max_requests_jitter=jitter,
+        max_rss_mb=None if max_rss_mb is None else float(max_rss_mb),
+        max_allocated_mb=None if max_allocated_mb is None else float(max_allocated_mb),
+    )
 
 
 def check_seconds(value: object, what: str) -> float:
@@ -156,7 +191,7 @@ class Catzilla(RouteDecorators):
         self.ws_ping_interval = check_seconds(ws_ping_interval, "ws_ping_interval")
         self.ws_ping_timeout = check_seconds(ws_ping_timeout, "ws_ping_timeout")
         self._memory = AppMemory(
-            use_jemalloc=memory.check_bool("use_jemalloc", use_jemalloc),
+            use_jemalloc=memory.jemalloc_from_env(memory.check_bool("use_jemalloc", use_jemalloc)),
             memory_profiling=memory.check_bool("memory_profiling", memory_profiling),
             auto_memory_tuning=memory.check_bool("auto_memory_tuning", auto_memory_tuning),
             memory_stats_interval=memory.check_interval(memory_stats_interval),
@@ -168,6 +203,16 @@ class Catzilla(RouteDecorators):
         self._mounts: list[tuple[str, Any, str | None, list[Any] | None]] = []  # (path, app, name, endpoint)
         self._mounted_patterns: set[tuple[str, str]] = set()  # sub-app routes added to this server
         self.root_path = ""
+        # Proxy headers (X-Forwarded-*, Forwarded): off unless turned on; then believed
+        # only from forwarded_allow_ips (see catzilla.proxy). `catzilla run` turns them on.
+        self._proxy_headers = False
+        self._forwarded_allow_ips = TrustedHosts("127.0.0.1")
+        self._proxy_trusted: TrustedHosts | None = None
+        # Set by `catzilla run` before serving (None: the app's own choice):
+        # --access-log/--no-access-log, --log-config, --metrics.
+        self.access_log: bool | None = None
+        self.log_config: str | None = None
+        self.metrics: Any = None
         self._auto_options: dict[str, list[Any]] = {}
         self._errors = ErrorHandlers()
         self._runner = AsyncRunner()
@@ -195,6 +240,28 @@ class Catzilla(RouteDecorators):
         )
         self._exception_sink: Callable[[BaseException], None] | None = None  # TestClient's
         self._docs_installed = False
+
+    # -- proxy headers ---------------------------------------------------------------
+
+    @property
+    def proxy_headers(self) -> bool:
+        """Honour X-Forwarded-For/Proto/Host and Forwarded from ``forwarded_allow_ips``."""
+        return self._proxy_headers
+
+    @proxy_headers.setter
+    def proxy_headers(self, value: bool) -> None:
+        self._proxy_headers = memory.check_bool("proxy_headers", value)
+        self._proxy_trusted = self._forwarded_allow_ips if self._proxy_headers else None
+
+    @property
+    def forwarded_allow_ips(self) -> str:
+        """The proxies believed: ``"*"`` or addresses/networks, comma-separated."""
+        return self._forwarded_allow_ips.spec
+
+    @forwarded_allow_ips.setter
+    def forwarded_allow_ips(self, value: str | Iterable[str]) -> None:
+        self._forwarded_allow_ips = TrustedHosts(value)
+        self._proxy_trusted = self._forwarded_allow_ips if self._proxy_headers else None
 
     # -- allocator ------------------------------------------------------------------
 
@@ -484,10 +551,27 @@ class Catzilla(RouteDecorators):
 
     # -- serving ---------------------------------------------------------------------
 
-    def listen(self, port: int = 8000, host: str = "127.0.0.1", workers: int = 1, **limits: float) -> None:
+    def listen(
+        self,
+        port: int = 8000,
+        host: str = "127.0.0.1",
+        workers: int = 1,
+        *,
+        limit_max_requests: int | None = None,
+        limit_max_requests_jitter: int | None = None,
+        workers_max_rss: float | None = None,
+        max_allocated_mb: float | None = None,
+        **limits: float,
+    ) -> None:
         """Serve until stopped (SIGINT/SIGTERM, or ``stop()`` from another thread).
 
-        ``workers > 1`` forks that many processes sharing the port. Limits and
+        ``workers > 1`` forks that many processes sharing the port, under a
+        supervisor (SIGHUP restarts them one by one, SIGTTIN/SIGTTOU add or
+        remove one). A worker is replaced gracefully once it has read
+        ``limit_max_requests`` requests (plus a random 0..``limit_max_requests_jitter``,
+        by default a tenth of it), once its RSS reaches ``workers_max_rss`` MiB,
+        or once the app's allocator holds ``max_allocated_mb`` MiB (any of
+        these runs a supervisor even for one worker). Limits and
         timeouts (see docs/server.md): max_connections, max_connections_per_client, header_timeout,
         body_timeout, keepalive_timeout, write_timeout, shutdown_timeout,
         max_write_buffer, max_write_buffer_total, max_url_length, max_header_size, max_headers,
@@ -499,28 +583,46 @@ class Catzilla(RouteDecorators):
             raise ValueError(f"host must be a non-empty string, got {host!r}")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an int >= 1, got {workers!r}")
-        config: dict[str, float] = {}
-        for key, value in limits.items():
-            if key not in LIMITS:
-                raise TypeError(f"listen() got an unknown setting {key!r}; known: {', '.join(LIMITS)}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{key} must be a number > 0, got {value!r}")
-            config[key] = float(value)
+        config = check_limits(limits)
+        recycling = make_recycling(limit_max_requests, limit_max_requests_jitter, workers_max_rss, max_allocated_mb)
         url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-        if workers == 1:
+        if workers == 1 and not recycling.active:
             self._serve(host, port, config, announce=lambda bound: self._announce(url, bound, 1))
             return
         if port == 0:
-            raise ValueError("workers > 1 need a fixed port (port=0 would give each worker its own)")
+            raise ValueError(
+                "workers > 1 and worker recycling need a fixed port (port=0 would give each worker its own)"
+            )
         self._announce(url, port, workers)
-        config["reuse_port"] = 1
 
         def serve_worker() -> None:
             self._memory.after_fork()
-            self._serve(host, port, config)
+            self.serve_worker(host, port, config)
 
         shutdown_timeout = config.get("shutdown_timeout", serving.DEFAULT_SHUTDOWN_TIMEOUT_S)
-        serving.supervise(workers, serve_worker, self.stop, shutdown_timeout)
+        serving.supervise(workers, serve_worker, self.stop, shutdown_timeout, recycling)
+
+    def serve_worker(
+        self, host: str, port: int, config: dict[str, float], announce: Callable[[int], None] | None = None
+    ) -> None:
+        """Serve as a supervised worker: the port shared (SO_REUSEPORT), the
+        supervisor told once it listens (see serving.worker_ready)."""
+
+        def ready(bound: int) -> None:
+            if announce is not None:
+                announce(bound)
+            serving.worker_ready(self._recycling_probe)
+
+        self._serve(host, port, dict(config, reuse_port=1), announce=ready)
+
+    def _recycling_probe(self) -> tuple[int, float | None]:
+        """Requests read so far, and the MiB the app's allocator holds (recycling limits)."""
+        requests = self._server.counters().get("requests", 0)
+        try:
+            allocated: float | None = self._memory.allocator.stats()["allocated"] / memory.MIB
+        except Exception:
+            allocated = None
+        return requests, allocated
 
     def stop(self) -> None:
         """Stop a server started (in another thread) with listen(): gracefully."""

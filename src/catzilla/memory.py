@@ -53,6 +53,17 @@ def process_rss_bytes() -> int | None:
         return None
 
 
+def jemalloc_from_env(requested: bool) -> bool:
+    """``CATZILLA_JEMALLOC=0`` (``catzilla run --no-jemalloc``) turns jemalloc off
+    whatever the app asks, ``=1`` on; unset: as the app asks."""
+    import os
+
+    raw = os.environ.get("CATZILLA_JEMALLOC")
+    if raw is None or not raw.strip():
+        return requested
+    return raw.strip().lower() not in {"0", "false", "no", "off"}
+
+
 def check_bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool (True or False), got {value!r}")

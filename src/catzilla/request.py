@@ -15,6 +15,7 @@ from urllib.parse import unquote
 from catzilla import _json
 from catzilla._core import RawRequest
 from catzilla.datastructures import URL, Address, FormData, Headers, QueryParams, Ready, State, form_items
+from catzilla.proxy import ProxyView, resolve
 
 
 def in_async_code() -> bool:
@@ -160,9 +161,21 @@ class HTTPConnection:
         return {k: unquote(v) if "%" in v else v for k, v in self._raw.path_params.items()}
 
     @cached_property
+    def _proxied(self) -> ProxyView | None:
+        """The proxy headers' view, when the app honours them and the peer is a trusted proxy."""
+        app = self.app
+        trusted = getattr(app, "_proxy_trusted", None) if app is not None else None
+        if trusted is None:
+            return None
+        headers = self.headers
+        return resolve(trusted, self._raw.client, headers, headers.getlist)
+
+    @cached_property
     def url(self) -> URL:
-        host = self.headers.get("host", "")
-        return URL("http", host, self.path, self._raw.query_string.decode("latin-1"))
+        view = self._proxied
+        scheme = (view.scheme if view is not None else None) or "http"
+        host = (view.host if view is not None else None) or self.headers.get("host", "")
+        return URL(scheme, host, self.path, self._raw.query_string.decode("latin-1"))
 
     @cached_property
     def cookies(self) -> dict[str, str]:
@@ -173,6 +186,9 @@ class HTTPConnection:
 
     @cached_property
     def client(self) -> Address | None:
+        view = self._proxied
+        if view is not None and view.client is not None:
+            return Address(*view.client)
         peer = self._raw.client
         return None if peer is None else Address(*peer)
 

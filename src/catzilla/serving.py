@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 _RESTART_DELAY_S = 0.5  # the first restart of a worker that died
@@ -75,6 +76,9 @@ def _say(line: str) -> None:
     with contextlib.suppress(OSError, ValueError):  # stderr gone or closed: nobody to tell
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
+
+
+say = _say
 
 
 def describe_exit(code: int) -> str:
@@ -145,13 +149,152 @@ def _watch_supervisor(fd: int, pdeathsig: bool, stop_one: Callable[[], None], st
         threading.Thread(target=line, name="catzilla-supervisor", daemon=True).start()
 
 
-def _wait_readable(fd: int, timeout: float | None) -> None:
+def _wait_readable(fds: list[int], timeout: float | None) -> list[int]:
+    """The fds of ``fds`` that are readable (or at EOF) within ``timeout``."""
     if hasattr(select, "poll"):  # any fd number, where select() stops at FD_SETSIZE
         poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        poller.poll(None if timeout is None else math.ceil(timeout * 1000))
-    else:
-        select.select([fd], [], [], timeout)
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        events = poller.poll(None if timeout is None else math.ceil(timeout * 1000))
+        return [fd for fd, _ in events]
+    readable, _, _ = select.select(fds, [], [], timeout)
+    return list(readable)
+
+
+# A worker that cannot load the app (a bad ``module:app``, an import error):
+# it says why itself, once; at startup the supervisor gives up, on a reload the
+# workers running keep serving.
+EXIT_NO_APP = 3
+
+# The signals a supervisor takes (gunicorn's): SIGHUP restarts every worker,
+# one by one, each new one serving before the one it replaces stops; SIGTTIN
+# adds a worker, SIGTTOU removes one.
+ROLL_SIGNALS = (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+
+
+@dataclass(frozen=True)
+class Recycling:
+    """When a worker asks to be replaced (gracefully: its successor serves
+    before it stops). ``max_requests`` (plus a random 0..``max_requests_jitter``,
+    so that workers do not all go at once), ``max_rss_mb`` (the process's
+    resident memory) and ``max_allocated_mb`` (what the app's allocator has
+    handed out and not got back); None: no such limit."""
+
+    max_requests: int | None = None
+    max_requests_jitter: int = 0
+    max_rss_mb: float | None = None
+    max_allocated_mb: float | None = None
+    interval: float = 0.1  # seconds between looks
+
+    @property
+    def active(self) -> bool:
+        return bool(self.max_requests or self.max_rss_mb or self.max_allocated_mb)
+
+
+class StartupError(Exception):
+    """No worker could start (each said why on stderr)."""
+
+
+# In a worker: the write end of its status pipe to the supervisor, and its
+# recycling limits (set between fork and serve_one).
+_status_fd: int | None = None
+_recycling: Recycling | None = None
+_first_worker = False
+
+
+def _tell(fd: int, message: str) -> None:
+    with contextlib.suppress(OSError):  # the supervisor is gone: the death lines handle that
+        os.write(fd, (message + "\n").encode("utf-8", "replace")[:512])
+
+
+def first_worker() -> bool:
+    """True in the first worker a supervisor started (it prints the startup line)."""
+    return _first_worker
+
+
+def worker_ready(probe: Callable[[], tuple[int, float | None]] | None = None) -> None:
+    """In a supervised worker, once it listens: tell the supervisor (it stops a
+    worker this one replaces only then) and start watching the recycling limits
+    (``probe`` gives the requests read so far and the app's allocated MiB).
+    Outside a supervisor: nothing."""
+    fd = _status_fd
+    if fd is None:
+        return
+    _tell(fd, "ready")
+    rec = _recycling
+    if rec is not None and rec.active and probe is not None:
+        threading.Thread(target=_watch_limits, args=(fd, rec, probe), name="catzilla-recycling", daemon=True).start()
+
+
+def _watch_limits(fd: int, rec: Recycling, probe: Callable[[], tuple[int, float | None]]) -> None:
+    import random
+
+    from catzilla.memory import MIB, process_rss_bytes
+
+    max_requests = None
+    if rec.max_requests:
+        max_requests = rec.max_requests + random.randint(0, max(0, rec.max_requests_jitter))
+    rss_seen = _Growth()
+    allocated_seen = _Growth()
+    while True:
+        time.sleep(rec.interval)
+        reason = None
+        try:
+            requests, allocated_mb = probe()
+        except Exception:  # the app is going away
+            return
+        now = time.monotonic()
+        if max_requests is not None and requests >= max_requests:
+            reason = f"max requests: {requests} served, limit {max_requests}"
+        if reason is None and rec.max_rss_mb:
+            rss = process_rss_bytes()
+            if rss is not None:
+                reason = rss_seen.over("max RSS", now, rss / MIB, rec.max_rss_mb)
+        if reason is None and rec.max_allocated_mb and allocated_mb is not None:
+            reason = allocated_seen.over("max allocated", now, allocated_mb, rec.max_allocated_mb)
+        if reason is not None:
+            _tell(fd, f"recycle {reason}")
+            return
+
+
+# A replacement takes about this long to listen (fork, import, bind): a worker
+# growing fast asks for one that much ahead of its memory limit, so that it is
+# told to stop near the limit, not well past it.
+_LEAD_S = 0.4
+_GROWTH_WINDOW_S = 1.0
+
+
+class _Growth:
+    """A memory figure over the last second: whether it reaches a limit now,
+    or will within _LEAD_S at the rate it grows."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+
+    def over(self, what: str, now: float, mib: float, limit: float) -> str | None:
+        self.samples.append((now, mib))
+        while len(self.samples) > 2 and now - self.samples[0][0] > _GROWTH_WINDOW_S:
+            self.samples.pop(0)
+        if mib >= limit:
+            return f"{what}: {mib:.1f} MiB, limit {limit:g} MiB"
+        t0, m0 = self.samples[0]
+        rate = (mib - m0) / (now - t0) if now > t0 else 0.0
+        if rate > 0 and mib + rate * _LEAD_S >= limit:
+            return f"{what}: {mib:.1f} MiB growing {rate:.0f} MiB/s, limit {limit:g} MiB"
+        return None
+
+
+@dataclass
+class _Worker:
+    pid: int
+    slot: int
+    started: float
+    status: int  # read end of its status pipe; -1 once at EOF
+    replaces: int | None = None  # the worker it takes over from, once ready
+    reason: str = ""  # why it replaces that one
+    ready: bool = False
+    retiring: str | None = None  # why it was told to stop
+    buf: bytes = b""
 
 
 def supervise(
@@ -159,59 +302,139 @@ def supervise(
     serve_one: Callable[[], None],
     stop_one: Callable[[], None],
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT_S,
+    recycling: Recycling | None = None,
+    on_started: Callable[[Callable[[str], None]], None] | None = None,
+    one_first: bool = False,
 ) -> None:
     """Fork ``workers`` processes running ``serve_one``; restart any that dies
     (later and later while they crash soon after starting); on SIGINT/SIGTERM
     stop them all gracefully and return. A worker whose supervisor dies, however,
     stops too: ``stop_one`` (any thread), then ``os._exit`` if still there after
-    ``shutdown_timeout`` and a margin for shutdown hooks."""
-    supervisor = os.getpid()
-    stop_timeout = shutdown_timeout + _STOP_MARGIN_S
-    children: dict[int, tuple[int, float]] = {}  # pid: (slot, started at)
-    streaks = [0] * workers  # per slot: crashes in a row, each soon after its start
-    pending: dict[int, float] = {}  # slot: when to start it again
-    stopping = False
-    stop_signals = {signal.SIGINT, signal.SIGTERM}
-    # The supervisor holds the only write end: EOF in a worker means it is gone.
-    death_r, death_w = os.pipe()
-    # Signals (SIGCHLD, SIGINT, SIGTERM) write to this pipe: the loop below waits
-    # on it, and on a restart's due time, so no signal is slept through.
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
+    ``shutdown_timeout`` and a margin for shutdown hooks.
 
-    def spawn(slot: int) -> None:
-        # Blocked until the child has put its own handlers back: a stop signal
-        # sent to it meanwhile would otherwise reach the supervisor's handler
-        # there. The death signal stays blocked in the child (see DEATH_SIGNAL).
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals | _DEATH_MASK)
+    ``serve_one`` calls ``worker_ready()`` once it listens. SIGHUP replaces the
+    workers one by one (the new one ready before the old one is told to stop),
+    as do the ``recycling`` limits, one worker at a time; SIGTTIN/SIGTTOU add
+    or remove a worker. ``on_started(request_restart)`` runs in the supervisor
+    (e.g. a file watcher's thread, calling ``request_restart(reason)``).
+    StartupError when the first worker exits ``EXIT_NO_APP`` before any served;
+    ``one_first``: the other workers start once the first one listens (workers
+    that import the app: a broken one says so once, not once per worker)."""
+    Supervisor(workers, serve_one, stop_one, shutdown_timeout, recycling).run(on_started, one_first)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        workers: int,
+        serve_one: Callable[[], None],
+        stop_one: Callable[[], None],
+        shutdown_timeout: float,
+        recycling: Recycling | None,
+    ) -> None:
+        self.target = workers
+        self.serve_one = serve_one
+        self.stop_one = stop_one
+        self.stop_timeout = shutdown_timeout + _STOP_MARGIN_S
+        self.recycling = recycling
+        self.pid = os.getpid()
+        self.children: dict[int, _Worker] = {}
+        self.streaks: dict[int, int] = {}  # per slot: crashes in a row, each soon after its start
+        self.pending: dict[int, float] = {}  # slot: when to start it again
+        self.roll: list[tuple[int, str]] = []  # workers to replace, one at a time: (pid, why)
+        self.roll_due = 0.0
+        self.rolling: int | None = None  # the replacement starting now
+        self.stopping = False
+        self.started_all = False  # the first worker came up (or failed otherwise than EXIT_NO_APP)
+        self.ever_ready = False
+        self.spawned = 0
+        self.failed = False
+        self.requests: list[tuple[str, str]] = []  # (what, why) from signal handlers and other threads
+        self.stop_signals = {signal.SIGINT, signal.SIGTERM}
+        self.blocked = self.stop_signals | set(ROLL_SIGNALS) | _DEATH_MASK
+        # The supervisor holds the only write end: EOF in a worker means it is gone.
+        self.death_r, self.death_w = os.pipe()
+        # Signals write to this pipe: the loop below waits on it, on the
+        # workers' status pipes and on the next due time, so nothing is slept through.
+        self.wake_r, self.wake_w = os.pipe()
+        for fd in (self.wake_r, self.wake_w):
+            os.set_blocking(fd, False)
+        self.saved: dict[int, Any] = {}
+        self.old_wakeup = -1
+        self.mask_outside: set[int | signal.Signals] = set()
+
+    # -- signals ------------------------------------------------------------------
+
+    def request(self, what: str, why: str) -> None:
+        """From a signal handler or another thread: queue, then wake the loop."""
+        self.requests.append((what, why))
+        with contextlib.suppress(OSError):
+            os.write(self.wake_w, b"!")
+
+    def request_restart(self, why: str) -> None:
+        self.request("restart", why)
+
+    def on_stop(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError):  # it exited already
+                os.kill(pid, signal.SIGTERM)
+
+    def on_roll_signal(self, signum: int, frame: Any) -> None:
+        what = {signal.SIGHUP: "restart", signal.SIGTTIN: "add", signal.SIGTTOU: "remove"}[signal.Signals(signum)]
+        self.request(what, signal.Signals(signum).name)
+
+    # -- workers ------------------------------------------------------------------
+
+    def spawn(self, slot: int, replaces: int | None = None, reason: str = "") -> int:
+        # Blocked until the child has put its own handlers back: a signal sent
+        # to it meanwhile would otherwise reach the supervisor's handler there.
+        # The death signal stays blocked in the child (see DEATH_SIGNAL).
+        status_r, status_w = os.pipe()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, self.blocked)
         try:
+            first = self.spawned == 0
+            self.spawned += 1
             pid = os.fork()
             if pid == 0:
-                run_worker()
-            children[pid] = (slot, time.monotonic())
-            if stopping:  # a stop signal's handler ran before the child was listed
+                self.run_worker(status_r, status_w, first)
+            os.close(status_w)
+            os.set_blocking(status_r, False)
+            self.children[pid] = _Worker(pid, slot, time.monotonic(), status_r, replaces, reason)
+            if self.stopping:  # a stop signal's handler ran before the child was listed
                 os.kill(pid, signal.SIGTERM)
+            return pid
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
-    def run_worker() -> NoReturn:
+    def run_worker(self, status_r: int, status_w: int, first: bool) -> NoReturn:
+        global _status_fd, _recycling, _first_worker
         code = 0
         try:
-            pdeathsig = _die_with(supervisor)
-            signal.set_wakeup_fd(old_wakeup)
-            for sig, handler in saved.items():
+            pdeathsig = _die_with(self.pid)
+            signal.set_wakeup_fd(self.old_wakeup)
+            for sig, handler in self.saved.items():
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+            # A terminal's hangup, or a SIGHUP/SIGTTIN/SIGTTOU meant for the
+            # supervisor but sent to the group, leaves workers alone.
+            for sig in ROLL_SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
             # Until the C loop takes them over: a stop signal during startup
             # would otherwise kill the worker without its shutdown hooks.
             # Another one kills, as it does once the C loop has begun its stop.
-            for sig in stop_signals:
-                signal.signal(sig, stop_worker)
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask_outside | _DEATH_MASK)
-            for fd in (death_w, wake_r, wake_w):
+            for sig in self.stop_signals:
+                signal.signal(sig, self.stop_worker)
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.mask_outside | _DEATH_MASK)
+            for fd in (self.death_w, self.wake_r, self.wake_w, status_r):
                 os.close(fd)
-            _watch_supervisor(death_r, pdeathsig, stop_one, stop_timeout)
-            serve_one()
+            for other in self.children.values():
+                if other.status >= 0:
+                    os.close(other.status)
+            _status_fd, _recycling, _first_worker = status_w, self.recycling, first
+            _watch_supervisor(self.death_r, pdeathsig, self.stop_one, self.stop_timeout)
+            self.serve_one()
+        except SystemExit as exit:  # said why already (e.g. EXIT_NO_APP)
+            code = exit.code if isinstance(exit.code, int) else 1
         except BaseException:  # a worker never returns into the supervisor's code
             import traceback
 
@@ -222,43 +445,197 @@ def supervise(
             sys.stderr.flush()
             os._exit(code)
 
-    def stop_worker(signum: int, frame: Any) -> None:
-        for sig in stop_signals:
+    def stop_worker(self, signum: int, frame: Any) -> None:
+        for sig in self.stop_signals:
             signal.signal(sig, signal.SIG_DFL)
-        stop_one()
+        self.stop_one()
 
-    def on_stop(signum: int, frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-        for pid in list(children):
-            with contextlib.suppress(ProcessLookupError):  # it exited already
-                os.kill(pid, signal.SIGTERM)
+    def retire(self, w: _Worker, why: str) -> None:
+        w.retiring = why
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(w.pid, signal.SIGTERM)
 
-    def on_exit(pid: int, status: int) -> None:
-        slot, started = children.pop(pid)
-        if stopping:
-            return
+    def live(self) -> list[_Worker]:
+        """The workers serving or about to, none of them on its way out."""
+        return [w for w in self.children.values() if w.retiring is None and w.replaces is None]
+
+    def close_status(self, w: _Worker) -> None:
+        if w.status >= 0:
+            self.read_status(w)  # what it said last (it may close the fd at EOF)
+        if w.status >= 0:
+            os.close(w.status)
+            w.status = -1
+
+    def read_status(self, w: _Worker) -> None:
+        try:
+            while True:
+                data = os.read(w.status, 4096)
+                if not data:
+                    os.close(w.status)
+                    w.status = -1
+                    break
+                w.buf += data
+        except (BlockingIOError, OSError):
+            pass
+        while b"\n" in w.buf:
+            line, w.buf = w.buf.split(b"\n", 1)
+            self.on_message(w, line.decode("utf-8", "replace"))
+
+    def on_message(self, w: _Worker, line: str) -> None:
+        what, _, why = line.partition(" ")
+        if what == "ready" and not w.ready:
+            w.ready = True
+            self.ever_ready = True
+            if not self.started_all:
+                self.start_rest()
+            if w.replaces is not None:
+                old = self.children.get(w.replaces)
+                w.replaces = None
+                if self.rolling == w.pid:
+                    self.rolling = None
+                if old is not None and old.retiring is None:
+                    _say(f"catzilla: worker {old.pid} replaced by worker {w.pid} ({w.reason})")
+                    self.retire(old, w.reason)
+        elif what == "recycle" and w.retiring is None and w.replaces is None and not self.queued(w.pid):
+            if self.stopping:
+                return
+            # at once, beside any rolling restart: a worker at its memory limit does not wait its turn
+            self.spawn(w.slot, replaces=w.pid, reason=why)
+
+    def queued(self, pid: int) -> bool:
+        """Whether worker ``pid`` is to be replaced, or being replaced, already."""
+        return any(p == pid for p, _ in self.roll) or any(o.replaces == pid for o in self.children.values())
+
+    def rolling_for(self) -> int | None:
+        new = self.children.get(self.rolling) if self.rolling is not None else None
+        return None if new is None else new.replaces
+
+    def start_rest(self) -> None:
+        self.started_all = True
+        taken = {w.slot for w in self.children.values()} | set(self.pending)
+        for slot in range(self.target):
+            if slot not in taken:
+                self.spawn(slot)
+
+    def on_exit(self, pid: int, status: int) -> None:
+        w = self.children.pop(pid)
+        self.close_status(w)
         code = os.waitstatus_to_exitcode(status)
         now = time.monotonic()
-        if now - started >= _STABLE_AFTER_S:
-            streaks[slot] = 0
-        delay = restart_delay(streaks[slot])
+        if self.stopping:
+            return
+        if w.retiring is not None:
+            if code != 0:
+                _say(f"catzilla: worker {pid} exited ({describe_exit(code)}) while stopping ({w.retiring})")
+            return
+        if w.replaces is not None and w.replaces in self.children:  # never served: the old one goes on
+            if self.rolling == pid:
+                self.rolling = None
+            if code == EXIT_NO_APP:
+                olds = sorted({w.replaces, *(p for p, _ in self.roll)})
+                self.roll.clear()
+                said = ", ".join(str(p) for p in olds if p in self.children)
+                _say(f"catzilla: worker {pid} could not load the app; restart abandoned, workers {said} keep serving")
+                return
+            streak = self.streaks.get(w.slot, 0)
+            delay = restart_delay(streak)
+            self.streaks[w.slot] = streak + 1
+            self.roll.insert(0, (w.replaces, w.reason))
+            self.roll_due = now + delay
+            _say(
+                f"catzilla: worker {pid} exited ({describe_exit(code)}) before it served, replacing worker "
+                f"{w.replaces}; retrying in {delay:.1f} s"
+            )
+            return
+        if not self.ever_ready and code == EXIT_NO_APP:
+            self.failed = True
+            self.on_stop(signal.SIGTERM, None)
+            return
+        if w.slot >= self.target:
+            return  # its slot is gone (SIGTTOU)
+        successor = next((o for o in self.children.values() if o.slot == w.slot), None)
+        if successor is not None:  # it was being replaced: the replacement takes its place
+            if code != 0:
+                _say(f"catzilla: worker {pid} exited ({describe_exit(code)}); worker {successor.pid} replaces it")
+            return
+        if now - w.started >= _STABLE_AFTER_S:
+            self.streaks[w.slot] = 0
+        delay = restart_delay(self.streaks.get(w.slot, 0))
         if code != 0:
-            streaks[slot] += 1
-        pending[slot] = now + delay
+            self.streaks[w.slot] = self.streaks.get(w.slot, 0) + 1
+        self.pending[w.slot] = now + delay
         _say(f"catzilla: worker {pid} exited ({describe_exit(code)}); restarting in {delay:.1f} s")
+        if not self.started_all:
+            self.start_rest()
 
-    mask_outside = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    # SIGCHLD gets a handler that does nothing but have it reach the wakeup pipe
-    # (ignored by default, it would not)
-    handlers: dict[int, Callable[[int, Any], None]] = {signal.SIGCHLD: lambda signum, frame: None}
-    handlers.update({s: on_stop for s in stop_signals})
-    saved = {s: signal.signal(s, h) for s, h in handlers.items()}
-    old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-    try:
-        for slot in range(workers):
-            spawn(slot)
+    def on_request(self, what: str, why: str) -> None:
+        if what == "restart":
+            self.roll.extend((w.pid, why) for w in sorted(self.live(), key=lambda w: w.slot) if not self.queued(w.pid))
+            self.roll_due = 0.0
+        elif what == "add":
+            self.target += 1
+            slot = self.target - 1
+            pid = self.spawn(slot)
+            _say(f"catzilla: worker {pid} added ({why}): {self.target} workers")
+        elif what == "remove":
+            if self.target <= 1:
+                _say(f"catzilla: {why}: one worker left, not removing it")
+                return
+            self.target -= 1
+            slot = self.target
+            self.pending.pop(slot, None)
+            self.roll = [(pid, r) for pid, r in self.roll if pid in self.children and self.children[pid].slot < slot]
+            gone = [w for w in self.children.values() if w.slot == slot and w.retiring is None]
+            for w in gone:
+                if w.pid == self.rolling:
+                    self.rolling = None
+                self.retire(w, why)
+            said = ", ".join(str(w.pid) for w in gone) or "none running"
+            _say(f"catzilla: worker {said} removed ({why}): {self.target} workers")
+
+    def advance_roll(self, now: float) -> None:
+        while self.rolling is None and self.roll and now >= self.roll_due:
+            pid, why = self.roll.pop(0)
+            old = self.children.get(pid)
+            if old is None or old.retiring is not None or old.slot >= self.target:
+                continue
+            self.rolling = self.spawn(old.slot, replaces=pid, reason=why)
+
+    # -- the loop -----------------------------------------------------------------
+
+    def run(self, on_started: Callable[[Callable[[str], None]], None] | None, one_first: bool = False) -> None:
+        self.mask_outside = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        # SIGCHLD gets a handler that does nothing but have it reach the wakeup pipe
+        # (ignored by default, it would not)
+        handlers: dict[int, Callable[[int, Any], None]] = {signal.SIGCHLD: lambda signum, frame: None}
+        handlers.update({s: self.on_stop for s in self.stop_signals})
+        handlers.update({s: self.on_roll_signal for s in ROLL_SIGNALS})
+        self.saved = {s: signal.signal(s, h) for s, h in handlers.items()}
+        self.old_wakeup = signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        try:
+            self.spawn(0)
+            if self.target == 1 or not one_first:
+                self.start_rest()
+            if on_started is not None:
+                on_started(self.request_restart)
+            self.loop()
+        finally:
+            signal.set_wakeup_fd(self.old_wakeup)
+            for sig, handler in self.saved.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+            for fd in (self.death_r, self.death_w, self.wake_r, self.wake_w):
+                os.close(fd)
+            for w in self.children.values():
+                if w.status >= 0:
+                    os.close(w.status)
+        if self.failed:
+            raise StartupError("the app could not be loaded")
+
+    def loop(self) -> None:
         while True:
+            for w in list(self.children.values()):
+                if w.status >= 0:
+                    self.read_status(w)
             while True:
                 try:
                     pid, status = os.waitpid(-1, os.WNOHANG)
@@ -266,25 +643,28 @@ def supervise(
                     break
                 if pid == 0:
                     break
-                if pid in children:
-                    on_exit(pid, status)
-            if stopping:
-                pending.clear()
+                if pid in self.children:
+                    self.on_exit(pid, status)
+            while self.requests and not self.stopping:
+                self.on_request(*self.requests.pop(0))
             now = time.monotonic()
-            for slot, due in sorted(pending.items()):
-                if due <= now and not stopping:
-                    del pending[slot]
-                    spawn(slot)
-            if not children and not pending:
+            if self.stopping:
+                self.pending.clear()
+                self.roll.clear()
+            else:
+                for slot, due in sorted(self.pending.items()):
+                    if due <= now:
+                        del self.pending[slot]
+                        self.spawn(slot)
+                self.advance_roll(now)
+            if not self.children and not self.pending:
                 return
-            timeout = max(0.0, min(pending.values()) - time.monotonic()) if pending else None
-            _wait_readable(wake_r, timeout)
+            dues = list(self.pending.values())
+            if self.roll and self.rolling is None:
+                dues.append(self.roll_due)
+            timeout = max(0.0, min(dues) - time.monotonic()) if dues else None
+            fds = [self.wake_r, *(w.status for w in self.children.values() if w.status >= 0)]
+            _wait_readable(fds, timeout)
             with contextlib.suppress(BlockingIOError):
-                while os.read(wake_r, 512):
+                while os.read(self.wake_r, 512):
                     pass
-    finally:
-        signal.set_wakeup_fd(old_wakeup)
-        for sig, handler in saved.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-        for fd in (death_r, death_w, wake_r, wake_w):
-            os.close(fd)
