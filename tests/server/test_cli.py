@@ -91,7 +91,8 @@ def cli(
     args: list[str], cwd: Path, env: dict[str, str] | None = None, wait: bool = True, timeout: float = 20.0
 ) -> ServerProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CATZILLA_")}
-    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+    # the installed catzilla (or a PYTHONPATH the run was given), and the repo for tests.* apps
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)]))
     full_env.update(env or {})
     proc = subprocess.Popen(
         [sys.executable, "-u", "-m", "catzilla", "run", *args],
