@@ -168,6 +168,23 @@ bench-streaming: bench-env
 	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
 	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.streaming $(BENCH_ARGS)
 
+# WebSockets (benchmarks/websocket_bench.py): echo of 32 B and 16 KiB messages
+# over 64 and 1,000 connections and a 1-to-1,000 broadcast (messages/s, p99),
+# and memory per idle connection over 10,000, against socketify, uvicorn,
+# FastAPI and Granian; the load generator is C (benchmarks/wsload/wsload.c).
+# About 6 minutes; `make bench-ws BENCH_ARGS=--quick` in about 1.
+.PHONY: bench-ws autobahn
+bench-ws: setup
+	$(PY) -m benchmarks.websocket_bench $(BENCH_ARGS)
+
+# Autobahn|Testsuite's fuzzingclient (benchmarks/autobahn.py), cases 1-7, 9
+# and 12-13, against the Catzilla echo app (benchmarks/apps/catzilla_ws.py);
+# the suite runs on Python 2.7 in build/autobahn/venv, made on demand. Fails if
+# any case FAILED. Another server: make autobahn AUTOBAHN_ARGS='--agent NAME
+# --server "CMD {port}" --out DIR'.
+autobahn: setup
+	$(PY) -m benchmarks.autobahn $(AUTOBAHN_ARGS)
+
 # ---- fuzzing and static checks (tests/fuzz/README.md) -------------------------------
 # `make fuzz`: each libFuzzer harness for FUZZ_SECONDS (default 300) on the seed
 # corpus; what it learns stays in build/fuzz/work. `make test-fuzz`: replays the
