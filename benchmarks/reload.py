@@ -47,8 +47,7 @@ class Server:
     """`python -m catzilla run` in its own session, its stderr collected."""
 
     def __init__(self, app_dir: Path, args: list[str]) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+        env = dict(os.environ)  # the installed catzilla (make build/.installed), or the PYTHONPATH given
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "catzilla", "run", *args],
             cwd=str(app_dir),

@@ -743,8 +743,14 @@ void cz_conn_shutdown(cz_conn_t *c) {
     case CZ_CONN_IDLE:
         /* Held pipelined requests were read: they are answered first. */
         if (c->held) return;
-        if (c->taken || c->nseg) closing(c);
-        else cz_conn_abort(c);
+        if (c->taken || c->nseg) {
+            closing(c);
+            return;
+        }
+        /* Its client may be sending the next request right now: a moment to
+         * answer it (Connection: close) rather than a close under it, which
+         * the client would see as a failed request. */
+        c->deadline = c->env->now(c->env->ctx, 1) + CZ_CONN_STOP_GRACE_MS;
         return;
     case CZ_CONN_UPGRADED:
         if (c->env->upgraded_event) c->env->upgraded_event(c->env->ctx, c, CZ_CONN_UPGRADED_STOP);

@@ -221,9 +221,11 @@ uint64_t cz_conn_deadline(const cz_conn_t *c);
 /* The deadline passed: a partial request is answered 408 and the
  * connection closes; an idle or stalled one becomes CLOSED. */
 void cz_conn_timeout(cz_conn_t *c);
-/* The server stops: an idle connection with nothing held becomes CLOSED;
- * the others close after the answers to what was read (each says
+/* The server stops: an idle connection gets CZ_CONN_STOP_GRACE_MS for a
+ * request already on its way (answered with Connection: close), then
+ * closes; the others close after the answers to what was read (each says
  * Connection: close). */
+#define CZ_CONN_STOP_GRACE_MS 1000u
 void cz_conn_shutdown(cz_conn_t *c);
 /* The stop's deadline passed: a request still with the application is
  * answered 503 (Connection: close) and a later answer is refused

@@ -447,9 +447,22 @@ static void test_eof_and_shutdown(void) {
     CHECK(cz_conn_respond(&G.c, &r) == CZ_CONN_ESTATE);
     done();
 
-    /* stopping: idle closes now, a busy request is answered with close */
+    /* stopping: idle gets a moment for a request on its way, answered with
+     * close; then the deadline closes it. A busy request is answered with close. */
     rig(1 << 20);
+    G.env.stopping = 1;
     cz_conn_shutdown(&G.c);
+    CHECK(cz_conn_state(&G.c) == CZ_CONN_IDLE && cz_conn_deadline(&G.c) == G.now + CZ_CONN_STOP_GRACE_MS);
+    feed("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    drain(0);
+    CHECK(sent_has("HTTP/1.1 200 OK") && sent_has("Connection: close\r\n"));
+    CHECK(cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    done();
+    rig(1 << 20);
+    G.env.stopping = 1;
+    cz_conn_shutdown(&G.c);
+    G.now += CZ_CONN_STOP_GRACE_MS;
+    cz_conn_timeout(&G.c);
     CHECK(cz_conn_state(&G.c) == CZ_CONN_CLOSED);
     done();
     rig(1 << 20);

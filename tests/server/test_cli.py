@@ -292,11 +292,12 @@ def hammer(port: int, stop: threading.Event, results: dict[str, int], new_connec
         conn.close()
 
 
-# A stopping worker closes its idle keep-alive connections (and ones accepted
-# whose request has not arrived yet) at once, in C (cz_conn_shutdown): a request
-# crossing that close on the wire is lost. Zero failed requests need the C
-# server to answer such late requests with Connection: close for a short grace
-# period before closing idle connections (docs/server.md, "Reloading").
+# A stopping worker answers a request on an idle keep-alive connection for a
+# grace period (cz_conn_shutdown, Connection: close) before closing it; what can
+# still fail is a new connection the kernel queued on the old worker's listening
+# socket just before it closed (Linux resets those; SO_REUSEPORT does not move
+# them to the new worker). Zero failed requests needs that queue drained or
+# migrated first (docs/server.md, "Reloading").
 ZERO_FAILED_REQUESTS = False
 
 

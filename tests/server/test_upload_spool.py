@@ -20,6 +20,7 @@ from catzilla.testing import TestClient
 from tests.server.conftest import HOST, RawConn, serve_in_thread
 
 LIMIT = 1 << 31
+UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 
 
 def build() -> Catzilla:
@@ -96,8 +97,10 @@ def test_a_big_upload_is_spooled_to_disk_not_memory(tmpdir_env: Path) -> None:
         assert got["sha256"] == digest(blocks(256))
         assert got["on_disk"]
         after = c.get("/rss").json()
-        # the body never sat in the server's memory: a few MiB, not 256
-        assert after["rss_kib"] - before["rss_kib"] < 64 * 1024, (before, after)
+        # the body never sat in the server's memory: a few MiB, not 256 (ASan's
+        # quarantine keeps freed blocks resident: RSS says nothing there)
+        if not UNDER_ASAN:
+            assert after["rss_kib"] - before["rss_kib"] < 64 * 1024, (before, after)
         assert after["fds"] <= before["fds"]  # the temporary file was closed with its UploadFile
         assert list(tmpdir_env.iterdir()) == []  # never a name on disk
 
@@ -176,4 +179,5 @@ def test_testclient_uploads_hundreds_of_mib(tmpdir_env: Path) -> None:
         assert r.json()["size"] == len(data) and r.json()["sha256"] == hashlib.sha256(data).hexdigest()
         after = client.get("/rss").json()["rss_kib"]
     # the client holds its 200 MiB; the server adds a few MiB to them, not another 200
-    assert after - before < 64 * 1024, (before, after)
+    if not UNDER_ASAN:
+        assert after - before < 64 * 1024, (before, after)
