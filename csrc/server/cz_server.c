@@ -227,6 +227,17 @@ static void env_body(void *ctx, cz_conn_t *c, const char *data, size_t len, int 
     s->hooks.body(s->hooks.ctx, c, data, len, status);
 }
 
+static void env_answered(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a) {
+    cz_server_t *s = ctx;
+    hooks_enter(s);
+    s->hooks.answered(s->hooks.ctx, c, a);
+}
+
+static uint64_t env_clock_ns(void *ctx) {
+    (void)ctx;
+    return uv_hrtime();
+}
+
 static void env_drained(void *ctx, cz_conn_t *c) {
     cz_server_t *s = ctx;
     hooks_enter(s);
@@ -752,6 +763,8 @@ cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router, 
         .upgraded = hooks->upgraded ? env_upgraded : NULL,
         .upgraded_event = hooks->upgraded_event ? env_upgraded_event : NULL,
         .drained = hooks->drained ? env_drained : NULL,
+        .answered = hooks->answered ? env_answered : NULL,
+        .clock_ns = env_clock_ns,
     };
     s->rbuf = cz_malloc(alloc, CZ_MEM_REQUEST, READ_CHUNK);
     if (s->cfg.max_connections_per_client) {
@@ -921,4 +934,6 @@ void cz_server_counters(const cz_server_t *s, cz_server_counters_t *out) {
     *out = s->counters;
     out->requests = s->env.requests;
     out->abandoned = s->env.abandoned;
+    out->bytes_in = s->env.bytes_in;
+    out->bytes_out = s->env.bytes_out;
 }

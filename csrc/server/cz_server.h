@@ -109,6 +109,10 @@ typedef struct {
      * client went away, a write failed, the server stops): release what
      * `user` holds and set it to NULL. May be NULL. */
     void (*closed)(void *ctx, cz_conn_t *c);
+    /* cz_conn_env_t's answered (clock: uv_hrtime), under the lock: a
+     * request's answer is queued (metrics, access log). NULL: no request
+     * is accounted and no clock is read. */
+    void (*answered)(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a);
 } cz_server_hooks_t;
 
 /* Create a server; `router` and `alloc` must outlive it. NULL on failure. */
@@ -166,6 +170,8 @@ typedef struct {
     uint64_t abandoned;   /* requests whose client left before their answer was sent */
     uint64_t evicted;     /* stalled connections closed for a new client or for memory */
     uint64_t output_held; /* bytes of output held now for all clients */
+    uint64_t bytes_in;    /* read from clients */
+    uint64_t bytes_out;   /* sent to clients (file ranges included) */
 } cz_server_counters_t;
 void cz_server_counters(const cz_server_t *s, cz_server_counters_t *out);
 
