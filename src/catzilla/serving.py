@@ -35,6 +35,20 @@ else:
 _DEATH_MASK = frozenset() if DEATH_SIGNAL is None else frozenset({DEATH_SIGNAL})
 
 
+# This process's worker slot (0..workers-1; 0 without workers) and how often
+# the supervisor restarted that slot: labels and figures of /metrics.
+_worker_slot = 0
+_worker_restarts = 0
+
+
+def worker_slot() -> int:
+    return _worker_slot
+
+
+def worker_restarts() -> int:
+    return _worker_restarts
+
+
 def banner(url: str, workers: int, allocator: str, production: bool, version: str, debug: bool = False) -> str:
     plural = "worker" if workers == 1 else "workers"
     if production:
@@ -169,6 +183,7 @@ def supervise(
     stop_timeout = shutdown_timeout + _STOP_MARGIN_S
     children: dict[int, tuple[int, float]] = {}  # pid: (slot, started at)
     streaks = [0] * workers  # per slot: crashes in a row, each soon after its start
+    restarts = [0] * workers  # per slot: times it was started again
     pending: dict[int, float] = {}  # slot: when to start it again
     stopping = False
     stop_signals = {signal.SIGINT, signal.SIGTERM}
@@ -188,6 +203,8 @@ def supervise(
         try:
             pid = os.fork()
             if pid == 0:
+                global _worker_slot, _worker_restarts
+                _worker_slot, _worker_restarts = slot, restarts[slot]
                 run_worker()
             children[pid] = (slot, time.monotonic())
             if stopping:  # a stop signal's handler ran before the child was listed
@@ -246,6 +263,7 @@ def supervise(
         if code != 0:
             streaks[slot] += 1
         pending[slot] = now + delay
+        restarts[slot] += 1
         _say(f"catzilla: worker {pid} exited ({describe_exit(code)}); restarting in {delay:.1f} s")
 
     mask_outside = signal.pthread_sigmask(signal.SIG_BLOCK, [])
