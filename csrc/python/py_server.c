@@ -16,8 +16,10 @@
  * Accounting (set_accounting(), before bind): each answered request is
  * counted in C (cz_metrics: per route, method, status class, latency) and
  * its access log line formatted in C (cz_accesslog) into one buffer, which
- * is handed to the Python sink once per loop iteration, when the loop
- * gives the GIL back: no Python call per request.
+ * is handed to the Python sink as one batch when it holds ACCESS_FLUSH
+ * bytes (checked when the loop gives the GIL back), or at the next timer
+ * sweep (every CZ_SERVER_SWEEP_MS): no Python call per request, and few
+ * per second (each costs tens of microseconds in logging).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1718,6 +1720,7 @@ static void watch_loop(void *arg) {
 }
 
 #define ACCESS_BATCH_MAX (4u * 1024u * 1024u) /* lines held for the sink at most; beyond, dropped */
+#define ACCESS_FLUSH     (64u * 1024u)        /* a batch this big goes at the end of its loop iteration */
 
 /* Hand the access log lines gathered so far to the sink (GIL held). */
 static void access_flush(CzServerObject *self) {
@@ -1735,11 +1738,9 @@ static void hook_answered(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a) 
     uint64_t ns = uv_hrtime() - a->started_ns;
     if (self->metrics_on) cz_metrics_observe(&self->metrics, a->route_index, a->req->method_id, a->status, ns);
     if (self->access_on) {
-        char host[64];
-        int port;
         cz_accesslog_entry_t e = {
             .req = a->req,
-            .client = cz_conn_peer(c, host, sizeof(host), &port) == 0 ? host : NULL,
+            .client = cz_conn_peer_text(c),
             .status = a->status,
             .bytes = a->bytes_out,
             .duration_ns = ns,
@@ -1749,6 +1750,15 @@ static void hook_answered(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a) 
     }
 }
 
+static int hook_flush_pending(void *ctx) {
+    CzServerObject *self = ctx;
+    return self->access_buf.len > 0;
+}
+
+static void hook_flush(void *ctx) {
+    access_flush(ctx);
+}
+
 static void hook_lock(void *ctx) {
     CzServerObject *self = ctx;
     PyEval_RestoreThread(self->tstate);
@@ -1756,7 +1766,7 @@ static void hook_lock(void *ctx) {
 
 static void hook_unlock(void *ctx) {
     CzServerObject *self = ctx;
-    if (self->access_on) access_flush(self);
+    if (self->access_on && self->access_buf.len >= ACCESS_FLUSH) access_flush(self);
     self->tstate = PyEval_SaveThread();
 }
 
@@ -2250,6 +2260,8 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
         .upgraded_event = hook_upgraded_event,
         .body = streams ? hook_body : NULL,
         .answered = self->metrics_on || self->access_on ? hook_answered : NULL,
+        .flush_pending = self->access_on ? hook_flush_pending : NULL,
+        .flush = self->access_on ? hook_flush : NULL,
     };
     if (self->metrics_on && cz_metrics_reserve(&self->metrics, self->npolicy) < 0) return PyErr_NoMemory();
     self->server = cz_server_create(self->alloc->alloc, self->router, &c, &hooks);
