@@ -3,8 +3,8 @@ as uvicorn does (``--log-level``, ``--log-config`` with a dictConfig JSON or
 YAML file, or a ``logging.config.fileConfig`` INI file).
 
 Access log lines are formatted in C (csrc/server/cz_accesslog.h): the
-``catzilla.access`` logger receives one record per loop iteration holding
-that iteration's lines (``record.access_lines`` says how many), so a
+``catzilla.access`` logger receives one record per batch of lines (64 KiB,
+or what gathered within 250 ms) (``record.access_lines`` says how many), so a
 request costs no Python call. Handlers should format it as ``%(message)s``
 (the default here). With ``access_log_format=callable``, the callable gets
 each request's fields as a dict and one record is logged per request:
