@@ -1,7 +1,7 @@
 /*
  * cz_accesslog — access log lines formatted in C, appended to a buffer the
- * embedder hands to its logger in batches (py_server.c: once per loop
- * iteration), so logging a request costs no call into Python.
+ * embedder hands to its logger in batches (py_server.c: 64 KiB, or every
+ * timer sweep), so logging a request costs no call into Python.
  *
  * Formats (one line each, ending in '\n'):
  *
