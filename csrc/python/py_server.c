@@ -12,6 +12,14 @@
  * e.g. in time.sleep, a socket read or a lock) moves to the thread pool
  * (py_pool.h) for good, as does one its route marks threadpool=True; its
  * answer then comes back as a _Pending does.
+ *
+ * Accounting (set_accounting(), before bind): each answered request is
+ * counted in C (cz_metrics: per route, method, status class, latency) and
+ * its access log line formatted in C (cz_accesslog) into one buffer, which
+ * is handed to the Python sink as one batch when it holds ACCESS_FLUSH
+ * bytes (checked when the loop gives the GIL back), or at the next timer
+ * sweep (every CZ_SERVER_SWEEP_MS): no Python call per request, and few
+ * per second (each costs tens of microseconds in logging).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +34,9 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "cz_accesslog.h"
 #include "cz_files.h"
+#include "cz_metrics.h"
 #include "cz_spool.h"
 #include "cz_ws.h"
 #include "py_allocator.h"
@@ -98,6 +108,13 @@ typedef struct {
     atomic_int watching;
     long loop_tid;
     uv_thread_t watcher;
+    /* accounting (set_accounting) */
+    int metrics_on;
+    cz_metrics_t metrics;
+    int access_on;
+    cz_accesslog_t access;
+    cz_http_buf_t access_buf; /* lines of this loop iteration */
+    PyObject *access_sink;    /* (str) -> None: a batch of lines, '\n'-terminated */
 } CzServerObject;
 
 /* A response body coming from an iterator; held in cz_conn_t.user.
@@ -1702,6 +1719,46 @@ static void watch_loop(void *arg) {
     }
 }
 
+#define ACCESS_BATCH_MAX (4u * 1024u * 1024u) /* lines held for the sink at most; beyond, dropped */
+#define ACCESS_FLUSH     (64u * 1024u)        /* a batch this big goes at the end of its loop iteration */
+
+/* Hand the access log lines gathered so far to the sink (GIL held). */
+static void access_flush(CzServerObject *self) {
+    if (!self->access_buf.len) return;
+    PyObject *batch = PyUnicode_DecodeASCII(self->access_buf.data, (Py_ssize_t)self->access_buf.len, "replace");
+    cz_http_buf_reset(&self->access_buf, 64u * 1024u);
+    PyObject *r = batch ? PyObject_CallOneArg(self->access_sink, batch) : NULL;
+    if (!r) PyErr_WriteUnraisable(self->access_sink);
+    Py_XDECREF(r);
+    Py_XDECREF(batch);
+}
+
+static void hook_answered(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a) {
+    CzServerObject *self = ctx;
+    uint64_t ns = uv_hrtime() - a->started_ns;
+    if (self->metrics_on) cz_metrics_observe(&self->metrics, a->route_index, a->req->method_id, a->status, ns);
+    if (self->access_on) {
+        cz_accesslog_entry_t e = {
+            .req = a->req,
+            .client = cz_conn_peer_text(c),
+            .status = a->status,
+            .bytes = a->bytes_out,
+            .duration_ns = ns,
+            .when = time(NULL),
+        };
+        (void)cz_accesslog_append(&self->access, &self->access_buf, &e); /* out of memory: the line is lost */
+    }
+}
+
+static int hook_flush_pending(void *ctx) {
+    CzServerObject *self = ctx;
+    return self->access_buf.len > 0;
+}
+
+static void hook_flush(void *ctx) {
+    access_flush(ctx);
+}
+
 static void hook_lock(void *ctx) {
     CzServerObject *self = ctx;
     PyEval_RestoreThread(self->tstate);
@@ -1709,6 +1766,7 @@ static void hook_lock(void *ctx) {
 
 static void hook_unlock(void *ctx) {
     CzServerObject *self = ctx;
+    if (self->access_on && self->access_buf.len >= ACCESS_FLUSH) access_flush(self);
     self->tstate = PyEval_SaveThread();
 }
 
@@ -1892,6 +1950,10 @@ static PyObject *Server_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     self->blocking_hook = Py_NewRef(Py_None);
     self->pump = Py_NewRef(Py_None);
     self->resolve = Py_NewRef(Py_None);
+    self->access_sink = Py_NewRef(Py_None);
+    cz_metrics_init(&self->metrics, self->alloc->alloc);
+    cz_accesslog_init(&self->access, CZ_ACCESSLOG_COMMON);
+    cz_http_buf_init(&self->access_buf, self->alloc->alloc, ACCESS_BATCH_MAX);
     if (!self->router || !self->endpoints || !self->registered) {
         Py_DECREF(self);
         return PyErr_NoMemory();
@@ -1906,6 +1968,9 @@ static void Server_dealloc(CzServerObject *self) {
     if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, (void *)self->policy);
     if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, self->max_body);
     if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, self->body_mode);
+    if (self->alloc) cz_metrics_destroy(&self->metrics);
+    if (self->alloc) cz_http_buf_free(&self->access_buf);
+    Py_XDECREF(self->access_sink);
     Py_XDECREF(self->blocking_hook);
     Py_XDECREF(self->pump);
     Py_XDECREF(self->resolve);
@@ -2194,7 +2259,11 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
         .upgraded = hook_upgraded,
         .upgraded_event = hook_upgraded_event,
         .body = streams ? hook_body : NULL,
+        .answered = self->metrics_on || self->access_on ? hook_answered : NULL,
+        .flush_pending = self->access_on ? hook_flush_pending : NULL,
+        .flush = self->access_on ? hook_flush : NULL,
     };
+    if (self->metrics_on && cz_metrics_reserve(&self->metrics, self->npolicy) < 0) return PyErr_NoMemory();
     self->server = cz_server_create(self->alloc->alloc, self->router, &c, &hooks);
     if (!self->server) return PyErr_NoMemory();
     char err[256];
@@ -2237,6 +2306,7 @@ static PyObject *Server_run(CzServerObject *self, PyObject *unused) {
     PyEval_RestoreThread(self->tstate);
     self->tstate = NULL;
     self->running = 0;
+    if (self->access_on) access_flush(self); /* the last iteration's lines */
     Py_RETURN_NONE;
 }
 
@@ -2250,14 +2320,104 @@ static PyObject *Server_counters(CzServerObject *self, PyObject *unused) {
     (void)unused;
     cz_server_counters_t k = {0};
     if (self->server) cz_server_counters(self->server, &k);
-    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "accepted", (unsigned long long)k.accepted, "rejected",
-                         (unsigned long long)k.rejected, "requests", (unsigned long long)k.requests,
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "accepted", (unsigned long long)k.accepted,
+                         "rejected", (unsigned long long)k.rejected, "requests", (unsigned long long)k.requests,
                          "active_connections", (unsigned long long)k.active_connections, "abandoned",
                          (unsigned long long)k.abandoned, "evicted", (unsigned long long)k.evicted, "output_held",
-                         (unsigned long long)k.output_held);
+                         (unsigned long long)k.output_held, "bytes_in", (unsigned long long)k.bytes_in, "bytes_out",
+                         (unsigned long long)k.bytes_out);
+}
+
+/* set_accounting(metrics, access_log, sink): before bind. access_log: -1 off,
+ * 0 common, 1 JSON lines; sink: (str) -> None, called with batches. */
+static PyObject *Server_set_accounting(CzServerObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"metrics", "access_log", "sink", NULL};
+    int metrics = 0, access = -1;
+    PyObject *sink = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|piO:set_accounting", kwlist, &metrics, &access, &sink)) return NULL;
+    if (access < -1 || access > 1) {
+        PyErr_Format(PyExc_ValueError, "access_log must be -1 (off), 0 (common) or 1 (JSON lines), got %d", access);
+        return NULL;
+    }
+    if (access >= 0 && !PyCallable_Check(sink)) {
+        PyErr_SetString(PyExc_TypeError, "an access log needs a callable sink");
+        return NULL;
+    }
+    if (self->server) {
+        PyErr_SetString(PyExc_RuntimeError, "set_accounting() must be called before bind()");
+        return NULL;
+    }
+    self->metrics_on = metrics;
+    self->access_on = access >= 0;
+    cz_accesslog_init(&self->access, access == 1 ? CZ_ACCESSLOG_JSON : CZ_ACCESSLOG_COMMON);
+    Py_XSETREF(self->access_sink, Py_NewRef(sink));
+    Py_RETURN_NONE;
+}
+
+static PyObject *u64_tuple(const uint64_t *v, size_t n) {
+    PyObject *t = PyTuple_New((Py_ssize_t)n);
+    for (size_t i = 0; t && i < n; i++) {
+        PyObject *x = PyLong_FromUnsignedLongLong(v[i]);
+        if (!x) {
+            Py_CLEAR(t);
+            break;
+        }
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, x);
+    }
+    return t;
+}
+
+/* metrics() -> {"bounds_ns": (...), "answered": n, "routes": [(index or -1, counts, buckets, sum_ns), ...]}:
+ * counts: METHODS x 5 status classes, flat (GET, HEAD, POST, PUT, DELETE,
+ * PATCH, OPTIONS, other); buckets: per bound and +Inf, not cumulated. Only
+ * routes with requests; -1 is "no route". */
+static PyObject *Server_metrics(CzServerObject *self, PyObject *unused) {
+    (void)unused;
+    PyObject *routes = PyList_New(0), *bounds = u64_tuple(CZ_METRICS_BOUNDS_NS, CZ_METRICS_BUCKETS);
+    if (!routes || !bounds) goto fail;
+    for (size_t i = 0; self->metrics.routes && i <= self->metrics.nroutes; i++) {
+        const cz_metrics_route_t *r = &self->metrics.routes[i];
+        if (!r->observed) continue;
+        PyObject *row = Py_BuildValue("(LNNK)", i == self->metrics.nroutes ? -1LL : (long long)i,
+                                      u64_tuple(&r->count[0][0], CZ_METRICS_METHODS * CZ_METRICS_CLASSES),
+                                      u64_tuple(r->bucket, CZ_METRICS_BUCKETS + 1), (unsigned long long)r->sum_ns);
+        if (!row || PyList_Append(routes, row) < 0) {
+            Py_XDECREF(row);
+            goto fail;
+        }
+        Py_DECREF(row);
+    }
+    return Py_BuildValue("{s:N,s:K,s:N,s:O}", "bounds_ns", bounds, "answered",
+                         (unsigned long long)self->metrics.answered, "routes", routes, "enabled",
+                         self->metrics_on ? Py_True : Py_False);
+fail:
+    Py_XDECREF(routes);
+    Py_XDECREF(bounds);
+    return NULL;
+}
+
+/* route_table() -> {index: (method, pattern as routed)}: for labels (metrics). */
+static PyObject *Server_route_table(CzServerObject *self, PyObject *unused) {
+    (void)unused;
+    PyObject *out = PyDict_New(), *key, *ix;
+    Py_ssize_t pos = 0;
+    while (out && PyDict_Next(self->registered, &pos, &key, &ix)) {
+        PyObject *pattern = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(PyTuple_GET_ITEM(key, 1)),
+                                                   PyBytes_GET_SIZE(PyTuple_GET_ITEM(key, 1)), NULL);
+        PyObject *row = pattern ? PyTuple_Pack(2, PyTuple_GET_ITEM(key, 0), pattern) : NULL;
+        Py_XDECREF(pattern);
+        if (!row || PyDict_SetItem(out, ix, row) < 0) Py_CLEAR(out);
+        Py_XDECREF(row);
+    }
+    return out;
 }
 
 static PyMethodDef Server_methods[] = {
+    {"route_table", (PyCFunction)Server_route_table, METH_NOARGS, "{route index: (method, pattern)}"},
+    {"set_accounting", (PyCFunction)(void (*)(void))Server_set_accounting, METH_VARARGS | METH_KEYWORDS,
+     "set_accounting(metrics=False, access_log=-1, sink=None): per-request metrics and the access log\n"
+     "(-1 off, 0 common format, 1 JSON lines), before bind(). sink(str) gets the lines of a loop iteration."},
+    {"metrics", (PyCFunction)Server_metrics, METH_NOARGS, "Per-route request counts and latency histograms."},
     {"add_route", (PyCFunction)Server_add_route, METH_VARARGS,
      "add_route(method or methods, pattern, endpoint, policy=0) -> index or indexes.\n"
      "policy: where a sync handler runs: 0 on the loop until seen blocking, 1 the thread pool, 2 the loop.\n"

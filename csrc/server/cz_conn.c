@@ -109,6 +109,8 @@ void cz_conn_out_sent(cz_conn_t *c, size_t n) {
     uint64_t size = s->kind == SEG_FILE ? s->len : s->buf.len;
     s->sent += n;
     c->taken = 0;
+    c->out_sent += n;
+    ((cz_conn_env_t *)c->env)->bytes_out += n;
     if (s->sent < size) return;
     seg_clear(c, s);
     c->head_seg = (uint8_t)((c->head_seg + 1u) % CZ_CONN_SEGS);
@@ -197,8 +199,23 @@ static int keeps_alive(const cz_conn_t *c) {
            (c->body_flow == BODY_NONE || c->body_flow == BODY_ENDED);
 }
 
+/* Report the request being answered to env->answered (once). */
+static void report(cz_conn_t *c) {
+    if (!c->reporting) return;
+    c->reporting = 0;
+    cz_conn_answered_t a = {
+        .req = cz_http_parser_request(&c->parser),
+        .route_index = c->route,
+        .status = c->status,
+        .bytes_out = c->out_sent + cz_conn_out_pending(c) - c->out_mark,
+        .started_ns = c->started_ns,
+    };
+    c->env->answered(c->env->ctx, c, &a);
+}
+
 /* The current request is answered (its response is queued, or closing). */
 static void request_done(cz_conn_t *c) {
+    report(c);
     int body_left = c->body_flow != BODY_NONE && c->body_flow != BODY_ENDED;
     c->body_flow = BODY_NONE;
     cz_http_parser_done(&c->parser);
@@ -214,6 +231,7 @@ static void request_done(cz_conn_t *c) {
 /* Fill in what the connection decides about a response. */
 static cz_http_response_t answer_of(cz_conn_t *c, const cz_http_response_t *r) {
     cz_http_response_t resp = *r;
+    c->status = (uint16_t)r->status;
     resp.http_minor = c->http_minor;
     resp.keep_alive = keeps_alive(c);
     resp.head = c->is_head;
@@ -227,6 +245,7 @@ static int write_error(cz_conn_t *c, int status, const char *allow) {
     cz_http_buf_t *out = out_tail(c);
     int keep = keeps_alive(c);
     if (!keep) c->keep_alive = 0;
+    c->status = (uint16_t)status;
     int rc =
         out ? cz_http_write_error(out, c->env->date, status, allow, c->http_minor, keep, c->is_head) : CZ_HTTP_E2BIG;
     if (rc != CZ_HTTP_OK) {
@@ -398,6 +417,7 @@ int cz_conn_upgrade(cz_conn_t *c, const cz_http_response_t *r) {
         request_done(c);
         return rc == CZ_HTTP_OK ? CZ_CONN_ESTATE : rc;
     }
+    report(c);
     /* No more HTTP on this connection: its parser's buffers go now, so an
      * idle upgraded connection holds little (the parser stays valid). */
     cz_http_parser_destroy(&c->parser);
@@ -437,7 +457,16 @@ static void on_request(cz_conn_t *c, const cz_http_request_t *req) {
         return;
     }
     cz_answer_to_t to = {out, env->date, c->http_minor, keep, c->is_head};
+    size_t before = out->len;
+    if (env->answered) {
+        c->reporting = 1;
+        c->started_ns = env->clock_ns(env->ctx);
+        c->out_mark = c->out_sent + cz_conn_out_pending(c);
+        c->route = CZ_CONN_NO_ROUTE;
+        c->status = 0;
+    }
     if (cz_answer_route(env->router, env->alloc, req, env->not_found, &to, &m, &rc) == CZ_ANSWER_APP) {
+        if (m.status == CZ_MATCH_FOUND) c->route = m.route_index;
         /* An empty tail must not hold a queue slot while the application
          * answers: a file answer needs two (the fuzzer finds this). */
         out_trim(c);
@@ -446,6 +475,11 @@ static void on_request(cz_conn_t *c, const cz_http_request_t *req) {
          * the next response passing for this one's. */
         if (c->state == CZ_CONN_BUSY) cz_conn_respond_error(c, 500, NULL);
         return;
+    }
+    /* The router's own answer: its status is in its status line ("HTTP/1.1 404"). */
+    if (rc == CZ_HTTP_OK && out->len >= before + 12u) {
+        const char *d = out->data + before + 9u;
+        c->status = (uint16_t)((d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0'));
     }
     if (rc != CZ_HTTP_OK || !keep) c->keep_alive = 0; /* unanswered, or answered with Connection: close */
     if (rc != CZ_HTTP_OK) out_trim(c);
@@ -621,6 +655,7 @@ static void process(cz_conn_t *c, const char *data, size_t len) {
 }
 
 void cz_conn_feed(cz_conn_t *c, const char *data, size_t len) {
+    ((cz_conn_env_t *)c->env)->bytes_in += len;
     if (c->held) { /* the transport read while it should not: keep order */
         size_t n = c->held_len + len;
         char *p = cz_realloc(c->env->alloc, CZ_MEM_REQUEST, c->held, n);

@@ -48,6 +48,15 @@
  * produced meanwhile goes to a later segment), so it can be written
  * asynchronously without a copy.
  *
+ * Accounting. env->bytes_in and env->bytes_out count every byte fed and
+ * sent. With env->answered set, each request that reached the application
+ * or the router's own answers (404, 405, OPTIONS, redirects) is reported
+ * once, when its whole answer is queued (a stream at its end, an upgrade
+ * at its 101): status, bytes queued for it (head included) and the
+ * env->clock_ns time it was dispatched at. A request whose client left
+ * first (counted in env->abandoned), a body over its bound (413) and a
+ * malformed or timed-out request head are not reported.
+ *
  * Time is the transport's monotonic clock in milliseconds (env->now).
  * Memory: parser and held input use CZ_MEM_REQUEST, output CZ_MEM_RESPONSE.
  * Threads: none of its own; every call on one connection from one thread.
@@ -87,6 +96,17 @@ typedef enum {
     CZ_CONN_UPGRADED_STOP       /* the server stops: say goodbye (it closes at the stop's deadline) */
 } cz_conn_upgraded_event_t;
 
+/* What env->answered reports about one request. */
+typedef struct {
+    const cz_http_request_t *req; /* valid during the call */
+    uint32_t route_index;         /* the router's, or CZ_CONN_NO_ROUTE */
+    int status;                   /* of its answer */
+    uint64_t bytes_out;           /* queued for its answer, head included */
+    uint64_t started_ns;          /* env->clock_ns() when it was dispatched */
+} cz_conn_answered_t;
+
+#define CZ_CONN_NO_ROUTE UINT32_MAX /* answered by the router itself, or by a not_found application */
+
 /* Shared by every connection of one server; must outlive them. */
 typedef struct {
     cz_allocator_t *alloc;
@@ -115,6 +135,8 @@ typedef struct {
     int stopping;       /* set by the transport: answer, then close */
     uint64_t requests;  /* complete requests read (all connections) */
     uint64_t abandoned; /* requests whose client left before their answer was sent */
+    uint64_t bytes_in;  /* read from clients (all connections) */
+    uint64_t bytes_out; /* sent to clients (all connections) */
 
     void *ctx;
     /* The transport's clock; `fresh` asks for the time now rather than the
@@ -139,6 +161,10 @@ typedef struct {
      * it and the connection closes.
      * Required with route_streams_body. */
     void (*body)(void *ctx, cz_conn_t *c, const char *data, size_t len, int status);
+    /* Accounting (see "Accounting"); NULL: none, and no clock is read.
+     * clock_ns is required with answered. */
+    void (*answered)(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a);
+    uint64_t (*clock_ns)(void *ctx);
     /* STREAM or UPGRADED: queued output fell back under max_write_buffer
      * after cz_conn_writable() said 0; the producer may go on. May be NULL. */
     void (*drained)(void *ctx, cz_conn_t *c);
@@ -185,6 +211,13 @@ struct cz_conn {
     uint64_t stream_left; /* STREAM with a known length: bytes still due */
     uint64_t body_limit;  /* BODY: this request's bound (env->max_body or its route's) */
     void *user;           /* the embedder's (e.g. a stream's producer); never touched here */
+    /* accounting (env->answered): the request being answered */
+    uint64_t started_ns;
+    uint64_t out_mark; /* output total (sent + queued) when it was dispatched */
+    uint64_t out_sent; /* bytes sent on this connection */
+    uint32_t route;    /* its route index, or CZ_CONN_NO_ROUTE */
+    uint16_t status;   /* of its answer */
+    uint8_t reporting; /* a dispatched request is not reported yet */
 };
 
 /* Set up a new connection (takes no memory yet) in IDLE with the header

@@ -19,9 +19,9 @@
 
 #define READ_CHUNK      (64u * 1024u)
 #define FILE_CHUNK      (64u * 1024u) /* a file range while the socket is full: one pread at a time */
-#define SWEEP_MS        250u          /* timeout resolution */
-#define LINGER_MS       1000u         /* after the stop's deadline: for the 503s to be written */
-#define PRESSURE_SNDBUF (64 * 1024)   /* a new client's kernel send buffer while output memory is scarce */
+#define SWEEP_MS        CZ_SERVER_SWEEP_MS
+#define LINGER_MS       1000u       /* after the stop's deadline: for the 503s to be written */
+#define PRESSURE_SNDBUF (64 * 1024) /* a new client's kernel send buffer while output memory is scarce */
 
 typedef struct cz_completion {
     struct cz_completion *next;
@@ -48,6 +48,7 @@ typedef struct sock {
     uint64_t stall_since; /* loop ms: since when it has made no progress (see cz_server.h) */
     size_t wq_mark;       /* write queue size at the last progress check */
     uint8_t client[16];   /* peer address (IPv4 mapped into IPv6), when clients are counted */
+    char peer[48];        /* cz_conn_peer_text(): "" until asked */
 } sock_t;
 
 /* Connections per client address (max_connections_per_client): an
@@ -225,6 +226,17 @@ static void env_body(void *ctx, cz_conn_t *c, const char *data, size_t len, int 
     cz_server_t *s = ctx;
     hooks_enter(s);
     s->hooks.body(s->hooks.ctx, c, data, len, status);
+}
+
+static void env_answered(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a) {
+    cz_server_t *s = ctx;
+    hooks_enter(s);
+    s->hooks.answered(s->hooks.ctx, c, a);
+}
+
+static uint64_t env_clock_ns(void *ctx) {
+    (void)ctx;
+    return uv_hrtime();
 }
 
 static void env_drained(void *ctx, cz_conn_t *c) {
@@ -536,9 +548,16 @@ static void on_connection(uv_stream_t *server, int status) {
 
 /* ---- timers, stop, completions ------------------------------------------------------------------ */
 
+static void flush_hook(cz_server_t *s) {
+    if (!s->hooks.flush || !s->hooks.flush_pending(s->hooks.ctx)) return;
+    hooks_enter(s);
+    s->hooks.flush(s->hooks.ctx);
+}
+
 static void on_sweep(uv_timer_t *t) {
     cz_server_t *s = t->data;
     uint64_t now = uv_now(&s->loop);
+    flush_hook(s);
     cz_http_date_update(&s->date, time(NULL));
     /* Under pressure, a request head gets less time. */
     int pressure = s->counters.active_connections >= s->cfg.max_connections / 4u * 3u;
@@ -752,6 +771,8 @@ cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router, 
         .upgraded = hooks->upgraded ? env_upgraded : NULL,
         .upgraded_event = hooks->upgraded_event ? env_upgraded_event : NULL,
         .drained = hooks->drained ? env_drained : NULL,
+        .answered = hooks->answered ? env_answered : NULL,
+        .clock_ns = env_clock_ns,
     };
     s->rbuf = cz_malloc(alloc, CZ_MEM_REQUEST, READ_CHUNK);
     if (s->cfg.max_connections_per_client) {
@@ -857,6 +878,7 @@ int cz_server_run(cz_server_t *s) {
     uv_mutex_unlock(&s->lock);
     if (stop) begin_stop(s);
     uv_run(&s->loop, UV_RUN_DEFAULT);
+    flush_hook(s);
     hooks_leave(s); /* the last iteration's, if the loop ended holding it */
     return 0;
 }
@@ -896,6 +918,13 @@ void cz_server_destroy(cz_server_t *s) {
     cz_free(s->alloc, CZ_MEM_GENERAL, s);
 }
 
+const char *cz_conn_peer_text(cz_conn_t *c) {
+    sock_t *k = sock_of(c);
+    int port;
+    if (!k->peer[0] && cz_conn_peer(c, k->peer, sizeof(k->peer), &port) != 0) k->peer[0] = '\0';
+    return k->peer;
+}
+
 cz_server_t *cz_conn_server(const cz_conn_t *c) {
     return sock_of(c)->srv;
 }
@@ -921,4 +950,6 @@ void cz_server_counters(const cz_server_t *s, cz_server_counters_t *out) {
     *out = s->counters;
     out->requests = s->env.requests;
     out->abandoned = s->env.abandoned;
+    out->bytes_in = s->env.bytes_in;
+    out->bytes_out = s->env.bytes_out;
 }

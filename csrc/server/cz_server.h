@@ -64,6 +64,8 @@ typedef struct {
 #define CZ_SERVER_STALL_GRACE_MS          1000u
 #define CZ_SERVER_SLOW_READER_BPS         (16u * 1024u)
 #define CZ_SERVER_PRESSURE_HEADER_TIMEOUT 2.0
+/* The timers' resolution: deadlines are checked (and hooks.flush asked) this often. */
+#define CZ_SERVER_SWEEP_MS 250u
 
 void cz_server_config_default(cz_server_config_t *c);
 
@@ -109,6 +111,16 @@ typedef struct {
      * client went away, a write failed, the server stops): release what
      * `user` holds and set it to NULL. May be NULL. */
     void (*closed)(void *ctx, cz_conn_t *c);
+    /* cz_conn_env_t's answered (clock: uv_hrtime), under the lock: a
+     * request's answer is queued (metrics, access log). NULL: no request
+     * is accounted and no clock is read. */
+    void (*answered)(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a);
+    /* Every sweep of the timers (CZ_SERVER_SWEEP_MS), and once more as the
+     * loop ends: when flush_pending (no lock) says 1, flush (under the lock)
+     * hands on what was gathered, e.g. access log lines that were held for a
+     * bigger batch. Both or neither. */
+    int (*flush_pending)(void *ctx);
+    void (*flush)(void *ctx);
 } cz_server_hooks_t;
 
 /* Create a server; `router` and `alloc` must outlive it. NULL on failure. */
@@ -158,6 +170,9 @@ void cz_server_hold(cz_conn_t *c);
 
 /* Peer address as text and port; 0 or -1. */
 int cz_conn_peer(const cz_conn_t *c, char *host, size_t hostlen, int *port);
+/* The peer address as text, looked up once per connection ("" when it
+ * cannot be read); valid while the connection is. */
+const char *cz_conn_peer_text(cz_conn_t *c);
 cz_server_t *cz_conn_server(const cz_conn_t *c);
 
 /* Counters, for tests and statistics. */
@@ -166,6 +181,8 @@ typedef struct {
     uint64_t abandoned;   /* requests whose client left before their answer was sent */
     uint64_t evicted;     /* stalled connections closed for a new client or for memory */
     uint64_t output_held; /* bytes of output held now for all clients */
+    uint64_t bytes_in;    /* read from clients */
+    uint64_t bytes_out;   /* sent to clients (file ranges included) */
 } cz_server_counters_t;
 void cz_server_counters(const cz_server_t *s, cz_server_counters_t *out);
 

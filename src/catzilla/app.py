@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import catzilla
-from catzilla import _core, memory, rendering, serving, threadpool, websockets
+from catzilla import _core, logs, memory, rendering, serving, threadpool, websockets
 from catzilla.background import BackgroundTasks
 from catzilla.binding import Binding
 from catzilla.datastructures import State
@@ -150,6 +150,18 @@ class Catzilla(RouteDecorators):
     ``dependencies`` apply to every route added afterwards; ``middleware`` is
     a list, outermost first; ``lifespan``, ``on_startup`` and ``on_shutdown``
     as in FastAPI.
+
+    Observability (docs/observability.md), what ``catzilla run`` sets from
+    ``--access-log/--no-access-log``, ``--log-level``, ``--log-config`` and
+    ``--metrics``: ``access_log=True`` logs every request to the
+    ``catzilla.access`` logger, the line formatted in C (``access_log_format``
+    ``"common"``, ``"json"`` for JSON lines, or a callable taking the
+    request's fields, which costs a Python call per request); ``log_level``
+    and ``log_config`` (a dictConfig dict, a JSON/YAML file or an INI file)
+    configure logging as uvicorn does when the app starts serving.
+    ``metrics=True`` serves ``metrics_path`` (``/metrics``) in the Prometheus
+    text format; ``memory_dashboard="/__catzilla__/memory"`` (or ``True``
+    for that path) serves a live memory page there. Both are off by default.
     """
 
     def __init__(
@@ -179,7 +191,32 @@ class Catzilla(RouteDecorators):
         lifespan: Callable[[Any], Any] | None = None,
         on_startup: Iterable[Callable[[], Any]] | None = None,
         on_shutdown: Iterable[Callable[[], Any]] | None = None,
+        access_log: bool | None = None,
+        access_log_format: str | Callable[[dict[str, Any]], str] = "common",
+        log_level: str | int | None = None,
+        log_config: str | dict[str, Any] | None = None,
+        metrics: bool = False,
+        metrics_path: str = "/metrics",
+        memory_dashboard: str | bool | None = None,
     ) -> None:
+        self.access_log = memory.check_bool("access_log", access_log) if access_log is not None else False
+        if not (callable(access_log_format) or access_log_format in logs.ACCESS_FORMATS):
+            raise ValueError(f"access_log_format must be 'common', 'json' or a callable, got {access_log_format!r}")
+        self.access_log_format = access_log_format
+        logs.check_level(log_level)
+        self.log_level = log_level
+        self.log_config = log_config
+        self.metrics = memory.check_bool("metrics", metrics)
+        check_path(metrics_path)
+        self.metrics_path = metrics_path
+        if memory_dashboard is True:
+            memory_dashboard = "/__catzilla__/memory"
+        elif memory_dashboard is False:
+            memory_dashboard = None
+        if memory_dashboard is not None:
+            check_path(memory_dashboard)
+        self.memory_dashboard: str | None = memory_dashboard
+        self._observability_installed = False
         self.production = memory.check_bool("production", production)
         self.debug = memory.check_bool("debug", debug)
         self.threadpool_size = threadpool.check_size(threadpool_size)
@@ -208,11 +245,6 @@ class Catzilla(RouteDecorators):
         self._proxy_headers = False
         self._forwarded_allow_ips = TrustedHosts("127.0.0.1")
         self._proxy_trusted: TrustedHosts | None = None
-        # Set by `catzilla run` before serving (None: the app's own choice):
-        # --access-log/--no-access-log, --log-config, --metrics.
-        self.access_log: bool | None = None
-        self.log_config: str | None = None
-        self.metrics: Any = None
         self._auto_options: dict[str, list[Any]] = {}
         self._errors = ErrorHandlers()
         self._runner = AsyncRunner()
@@ -683,6 +715,7 @@ class Catzilla(RouteDecorators):
                 resolve=self._runner.resolve,
             )
             threadpool.configure(self.threadpool_size)
+            self._configure_accounting()
             with serving.signals_to() as main_thread:
                 self.port = self._server.bind(host, port, dict(config, handle_signals=int(main_thread)))
                 if announce is not None:
@@ -700,8 +733,45 @@ class Catzilla(RouteDecorators):
             finally:
                 self._runner.close()
 
+    def _install_observability(self) -> None:
+        """The /metrics route and the memory page, once (internal routes: not in app.routes nor the schema)."""
+        if self._observability_installed:
+            return
+        self._observability_installed = True
+        options = {"include_in_schema": False}
+        if self.metrics:
+            from catzilla import metrics
+
+            self._add(self.metrics_path, metrics.endpoint(self), ["GET"], "metrics", [], options, internal=True)
+        if self.memory_dashboard is not None:
+            from catzilla import dashboard
+
+            dashboard.install(self, self.memory_dashboard)
+
+    def _configure_accounting(self) -> None:
+        """Logging as asked, and the C core's metrics and access log for this run."""
+        if self.log_config is not None or self.log_level is not None:
+            logs.configure_logging(self.log_level, self.log_config, access_log=self.access_log)
+        mode = -1
+        formatter = None
+        if self.access_log:
+            logs.ensure_access_handler()
+            if callable(self.access_log_format):
+                mode, formatter = 1, self.access_log_format
+            else:
+                mode = logs.ACCESS_FORMATS.index(self.access_log_format)
+        self._server.set_accounting(metrics=self.metrics, access_log=mode, sink=logs.AccessSink(formatter))
+
+    def get_metrics(self) -> str:
+        """What ``/metrics`` answers now (Prometheus text format), also without ``metrics=True``
+        (then without request counts)."""
+        from catzilla import metrics
+
+        return metrics.render(self)
+
     def _prepare(self) -> None:
         """Wire each route's endpoint list for this run: the bare endpoint, or its middleware chain."""
+        self._install_observability()
         if not self._docs_installed and self.openapi_url and self.docs_url:
             self._docs_installed = True
             taken = {r.path for r in self._routes}

@@ -297,8 +297,9 @@ def prepare(app: Any, args: Any) -> None:
     app.root_path = args.root_path or app.root_path
     app.proxy_headers = bool(args.proxy_headers)
     app.forwarded_allow_ips = args.forwarded_allow_ips if args.forwarded_allow_ips is not None else "127.0.0.1"
-    if args.access_log is not None:
-        app.access_log = args.access_log
+    # The access log is on by default for `catzilla run` in development (uvicorn's habit),
+    # off for a production app; --access-log/--no-access-log decide.
+    app.access_log = args.access_log if args.access_log is not None else not app.production
     if args.log_config is not None:
         app.log_config = args.log_config
     if args.metrics is not None:

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from catzilla import _core
@@ -21,6 +21,7 @@ from catzilla import _core
 MIB = 1024 * 1024
 PURPOSES = ("request", "response", "cache", "static", "task", "general")
 HISTORY_LIMIT = 1024
+ACTIONS_LIMIT = 256
 
 # auto_memory_tuning: jemalloc keeps freed pages "dirty" for this long before
 # returning them to the OS (jemalloc's default is 10 s); muzzy pages go at once.
@@ -64,6 +65,14 @@ def jemalloc_from_env(requested: bool) -> bool:
     return raw.strip().lower() not in {"0", "false", "no", "off"}
 
 
+def purpose_fragmentation(p: dict[str, Any]) -> float:
+    """One purpose's share of active pages not holding live blocks, 0..100 (0 for malloc, where active = allocated)."""
+    active = float(p.get("active", 0))
+    if not active:
+        return 0.0
+    return max(0.0, min(100.0, 100.0 * (active - float(p["allocated"])) / active))
+
+
 def check_bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool (True or False), got {value!r}")
@@ -84,6 +93,18 @@ class Sample:
     allocated_mb: float
     fragmentation_percent: float
     resident_mb: float
+    # per purpose: {"allocated": bytes, "resident": bytes, "fragmentation_percent": ...}
+    purposes: dict[str, dict[str, float]] = field(default_factory=dict)
+    rss_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """A tuning action the app took on its allocator."""
+
+    time: float
+    action: str  # "set_decay", "decay", "purge", "malloc_trim"
+    detail: str
 
 
 class AppMemory:
@@ -104,6 +125,8 @@ class AppMemory:
         self.allocator = _core.Allocator(use_jemalloc=use_jemalloc)
         self.fallback_reason: str | None = self.allocator.fallback_reason
         self.history: collections.deque[Sample] = collections.deque(maxlen=HISTORY_LIMIT)
+        self.actions: collections.deque[Action] = collections.deque(maxlen=ACTIONS_LIMIT)
+        self._action_counts: dict[str, int] = {}
         if self.requested and self.fallback_reason:
             print(
                 f"catzilla: jemalloc was requested but is not used ({self.fallback_reason}); using malloc",
@@ -112,6 +135,7 @@ class AppMemory:
             )
         if self.tuning:
             self.allocator.set_decay(TUNED_DIRTY_DECAY_MS, TUNED_MUZZY_DECAY_MS)
+            self.record("set_decay", f"dirty pages {TUNED_DIRTY_DECAY_MS} ms, muzzy {TUNED_MUZZY_DECAY_MS} ms")
         self._monitor: _Monitor | None = None
         if self.profiling or self.tuning:
             self._monitor = _Monitor(self)
@@ -136,16 +160,40 @@ class AppMemory:
 
     # -- statistics ------------------------------------------------------------
 
+    def record(self, action: str, detail: str) -> None:
+        """Remember a tuning action (the memory page lists them; /metrics counts them)."""
+        self.actions.append(Action(time.time(), action, detail))
+        self._action_counts[action] = self._action_counts.get(action, 0) + 1
+
+    def action_counts(self) -> dict[str, int]:
+        return dict(self._action_counts)
+
     def sample(self) -> Sample:
+        """A sample, kept in the profiling history."""
+        s = self.sample_now()
+        self.history.append(s)
+        return s
+
+    def sample_now(self) -> Sample:
+        """A sample, not kept (the memory page's live point)."""
         raw = self.allocator.stats()
-        s = Sample(
+        return Sample(
             time=time.time(),
             allocated_mb=raw["allocated"] / MIB,
             fragmentation_percent=raw["fragmentation_percent"],
             resident_mb=raw["resident"] / MIB,
+            purposes={
+                name: {
+                    "allocated": p["allocated"],
+                    "active": p["active"],
+                    "resident": p["resident"],
+                    "dirty": p["dirty"],
+                    "fragmentation_percent": purpose_fragmentation(p),
+                }
+                for name, p in raw["purposes"].items()
+            },
+            rss_bytes=process_rss_bytes(),
         )
-        self.history.append(s)
-        return s
 
     def trend(self) -> dict[str, Any] | None:
         if len(self.history) < 2:
@@ -213,12 +261,14 @@ class AppMemory:
             spike_over = raw["allocated"] < 0.5 * state.get("allocated", 0.0)
             if spike_over and raw["dirty"] > PURGE_THRESHOLD_BYTES:
                 self.allocator.purge()
+                self.record("purge", f"{raw['dirty'] / MIB:.1f} MiB dirty after a spike")
         elif (
             raw["dirty"] > PURGE_THRESHOLD_BYTES
             and abs(raw["dirty"] - state.get("trimmed_at", 0.0)) > PURGE_THRESHOLD_BYTES
         ):
             # glibc: free memory inside the heap stays resident until trimmed.
             self.allocator.purge()
+            self.record("malloc_trim", f"{raw['dirty'] / MIB:.1f} MiB free in the heap")
             state["trimmed_at"] = float(self.allocator.stats()["dirty"])
         state["allocated"] = float(raw["allocated"])
 

@@ -36,6 +36,20 @@ else:
 _DEATH_MASK = frozenset() if DEATH_SIGNAL is None else frozenset({DEATH_SIGNAL})
 
 
+# This process's worker slot (0..workers-1; 0 without workers) and how often
+# the supervisor started that slot again: labels and figures of /metrics.
+_worker_slot = 0
+_worker_restarts = 0
+
+
+def worker_slot() -> int:
+    return _worker_slot
+
+
+def worker_restarts() -> int:
+    return _worker_restarts
+
+
 def banner(url: str, workers: int, allocator: str, production: bool, version: str, debug: bool = False) -> str:
     plural = "worker" if workers == 1 else "workers"
     if production:
@@ -348,6 +362,7 @@ class Supervisor:
         self.started_all = False  # the first worker came up (or failed otherwise than EXIT_NO_APP)
         self.ever_ready = False
         self.spawned = 0
+        self.slot_starts: dict[int, int] = {}  # slot: workers started for it
         self.failed = False
         self.requests: list[tuple[str, str]] = []  # (what, why) from signal handlers and other threads
         self.stop_signals = {signal.SIGINT, signal.SIGTERM}
@@ -395,8 +410,12 @@ class Supervisor:
         try:
             first = self.spawned == 0
             self.spawned += 1
+            starts = self.slot_starts.get(slot, 0)
+            self.slot_starts[slot] = starts + 1
             pid = os.fork()
             if pid == 0:
+                global _worker_slot, _worker_restarts
+                _worker_slot, _worker_restarts = slot, starts
                 self.run_worker(status_r, status_w, first)
             os.close(status_w)
             os.set_blocking(status_r, False)

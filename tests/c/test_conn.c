@@ -714,6 +714,94 @@ static void test_streamed_body(void) {
     done();
 }
 
+/* ---- accounting: env->answered ---------------------------------------------------------- */
+
+static struct {
+    int calls;
+    cz_conn_answered_t last;
+    char target[64];
+} g_acc;
+
+static void on_answered(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a) {
+    (void)ctx;
+    (void)c;
+    g_acc.calls++;
+    g_acc.last = *a;
+    snprintf(g_acc.target, sizeof(g_acc.target), "%.*s", (int)a->req->target.len, a->req->target.base);
+}
+
+static uint64_t clock_ns(void *ctx) {
+    (void)ctx;
+    return 777;
+}
+
+static void rig_accounting(void) {
+    rig(1 << 20);
+    memset(&g_acc, 0, sizeof(g_acc));
+    G.env.answered = on_answered;
+    G.env.clock_ns = clock_ns;
+}
+
+static void test_accounting(void) {
+    /* a whole answer: its route, status and every byte queued for it */
+    rig_accounting();
+    const char *get = "GET /?q=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+    feed(get);
+    CHECK(g_acc.calls == 1);
+    CHECK(g_acc.last.route_index == APP_HELLO && g_acc.last.status == 200 && g_acc.last.started_ns == 777);
+    CHECK(strcmp(g_acc.target, "/?q=1") == 0);
+    drain(0);
+    CHECK(g_acc.last.bytes_out == G.out_len);
+    CHECK(G.env.bytes_in == strlen(get) && G.env.bytes_out == G.out_len);
+    /* the router's own answers: no route, the status of their status line */
+    size_t before = G.out_len;
+    feed("GET /nope HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(g_acc.calls == 2 && g_acc.last.route_index == CZ_CONN_NO_ROUTE && g_acc.last.status == 404);
+    drain(0);
+    CHECK(g_acc.last.bytes_out == G.out_len - before);
+    feed("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+    CHECK(g_acc.calls == 3 && g_acc.last.route_index == CZ_CONN_NO_ROUTE && g_acc.last.status == 405);
+    drain(0);
+    CHECK(G.env.bytes_out == G.out_len);
+    /* a stream is reported at its end, with all its pieces */
+    before = G.out_len;
+    feed("GET /stream HTTP/1.1\r\nHost: a\r\n\r\n");
+    cz_http_response_t r = text(201, "");
+    CHECK(cz_conn_stream_begin(&G.c, &r, -1) == 1);
+    drain(0);
+    CHECK(cz_conn_stream_write(&G.c, S("hello")) == CZ_HTTP_OK);
+    CHECK(g_acc.calls == 3);
+    CHECK(cz_conn_stream_end(&G.c) == CZ_HTTP_OK);
+    CHECK(g_acc.calls == 4 && g_acc.last.status == 201 && g_acc.last.route_index == APP_STREAM);
+    drain(3);
+    CHECK(g_acc.last.bytes_out == G.out_len - before);
+    /* a deferred answer; an unanswered request (500) */
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(g_acc.calls == 4);
+    cz_http_response_t d = text(404, "gone");
+    CHECK(cz_conn_respond(&G.c, &d) == CZ_HTTP_OK);
+    CHECK(g_acc.calls == 5 && g_acc.last.status == 404 && g_acc.last.route_index == APP_DEFER);
+    feed("GET /silent HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(g_acc.calls == 6 && g_acc.last.status == 500);
+    done();
+    /* an upgrade is reported at its 101; an abandoned request is not reported */
+    rig_accounting();
+    feed("GET /ws HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(g_acc.calls == 1 && g_acc.last.status == 101);
+    done();
+    rig_accounting();
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\n\r\n");
+    cz_conn_eof(&G.c);
+    CHECK(g_acc.calls == 0 && G.env.abandoned == 1);
+    done();
+    /* without the hook nothing is reported and no clock is read */
+    rig(1 << 20);
+    memset(&g_acc, 0, sizeof(g_acc));
+    feed(get);
+    CHECK(g_acc.calls == 0);
+    done();
+}
+
 int main(void) {
     char err[256];
     A = cz_allocator_create(CZ_BACKEND_MALLOC, NULL, 0);
@@ -744,6 +832,7 @@ int main(void) {
     test_body_limits();
     test_streamed_body();
     test_parse_error();
+    test_accounting();
     cz_allocator_stats(A, &st);
     CHECK(st.allocated == idle); /* every connection gave back all it took */
     cz_router_destroy(R);

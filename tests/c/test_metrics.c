@@ -1,0 +1,88 @@
+/* cz_metrics (per-route counts and histograms) and cz_accesslog (lines). */
+#include "cz_accesslog.h"
+#include "cz_metrics.h"
+
+#include "check.h"
+
+#include <string.h>
+
+static void test_metrics(cz_allocator_t *a) {
+    cz_metrics_t m;
+    cz_metrics_init(&m, a);
+    cz_metrics_observe(&m, 0, HTTP_GET, 200, 1); /* before reserve: not counted */
+    CHECK(m.answered == 0 && cz_metrics_route(&m, 0) == NULL);
+    CHECK(cz_metrics_reserve(&m, 2) == 0);
+    cz_metrics_observe(&m, 0, HTTP_GET, 200, 100000);          /* 0.1 ms: first bucket */
+    cz_metrics_observe(&m, 0, HTTP_GET, 204, 500000);          /* on the bound: that bucket */
+    cz_metrics_observe(&m, 0, HTTP_HEAD, 304, 600000);         /* second */
+    cz_metrics_observe(&m, 1, HTTP_POST, 503, 20000000000ull); /* over every bound: +Inf */
+    cz_metrics_observe(&m, 7, HTTP_GET, 404, 1000);            /* no such route: the last slot */
+    cz_metrics_observe(&m, UINT32_MAX, HTTP_PROPFIND, 999, 1000);
+    const cz_metrics_route_t *r0 = cz_metrics_route(&m, 0), *r1 = cz_metrics_route(&m, 1);
+    const cz_metrics_route_t *none = cz_metrics_route(&m, 99);
+    CHECK(r0->count[CZ_METRICS_GET][1] == 2 && r0->count[CZ_METRICS_HEAD][2] == 1);
+    CHECK(r0->bucket[0] == 2 && r0->bucket[1] == 1 && r0->observed == 3 && r0->sum_ns == 1200000);
+    CHECK(r1->count[CZ_METRICS_POST][4] == 1 && r1->bucket[CZ_METRICS_BUCKETS] == 1);
+    CHECK(none->count[CZ_METRICS_GET][3] == 1 && none->count[CZ_METRICS_OTHER][4] == 1 && none->observed == 2);
+    CHECK(m.answered == 6);
+    /* growing keeps every figure, "no route" included */
+    CHECK(cz_metrics_reserve(&m, 10) == 0);
+    CHECK(cz_metrics_route(&m, 0)->observed == 3 && cz_metrics_route(&m, 10)->observed == 2);
+    CHECK(cz_metrics_route(&m, 5)->observed == 0);
+    cz_metrics_destroy(&m);
+}
+
+static cz_http_request_t request(const char *method, int method_id, const char *target) {
+    cz_http_request_t r;
+    memset(&r, 0, sizeof(r));
+    r.method = (cz_http_str_t){method, strlen(method)};
+    r.method_id = method_id;
+    r.target = (cz_http_str_t){target, strlen(target)};
+    r.http_major = 1;
+    r.http_minor = 1;
+    return r;
+}
+
+static void test_accesslog(cz_allocator_t *a) {
+    cz_http_buf_t out;
+    cz_http_buf_init(&out, a, 0);
+    cz_accesslog_t l;
+    cz_accesslog_init(&l, CZ_ACCESSLOG_COMMON);
+    cz_http_request_t req = request("GET", HTTP_GET, "/a?b=\"c\\\x01");
+    cz_accesslog_entry_t e = {&req, "127.0.0.1", 200, 123, 1500000, 1796072066};
+    CHECK(cz_accesslog_append(&l, &out, &e) == CZ_HTTP_OK);
+    e.client = NULL;
+    e.bytes = 0;
+    e.status = 404;
+    req.http_minor = 0;
+    CHECK(cz_accesslog_append(&l, &out, &e) == CZ_HTTP_OK);
+    const char *want = "127.0.0.1 - - [30/Nov/2026:20:54:26 +0000] \"GET /a?b=\\x22c\\x5c\\x01 HTTP/1.1\" 200 123\n"
+                       "- - - [30/Nov/2026:20:54:26 +0000] \"GET /a?b=\\x22c\\x5c\\x01 HTTP/1.0\" 404 -\n";
+    CHECKC(out.len == strlen(want) && memcmp(out.data, want, out.len) == 0, out.data);
+    cz_http_buf_reset(&out, 0);
+    cz_accesslog_init(&l, CZ_ACCESSLOG_JSON);
+    req.http_minor = 1;
+    e = (cz_accesslog_entry_t){&req, "::1", 201, 7, 1234567, 1796072066};
+    CHECK(cz_accesslog_append(&l, &out, &e) == CZ_HTTP_OK);
+    const char *json = "{\"time\":\"2026-11-30T20:54:26Z\",\"client\":\"::1\",\"method\":\"GET\","
+                       "\"path\":\"/a?b=\\\"c\\\\\\u0001\",\"http\":\"1.1\",\"status\":201,\"bytes\":7,"
+                       "\"duration_ms\":1.234}\n";
+    CHECKC(out.len == strlen(json) && memcmp(out.data, json, out.len) == 0, out.data);
+    /* a bounded buffer: the line does not fit, nothing is appended */
+    cz_http_buf_t small;
+    cz_http_buf_init(&small, a, 16);
+    CHECK(cz_accesslog_append(&l, &small, &e) == CZ_HTTP_E2BIG && small.len == 0);
+    cz_http_buf_free(&small);
+    cz_http_buf_free(&out);
+}
+
+int main(void) {
+    cz_allocator_t *a = cz_allocator_create(CZ_BACKEND_MALLOC, NULL, 0);
+    test_metrics(a);
+    test_accesslog(a);
+    cz_memory_stats_t st;
+    cz_allocator_stats(a, &st);
+    CHECK(st.allocated == 0);
+    cz_allocator_destroy(a);
+    return check_summary();
+}
