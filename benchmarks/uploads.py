@@ -230,7 +230,11 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 finally:
                     proc.terminate()
-                    proc.wait(10)
+                    try:
+                        proc.wait(10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait(5)
                 if not res.valid:
                     if name == "catzilla":
                         raise RuntimeError(f"{name}: wrk said {res.raw[-400:]}")
