@@ -158,12 +158,14 @@ bench: bench-env
 bench-quick: bench-env
 	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.run --profile quick $(BENCH_ARGS)
 
-# Files, static directories and streams (benchmarks/streaming.py): Catzilla
-# against nginx, Starlette and Granian on static files; stream throughput;
-# RSS while a 1 GiB file and a 1 GiB stream go out.
+# Form uploads (benchmarks/uploads.py): Catzilla against FastAPI and
+# catzilla 0.2.3.
 bench-uploads: bench-env
 	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.uploads $(BENCH_ARGS)
 
+# Files, static directories and streams (benchmarks/streaming.py): Catzilla
+# against nginx, Starlette, Granian and catzilla 0.2.3 on static files; stream
+# throughput; RSS while a 1 GiB file and a 1 GiB stream go out.
 bench-streaming: bench-env
 	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
 	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.streaming $(BENCH_ARGS)

@@ -6,7 +6,10 @@
 static  wrk on a 1 KiB, a 100 KiB and a 10 MiB file from a static directory:
         Catzilla (StaticFiles, answered in C), nginx (sendfile, one worker),
         Starlette's StaticFiles on uvicorn (the fastapi venv), Granian's own
-        static file route (the granian venv). Server on CPU 0, wrk on CPU 1.
+        static file route (the granian venv), catzilla 0.2.3's mount_static
+        (the catzilla023 venv, apps/catzilla_023_static.py). Each server's
+        answer (status, length) is checked before it is timed. Server on
+        CPU 0, wrk on CPU 1.
 stream  a 100 MiB StreamingResponse (64 KiB pieces from a sync generator)
         read by one client: MiB/s.
 memory  the server's RSS while a 1 GiB file goes to 8 slow clients and a
@@ -36,11 +39,12 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import procs, venvs, wrk
+from benchmarks.harness.paths import APPS, our_python
 from benchmarks.harness.servers import nginx_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "streaming"
-OURS = str(ROOT / ".venv" / "bin" / "python")
+OURS = our_python()
 SIZES = {"1k": 1024, "100k": 100 * 1024, "10m": 10 * 1024 * 1024}
 GIB = 1 << 30
 
@@ -66,7 +70,13 @@ def start(cmd: list[str], port: int, cwd: Path, env: dict[str, str] | None = Non
         env={**os.environ, **(env or {})},
         start_new_session=True,
     )
-    wait_port(port, proc)
+    try:
+        wait_port(port, proc)
+    except RuntimeError as exc:
+        if proc.poll() is None:
+            proc.kill()
+        tail = proc.communicate(timeout=10)[1].decode(errors="replace").strip().splitlines()[-3:]
+        raise RuntimeError(f"{exc}{': ' + ' / '.join(tail) if tail else ''}") from None
     return proc
 
 
@@ -293,6 +303,11 @@ def servers(tmp: Path, site: Path) -> list[tuple[str, list[str], dict[str, str],
                 "gr_app:app",
             ],
         ),
+        (
+            "catzilla-0.2.3",
+            "catzilla023",
+            [str(APPS / "catzilla_023_static.py"), str(site), "{port}"],
+        ),
     ):
         try:
             python = str(venvs.ensure_venv(venv, log=lambda *a: None))
@@ -330,41 +345,78 @@ def nginx_argv(tmp: Path, site: Path, port: int) -> list[str]:
     return [nginx_binary() or "nginx", "-p", str(tmp), "-c", str(tmp / "nginx.conf")]
 
 
+def check_file(port: int, label: str, expected: bytes) -> str | None:
+    """Why the server's answer for /static/<label>.bin is wrong, or None."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/{label}.bin", timeout=30) as r:
+            got = r.read()
+            status = r.status
+    except Exception as exc:
+        return f"GET /static/{label}.bin failed: {exc}"
+    if status != 200 or got != expected:
+        return f"GET /static/{label}.bin answered {status} with {len(got)} bytes, not the file's {len(expected)}"
+    return None
+
+
 def bench_static(tmp: Path, duration: float, runs: int) -> dict:
+    """Each run of a size goes through every server in turn (the machine's
+    speed drifts: medians over runs measured side by side)."""
     site = tmp / "site"
     site.mkdir()
-    for name, size in SIZES.items():
-        (site / f"{name}.bin").write_bytes(os.urandom(size))
+    files = {name: os.urandom(size) for name, size in SIZES.items()}
+    for name, data in files.items():
+        (site / f"{name}.bin").write_bytes(data)
     rows: dict[str, dict] = {}
-    for name, argv, env, why in servers(tmp, site):
+    results: dict[str, dict[str, list]] = {}
+    table = servers(tmp, site)
+    for name, _, _, why in table:
         if why:
             rows[name] = {"skipped": why}
-            continue
-        rows[name] = {}
-        for label in SIZES:
-            results = []
-            for _ in range(runs):
+        else:
+            results[name] = {label: [] for label in SIZES}
+    failed: dict[str, dict[str, str]] = {name: {} for name in results}
+    for label in SIZES:
+        for _ in range(runs):
+            for name, argv, env, _why in table:
+                if name not in results or label in failed[name]:
+                    continue
                 port = procs.free_port()
                 cmd = (
                     nginx_argv(tmp, site, port)
                     if argv == ["nginx-conf"]
                     else [a.replace("{port}", str(port)) for a in argv]
                 )
-                proc = start(cmd, port, tmp, env)
                 try:
+                    proc = start(cmd, port, tmp, env)
+                except RuntimeError as exc:
+                    failed[name][label] = str(exc)
+                    continue
+                try:
+                    wrong = check_file(port, label, files[label])
+                    if wrong:
+                        failed[name][label] = wrong
+                        continue
                     conns = 8 if label == "10m" else 64
-                    results.append(
+                    results[name][label].append(
                         wrk.run_wrk(f"http://127.0.0.1:{port}/static/{label}.bin", duration=duration, connections=conns)
                     )
                 finally:
                     stop(proc)
-            good = [r for r in results if r.valid]
+    for name in results:
+        rows[name] = {}
+        for label, done in results[name].items():
+            if label in failed[name]:
+                rows[name][label] = {"rps": None, "p99_ms": None, "unsupported": failed[name][label]}
+                continue
+            good = [r for r in done if r.valid]
             rows[name][label] = {
                 "rps": statistics.median(r.rps for r in good) if good else None,
                 "p99_ms": statistics.median(r.p99_ms for r in good) if good else None,
-                "errors": [r.problems() for r in results if not r.valid],
+                "errors": [r.problems() for r in done if not r.valid],
             }
-    return rows
+    return {name: rows[name] for name, _, _, _ in table}
 
 
 def vmrss(pid: int) -> int:
@@ -457,18 +509,32 @@ def report(data: dict) -> str:
             cells = []
             for label in SIZES:
                 r = row[label]
-                cells.append(f"{r['rps']:,.0f} ({r['p99_ms']:.2f})" if r["rps"] else "failed")
+                if "unsupported" in r:
+                    cells.append(f"not supported: {r['unsupported']}")
+                elif r["rps"]:
+                    cells.append(f"{r['rps']:,.0f} ({r['p99_ms']:.2f})")
+                else:
+                    cells.append("failed: " + "; ".join(r.get("errors") or []))
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        ours, nginx = static.get("catzilla", {}), static.get("nginx", {})
-        if ours and nginx and "skipped" not in nginx:
+        ours = static.get("catzilla", {})
+        lines.append("")
+        for peer in ("nginx", "granian-static", "catzilla-0.2.3"):
+            other = static.get(peer, {})
+            if "skipped" in ours or "skipped" in other or not ours or not other:
+                continue
+            ratios = [
+                f"{label} {ours[label]['rps'] / other[label]['rps']:.2f}x"
+                for label in SIZES
+                if ours[label]["rps"] and other[label]["rps"]
+            ]
+            if ratios:
+                lines.append(f"- Catzilla / {peer}: " + ", ".join(ratios))
+        if "catzilla-0.2.3" in static:
             lines += [
                 "",
-                "Catzilla / nginx: "
-                + ", ".join(
-                    f"{label} {ours[label]['rps'] / nginx[label]['rps']:.2f}x"
-                    for label in SIZES
-                    if ours[label]["rps"] and nginx[label]["rps"]
-                ),
+                "catzilla 0.2.3 is `app.mount_static()` (`benchmarks/apps/catzilla_023_static.py`) with its "
+                "defaults, which include an in-memory cache of the files it serves "
+                "(`enable_hot_cache=True`, `cache_size_mb=100`).",
             ]
         lines.append("")
     sse = data.get("sse")

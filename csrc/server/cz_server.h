@@ -8,8 +8,10 @@
  * queues is written at once with uv_try_write() when the socket takes it
  * (no write request, no poll change), else with one uv_write() at a time;
  * file ranges go out with sendfile(2), or a bounded pread() + uv_write()
- * chunk while the socket is full. Reading stops whenever cz_conn says so
- * (busy, output over max_write_buffer, closing).
+ * chunk while the socket is full; a connection that sends a range of 1 MiB
+ * or more keeps at most 16 KiB unsent in the kernel from then on
+ * (TCP_NOTSENT_LOWAT, where the platform has it). Reading stops whenever
+ * cz_conn says so (busy, output over max_write_buffer, closing).
  *
  * Threads: everything runs on the thread that called cz_server_run(), except
  * cz_server_post() and cz_server_stop(), which any thread may call.

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from email.utils import formatdate
+from pathlib import Path
 
 import httpx
 import pytest
@@ -187,6 +188,34 @@ def test_big_file_to_a_slow_reader(served, files):
     assert rest[:BIG] == (files / "big.bin").read_bytes()
     assert rest[BIG:].startswith(b"HTTP/1.1 200 OK")  # the pipelined request after it
     assert rest.endswith(CONTENT)
+
+
+def server_send_queue(port: int, client_port: int) -> int | None:
+    """Bytes the server's end of a loopback connection holds unacknowledged
+    (tx_queue of /proc/net/tcp), or None when it is not found."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, _st, queues = line.split()[1:5]
+        if int(local.split(":")[1], 16) == port and int(remote.split(":")[1], 16) == client_port:
+            return int(queues.split(":")[0], 16)
+    return None
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads the kernel's socket table (Linux)")
+def test_a_reader_that_stops_holds_little_kernel_memory(served, files):
+    """A long file keeps little of itself unsent in the kernel
+    (TCP_NOTSENT_LOWAT): not a send buffer's worth (up to 4 MiB) per
+    reader that stops reading; the rest still goes out once it reads."""
+    s = socket.create_connection((HOST, served.port))
+    s.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    data = s.recv(64 * 1024)
+    time.sleep(0.5)
+    queued = server_send_queue(served.port, s.getsockname()[1])
+    assert queued is not None and queued < 512 * 1024, queued
+    s.settimeout(10)
+    while chunk := s.recv(1 << 20):
+        data += chunk
+    s.close()
+    assert data.partition(b"\r\n\r\n")[2] == (files / "big.bin").read_bytes()
 
 
 def test_a_file_that_shrinks_closes_the_connection(served, files):
