@@ -21,5 +21,16 @@ async def form(request: Request, name: str = Form(...), tag: str = Form(...), fi
     return JSONResponse({"name": name, "tag": tag, "size": file.size})
 
 
+@app.post("/big")
+async def big(request: Request, file: UploadFile = File()):
+    n = 0
+    while True:
+        chunk = await file.read(1 << 20)
+        if not chunk:
+            break
+        n += len(chunk)
+    return JSONResponse({"size": n})
+
+
 if __name__ == "__main__":
     app.listen(port=int(sys.argv[1]), host="127.0.0.1")

@@ -57,7 +57,8 @@ enum {
     POLICY_LOOP = 2, /* on the loop (async handlers, or threadpool=False) */
     POLICY_SEEN = 3  /* seen blocking: the pool from the next call on, said once */
 };
-#define WATCH_TICK_MS 2 /* how often the watcher looks at the loop thread */
+#define WATCH_TICK_MS     2   /* how often the watcher looks at the loop thread */
+#define WATCH_QUIET_TICKS 500 /* ticks without a sync call before it looks less often */
 
 /* How a route's request body reaches its handler (add_route's body_mode). */
 enum {
@@ -1699,11 +1700,15 @@ static int thread_sleeps(long tid) {
 
 static void watch_loop(void *arg) {
     CzServerObject *self = arg;
-    uint64_t last = 0;
-    int asleep = 0;
+    uint64_t last = 0, seen = 0;
+    int asleep = 0, quiet = 0;
     while (atomic_load_explicit(&self->watching, memory_order_acquire)) {
-        uv_sleep(WATCH_TICK_MS);
+        /* No sync call for a second: look ten times less often (a wake-up
+         * every 2 ms costs a busy server's loop thread its CPU), until one comes. */
+        uv_sleep(quiet >= WATCH_QUIET_TICKS ? 10 * WATCH_TICK_MS : WATCH_TICK_MS);
         uint64_t seq = atomic_load_explicit(&self->watch_seq, memory_order_acquire);
+        quiet = seq == seen ? quiet + 1 : 0;
+        seen = seq;
         if (!(seq & 1)) {
             asleep = 0;
             continue;
