@@ -172,9 +172,12 @@ class Request:
             cookies.update(parse_cookies(header))
         return cookies
 
+    # TestClient's: the client address the app sees (Starlette's ("testclient", 50000)).
+    test_client: tuple[str, int] | None = None
+
     @cached_property
     def client(self) -> Address | None:
-        peer = self._raw.client
+        peer = self.test_client or self._raw.client
         return None if peer is None else Address(*peer)
 
     @property
