@@ -77,17 +77,25 @@ class Binding:
         self.path = path
         self.handler = handler
         self.dependencies = list(dependencies)
-        self._dependency_calls: list[tuple[Callable[..., Any], bool]] = []  # (callable, use_cache)
+        self._dependency_calls: list[
+            tuple[Callable[..., Any], bool, tuple[str, ...]]
+        ] = []  # (callable, use_cache, scopes)
         for dependency in self.dependencies:
             if not isinstance(dependency, Depends):
                 raise TypeError(f"dependencies must be Depends(...) objects, got {dependency!r}")
             if dependency.dependency is None:
                 raise TypeError(f"{path}: route dependencies need a callable: Depends(fn), got {dependency!r}")
-            self._dependency_calls.append((dependency.dependency, dependency.use_cache))
+            scopes = tuple(getattr(dependency, "scopes", ()))
+            self._dependency_calls.append((dependency.dependency, dependency.use_cache, scopes))
         self.overrides = overrides
         self.run_background = run_background
         self.dependant = analyze(handler, path)
-        self.extra = [analyze(call, path, use_cache=use_cache) for call, use_cache in self._dependency_calls]
+        self.extra = [
+            analyze(call, path, use_cache=use_cache, _scopes=scopes)
+            for call, use_cache, scopes in self._dependency_calls
+        ]
+        for dependant, (call, _, _) in zip(self.extra, self._dependency_calls, strict=True):
+            dependant.declared = call
         self.status_code = status_code
         self.response_model = response_model_of(handler, response_model)
         self.finish = rendering.make_finish(
@@ -156,8 +164,8 @@ class Binding:
             snapshot = dict(self.overrides)
             dependant = analyze(self.handler, self.path, overrides=snapshot)
             extra = [
-                analyze(snapshot.get(call, call), self.path, use_cache=use_cache, overrides=snapshot)
-                for call, use_cache in self._dependency_calls
+                analyze(snapshot.get(call, call), self.path, use_cache=use_cache, overrides=snapshot, _scopes=scopes)
+                for call, use_cache, scopes in self._dependency_calls
             ]
             fn = self._compile(dependant, extra, with_override_check=False)
             self._override_cache = {key: fn}

@@ -27,6 +27,7 @@ from catzilla.background import BackgroundTasks
 from catzilla.exceptions import RequestValidationError
 from catzilla.params import Undefined
 from catzilla.request import Request, parse_cookies
+from catzilla.security import SecurityScopes
 
 _MISSING = object()
 _EMPTY: dict[str, Any] = {}
@@ -172,6 +173,9 @@ class Compiler:
             args[p.name] = var
         for name, kind in dep.specials.items():
             self.specials.add(kind)
+            if kind == "scopes":
+                args[name] = self.const(SecurityScopes(list(dep.scopes)))
+                continue
             args[name] = {"request": "request", "response": "sresp", "background": "bg"}[kind]
         var = "result" if is_root else f"d{len(self.calls)}"
         self.calls.append((dep, var, args))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import inspect
 import re
 import sys
@@ -64,6 +65,7 @@ class SchemaBuilder:
 
     def __init__(self) -> None:
         self.components: dict[str, Any] = {}
+        self.security_schemes: dict[str, Any] = {}
         self._seen: dict[Any, dict[str, Any]] = {}
 
     def for_type(self, tp: Any) -> dict[str, Any]:
@@ -207,13 +209,31 @@ def flatten(dependant: Dependant, extra: list[Dependant]) -> list[ParamInfo]:
     return out
 
 
+def security_of(dependant: Dependant, extra: list[Dependant], builder: SchemaBuilder) -> list[dict[str, list[str]]]:
+    """The security requirements of a route: each security scheme (``catzilla.security``)
+    among its dependencies, with the scopes its ``Security`` chain asks for (FastAPI's order)."""
+    from catzilla.security import SecurityBase
+
+    wanted: dict[str, list[str]] = {}
+    todo = [*reversed([(d, False) for d in (*extra, *[sub for _, sub in dependant.deps])])]
+    while todo:
+        dep, _ = todo.pop()
+        scheme = dep.declared if dep.declared is not None else dep.call
+        if isinstance(scheme, SecurityBase):
+            builder.security_schemes[scheme.scheme_name] = jsonable(scheme.model)
+            scopes = wanted.setdefault(scheme.scheme_name, [])
+            scopes.extend(s for s in dep.scopes if s not in scopes)
+        todo.extend((sub, False) for _, sub in reversed(dep.deps))
+    return [{name: scopes} for name, scopes in wanted.items()]
+
+
 def describe_route(route: Any, method: str, builder: SchemaBuilder) -> dict[str, Any]:
     binding = route.binding
     params = flatten(binding.dependant, binding.extra)
     endpoint = route.endpoint
     op: dict[str, Any] = {}
     if route.tags:
-        op["tags"] = list(route.tags)
+        op["tags"] = [tag.value if isinstance(tag, enum.Enum) else tag for tag in route.tags]
     op["summary"] = route.summary or title(route.name)
     doc = route.description or inspect.getdoc(endpoint)
     if doc:
@@ -221,6 +241,9 @@ def describe_route(route: Any, method: str, builder: SchemaBuilder) -> dict[str,
     op["operationId"] = route.operation_id or operation_id(route.name, route.path, method)
     if route.deprecated:
         op["deprecated"] = True
+    security = security_of(binding.dependant, binding.extra, builder)
+    if security:
+        op["security"] = security
     parameters = []
     for p in params:
         if p.source in ("path", "query", "header", "cookie"):
@@ -323,15 +346,26 @@ def build_openapi(app: Any) -> dict[str, Any]:
         item = paths.setdefault(path, {})
         for method in sorted(route.methods):
             item[method.lower()] = describe_route(route, method, builder)
-    info: dict[str, Any] = {"title": app.title, "version": app.version}
+    info: dict[str, Any] = {"title": app.title}
+    if getattr(app, "summary", None):
+        info["summary"] = app.summary
     if app.description:
         info["description"] = app.description
+    for key, attr in (("termsOfService", "terms_of_service"), ("contact", "contact"), ("license", "license_info")):
+        if getattr(app, attr, None):
+            info[key] = getattr(app, attr)
+    info["version"] = app.version
     doc: dict[str, Any] = {"openapi": "3.1.0", "info": info}
     if app.servers:
         doc["servers"] = app.servers
     doc["paths"] = paths
+    components: dict[str, Any] = {}
     if builder.components:
-        doc["components"] = {"schemas": dict(sorted(builder.components.items()))}
+        components["schemas"] = dict(sorted(builder.components.items()))
+    if builder.security_schemes:
+        components["securitySchemes"] = builder.security_schemes
+    if components:
+        doc["components"] = components
     if app.openapi_tags:
         doc["tags"] = app.openapi_tags
     return doc
