@@ -6,6 +6,7 @@ import inspect
 import logging
 import math
 import sys
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -93,8 +94,10 @@ class Catzilla(RouteDecorators):
     with a message on stderr otherwise. It cannot be switched afterwards.
 
     ``title``, ``version``, ``description``, ``openapi_tags`` and ``servers``
-    describe the API in ``/openapi.json``; ``docs_url=None`` (or
-    ``openapi_url=None``) turns off both ``/openapi.json`` and ``/docs``.
+    (and ``summary``, ``terms_of_service``, ``contact``, ``license_info``) describe
+    the API in ``/openapi.json``; ``docs_url=None`` turns off ``/docs``,
+    ``redoc_url=None`` the ``/redoc`` page, ``openapi_url=None`` all three.
+    ``default_response_class`` is the response class of routes that name none.
     ``debug=True`` puts the exception and its traceback into 500 answers (for
     development only; ``production=True`` never does). By default a 500 says
     only ``{"detail": "Internal Server Error"}`` and the traceback goes to
@@ -116,12 +119,24 @@ class Catzilla(RouteDecorators):
         threadpool_size: int = threadpool.DEFAULT_SIZE,
         max_body_size: int | None = None,
         title: str = "Catzilla",
+        summary: str | None = None,
         version: str = "0.1.0",
         description: str = "",
+        terms_of_service: str | None = None,
+        contact: dict[str, Any] | None = None,
+        license_info: dict[str, Any] | None = None,
         openapi_url: str | None = "/openapi.json",
         docs_url: str | None = "/docs",
+        redoc_url: str | None = "/redoc",
+        swagger_ui_parameters: dict[str, Any] | None = None,
         openapi_tags: list[dict[str, Any]] | None = None,
         servers: list[dict[str, Any]] | None = None,
+        root_path: str = "",
+        root_path_in_servers: bool = True,
+        default_response_class: type[Response] | None = None,
+        separate_input_output_schemas: bool = True,
+        generate_unique_id_function: Callable[[Route], str] | None = None,
+        responses: dict[Any, Any] | None = None,
         dependencies: Iterable[Depends] | None = None,
         middleware: Iterable[Any] | None = None,
         lifespan: Callable[[Any], Any] | None = None,
@@ -144,7 +159,8 @@ class Catzilla(RouteDecorators):
         self._targets: list[tuple[Route, list[Any], list[Layer]]] = []  # [mode, callable] per route
         self._mounts: list[tuple[str, Any, str | None, list[Any] | None]] = []  # (path, app, name, endpoint)
         self._mounted_patterns: set[tuple[str, str]] = set()  # sub-app routes added to this server
-        self.root_path = ""
+        self.root_path = root_path
+        self.root_path_in_servers = root_path_in_servers
         self._auto_options: dict[str, list[Any]] = {}
         self._errors = ErrorHandlers()
         self._runner = AsyncRunner()
@@ -152,13 +168,22 @@ class Catzilla(RouteDecorators):
         self.port: int | None = None  # the bound port while serving
         self.state = State()
         self.title, self.version, self.description = title, version, description
+        self.summary = summary
+        self.terms_of_service, self.contact, self.license_info = terms_of_service, contact, license_info
         self.openapi_tags = openapi_tags
         self.servers = servers
-        self.openapi_url = openapi_url if docs_url is not None else None
+        self.openapi_url = openapi_url
         self.docs_url = docs_url if openapi_url is not None else None
+        self.redoc_url = redoc_url if openapi_url is not None else None
+        self.swagger_ui_parameters = swagger_ui_parameters
+        self.default_response_class = default_response_class
+        self.separate_input_output_schemas = separate_input_output_schemas
+        self.generate_unique_id_function = generate_unique_id_function
+        self.responses = dict(responses or {})
         self.openapi_schema: dict[str, Any] | None = None
         self.dependencies = list(dependencies or [])
-        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
+        # one dict for the app's life: routes hold it (assigning a new one refills it)
+        self._dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._middleware: list[Layer] = [Layer(m) for m in (middleware or [])]  # outermost first
         self._lifespan = Lifespan(lifespan, list(on_startup or []), list(on_shutdown or []))
         # request.app, without a reference cycle (a dropped app is freed at once).
@@ -168,6 +193,20 @@ class Catzilla(RouteDecorators):
         )
         self._exception_sink: Callable[[BaseException], None] | None = None  # TestClient's
         self._docs_installed = False
+
+    @property
+    def dependency_overrides(self) -> dict[Callable[..., Any], Callable[..., Any]]:
+        """``app.dependency_overrides[dep] = replacement`` swaps a dependency (for tests);
+        ``app.dependency_overrides = {}`` (or ``None``) removes every override."""
+        return self._dependency_overrides
+
+    @dependency_overrides.setter
+    def dependency_overrides(self, value: dict[Callable[..., Any], Callable[..., Any]] | None) -> None:
+        if value is self._dependency_overrides:
+            return
+        new = dict(value or {})
+        self._dependency_overrides.clear()
+        self._dependency_overrides.update(new)
 
     # -- allocator ------------------------------------------------------------------
 
@@ -271,7 +310,7 @@ class Catzilla(RouteDecorators):
             response_class=options.get("response_class"),
             response_model_exclude_none=bool(options.get("response_model_exclude_none")),
             response_model_exclude_unset=bool(options.get("response_model_exclude_unset")),
-            overrides=self.dependency_overrides,
+            overrides=self._dependency_overrides,
             run_background=background_runner(self._runner),
             request_class=self._request_class,
         )
@@ -413,7 +452,10 @@ class Catzilla(RouteDecorators):
         return decorator
 
     def on_event(self, event: str) -> Callable[[F], F]:
-        """``@app.on_event("startup")`` / ``("shutdown")``: run once per serving process."""
+        """``@app.on_event("startup")`` / ``("shutdown")``: run once per serving process.
+
+        Deprecated, as in FastAPI (a ``DeprecationWarning``): ``lifespan=`` says the same."""
+        warnings.warn("on_event is deprecated, use lifespan event handlers instead", DeprecationWarning, stacklevel=2)
 
         def decorator(fn: F) -> F:
             self._lifespan.add(event, fn)
@@ -556,13 +598,14 @@ class Catzilla(RouteDecorators):
 
     def _prepare(self) -> None:
         """Wire each route's endpoint list for this run: the bare endpoint, or its middleware chain."""
-        if not self._docs_installed and self.openapi_url and self.docs_url:
+        if not self._docs_installed and self.openapi_url:
             self._docs_installed = True
             taken = {r.path for r in self._routes}
-            if self.openapi_url not in taken and self.docs_url not in taken:
+            urls = {self.openapi_url, self.docs_url, self.redoc_url} - {None}
+            if not urls & taken:
                 from catzilla.openapi import install
 
-                install(self, self.openapi_url, self.docs_url)
+                install(self, self.openapi_url, self.docs_url, self.redoc_url)
         app_layers = self._middleware
         for route, target, route_layers in self._targets:
             layers = app_layers + route_layers

@@ -21,6 +21,14 @@ def is_cancellation(exc: BaseException) -> bool:
     return asyncio is not None and isinstance(exc, asyncio.CancelledError)
 
 
+class CatzillaError(RuntimeError):
+    """An app is set up in a way Catzilla cannot serve (FastAPI's ``FastAPIError``)."""
+
+
+class CatzillaDeprecationWarning(UserWarning):
+    """A deprecated Catzilla feature was used (FastAPI's ``FastAPIDeprecationWarning``)."""
+
+
 class HTTPException(Exception):
     """Answer with ``status_code`` and ``{"detail": detail}`` (as in FastAPI)."""
 

@@ -307,3 +307,4 @@ class RouterGroup(RouteDecorators):
 
 
 APIRouter = RouterGroup
+APIRoute = Route  # FastAPI's name, for annotations such as generate_unique_id_function(route: APIRoute)

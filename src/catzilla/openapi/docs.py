@@ -87,14 +87,28 @@ function start(source) {{
 """
 
 
-def install(app: Any, openapi_url: str, docs_url: str) -> None:
-    """Add the two routes (and the docs assets) to ``app``; they are not in the schema."""
+def served_schema(app: Any) -> dict[str, Any]:
+    """``app.openapi()`` as ``/openapi.json`` serves it: with the app's ``root_path`` as
+    its first server (FastAPI's ``root_path_in_servers``)."""
+    schema: dict[str, Any] = app.openapi()
+    root = getattr(app, "root_path", "")
+    if root and getattr(app, "root_path_in_servers", True):
+        servers = list(schema.get("servers") or [])
+        if root not in {s.get("url") for s in servers}:
+            schema = dict(schema, servers=[{"url": root}, *servers])
+    return schema
+
+
+def install(app: Any, openapi_url: str, docs_url: str | None, redoc_url: str | None = None) -> None:
+    """Add ``/openapi.json`` and the docs pages (and their assets) to ``app``; they are
+    not in the schema. ``redoc_url`` serves the built-in page: no ReDoc bundle is
+    shipped, and nothing is loaded from a CDN."""
     cache: dict[str, Any] = {}
     app_ref = weakref.ref(app)
 
     def openapi_json() -> Response:
-        schema = app_ref().openapi()  # type: ignore[union-attr]
-        if cache.get("schema") is not schema:
+        schema = served_schema(app_ref())
+        if cache.get("schema") != schema:
             cache["schema"] = schema
             cache["body"] = json.dumps(schema, ensure_ascii=False, separators=(",", ":")).encode()
         return json_bytes_response(cache["body"])
@@ -102,20 +116,30 @@ def install(app: Any, openapi_url: str, docs_url: str) -> None:
     assets = swagger_ui_dir()
     # the page's own links carry the path an app is mounted under
     root = getattr(app, "root_path", "")
+    builtin = (
+        FALLBACK.read_text("utf-8")
+        .replace("{{title}}", html.escape(app.title))
+        .replace("{{openapi_url}}", json.dumps(root + openapi_url))
+    )
+    options = {"include_in_schema": False}
+    app._add(openapi_url, openapi_json, ["GET"], "openapi", [], options, internal=True)
+    if redoc_url is not None:
+        redoc_page = builtin.replace(" - API docs</title>", " - ReDoc</title>")
+
+        def redoc() -> HTMLResponse:
+            return HTMLResponse(redoc_page)
+
+        app._add(redoc_url, redoc, ["GET"], "redoc_html", [], options, internal=True)
+    if docs_url is None:
+        return
     if assets is not None:
         page = swagger_html(app.title, root + openapi_url, root + docs_url, swagger_major(assets))
     else:
-        page = (
-            FALLBACK.read_text("utf-8")
-            .replace("{{title}}", html.escape(app.title))
-            .replace("{{openapi_url}}", json.dumps(root + openapi_url))
-        )
+        page = builtin
 
     def docs() -> HTMLResponse:
         return HTMLResponse(page)
 
-    options = {"include_in_schema": False}
-    app._add(openapi_url, openapi_json, ["GET"], "openapi", [], options, internal=True)
     app._add(docs_url, docs, ["GET"], "swagger_ui_html", [], options, internal=True)
     if assets is None:
         return

@@ -1,0 +1,282 @@
+"""What a FastAPI app ported by changing its imports relies on (docs/compat.md):
+each test names the item of the compatibility work it covers."""
+
+import base64
+import enum
+import threading
+import time
+import warnings
+from typing import Annotated
+
+import pytest
+
+from catzilla import BackgroundTasks, Catzilla, Depends, HTTPException, Request, Security
+from catzilla.testclient import TestClient
+
+
+@pytest.fixture
+def app():
+    a = Catzilla(auto_memory_tuning=False)
+    yield a
+    a.close()
+
+
+# -- TestClient ----------------------------------------------------------------------------------
+
+
+def test_several_clients_of_one_app_without_closing(app: Catzilla) -> None:
+    @app.get("/")
+    def index():
+        return {"ok": True}
+
+    first = TestClient(app)
+    second = TestClient(app)
+    assert first.get("/").json() == second.get("/").json() == {"ok": True}
+    with TestClient(app) as third:
+        assert third.get("/").json() == {"ok": True}
+    assert first.get("/").status_code == 200
+    first.close()
+    assert second.get("/").status_code == 200
+    second.close()
+    assert TestClient(app).get("/").status_code == 200
+
+
+def test_background_tasks_have_run_when_the_call_returns(app: Catzilla) -> None:
+    done: list[str] = []
+
+    def slow(name: str) -> None:
+        time.sleep(0.2)
+        done.append(name)
+
+    async def slow_async(name: str) -> None:
+        done.append(name)
+
+    @app.post("/send/{name}")
+    def send(name: str, tasks: BackgroundTasks):
+        tasks.add_task(slow, name)
+        tasks.add_task(slow_async, name + "!")
+        return {"queued": name}
+
+    client = TestClient(app)
+    assert client.post("/send/a").json() == {"queued": "a"}
+    assert done == ["a", "a!"]
+
+
+def test_testclient_presents_itself_as_starlettes(app: Catzilla) -> None:
+    @app.get("/me")
+    def me(request: Request):
+        return {
+            "ua": request.headers["user-agent"],
+            "host": request.client.host if request.client else None,
+            "url": str(request.url),
+            "server": request.headers.get("server"),
+        }
+
+    client = TestClient(app)
+    assert str(client.base_url) == "http://testserver"
+    body = client.get("/me?x=1").json()
+    assert body == {"ua": "testclient", "host": "testclient", "url": "http://testserver/me?x=1", "server": None}
+    r = client.get("/me")
+    assert r.headers["server"] == "catzilla"  # answered by the C server, over the socket
+    assert client.port is not None
+
+
+# -- dependency overrides --------------------------------------------------------------------
+
+
+def test_dependency_overrides_reassigned_are_dropped(app: Catzilla) -> None:
+    def common() -> str:
+        return "real"
+
+    @app.get("/")
+    def index(value: Annotated[str, Depends(common)]):
+        return {"value": value}
+
+    client = TestClient(app)
+    app.dependency_overrides[common] = lambda: "fake"
+    assert client.get("/").json() == {"value": "fake"}
+    app.dependency_overrides = {}
+    assert client.get("/").json() == {"value": "real"}
+    app.dependency_overrides = {common: lambda: "again"}
+    assert client.get("/").json() == {"value": "again"}
+    app.dependency_overrides = None  # type: ignore[assignment]
+    assert client.get("/").json() == {"value": "real"}
+
+
+# -- OpenAPI ------------------------------------------------------------------------------------------
+
+
+class Tags(enum.Enum):
+    items = "items"
+    users = "users"
+
+
+def test_enum_tags_and_app_metadata(app: Catzilla) -> None:
+    app = Catzilla(
+        auto_memory_tuning=False,
+        title="T",
+        summary="S",
+        terms_of_service="http://x/terms",
+        contact={"name": "me"},
+        license_info={"name": "MIT"},
+        root_path="/api/v1",
+    )
+
+    @app.get("/items", tags=[Tags.items])
+    def items():
+        return []
+
+    client = TestClient(app)
+    doc = client.get("/openapi.json").json()
+    assert doc["paths"]["/items"]["get"]["tags"] == ["items"]
+    assert doc["info"] == {
+        "title": "T",
+        "summary": "S",
+        "termsOfService": "http://x/terms",
+        "contact": {"name": "me"},
+        "license": {"name": "MIT"},
+        "version": "0.1.0",
+    }
+    assert doc["servers"] == [{"url": "/api/v1"}]
+    assert client.get("/redoc").status_code == 200
+    app.close()
+
+
+def test_on_event_is_deprecated(app: Catzilla) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+
+        @app.on_event("startup")
+        def start() -> None:
+            pass
+
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+
+
+# -- security --------------------------------------------------------------------------------------------
+
+
+def test_oauth2_password_bearer_and_form(app: Catzilla) -> None:
+    from catzilla.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
+
+    oauth2 = OAuth2PasswordBearer(tokenUrl="token")
+
+    @app.post("/token")
+    def login(form: Annotated[OAuth2PasswordRequestForm, Depends()]):
+        return {"access_token": form.username, "scopes": form.scopes}
+
+    @app.get("/me")
+    def me(token: Annotated[str, Depends(oauth2)]):
+        return {"token": token}
+
+    client = TestClient(app)
+    r = client.post("/token", data={"username": "ann", "password": "pw", "scope": "a b"})
+    assert r.json() == {"access_token": "ann", "scopes": ["a", "b"]}
+    r = client.get("/me")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert r.json() == {"detail": "Not authenticated"}
+    assert client.get("/me", headers={"Authorization": "Bearer abc"}).json() == {"token": "abc"}
+    doc = client.get("/openapi.json").json()
+    assert doc["components"]["securitySchemes"] == {
+        "OAuth2PasswordBearer": {"type": "oauth2", "flows": {"password": {"scopes": {}, "tokenUrl": "token"}}}
+    }
+    assert doc["paths"]["/me"]["get"]["security"] == [{"OAuth2PasswordBearer": []}]
+    assert "security" not in doc["paths"]["/token"]["post"]
+
+
+def test_http_basic_bearer_and_api_keys(app: Catzilla) -> None:
+    from catzilla.security import (
+        APIKeyCookie,
+        APIKeyHeader,
+        APIKeyQuery,
+        HTTPAuthorizationCredentials,
+        HTTPBasic,
+        HTTPBasicCredentials,
+        HTTPBearer,
+    )
+
+    basic, bearer = HTTPBasic(realm="r"), HTTPBearer(auto_error=False)
+    key_h, key_q, key_c = APIKeyHeader(name="x-key"), APIKeyQuery(name="key"), APIKeyCookie(name="k")
+
+    @app.get("/basic")
+    def b(c: Annotated[HTTPBasicCredentials, Depends(basic)]):
+        return [c.username, c.password]
+
+    @app.get("/bearer")
+    def t(c: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]):
+        return None if c is None else [c.scheme, c.credentials]
+
+    @app.get("/keys")
+    def k(h: Annotated[str, Depends(key_h)], q: Annotated[str, Depends(key_q)], c: Annotated[str, Depends(key_c)]):
+        return [h, q, c]
+
+    client = TestClient(app)
+    auth = "Basic " + base64.b64encode(b"ann:secret").decode()
+    assert client.get("/basic", headers={"Authorization": auth}).json() == ["ann", "secret"]
+    r = client.get("/basic")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == 'Basic realm="r"'
+    assert client.get("/bearer").json() is None
+    assert client.get("/bearer", headers={"Authorization": "Bearer x"}).json() == ["Bearer", "x"]
+    r = client.get("/keys", params={"key": "q"}, headers={"x-key": "h"}, cookies={"k": "c"})
+    assert r.json() == ["h", "q", "c"]
+    r = client.get("/keys")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "APIKey"
+    schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
+    assert schemes["HTTPBasic"] == {"type": "http", "scheme": "basic"}
+    assert schemes["APIKeyHeader"] == {"type": "apiKey", "in": "header", "name": "x-key"}
+
+
+def test_security_scopes_follow_the_security_chain(app: Catzilla) -> None:
+    from catzilla.security import OAuth2PasswordBearer, SecurityScopes
+
+    oauth2 = OAuth2PasswordBearer(tokenUrl="token", scopes={"me": "Read me", "items": "Read items"})
+
+    def current_user(scopes: SecurityScopes, token: Annotated[str, Depends(oauth2)]) -> dict:
+        if "items" in scopes.scopes and token != "full":
+            raise HTTPException(401, "Not enough permissions", headers={"WWW-Authenticate": scopes.scope_str})
+        return {"scopes": scopes.scopes, "token": token}
+
+    @app.get("/me")
+    def me(user: Annotated[dict, Security(current_user, scopes=["me"])]):
+        return user
+
+    @app.get("/items")
+    def items(user: Annotated[dict, Security(current_user, scopes=["me", "items"])]):
+        return user
+
+    client = TestClient(app)
+    token = {"Authorization": "Bearer t"}
+    assert client.get("/me", headers=token).json() == {"scopes": ["me"], "token": "t"}
+    r = client.get("/items", headers=token)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "me items"
+    doc = client.get("/openapi.json").json()
+    assert doc["paths"]["/items"]["get"]["security"] == [{"OAuth2PasswordBearer": ["me", "items"]}]
+
+
+def test_exception_handlers_module(app: Catzilla) -> None:
+    from catzilla.exception_handlers import http_exception_handler, request_validation_exception_handler
+    from catzilla.exceptions import RequestValidationError
+
+    seen: list[str] = []
+
+    @app.exception_handler(HTTPException)
+    async def on_http(request, exc):
+        seen.append("http")
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request, exc):
+        seen.append("invalid")
+        return await request_validation_exception_handler(request, exc)
+
+    @app.get("/items/{item_id}")
+    def item(item_id: int):
+        if item_id == 3:
+            raise HTTPException(418, "Nope")
+        return {"id": item_id}
+
+    client = TestClient(app)
+    assert client.get("/items/3").json() == {"detail": "Nope"}
+    assert client.get("/items/x").status_code == 422
+    assert seen == ["http", "invalid"]
+    assert threading.active_count() >= 1
