@@ -54,6 +54,7 @@ class ParamInfo:
     is_list: bool = False
     scalar: Scalar | None = None  # path/query/header/cookie/form values
     adapter: models.Adapter | None = None  # body models (and form models)
+    param_model: Any = None  # a query/header/cookie parameter model (catzilla.param_models)
 
     @property
     def required(self) -> bool:
@@ -287,6 +288,12 @@ def param_info(
         return info
     if source == "form" and models.contains_model(inner):
         info.adapter = models.adapter_for(inner)
+        return info
+    if source in ("query", "header", "cookie") and models.is_pydantic_model(inner):
+        from catzilla.param_models import param_model
+
+        underscores = getattr(marker, "convert_underscores", True)
+        info.param_model = param_model(source, inner, optional, default, underscores)
         return info
     item = convert.list_item(inner)
     if item is not None:

@@ -317,6 +317,10 @@ class Compiler:
             out.extend(self.emit_body(by_source["body"]))
         return out
 
+    def emit_param_model(self, p: ParamInfo, var: str) -> list[str]:
+        fn = self.const(p.param_model, "_pm")
+        return [f"    {var}, errs = {fn}(raw)", "    if errs: errors = _merr(errors, errs)"]
+
     def emit_missing(self, p: ParamInfo, var: str, ind: str, loc: tuple[Any, ...]) -> list[str]:
         if p.marker.default_factory is not None:
             return [f"{ind}{var} = {self.const(p.marker.default_factory)}()"]
@@ -327,6 +331,8 @@ class Compiler:
         return [f"{ind}{var} = _copy({self.const(p.default)})"]
 
     def emit_lookup(self, mapping: str, p: ParamInfo, var: str, multi: bool) -> list[str]:
+        if p.param_model is not None:
+            return self.emit_param_model(p, var)
         source = "body" if p.source == "form" else p.source
         loc = (source, p.key)
         if p.is_list:

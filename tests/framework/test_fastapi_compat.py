@@ -280,3 +280,84 @@ def test_exception_handlers_module(app: Catzilla) -> None:
     assert client.get("/items/x").status_code == 422
     assert seen == ["http", "invalid"]
     assert threading.active_count() >= 1
+
+
+# -- parameter models --------------------------------------------------------------------------------
+
+
+def test_query_header_cookie_parameter_models(app: Catzilla) -> None:
+    from typing import Literal
+
+    from pydantic import BaseModel, Field
+
+    from catzilla import Cookie, Header, Query
+
+    class FilterParams(BaseModel):
+        model_config = {"extra": "forbid"}
+        limit: int = Field(100, gt=0, le=100)
+        order_by: Literal["created_at", "updated_at"] = "created_at"
+        tags: list[str] = []
+
+    class CommonHeaders(BaseModel):
+        save_data: bool
+        x_tag: list[str] = []
+
+    class Prefs(BaseModel):
+        theme: str
+
+    @app.get("/items")
+    def items(f: Annotated[FilterParams, Query()]):
+        return f
+
+    @app.get("/headers")
+    def headers(h: Annotated[CommonHeaders, Header()]):
+        return h
+
+    @app.get("/prefs")
+    def prefs(p: Annotated[Prefs | None, Cookie()] = None):
+        return p
+
+    client = TestClient(app)
+    r = client.get("/items?limit=5&tags=a&tags=b")
+    assert r.json() == {"limit": 5, "order_by": "created_at", "tags": ["a", "b"]}
+    r = client.get("/items?limit=0&tool=x")
+    assert r.status_code == 422
+    assert [(e["type"], e["loc"]) for e in r.json()["detail"]] == [
+        ("greater_than", ["query", "limit"]),
+        ("extra_forbidden", ["query", "tool"]),
+    ]
+    r = client.get("/headers", headers=[("save-data", "yes"), ("x-tag", "1"), ("x-tag", "2")])
+    assert r.json() == {"save_data": True, "x_tag": ["1", "2"]}
+    r = client.get("/headers")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["header", "save-data"]
+    assert client.get("/prefs").json() is None
+    assert client.get("/prefs", cookies={"theme": "dark"}).json() == {"theme": "dark"}
+    params = client.get("/openapi.json").json()["paths"]["/items"]["get"]["parameters"]
+    assert [(p["name"], p["in"], p["required"]) for p in params] == [
+        ("limit", "query", False),
+        ("order_by", "query", False),
+        ("tags", "query", False),
+    ]
+
+
+def test_openapi_leaves_null_defaults_out(app: Catzilla) -> None:
+    from pydantic import BaseModel
+
+    from catzilla import Header
+
+    class Item(BaseModel):
+        name: str
+        tax: float | None = None
+
+    @app.post("/items")
+    def create(item: Item, q: str | None = None, x_token: Annotated[str | None, Header()] = None):
+        return item
+
+    doc = TestClient(app).get("/openapi.json").json()
+    assert doc["components"]["schemas"]["Item"]["properties"]["tax"] == {
+        "anyOf": [{"type": "number"}, {"type": "null"}],
+        "title": "Tax",
+    }
+    params = doc["paths"]["/items"]["post"]["parameters"]
+    assert "default" not in params[0]["schema"]
+    assert params[1]["name"] == "x-token" and params[1]["schema"]["title"] == "X-Token"

@@ -142,6 +142,34 @@ class SchemaBuilder:
         scalar = convert.scalar_for(tp)
         return dict(scalar.json_schema) if scalar is not None else {}
 
+    def model_parameters(self, p: ParamInfo) -> list[dict[str, Any]]:
+        """A parameter model's fields, one parameter each (as FastAPI lists them)."""
+        pm = p.param_model
+        schema = pm.adapter.json_schema_of() if hasattr(pm.adapter, "json_schema_of") else None
+        if schema is None:
+            import pydantic
+
+            schema = pydantic.TypeAdapter(pm.model).json_schema(ref_template=REF + "{model}")
+        for key, sub in schema.pop("$defs", {}).items():
+            self.components.setdefault(key, sub)
+        props = schema.get("properties", {})
+        required = set(schema.get("required", []))
+        out = []
+        for f in pm.fields:
+            prop = dict(props.get(f.alias, {}))
+            entry: dict[str, Any] = {
+                "name": f.key if pm.source == "header" else f.alias,
+                "in": pm.source,
+                "required": f.alias in required and not pm.optional,
+                "schema": prop,
+            }
+            if "description" in prop:
+                entry["description"] = prop["description"]
+            if prop.get("deprecated"):
+                entry["deprecated"] = True
+            out.append(entry)
+        return out
+
     def for_param(self, p: ParamInfo) -> dict[str, Any]:
         if p.adapter is not None:
             schema = self.for_type(p.inner)
@@ -160,7 +188,7 @@ class SchemaBuilder:
             schema = {"anyOf": [schema, {"type": "null"}]}
         schema = dict(schema)
         if "$ref" not in schema:
-            schema["title"] = p.marker.title or title(p.key if p.source != "header" else p.name)
+            schema["title"] = p.marker.title or title(p.key)
         if p.marker.description and p.source in ("body", "form") and "$ref" not in schema:
             schema["description"] = p.marker.description
         if not p.required and p.default is not Undefined and p.marker.default_factory is None:
@@ -246,6 +274,9 @@ def describe_route(route: Any, method: str, builder: SchemaBuilder) -> dict[str,
         op["security"] = security
     parameters = []
     for p in params:
+        if p.param_model is not None:
+            parameters.extend(builder.model_parameters(p))
+            continue
         if p.source in ("path", "query", "header", "cookie"):
             entry: dict[str, Any] = {
                 "name": p.key,
@@ -336,6 +367,22 @@ def describe_route(route: Any, method: str, builder: SchemaBuilder) -> dict[str,
     return op
 
 
+SCHEMA_KEYS = frozenset({"type", "anyOf", "oneOf", "allOf", "$ref", "title", "items", "properties"})
+
+
+def drop_null_defaults(node: Any) -> None:
+    """FastAPI leaves ``"default": null`` out of its schemas (a field that may be
+    omitted says so by not being required)."""
+    if isinstance(node, dict):
+        if "default" in node and node["default"] is None and SCHEMA_KEYS.intersection(node):
+            del node["default"]
+        for value in node.values():
+            drop_null_defaults(value)
+    elif isinstance(node, list):
+        for value in node:
+            drop_null_defaults(value)
+
+
 def build_openapi(app: Any) -> dict[str, Any]:
     builder = SchemaBuilder()
     paths: dict[str, dict[str, Any]] = {}
@@ -368,4 +415,6 @@ def build_openapi(app: Any) -> dict[str, Any]:
         doc["components"] = components
     if app.openapi_tags:
         doc["tags"] = app.openapi_tags
+    drop_null_defaults(doc.get("paths"))
+    drop_null_defaults(doc.get("components"))
     return doc
