@@ -147,10 +147,13 @@ class Compiler:
             "_jscalar": convert.from_json,
         }
         self.consts = 0
+        self.staged = False
         self.params: list[tuple[ParamInfo, str]] = []
         self.calls: list[tuple[Dependant, str, dict[str, str]]] = []
         self.cache: dict[Any, str] = {}
         self.specials: set[str] = set()
+        self.own_params: dict[str, list[tuple[ParamInfo, str]]] = {}  # call var -> its own parameters
+        self.sub_vars: dict[str, list[str]] = {}  # call var -> the vars of its dependencies
 
     # ---- planning ----------------------------------------------------------------------
 
@@ -165,11 +168,15 @@ class Compiler:
         if key in self.cache:
             return self.cache[key]
         args: dict[str, str] = {}
+        subs: list[str] = []
         for name, sub in dep.deps:
             args[name] = self.plan(sub)
+            subs.append(args[name])
+        own: list[tuple[ParamInfo, str]] = []
         for p in dep.params:
             var = f"p{len(self.params)}"
             self.params.append((p, var))
+            own.append((p, var))
             args[p.name] = var
         for name, kind in dep.specials.items():
             self.specials.add(kind)
@@ -179,6 +186,8 @@ class Compiler:
             args[name] = {"request": "request", "response": "sresp", "background": "bg"}[kind]
         var = "result" if is_root else f"d{len(self.calls)}"
         self.calls.append((dep, var, args))
+        self.own_params[var] = own
+        self.sub_vars[var] = subs
         self.cache[key] = var
         return var
 
@@ -199,7 +208,14 @@ class Compiler:
             self.ns["_ov"] = self.overrides
             self.ns["_override"] = self.override_hook
             out.append("    if _ov: return _override(raw, request)")
-        if self.params:
+        # With dependencies, FastAPI's order: each dependency's own parameters are
+        # read, then it is called (unless they, or its dependencies, failed), and
+        # the handler's own parameters last: a dependency's HTTPException wins over
+        # the handler's 422.
+        staged = bool(deps) and bool(self.params)
+        if staged:
+            self.staged = True
+        elif self.params:
             out.append("    errors = None")
             out.extend(self.emit_extraction())
             out.append("    if errors is not None: _raise(errors)")
@@ -210,7 +226,7 @@ class Compiler:
         if "background" in self.specials:
             out.append("    bg = _BG()")
         if needs_async_part:
-            names = ["raw", "request"] + [v for _, v in self.params]
+            names = ["raw", "request"] + ([] if staged else [v for _, v in self.params])
             names += [n for n, k in (("sresp", "response"), ("bg", "background")) if k in self.specials]
             out.append(f"    return _run({', '.join(names)})")
             out.append("")
@@ -239,16 +255,35 @@ class Compiler:
     ) -> list[str]:
         ind = "        " if has_gens else "    "
         body: list[str] = []
+        done: set[str] = set()
+        if self.staged:
+            body.append(f"{ind}errors = None")
+
+        def stage(var: str) -> list[str]:
+            return [ind[4:] + line for line in self.emit_params(self.own_params[var], done)]
+
         for dep, var, args in deps:
             expr = self.call_expr(dep, args)
             if dep.kind == "coroutine":
-                body.append(f"{ind}{var} = await {expr}")
+                call = f"{var} = await {expr}"
             elif dep.kind == "generator":
-                body.append(f"{ind}{var} = _enter_sync({expr}, stack)")
+                call = f"{var} = _enter_sync({expr}, stack)"
             elif dep.kind == "asyncgen":
-                body.append(f"{ind}{var} = await _enter_async({expr}, stack)")
+                call = f"{var} = await _enter_async({expr}, stack)"
             else:
-                body.append(f"{ind}{var} = {expr}")
+                call = f"{var} = {expr}"
+            if not self.staged:
+                body.append(f"{ind}{call}")
+                continue
+            body.append(f"{ind}n = 0 if errors is None else len(errors)")
+            body += stage(var)
+            failed = " or ".join(
+                ["(errors is not None and len(errors) > n)", *(f"f_{sub}" for sub in self.sub_vars[var])]
+            )
+            body += [f"{ind}f_{var} = {failed}", f"{ind}if not f_{var}:", f"{ind}    {call}"]
+        if self.staged:
+            body += stage("result")
+            body.append(f"{ind}if errors is not None: _raise(errors)")
         root_args = next(a for d, _, a in self.calls if d is self.root)
         expr = self.call_expr(self.root, root_args)
         if self.root.is_async and in_async:
@@ -280,41 +315,53 @@ class Compiler:
     # ---- extraction ------------------------------------------------------------------
 
     def emit_extraction(self) -> list[str]:
+        return self.emit_params(self.params, set())
+
+    def emit_params(self, params: list[tuple[ParamInfo, str]], done: set[str]) -> list[str]:
+        """Reading and converting ``params``; a source's mapping (the parsed query
+        string, headers...) is made the first time (``done`` records which)."""
         out: list[str] = []
         by_source: dict[str, list[tuple[ParamInfo, str]]] = {}
-        for p, var in self.params:
+        for p, var in params:
             by_source.setdefault(p.source, []).append((p, var))
         if "path" in by_source:
-            out.append("    pp = raw.path_params")
+            if "path" not in done:
+                out.append("    pp = raw.path_params")
             for p, var in by_source["path"]:
                 out.append(f"    v = pp.get({p.key!r}, _M)")
                 out.append("    if v is not _M and '%' in v: v = _unquote(v)")
                 out.extend(self.emit_scalar(p, var, "    ", ("path", p.key)))
         if "query" in by_source:
-            multi = any(p.is_list for p, _ in by_source["query"])
-            parser = "_pqm" if multi else "_pq"
-            out.append("    qs = raw.query_string")
-            out.append(f"    query = {parser}(qs) if qs else _EMPTY")
+            multi = any(p.is_list for p, _ in self.params if p.source == "query")
+            if "query" not in done:
+                parser = "_pqm" if multi else "_pq"
+                out.append("    qs = raw.query_string")
+                out.append(f"    query = {parser}(qs) if qs else _EMPTY")
             for p, var in by_source["query"]:
                 out.extend(self.emit_lookup("query", p, var, multi))
         if "header" in by_source:
-            multi = any(p.is_list for p, _ in by_source["header"])
-            out.append(f"    hdrs = {'_hdm' if multi else '_hd'}(raw.headers)")
+            multi = any(p.is_list for p, _ in self.params if p.source == "header")
+            if "header" not in done:
+                out.append(f"    hdrs = {'_hdm' if multi else '_hd'}(raw.headers)")
             for p, var in by_source["header"]:
                 out.extend(self.emit_lookup("hdrs", p, var, multi))
         if "cookie" in by_source:
-            out.append("    cookies = _ck(raw.headers)")
+            if "cookie" not in done:
+                out.append("    cookies = _ck(raw.headers)")
             for p, var in by_source["cookie"]:
                 out.extend(self.emit_lookup("cookies", p, var, False))
         if "form" in by_source:
-            out.append("    form = _pform(raw)")
+            if "form" not in done:
+                out.append("    form = _pform(raw)")
             for p, var in by_source["form"]:
                 if p.adapter is not None:
                     out.extend(self.emit_form_model(p, var))
                 else:
                     out.extend(self.emit_lookup("form", p, var, True))
-        if "body" in by_source:
-            out.extend(self.emit_body(by_source["body"]))
+        if "body" in by_source and "body" not in done:
+            # every body parameter at once: several are one JSON object
+            out.extend(self.emit_body([(p, v) for p, v in self.params if p.source == "body"]))
+        done.update(by_source)
         return out
 
     def emit_param_model(self, p: ParamInfo, var: str) -> list[str]:
