@@ -40,6 +40,7 @@ from catzilla.routing import (
     check_path,
     check_prefix,
     fill_path,
+    include_options,
     join_path,
     merge_options,
     normalize_methods,
@@ -155,6 +156,7 @@ class Catzilla(RouteDecorators):
         )
         self._server = _core.Server(self._memory.allocator)
         self._route_names: dict[int, str] = {}  # C route index -> "GET /path", for log lines
+        self._registered: set[tuple[str, str]] = set()  # (method, path) served
         self._routes: list[Route] = []
         self._targets: list[tuple[Route, list[Any], list[Layer]]] = []  # [mode, callable] per route
         self._mounts: list[tuple[str, Any, str | None, list[Any] | None]] = []  # (path, app, name, endpoint)
@@ -272,7 +274,8 @@ class Catzilla(RouteDecorators):
         name: str | None = None,
         **options: Any,
     ) -> Route:
-        """Register ``endpoint`` for ``path``; ValueError on a bad, duplicate or conflicting route.
+        """Register ``endpoint`` for ``path``; ValueError on a bad or conflicting route (the
+        same method and path twice: the first answers, with a warning, as in FastAPI).
 
         Options: those of ``RouteDecorators`` (catzilla.routing).
         """
@@ -301,13 +304,17 @@ class Catzilla(RouteDecorators):
             isinstance(status_code, bool) or not isinstance(status_code, int) or not 100 <= status_code <= 999
         ):
             raise ValueError(f"status_code must be an int in 100..999, got {status_code!r}")
+        response_class = options.get("response_class") or self.default_response_class
+        responses = {**self.responses, **(options.get("responses") or {})}
         binding = Binding(
             path,
             endpoint,
             dependencies=dependencies,
             status_code=status_code,
             response_model=options.get("response_model", Undefined),
-            response_class=options.get("response_class"),
+            response_class=response_class,
+            response_model_include=options.get("response_model_include"),
+            response_model_exclude=options.get("response_model_exclude"),
             response_model_exclude_none=bool(options.get("response_model_exclude_none")),
             response_model_exclude_unset=bool(options.get("response_model_exclude_unset")),
             overrides=self._dependency_overrides,
@@ -325,12 +332,13 @@ class Catzilla(RouteDecorators):
             summary=options.get("summary"),
             description=options.get("description"),
             response_description=options.get("response_description") or "Successful Response",
-            responses=dict(options.get("responses") or {}),
+            responses=responses,
             deprecated=options.get("deprecated"),
             operation_id=options.get("operation_id"),
             include_in_schema=options.get("include_in_schema", True),
             status_code=status_code,
-            response_class=options.get("response_class"),
+            response_class=response_class,
+            openapi_extra=options.get("openapi_extra"),
             binding=binding,
             middleware=tuple(route_mw),
         )
@@ -339,11 +347,22 @@ class Catzilla(RouteDecorators):
         policy = threadpool.policy(options.get("threadpool"), binding.is_async, path)
         own = options.get("max_body_size")
         max_body = 0 if own is None else check_body_size(own, f"route {path!r}")
-        indexes = self._server.add_route(
-            method_list, path, target, policy, max_body, binding.body_mode
-        )  # every method or none
-        for method, index in zip(method_list, indexes if isinstance(indexes, list) else [indexes], strict=True):
-            self._route_names[index] = f"{method} {path}"
+        # The same method and path twice: the first answers, as in FastAPI (a warning
+        # says the second is never reached); other conflicts are the C router's errors.
+        fresh = [m for m in method_list if (m, path) not in self._registered]
+        if len(fresh) < len(method_list):
+            warnings.warn(
+                f"route {', '.join(m for m in method_list if m not in fresh)} {path!r} is already registered: "
+                f"{route.name} is never reached (the first route answers)",
+                stacklevel=3,
+            )
+        if fresh:
+            indexes = self._server.add_route(
+                fresh, path, target, policy, max_body, binding.body_mode
+            )  # every method or none
+            for method, index in zip(fresh, indexes if isinstance(indexes, list) else [indexes], strict=True):
+                self._route_names[index] = f"{method} {path}"
+                self._registered.add((method, path))
         if not internal:
             self._routes.append(route)
         self._targets.append((route, target, layers))
@@ -355,14 +374,19 @@ class Catzilla(RouteDecorators):
         group: RouterGroup,
         *,
         prefix: str = "",
-        tags: Iterable[str] | None = None,
+        tags: Iterable[Any] | None = None,
         dependencies: Iterable[Depends] | None = None,
+        responses: dict[Any, Any] | None = None,
+        deprecated: bool | None = None,
+        include_in_schema: bool = True,
+        default_response_class: type[Response] | None = None,
     ) -> list[Route]:
-        """Register a ``RouterGroup``'s routes (as they are now), optionally under another prefix."""
+        """Register a ``RouterGroup``'s routes (as they are now), optionally under another
+        prefix, with more tags, dependencies and responses (FastAPI's ``include_router``)."""
         if not isinstance(group, RouterGroup):
             raise TypeError(f"include_routes takes a RouterGroup, got {group!r}")
         check_prefix(prefix)
-        extra = {"tags": list(tags or []), "dependencies": list(dependencies or [])}
+        extra = include_options(tags, dependencies, responses, deprecated, include_in_schema, default_response_class)
         added = []
         for d in group.route_defs():
             options = merge_options(extra, d.options)

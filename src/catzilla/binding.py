@@ -69,6 +69,8 @@ class Binding:
         response_class: type[Response] | None = None,
         response_model_exclude_none: bool = False,
         response_model_exclude_unset: bool = False,
+        response_model_include: Any = None,
+        response_model_exclude: Any = None,
         overrides: dict[Any, Any] | None = None,
         run_background: Callable[[BackgroundTasks], None] | None = None,
         request_class: type[Request] = Request,
@@ -99,8 +101,16 @@ class Binding:
         self.status_code = status_code
         self.response_model = response_model_of(handler, response_model)
         self.finish = rendering.make_finish(
-            status_code, self.response_model, response_class, response_model_exclude_none, response_model_exclude_unset
+            status_code,
+            self.response_model,
+            response_class,
+            response_model_exclude_none,
+            response_model_exclude_unset,
+            response_model_include,
+            response_model_exclude,
         )
+        # the C core's own rendering of a model knows nothing of include/exclude
+        filtered = response_model_include is not None or response_model_exclude is not None
         d = self.dependant
         # True when the endpoint may return a coroutine.
         self.is_async = d.any_async() or any(e.any_async() for e in self.extra)
@@ -134,7 +144,7 @@ class Binding:
                 self.extra,
                 self.finish,
                 200 if status_code is None else status_code,
-                self.response_model,
+                None if filtered else self.response_model,
                 response_class,
                 response_model_exclude_none,
                 response_model_exclude_unset,

@@ -125,6 +125,9 @@ def parse_cookies(header: str) -> dict[str, str]:
     return cookies
 
 
+TEST_SCHEME_HEADER = "x-catzilla-testclient-scheme"  # TestClient's, honoured only under it
+
+
 class Request:
     __slots__ = ("__dict__", "_raw")
     app: Any = None  # the Catzilla app (set on each app's Request subclass)
@@ -163,7 +166,32 @@ class Request:
     @cached_property
     def url(self) -> URL:
         host = self.headers.get("host", "")
-        return URL("http", host, self.path, self._raw.query_string.decode("latin-1"))
+        scheme = "http"
+        if self.test_client is not None and self.headers.get(TEST_SCHEME_HEADER) == "https":
+            scheme = "https"  # TestClient(base_url="https://..."): the URL the test wrote
+        return URL(scheme, host, self.path, self._raw.query_string.decode("latin-1"))
+
+    @cached_property
+    def scope(self) -> dict[str, Any]:
+        """An ASGI-like view of the request (read only), for code written against
+        Starlette's ``request.scope``: type, method, scheme, path, root_path, query
+        string, headers (bytes pairs), client, path parameters and app."""
+        url = self.url
+        client = self.client
+        return {
+            "type": "http",
+            "http_version": "1.1",
+            "method": self.method,
+            "scheme": url.scheme,
+            "path": self.path,
+            "raw_path": self._raw.path.encode("latin-1"),
+            "root_path": getattr(getattr(self, "app", None), "root_path", ""),
+            "query_string": self._raw.query_string,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self._raw.headers],
+            "client": tuple(client) if client is not None else None,
+            "path_params": self.path_params,
+            "app": getattr(self, "app", None),
+        }
 
     @cached_property
     def cookies(self) -> dict[str, str]:

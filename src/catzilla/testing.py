@@ -27,6 +27,8 @@ from typing import Any
 
 import httpx
 
+from catzilla.request import TEST_SCHEME_HEADER
+
 __all__ = ["TestClient"]
 
 START_TIMEOUT = 30.0
@@ -101,6 +103,8 @@ class _Loopback(httpx.HTTPTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if self.client._served is None:
             self.client.start()
+        if request.url.scheme == "https":
+            request.headers[TEST_SCHEME_HEADER] = "https"
         request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=self.client.port)
         return super().handle_request(request)
 

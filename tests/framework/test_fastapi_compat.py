@@ -361,3 +361,107 @@ def test_openapi_leaves_null_defaults_out(app: Catzilla) -> None:
     params = doc["paths"]["/items"]["post"]["parameters"]
     assert "default" not in params[0]["schema"]
     assert params[1]["name"] == "x-token" and params[1]["schema"]["title"] == "X-Token"
+
+
+# -- dependencies with yield, groups, route options ------------------------------------------------
+
+
+def test_a_dependency_that_swallows_the_handlers_exception_is_an_error(app: Catzilla) -> None:
+    from catzilla.exceptions import CatzillaError
+
+    def quiet():
+        try:
+            yield "x"
+        except KeyError:
+            return  # swallowed
+
+    @app.get("/boom")
+    def boom(v: Annotated[str, Depends(quiet, scope="function")]):
+        raise KeyError(v)
+
+    with pytest.raises(CatzillaError, match="dependency with yield caught it"):
+        TestClient(app).get("/boom")
+    assert TestClient(app, raise_server_exceptions=False).get("/boom").status_code == 500
+
+
+def test_include_routes_options_and_response_model_include_exclude(app: Catzilla) -> None:
+    from pydantic import BaseModel
+
+    from catzilla import APIRouter
+
+    class Item(BaseModel):
+        name: str
+        price: float
+        tax: float = 0
+
+    calls: list[str] = []
+
+    def token() -> None:
+        calls.append("token")
+
+    router = APIRouter(prefix="/items", tags=["items"])
+
+    @router.get("/{name}", response_model=Item, response_model_include={"name", "price"})
+    def read(name: str):
+        return {"name": name, "price": 1.5, "tax": 0.1}
+
+    @router.get("/{name}/public", response_model=Item, response_model_exclude={"tax"}, openapi_extra={"x-a": 1})
+    def public(name: str):
+        return Item(name=name, price=2, tax=3)
+
+    app.include_router(
+        router, prefix="/v1", dependencies=[Depends(token)], responses={418: {"description": "Teapot"}}, tags=["v1"]
+    )
+    client = TestClient(app)
+    assert client.get("/v1/items/a").json() == {"name": "a", "price": 1.5}
+    assert client.get("/v1/items/b/public").json() == {"name": "b", "price": 2.0}
+    assert calls == ["token", "token"]
+    op = client.get("/openapi.json").json()["paths"]["/v1/items/{name}/public"]["get"]
+    assert op["tags"] == ["v1", "items"] and op["x-a"] == 1
+    assert op["responses"]["418"] == {"description": "Teapot"}
+
+
+def test_https_redirect_and_trusted_host_middleware(app: Catzilla) -> None:
+    from catzilla.middleware.httpsredirect import HTTPSRedirectMiddleware
+    from catzilla.middleware.trustedhost import TrustedHostMiddleware
+
+    @app.get("/")
+    def index(request: Request):
+        return {"scheme": request.url.scheme, "root_path": request.scope["root_path"]}
+
+    app.add_middleware(HTTPSRedirectMiddleware)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=["example.com", "*.example.com"])
+    r = TestClient(app, base_url="http://example.com").get("/?a=1", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "https://example.com/?a=1"
+    assert TestClient(app, base_url="https://api.example.com").get("/").json() == {"scheme": "https", "root_path": ""}
+    r = TestClient(app, base_url="https://evil.test").get("/")
+    assert r.status_code == 400 and r.text == "Invalid host header"
+
+
+def test_get_openapi_and_docs_pages() -> None:
+    from catzilla.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from catzilla.openapi.utils import get_openapi
+
+    app = Catzilla(auto_memory_tuning=False)
+
+    @app.get("/items")
+    def items():
+        return []
+
+    def custom():
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(title="Custom", version="2.5.0", summary="S", routes=app.routes)
+        doc["info"]["x-logo"] = {"url": "logo.png"}
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = custom  # type: ignore[method-assign]
+    doc = TestClient(app).get("/openapi.json").json()
+    assert doc["info"] == {"title": "Custom", "summary": "S", "version": "2.5.0", "x-logo": {"url": "logo.png"}}
+    assert "/items" in doc["paths"]
+    page = get_swagger_ui_html(openapi_url="/o.json", title="T", swagger_js_url="/s.js", swagger_css_url="/s.css")
+    assert b"/s.js" in page.body and b'"/o.json"' in page.body
+    assert b"/r.js" in get_redoc_html(openapi_url="/o.json", title="T", redoc_js_url="/r.js").body
+    assert b"swaggerUIRedirectOauth2" in get_swagger_ui_oauth2_redirect_html().body
+    app.close()

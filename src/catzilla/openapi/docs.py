@@ -87,6 +87,115 @@ function start(source) {{
 """
 
 
+def get_swagger_ui_html(
+    *,
+    openapi_url: str,
+    title: str,
+    swagger_js_url: str,
+    swagger_css_url: str,
+    swagger_favicon_url: str = "",
+    oauth2_redirect_url: str | None = None,
+    init_oauth: dict[str, Any] | None = None,
+    swagger_ui_parameters: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    """A Swagger UI page loading its assets from the given URLs (FastAPI's
+    ``get_swagger_ui_html``, for self-hosted or custom assets: no default CDN)."""
+    params = {"dom_id": "#swagger-ui", "layout": "BaseLayout", "deepLinking": True, "showExtensions": True,
+              "showCommonExtensions": True, **(swagger_ui_parameters or {})}  # fmt: skip
+    settings = "".join(f"{json.dumps(k)}: {json.dumps(v)},\n" for k, v in params.items())
+    redirect = (
+        f"oauth2RedirectUrl: window.location.origin + {json.dumps(oauth2_redirect_url)}," if oauth2_redirect_url else ""
+    )
+    oauth = f"ui.initOAuth({json.dumps(init_oauth)})" if init_oauth else ""
+    return HTMLResponse(f"""<!DOCTYPE html>
+<html>
+<head>
+<link type="text/css" rel="stylesheet" href="{swagger_css_url}">
+<link rel="shortcut icon" href="{swagger_favicon_url}">
+<title>{html.escape(title)}</title>
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{swagger_js_url}"></script>
+<script>
+const ui = SwaggerUIBundle({{
+url: {json.dumps(openapi_url)},
+{settings}{redirect}
+presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
+}})
+{oauth}
+</script>
+</body>
+</html>
+""")
+
+
+def get_redoc_html(
+    *,
+    openapi_url: str,
+    title: str,
+    redoc_js_url: str,
+    redoc_favicon_url: str = "",
+    with_google_fonts: bool = False,
+) -> HTMLResponse:
+    """A ReDoc page loading ReDoc from ``redoc_js_url`` (FastAPI's ``get_redoc_html``)."""
+    return HTMLResponse(f"""<!DOCTYPE html>
+<html>
+<head>
+<title>{html.escape(title)}</title>
+<meta charset="utf-8"/>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="shortcut icon" href="{redoc_favicon_url}">
+<style>body {{ margin: 0; padding: 0; }}</style>
+</head>
+<body>
+<noscript>ReDoc requires Javascript to function. Please enable it to browse the documentation.</noscript>
+<redoc spec-url="{openapi_url}"></redoc>
+<script src="{redoc_js_url}"></script>
+</body>
+</html>
+""")
+
+
+def get_swagger_ui_oauth2_redirect_html() -> HTMLResponse:
+    """Swagger UI's OAuth2 redirect page (FastAPI's), one self-contained page."""
+    return HTMLResponse(OAUTH2_REDIRECT)
+
+
+OAUTH2_REDIRECT = """<!doctype html>
+<html lang="en-US">
+<head><title>Swagger UI: OAuth2 Redirect</title></head>
+<body>
+<script>
+'use strict';
+function run () {
+    var oauth2 = window.opener.swaggerUIRedirectOauth2;
+    var sentState = oauth2.state;
+    var redirectUrl = oauth2.redirectUrl;
+    var qp = (/code|token|error/.test(window.location.hash) ? window.location.hash : location.search).substring(1);
+    var arr = qp.split("&");
+    arr.forEach(function (v,i,_arr) { _arr[i] = '"' + v.replace('=', '":"') + '"';});
+    qp = qp ? JSON.parse('{' + arr.join() + '}', function (key, value) {
+        return key === "" ? value : decodeURIComponent(value); }) : {};
+    var isValid = qp.state === sentState;
+    if ((oauth2.auth.schema.get("flow") === "accessCode" || oauth2.auth.schema.get("flow") === "authorizationCode"
+         || oauth2.auth.schema.get("flow") === "authorization_code") && !oauth2.auth.code) {
+        if (!isValid) { oauth2.errCb({authId: oauth2.auth.name, source: "auth", level: "warning",
+            message: "Authorization may be unsafe, passed state was changed in server."}); }
+        if (qp.code) { delete oauth2.state; oauth2.auth.code = qp.code;
+            oauth2.callback({auth: oauth2.auth, redirectUrl: redirectUrl}); }
+        else { oauth2.errCb({authId: oauth2.auth.name, source: "auth", level: "error",
+            message: "[Authorization failed]: no accessCode received from the server."}); }
+    } else { oauth2.callback({auth: oauth2.auth, token: qp, isValid: isValid, redirectUrl: redirectUrl}); }
+    window.close();
+}
+if (document.readyState !== 'loading') { run(); } else { document.addEventListener('DOMContentLoaded', run); }
+</script>
+</body>
+</html>
+"""
+
+
 def served_schema(app: Any) -> dict[str, Any]:
     """``app.openapi()`` as ``/openapi.json`` serves it: with the app's ``root_path`` as
     its first server (FastAPI's ``root_path_in_servers``)."""

@@ -364,7 +364,20 @@ def describe_route(route: Any, method: str, builder: SchemaBuilder) -> dict[str,
             entry["content"] = {"application/json": {"schema": builder.for_type(model)}}
         responses[str(code)] = entry
     op["responses"] = responses
+    if getattr(route, "openapi_extra", None):
+        deep_update(op, route.openapi_extra)
     return op
+
+
+def deep_update(target: dict[str, Any], extra: dict[str, Any]) -> None:
+    """``extra`` merged into ``target``: dicts key by key, lists appended, the rest replaced."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            deep_update(target[key], value)
+        elif isinstance(value, list) and isinstance(target.get(key), list):
+            target[key] = target[key] + value
+        else:
+            target[key] = value
 
 
 SCHEMA_KEYS = frozenset({"type", "anyOf", "oneOf", "allOf", "$ref", "title", "items", "properties"})
