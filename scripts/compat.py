@@ -156,6 +156,11 @@ def make_port(src: Path) -> None:
     # the opentelemetry tests' conftest imports this one
     shutil.copytree(src / "tests" / "test_telemetry", PORT / "tests" / "test_telemetry")
     (PORT / "pytest.ini").write_text("[pytest]\n")  # the rootdir: not this repo's settings
+    # files the tests read from FastAPI's tree (the current directory)
+    for name in ("docs/en/docs/img/favicon.png",):
+        if (src / name).exists():
+            (PORT / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src / name, PORT / name)
     for path in PORT.rglob("*.py"):
         text = path.read_text()
         ported = port_source(text)

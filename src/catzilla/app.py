@@ -99,6 +99,9 @@ class Catzilla(RouteDecorators):
     the API in ``/openapi.json``; ``docs_url=None`` turns off ``/docs``,
     ``redoc_url=None`` the ``/redoc`` page, ``openapi_url=None`` all three.
     ``default_response_class`` is the response class of routes that name none.
+    ``strict_content_type=True`` refuses a JSON body sent without Content-Type
+    (FastAPI's default; Catzilla's is False, which keeps such routes on the C
+    core's direct path).
     ``debug=True`` puts the exception and its traceback into 500 answers (for
     development only; ``production=True`` never does). By default a 500 says
     only ``{"detail": "Internal Server Error"}`` and the traceback goes to
@@ -137,6 +140,7 @@ class Catzilla(RouteDecorators):
         default_response_class: type[Response] | None = None,
         separate_input_output_schemas: bool = True,
         generate_unique_id_function: Callable[[Route], str] | None = None,
+        strict_content_type: bool = False,
         responses: dict[Any, Any] | None = None,
         dependencies: Iterable[Depends] | None = None,
         middleware: Iterable[Any] | None = None,
@@ -182,6 +186,7 @@ class Catzilla(RouteDecorators):
         self.separate_input_output_schemas = separate_input_output_schemas
         self.generate_unique_id_function = generate_unique_id_function
         self.responses = dict(responses or {})
+        self.strict_content_type = bool(strict_content_type)
         self.openapi_schema: dict[str, Any] | None = None
         self.dependencies = list(dependencies or [])
         # one dict for the app's life: routes hold it (assigning a new one refills it)
@@ -320,6 +325,7 @@ class Catzilla(RouteDecorators):
             overrides=self._dependency_overrides,
             run_background=background_runner(self._runner),
             request_class=self._request_class,
+            strict_content_type=self.strict_content_type,
         )
         route_mw = list(options.get("middleware") or [])
         layers = [Layer(m) for m in route_mw]

@@ -74,8 +74,10 @@ class Binding:
         overrides: dict[Any, Any] | None = None,
         run_background: Callable[[BackgroundTasks], None] | None = None,
         request_class: type[Request] = Request,
+        strict_content_type: bool = False,
     ) -> None:
         self.request_class = request_class
+        self.strict_content_type = strict_content_type
         self.path = path
         self.handler = handler
         self.dependencies = list(dependencies)
@@ -150,6 +152,8 @@ class Binding:
                 response_model_exclude_unset,
             )
             if self.mode == MODE_REQUEST
+            # the C core takes a body without Content-Type as JSON: strict routes use the binder
+            and not (strict_content_type and any(p.source == "body" for p in params))
             else None
         )
         if self.plan is not None:
@@ -164,6 +168,7 @@ class Binding:
             override_hook=self._with_overrides if with_override_check and self.overrides is not None else None,
             run_background=self.run_background,
             request_class=self.request_class,
+            strict_content_type=self.strict_content_type,
         ).compile()
 
     def _with_overrides(self, raw: Any, request: Any = None) -> Any:

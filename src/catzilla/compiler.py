@@ -14,6 +14,7 @@ Set ``CATZILLA_DEBUG_BINDER=1`` to print the generated source.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import sys
@@ -58,7 +59,7 @@ def _merr(errors: list[dict[str, Any]] | None, new: list[dict[str, Any]]) -> lis
     return errors
 
 
-def _raise(errors: list[dict[str, Any]]) -> None:
+def _raise(errors: list[dict[str, Any]], raw: Any = None) -> None:
     seen: set[str] = set()
     unique = []
     for e in errors:
@@ -66,7 +67,22 @@ def _raise(errors: list[dict[str, Any]]) -> None:
         if key not in seen:
             seen.add(key)
             unique.append(e)
-    raise RequestValidationError(unique)
+    raise RequestValidationError(unique, body=_request_body(raw))
+
+
+def _request_body(raw: Any) -> Any:
+    """The body as FastAPI's ``RequestValidationError.body`` has it: the parsed JSON,
+    else the bytes; None without one."""
+    try:
+        body = raw.body if raw is not None else None
+    except Exception:  # a streamed body, or a client that left
+        return None
+    if not body or not isinstance(body, (bytes, bytearray)):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return bytes(body)
 
 
 def _cookies(headers: list[tuple[str, str]]) -> dict[str, str]:
@@ -84,6 +100,43 @@ def _form_values(form: dict[str, list[str]]) -> dict[str, Any]:
 def _model_errors(exc: BaseException, prefix: tuple[Any, ...]) -> list[dict[str, Any]]:
     assert isinstance(exc, models.ModelError)
     return [dict(e, loc=[*prefix, *e["loc"]]) for e in exc.errors]
+
+
+def _json_error(body: bytes, prefix: tuple[Any, ...]) -> list[dict[str, Any]] | None:
+    """FastAPI's error for a body that is not JSON (where Python's parser stops), or None."""
+    try:
+        json.loads(body)
+    except json.JSONDecodeError as e:
+        return [
+            {"type": "json_invalid", "loc": [*prefix, e.pos], "msg": "JSON decode error", "input": {},
+             "ctx": {"error": e.msg}}
+        ]  # fmt: skip
+    except ValueError:  # not UTF-8
+        return None
+    return None
+
+
+def _body_errors(
+    exc: BaseException,
+    body: bytes,
+    prefix: tuple[Any, ...],
+    conv: Callable[[BaseException, tuple[Any, ...]], list[dict[str, Any]]],
+    revalidate: Callable[[Any], Any] | None,
+) -> list[dict[str, Any]]:
+    """A body model's errors as FastAPI reports them: it parses the JSON first, then
+    validates Python objects (pydantic's messages differ between the two modes, e.g.
+    "a valid list" / "a valid array"). Only the error path pays for it."""
+    broken = _json_error(body, prefix)
+    if broken is not None:
+        return broken
+    if revalidate is not None:
+        try:
+            revalidate(json.loads(body))
+        except models.ModelError as again:
+            return [dict(e, loc=[*prefix, *e["loc"]]) for e in again.errors]
+        except Exception:
+            pass
+    return conv(exc, prefix)
 
 
 def _plural(n: Any, word: str) -> str:
@@ -104,6 +157,7 @@ class Compiler:
         run_background: Callable[[BackgroundTasks], None] | None = None,
         request_class: type[Request] = Request,
         name: str = "bind",
+        strict_content_type: bool = False,
     ) -> None:
         if root.kind in ("generator", "asyncgen"):
             raise TypeError(f"handler {getattr(root.call, '__name__', root.call)!r} cannot be a generator")
@@ -127,7 +181,7 @@ class Compiler:
             "_hdm": datastructures.header_multi,
             "_ck": _cookies,
             "_pform": datastructures.parse_body_form,
-            "_isjson": datastructures.json_body_type,
+            "_isjson": datastructures.json_body_type_strict if strict_content_type else datastructures.json_body_type,
             "_formv": _form_values,
             "_loads": _json.loads,
             "_Request": request_class,
@@ -145,6 +199,8 @@ class Compiler:
             "_unwind_async": dependencies.unwind_async,
             "_copy": copy.copy,
             "_jscalar": convert.from_json,
+            "_berr": _body_errors,
+            "_jerr": _json_error,
         }
         self.consts = 0
         self.staged = False
@@ -218,7 +274,7 @@ class Compiler:
         elif self.params:
             out.append("    errors = None")
             out.extend(self.emit_extraction())
-            out.append("    if errors is not None: _raise(errors)")
+            out.append("    if errors is not None: _raise(errors, raw)")
         if "request" in self.specials:
             out.append("    if request is None: request = _Request(raw)")
         if "response" in self.specials:
@@ -283,7 +339,7 @@ class Compiler:
             body += [f"{ind}f_{var} = {failed}", f"{ind}if not f_{var}:", f"{ind}    {call}"]
         if self.staged:
             body += stage("result")
-            body.append(f"{ind}if errors is not None: _raise(errors)")
+            body.append(f"{ind}if errors is not None: _raise(errors, raw)")
         root_args = next(a for d, _, a in self.calls if d is self.root)
         expr = self.call_expr(self.root, root_args)
         if self.root.is_async and in_async:
@@ -550,19 +606,21 @@ class Compiler:
                 out.append("    else:")
                 if p.adapter is not None:
                     fn, exc_types, conv = p.adapter.json_entry()
+                    again = p.adapter.validate_python if p.adapter.kind == "pydantic" else None
                     out += [
                         "        try:",
                         f"            {var} = {self.const(fn, '_vj')}(body)",
                         f"        except {self.const(exc_types, '_ex')} as e:",
-                        f"            errors = _merr(errors, {self.const(conv, '_econv')}(e, ('body',)))",
+                        f"            errors = _merr(errors, _berr(e, body, ('body',), {self.const(conv, '_econv')}, "
+                        f"{self.const(again, '_vp')}))",
                     ]
                 else:
                     out += [
                         "        try:",
                         "            v = _loads(body)",
                         "        except ValueError as e:",
-                        "            errors = _err(errors, 'json_invalid', ('body',), 'JSON decode error', "
-                        "None, {'error': str(e)})",
+                        "            errors = _merr(errors, _jerr(body, ('body',)) or "
+                        "_err(None, 'json_invalid', ('body',), 'JSON decode error', {}, {'error': str(e)}))",
                         "        else:",
                     ]
                     out += self.emit_json_scalar(p, var, "            ", ("body",))
@@ -573,13 +631,12 @@ class Compiler:
             "        try:",
             "            bj = _loads(body)",
             "        except ValueError as e:",
-            "            errors = _err(errors, 'json_invalid', ('body',), 'JSON decode error', None, "
-            "{'error': str(e)})",
+            "            errors = _merr(errors, _jerr(body, ('body',)) or "
+            "_err(None, 'json_invalid', ('body',), 'JSON decode error', {}, {'error': str(e)}))",
             "            bj = None",
             "        else:",
-            "            if not isinstance(bj, dict):",
-            "                errors = _err(errors, 'dict_type', ('body',), 'Input should be a valid dictionary', bj)",
-            "                bj = None",
+            "            if not isinstance(bj, dict):",  # as FastAPI: nothing of it is found
+            "                bj = _EMPTY",
             "    if bj is not None:",
         ]
         for p, var in params:

@@ -121,11 +121,13 @@ def make_finish(
         return finish_model
     if response_class is not None and response_class is not JSONResponse:
         cls = response_class
+        # the class's own status unless the route sets one (RedirectResponse: 307)
+        kwargs = {} if status_code is None else {"status_code": status_code}
 
         def finish_class(value: Any) -> Any:
             if isinstance(value, Response):
                 return value
-            return cls(value, status_code=status)
+            return cls(value, **kwargs)
 
         return finish_class
 

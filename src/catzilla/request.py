@@ -126,6 +126,7 @@ def parse_cookies(header: str) -> dict[str, str]:
 
 
 TEST_SCHEME_HEADER = "x-catzilla-testclient-scheme"  # TestClient's, honoured only under it
+TEST_ROOT_PATH_HEADER = "x-catzilla-testclient-root-path"
 
 
 class Request:
@@ -171,6 +172,16 @@ class Request:
             scheme = "https"  # TestClient(base_url="https://..."): the URL the test wrote
         return URL(scheme, host, self.path, self._raw.query_string.decode("latin-1"))
 
+    @property
+    def root_path(self) -> str:
+        """The path prefix the app is served under: ``TestClient(root_path=...)``'s, as
+        a proxy that strips it would say, else the app's ``root_path``."""
+        if self.test_client is not None:
+            given = self.headers.get(TEST_ROOT_PATH_HEADER)
+            if given is not None:
+                return given
+        return str(getattr(getattr(self, "app", None), "root_path", "") or "")
+
     @cached_property
     def scope(self) -> dict[str, Any]:
         """An ASGI-like view of the request (read only), for code written against
@@ -185,7 +196,7 @@ class Request:
             "scheme": url.scheme,
             "path": self.path,
             "raw_path": self._raw.path.encode("latin-1"),
-            "root_path": getattr(getattr(self, "app", None), "root_path", ""),
+            "root_path": self.root_path,
             "query_string": self._raw.query_string,
             "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self._raw.headers],
             "client": tuple(client) if client is not None else None,

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from catzilla.request import TEST_SCHEME_HEADER
+from catzilla.request import TEST_ROOT_PATH_HEADER, TEST_SCHEME_HEADER
 
 __all__ = ["TestClient"]
 
@@ -105,6 +105,8 @@ class _Loopback(httpx.HTTPTransport):
             self.client.start()
         if request.url.scheme == "https":
             request.headers[TEST_SCHEME_HEADER] = "https"
+        if self.client.root_path:
+            request.headers[TEST_ROOT_PATH_HEADER] = self.client.root_path
         request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=self.client.port)
         return super().handle_request(request)
 
@@ -133,6 +135,7 @@ class TestClient(httpx.Client):
     ) -> None:
         self.app = app
         self.raise_server_exceptions = raise_server_exceptions
+        self.root_path = root_path
         self._served: _Served | None = None
         self.port: int | None = None
         all_headers = {"user-agent": "testclient", **(headers or {})}

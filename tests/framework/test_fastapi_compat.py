@@ -465,3 +465,120 @@ def test_get_openapi_and_docs_pages() -> None:
     assert b"/r.js" in get_redoc_html(openapi_url="/o.json", title="T", redoc_js_url="/r.js").body
     assert b"swaggerUIRedirectOauth2" in get_swagger_ui_oauth2_redirect_html().body
     app.close()
+
+
+# -- error details, response classes ------------------------------------------------------------------
+
+
+def test_validation_errors_have_fastapis_shapes(app: Catzilla) -> None:
+    from pydantic import BaseModel
+
+    from catzilla import Body
+    from catzilla.exceptions import RequestValidationError
+    from catzilla.responses import JSONResponse
+
+    class Image(BaseModel):
+        url: str
+
+    class Item(BaseModel):
+        name: str
+        images: list[Image] | None = None
+
+    seen: list[RequestValidationError] = []
+
+    @app.exception_handler(RequestValidationError)
+    def on_invalid(request, exc: RequestValidationError):
+        seen.append(exc)
+        return JSONResponse({"detail": exc.errors()}, status_code=422)
+
+    @app.post("/items")
+    def create(item: Item):
+        return item
+
+    @app.put("/both")
+    def both(item: Item, importance: Annotated[int, Body()]):
+        return {}
+
+    client = TestClient(app)
+    r = client.post("/items", content="{some broken json}", headers={"content-type": "application/json"})
+    assert r.json()["detail"] == [
+        {
+            "type": "json_invalid",
+            "loc": ["body", 1],
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": "Expecting property name enclosed in double quotes"},
+        }
+    ]
+    r = client.post("/items", json={"name": "x", "images": {"url": "u"}})
+    assert r.json()["detail"] == [
+        {"type": "list_type", "loc": ["body", "images"], "msg": "Input should be a valid list", "input": {"url": "u"}}
+    ]
+    assert seen[-1].errors()[0]["loc"] == ("body", "images")
+    assert seen[-1].body == {"name": "x", "images": {"url": "u"}}
+    r = client.put("/both", json=[])
+    assert [(e["type"], e["loc"], e["input"]) for e in r.json()["detail"]] == [
+        ("missing", ["body", "item"], None),
+        ("missing", ["body", "importance"], None),
+    ]
+
+
+def test_response_classes(app: Catzilla) -> None:
+    from catzilla.responses import HTMLResponse, ORJSONResponse, RedirectResponse, UJSONResponse
+
+    other = Catzilla(auto_memory_tuning=False, default_response_class=HTMLResponse)
+
+    @other.get("/page")
+    def page():
+        return "<p>hi</p>"
+
+    @app.get("/go", response_class=RedirectResponse)
+    def go():
+        return "https://example.com/"
+
+    @app.get("/go301", response_class=RedirectResponse, status_code=301)
+    def go301():
+        return "https://example.com/"
+
+    @app.get("/or", response_class=ORJSONResponse)
+    def orj():
+        return {"a": [1, 2]}
+
+    @app.get("/uj", response_class=UJSONResponse)
+    def uj():
+        return {"a": "é"}
+
+    client = TestClient(app, follow_redirects=False)
+    r = client.get("/go")
+    assert r.status_code == 307 and r.headers["location"] == "https://example.com/"
+    assert client.get("/go301").status_code == 301
+    assert client.get("/or").json() == {"a": [1, 2]}
+    assert client.get("/uj").json() == {"a": "é"}
+    r = TestClient(other).get("/page")
+    assert r.headers["content-type"].startswith("text/html") and r.text == "<p>hi</p>"
+    other.close()
+
+
+def test_strict_content_type_and_root_path() -> None:
+    from pydantic import BaseModel
+
+    class Item(BaseModel):
+        name: str
+
+    for strict, status in ((False, 200), (True, 422)):
+        app = Catzilla(auto_memory_tuning=False, strict_content_type=strict)
+
+        @app.post("/items")
+        def create(item: Item):
+            return item
+
+        @app.get("/root")
+        def root(request: Request):
+            return {"root_path": request.scope.get("root_path")}
+
+        client = TestClient(app, root_path="/api/v1")
+        assert client.post("/items", content=b'{"name": "a"}').status_code == status
+        assert client.post("/items", json={"name": "a"}).status_code == 200
+        assert client.get("/root").json() == {"root_path": "/api/v1"}
+        assert client.get("/openapi.json").json()["servers"] == [{"url": "/api/v1"}]
+        app.close()

@@ -19,6 +19,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from catzilla.request import Request
 from catzilla.response import HTMLResponse, Response, json_bytes_response
 
 ASSETS = (
@@ -196,11 +197,12 @@ if (document.readyState !== 'loading') { run(); } else { document.addEventListen
 """
 
 
-def served_schema(app: Any) -> dict[str, Any]:
-    """``app.openapi()`` as ``/openapi.json`` serves it: with the app's ``root_path`` as
-    its first server (FastAPI's ``root_path_in_servers``)."""
+def served_schema(app: Any, root: str | None = None) -> dict[str, Any]:
+    """``app.openapi()`` as ``/openapi.json`` serves it: with the root path (the
+    request's, else the app's) as its first server (FastAPI's ``root_path_in_servers``)."""
     schema: dict[str, Any] = app.openapi()
-    root = getattr(app, "root_path", "")
+    if root is None:
+        root = getattr(app, "root_path", "")
     if root and getattr(app, "root_path_in_servers", True):
         servers = list(schema.get("servers") or [])
         if root not in {s.get("url") for s in servers}:
@@ -215,8 +217,8 @@ def install(app: Any, openapi_url: str, docs_url: str | None, redoc_url: str | N
     cache: dict[str, Any] = {}
     app_ref = weakref.ref(app)
 
-    def openapi_json() -> Response:
-        schema = served_schema(app_ref())
+    def openapi_json(request: Request) -> Response:
+        schema = served_schema(app_ref(), request.root_path)
         if cache.get("schema") != schema:
             cache["schema"] = schema
             cache["body"] = json.dumps(schema, ensure_ascii=False, separators=(",", ":")).encode()
