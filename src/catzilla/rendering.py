@@ -122,7 +122,7 @@ def make_finish(
     if response_class is not None and response_class is not JSONResponse:
         cls = response_class
         # the class's own status unless the route sets one (RedirectResponse: 307)
-        kwargs = {} if status_code is None else {"status_code": status_code}
+        kwargs: dict[str, Any] = {} if status_code is None else {"status_code": status_code}
 
         def finish_class(value: Any) -> Any:
             if isinstance(value, Response):

@@ -33,7 +33,7 @@ class UJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         try:
-            import ujson
+            import ujson  # type: ignore[import-untyped]
         except ImportError:
             return json.dumps(content, ensure_ascii=False).encode()
         return bytes(ujson.dumps(content, ensure_ascii=False).encode("utf-8"))
