@@ -166,6 +166,7 @@ class Catzilla(RouteDecorators):
         self._mounts: list[tuple[str, Any, str | None, list[Any] | None]] = []  # (path, app, name, endpoint)
         self._mounted_patterns: set[tuple[str, str]] = set()  # sub-app routes added to this server
         self.root_path = root_path
+        self.root_path_given = bool(root_path)  # the app's own, not a mount's nor a proxy's
         self.root_path_in_servers = root_path_in_servers
         self._auto_options: dict[str, list[Any]] = {}
         self._errors = ErrorHandlers()

@@ -176,11 +176,13 @@ class Request:
     def root_path(self) -> str:
         """The path prefix the app is served under: ``TestClient(root_path=...)``'s, as
         a proxy that strips it would say, else the app's ``root_path``."""
-        if self.test_client is not None:
+        app = getattr(self, "app", None)
+        own = str(getattr(app, "root_path", "") or "")
+        if self.test_client is not None and not getattr(app, "root_path_given", False):
             given = self.headers.get(TEST_ROOT_PATH_HEADER)
             if given is not None:
-                return given
-        return str(getattr(getattr(self, "app", None), "root_path", "") or "")
+                return given + own  # the proxy's prefix, then the mount's
+        return own
 
     @cached_property
     def scope(self) -> dict[str, Any]:
@@ -308,7 +310,10 @@ class Request:
         """The absolute URL of the route or mount called ``name`` (``app.url_path_for``),
         on the scheme and host this request came to."""
         path = self.app.url_path_for(name, **path_params)
-        return URL(self.url.scheme, self.url.netloc, path, "")
+        own = str(getattr(self.app, "root_path", "") or "")
+        if own and path.startswith(own):
+            path = path[len(own) :]
+        return URL(self.url.scheme, self.url.netloc, self.root_path + path, "")
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path}>"

@@ -105,8 +105,13 @@ class _Loopback(httpx.HTTPTransport):
             self.client.start()
         if request.url.scheme == "https":
             request.headers[TEST_SCHEME_HEADER] = "https"
-        if self.client.root_path:
-            request.headers[TEST_ROOT_PATH_HEADER] = self.client.root_path
+        root = self.client.root_path
+        if root:
+            # as behind a proxy that strips the prefix: the app sees the rest
+            request.headers[TEST_ROOT_PATH_HEADER] = root
+            path = request.url.raw_path
+            if path == root.encode() or path.startswith(root.encode() + b"/") or path.startswith(root.encode() + b"?"):
+                request.url = request.url.copy_with(raw_path=path[len(root) :] or b"/")
         request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=self.client.port)
         return super().handle_request(request)
 
