@@ -303,6 +303,12 @@ def param_info(
         if source == "path":
             raise TypeError(f"{where}: path parameter {name!r} cannot be a list")
     info.scalar = scalar_or_fail(where, name, info.inner)
+    _, metadata = split_annotated(annotation)
+    extra = [m for m in metadata if not isinstance(m, (Param, Depends))]
+    if extra and not info.is_list:
+        # pydantic's validators and constraints: pydantic applies them (the fast
+        # conversion is kept only where nothing else was declared)
+        info.scalar = convert.annotated_scalar(info.scalar, typing.Annotated[tuple([info.inner, *extra])])
     return info
 
 

@@ -199,6 +199,7 @@ class Compiler:
             "_unwind_async": dependencies.unwind_async,
             "_copy": copy.copy,
             "_jscalar": convert.from_json,
+            "_ScalarError": convert.ScalarError,
             "_berr": _body_errors,
             "_jerr": _json_error,
         }
@@ -480,7 +481,13 @@ class Compiler:
                 out.append(f"{ind}{append_to}.append({var})")
             return out
         conv = self.const(scalar.convert, "_conv")
-        out += [f"{ind}try:", f"{ind}    {var} = {conv}(v)", f"{ind}except (ValueError, TypeError):"]
+        out += [
+            f"{ind}try:",
+            f"{ind}    {var} = {conv}(v)",
+            f"{ind}except _ScalarError as e:",
+            f"{ind}    errors = _err(errors, e.type, {loc_code}, e.msg, v, e.ctx)",
+            f"{ind}except (ValueError, TypeError):",
+        ]
         if scalar.error_type == "value_error":
             msg = scalar.error_msg or "Value error, invalid value"
             ctx = self.const(scalar.error_ctx) if scalar.error_ctx else "None"

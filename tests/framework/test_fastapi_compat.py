@@ -582,3 +582,104 @@ def test_strict_content_type_and_root_path() -> None:
         assert client.get("/root").json() == {"root_path": "/api/v1"}
         assert client.get("/openapi.json").json()["servers"] == [{"url": "/api/v1"}]
         app.close()
+
+
+# -- conversions and validators: pydantic's lax mode -----------------------------------------------------
+
+CONVERSIONS = {
+    "int": ["1", "-3", "+1", "1.0", "\u0663", " 1 ", "1_000", "1e3", "0x1", "1.5", "007"],
+    "float": ["1", "1.5", "-1e3", "inf", "nan", "1.", ".5", "0x1p3", " 2 ", "abc"],
+    "date": ["2024-01-01", "20240101", "1700000000", "2024-01-01T00:00:00", "2024-1-1", "2024-02-30"],
+    "datetime": ["2024-01-01T10:00:00", "2024-01-01 10:00:00", "1700000000", "2024-01-01", "2024-01-01T10:00:00z"],
+    "time": ["10:00:00", "10:00", "1000", "25:00:00"],
+    "uuid": ["12345678-1234-5678-1234-567812345678", "12345678123456781234567812345678", "x"],
+    "decimal": ["1.5", "NaN", " 1 ", "1e3", "x"],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CONVERSIONS))
+def test_query_conversions_are_pydantics_lax_mode(kind: str) -> None:
+    import datetime as dt
+    import decimal
+    import math
+    import uuid
+
+    import pydantic
+
+    tp = {"int": int, "float": float, "date": dt.date, "datetime": dt.datetime, "time": dt.time}.get(kind) or {
+        "uuid": uuid.UUID,
+        "decimal": decimal.Decimal,
+    }[kind]
+    app = Catzilla(auto_memory_tuning=False)
+
+    @app.get("/direct")
+    def direct(v: tp):  # type: ignore[valid-type]
+        return {"v": str(v)}
+
+    @app.get("/binder")
+    def binder(v: tp, request: Request):  # type: ignore[valid-type]
+        return {"v": str(v)}
+
+    client = TestClient(app)
+    adapter = pydantic.TypeAdapter(tp)
+    for text in CONVERSIONS[kind]:
+        try:
+            want = ("ok", str(adapter.validate_python(text)))
+        except pydantic.ValidationError as exc:
+            want = ("error", exc.errors()[0]["type"])
+        for path in ("/direct", "/binder"):
+            r = client.get(path, params={"v": text})
+            got = ("ok", r.json()["v"]) if r.status_code == 200 else ("error", r.json()["detail"][0]["type"])
+            if want[0] == got[0] == "ok" and kind in ("float", "decimal") and want[1].lower() == "nan":
+                assert math.isnan(float(got[1]))
+                continue
+            assert got == want, (path, text)
+    app.close()
+
+
+def test_annotated_pydantic_validators_on_parameters(app: Catzilla) -> None:
+    from pydantic import AfterValidator, Field
+
+    def check(value: str) -> str:
+        if not value.startswith(("isbn-", "imdb-")):
+            raise ValueError("Invalid ID format")
+        return value
+
+    @app.get("/items")
+    def items(
+        id: Annotated[str | None, AfterValidator(check)] = None,
+        n: Annotated[int, Field(gt=2)] = 5,
+    ):
+        return {"id": id, "n": n}
+
+    client = TestClient(app)
+    assert client.get("/items?id=isbn-1&n=3").json() == {"id": "isbn-1", "n": 3}
+    assert client.get("/items").json() == {"id": None, "n": 5}
+    r = client.get("/items?id=wtf&n=1")
+    assert r.status_code == 422
+    assert r.json()["detail"] == [
+        {
+            "type": "value_error",
+            "loc": ["query", "id"],
+            "msg": "Value error, Invalid ID format",
+            "input": "wtf",
+            "ctx": {"error": {}},
+        },
+        {"type": "greater_than", "loc": ["query", "n"], "msg": "Input should be greater than 2", "input": "1",
+         "ctx": {"gt": 2}},
+    ]  # fmt: skip
+
+
+def test_jinja2_templates(app: Catzilla, tmp_path) -> None:
+    from catzilla.responses import HTMLResponse
+    from catzilla.templating import Jinja2Templates
+
+    (tmp_path / "item.html").write_text("<a href=\"{{ url_for('item', id=id) }}\">{{ id }}</a>")
+    templates = Jinja2Templates(directory=str(tmp_path))
+
+    @app.get("/items/{id}", response_class=HTMLResponse, name="item")
+    def item(request: Request, id: str):
+        return templates.TemplateResponse(request=request, name="item.html", context={"id": id})
+
+    r = TestClient(app).get("/items/7")
+    assert r.text == '<a href="http://testserver/items/7">7</a>'
