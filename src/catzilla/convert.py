@@ -135,7 +135,6 @@ def exact(tp: Any, fast: re.Pattern[str], convert: Callable[[str], Any]) -> Call
     return conv
 
 
-_INT_RE = re.compile(r"[+-]?[0-9]{1,18}\Z")
 _FLOAT_RE = re.compile(r"[+-]?[0-9]{1,15}(\.[0-9]{1,15})?([eE][+-]?[0-9]{1,3})?\Z")
 _DECIMAL_RE = re.compile(r"[+-]?[0-9]{1,15}(\.[0-9]{1,15})?\Z")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
@@ -159,9 +158,20 @@ class Scalar:
     json_schema: dict[str, Any] = field(default_factory=dict)
 
 
+def to_int_exact(value: str) -> int:
+    """pydantic's lax int: int() agrees with it on ASCII text (it refuses "1.0",
+    which pydantic takes); the rest is pydantic's."""
+    if value.isascii():
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    return int(pydantic_lax(int, value, to_int))
+
+
 INT = Scalar(
     int,
-    exact(int, _INT_RE, to_int),
+    to_int_exact,
     "int_parsing",
     "Input should be a valid integer, unable to parse string as an integer",
     kind="number",
