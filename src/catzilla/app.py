@@ -183,6 +183,7 @@ class Catzilla(RouteDecorators):
         self.docs_url = docs_url if openapi_url is not None else None
         self.redoc_url = redoc_url if openapi_url is not None else None
         self.swagger_ui_parameters = swagger_ui_parameters
+        self.swagger_ui_oauth2_redirect_url = f"{docs_url}/oauth2-redirect" if docs_url else "/docs/oauth2-redirect"
         self.default_response_class = default_response_class
         self.separate_input_output_schemas = separate_input_output_schemas
         self.generate_unique_id_function = generate_unique_id_function

@@ -47,7 +47,25 @@ def swagger_major(path: Path) -> int:
     return int(m.group(1)) if m else 5
 
 
-def swagger_html(title: str, openapi_url: str, docs_url: str, major: int) -> str:
+SWAGGER_UI_DEFAULTS: dict[str, Any] = {
+    "dom_id": "#swagger-ui",
+    "layout": "BaseLayout",
+    "deepLinking": True,
+    "showExtensions": True,
+    "showCommonExtensions": True,
+}
+
+
+def swagger_settings(parameters: dict[str, Any] | None) -> str:
+    """Swagger UI's configuration lines, FastAPI's defaults updated by ``parameters``
+    (``Catzilla(swagger_ui_parameters=...)``), one ``"key": json,`` a line."""
+    merged = {**SWAGGER_UI_DEFAULTS, **(parameters or {})}
+    return "".join(f"    {json.dumps(k)}: {json.dumps(v)},\n" for k, v in merged.items())
+
+
+def swagger_html(
+    title: str, openapi_url: str, docs_url: str, major: int, parameters: dict[str, Any] | None = None
+) -> str:
     assets = f"{docs_url}/assets"
     # Swagger UI 4 refuses "openapi": "3.1.x": hand it the document marked 3.0.3.
     load = (
@@ -72,12 +90,7 @@ def swagger_html(title: str, openapi_url: str, docs_url: str, major: int) -> str
 <script>
 function start(source) {{
   window.ui = SwaggerUIBundle(Object.assign({{
-    dom_id: "#swagger-ui",
-    layout: "BaseLayout",
-    deepLinking: true,
-    showExtensions: true,
-    showCommonExtensions: true,
-    oauth2RedirectUrl: window.location.origin + "{docs_url}/oauth2-redirect",
+{swagger_settings(parameters)}    oauth2RedirectUrl: window.location.origin + "{docs_url}/oauth2-redirect",
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
   }}, source));
 }}
@@ -244,7 +257,8 @@ def install(app: Any, openapi_url: str, docs_url: str | None, redoc_url: str | N
     if docs_url is None:
         return
     if assets is not None:
-        page = swagger_html(app.title, root + openapi_url, root + docs_url, swagger_major(assets))
+        parameters = getattr(app, "swagger_ui_parameters", None)
+        page = swagger_html(app.title, root + openapi_url, root + docs_url, swagger_major(assets), parameters)
     else:
         page = builtin
 
