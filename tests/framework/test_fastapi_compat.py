@@ -683,3 +683,13 @@ def test_jinja2_templates(app: Catzilla, tmp_path) -> None:
 
     r = TestClient(app).get("/items/7")
     assert r.text == '<a href="http://testserver/items/7">7</a>'
+
+
+def test_swagger_ui_parameters_and_oauth2_redirect_url() -> None:
+    pytest.importorskip("swagger_ui_bundle")
+    app = Catzilla(auto_memory_tuning=False, swagger_ui_parameters={"deepLinking": False, "syntaxHighlight": False})
+    page = TestClient(app).get("/docs").text
+    assert '"deepLinking": false,' in page and '"syntaxHighlight": false,' in page
+    assert '"dom_id": "#swagger-ui",' in page and "SwaggerUIBundle.presets.apis," in page
+    assert app.swagger_ui_oauth2_redirect_url == "/docs/oauth2-redirect"
+    app.close()
