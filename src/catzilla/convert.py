@@ -283,11 +283,13 @@ def upload_scalar() -> Scalar:
         "Value error, Expected UploadFile, received: <class 'str'>",  # FastAPI's words
         error_ctx={"error": {}},
         kind="other",
-        json_schema={"type": "string", "format": "binary"},
+        json_schema={"type": "string", "contentMediaType": "application/octet-stream"},  # FastAPI's
     )
 
 
-BYTES = Scalar(bytes, _as_bytes, kind="other", json_schema={"type": "string", "format": "binary"})
+BYTES = Scalar(
+    bytes, _as_bytes, kind="other", json_schema={"type": "string", "contentMediaType": "application/octet-stream"}
+)
 
 BUILTIN: dict[Any, Scalar] = {
     bytes: BYTES,
