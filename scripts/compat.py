@@ -352,7 +352,16 @@ def write_report(results: list[dict], docs: dict[str, list[str]], path: Path) ->
         if diffs:
             shown = "; ".join(diffs[:3]) + (f"; +{len(diffs) - 3} more" if len(diffs) > 3 else "")
             lines.append(f"- `{mod}`: {shown}")
-    path.write_text("\n".join(lines) + "\n")
+    generated = "\n".join(lines[2:]) + "\n"
+    # Only the part between the markers is the run's; the rest of the page is written by hand.
+    begin, end = "<!-- compat.py: begin -->\n", "<!-- compat.py: end -->\n"
+    old = path.read_text() if path.exists() else ""
+    if begin in old and end in old:
+        head, _, rest = old.partition(begin)
+        _, _, tail = rest.partition(end)
+        path.write_text(head + begin + generated + end + tail)
+    else:
+        path.write_text("\n".join(lines[:2]) + "\n" + begin + generated + end)
 
 
 def main() -> None:
