@@ -693,3 +693,20 @@ def test_swagger_ui_parameters_and_oauth2_redirect_url() -> None:
     assert '"dom_id": "#swagger-ui",' in page and "SwaggerUIBundle.presets.apis," in page
     assert app.swagger_ui_oauth2_redirect_url == "/docs/oauth2-redirect"
     app.close()
+
+
+def test_generate_unique_id_function() -> None:
+    app = Catzilla(auto_memory_tuning=False, generate_unique_id_function=lambda route: f"{route.tags[0]}-{route.name}")
+
+    @app.get("/items", tags=["items"])
+    def read_items():
+        return []
+
+    @app.get("/other", tags=["x"], operation_id="given")
+    def other():
+        return []
+
+    paths = TestClient(app).get("/openapi.json").json()["paths"]
+    assert paths["/items"]["get"]["operationId"] == "items-read_items"
+    assert paths["/other"]["get"]["operationId"] == "given"
+    app.close()

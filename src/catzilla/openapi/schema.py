@@ -15,6 +15,7 @@ import inspect
 import re
 import sys
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from catzilla import convert, models
@@ -255,7 +256,9 @@ def security_of(dependant: Dependant, extra: list[Dependant], builder: SchemaBui
     return [{name: scopes} for name, scopes in wanted.items()]
 
 
-def describe_route(route: Any, method: str, builder: SchemaBuilder) -> dict[str, Any]:
+def describe_route(
+    route: Any, method: str, builder: SchemaBuilder, unique_id: Callable[[Any], str] | None = None
+) -> dict[str, Any]:
     binding = route.binding
     params = flatten(binding.dependant, binding.extra)
     endpoint = route.endpoint
@@ -266,7 +269,9 @@ def describe_route(route: Any, method: str, builder: SchemaBuilder) -> dict[str,
     doc = route.description or inspect.getdoc(endpoint)
     if doc:
         op["description"] = doc
-    op["operationId"] = route.operation_id or operation_id(route.name, route.path, method)
+    op["operationId"] = route.operation_id or (
+        unique_id(route) if unique_id is not None else operation_id(route.name, route.path, method)
+    )
     if route.deprecated:
         op["deprecated"] = True
     security = security_of(binding.dependant, binding.extra, builder)
@@ -405,7 +410,9 @@ def build_openapi(app: Any) -> dict[str, Any]:
         path = re.sub(r"{([A-Za-z_][A-Za-z0-9_]*):path}", r"{\1}", route.path)
         item = paths.setdefault(path, {})
         for method in sorted(route.methods):
-            item[method.lower()] = describe_route(route, method, builder)
+            item[method.lower()] = describe_route(
+                route, method, builder, getattr(app, "generate_unique_id_function", None)
+            )
     info: dict[str, Any] = {"title": app.title}
     if getattr(app, "summary", None):
         info["summary"] = app.summary
