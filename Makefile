@@ -227,3 +227,10 @@ test-static: setup build/.malloc-only
 	cppcheck $(CPPCHECK_FLAGS) --project=$$(ls -t build/cp3*/compile_commands.json | head -1)
 	cppcheck $(CPPCHECK_FLAGS) --project=build/malloc-only/cmake/compile_commands.json
 	@echo "cppcheck: csrc/ clean in the jemalloc and the malloc-only configuration"
+
+# FastAPI's tutorial apps and their tests, ported by changing imports only
+# (scripts/compat.py): downloads FastAPI's pinned sdist once into build/compat
+# and writes the pass rate per category to docs/compat.md. Not part of `test`.
+.PHONY: compat
+compat: setup
+	$(PY) scripts/compat.py

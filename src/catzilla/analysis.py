@@ -33,6 +33,7 @@ from catzilla.dependencies import Depends
 from catzilla.params import Body, Cookie, File, Form, Header, Param, Path, Query, Undefined
 from catzilla.request import HTTPConnection
 from catzilla.response import Response
+from catzilla.security import SecurityScopes
 
 PATH_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::path)?}")
 MARKERS = {"path": Path, "query": Query, "header": Header, "cookie": Cookie, "body": Body, "form": Form}
@@ -53,6 +54,7 @@ class ParamInfo:
     is_list: bool = False
     scalar: Scalar | None = None  # path/query/header/cookie/form values
     adapter: models.Adapter | None = None  # body models (and form models)
+    param_model: Any = None  # a query/header/cookie parameter model (catzilla.param_models)
 
     @property
     def required(self) -> bool:
@@ -66,12 +68,14 @@ class Dependant:
     call: Callable[..., Any]
     params: list[ParamInfo] = field(default_factory=list)
     deps: list[tuple[str, Dependant]] = field(default_factory=list)
-    specials: dict[str, str] = field(default_factory=dict)  # name -> "request" | "response" | "background"
+    # name -> "request" | "response" | "background" | "scopes" (SecurityScopes)
+    specials: dict[str, str] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)  # parameter names, in signature order
     keyword_only: set[str] = field(default_factory=set)
     use_cache: bool = True
     kind: str = "function"  # "function", "coroutine", "generator", "asyncgen"
-    scopes: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()  # the OAuth2 scopes of the Security chain to it
+    declared: Any = None  # the dependency as the route names it (before dependency_overrides)
 
     @property
     def is_async(self) -> bool:
@@ -160,12 +164,14 @@ def analyze(
     use_cache: bool = True,
     overrides: dict[Any, Any] | None = None,
     _stack: tuple[Any, ...] = (),
+    _scopes: tuple[str, ...] = (),
 ) -> Dependant:
-    """The Dependant for ``call`` as used on a route with this ``path``."""
+    """The Dependant for ``call`` as used on a route with this ``path``; ``_scopes``:
+    the OAuth2 scopes the ``Security`` chain leading to it asks for."""
     if call in _stack:
         raise TypeError(f"dependency cycle through {describe_call(call)}")
     names_in_path = path_names(path)
-    dep = Dependant(call=call, use_cache=use_cache, kind=callable_kind(call))
+    dep = Dependant(call=call, use_cache=use_cache, kind=callable_kind(call), scopes=_scopes)
     try:
         sig = inspect.signature(call)
     except (TypeError, ValueError) as exc:
@@ -198,8 +204,16 @@ def analyze(
             if not callable(sub_call):
                 raise TypeError(f"{where}: Depends() on parameter {p.name!r} needs a callable")
             sub_call_used = overrides[sub_call] if overrides and sub_call in overrides else sub_call
-            sub = analyze(sub_call_used, path, use_cache=marker.use_cache, overrides=overrides, _stack=(*_stack, call))
-            sub.scopes = tuple(getattr(marker, "scopes", ()))
+            scopes = (*_scopes, *getattr(marker, "scopes", ()))
+            sub = analyze(
+                sub_call_used,
+                path,
+                use_cache=marker.use_cache,
+                overrides=overrides,
+                _stack=(*_stack, call),
+                _scopes=scopes,
+            )
+            sub.declared = sub_call
             dep.deps.append((p.name, sub))
             continue
         special = special_kind(p.name, base, marker)
@@ -220,6 +234,8 @@ def special_kind(name: str, base: Any, marker: Any) -> str | None:
             return "response"
         if issubclass(base, BackgroundTasks):
             return "background"
+        if issubclass(base, SecurityScopes):
+            return "scopes"
     if name == "request" and base is inspect.Parameter.empty:
         return "request"
     return None
@@ -273,6 +289,12 @@ def param_info(
     if source == "form" and models.contains_model(inner):
         info.adapter = models.adapter_for(inner)
         return info
+    if source in ("query", "header", "cookie") and models.is_pydantic_model(inner):
+        from catzilla.param_models import param_model
+
+        underscores = getattr(marker, "convert_underscores", True)
+        info.param_model = param_model(source, inner, optional, default, underscores)
+        return info
     item = convert.list_item(inner)
     if item is not None:
         info.is_list = True
@@ -281,6 +303,12 @@ def param_info(
         if source == "path":
             raise TypeError(f"{where}: path parameter {name!r} cannot be a list")
     info.scalar = scalar_or_fail(where, name, info.inner)
+    _, metadata = split_annotated(annotation)
+    extra = [m for m in metadata if not isinstance(m, (Param, Depends))]
+    if extra and not info.is_list:
+        # pydantic's validators and constraints: pydantic applies them (the fast
+        # conversion is kept only where nothing else was declared)
+        info.scalar = convert.annotated_scalar(info.scalar, typing.Annotated[tuple([info.inner, *extra])])
     return info
 
 

@@ -6,6 +6,7 @@ import inspect
 import logging
 import math
 import sys
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -40,6 +41,7 @@ from catzilla.routing import (
     check_path,
     check_prefix,
     fill_path,
+    include_options,
     join_path,
     merge_options,
     normalize_methods,
@@ -141,8 +143,13 @@ class Catzilla(RouteDecorators):
     with a message on stderr otherwise. It cannot be switched afterwards.
 
     ``title``, ``version``, ``description``, ``openapi_tags`` and ``servers``
-    describe the API in ``/openapi.json``; ``docs_url=None`` (or
-    ``openapi_url=None``) turns off both ``/openapi.json`` and ``/docs``.
+    (and ``summary``, ``terms_of_service``, ``contact``, ``license_info``) describe
+    the API in ``/openapi.json``; ``docs_url=None`` turns off ``/docs``,
+    ``redoc_url=None`` the ``/redoc`` page, ``openapi_url=None`` all three.
+    ``default_response_class`` is the response class of routes that name none.
+    ``strict_content_type=True`` refuses a JSON body sent without Content-Type
+    (FastAPI's default; Catzilla's is False, which keeps such routes on the C
+    core's direct path).
     ``debug=True`` puts the exception and its traceback into 500 answers (for
     development only; ``production=True`` never does). By default a 500 says
     only ``{"detail": "Internal Server Error"}`` and the traceback goes to
@@ -180,12 +187,25 @@ class Catzilla(RouteDecorators):
         ws_ping_interval: float | None = 20.0,
         ws_ping_timeout: float | None = 20.0,
         title: str = "Catzilla",
+        summary: str | None = None,
         version: str = "0.1.0",
         description: str = "",
+        terms_of_service: str | None = None,
+        contact: dict[str, Any] | None = None,
+        license_info: dict[str, Any] | None = None,
         openapi_url: str | None = "/openapi.json",
         docs_url: str | None = "/docs",
+        redoc_url: str | None = "/redoc",
+        swagger_ui_parameters: dict[str, Any] | None = None,
         openapi_tags: list[dict[str, Any]] | None = None,
         servers: list[dict[str, Any]] | None = None,
+        root_path: str = "",
+        root_path_in_servers: bool = True,
+        default_response_class: type[Response] | None = None,
+        separate_input_output_schemas: bool = True,
+        generate_unique_id_function: Callable[[Route], str] | None = None,
+        strict_content_type: bool = False,
+        responses: dict[Any, Any] | None = None,
         dependencies: Iterable[Depends] | None = None,
         middleware: Iterable[Any] | None = None,
         lifespan: Callable[[Any], Any] | None = None,
@@ -235,11 +255,14 @@ class Catzilla(RouteDecorators):
         )
         self._server = _core.Server(self._memory.allocator)
         self._route_names: dict[int, str] = {}  # C route index -> "GET /path", for log lines
+        self._registered: set[tuple[str, str]] = set()  # (method, path) served
         self._routes: list[Route] = []
         self._targets: list[tuple[Route, list[Any], list[Layer]]] = []  # [mode, callable] per route
         self._mounts: list[tuple[str, Any, str | None, list[Any] | None]] = []  # (path, app, name, endpoint)
         self._mounted_patterns: set[tuple[str, str]] = set()  # sub-app routes added to this server
-        self.root_path = ""
+        self.root_path = root_path
+        self.root_path_given = bool(root_path)  # the app's own, not a mount's nor a proxy's
+        self.root_path_in_servers = root_path_in_servers
         # Proxy headers (X-Forwarded-*, Forwarded): off unless turned on; then believed
         # only from forwarded_allow_ips (see catzilla.proxy). `catzilla run` turns them on.
         self._proxy_headers = False
@@ -252,13 +275,24 @@ class Catzilla(RouteDecorators):
         self.port: int | None = None  # the bound port while serving
         self.state = State()
         self.title, self.version, self.description = title, version, description
+        self.summary = summary
+        self.terms_of_service, self.contact, self.license_info = terms_of_service, contact, license_info
         self.openapi_tags = openapi_tags
         self.servers = servers
-        self.openapi_url = openapi_url if docs_url is not None else None
+        self.openapi_url = openapi_url
         self.docs_url = docs_url if openapi_url is not None else None
+        self.redoc_url = redoc_url if openapi_url is not None else None
+        self.swagger_ui_parameters = swagger_ui_parameters
+        self.swagger_ui_oauth2_redirect_url = f"{docs_url}/oauth2-redirect" if docs_url else "/docs/oauth2-redirect"
+        self.default_response_class = default_response_class
+        self.separate_input_output_schemas = separate_input_output_schemas
+        self.generate_unique_id_function = generate_unique_id_function
+        self.responses = dict(responses or {})
+        self.strict_content_type = bool(strict_content_type)
         self.openapi_schema: dict[str, Any] | None = None
         self.dependencies = list(dependencies or [])
-        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
+        # one dict for the app's life: routes hold it (assigning a new one refills it)
+        self._dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._middleware: list[Layer] = [Layer(m) for m in (middleware or [])]  # outermost first
         self._lifespan = Lifespan(lifespan, list(on_startup or []), list(on_shutdown or []))
         # request.app, without a reference cycle (a dropped app is freed at once).
@@ -294,6 +328,20 @@ class Catzilla(RouteDecorators):
     def forwarded_allow_ips(self, value: str | Iterable[str]) -> None:
         self._forwarded_allow_ips = TrustedHosts(value)
         self._proxy_trusted = self._forwarded_allow_ips if self._proxy_headers else None
+
+    @property
+    def dependency_overrides(self) -> dict[Callable[..., Any], Callable[..., Any]]:
+        """``app.dependency_overrides[dep] = replacement`` swaps a dependency (for tests);
+        ``app.dependency_overrides = {}`` (or ``None``) removes every override."""
+        return self._dependency_overrides
+
+    @dependency_overrides.setter
+    def dependency_overrides(self, value: dict[Callable[..., Any], Callable[..., Any]] | None) -> None:
+        if value is self._dependency_overrides:
+            return
+        new = dict(value or {})
+        self._dependency_overrides.clear()
+        self._dependency_overrides.update(new)
 
     # -- allocator ------------------------------------------------------------------
 
@@ -359,7 +407,8 @@ class Catzilla(RouteDecorators):
         name: str | None = None,
         **options: Any,
     ) -> Route:
-        """Register ``endpoint`` for ``path``; ValueError on a bad, duplicate or conflicting route.
+        """Register ``endpoint`` for ``path``; ValueError on a bad or conflicting route (the
+        same method and path twice: the first answers, with a warning, as in FastAPI).
 
         Options: those of ``RouteDecorators`` (catzilla.routing).
         """
@@ -391,18 +440,23 @@ class Catzilla(RouteDecorators):
         is_ws = bool(options.get("websocket"))
         if is_ws and not inspect.iscoroutinefunction(endpoint):
             raise TypeError(f"WebSocket route {path!r}: the handler must be an async function")
+        response_class = options.get("response_class") or self.default_response_class
+        responses = {**self.responses, **(options.get("responses") or {})}
         binding = Binding(
             path,
             endpoint,
             dependencies=dependencies,
             status_code=status_code,
             response_model=options.get("response_model", Undefined),
-            response_class=options.get("response_class"),
+            response_class=response_class,
+            response_model_include=options.get("response_model_include"),
+            response_model_exclude=options.get("response_model_exclude"),
             response_model_exclude_none=bool(options.get("response_model_exclude_none")),
             response_model_exclude_unset=bool(options.get("response_model_exclude_unset")),
-            overrides=self.dependency_overrides,
+            overrides=self._dependency_overrides,
             run_background=background_runner(self._runner),
             request_class=self._websocket_class if is_ws else self._request_class,
+            strict_content_type=self.strict_content_type,
         )
         route_mw = list(options.get("middleware") or [])
         layers = [Layer(m) for m in route_mw]
@@ -415,12 +469,13 @@ class Catzilla(RouteDecorators):
             summary=options.get("summary"),
             description=options.get("description"),
             response_description=options.get("response_description") or "Successful Response",
-            responses=dict(options.get("responses") or {}),
+            responses=responses,
             deprecated=options.get("deprecated"),
             operation_id=options.get("operation_id"),
             include_in_schema=options.get("include_in_schema", True),
             status_code=status_code,
-            response_class=options.get("response_class"),
+            response_class=response_class,
+            openapi_extra=options.get("openapi_extra"),
             binding=binding,
             middleware=tuple(route_mw),
             websocket=is_ws,
@@ -436,11 +491,22 @@ class Catzilla(RouteDecorators):
         policy = threadpool.policy(options.get("threadpool"), binding.is_async, path)
         own = options.get("max_body_size")
         max_body = 0 if own is None else check_body_size(own, f"route {path!r}")
-        indexes = self._server.add_route(
-            method_list, path, target, policy, max_body, binding.body_mode
-        )  # every method or none
-        for method, index in zip(method_list, indexes if isinstance(indexes, list) else [indexes], strict=True):
-            self._route_names[index] = f"{method} {path}"
+        # The same method and path twice: the first answers, as in FastAPI (a warning
+        # says the second is never reached); other conflicts are the C router's errors.
+        fresh = [m for m in method_list if (m, path) not in self._registered]
+        if len(fresh) < len(method_list):
+            warnings.warn(
+                f"route {', '.join(m for m in method_list if m not in fresh)} {path!r} is already registered: "
+                f"{route.name} is never reached (the first route answers)",
+                stacklevel=3,
+            )
+        if fresh:
+            indexes = self._server.add_route(
+                fresh, path, target, policy, max_body, binding.body_mode
+            )  # every method or none
+            for method, index in zip(fresh, indexes if isinstance(indexes, list) else [indexes], strict=True):
+                self._route_names[index] = f"{method} {path}"
+                self._registered.add((method, path))
         if not internal:
             self._routes.append(route)
         self._targets.append((route, target, layers))
@@ -452,14 +518,19 @@ class Catzilla(RouteDecorators):
         group: RouterGroup,
         *,
         prefix: str = "",
-        tags: Iterable[str] | None = None,
+        tags: Iterable[Any] | None = None,
         dependencies: Iterable[Depends] | None = None,
+        responses: dict[Any, Any] | None = None,
+        deprecated: bool | None = None,
+        include_in_schema: bool = True,
+        default_response_class: type[Response] | None = None,
     ) -> list[Route]:
-        """Register a ``RouterGroup``'s routes (as they are now), optionally under another prefix."""
+        """Register a ``RouterGroup``'s routes (as they are now), optionally under another
+        prefix, with more tags, dependencies and responses (FastAPI's ``include_router``)."""
         if not isinstance(group, RouterGroup):
             raise TypeError(f"include_routes takes a RouterGroup, got {group!r}")
         check_prefix(prefix)
-        extra = {"tags": list(tags or []), "dependencies": list(dependencies or [])}
+        extra = include_options(tags, dependencies, responses, deprecated, include_in_schema, default_response_class)
         added = []
         for d in group.route_defs():
             options = merge_options(extra, d.options)
@@ -549,7 +620,10 @@ class Catzilla(RouteDecorators):
         return decorator
 
     def on_event(self, event: str) -> Callable[[F], F]:
-        """``@app.on_event("startup")`` / ``("shutdown")``: run once per serving process."""
+        """``@app.on_event("startup")`` / ``("shutdown")``: run once per serving process.
+
+        Deprecated, as in FastAPI (a ``DeprecationWarning``): ``lifespan=`` says the same."""
+        warnings.warn("on_event is deprecated, use lifespan event handlers instead", DeprecationWarning, stacklevel=2)
 
         def decorator(fn: F) -> F:
             self._lifespan.add(event, fn)
@@ -772,13 +846,14 @@ class Catzilla(RouteDecorators):
     def _prepare(self) -> None:
         """Wire each route's endpoint list for this run: the bare endpoint, or its middleware chain."""
         self._install_observability()
-        if not self._docs_installed and self.openapi_url and self.docs_url:
+        if not self._docs_installed and self.openapi_url:
             self._docs_installed = True
             taken = {r.path for r in self._routes}
-            if self.openapi_url not in taken and self.docs_url not in taken:
+            urls = {self.openapi_url, self.docs_url, self.redoc_url} - {None}
+            if not urls & taken:
                 from catzilla.openapi import install
 
-                install(self, self.openapi_url, self.docs_url)
+                install(self, self.openapi_url, self.docs_url, self.redoc_url)
         app_layers = self._middleware
         for route, target, route_layers in self._targets:
             layers = app_layers + route_layers

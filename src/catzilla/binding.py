@@ -69,31 +69,51 @@ class Binding:
         response_class: type[Response] | None = None,
         response_model_exclude_none: bool = False,
         response_model_exclude_unset: bool = False,
+        response_model_include: Any = None,
+        response_model_exclude: Any = None,
         overrides: dict[Any, Any] | None = None,
         run_background: Callable[[BackgroundTasks], None] | None = None,
         request_class: type[HTTPConnection] = Request,
+        strict_content_type: bool = False,
     ) -> None:
         self.request_class = request_class
+        self.strict_content_type = strict_content_type
         self.websocket_run: Callable[..., Any] | None = None  # a WebSocket route's endpoint (app.py)
         self.path = path
         self.handler = handler
         self.dependencies = list(dependencies)
-        self._dependency_calls: list[tuple[Callable[..., Any], bool]] = []  # (callable, use_cache)
+        self._dependency_calls: list[
+            tuple[Callable[..., Any], bool, tuple[str, ...]]
+        ] = []  # (callable, use_cache, scopes)
         for dependency in self.dependencies:
             if not isinstance(dependency, Depends):
                 raise TypeError(f"dependencies must be Depends(...) objects, got {dependency!r}")
             if dependency.dependency is None:
                 raise TypeError(f"{path}: route dependencies need a callable: Depends(fn), got {dependency!r}")
-            self._dependency_calls.append((dependency.dependency, dependency.use_cache))
+            scopes = tuple(getattr(dependency, "scopes", ()))
+            self._dependency_calls.append((dependency.dependency, dependency.use_cache, scopes))
         self.overrides = overrides
         self.run_background = run_background
         self.dependant = analyze(handler, path)
-        self.extra = [analyze(call, path, use_cache=use_cache) for call, use_cache in self._dependency_calls]
+        self.extra = [
+            analyze(call, path, use_cache=use_cache, _scopes=scopes)
+            for call, use_cache, scopes in self._dependency_calls
+        ]
+        for dependant, (call, _, _) in zip(self.extra, self._dependency_calls, strict=True):
+            dependant.declared = call
         self.status_code = status_code
         self.response_model = response_model_of(handler, response_model)
         self.finish = rendering.make_finish(
-            status_code, self.response_model, response_class, response_model_exclude_none, response_model_exclude_unset
+            status_code,
+            self.response_model,
+            response_class,
+            response_model_exclude_none,
+            response_model_exclude_unset,
+            response_model_include,
+            response_model_exclude,
         )
+        # the C core's own rendering of a model knows nothing of include/exclude
+        filtered = response_model_include is not None or response_model_exclude is not None
         d = self.dependant
         # True when the endpoint may return a coroutine.
         self.is_async = d.any_async() or any(e.any_async() for e in self.extra)
@@ -127,12 +147,14 @@ class Binding:
                 self.extra,
                 self.finish,
                 200 if status_code is None else status_code,
-                self.response_model,
+                None if filtered else self.response_model,
                 response_class,
                 response_model_exclude_none,
                 response_model_exclude_unset,
             )
             if self.mode == MODE_REQUEST
+            # the C core takes a body without Content-Type as JSON: strict routes use the binder
+            and not (strict_content_type and any(p.source == "body" for p in params))
             else None
         )
         if self.plan is not None:
@@ -147,6 +169,7 @@ class Binding:
             override_hook=self._with_overrides if with_override_check and self.overrides is not None else None,
             run_background=self.run_background,
             request_class=self.request_class,
+            strict_content_type=self.strict_content_type,
         ).compile()
 
     def _with_overrides(self, raw: Any, request: Any = None) -> Any:
@@ -157,8 +180,8 @@ class Binding:
             snapshot = dict(self.overrides)
             dependant = analyze(self.handler, self.path, overrides=snapshot)
             extra = [
-                analyze(snapshot.get(call, call), self.path, use_cache=use_cache, overrides=snapshot)
-                for call, use_cache in self._dependency_calls
+                analyze(snapshot.get(call, call), self.path, use_cache=use_cache, overrides=snapshot, _scopes=scopes)
+                for call, use_cache, scopes in self._dependency_calls
             ]
             fn = self._compile(dependant, extra, with_override_check=False)
             self._override_cache = {key: fn}

@@ -14,6 +14,7 @@ Set ``CATZILLA_DEBUG_BINDER=1`` to print the generated source.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import sys
@@ -27,6 +28,7 @@ from catzilla.background import BackgroundTasks
 from catzilla.exceptions import RequestValidationError
 from catzilla.params import Undefined
 from catzilla.request import HTTPConnection, Request, parse_cookies
+from catzilla.security import SecurityScopes
 
 _MISSING = object()
 _EMPTY: dict[str, Any] = {}
@@ -57,7 +59,7 @@ def _merr(errors: list[dict[str, Any]] | None, new: list[dict[str, Any]]) -> lis
     return errors
 
 
-def _raise(errors: list[dict[str, Any]]) -> None:
+def _raise(errors: list[dict[str, Any]], raw: Any = None) -> None:
     seen: set[str] = set()
     unique = []
     for e in errors:
@@ -65,7 +67,22 @@ def _raise(errors: list[dict[str, Any]]) -> None:
         if key not in seen:
             seen.add(key)
             unique.append(e)
-    raise RequestValidationError(unique)
+    raise RequestValidationError(unique, body=_request_body(raw))
+
+
+def _request_body(raw: Any) -> Any:
+    """The body as FastAPI's ``RequestValidationError.body`` has it: the parsed JSON,
+    else the bytes; None without one."""
+    try:
+        body = raw.body if raw is not None else None
+    except Exception:  # a streamed body, or a client that left
+        return None
+    if not body or not isinstance(body, (bytes, bytearray)):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return bytes(body)
 
 
 def _cookies(headers: list[tuple[str, str]]) -> dict[str, str]:
@@ -83,6 +100,43 @@ def _form_values(form: dict[str, list[str]]) -> dict[str, Any]:
 def _model_errors(exc: BaseException, prefix: tuple[Any, ...]) -> list[dict[str, Any]]:
     assert isinstance(exc, models.ModelError)
     return [dict(e, loc=[*prefix, *e["loc"]]) for e in exc.errors]
+
+
+def _json_error(body: bytes, prefix: tuple[Any, ...]) -> list[dict[str, Any]] | None:
+    """FastAPI's error for a body that is not JSON (where Python's parser stops), or None."""
+    try:
+        json.loads(body)
+    except json.JSONDecodeError as e:
+        return [
+            {"type": "json_invalid", "loc": [*prefix, e.pos], "msg": "JSON decode error", "input": {},
+             "ctx": {"error": e.msg}}
+        ]  # fmt: skip
+    except ValueError:  # not UTF-8
+        return None
+    return None
+
+
+def _body_errors(
+    exc: BaseException,
+    body: bytes,
+    prefix: tuple[Any, ...],
+    conv: Callable[[BaseException, tuple[Any, ...]], list[dict[str, Any]]],
+    revalidate: Callable[[Any], Any] | None,
+) -> list[dict[str, Any]]:
+    """A body model's errors as FastAPI reports them: it parses the JSON first, then
+    validates Python objects (pydantic's messages differ between the two modes, e.g.
+    "a valid list" / "a valid array"). Only the error path pays for it."""
+    broken = _json_error(body, prefix)
+    if broken is not None:
+        return broken
+    if revalidate is not None:
+        try:
+            revalidate(json.loads(body))
+        except models.ModelError as again:
+            return [dict(e, loc=[*prefix, *e["loc"]]) for e in again.errors]
+        except Exception:
+            pass
+    return conv(exc, prefix)
 
 
 def _plural(n: Any, word: str) -> str:
@@ -103,6 +157,7 @@ class Compiler:
         run_background: Callable[[BackgroundTasks], None] | None = None,
         request_class: type[HTTPConnection] = Request,
         name: str = "bind",
+        strict_content_type: bool = False,
     ) -> None:
         if root.kind in ("generator", "asyncgen"):
             raise TypeError(f"handler {getattr(root.call, '__name__', root.call)!r} cannot be a generator")
@@ -126,7 +181,7 @@ class Compiler:
             "_hdm": datastructures.header_multi,
             "_ck": _cookies,
             "_pform": datastructures.parse_body_form,
-            "_isjson": datastructures.json_body_type,
+            "_isjson": datastructures.json_body_type_strict if strict_content_type else datastructures.json_body_type,
             "_formv": _form_values,
             "_loads": _json.loads,
             "_Request": request_class,
@@ -144,12 +199,18 @@ class Compiler:
             "_unwind_async": dependencies.unwind_async,
             "_copy": copy.copy,
             "_jscalar": convert.from_json,
+            "_ScalarError": convert.ScalarError,
+            "_berr": _body_errors,
+            "_jerr": _json_error,
         }
         self.consts = 0
+        self.staged = False
         self.params: list[tuple[ParamInfo, str]] = []
         self.calls: list[tuple[Dependant, str, dict[str, str]]] = []
         self.cache: dict[Any, str] = {}
         self.specials: set[str] = set()
+        self.own_params: dict[str, list[tuple[ParamInfo, str]]] = {}  # call var -> its own parameters
+        self.sub_vars: dict[str, list[str]] = {}  # call var -> the vars of its dependencies
 
     # ---- planning ----------------------------------------------------------------------
 
@@ -164,17 +225,26 @@ class Compiler:
         if key in self.cache:
             return self.cache[key]
         args: dict[str, str] = {}
+        subs: list[str] = []
         for name, sub in dep.deps:
             args[name] = self.plan(sub)
+            subs.append(args[name])
+        own: list[tuple[ParamInfo, str]] = []
         for p in dep.params:
             var = f"p{len(self.params)}"
             self.params.append((p, var))
+            own.append((p, var))
             args[p.name] = var
         for name, kind in dep.specials.items():
             self.specials.add(kind)
+            if kind == "scopes":
+                args[name] = self.const(SecurityScopes(list(dep.scopes)))
+                continue
             args[name] = {"request": "request", "response": "sresp", "background": "bg"}[kind]
         var = "result" if is_root else f"d{len(self.calls)}"
         self.calls.append((dep, var, args))
+        self.own_params[var] = own
+        self.sub_vars[var] = subs
         self.cache[key] = var
         return var
 
@@ -195,10 +265,17 @@ class Compiler:
             self.ns["_ov"] = self.overrides
             self.ns["_override"] = self.override_hook
             out.append("    if _ov: return _override(raw, request)")
-        if self.params:
+        # With dependencies, FastAPI's order: each dependency's own parameters are
+        # read, then it is called (unless they, or its dependencies, failed), and
+        # the handler's own parameters last: a dependency's HTTPException wins over
+        # the handler's 422.
+        staged = bool(deps) and bool(self.params)
+        if staged:
+            self.staged = True
+        elif self.params:
             out.append("    errors = None")
             out.extend(self.emit_extraction())
-            out.append("    if errors is not None: _raise(errors)")
+            out.append("    if errors is not None: _raise(errors, raw)")
         if "request" in self.specials:
             out.append("    if request is None: request = _Request(raw)")
         if "response" in self.specials:
@@ -206,7 +283,7 @@ class Compiler:
         if "background" in self.specials:
             out.append("    bg = _BG()")
         if needs_async_part:
-            names = ["raw", "request"] + [v for _, v in self.params]
+            names = ["raw", "request"] + ([] if staged else [v for _, v in self.params])
             names += [n for n, k in (("sresp", "response"), ("bg", "background")) if k in self.specials]
             out.append(f"    return _run({', '.join(names)})")
             out.append("")
@@ -235,16 +312,35 @@ class Compiler:
     ) -> list[str]:
         ind = "        " if has_gens else "    "
         body: list[str] = []
+        done: set[str] = set()
+        if self.staged:
+            body.append(f"{ind}errors = None")
+
+        def stage(var: str) -> list[str]:
+            return [ind[4:] + line for line in self.emit_params(self.own_params[var], done)]
+
         for dep, var, args in deps:
             expr = self.call_expr(dep, args)
             if dep.kind == "coroutine":
-                body.append(f"{ind}{var} = await {expr}")
+                call = f"{var} = await {expr}"
             elif dep.kind == "generator":
-                body.append(f"{ind}{var} = _enter_sync({expr}, stack)")
+                call = f"{var} = _enter_sync({expr}, stack)"
             elif dep.kind == "asyncgen":
-                body.append(f"{ind}{var} = await _enter_async({expr}, stack)")
+                call = f"{var} = await _enter_async({expr}, stack)"
             else:
-                body.append(f"{ind}{var} = {expr}")
+                call = f"{var} = {expr}"
+            if not self.staged:
+                body.append(f"{ind}{call}")
+                continue
+            body.append(f"{ind}n = 0 if errors is None else len(errors)")
+            body += stage(var)
+            failed = " or ".join(
+                ["(errors is not None and len(errors) > n)", *(f"f_{sub}" for sub in self.sub_vars[var])]
+            )
+            body += [f"{ind}f_{var} = {failed}", f"{ind}if not f_{var}:", f"{ind}    {call}"]
+        if self.staged:
+            body += stage("result")
+            body.append(f"{ind}if errors is not None: _raise(errors, raw)")
         root_args = next(a for d, _, a in self.calls if d is self.root)
         expr = self.call_expr(self.root, root_args)
         if self.root.is_async and in_async:
@@ -276,42 +372,58 @@ class Compiler:
     # ---- extraction ------------------------------------------------------------------
 
     def emit_extraction(self) -> list[str]:
+        return self.emit_params(self.params, set())
+
+    def emit_params(self, params: list[tuple[ParamInfo, str]], done: set[str]) -> list[str]:
+        """Reading and converting ``params``; a source's mapping (the parsed query
+        string, headers...) is made the first time (``done`` records which)."""
         out: list[str] = []
         by_source: dict[str, list[tuple[ParamInfo, str]]] = {}
-        for p, var in self.params:
+        for p, var in params:
             by_source.setdefault(p.source, []).append((p, var))
         if "path" in by_source:
-            out.append("    pp = raw.path_params")
+            if "path" not in done:
+                out.append("    pp = raw.path_params")
             for p, var in by_source["path"]:
                 out.append(f"    v = pp.get({p.key!r}, _M)")
                 out.append("    if v is not _M and '%' in v: v = _unquote(v)")
                 out.extend(self.emit_scalar(p, var, "    ", ("path", p.key)))
         if "query" in by_source:
-            multi = any(p.is_list for p, _ in by_source["query"])
-            parser = "_pqm" if multi else "_pq"
-            out.append("    qs = raw.query_string")
-            out.append(f"    query = {parser}(qs) if qs else _EMPTY")
+            multi = any(p.is_list for p, _ in self.params if p.source == "query")
+            if "query" not in done:
+                parser = "_pqm" if multi else "_pq"
+                out.append("    qs = raw.query_string")
+                out.append(f"    query = {parser}(qs) if qs else _EMPTY")
             for p, var in by_source["query"]:
                 out.extend(self.emit_lookup("query", p, var, multi))
         if "header" in by_source:
-            multi = any(p.is_list for p, _ in by_source["header"])
-            out.append(f"    hdrs = {'_hdm' if multi else '_hd'}(raw.headers)")
+            multi = any(p.is_list for p, _ in self.params if p.source == "header")
+            if "header" not in done:
+                out.append(f"    hdrs = {'_hdm' if multi else '_hd'}(raw.headers)")
             for p, var in by_source["header"]:
                 out.extend(self.emit_lookup("hdrs", p, var, multi))
         if "cookie" in by_source:
-            out.append("    cookies = _ck(raw.headers)")
+            if "cookie" not in done:
+                out.append("    cookies = _ck(raw.headers)")
             for p, var in by_source["cookie"]:
                 out.extend(self.emit_lookup("cookies", p, var, False))
         if "form" in by_source:
-            out.append("    form = _pform(raw)")
+            if "form" not in done:
+                out.append("    form = _pform(raw)")
             for p, var in by_source["form"]:
                 if p.adapter is not None:
                     out.extend(self.emit_form_model(p, var))
                 else:
                     out.extend(self.emit_lookup("form", p, var, True))
-        if "body" in by_source:
-            out.extend(self.emit_body(by_source["body"]))
+        if "body" in by_source and "body" not in done:
+            # every body parameter at once: several are one JSON object
+            out.extend(self.emit_body([(p, v) for p, v in self.params if p.source == "body"]))
+        done.update(by_source)
         return out
+
+    def emit_param_model(self, p: ParamInfo, var: str) -> list[str]:
+        fn = self.const(p.param_model, "_pm")
+        return [f"    {var}, errs = {fn}(raw)", "    if errs: errors = _merr(errors, errs)"]
 
     def emit_missing(self, p: ParamInfo, var: str, ind: str, loc: tuple[Any, ...]) -> list[str]:
         if p.marker.default_factory is not None:
@@ -323,6 +435,8 @@ class Compiler:
         return [f"{ind}{var} = _copy({self.const(p.default)})"]
 
     def emit_lookup(self, mapping: str, p: ParamInfo, var: str, multi: bool) -> list[str]:
+        if p.param_model is not None:
+            return self.emit_param_model(p, var)
         source = "body" if p.source == "form" else p.source
         loc = (source, p.key)
         if p.is_list:
@@ -367,7 +481,13 @@ class Compiler:
                 out.append(f"{ind}{append_to}.append({var})")
             return out
         conv = self.const(scalar.convert, "_conv")
-        out += [f"{ind}try:", f"{ind}    {var} = {conv}(v)", f"{ind}except (ValueError, TypeError):"]
+        out += [
+            f"{ind}try:",
+            f"{ind}    {var} = {conv}(v)",
+            f"{ind}except _ScalarError as e:",
+            f"{ind}    errors = _err(errors, e.type, {loc_code}, e.msg, v, e.ctx)",
+            f"{ind}except (ValueError, TypeError):",
+        ]
         if scalar.error_type == "value_error":
             msg = scalar.error_msg or "Value error, invalid value"
             ctx = self.const(scalar.error_ctx) if scalar.error_ctx else "None"
@@ -493,19 +613,21 @@ class Compiler:
                 out.append("    else:")
                 if p.adapter is not None:
                     fn, exc_types, conv = p.adapter.json_entry()
+                    again = p.adapter.validate_python if p.adapter.kind == "pydantic" else None
                     out += [
                         "        try:",
                         f"            {var} = {self.const(fn, '_vj')}(body)",
                         f"        except {self.const(exc_types, '_ex')} as e:",
-                        f"            errors = _merr(errors, {self.const(conv, '_econv')}(e, ('body',)))",
+                        f"            errors = _merr(errors, _berr(e, body, ('body',), {self.const(conv, '_econv')}, "
+                        f"{self.const(again, '_vp')}))",
                     ]
                 else:
                     out += [
                         "        try:",
                         "            v = _loads(body)",
                         "        except ValueError as e:",
-                        "            errors = _err(errors, 'json_invalid', ('body',), 'JSON decode error', "
-                        "None, {'error': str(e)})",
+                        "            errors = _merr(errors, _jerr(body, ('body',)) or "
+                        "_err(None, 'json_invalid', ('body',), 'JSON decode error', {}, {'error': str(e)}))",
                         "        else:",
                     ]
                     out += self.emit_json_scalar(p, var, "            ", ("body",))
@@ -516,13 +638,12 @@ class Compiler:
             "        try:",
             "            bj = _loads(body)",
             "        except ValueError as e:",
-            "            errors = _err(errors, 'json_invalid', ('body',), 'JSON decode error', None, "
-            "{'error': str(e)})",
+            "            errors = _merr(errors, _jerr(body, ('body',)) or "
+            "_err(None, 'json_invalid', ('body',), 'JSON decode error', {}, {'error': str(e)}))",
             "            bj = None",
             "        else:",
-            "            if not isinstance(bj, dict):",
-            "                errors = _err(errors, 'dict_type', ('body',), 'Input should be a valid dictionary', bj)",
-            "                bj = None",
+            "            if not isinstance(bj, dict):",  # as FastAPI: nothing of it is found
+            "                bj = _EMPTY",
             "    if bj is not None:",
         ]
         for p, var in params:

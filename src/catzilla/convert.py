@@ -56,6 +56,95 @@ def to_decimal(value: str) -> decimal.Decimal:
         raise ValueError(value) from None
 
 
+class ScalarError(ValueError):
+    """pydantic's own error for a value the fast conversion did not take."""
+
+    def __init__(self, type_: str, msg: str, ctx: dict[str, Any] | None) -> None:
+        super().__init__(msg)
+        self.type = type_
+        self.msg = msg
+        self.ctx = ctx
+
+
+_ADAPTERS: dict[Any, Any] = {}
+
+
+def plain_ctx(value: Any) -> Any:
+    """An error's context value as FastAPI's JSON has it (an exception encodes as {})."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, BaseException):
+        return {}
+    return str(value)
+
+
+def annotated_scalar(base: Scalar, annotation: Any) -> Scalar:
+    """``base`` with the pydantic metadata of an ``Annotated`` (validators such as
+    ``AfterValidator``, ``Field`` and ``annotated_types`` constraints) applied by
+    pydantic, as FastAPI does; without pydantic, ``base``."""
+    try:
+        import pydantic  # noqa: F401
+    except ImportError:
+        return base
+    fallback = base.convert or (lambda v: v)
+
+    def convert(value: str) -> Any:
+        return pydantic_lax(annotation, value, fallback)
+
+    return Scalar(annotation, convert, base.error_type or "value_error", base.error_msg, base.error_ctx,
+                  kind=base.kind, json_schema=dict(base.json_schema))  # fmt: skip
+
+
+def pydantic_lax(tp: Any, value: str, fallback: Callable[[str], Any]) -> Any:
+    """``value`` as pydantic's lax mode makes it ``tp`` (FastAPI's conversion), or
+    ``fallback(value)`` without pydantic. ScalarError carries pydantic's error."""
+    adapter = _ADAPTERS.get(tp)
+    if adapter is None:
+        try:
+            import pydantic
+        except ImportError:
+            return fallback(value)
+        adapter = _ADAPTERS[tp] = pydantic.TypeAdapter(tp)
+    try:
+        return adapter.validate_python(value)
+    except Exception as exc:  # pydantic.ValidationError
+        errors = getattr(exc, "errors", None)
+        if errors is None:
+            raise
+        first = errors(include_url=False)[0]
+        ctx = first.get("ctx")
+        if ctx:
+            ctx = {k: plain_ctx(v) for k, v in ctx.items()}
+        raise ScalarError(first["type"], first["msg"], ctx or None) from None
+
+
+def exact(tp: Any, fast: re.Pattern[str], convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A converter that is exactly pydantic's lax mode: ``convert`` for the common
+    spellings ``fast`` matches (where both agree), pydantic for everything else."""
+    match = fast.match
+
+    def conv(value: str) -> Any:
+        if match(value):
+            try:
+                return convert(value)
+            except ValueError:
+                pass
+        return pydantic_lax(tp, value, convert)
+
+    conv.__name__ = f"to_{getattr(tp, '__name__', 'value')}"
+    return conv
+
+
+_FLOAT_RE = re.compile(r"[+-]?[0-9]{1,15}(\.[0-9]{1,15})?([eE][+-]?[0-9]{1,3})?\Z")
+_DECIMAL_RE = re.compile(r"[+-]?[0-9]{1,15}(\.[0-9]{1,15})?\Z")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+_DATETIME_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})?\Z"
+)
+_TIME_RE = re.compile(r"[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?\Z")
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+
+
 @dataclass(frozen=True)
 class Scalar:
     """How one string becomes one value: ``convert`` raises ValueError/TypeError on bad input."""
@@ -69,9 +158,20 @@ class Scalar:
     json_schema: dict[str, Any] = field(default_factory=dict)
 
 
+def to_int_exact(value: str) -> int:
+    """pydantic's lax int: int() agrees with it on ASCII text (it refuses "1.0",
+    which pydantic takes); the rest is pydantic's."""
+    if value.isascii():
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    return int(pydantic_lax(int, value, to_int))
+
+
 INT = Scalar(
     int,
-    int,
+    to_int_exact,
     "int_parsing",
     "Input should be a valid integer, unable to parse string as an integer",
     kind="number",
@@ -79,7 +179,7 @@ INT = Scalar(
 )
 FLOAT = Scalar(
     float,
-    float,
+    exact(float, _FLOAT_RE, float),
     "float_parsing",
     "Input should be a valid number, unable to parse string as a number",
     kind="number",
@@ -97,7 +197,7 @@ STR = Scalar(str, None, json_schema={"type": "string"})
 ANY = Scalar(Any, None, json_schema={})
 UUID = Scalar(
     uuid.UUID,
-    uuid.UUID,
+    exact(uuid.UUID, _UUID_RE, uuid.UUID),
     "uuid_parsing",
     "Input should be a valid UUID",
     kind="other",
@@ -105,7 +205,7 @@ UUID = Scalar(
 )
 DECIMAL = Scalar(
     decimal.Decimal,
-    to_decimal,
+    exact(decimal.Decimal, _DECIMAL_RE, to_decimal),
     "decimal_parsing",
     "Input should be a valid decimal",
     kind="number",
@@ -133,7 +233,7 @@ else:
 
 DATE = Scalar(
     dt.date,
-    dt.date.fromisoformat,
+    exact(dt.date, _DATE_RE, dt.date.fromisoformat),
     "date_parsing",
     "Input should be a valid date in the format YYYY-MM-DD",
     kind="other",
@@ -141,7 +241,7 @@ DATE = Scalar(
 )
 DATETIME = Scalar(
     dt.datetime,
-    parse_datetime,
+    exact(dt.datetime, _DATETIME_RE, parse_datetime),
     "datetime_parsing",
     "Input should be a valid datetime",
     kind="other",
@@ -149,7 +249,7 @@ DATETIME = Scalar(
 )
 TIME = Scalar(
     dt.time,
-    parse_time,
+    exact(dt.time, _TIME_RE, parse_time),
     "time_parsing",
     "Input should be a valid time",
     kind="other",
@@ -183,11 +283,13 @@ def upload_scalar() -> Scalar:
         "Value error, Expected UploadFile, received: <class 'str'>",  # FastAPI's words
         error_ctx={"error": {}},
         kind="other",
-        json_schema={"type": "string", "format": "binary"},
+        json_schema={"type": "string", "contentMediaType": "application/octet-stream"},  # FastAPI's
     )
 
 
-BYTES = Scalar(bytes, _as_bytes, kind="other", json_schema={"type": "string", "format": "binary"})
+BYTES = Scalar(
+    bytes, _as_bytes, kind="other", json_schema={"type": "string", "contentMediaType": "application/octet-stream"}
+)
 
 BUILTIN: dict[Any, Scalar] = {
     bytes: BYTES,

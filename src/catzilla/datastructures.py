@@ -316,14 +316,18 @@ def form_items(raw: Any, body: bytes | None = None) -> list[tuple[str, Any]]:
     return []  # another media type is not a form (as in Starlette)
 
 
-def json_body_type(headers: list[tuple[str, str]]) -> bool:
-    """No Content-Type, ``application/json`` or ``application/...+json``: what
-    FastAPI parses as JSON."""
+def json_body_type(headers: list[tuple[str, str]], strict: bool = False) -> bool:
+    """``application/json`` or ``application/...+json``, or no Content-Type unless
+    ``strict``: what is parsed as JSON (FastAPI's ``strict_content_type``)."""
     for k, v in headers:
         if k == "content-type":
             media = v.partition(";")[0].strip().lower()
             return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-    return True
+    return not strict
+
+
+def json_body_type_strict(headers: list[tuple[str, str]]) -> bool:
+    return json_body_type(headers, True)
 
 
 def parse_body_form(raw: Any) -> dict[str, list[Any]]:

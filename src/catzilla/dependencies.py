@@ -21,9 +21,17 @@ from typing import Any
 class Depends:
     """``Depends(callable)``; ``Depends()`` inside ``Annotated[Cls, Depends()]`` calls ``Cls``."""
 
-    def __init__(self, dependency: Callable[..., Any] | None = None, *, use_cache: bool = True) -> None:
+    def __init__(
+        self, dependency: Callable[..., Any] | None = None, *, use_cache: bool = True, scope: str | None = None
+    ) -> None:
+        if scope not in (None, "function", "request"):
+            raise ValueError(f"Depends(scope=...) is 'function' or 'request', got {scope!r}")
         self.dependency = dependency
         self.use_cache = use_cache
+        # FastAPI's: when a generator dependency's exit code runs. Catzilla closes
+        # generators once the handler's response is built, before it is sent,
+        # which satisfies both ("function": right after the handler).
+        self.scope = scope
 
     def __repr__(self) -> str:
         name = getattr(self.dependency, "__name__", type(self.dependency).__name__)
@@ -78,21 +86,39 @@ def close_sync(stack: list[Any]) -> None:
         raise error
 
 
+SWALLOWED = (
+    "No response: the application raised an exception and a dependency with yield caught it "
+    "(a bare except, or except Exception) without raising it again"
+)
+
+
+def _swallowed(exc: BaseException) -> BaseException:
+    """What a generator that caught ``exc`` and ended leaves to raise (FastAPI's FastAPIError)."""
+    from catzilla.exceptions import CatzillaError
+
+    error = CatzillaError(SWALLOWED)
+    error.__cause__ = exc
+    return error
+
+
 def unwind_sync(stack: list[Any], exc: BaseException) -> BaseException:
     """Throw the handler's exception into each generator, innermost first.
 
     Returns the exception to raise: the handler's own, or one a generator
     raised instead (e.g. an HTTPException from its ``except`` block). A
-    generator that swallows the exception does not turn it into a success.
+    generator that swallows the exception does not turn it into a success:
+    a ``CatzillaError`` says so (a 500), as FastAPI's ``FastAPIError``.
     """
     while stack:
         gen = stack.pop()
         try:
             gen.throw(exc)
         except StopIteration:
-            pass
+            exc = _swallowed(exc)
         except BaseException as raised:
             exc = raised
+        else:
+            exc = RuntimeError(f"dependency {getattr(gen, '__name__', gen)!r} yielded more than once")
     return exc
 
 
@@ -129,7 +155,9 @@ async def unwind_async(stack: list[Any], exc: BaseException) -> BaseException:
             else:
                 gen.throw(exc)
         except (StopIteration, StopAsyncIteration):
-            pass
+            exc = _swallowed(exc)
         except BaseException as raised:
             exc = raised
+        else:
+            exc = RuntimeError(f"dependency {getattr(gen, '__name__', gen)!r} yielded more than once")
     return exc

@@ -6,7 +6,7 @@ import http
 import logging
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from catzilla.response import JSONResponse, Response
@@ -19,6 +19,14 @@ def is_cancellation(exc: BaseException) -> bool:
     if asyncio is not loaded, no such error can exist."""
     asyncio = sys.modules.get("asyncio")
     return asyncio is not None and isinstance(exc, asyncio.CancelledError)
+
+
+class CatzillaError(RuntimeError):
+    """An app is set up in a way Catzilla cannot serve (FastAPI's ``FastAPIError``)."""
+
+
+class CatzillaDeprecationWarning(UserWarning):
+    """A deprecated Catzilla feature was used (FastAPI's ``FastAPIDeprecationWarning``)."""
 
 
 class HTTPException(Exception):
@@ -40,14 +48,21 @@ class HTTPException(Exception):
 
 
 class RequestValidationError(Exception):
-    """A request did not fit what the handler declared: 422, FastAPI's error shape."""
+    """A request did not fit what the handler declared: 422, FastAPI's error shape.
 
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
+    ``errors()`` gives each error's ``loc`` as a tuple (as FastAPI, whose JSON
+    answer has lists); ``body`` is the request's body (parsed JSON) or None."""
+
+    def __init__(self, errors: Sequence[Any], *, body: Any = None) -> None:
         super().__init__(errors)
-        self._errors = errors
+        self._errors = list(errors)
+        self.body = body
 
     def errors(self) -> list[dict[str, Any]]:
-        return self._errors
+        return [
+            dict(e, loc=tuple(e["loc"])) if isinstance(e, dict) and isinstance(e.get("loc"), list) else e
+            for e in self._errors
+        ]
 
 
 class ResponseValidationError(Exception):

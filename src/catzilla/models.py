@@ -79,7 +79,8 @@ def _has_struct(tp: Any) -> bool:
 
 
 def clean_ctx(ctx: dict[str, Any]) -> dict[str, Any]:
-    return {k: v if isinstance(v, SIMPLE) else str(v) for k, v in ctx.items()}
+    # an exception (a validator's ValueError) is {} in FastAPI's JSON
+    return {k: v if isinstance(v, SIMPLE) else {} if isinstance(v, BaseException) else str(v) for k, v in ctx.items()}
 
 
 def pydantic_errors(exc: Any, prefix: tuple[Any, ...] = ()) -> ErrorList:

@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from catzilla import models
+from catzilla import _json, models
 from catzilla.convert import is_class
 from catzilla.exceptions import ResponseValidationError
 from catzilla.response import JSONResponse, Response, StreamingResponse, json_bytes_response, json_dumps_bytes
@@ -88,8 +88,12 @@ def make_finish(
     response_class: type[Response] | None,
     exclude_none: bool = False,
     exclude_unset: bool = False,
+    include: Any = None,
+    exclude: Any = None,
 ) -> Callable[[Any], Any] | None:
-    """The route's last step, or None when the value can go to the C core as it is."""
+    """The route's last step, or None when the value can go to the C core as it is.
+    ``include``/``exclude``: field names (a set, or FastAPI's nested dict) the
+    response keeps or drops (``response_model_include``/``_exclude``)."""
     status = 200 if status_code is None else status_code
     if response_model is None and response_class is None and status == 200:
         return None
@@ -108,6 +112,8 @@ def make_finish(
                 except models.ModelError as exc:
                     raise ResponseValidationError(exc.errors) from None
             body = adapter.dump_json(value, exclude_none=exclude_none, exclude_unset=exclude_unset)
+            if include is not None or exclude is not None:
+                body = json_dumps_bytes(pick(_json.loads(body), include, exclude))
             if response_class is not None and response_class is not JSONResponse:
                 return response_class(body, status_code=status)
             return json_bytes_response(body, status)
@@ -115,11 +121,13 @@ def make_finish(
         return finish_model
     if response_class is not None and response_class is not JSONResponse:
         cls = response_class
+        # the class's own status unless the route sets one (RedirectResponse: 307)
+        kwargs: dict[str, Any] = {} if status_code is None else {"status_code": status_code}
 
         def finish_class(value: Any) -> Any:
             if isinstance(value, Response):
                 return value
-            return cls(value, status_code=status)
+            return cls(value, **kwargs)
 
         return finish_class
 
@@ -127,6 +135,30 @@ def make_finish(
         return to_response(value, status)
 
     return finish_status
+
+
+def pick(data: Any, include: Any, exclude: Any) -> Any:
+    """``data`` with only the ``include`` keys and without the ``exclude`` ones (sets of
+    names, or dicts of name -> nested spec / ``...``/True for the whole value)."""
+    if isinstance(data, list):
+        return [pick(item, include, exclude) for item in data]
+    if not isinstance(data, dict):
+        return data
+    out = {}
+    for key, value in data.items():
+        inner_include = inner_exclude = None
+        if include is not None:
+            if key not in include:
+                continue
+            if isinstance(include, dict) and isinstance(include[key], (set, dict)):
+                inner_include = include[key]
+        if exclude is not None and key in exclude:
+            spec = exclude[key] if isinstance(exclude, dict) else True
+            if not isinstance(spec, (set, dict)):
+                continue
+            inner_exclude = spec
+        out[key] = pick(value, inner_include, inner_exclude) if (inner_include or inner_exclude) else value
+    return out
 
 
 def materialize(value: Any) -> Any:

@@ -126,6 +126,10 @@ def parse_cookies(header: str) -> dict[str, str]:
     return cookies
 
 
+TEST_SCHEME_HEADER = "x-catzilla-testclient-scheme"  # TestClient's, honoured only under it
+TEST_ROOT_PATH_HEADER = "x-catzilla-testclient-root-path"
+
+
 class HTTPConnection:
     """What a request and a WebSocket share (Starlette's name): the URL, the
     headers, the parameters, the cookies, the client, per-connection state."""
@@ -175,7 +179,43 @@ class HTTPConnection:
         view = self._proxied
         scheme = (view.scheme if view is not None else None) or "http"
         host = (view.host if view is not None else None) or self.headers.get("host", "")
+        if self.test_client is not None and self.headers.get(TEST_SCHEME_HEADER) == "https":
+            scheme = "https"  # TestClient(base_url="https://..."): the URL the test wrote
         return URL(scheme, host, self.path, self._raw.query_string.decode("latin-1"))
+
+    @property
+    def root_path(self) -> str:
+        """The path prefix the app is served under: ``TestClient(root_path=...)``'s, as
+        a proxy that strips it would say, else the app's ``root_path``."""
+        app = getattr(self, "app", None)
+        own = str(getattr(app, "root_path", "") or "")
+        if self.test_client is not None and not getattr(app, "root_path_given", False):
+            given = self.headers.get(TEST_ROOT_PATH_HEADER)
+            if given is not None:
+                return given + own  # the proxy's prefix, then the mount's
+        return own
+
+    @cached_property
+    def scope(self) -> dict[str, Any]:
+        """An ASGI-like view of the request (read only), for code written against
+        Starlette's ``request.scope``: type, method, scheme, path, root_path, query
+        string, headers (bytes pairs), client, path parameters and app."""
+        url = self.url
+        client = self.client
+        return {
+            "type": "http",
+            "http_version": "1.1",
+            "method": self._raw.method,
+            "scheme": url.scheme,
+            "path": self.path,
+            "raw_path": self._raw.path.encode("latin-1"),
+            "root_path": self.root_path,
+            "query_string": self._raw.query_string,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self._raw.headers],
+            "client": tuple(client) if client is not None else None,
+            "path_params": self.path_params,
+            "app": getattr(self, "app", None),
+        }
 
     @cached_property
     def cookies(self) -> dict[str, str]:
@@ -184,19 +224,25 @@ class HTTPConnection:
             cookies.update(parse_cookies(header))
         return cookies
 
+    # TestClient's: the client address the app sees (Starlette's ("testclient", 50000)).
+    test_client: tuple[str, int] | None = None
+
     @cached_property
     def client(self) -> Address | None:
         view = self._proxied
         if view is not None and view.client is not None:
             return Address(*view.client)
-        peer = self._raw.client
+        peer = self.test_client or self._raw.client
         return None if peer is None else Address(*peer)
 
     def url_for(self, name: str, /, **path_params: Any) -> URL:
         """The absolute URL of the route or mount called ``name`` (``app.url_path_for``),
         on the scheme and host this request came to."""
         path = self.app.url_path_for(name, **path_params)
-        return URL(self.url.scheme, self.url.netloc, path, "")
+        own = str(getattr(self.app, "root_path", "") or "")
+        if own and path.startswith(own):
+            path = path[len(own) :]
+        return URL(self.url.scheme, self.url.netloc, self.root_path + path, "")
 
 
 class Request(HTTPConnection):

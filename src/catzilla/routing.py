@@ -36,6 +36,9 @@ ROUTE_OPTIONS = frozenset(
         "response_class",
         "response_model_exclude_none",
         "response_model_exclude_unset",
+        "response_model_include",
+        "response_model_exclude",
+        "openapi_extra",
         "middleware",
         "websocket",  # set by .websocket(): the route is a WebSocket endpoint
     }
@@ -60,6 +63,7 @@ class Route:
     include_in_schema: bool = field(default=True, repr=False, compare=False)
     status_code: int | None = field(default=None, repr=False, compare=False)
     response_class: Any = field(default=None, repr=False, compare=False)
+    openapi_extra: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     binding: Any = field(default=None, repr=False, compare=False)
     middleware: tuple[Any, ...] = field(default=(), repr=False, compare=False)
     websocket: bool = False  # a WebSocket endpoint
@@ -246,8 +250,11 @@ class RouteDef:
 
 
 def merge_options(outer: dict[str, Any], inner: dict[str, Any]) -> dict[str, Any]:
-    """A group's options around a route's: lists concatenate (outer first), responses merge."""
+    """A group's options around a route's: lists concatenate (outer first), responses merge,
+    the group's response class applies to routes that name none."""
     out = dict(inner)
+    if outer.get("response_class") is not None and inner.get("response_class") is None:
+        out["response_class"] = outer["response_class"]
     for key in ("tags", "dependencies", "middleware"):
         if outer.get(key):
             out[key] = [*outer[key], *(inner.get(key) or [])]
@@ -258,6 +265,25 @@ def merge_options(outer: dict[str, Any], inner: dict[str, Any]) -> dict[str, Any
     if outer.get("include_in_schema") is False:
         out["include_in_schema"] = False
     return out
+
+
+def include_options(
+    tags: Iterable[Any] | None,
+    dependencies: Iterable[Any] | None,
+    responses: dict[Any, Any] | None,
+    deprecated: bool | None,
+    include_in_schema: bool,
+    default_response_class: Any,
+) -> dict[str, Any]:
+    """The options ``include_routes`` adds around each route of a group."""
+    return {
+        "tags": list(tags or []),
+        "dependencies": list(dependencies or []),
+        "responses": dict(responses or {}),
+        "deprecated": deprecated,
+        "include_in_schema": include_in_schema,
+        "response_class": default_response_class,
+    }
 
 
 class RouterGroup(RouteDecorators):
@@ -273,8 +299,10 @@ class RouterGroup(RouteDecorators):
         responses: dict[Any, Any] | None = None,
         deprecated: bool | None = None,
         include_in_schema: bool = True,
+        default_response_class: Any = None,
     ) -> None:
         self.prefix = check_prefix(prefix)
+        self.default_response_class = default_response_class
         self.tags = list(tags or [])
         self.dependencies = list(dependencies or [])
         self.middleware = list(middleware or [])
@@ -308,6 +336,7 @@ class RouterGroup(RouteDecorators):
             "responses": self.responses,
             "deprecated": self.deprecated,
             "include_in_schema": self.include_in_schema,
+            "response_class": self.default_response_class,
         }
 
     def route_defs(self) -> list[RouteDef]:
@@ -324,10 +353,15 @@ class RouterGroup(RouteDecorators):
         prefix: str = "",
         tags: Sequence[str] | None = None,
         dependencies: Sequence[Any] | None = None,
+        responses: dict[Any, Any] | None = None,
+        deprecated: bool | None = None,
+        include_in_schema: bool = True,
+        default_response_class: Any = None,
     ) -> None:
-        """Nest ``group`` (its routes as they are now) under this one."""
+        """Nest ``group`` (its routes as they are now) under this one, with more
+        tags, dependencies and responses (FastAPI's ``include_router`` options)."""
         check_prefix(prefix)
-        extra = {"tags": list(tags or []), "dependencies": list(dependencies or [])}
+        extra = include_options(tags, dependencies, responses, deprecated, include_in_schema, default_response_class)
         for d in group.route_defs():
             self._defs.append(replace(d, path=join_path(prefix, d.path), options=merge_options(extra, d.options)))
 
@@ -339,3 +373,4 @@ class RouterGroup(RouteDecorators):
 
 
 APIRouter = RouterGroup
+APIRoute = Route  # FastAPI's name, for annotations such as generate_unique_id_function(route: APIRoute)

@@ -28,6 +28,8 @@ class AsyncRunner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._spawned = 0  # spawn()ed coroutines not yet ended
+        self._spawned_cv = threading.Condition()
         self._by_pending: dict[_Pending | _Stream, asyncio.Task[Any]] = {}  # loop thread only
         self._aio: ModuleType | None = None  # asyncio, imported by the first async request
 
@@ -130,13 +132,27 @@ class AsyncRunner:
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a coroutine on the loop, fire and forget (background tasks)."""
         loop = self._loop or self._start()
+        with self._spawned_cv:
+            self._spawned += 1
+
+        def finished(task: asyncio.Task[Any]) -> None:
+            self._tasks.discard(task)
+            with self._spawned_cv:
+                self._spawned -= 1
+                self._spawned_cv.notify_all()
 
         def start() -> None:
             task = self._aio.ensure_future(coro)  # type: ignore[union-attr]
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(finished)
 
         loop.call_soon_threadsafe(start)
+
+    def wait_background(self, timeout: float) -> bool:
+        """Wait until every coroutine ``spawn`` started has ended (TestClient: a
+        request's background tasks have run when it returns). False on timeout."""
+        with self._spawned_cv:
+            return self._spawned_cv.wait_for(lambda: self._spawned == 0, timeout)
 
     def run_sync(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Run a coroutine to completion from another thread (rare paths only)."""

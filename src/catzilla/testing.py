@@ -41,6 +41,8 @@ from typing import Any
 
 import httpx
 
+from catzilla.request import TEST_ROOT_PATH_HEADER, TEST_SCHEME_HEADER
+
 __all__ = ["TestClient", "WebSocketTestSession"]
 
 START_TIMEOUT = 30.0
@@ -71,6 +73,7 @@ class _Served:
                 ready.set()
 
         app._exception_sink = self._record
+        app._request_class.test_client = ("testclient", 50000)
         self.thread = threading.Thread(target=serve, name="catzilla-testclient", daemon=True)
         self.thread.start()
         if not ready.wait(START_TIMEOUT):
@@ -93,6 +96,7 @@ class _Served:
         self.app.stop()
         self.thread.join(STOP_TIMEOUT)
         self.app._exception_sink = None
+        self.app._request_class.test_client = None
         if self.error is not None:  # a shutdown hook failed
             raise self.error
 
@@ -101,25 +105,68 @@ _SERVED: dict[int, _Served] = {}  # id(app) -> its running test server
 _SERVED_LOCK = threading.Lock()
 
 
+class _Loopback(httpx.HTTPTransport):
+    """Sends every request to the app's test server on 127.0.0.1, whatever host
+    its URL names (``http://testserver`` by default); the ``Host`` header keeps
+    the name, so the app sees the URL the test wrote."""
+
+    def __init__(self, client: TestClient, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.client = client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.client._served is None:
+            self.client.start()
+        if request.url.scheme == "https":
+            request.headers[TEST_SCHEME_HEADER] = "https"
+        root = self.client.root_path
+        if root:
+            # as behind a proxy that strips the prefix: the app sees the rest
+            request.headers[TEST_ROOT_PATH_HEADER] = root
+            path = request.url.raw_path
+            if path == root.encode() or path.startswith(root.encode() + b"/") or path.startswith(root.encode() + b"?"):
+                request.url = request.url.copy_with(raw_path=path[len(root) :] or b"/")
+        request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=self.client.port)
+        return super().handle_request(request)
+
+
+BACKGROUND_TIMEOUT = 30.0
+
+
 class TestClient(httpx.Client):
+    """As Starlette's: ``http://testserver`` is the base URL, ``testclient`` the
+    user agent and the client's host the app sees; background tasks a request
+    started have run when the call returns."""
+
     __test__ = False  # not a pytest test class
 
     def __init__(
         self,
         app: Any,
-        base_url: str | None = None,
+        base_url: str = "http://testserver",
         raise_server_exceptions: bool = True,
+        root_path: str = "",
         timeout: float = 30.0,
         follow_redirects: bool = True,
+        headers: dict[str, str] | None = None,
+        cookies: Any = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            base_url=base_url or "http://127.0.0.1", timeout=timeout, follow_redirects=follow_redirects, **kwargs
-        )
         self.app = app
         self.raise_server_exceptions = raise_server_exceptions
+        self.root_path = root_path
         self._served: _Served | None = None
         self.port: int | None = None
+        all_headers = {"user-agent": "testclient", **(headers or {})}
+        super().__init__(
+            base_url=base_url,
+            timeout=timeout,
+            follow_redirects=follow_redirects,
+            headers=all_headers,
+            cookies=cookies,
+            transport=_Loopback(self),
+            **kwargs,
+        )
 
     # -- server lifecycle --------------------------------------------------------
 
@@ -133,7 +180,6 @@ class TestClient(httpx.Client):
             served.clients += 1
             self._served = served
             self.port = served.port
-            self.base_url = httpx.URL(f"http://127.0.0.1:{self.port}")
 
     def stop(self) -> None:
         with _SERVED_LOCK:
@@ -152,12 +198,12 @@ class TestClient(httpx.Client):
     def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         if self._served is None:
             self.start()
-            # the request was built against the base URL before the port was known
-            request.url = request.url.copy_with(port=self.port)
         served = self._served
         assert served is not None
         served.server_exc = None
         response = super().send(request, **kwargs)
+        if not kwargs.get("stream"):
+            self.app._runner.wait_background(BACKGROUND_TIMEOUT)
         exc = served.take_exc()
         if exc is not None and self.raise_server_exceptions:
             raise exc

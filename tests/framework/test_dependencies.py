@@ -44,24 +44,46 @@ def test_nested_dependencies_and_caching() -> None:
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "page"]
 
 
-def test_dependency_parameters_are_validated_before_any_dependency_runs() -> None:
+def test_dependencies_run_before_the_handlers_parameters_are_validated() -> None:
+    # FastAPI's order: a dependency whose own parameters are valid runs (and may
+    # answer, e.g. 400) before the handler's parameters are validated; one whose
+    # parameters fail is not called; the errors come dependency first.
     app = Catzilla(auto_memory_tuning=False)
     ran: list[str] = []
 
     def dep(token: str = Header()) -> str:
         ran.append(token)
+        if token == "bad":
+            raise HTTPException(400, "bad token")
         return token
+
+    def second(key: str = Header()) -> str:
+        ran.append("second")
+        return key
 
     @app.get("/")
     def index(t: str = Depends(dep), n: int = 0):
         return {"t": t, "n": n}
 
+    @app.get("/two", dependencies=[Depends(dep), Depends(second)])
+    def two(n: int):
+        return {"n": n}
+
     with TestClient(app) as c:
         r = c.get("/?n=x")
         assert r.status_code == 422
-        assert [e["loc"] for e in r.json()["detail"]] == [["query", "n"], ["header", "token"]]
+        assert [e["loc"] for e in r.json()["detail"]] == [["header", "token"], ["query", "n"]]
         assert ran == []
+        r = c.get("/?n=x", headers={"token": "bad"})
+        assert r.status_code == 400 and r.json() == {"detail": "bad token"}
+        r = c.get("/?n=x", headers={"token": "ok"})
+        assert r.status_code == 422 and ran == ["bad", "ok"]
         assert c.get("/?n=2", headers={"token": "abc"}).json() == {"t": "abc", "n": 2}
+        ran.clear()
+        r = c.get("/two", headers={"token": "bad"})  # the second's missing header is never read
+        assert r.status_code == 400 and ran == ["bad"]
+        r = c.get("/two", headers={"token": "ok"})
+        assert [e["loc"] for e in r.json()["detail"]] == [["header", "key"], ["query", "n"]]
 
 
 def test_generator_cleanup_after_response_and_on_error() -> None:

@@ -15,6 +15,9 @@ import pytest
 from catzilla import Catzilla, Request
 from catzilla.testing import TestClient
 
+# on_event is deprecated (as in FastAPI) and still works: tested here
+pytestmark = pytest.mark.filterwarnings("ignore:on_event is deprecated:DeprecationWarning")
+
 
 def test_on_event_hooks_sync_and_async() -> None:
     events: list[str] = []

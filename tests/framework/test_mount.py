@@ -62,7 +62,7 @@ def test_sub_app_routes_answer_under_the_prefix(tmp_path):
         assert client.get("/").json() == {"home": "page"}
         r = client.get("/v2/items/3")
         assert r.status_code == 200 and r.headers["x-sub"] == "yes"
-        assert r.json() == {"item": 3, "self": f"http://127.0.0.1:{client.port}/v2/items/3"}
+        assert r.json() == {"item": 3, "self": "http://testserver/v2/items/3"}
         assert client.get("/v2/items/x").status_code == 422
         assert client.get("/v2/boom").json() == {"sub": "teapot"}  # the sub-app's handler
         assert client.get("/boom").status_code == 500  # not the outer app's routes

@@ -169,12 +169,19 @@ def test_docs_page_is_served_offline() -> None:
         assert c.get("/docs/assets/index.j2").status_code == 404
 
 
-def test_docs_url_none_turns_both_off() -> None:
+def test_docs_url_none_turns_off_the_page_only() -> None:
+    # as in FastAPI: docs_url=None keeps /openapi.json; openapi_url=None turns all off
     app = make_app(docs_url=None)
     with TestClient(app) as c:
         assert c.get("/docs").status_code == 404
-        assert c.get("/openapi.json").status_code == 404
+        assert c.get("/openapi.json").status_code == 200
+        assert c.get("/redoc").status_code == 200
         assert c.get("/plain").json() == {"hello": "world"}
+    app = make_app(openapi_url=None)
+    with TestClient(app) as c:
+        assert c.get("/docs").status_code == 404
+        assert c.get("/redoc").status_code == 404
+        assert c.get("/openapi.json").status_code == 404
 
 
 def test_docs_routes_are_not_user_routes_and_user_routes_win() -> None:

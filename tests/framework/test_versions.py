@@ -73,15 +73,14 @@ def test_datetimes_parse_alike(client: TestClient, path: str, text: str, expecte
 
 
 @pytest.mark.parametrize("path", ["/direct/when", "/binder/when"])
-@pytest.mark.parametrize(
-    "text", ["yesterday", "2024-13-01T00:00:00", "2024-01-02T03:04:05ZZ", "2024-01-02T03:04:05z", ""]
-)
+@pytest.mark.parametrize("text", ["yesterday", "2024-13-01T00:00:00", "2024-01-02T03:04:05ZZ", ""])
 def test_bad_datetimes_are_422_naming_the_parameter(client: TestClient, path: str, text: str) -> None:
+    # pydantic's lax mode (FastAPI's) is the reference: its error types
     r = client.get(path, params={"when": text})
     assert r.status_code == 422
     (error,) = r.json()["detail"]
     assert error["loc"] == ["query", "when"]
-    assert error["type"] in ("datetime_parsing", "missing")
+    assert error["type"] in ("datetime_parsing", "datetime_from_date_parsing", "missing")
 
 
 def test_time_with_z(client: TestClient) -> None:

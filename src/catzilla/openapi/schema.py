@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import inspect
 import re
 import sys
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from catzilla import convert, models
@@ -64,6 +66,7 @@ class SchemaBuilder:
 
     def __init__(self) -> None:
         self.components: dict[str, Any] = {}
+        self.security_schemes: dict[str, Any] = {}
         self._seen: dict[Any, dict[str, Any]] = {}
 
     def for_type(self, tp: Any) -> dict[str, Any]:
@@ -140,6 +143,34 @@ class SchemaBuilder:
         scalar = convert.scalar_for(tp)
         return dict(scalar.json_schema) if scalar is not None else {}
 
+    def model_parameters(self, p: ParamInfo) -> list[dict[str, Any]]:
+        """A parameter model's fields, one parameter each (as FastAPI lists them)."""
+        pm = p.param_model
+        schema = pm.adapter.json_schema_of() if hasattr(pm.adapter, "json_schema_of") else None
+        if schema is None:
+            import pydantic
+
+            schema = pydantic.TypeAdapter(pm.model).json_schema(ref_template=REF + "{model}")
+        for key, sub in schema.pop("$defs", {}).items():
+            self.components.setdefault(key, sub)
+        props = schema.get("properties", {})
+        required = set(schema.get("required", []))
+        out = []
+        for f in pm.fields:
+            prop = dict(props.get(f.alias, {}))
+            entry: dict[str, Any] = {
+                "name": f.key if pm.source == "header" else f.alias,
+                "in": pm.source,
+                "required": f.alias in required and not pm.optional,
+                "schema": prop,
+            }
+            if "description" in prop:
+                entry["description"] = prop["description"]
+            if prop.get("deprecated"):
+                entry["deprecated"] = True
+            out.append(entry)
+        return out
+
     def for_param(self, p: ParamInfo) -> dict[str, Any]:
         if p.adapter is not None:
             schema = self.for_type(p.inner)
@@ -158,7 +189,7 @@ class SchemaBuilder:
             schema = {"anyOf": [schema, {"type": "null"}]}
         schema = dict(schema)
         if "$ref" not in schema:
-            schema["title"] = p.marker.title or title(p.key if p.source != "header" else p.name)
+            schema["title"] = p.marker.title or title(p.key)
         if p.marker.description and p.source in ("body", "form") and "$ref" not in schema:
             schema["description"] = p.marker.description
         if not p.required and p.default is not Undefined and p.marker.default_factory is None:
@@ -207,22 +238,50 @@ def flatten(dependant: Dependant, extra: list[Dependant]) -> list[ParamInfo]:
     return out
 
 
-def describe_route(route: Any, method: str, builder: SchemaBuilder) -> dict[str, Any]:
+def security_of(dependant: Dependant, extra: list[Dependant], builder: SchemaBuilder) -> list[dict[str, list[str]]]:
+    """The security requirements of a route: each security scheme (``catzilla.security``)
+    among its dependencies, with the scopes its ``Security`` chain asks for (FastAPI's order)."""
+    from catzilla.security import SecurityBase
+
+    wanted: dict[str, list[str]] = {}
+    todo = [*reversed([(d, False) for d in (*extra, *[sub for _, sub in dependant.deps])])]
+    while todo:
+        dep, _ = todo.pop()
+        scheme = dep.declared if dep.declared is not None else dep.call
+        if isinstance(scheme, SecurityBase):
+            builder.security_schemes[scheme.scheme_name] = jsonable(scheme.model)
+            scopes = wanted.setdefault(scheme.scheme_name, [])
+            scopes.extend(s for s in dep.scopes if s not in scopes)
+        todo.extend((sub, False) for _, sub in reversed(dep.deps))
+    return [{name: scopes} for name, scopes in wanted.items()]
+
+
+def describe_route(
+    route: Any, method: str, builder: SchemaBuilder, unique_id: Callable[[Any], str] | None = None
+) -> dict[str, Any]:
     binding = route.binding
     params = flatten(binding.dependant, binding.extra)
     endpoint = route.endpoint
     op: dict[str, Any] = {}
     if route.tags:
-        op["tags"] = list(route.tags)
+        op["tags"] = [tag.value if isinstance(tag, enum.Enum) else tag for tag in route.tags]
     op["summary"] = route.summary or title(route.name)
     doc = route.description or inspect.getdoc(endpoint)
     if doc:
         op["description"] = doc
-    op["operationId"] = route.operation_id or operation_id(route.name, route.path, method)
+    op["operationId"] = route.operation_id or (
+        unique_id(route) if unique_id is not None else operation_id(route.name, route.path, method)
+    )
     if route.deprecated:
         op["deprecated"] = True
+    security = security_of(binding.dependant, binding.extra, builder)
+    if security:
+        op["security"] = security
     parameters = []
     for p in params:
+        if p.param_model is not None:
+            parameters.extend(builder.model_parameters(p))
+            continue
         if p.source in ("path", "query", "header", "cookie"):
             entry: dict[str, Any] = {
                 "name": p.key,
@@ -310,7 +369,36 @@ def describe_route(route: Any, method: str, builder: SchemaBuilder) -> dict[str,
             entry["content"] = {"application/json": {"schema": builder.for_type(model)}}
         responses[str(code)] = entry
     op["responses"] = responses
+    if getattr(route, "openapi_extra", None):
+        deep_update(op, route.openapi_extra)
     return op
+
+
+def deep_update(target: dict[str, Any], extra: dict[str, Any]) -> None:
+    """``extra`` merged into ``target``: dicts key by key, lists appended, the rest replaced."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            deep_update(target[key], value)
+        elif isinstance(value, list) and isinstance(target.get(key), list):
+            target[key] = target[key] + value
+        else:
+            target[key] = value
+
+
+SCHEMA_KEYS = frozenset({"type", "anyOf", "oneOf", "allOf", "$ref", "title", "items", "properties"})
+
+
+def drop_null_defaults(node: Any) -> None:
+    """FastAPI leaves ``"default": null`` out of its schemas (a field that may be
+    omitted says so by not being required)."""
+    if isinstance(node, dict):
+        if "default" in node and node["default"] is None and SCHEMA_KEYS.intersection(node):
+            del node["default"]
+        for value in node.values():
+            drop_null_defaults(value)
+    elif isinstance(node, list):
+        for value in node:
+            drop_null_defaults(value)
 
 
 def build_openapi(app: Any) -> dict[str, Any]:
@@ -322,16 +410,31 @@ def build_openapi(app: Any) -> dict[str, Any]:
         path = re.sub(r"{([A-Za-z_][A-Za-z0-9_]*):path}", r"{\1}", route.path)
         item = paths.setdefault(path, {})
         for method in sorted(route.methods):
-            item[method.lower()] = describe_route(route, method, builder)
-    info: dict[str, Any] = {"title": app.title, "version": app.version}
+            item[method.lower()] = describe_route(
+                route, method, builder, getattr(app, "generate_unique_id_function", None)
+            )
+    info: dict[str, Any] = {"title": app.title}
+    if getattr(app, "summary", None):
+        info["summary"] = app.summary
     if app.description:
         info["description"] = app.description
+    for key, attr in (("termsOfService", "terms_of_service"), ("contact", "contact"), ("license", "license_info")):
+        if getattr(app, attr, None):
+            info[key] = getattr(app, attr)
+    info["version"] = app.version
     doc: dict[str, Any] = {"openapi": "3.1.0", "info": info}
     if app.servers:
         doc["servers"] = app.servers
     doc["paths"] = paths
+    components: dict[str, Any] = {}
     if builder.components:
-        doc["components"] = {"schemas": dict(sorted(builder.components.items()))}
+        components["schemas"] = dict(sorted(builder.components.items()))
+    if builder.security_schemes:
+        components["securitySchemes"] = builder.security_schemes
+    if components:
+        doc["components"] = components
     if app.openapi_tags:
         doc["tags"] = app.openapi_tags
+    drop_null_defaults(doc.get("paths"))
+    drop_null_defaults(doc.get("components"))
     return doc
