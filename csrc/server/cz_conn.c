@@ -203,11 +203,15 @@ static int keeps_alive(const cz_conn_t *c) {
 static void report(cz_conn_t *c) {
     if (!c->reporting) return;
     c->reporting = 0;
+    uint64_t bytes = c->out_sent + cz_conn_out_pending(c) - c->out_mark;
+    /* Nothing could be queued (out of memory, a bounded output buffer):
+     * the request got no answer, the connection closes; not reported. */
+    if (!bytes) return;
     cz_conn_answered_t a = {
         .req = cz_http_parser_request(&c->parser),
         .route_index = c->route,
         .status = c->status,
-        .bytes_out = c->out_sent + cz_conn_out_pending(c) - c->out_mark,
+        .bytes_out = bytes,
         .started_ns = c->started_ns,
     };
     c->env->answered(c->env->ctx, c, &a);

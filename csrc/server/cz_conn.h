@@ -54,8 +54,12 @@
  * once, when its whole answer is queued (a stream at its end, an upgrade
  * at its 101): status, bytes queued for it (head included) and the
  * env->clock_ns time it was dispatched at. A request whose client left
- * first (counted in env->abandoned), a body over its bound (413) and a
- * malformed or timed-out request head are not reported.
+ * first (counted in env->abandoned), a body over its bound answered 413
+ * before dispatch, a malformed or timed-out request head, and a request
+ * whose answer could not be queued at all (out of memory, out_max) are not
+ * reported. A request dispatched before its body (env->body) whose body
+ * then fails is reported with the status it was answered (400, 408, 413,
+ * 431).
  *
  * Time is the transport's monotonic clock in milliseconds (env->now).
  * Memory: parser and held input use CZ_MEM_REQUEST, output CZ_MEM_RESPONSE.

@@ -794,6 +794,20 @@ static void test_accounting(void) {
     cz_conn_eof(&G.c);
     CHECK(g_acc.calls == 0 && G.env.abandoned == 1);
     done();
+    /* an answer that could not be queued at all (a bounded output buffer):
+     * no answer, the connection closes, nothing is reported (it was reported
+     * as status 0 for the router's own answers, with 0 bytes) */
+    rig_accounting();
+    G.env.out_max = 64;
+    done();
+    cz_conn_init(&G.c, &G.env);
+    feed("GET /nope HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(g_acc.calls == 0 && cz_conn_out_pending(&G.c) == 0 && cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    done();
+    cz_conn_init(&G.c, &G.env);
+    feed("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(g_acc.calls == 0 && G.dispatched == 1 && cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    done();
     /* without the hook nothing is reported and no clock is read */
     rig(1 << 20);
     memset(&g_acc, 0, sizeof(g_acc));
