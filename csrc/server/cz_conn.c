@@ -555,6 +555,10 @@ static void body_pump(cz_conn_t *c, const char **data, size_t *len) {
             const cz_http_request_t *req = cz_http_parser_request(&c->parser);
             c->body_flow = BODY_WAITING;
             env->body(env->ctx, c, req->body.base, req->body.len, 0); /* may take it at once */
+            /* The piece is a view into this read, which the transport frees
+             * after it: the request (cz_conn_request(), env->answered) must
+             * not keep it. */
+            c->parser.req.body = (cz_http_str_t){"", 0};
             break;
         }
         case CZ_HTTP_REQUEST:
