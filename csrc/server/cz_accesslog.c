@@ -73,8 +73,9 @@ int cz_accesslog_append(cz_accesslog_t *l, cz_http_buf_t *out, const cz_accesslo
     const char *client = e->client && *e->client ? e->client : "-";
     size_t clen = strlen(client);
     if (clen > 64) clen = 64;
-    /* Worst case: every target byte escaped to 6, plus the fixed fields. */
-    size_t need = 6u * (r->target.len + r->method.len) + clen + 256u;
+    /* Worst case: every byte of the target, method and client escaped to 6,
+     * plus the fixed fields. */
+    size_t need = 6u * (r->target.len + r->method.len + clen) + 256u;
     int rc = cz_http_buf_reserve(out, need);
     if (rc != CZ_HTTP_OK) return rc;
     stamp(l, e->when);

@@ -203,11 +203,15 @@ static int keeps_alive(const cz_conn_t *c) {
 static void report(cz_conn_t *c) {
     if (!c->reporting) return;
     c->reporting = 0;
+    uint64_t bytes = c->out_sent + cz_conn_out_pending(c) - c->out_mark;
+    /* Nothing could be queued (out of memory, a bounded output buffer):
+     * the request got no answer, the connection closes; not reported. */
+    if (!bytes) return;
     cz_conn_answered_t a = {
         .req = cz_http_parser_request(&c->parser),
         .route_index = c->route,
         .status = c->status,
-        .bytes_out = c->out_sent + cz_conn_out_pending(c) - c->out_mark,
+        .bytes_out = bytes,
         .started_ns = c->started_ns,
     };
     c->env->answered(c->env->ctx, c, &a);
@@ -551,6 +555,10 @@ static void body_pump(cz_conn_t *c, const char **data, size_t *len) {
             const cz_http_request_t *req = cz_http_parser_request(&c->parser);
             c->body_flow = BODY_WAITING;
             env->body(env->ctx, c, req->body.base, req->body.len, 0); /* may take it at once */
+            /* The piece is a view into this read, which the transport frees
+             * after it: the request (cz_conn_request(), env->answered) must
+             * not keep it. */
+            c->parser.req.body = (cz_http_str_t){"", 0};
             break;
         }
         case CZ_HTTP_REQUEST:

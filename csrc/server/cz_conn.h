@@ -54,8 +54,12 @@
  * once, when its whole answer is queued (a stream at its end, an upgrade
  * at its 101): status, bytes queued for it (head included) and the
  * env->clock_ns time it was dispatched at. A request whose client left
- * first (counted in env->abandoned), a body over its bound (413) and a
- * malformed or timed-out request head are not reported.
+ * first (counted in env->abandoned), a body over its bound answered 413
+ * before dispatch, a malformed or timed-out request head, and a request
+ * whose answer could not be queued at all (out of memory, out_max) are not
+ * reported. A request dispatched before its body (env->body) whose body
+ * then fails is reported with the status it was answered (400, 408, 413,
+ * 431); its req->body is empty (the pieces were views).
  *
  * Time is the transport's monotonic clock in milliseconds (env->now).
  * Memory: parser and held input use CZ_MEM_REQUEST, output CZ_MEM_RESPONSE.
@@ -287,7 +291,8 @@ size_t cz_conn_out_held(const cz_conn_t *c);
  * or CZ_CONN_ESTATE when the call does not fit the state. */
 #define CZ_CONN_ESTATE (-10)
 
-/* The request being answered (BUSY, STREAM), or NULL. */
+/* The request being answered (BUSY, STREAM), or NULL. A body streamed to
+ * env->body is not in it (body empty). */
 const cz_http_request_t *cz_conn_request(const cz_conn_t *c);
 
 /* Answer with a whole response. Keep-alive, HTTP/1.0 and HEAD are handled

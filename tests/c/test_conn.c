@@ -720,6 +720,7 @@ static struct {
     int calls;
     cz_conn_answered_t last;
     char target[64];
+    size_t body_len; /* of a->req */
 } g_acc;
 
 static void on_answered(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a) {
@@ -727,6 +728,7 @@ static void on_answered(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a) {
     (void)c;
     g_acc.calls++;
     g_acc.last = *a;
+    g_acc.body_len = a->req->body.len;
     snprintf(g_acc.target, sizeof(g_acc.target), "%.*s", (int)a->req->target.len, a->req->target.base);
 }
 
@@ -793,6 +795,37 @@ static void test_accounting(void) {
     feed("GET /defer HTTP/1.1\r\nHost: a\r\n\r\n");
     cz_conn_eof(&G.c);
     CHECK(g_acc.calls == 0 && G.env.abandoned == 1);
+    done();
+    /* an answer that could not be queued at all (a bounded output buffer):
+     * no answer, the connection closes, nothing is reported (it was reported
+     * as status 0 for the router's own answers, with 0 bytes) */
+    rig_accounting();
+    G.env.out_max = 64;
+    done();
+    cz_conn_init(&G.c, &G.env);
+    feed("GET /nope HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(g_acc.calls == 0 && cz_conn_out_pending(&G.c) == 0 && cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    done();
+    cz_conn_init(&G.c, &G.env);
+    feed("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    CHECK(g_acc.calls == 0 && G.dispatched == 1 && cz_conn_state(&G.c) == CZ_CONN_CLOSING);
+    done();
+    /* a streamed body that fails after a piece: reported with its status,
+     * and the request keeps no view of the piece (its read is freed by then:
+     * a use-after-free for whoever read req->body) */
+    rig_accounting();
+    memset(&B, 0, sizeof(B));
+    G.env.route_streams_body = streams_defer;
+    G.env.body = body_hook;
+    G.env.max_body = 64;
+    B.take_at_once = 1;
+    feed("GET /defer HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    char *piece = strdup("3\r\nabc\r\n");
+    cz_conn_feed(&G.c, piece, strlen(piece));
+    free(piece);
+    CHECK(B.pieces == 1 && cz_conn_request(&G.c)->body.len == 0);
+    feed("zz\r\n");
+    CHECK(B.status == 400 && g_acc.calls == 1 && g_acc.last.status == 400 && g_acc.body_len == 0);
     done();
     /* without the hook nothing is reported and no clock is read */
     rig(1 << 20);

@@ -1,4 +1,5 @@
 /* cz_metrics (per-route counts and histograms) and cz_accesslog (lines). */
+#define _GNU_SOURCE
 #include "cz_accesslog.h"
 #include "cz_metrics.h"
 
@@ -68,6 +69,22 @@ static void test_accesslog(cz_allocator_t *a) {
                        "\"path\":\"/a?b=\\\"c\\\\\\u0001\",\"http\":\"1.1\",\"status\":201,\"bytes\":7,"
                        "\"duration_ms\":1.234}\n";
     CHECKC(out.len == strlen(json) && memcmp(out.data, json, out.len) == 0, out.data);
+    /* a client of bytes that are all escaped (6 each in JSON): room is
+     * reserved for them (the line was written past the buffer's bound) */
+    char client[80];
+    memset(client, 0x01, sizeof(client) - 1);
+    client[sizeof(client) - 1] = '\0';
+    cz_http_request_t root = request("GET", HTTP_GET, "/");
+    e = (cz_accesslog_entry_t){&root, client, 200, 1, 0, 1796072066};
+    cz_http_buf_t bounded;
+    cz_http_buf_init(&bounded, a, 400); /* under the JSON line (> 500 bytes) */
+    int rc = cz_accesslog_append(&l, &bounded, &e);
+    CHECK(rc == CZ_HTTP_E2BIG || (rc == CZ_HTTP_OK && bounded.len <= 400));
+    CHECK(rc != CZ_HTTP_OK || bounded.len <= bounded.cap);
+    cz_http_buf_free(&bounded);
+    cz_http_buf_reset(&out, 0);
+    CHECK(cz_accesslog_append(&l, &out, &e) == CZ_HTTP_OK && out.len <= out.cap);
+    CHECK(out.len > 64 * 6 && memmem(out.data, out.len, "\"client\":\"\\u0001", 16) != NULL);
     /* a bounded buffer: the line does not fit, nothing is appended */
     cz_http_buf_t small;
     cz_http_buf_init(&small, a, 16);

@@ -26,7 +26,9 @@
  *   bytes 2-4   read sizes, used in turn: (b & 0x3f) * (b & 0x80 ? 37 : 1),
  *               0 meaning "everything left"; bit 6 of byte 2 + k % 3: in
  *               the parser-alone pass, the k-th request with a body has
- *               it handed out in pieces (otherwise stored)
+ *               it handed out in pieces (otherwise stored); bit 6 of
+ *               byte 4 also turns accounting on (env->answered,
+ *               env->clock_ns; the seeds' '@' and 'A' have it set)
  *   the rest    the bytes the client sends
  *
  * Checked on every input (abort = crash for libFuzzer):
@@ -75,18 +77,52 @@
  *     close, nothing after a "Connection: close"; 100 Continue only as an
  *     interim answer; a stream cut short only at the very end;
  *   - files handed to the connection are closed once it is destroyed;
+ *   - the connection's totals: env->bytes_in is every byte fed,
+ *     env->bytes_out every byte the transport took, env->requests every
+ *     request routed, env->abandoned only after the client's EOF;
+ *   - accounting (bit 6 of byte 4), against cz_conn.h: each request routed
+ *     (application or the router's own answer) is reported at most once,
+ *     before the next is routed, for that request (method, target,
+ *     version intact), with its route index (CZ_CONN_NO_ROUTE for the
+ *     server's answers and a not_found application), the env->clock_ns
+ *     value read when it was dispatched (never behind an earlier one), a
+ *     status of 100..999, and bytes_out the last bytes queued: at the end,
+ *     the bytes of every report parse as exactly one response (llhttp)
+ *     with that status (one cut by a failed cz_conn_stream_end() may end
+ *     short); an answer queued by a call is reported inside it; a request
+ *     left unreported was dropped (the client left, its answer could not
+ *     be queued, out of memory, a timeout); no clock is read without
+ *     env->answered;
+ *   - cz_metrics (sized for the router; growing it keeps every figure)
+ *     fed each report: its figures equal a model kept here (count per
+ *     method and status class, bucket, sum, observed; route index past
+ *     the table: the "no route" slot) and add up;
+ *   - cz_accesslog, both formats, for each report and again with the
+ *     request's body (any bytes) as its target; the client is the
+ *     request's X-Forwarded-For (client bytes: tabs, quotes, bytes past
+ *     ASCII), cut at 64: each line one line of printable ASCII ending in
+ *     its only '\n'; COMMON byte for byte against a reference (the
+ *     request the only quoted field); JSON parsed by a strict RFC 8259
+ *     reader (escapes, UTF-8, surrogates, numbers) with exactly its eight
+ *     members, each string decoding back to the bytes logged (target,
+ *     client, method; past ASCII as U+0080..U+00FF) and each number the
+ *     one logged; into a 64 KiB batch (E2BIG with nothing appended, then
+ *     into an empty one) and into a buffer bounded by the clock (E2BIG with
+ *     nothing appended, or the same line within the bound);
  *   - leaks: the allocator's live bytes and blocks are back to their start
  *     value after every input.
  */
 #define _GNU_SOURCE
 #include "fuzz_common.h"
 
+#include "cz_accesslog.h"
 #include "cz_answer.h"
 #include "cz_cond.h"
 #include "cz_conn.h"
 #include "cz_files.h"
 #include "cz_http.h"
 #include "cz_memory.h"
+#include "cz_metrics.h"
 #include "cz_router.h"
 
 #include <errno.h>
@@ -98,6 +134,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HDR_LEN 5
@@ -622,6 +659,7 @@ typedef struct {
     int input_done;                             /* every read is done (or the connection reads no more) */
     int in_timeout;                             /* inside cz_conn_timeout() */
     size_t routed_app, dispatched;              /* requests routed to the application, dispatched */
+    uint64_t routed;                            /* requests routed (cz_answer_route) */
     sbody_t sb;                                 /* a streamed request body */
     int sb_early;                               /* a streamed request was answered before its body's end */
     size_t sb_bodies;                           /* streamed bodies that completed */
@@ -634,6 +672,68 @@ typedef struct {
 } harness_t;
 
 static harness_t H;
+
+/* accounting (env->answered), see "accounting" below */
+#define ACCOUNT_BIT  0x40          /* of byte 4 */
+#define LOG_MAX      (64u * 1024u) /* an access log batch (py_server.c hands them on at 64 KiB) */
+#define LOG_BODY_MAX 4096u         /* of a body logged as a request target */
+#define CLIENT_MAX   64u           /* of the client address kept in a line (cz_accesslog.c) */
+#define CLIENT_COPY  (CLIENT_MAX + 16u)
+
+/* One report: where its answer lies in everything queued on the connection. */
+typedef struct {
+    uint64_t start, end;
+    int status;
+    int head; /* answer to HEAD: no body follows its head */
+    int cut;  /* reported by a cz_conn_stream_end() that failed: may end short */
+} span_t;
+
+typedef struct {
+    int on;
+    /* the request routed last, until it is reported */
+    int open;
+    int method_id, http_minor, head;
+    char *target;
+    size_t target_len;
+    uint32_t route;
+    uint64_t started;
+    /* the clock (ns): the last value, and whether the connection read it */
+    uint64_t clock;
+    size_t clock_calls;
+    int conn_read_clock;
+    uint64_t last_started;
+    /* every report */
+    span_t *spans;
+    size_t nspans, spans_cap;
+    uint64_t reported_end; /* end of the last report's answer */
+    uint64_t reports;
+    /* cz_metrics, and a model of its figures */
+    cz_metrics_t m;
+    int m_ok;
+    cz_metrics_route_t model[NROUTES + 1];
+    /* cz_accesslog: both formats, into one batch */
+    cz_accesslog_t common, json;
+    cz_http_buf_t log;
+    time_t when;
+    size_t lines;
+} acct_t;
+
+static acct_t A;
+
+/* A routed request not reported yet (with accounting on). */
+static int acct_unreported(void) {
+    return A.on && A.open;
+}
+
+/* Reports so far; acct_cut(n): the report made since n (if any) ends a
+ * stream whose end failed, its answer may be short. */
+static size_t acct_spans(void) {
+    return A.nspans;
+}
+
+static void acct_cut(size_t n) {
+    if (A.nspans > n) A.spans[n].cut = 1;
+}
 
 static uint64_t hstr(uint64_t h, cz_http_str_t s) {
     h = fnv_u64(h, s.len);
@@ -844,6 +944,7 @@ static expect_t *saw_error(size_t nerr, int status, int minor, int keep, int hea
 static void check_answer(const cz_http_response_t *resp, const expect_t *e, int rc, int invalid, int wrote,
                          size_t nerr) {
     FUZZ_CHECK((rc == CZ_HTTP_EINVAL) == invalid);
+    if (wrote) FUZZ_CHECK(!acct_unreported()); /* reported once its answer is queued */
     if (rc == CZ_HTTP_OK) {
         FUZZ_CHECK(wrote);
         ver_expect(&H.v, e);
@@ -1035,11 +1136,13 @@ static void stream_more(cz_conn_t *c) {
     while (H.streaming) {
         int rc;
         if (H.body.len == 0) {
+            size_t spans = acct_spans();
             H.streaming = 0;
             rc = cz_conn_stream_end(c);
             if (rc != CZ_HTTP_OK) {
                 failed_write(rc);
                 H.cut = 1;
+                acct_cut(spans);
             }
             FUZZ_CHECK(cz_conn_state(c) != CZ_CONN_STREAM);
             return;
@@ -1280,6 +1383,670 @@ static void env_drained(void *ctx, cz_conn_t *c) {
     stream_more(c);
 }
 
+/* ---- accounting: env->answered, cz_metrics, cz_accesslog (bit 6 of byte 4) ------------ */
+
+/* env->clock_ns: steps of 1 ns .. 34 s, never behind the transport's clock. */
+static uint64_t env_clock_ns(void *ctx) {
+    uint64_t floor = H.now * 1000000u, next;
+
+    (void)ctx;
+    FUZZ_CHECK(A.on); /* without env->answered no clock is read */
+    next = A.clock + ((uint64_t)1 << (A.clock_calls * 7u % 36u));
+    A.clock_calls++;
+    A.clock = next > floor ? next : floor;
+    A.conn_read_clock = 1;
+    return A.clock;
+}
+
+/* A request was routed (the cz_answer_route wrapper): it is reported once
+ * its whole answer is queued, unless it is dropped with the connection.
+ * `app`: the application answers it. */
+static void acct_routed(const cz_http_request_t *req, const cz_match_t *m, int app) {
+    if (!A.on) return;
+    FUZZ_CHECK(!A.open);           /* the one before was reported, or the connection dropped it */
+    FUZZ_CHECK(A.conn_read_clock); /* its dispatch time was read just now */
+    A.conn_read_clock = 0;
+    A.open = 1;
+    A.method_id = req->method_id;
+    A.http_minor = req->http_minor;
+    A.head = req->method_id == HTTP_HEAD;
+    free(A.target);
+    A.target = xmemdup(req->target.len ? req->target.base : "", req->target.len ? req->target.len : 1);
+    A.target_len = req->target.len;
+    A.route = app && m->status == CZ_MATCH_FOUND ? m->route_index : CZ_CONN_NO_ROUTE;
+    A.started = A.clock;
+}
+
+/* -- cz_metrics against a model -- */
+
+static unsigned ref_method(int id) {
+    switch (id) {
+    case HTTP_GET: return CZ_METRICS_GET;
+    case HTTP_HEAD: return CZ_METRICS_HEAD;
+    case HTTP_POST: return CZ_METRICS_POST;
+    case HTTP_PUT: return CZ_METRICS_PUT;
+    case HTTP_DELETE: return CZ_METRICS_DELETE;
+    case HTTP_PATCH: return CZ_METRICS_PATCH;
+    case HTTP_OPTIONS: return CZ_METRICS_OPTIONS;
+    default: return CZ_METRICS_OTHER;
+    }
+}
+
+/* The Prometheus bucket of a latency: the first bound not below it, else +Inf. */
+static unsigned ref_bucket(uint64_t ns) {
+    static const uint64_t ms_x10[CZ_METRICS_BUCKETS] = {5,    10,   25,   50,    100,   250,   500,
+                                                        1000, 2500, 5000, 10000, 25000, 50000, 100000};
+    unsigned b;
+
+    for (b = 0; b < CZ_METRICS_BUCKETS; b++)
+        if (ns <= ms_x10[b] * 100000u) return b;
+    return CZ_METRICS_BUCKETS;
+}
+
+/* A slot's figures add up: every count is one observation in one bucket. */
+static void metrics_add_up(const cz_metrics_route_t *r) {
+    uint64_t counts = 0, buckets = 0;
+    unsigned i, k;
+
+    for (i = 0; i < CZ_METRICS_METHODS; i++)
+        for (k = 0; k < CZ_METRICS_CLASSES; k++) counts += r->count[i][k];
+    for (i = 0; i <= CZ_METRICS_BUCKETS; i++) buckets += r->bucket[i];
+    FUZZ_CHECK(counts == r->observed && buckets == r->observed);
+}
+
+static void metrics_compare(void) {
+    uint64_t total = 0;
+    size_t i;
+
+    FUZZ_CHECK(A.m.answered == A.reports);
+    for (i = 0; i <= NROUTES; i++) {
+        const cz_metrics_route_t *got = cz_metrics_route(&A.m, (uint32_t)i);
+        FUZZ_CHECK(got != NULL && memcmp(got, &A.model[i], sizeof(*got)) == 0);
+        metrics_add_up(got);
+        total += got->observed;
+    }
+    FUZZ_CHECK(total == A.reports);
+}
+
+static void acct_metrics(const cz_conn_answered_t *a, uint64_t ns) {
+    size_t slot = a->route_index < NROUTES ? a->route_index : NROUTES;
+    cz_metrics_route_t *w = &A.model[slot];
+    const cz_metrics_route_t *got;
+    int st = a->status;
+
+    FUZZ_CHECK(a->route_index < NROUTES || a->route_index == CZ_CONN_NO_ROUTE);
+    cz_metrics_observe(&A.m, a->route_index, a->req->method_id, a->status, ns);
+    w->count[ref_method(a->req->method_id)][st >= 100 && st < 600 ? st / 100 - 1 : CZ_METRICS_CLASSES - 1]++;
+    w->bucket[ref_bucket(ns)]++;
+    w->sum_ns += ns;
+    w->observed++;
+    got = cz_metrics_route(&A.m, a->route_index);
+    FUZZ_CHECK(got == cz_metrics_route(&A.m, (uint32_t)slot));
+    FUZZ_CHECK(memcmp(got, w, sizeof(*w)) == 0);
+    metrics_add_up(got);
+    FUZZ_CHECK(A.m.answered == A.reports);
+}
+
+/* -- cz_accesslog: one line, printable ASCII; COMMON byte for byte, JSON parsed back -- */
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} sbuf_t;
+
+static void sb_put(sbuf_t *b, const char *s, size_t n) {
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+        FUZZ_CHECK(b->p != NULL);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+
+static void sb_str(sbuf_t *b, const char *s) {
+    sb_put(b, s, strlen(s));
+}
+
+/* COMMON: printable ASCII but '"' and '\' as is, every other byte \xHH */
+static void sb_common(sbuf_t *b, const char *s, size_t n) {
+    size_t i;
+    char x[8];
+
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
+            sb_put(b, (const char *)&ch, 1);
+        } else {
+            snprintf(x, sizeof(x), "\\x%02x", ch);
+            sb_put(b, x, 4);
+        }
+    }
+}
+
+/* The client as a line shows it: "-" for none, at most CLIENT_MAX bytes. */
+static cz_http_str_t log_client(const cz_accesslog_entry_t *e) {
+    size_t n = e->client ? strlen(e->client) : 0;
+
+    if (n == 0) return (cz_http_str_t){"-", 1};
+    return (cz_http_str_t){e->client, n > CLIENT_MAX ? CLIENT_MAX : n};
+}
+
+static int log_status(int status) {
+    return status > 0 && status < 1000 ? status : 0;
+}
+
+static void common_expect(sbuf_t *b, const cz_accesslog_entry_t *e) {
+    cz_http_str_t client = log_client(e);
+    const cz_http_request_t *r = e->req;
+    struct tm tm;
+    char s[64];
+
+    sb_common(b, client.base, client.len);
+    FUZZ_CHECK(gmtime_r(&e->when, &tm) != NULL);
+    FUZZ_CHECK(strftime(s, sizeof(s), " - - [%d/%b/%Y:%H:%M:%S +0000] \"", &tm) > 0);
+    sb_str(b, s);
+    sb_common(b, r->method.base, r->method.len);
+    sb_str(b, " ");
+    sb_common(b, r->target.base, r->target.len);
+    snprintf(s, sizeof(s), " HTTP/1.%d\" %d ", r->http_minor, log_status(e->status));
+    sb_str(b, s);
+    if (e->bytes) snprintf(s, sizeof(s), "%llu\n", (unsigned long long)e->bytes);
+    else snprintf(s, sizeof(s), "-\n");
+    sb_str(b, s);
+}
+
+/* A small JSON reader: one object of string and number members, strictly
+ * by RFC 8259 (no control character unescaped, valid escapes, UTF-8, no
+ * lone surrogate); strings are decoded to code points. */
+#define JSON_MEMBERS 16
+
+typedef struct {
+    const char *key;
+    size_t key_len;
+    int is_str;
+    uint32_t *cp; /* string: code points */
+    size_t ncp;
+    const char *num; /* number: its text */
+    size_t num_len;
+} jmember_t;
+
+typedef struct {
+    const char *p, *end;
+    uint32_t *pool; /* room for one code point per byte of the line */
+    size_t pool_used;
+} jreader_t;
+
+static int j_hex4(jreader_t *j, uint32_t *v) {
+    int i;
+
+    if (j->end - j->p < 4) return 0;
+    *v = 0;
+    for (i = 0; i < 4; i++) {
+        char ch = *j->p++;
+        *v <<= 4;
+        if (ch >= '0' && ch <= '9') *v |= (uint32_t)(ch - '0');
+        else if (ch >= 'a' && ch <= 'f') *v |= (uint32_t)(ch - 'a' + 10);
+        else if (ch >= 'A' && ch <= 'F') *v |= (uint32_t)(ch - 'A' + 10);
+        else return 0;
+    }
+    return 1;
+}
+
+/* A UTF-8 sequence starting at j->p (its first byte >= 0x80). */
+static int j_utf8(jreader_t *j, uint32_t *cp) {
+    const unsigned char *s = (const unsigned char *)j->p;
+    size_t left = (size_t)(j->end - j->p), n, i;
+    uint32_t v, min;
+
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) n = 2, v = s[0] & 0x1fu, min = 0x80;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef) n = 3, v = s[0] & 0x0fu, min = 0x800;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4) n = 4, v = s[0] & 0x07u, min = 0x10000;
+    else return 0;
+    if (left < n) return 0;
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        v = v << 6 | (s[i] & 0x3fu);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
+    j->p += n;
+    *cp = v;
+    return 1;
+}
+
+/* A string; j->p just past its opening quote. */
+static int j_string(jreader_t *j, uint32_t **out, size_t *n) {
+    uint32_t *cp = j->pool + j->pool_used;
+
+    *n = 0;
+    for (;;) {
+        unsigned char ch;
+        uint32_t v;
+
+        if (j->p >= j->end) return 0;
+        ch = (unsigned char)*j->p;
+        if (ch == '"') {
+            j->p++;
+            break;
+        }
+        if (ch < 0x20) return 0; /* a control character must be escaped */
+        if (ch >= 0x80) {
+            if (!j_utf8(j, &v)) return 0;
+        } else if (ch != '\\') {
+            v = ch;
+            j->p++;
+        } else {
+            if (++j->p >= j->end) return 0;
+            switch (*j->p++) {
+            case '"': v = '"'; break;
+            case '\\': v = '\\'; break;
+            case '/': v = '/'; break;
+            case 'b': v = '\b'; break;
+            case 'f': v = '\f'; break;
+            case 'n': v = '\n'; break;
+            case 'r': v = '\r'; break;
+            case 't': v = '\t'; break;
+            case 'u':
+                if (!j_hex4(j, &v)) return 0;
+                if (v >= 0xdc00 && v <= 0xdfff) return 0; /* a lone low surrogate */
+                if (v >= 0xd800 && v <= 0xdbff) {
+                    uint32_t lo;
+                    if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u') return 0;
+                    j->p += 2;
+                    if (!j_hex4(j, &lo) || lo < 0xdc00 || lo > 0xdfff) return 0;
+                    v = 0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00);
+                }
+                break;
+            default: return 0;
+            }
+        }
+        cp[(*n)++] = v;
+    }
+    *out = cp;
+    j->pool_used += *n;
+    return 1;
+}
+
+/* A number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int j_number(jreader_t *j) {
+    const char *s = j->p;
+
+    if (j->p < j->end && *j->p == '-') j->p++;
+    if (j->p >= j->end) return 0;
+    if (*j->p == '0') j->p++;
+    else if (*j->p >= '1' && *j->p <= '9')
+        while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+    else return 0;
+    if (j->p < j->end && *j->p == '.') {
+        const char *d = ++j->p;
+        while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+        if (j->p == d) return 0;
+    }
+    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+        const char *d;
+        j->p++;
+        if (j->p < j->end && (*j->p == '+' || *j->p == '-')) j->p++;
+        d = j->p;
+        while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+        if (j->p == d) return 0;
+    }
+    return j->p > s;
+}
+
+static void j_ws(jreader_t *j) {
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+}
+
+/* The whole of [p, end) is one object; its members into `mem`. */
+static int j_object(jreader_t *j, jmember_t *mem, size_t *nmem) {
+    *nmem = 0;
+    j_ws(j);
+    if (j->p >= j->end || *j->p++ != '{') return 0;
+    j_ws(j);
+    if (j->p < j->end && *j->p == '}') {
+        j->p++;
+    } else {
+        for (;;) {
+            jmember_t *m;
+            uint32_t *key;
+            size_t klen, i;
+            if (*nmem == JSON_MEMBERS) return 0;
+            m = &mem[(*nmem)++];
+            memset(m, 0, sizeof(*m));
+            if (j->p >= j->end || *j->p++ != '"') return 0;
+            m->key = j->p;
+            if (!j_string(j, &key, &klen)) return 0;
+            m->key_len = klen;
+            for (i = 0; i < klen; i++)
+                if (key[i] > 0x7f || (m->key[i] != (char)key[i])) return 0; /* plain ASCII keys here */
+            j_ws(j);
+            if (j->p >= j->end || *j->p++ != ':') return 0;
+            j_ws(j);
+            if (j->p < j->end && *j->p == '"') {
+                j->p++;
+                m->is_str = 1;
+                if (!j_string(j, &m->cp, &m->ncp)) return 0;
+            } else {
+                m->num = j->p;
+                if (!j_number(j)) return 0;
+                m->num_len = (size_t)(j->p - m->num);
+            }
+            j_ws(j);
+            if (j->p >= j->end) return 0;
+            if (*j->p == ',') {
+                j->p++;
+                j_ws(j);
+                continue;
+            }
+            if (*j->p++ != '}') return 0;
+            break;
+        }
+    }
+    j_ws(j);
+    return j->p == j->end;
+}
+
+static const jmember_t *j_member(const jmember_t *mem, size_t n, const char *key) {
+    const jmember_t *found = NULL;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (mem[i].key_len == strlen(key) && memcmp(mem[i].key, key, mem[i].key_len) == 0) {
+            FUZZ_CHECK(found == NULL); /* no member twice */
+            found = &mem[i];
+        }
+    }
+    FUZZ_CHECK(found != NULL);
+    return found;
+}
+
+/* A string member holds exactly these bytes, one code point each (bytes
+ * past ASCII are U+0080..U+00FF, as cz_accesslog.h says). */
+static void j_bytes(const jmember_t *m, const char *s, size_t n) {
+    size_t i;
+
+    FUZZ_CHECK(m->is_str && m->ncp == n);
+    for (i = 0; i < n; i++) FUZZ_CHECK(m->cp[i] == (unsigned char)s[i]);
+}
+
+static void j_text(const jmember_t *m, const char *s) {
+    FUZZ_CHECK(!m->is_str && m->num_len == strlen(s) && memcmp(m->num, s, m->num_len) == 0);
+}
+
+static void json_check(const char *line, size_t n, const cz_accesslog_entry_t *e) {
+    jreader_t j = {line, line + n, xmalloc((n + 1) * sizeof(uint32_t)), 0};
+    jmember_t mem[JSON_MEMBERS];
+    size_t nmem;
+    cz_http_str_t client = log_client(e);
+    struct tm tm;
+    char s[64];
+    uint64_t us = e->duration_ns / 1000u;
+
+    if (!j_object(&j, mem, &nmem)) {
+        fprintf(stderr, "access log: not a JSON object: %.*s\n", (int)n, line);
+        FUZZ_CHECK(0);
+    }
+    FUZZ_CHECK(nmem == 8);
+    FUZZ_CHECK(gmtime_r(&e->when, &tm) != NULL);
+    FUZZ_CHECK(strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0);
+    j_bytes(j_member(mem, nmem, "time"), s, strlen(s));
+    j_bytes(j_member(mem, nmem, "client"), client.base, client.len);
+    j_bytes(j_member(mem, nmem, "method"), e->req->method.base, e->req->method.len);
+    j_bytes(j_member(mem, nmem, "path"), e->req->target.base, e->req->target.len);
+    snprintf(s, sizeof(s), "1.%d", e->req->http_minor);
+    j_bytes(j_member(mem, nmem, "http"), s, 3);
+    snprintf(s, sizeof(s), "%d", log_status(e->status));
+    j_text(j_member(mem, nmem, "status"), s);
+    snprintf(s, sizeof(s), "%llu", (unsigned long long)e->bytes);
+    j_text(j_member(mem, nmem, "bytes"), s);
+    snprintf(s, sizeof(s), "%llu.%03llu", (unsigned long long)(us / 1000u), (unsigned long long)(us % 1000u));
+    j_text(j_member(mem, nmem, "duration_ms"), s);
+    free(j.pool);
+}
+
+/* Append the line of `e` to the batch and check it. */
+static void log_check(cz_accesslog_t *l, const cz_accesslog_entry_t *e) {
+    size_t before = A.log.len, n, i;
+    int rc = cz_accesslog_append(l, &A.log, e);
+    const char *line;
+
+    if (rc == CZ_HTTP_E2BIG) {
+        /* the batch is full: nothing appended; the embedder hands it on */
+        FUZZ_CHECK(A.log.len == before && before > 0);
+        cz_http_buf_reset(&A.log, 0);
+        before = 0;
+        rc = cz_accesslog_append(l, &A.log, e);
+    }
+    FUZZ_CHECK(rc == CZ_HTTP_OK);
+    FUZZ_CHECK(A.log.len <= A.log.cap && A.log.len > before); /* nothing written past the buffer */
+    line = A.log.data + before;
+    n = A.log.len - before;
+    A.lines++;
+    {
+        /* the same line into a buffer of a bound taken from the clock:
+         * E2BIG with nothing appended, or the line within the bound */
+        size_t bound = 64u + (size_t)(A.clock % 1500u);
+        cz_http_buf_t one;
+        cz_http_buf_init(&one, g_alloc, bound);
+        rc = cz_accesslog_append(l, &one, e);
+        if (rc == CZ_HTTP_OK)
+            FUZZ_CHECK(one.len <= bound && one.len <= one.cap && one.len == n && memcmp(one.data, line, n) == 0);
+        else FUZZ_CHECK(rc == CZ_HTTP_E2BIG && one.len == 0);
+        cz_http_buf_free(&one);
+    }
+    /* one line: printable ASCII (py_server.c decodes it as ASCII), one '\n' at its end */
+    FUZZ_CHECK(line[n - 1] == '\n');
+    for (i = 0; i + 1 < n; i++) {
+        unsigned char ch = (unsigned char)line[i];
+        if (ch < 0x20 || ch >= 0x7f) {
+            fprintf(stderr, "access log: byte 0x%02x at %zu: %.*s\n", ch, i, (int)n, line);
+            FUZZ_CHECK(0);
+        }
+    }
+    if (l->format == CZ_ACCESSLOG_JSON) {
+        json_check(line, n - 1, e);
+    } else {
+        sbuf_t want = {NULL, 0, 0};
+        size_t quotes = 0;
+        common_expect(&want, e);
+        if (want.n != n || memcmp(want.p, line, n) != 0) {
+            fprintf(stderr, "access log: %.*s\n      want: %.*s", (int)n, line, (int)want.n, want.p);
+            FUZZ_CHECK(0);
+        }
+        free(want.p);
+        /* the request is the only quoted field, and nothing inside it is a quote */
+        for (i = 0; i < n; i++) quotes += line[i] == '"';
+        FUZZ_CHECK(quotes == 2);
+    }
+}
+
+/* The access log lines of an answered request: as it came, and with its
+ * body (any bytes: controls, quotes, invalid UTF-8) as the target. The
+ * client is the request's X-Forwarded-For (a proxy's word: the client's
+ * own bytes), else none. */
+static void acct_log(const cz_conn_answered_t *a, uint64_t ns) {
+    const cz_http_str_t *xff = cz_http_request_header(a->req, "x-forwarded-for", 15);
+    char client[CLIENT_COPY + 1];
+    cz_http_request_t as_body;
+    cz_accesslog_entry_t e;
+
+    memset(&e, 0, sizeof(e));
+    if (xff) {
+        size_t n = xff->len < CLIENT_COPY ? xff->len : CLIENT_COPY;
+        memcpy(client, xff->base, n);
+        client[n] = '\0';
+        e.client = client;
+    }
+    e.req = a->req;
+    e.status = a->status;
+    e.bytes = a->bytes_out;
+    e.duration_ns = ns;
+    e.when = A.when + (time_t)(A.reports / 2); /* a second every other line: the stamp cache hit and missed */
+    log_check(&A.common, &e);
+    log_check(&A.json, &e);
+    if (a->req->body.len) {
+        as_body = *a->req;
+        as_body.target.base = a->req->body.base;
+        as_body.target.len = a->req->body.len < LOG_BODY_MAX ? a->req->body.len : LOG_BODY_MAX;
+        e.req = &as_body;
+        e.status = (int)(ns % 1200u); /* out of range too (logged as 0) */
+        log_check(&A.common, &e);
+        log_check(&A.json, &e);
+    }
+}
+
+/* env->answered: checked against cz_conn.h's contract, then fed to
+ * cz_metrics and cz_accesslog as py_server.c does. */
+static void env_answered(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a) {
+    long fault_at = g_fault_at;
+    const cz_http_request_t *req;
+    uint64_t queued, now;
+    span_t *s;
+
+    (void)ctx;
+    g_fault_at = 0; /* the hook's own allocations are not the connection's: no fault there */
+    FUZZ_CHECK(A.on && c == &H.conn && a != NULL && a->req != NULL);
+    /* once, for the request routed last, which is still intact */
+    FUZZ_CHECK(A.open);
+    A.open = 0;
+    req = a->req;
+    FUZZ_CHECK(req->method_id == A.method_id && req->http_minor == A.http_minor);
+    FUZZ_CHECK(req->target.len == A.target_len && memcmp(req->target.base, A.target, A.target_len) == 0);
+    FUZZ_CHECK(a->route_index == A.route);
+    FUZZ_CHECK(a->started_ns == A.started && a->started_ns >= A.last_started);
+    A.last_started = a->started_ns;
+    FUZZ_CHECK(a->status >= 100 && a->status <= 999);
+    /* its answer is all queued now, and is the last bytes queued (checked
+     * against the wire at the end) */
+    queued = H.out_len + cz_conn_out_pending(c);
+    if (a->bytes_out == 0 || a->bytes_out > queued - A.reported_end) {
+        fprintf(stderr, "answered: %d, %llu bytes; %llu queued since the last report\n", a->status,
+                (unsigned long long)a->bytes_out, (unsigned long long)(queued - A.reported_end));
+        FUZZ_CHECK(0);
+    }
+    if (A.nspans == A.spans_cap) {
+        A.spans_cap = A.spans_cap ? A.spans_cap * 2 : 16;
+        A.spans = realloc(A.spans, A.spans_cap * sizeof(*A.spans));
+        FUZZ_CHECK(A.spans != NULL);
+    }
+    s = &A.spans[A.nspans++];
+    s->start = queued - a->bytes_out;
+    s->end = queued;
+    s->status = a->status;
+    s->head = A.head;
+    s->cut = 0;
+    A.reported_end = queued;
+    /* the connection's totals: every byte fed, every byte taken */
+    FUZZ_CHECK(H.env.bytes_in == H.fed && H.env.bytes_out == H.out_len);
+    now = env_clock_ns(NULL);
+    A.conn_read_clock = 0;
+    FUZZ_CHECK(now >= a->started_ns);
+    A.reports++;
+    if (A.m_ok) acct_metrics(a, now - a->started_ns);
+    acct_log(a, now - a->started_ns);
+    g_fault_at = fault_at;
+}
+
+typedef struct {
+    int begins, completes, status, head;
+} span_parse_t;
+
+static int sp_begin(llhttp_t *ll) {
+    ((span_parse_t *)ll->data)->begins++;
+    return 0;
+}
+
+static int sp_headers(llhttp_t *ll) {
+    span_parse_t *sp = ll->data;
+    sp->status = ll->status_code;
+    return sp->head ? 1 : 0;
+}
+
+static int sp_complete(llhttp_t *ll) {
+    ((span_parse_t *)ll->data)->completes++;
+    return 0;
+}
+
+/* The bytes a report counted are exactly one response, with its status. */
+static void check_span(const span_t *s) {
+    llhttp_settings_t st;
+    llhttp_t ll;
+    span_parse_t sp;
+    llhttp_errno_t e;
+
+    memset(&sp, 0, sizeof(sp));
+    sp.head = s->head;
+    llhttp_settings_init(&st);
+    st.on_message_begin = sp_begin;
+    st.on_headers_complete = sp_headers;
+    st.on_message_complete = sp_complete;
+    llhttp_init(&ll, HTTP_RESPONSE, &st);
+    ll.data = &sp;
+    e = llhttp_execute(&ll, H.out + s->start, (size_t)(s->end - s->start));
+    if (e == HPE_PAUSED_UPGRADE) FUZZ_CHECK(llhttp_get_error_pos(&ll) == H.out + s->end); /* a 101: its head */
+    else FUZZ_CHECK(e == HPE_OK);
+    /* a body delimited by the close ends the output */
+    if (sp.completes == 0 && !s->cut && s->end == H.out_len) FUZZ_CHECK(llhttp_finish(&ll) == HPE_OK);
+    if (sp.begins != 1 || sp.status != s->status || (!s->cut && sp.completes != 1)) {
+        fprintf(stderr, "answered %d with %llu bytes; the wire there: %d messages, status %d\n---\n%.*s\n---\n",
+                s->status, (unsigned long long)(s->end - s->start), sp.begins, sp.status,
+                (int)(s->end - s->start > 2000 ? 2000 : s->end - s->start), H.out + s->start);
+        FUZZ_CHECK(0);
+    }
+}
+
+static void acct_start(const uint8_t *data, size_t size) {
+    free(A.target);
+    free(A.spans);
+    memset(&A, 0, sizeof(A));
+    A.on = size >= HDR_LEN && (data[4] & ACCOUNT_BIT) != 0;
+    if (!A.on) return;
+    /* cz_metrics sized for the fixed router (before faults are armed) */
+    cz_metrics_init(&A.m, g_alloc);
+    A.m_ok = cz_metrics_reserve(&A.m, NROUTES) == 0;
+    FUZZ_CHECK(A.m_ok);
+    cz_accesslog_init(&A.common, CZ_ACCESSLOG_COMMON);
+    cz_accesslog_init(&A.json, CZ_ACCESSLOG_JSON);
+    cz_http_buf_init(&A.log, g_alloc, LOG_MAX);
+    /* wall clock: a second from the input, in 1970 .. 9999 */
+    A.when = (time_t)(fnv(FNV_INIT ^ 0x5a, data, size < 16 ? size : 16) % 253402300000u);
+}
+
+/* After the input: every report's answer is on the wire as counted, the
+ * figures are the model's, and a request left unreported was dropped. */
+static void acct_finish(int aborted, long faults, int timeouts) {
+    size_t i;
+
+    if (!A.on) return;
+    FUZZ_CHECK(H.env.requests == A.reports + (uint64_t)A.open);
+    if (A.open) {
+        /* the client left, or its answer could not be queued (or completed) */
+        FUZZ_CHECK(H.env.abandoned > 0 || H.unanswered_at != SIZE_MAX || H.cut || aborted || faults > 0 || timeouts);
+    }
+    for (i = 0; i < A.nspans; i++) {
+        if (A.spans[i].end > H.out_len) { /* never sent: the connection closed at once */
+            FUZZ_CHECK(aborted);
+            continue;
+        }
+        check_span(&A.spans[i]);
+    }
+    if (A.m_ok) {
+        metrics_compare();
+        /* more routes: every figure is kept, the new ones are zero */
+        FUZZ_CHECK(cz_metrics_reserve(&A.m, NROUTES + 3) == 0);
+        FUZZ_CHECK(memcmp(cz_metrics_route(&A.m, 2000), &A.model[NROUTES], sizeof(A.model[0])) == 0);
+        for (i = 0; i < NROUTES; i++)
+            FUZZ_CHECK(memcmp(cz_metrics_route(&A.m, (uint32_t)i), &A.model[i], sizeof(A.model[0])) == 0);
+        for (i = NROUTES; i < NROUTES + 3; i++) FUZZ_CHECK(cz_metrics_route(&A.m, (uint32_t)i)->observed == 0);
+    }
+    cz_metrics_destroy(&A.m);
+    cz_http_buf_free(&A.log);
+    free(A.target);
+    free(A.spans);
+    A.target = NULL;
+    A.spans = NULL;
+}
+
 /* ---- the server's own answers: an oracle for cz_answer_route() ------------------ */
 
 /* what OPTIONS * lists (cz_answer.h) */
@@ -1388,6 +2155,7 @@ cz_answer_t __wrap_cz_answer_route(const cz_router_t *router, cz_allocator_t *al
     check_request(req, passed);
     if (passed) {
         H.sb.active = 1; /* counted once its body is complete (env_body) */
+        H.sb.ended = 0;  /* not the last streamed body's (keeps_alive() below) */
         H.sb_dispatched++;
     } else {
         H.last_keep_alive = req->keep_alive;
@@ -1410,6 +2178,8 @@ cz_answer_t __wrap_cz_answer_route(const cz_router_t *router, cz_allocator_t *al
     if (passed) FUZZ_CHECK(rt && rt->streams && (req->chunked || req->content_length > in_hand));
     if (rt && rt->streams && req->chunked) FUZZ_CHECK(passed);
     if (passed) stream_begin(req, m);
+    H.routed++;
+    acct_routed(req, m, app_answers(req, m));
     if (app_answers(req, m)) {
         FUZZ_CHECK(who == CZ_ANSWER_APP);
         FUZZ_CHECK(to->out->len == before);
@@ -1854,6 +2624,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     timeouts = data[1] < 0x80 && (data[1] & 0x40);
 
     memset(&H, 0, sizeof(H));
+    A.on = (data[4] & ACCOUNT_BIT) != 0;
     H.unanswered_at = SIZE_MAX;
     H.quota = data[1] < 0x80 ? (size_t)(data[1] & 0x3f) * 7u : 0;
     H.expire = timeouts && (C.opts & OPT_STOPPING) && (C.opts & OPT_DEFER);
@@ -1877,10 +2648,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         .route_max_body = route_max_body,
         .route_streams_body = route_streams_body,
         .body = env_body,
+        .answered = A.on ? env_answered : NULL,
+        .clock_ns = env_clock_ns, /* read only with env->answered */
     };
     ver_init(&H.v);
 
     start = mem_mark(g_alloc);
+    acct_start(data, size);
     fault_arm(data[1] >= 0x80 ? data[1] - 0x7f : 0);
     cz_conn_init(c, &H.env);
 
@@ -1945,6 +2719,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(H.v.qhead == H.v.qtail); /* every response written was seen */
     }
     if (H.unanswered_at != SIZE_MAX) FUZZ_CHECK(H.v.expected == H.unanswered_at);
+    /* the connection's totals: every byte fed, every byte the transport took,
+     * every request routed */
+    FUZZ_CHECK(H.env.bytes_in == H.fed && H.env.bytes_out == H.out_len);
+    FUZZ_CHECK(H.env.requests == H.routed);
+    FUZZ_CHECK(H.env.abandoned <= 1 && (H.env.abandoned == 0 || H.eof));
+    acct_finish(aborted, faults, timeouts);
 
     end = cz_http_parser_status(&c->parser) ? END_ERROR : END_INPUT;
     if (end == END_INPUT && H.nreq && !H.last_keep_alive) end = END_CLOSE_REQ;
@@ -1971,9 +2751,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fprintf(stderr,
                 "fuzz_request: opts 0x%02x, %zu requests, %zu responses, end %d, "
                 "faults %ld, %zu/%zu bytes read, state %d; streamed bodies: %zu dispatched, %zu pieces, "
-                "%zu complete, %zu failed, %d answered early; parser alone: %zu pieces\n",
+                "%zu complete, %zu failed, %d answered early; parser alone: %zu pieces; "
+                "accounting: %s, %llu reported, %zu log lines\n",
                 C.opts, H.nreq, H.v.responses, end, faults, pos, len, state, H.sb_dispatched, H.sb_pieces, H.sb_bodies,
-                H.sb_failed, H.sb_early, g_pieces_seen);
+                H.sb_failed, H.sb_early, g_pieces_seen, A.on ? "on" : "off", (unsigned long long)A.reports, A.lines);
     mem_expect(g_alloc, start, "request path");
     return 0;
 }
