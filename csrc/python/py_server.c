@@ -203,7 +203,6 @@ static int file_respond(CzServerObject *self, cz_conn_t *c, const cz_http_respon
 static void log_failure(CzServerObject *self, const char *what);
 
 static const cz_http_str_t CT_JSON = {"application/json", 16};
-static const cz_http_str_t CT_TEXT = {"text/plain; charset=utf-8", 25};
 static const cz_http_str_t CT_BYTES = {"application/octet-stream", 24};
 
 /* ---- turning Python values into responses (GIL held) -------------------------------- */
@@ -302,7 +301,8 @@ done:
 /* Answer `value` (a handler's return value). -1 with an exception set when
  * it cannot be turned into a response. */
 static int respond_value(CzServerObject *self, cz_conn_t *c, PyObject *value) {
-    if (PyDict_CheckExact(value) || PyList_CheckExact(value) || value == Py_None) {
+    /* A str is a JSON string, as in FastAPI (PlainTextResponse sends text). */
+    if (PyDict_CheckExact(value) || PyList_CheckExact(value) || value == Py_None || PyUnicode_CheckExact(value)) {
         cz_http_buf_t *b = &self->scratch;
         cz_json_result_t jr = cz_json_write(value, b);
         if (jr == CZ_JSON_ERROR) return -1;
@@ -317,13 +317,6 @@ static int respond_value(CzServerObject *self, cz_conn_t *c, PyObject *value) {
         if (utf8) respond_plain(c, 200, CT_JSON, utf8, (size_t)len);
         Py_DECREF(text);
         return utf8 ? 0 : -1;
-    }
-    if (PyUnicode_CheckExact(value)) {
-        Py_ssize_t len;
-        const char *utf8 = PyUnicode_AsUTF8AndSize(value, &len);
-        if (!utf8) return -1;
-        respond_plain(c, 200, CT_TEXT, utf8, (size_t)len);
-        return 0;
     }
     if (PyBytes_Check(value)) {
         respond_plain(c, 200, CT_BYTES, PyBytes_AS_STRING(value), (size_t)PyBytes_GET_SIZE(value));

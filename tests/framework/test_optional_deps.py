@@ -53,7 +53,7 @@ def test_core_without_optional_dependencies() -> None:
             assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "title"], r.text
             assert c.post("/notes", content=b"{bad").json()["detail"][0]["type"] == "json_invalid"
             assert c.post("/movies", json={"title": "m"}).json() == {"title": "m"}
-            assert c.post("/form", data={"name": "n"}).text == "n"
+            assert c.post("/form", data={"name": "n"}).json() == "n"
             doc = c.get("/openapi.json").json()
             assert doc["components"]["schemas"]["Note"]["required"] == ["title"]
             page = c.get("/docs").text

@@ -211,7 +211,7 @@ def test_missing_header() -> None:
         assert c.get("/").json() == {
             "detail": [{"type": "missing", "loc": ["header", "x-token"], "msg": "Field required", "input": None}]
         }
-        assert c.get("/", headers={"X-Token": "t"}).text == "t"
+        assert c.get("/", headers={"X-Token": "t"}).json() == "t"
 
 
 def test_cookies(client: TestClient) -> None:

@@ -294,9 +294,9 @@ def test_request_text_uses_charset(client: httpx.Client) -> None:
         "/text", content="caf\u00e9".encode("latin-1"), headers={"Content-Type": "text/plain; charset=latin-1"}
     )
     assert r.status_code == 200
-    assert r.text == "caf\u00e9"
+    assert r.json() == "caf\u00e9"  # a returned str is a JSON string, as in FastAPI
     r = client.post("/text", content="caf\u00e9".encode())
-    assert r.text == "caf\u00e9"
+    assert r.json() == "caf\u00e9"
 
 
 def test_invalid_json_body_goes_to_the_value_error_handler(client: httpx.Client) -> None:
@@ -325,9 +325,9 @@ def test_return_list(client: httpx.Client) -> None:
 def test_return_str(client: httpx.Client) -> None:
     r = client.get("/ret/str")
     assert r.status_code == 200
-    assert r.headers["content-type"] == "text/plain; charset=utf-8"
-    assert r.content == "h\u00e9llo w\u00f6rld".encode()
-    assert r.headers["content-length"] == str(len("h\u00e9llo w\u00f6rld".encode()))
+    assert r.headers["content-type"] == "application/json"  # a JSON string, as in FastAPI
+    assert r.content == '"h\u00e9llo w\u00f6rld"'.encode()
+    assert r.headers["content-length"] == str(len('"h\u00e9llo w\u00f6rld"'.encode()))
 
 
 def test_return_bytes(client: httpx.Client) -> None:

@@ -182,15 +182,15 @@ def test_spec_example_serves() -> None:
         check_health(c)
         r = c.get("/memory-trend")
         assert r.status_code == 200
-        assert r.headers["content-type"] == "text/plain; charset=utf-8"
-        assert r.text == "No trend data"  # one sample per 60 s: none yet
+        assert r.headers["content-type"] == "application/json"  # a returned str is a JSON string
+        assert r.json() == "No trend data"  # one sample per 60 s: none yet
         check_health(c)
 
 
 def test_spec_example_memory_trend_with_short_interval() -> None:
     code = SPEC_EXAMPLE.replace("memory_stats_interval=60", "memory_stats_interval=0.2")
     with start_server(code) as srv, httpx.Client(base_url=srv.base_url, timeout=10) as c:
-        assert wait_for(lambda: c.get("/memory-trend").headers["content-type"] == "application/json", 5)
+        assert wait_for(lambda: isinstance(c.get("/memory-trend").json(), dict), 5)
         trend = c.get("/memory-trend").json()
         assert set(trend) >= {
             "allocated_mb_change",
