@@ -88,8 +88,9 @@ def fetch_sdist() -> Path:
     if not sdist.exists():
         say(f"downloading {FASTAPI_SDIST}")
         subprocess.run(
+            # pip reads the sdist's metadata with its build backend (pdm), fetched in isolation
             [sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps",
-             "--no-build-isolation", f"fastapi=={FASTAPI_VERSION}", "-d", str(WORK)],
+             f"fastapi=={FASTAPI_VERSION}", "-d", str(WORK)],
             check=True,
         )  # fmt: skip
     got = sha256(sdist)
@@ -108,6 +109,21 @@ def extract(sdist: Path) -> Path:
             tar.extractall(WORK, filter="data")
         stamp.touch()
     return src
+
+
+def built_catzilla() -> Path:
+    """A directory holding only the catzilla package this interpreter imports
+    (the built one, with its extension), for the compat venv's path."""
+    import catzilla
+
+    site = WORK / "catzilla-site"
+    site.mkdir(parents=True, exist_ok=True)
+    link = site / "catzilla"
+    target = Path(catzilla.__file__).parent
+    if not link.is_symlink() or link.resolve() != target.resolve():
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+    return site
 
 
 def venv_python() -> Path:
@@ -376,7 +392,7 @@ def main() -> None:
     python = venv_python()
     make_port(src)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env = dict(base_env, PYTHONPATH=f"{PORT}{os.pathsep}{ROOT / 'src'}", PYTHONDONTWRITEBYTECODE="1")
+    env = dict(base_env, PYTHONPATH=f"{PORT}{os.pathsep}{built_catzilla()}", PYTHONDONTWRITEBYTECODE="1")
 
     modules = sorted(str(p.relative_to(PORT)) for p in (PORT / "tests" / "test_tutorial").rglob("test_*.py"))
     modules = [m for m in modules if args.only in m]
