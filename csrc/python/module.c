@@ -13,15 +13,16 @@ static PyObject *build_info(PyObject *mod, PyObject *unused) {
     (void)unused;
     const char *ver = cz_jemalloc_version();
     int compiled = cz_jemalloc_compiled();
-    return Py_BuildValue("{s:O,s:O,s:s,s:s,s:s,s:O,s:s,s:O,s:s,s:s,s:s,s:s,s:s}", "jemalloc_compiled",
-                         compiled ? Py_True : Py_False, "use_jemalloc_option",
-                         CZ_BUILD_USE_JEMALLOC ? Py_True : Py_False, "jemalloc_version", ver ? ver : "",
-                         "jemalloc_prefix", compiled ? "je_" : "", "jemalloc_tls_model",
-                         compiled ? "global-dynamic (--disable-initial-exec-tls)" : "", "jemalloc_debug",
-                         (compiled && cz_jemalloc_debug()) ? Py_True : Py_False, "jemalloc_build_status",
-                         CZ_BUILD_JEMALLOC_STATUS, "sanitizers", CZ_BUILD_SANITIZE ? Py_True : Py_False, "build_type",
-                         CZ_BUILD_TYPE, "version", CZ_VERSION, "libuv_version", CZ_BUILD_LIBUV_VERSION, "libuv_linkage",
-                         CZ_BUILD_LIBUV_LINKAGE, "llhttp_version", CZ_BUILD_LLHTTP_VERSION);
+    return Py_BuildValue(
+        "{s:O,s:O,s:s,s:s,s:s,s:O,s:s,s:O,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "jemalloc_compiled",
+        compiled ? Py_True : Py_False, "use_jemalloc_option", CZ_BUILD_USE_JEMALLOC ? Py_True : Py_False,
+        "jemalloc_version", ver ? ver : "", "jemalloc_prefix", compiled ? "je_" : "", "jemalloc_tls_model",
+        compiled ? "global-dynamic (--disable-initial-exec-tls)" : "", "jemalloc_debug",
+        (compiled && cz_jemalloc_debug()) ? Py_True : Py_False, "jemalloc_build_status", CZ_BUILD_JEMALLOC_STATUS,
+        "sanitizers", CZ_BUILD_SANITIZE ? Py_True : Py_False, "build_type", CZ_BUILD_TYPE, "version", CZ_VERSION,
+        "libuv_version", CZ_BUILD_LIBUV_VERSION, "libuv_linkage", CZ_BUILD_LIBUV_LINKAGE, "llhttp_version",
+        CZ_BUILD_LLHTTP_VERSION, "zlib_version", CZ_BUILD_ZLIB_VERSION, "zlib_linkage", CZ_BUILD_ZLIB_LINKAGE,
+        "zlib_build_status", CZ_BUILD_ZLIB_STATUS);
 }
 
 static PyObject *jemalloc_compiled(PyObject *mod, PyObject *unused) {

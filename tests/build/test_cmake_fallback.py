@@ -85,3 +85,29 @@ def test_missing_libuv_source_fails_fast_naming_the_fix(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert "source is required" in text and "scripts/bootstrap" in text and "CATZILLA_SYSTEM_LIBUV=ON" in text
     assert not (tmp_path / "b" / "jemalloc").exists()
+
+
+def test_missing_zlib_source_falls_back_to_the_system_zlib(tmp_path: Path) -> None:
+    """Without zlib's pinned source the build links the system's zlib, with
+    one warning saying why; the C core still builds."""
+    out = configure(tmp_path, "-DCATZILLA_USE_JEMALLOC=OFF",
+                    f"-DCATZILLA_ZLIB_SOURCE={tmp_path}/nowhere/zlib.tar.bz2")
+    assert out.returncode == 0, out.stderr
+    text = " ".join((out.stdout + out.stderr).split())  # cmake wraps warnings
+    assert text.count("building with the SYSTEM zlib") == 1
+    assert "nowhere/zlib.tar.bz2 does not exist" in text
+    assert not (tmp_path / "b" / "CMakeFiles" / "cz_zlib.dir").exists()
+    assert "libz" in cache_value(tmp_path, "ZLIB_LIBRARY_RELEASE")
+
+
+def test_zlib_is_compiled_from_the_pinned_source(tmp_path: Path) -> None:
+    """By default zlib is compiled here (cz_zlib), hidden and PIC; nothing links libz."""
+    out = configure(tmp_path, "-DCATZILLA_USE_JEMALLOC=OFF")
+    assert out.returncode == 0, out.stderr
+    if "building with the SYSTEM zlib" in out.stdout + out.stderr:
+        pytest.skip("zlib's pinned source is not cached and cannot be downloaded here")
+    assert "compiled static and PIC, symbols hidden" in out.stdout
+    flags = " ".join(f.read_text() for f in (tmp_path / "b" / "CMakeFiles" / "cz_zlib.dir").rglob("flags.make"))
+    assert "-fvisibility=hidden" in flags and "-fPIC" in flags
+    links = "".join(f.read_text() for f in (tmp_path / "b" / "CMakeFiles").rglob("link.txt"))
+    assert "libz.so" not in links and " -lz" not in links

@@ -1,12 +1,13 @@
 """The real no-jemalloc-source path, end to end: `pip wheel` in a fresh build
 directory with an empty source cache and jemalloc's download impossible (its
 URL overridden to a file:// path that does not exist) gives a malloc-only
-wheel that installs and serves HTTP, with libuv linked in statically.
+wheel that installs and serves HTTP, with libuv and zlib linked in statically.
 
 The override URL holds a quote and an apostrophe: the fallback reason names
 it, and that text must reach build_info() intact (it once broke the compile
 command). libuv's pinned archive is copied from the shared cache when it is
-there, so the test needs no network; else the build downloads it.
+there, and zlib's likewise, so the test needs no network; else the build
+downloads them.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ def shared_cache() -> Path:
     return Path(out.stdout.strip())
 
 
-def libuv_archive() -> str:
+def pinned_archive(name: str) -> str:
     for line in (ROOT / "third_party" / "pins.txt").read_text().splitlines():
-        if line.startswith("libuv "):
+        if line.startswith(name + " "):
             return line.split()[2]
-    raise AssertionError("no libuv pin")
+    raise AssertionError(f"no {name} pin")
 
 
 def free_port() -> int:
@@ -51,9 +52,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
     tmp = tmp_path_factory.mktemp("nojemalloc")
     cache = tmp / "cache"
     cache.mkdir()
-    cached_uv = shared_cache() / libuv_archive()
-    if cached_uv.exists():
-        shutil.copy(cached_uv, cache / cached_uv.name)
+    for name in ("libuv", "zlib"):
+        cached = shared_cache() / pinned_archive(name)
+        if cached.exists():
+            shutil.copy(cached, cache / cached.name)
     env = dict(os.environ, CATZILLA_CACHE_DIR=str(cache))
     env.pop("CMAKE_ARGS", None)
     out = subprocess.run(
@@ -76,6 +78,7 @@ def test_one_clear_fallback_message(built: tuple[Path, str, Path]) -> None:
     _, log, _ = built
     assert log.count("building WITHOUT jemalloc") == 1
     assert "could not be downloaded" in log
+    assert "SYSTEM zlib" not in log
 
 
 def test_extension_needs_no_libuv_so(built: tuple[Path, str, Path]) -> None:
@@ -83,7 +86,7 @@ def test_extension_needs_no_libuv_so(built: tuple[Path, str, Path]) -> None:
     (so,) = (site / "catzilla").glob("_core*.so")
     needed = re.findall(r"\(NEEDED\).*\[(.+)\]", subprocess.run(
         ["readelf", "-d", str(so)], capture_output=True, text=True, check=True).stdout)
-    assert needed and not [n for n in needed if "libuv" in n], needed
+    assert needed and not [n for n in needed if "libuv" in n or "libz" in n], needed
     assert set(needed) <= {"libc.so.6", "libm.so.6", "libpthread.so.0"}, needed
 
 
@@ -106,6 +109,7 @@ def test_malloc_only_wheel_serves(built: tuple[Path, str, Path]) -> None:
         "assert not info['jemalloc_compiled'], info\n"
         f"assert {BAD_URL!r} in info['jemalloc_build_status'], info\n"
         "assert info['libuv_linkage'] == 'static', info\n"
+        "assert info['zlib_linkage'] == 'static', info\n"
         "app = Catzilla(use_jemalloc=False)\n"
         "@app.get('/')\n"
         "def hello():\n"

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ def test_vendored_files_match_their_pins() -> None:
 
 def test_downloaded_sources_are_pinned_by_sha256_and_url() -> None:
     downloaded = {r[0]: r for r in rows() if not r[2].startswith("third_party/")}
-    assert set(downloaded) == {"jemalloc", "libuv"}
+    assert set(downloaded) == {"jemalloc", "libuv", "zlib"}
     for name, version, file, sha, where, *_ in downloaded.values():
         assert len(sha) == 64 and int(sha, 16) >= 0
         assert all(u.startswith("https://") for u in where.split(","))
@@ -59,3 +60,21 @@ def test_bootstrap_and_cmake_agree_on_the_cache_dir(tmp_path: Path, env: dict[st
     from_bootstrap = subprocess.run([str(ROOT / "scripts" / "bootstrap"), "--print-cache-dir"], env=full,
                                     capture_output=True, text=True, check=True)
     assert from_cmake.stderr.strip() == from_bootstrap.stdout.strip() != ""
+
+
+def test_zlib_licence_is_the_pinned_sources() -> None:
+    """third_party/zlib/LICENSE (THIRD_PARTY_NOTICES.md) is the text the pinned
+    zlib source carries, when that source is in the cache."""
+    (row,) = [r for r in rows() if r[0] == "zlib"]
+    cache = subprocess.run([str(ROOT / "scripts" / "bootstrap"), "--print-cache-dir"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    archive = Path(cache) / row[2]
+    if not archive.exists():
+        pytest.skip(f"{archive} not cached (scripts/bootstrap)")
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == row[3]
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile(f"{row[5]}/LICENSE")
+        assert member is not None
+        shipped = member.read()
+    assert (ROOT / "third_party" / "zlib" / "LICENSE").read_bytes() == shipped
+    assert shipped.decode() in (ROOT / "THIRD_PARTY_NOTICES.md").read_text()
