@@ -229,10 +229,12 @@ def test_a_handler_that_raises_closes_with_1011(server: tuple[str, Seen, Catzill
 def test_protocol_errors_close_with_their_code(server: tuple[str, Seen, Catzilla]) -> None:
     url, _, _ = server
     with connect(url + "/echo", compression=None, max_size=None) as ws:
-        ws.send(b"x" * ((1 << 20) + 1))  # over ws_max_size
-        with pytest.raises(ConnectionClosed) as closed:
+        # over ws_max_size: the server's 1009 may come while the client is still sending
+        with pytest.raises((ConnectionClosed, OSError)) as closed:
+            ws.send(b"x" * ((1 << 20) + 1))
             ws.recv(timeout=5)
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        rcvd = getattr(closed.value, "rcvd", None) or ws.protocol.close_rcvd
+        assert rcvd is not None and rcvd.code == 1009
     # invalid UTF-8 in a text frame, written by hand (the client library refuses to)
     host, port = url.removeprefix("ws://").split(":")
     s = socket.create_connection((host, int(port)), timeout=5)
