@@ -54,6 +54,29 @@ class Seen:
         return False
 
 
+def raw_websocket(host: str, port: int, path: str) -> tuple[socket.socket, bytes]:
+    """A handshake written by hand (for frames the client library will not send):
+    the socket, and what came after the 101's head."""
+    s = socket.create_connection((host, port), timeout=5)
+    s.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n".encode()
+        + b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101 ") and b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head, head
+    return s, head.split(b"\r\n\r\n", 1)[1]
+
+
+def close_code(s: socket.socket, got: bytes) -> int:
+    """The code of the close frame the server sends next (`got`: bytes already read)."""
+    while len(got) < 4:
+        got += s.recv(4096)
+    assert got[0] == 0x88, got[:16]
+    return int.from_bytes(got[2:4], "big")
+
+
 def build(seen: Seen) -> Catzilla:
     app = Catzilla(ws_max_size=1 << 20)
     clients: set[WebSocket] = set()
@@ -230,48 +253,21 @@ def test_protocol_errors_close_with_their_code(server: tuple[str, Seen, Catzilla
     url, _, _ = server
     host, port = url.removeprefix("ws://").split(":")
     # a frame over ws_max_size: refused (1009) from its header, before its payload is read
-    s = socket.create_connection((host, int(port)), timeout=5)
-    s.sendall(
-        b"GET /echo HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(4096)
+    s, rest = raw_websocket(host, int(port), "/echo")
     s.sendall(bytes([0x82, 0xFF]) + ((1 << 20) + 1).to_bytes(8, "big") + b"\0\0\0\0")
-    frame = head.split(b"\r\n\r\n", 1)[1]
-    while len(frame) < 4:
-        frame += s.recv(4096)
-    assert frame[0] == 0x88 and int.from_bytes(frame[2:4], "big") == 1009
+    assert close_code(s, rest) == 1009
     s.close()
-    # invalid UTF-8 in a text frame, written by hand (the client library refuses to)
-    s = socket.create_connection((host, int(port)), timeout=5)
-    s.sendall(
-        b"GET /echo HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(4096)
-    assert head.startswith(b"HTTP/1.1 101 ")
-    assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
+    # invalid UTF-8 in a text frame (the client library refuses to send one)
+    s, rest = raw_websocket(host, int(port), "/echo")
     s.sendall(bytes([0x81, 0x82, 1, 2, 3, 4]) + bytes(b ^ k for b, k in zip(b"\xc3\x28", b"\x01\x02", strict=True)))
-    frame = head.split(b"\r\n\r\n", 1)[1]
-    while len(frame) < 4:
-        frame += s.recv(4096)
-    assert frame[0] == 0x88 and int.from_bytes(frame[2:4], "big") == 1007
+    assert close_code(s, rest) == 1007
     s.close()
 
 
 def test_a_vanished_peer_raises_websocketdisconnect(server: tuple[str, Seen, Catzilla]) -> None:
     url, seen, _ = server
     host, port = url.removeprefix("ws://").split(":")
-    s = socket.create_connection((host, int(port)), timeout=5)
-    s.sendall(
-        b"GET /wait HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    assert s.recv(4096).startswith(b"HTTP/1.1 101 ")
+    s, _ = raw_websocket(host, int(port), "/wait")
     s.close()  # no close frame
     assert seen.wait(lambda ev: ("gone", 1006) in ev)
 
@@ -292,12 +288,7 @@ def test_send_waits_for_a_client_that_does_not_read(server: tuple[str, Seen, Cat
 def test_a_handler_that_does_not_read_stalls_the_client(server: tuple[str, Seen, Catzilla]) -> None:
     url, _, _ = server
     host, port = url.removeprefix("ws://").split(":")
-    s = socket.create_connection((host, int(port)), timeout=5)
-    s.sendall(
-        b"GET /lazy HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    assert s.recv(4096).startswith(b"HTTP/1.1 101 ")
+    s, _ = raw_websocket(host, int(port), "/lazy")
     frame = bytes([0x82, 0xFF]) + (65536).to_bytes(8, "big") + b"\0\0\0\0" + b"z" * 65536  # mask 0
     stream = memoryview(frame * 1024)  # 64 MiB of payload, sent as one byte stream
     s.setblocking(False)
@@ -374,21 +365,12 @@ def test_keepalive_pings_close_a_dead_peer_and_keep_a_live_one() -> None:
             assert seen.wait(lambda ev: ("said", "still here") in ev)
         assert seen.wait(lambda ev: ("ka", 1000, "") in ev)
         # a dead one (never reads, never answers): a ping, then close 1011 after the timeout
-        s = socket.create_connection((HOST, srv.port), timeout=5)
-        s.sendall(
-            b"GET /ka HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
+        s, frames = raw_websocket(HOST, srv.port, "/ka")
         t0 = time.monotonic()
         assert seen.wait(lambda ev: ("ka", 1011, "keepalive ping timeout") in ev)
         assert 0.4 < time.monotonic() - t0 < 3.0
-        data = b""
-        while True:
-            more = s.recv(4096)
-            if not more:
-                break
-            data += more
-        frames = data.split(b"\r\n\r\n", 1)[1]
+        while more := s.recv(4096):
+            frames += more
         assert frames[:2] == b"\x89\x00"  # the ping
         assert frames[2] == 0x88 and int.from_bytes(frames[4:6], "big") == 1011  # then the close
         s.close()
