@@ -132,3 +132,62 @@ function(catzilla_fetch_pinned name url_override out_path out_why)
   endforeach()
   set(${out_why} "${_file} is not in ${_cache} and could not be downloaded:${_errors}" PARENT_SCOPE)
 endfunction()
+
+# catzilla_extract(name archive marker out_dir)
+#   The source tree of `archive`: extracted once per build directory (a stamp
+#   names the archive's hash) into <build>/<name>-src; a directory is used as
+#   it is. out_dir: the directory holding `marker` (a relative path), at the
+#   top level or one level down; empty when there is not exactly one.
+function(catzilla_extract name archive marker out_dir)
+  if(IS_DIRECTORY "${archive}")
+    set(_tree "${archive}")
+  else()
+    set(_tree "${CMAKE_BINARY_DIR}/${name}-src")
+    file(SHA256 "${archive}" _sum)
+    if(NOT EXISTS "${_tree}/.stamp-${_sum}")
+      file(REMOVE_RECURSE "${_tree}")
+      file(ARCHIVE_EXTRACT INPUT "${archive}" DESTINATION "${_tree}")
+      file(TOUCH "${_tree}/.stamp-${_sum}")
+    endif()
+  endif()
+  file(GLOB _hits LIST_DIRECTORIES false "${_tree}/${marker}" "${_tree}/*/${marker}")
+  set(${out_dir} "" PARENT_SCOPE)
+  list(LENGTH _hits _n)
+  if(_n EQUAL 1)
+    string(REPLACE "/${marker}" "" _dir "${_hits}")
+    set(${out_dir} "${_dir}" PARENT_SCOPE)
+  endif()
+endfunction()
+
+# catzilla_pinned_source(name option url marker out_src out_origin out_why)
+#   The source tree of pin `name`: the directory or archive the cache
+#   variable `option` names (e.g. CATZILLA_ZLIB_SOURCE) when it is set, else
+#   the pinned archive from the cache or downloaded (`url`, when not empty,
+#   instead of the pin's URLs). out_src: the directory holding `marker`;
+#   out_origin: the archive or directory it came from; out_why: why there is
+#   none (out_src is then empty).
+function(catzilla_pinned_source name option url marker out_src out_origin out_why)
+  set(${out_src} "" PARENT_SCOPE)
+  set(${out_origin} "" PARENT_SCOPE)
+  set(${out_why} "" PARENT_SCOPE)
+  if(${option})
+    get_filename_component(_archive "${${option}}" ABSOLUTE)
+    if(NOT EXISTS "${_archive}")
+      set(${out_why} "${option}=${${option}} does not exist" PARENT_SCOPE)
+      return()
+    endif()
+  else()
+    catzilla_fetch_pinned(${name} "${url}" _archive _why)
+    if(NOT _archive)
+      set(${out_why} "${_why} Run scripts/bootstrap for an offline copy" PARENT_SCOPE)
+      return()
+    endif()
+  endif()
+  catzilla_extract(${name} "${_archive}" "${marker}" _src)
+  if(NOT _src)
+    set(${out_why} "${_archive} is not a ${name} source tree (no ${marker})" PARENT_SCOPE)
+    return()
+  endif()
+  set(${out_src} "${_src}" PARENT_SCOPE)
+  set(${out_origin} "${_archive}" PARENT_SCOPE)
+endfunction()

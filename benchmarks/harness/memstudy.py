@@ -123,6 +123,9 @@ class Sampler(threading.Thread):
                             )
                         }
                     )
+                    if d.get("allocator") == "malloc" and d.get("process_fragmentation_percent") is not None:
+                        # glibc's heap: the app's own figure under malloc counts only its blocks
+                        s["fragmentation_percent"] = d["process_fragmentation_percent"]
                     s["arenas"] = {
                         name: {"allocated_mb": a.get("allocated_mb"), "resident_mb": a.get("resident_mb")}
                         for name, a in (d.get("arenas") or {}).items()

@@ -1,8 +1,6 @@
 /*
- * cz_memory — see cz_memory.h for the contract.
- *
- * Build switches (set by CMake, see cmake/Platform.cmake):
- *   CZ_HAVE_JEMALLOC  jemalloc (prefixed je_) is linked in.
+ * cz_memory — see cz_memory.h for the contract. Checks, accounting and
+ * dispatch; the backends are cz_backend_*.c behind cz_backend.h.
  */
 #define _GNU_SOURCE
 #include "cz_memory.h"
@@ -13,31 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#define cz_libc_usable(p) malloc_usable_size((void *)(p))
-#define CZ_HAVE_MALLINFO2 (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-#elif defined(__APPLE__)
-#include <malloc/malloc.h>
-#define cz_libc_usable(p) malloc_size(p)
-#define CZ_HAVE_MALLINFO2 0
-#elif defined(_WIN32)
-#include <malloc.h>
-#define cz_libc_usable(p) _msize((void *)(p))
-#define CZ_HAVE_MALLINFO2 0
-#else
-#include <malloc.h>
-#define cz_libc_usable(p) malloc_usable_size((void *)(p))
-#define CZ_HAVE_MALLINFO2 0
-#endif
-
-#if defined(CZ_NO_JEMALLOC)
-#undef CZ_HAVE_JEMALLOC
-#endif
-
-#ifdef CZ_HAVE_JEMALLOC
-#include <jemalloc/jemalloc.h>
-#endif
+#include "cz_backend.h"
 
 /* Same guard as redis' zmalloc: a size this large is a caller bug or an
  * overflow, never a real request. */
@@ -52,15 +26,12 @@ typedef struct {
 } cz_counter_t;
 
 struct cz_allocator {
-    cz_backend_t backend;
+    const cz_backend_ops_t *ops;
+    cz_backend_state_t state;
+    atomic_int owns_heap;
     cz_counter_t count[CZ_MEM_PURPOSES];
     _Alignas(64) atomic_size_t total;
     atomic_size_t peak;
-#ifdef CZ_HAVE_JEMALLOC
-    unsigned arena[CZ_MEM_PURPOSES];
-    int flags[CZ_MEM_PURPOSES];
-    int arenas_created;
-#endif
 };
 
 static const char *const purpose_names[CZ_MEM_PURPOSES] = {
@@ -71,15 +42,80 @@ const char *cz_purpose_name(cz_purpose_t p) {
     return (unsigned)p < CZ_MEM_PURPOSES ? purpose_names[p] : "unknown";
 }
 
+/* ---- backends ------------------------------------------------------------------ */
+
+static const cz_backend_ops_t *backend_ops(cz_backend_t b) {
+    switch (b) {
+    case CZ_BACKEND_MALLOC: return &cz_backend_malloc;
+    case CZ_BACKEND_JEMALLOC: return cz_backend_jemalloc_ops();
+    case CZ_BACKEND_MIMALLOC: return cz_backend_mimalloc_ops();
+    default: return NULL;
+    }
+}
+
+static const char *const backend_names[CZ_BACKENDS] = {"malloc", "jemalloc", "mimalloc"};
+
 const char *cz_backend_name(cz_backend_t b) {
-    return b == CZ_BACKEND_JEMALLOC ? "jemalloc" : "malloc";
+    return (unsigned)b < CZ_BACKENDS ? backend_names[b] : "unknown";
+}
+
+int cz_backend_parse(const char *name) {
+    for (int b = 0; name && b < CZ_BACKENDS; b++) {
+        if (strcmp(name, backend_names[b]) == 0) return b;
+    }
+    return -1;
+}
+
+int cz_backend_compiled(cz_backend_t b) {
+    return backend_ops(b) != NULL;
+}
+
+const char *cz_backend_version(cz_backend_t b) {
+    const cz_backend_ops_t *ops = backend_ops(b);
+    return ops && ops->version ? ops->version() : NULL;
+}
+
+int cz_jemalloc_compiled(void) {
+    return cz_backend_compiled(CZ_BACKEND_JEMALLOC);
+}
+
+const char *cz_jemalloc_version(void) {
+    return cz_backend_version(CZ_BACKEND_JEMALLOC);
 }
 
 cz_backend_t cz_allocator_backend(const cz_allocator_t *a) {
-    return a->backend;
+    return a->ops->id;
 }
 
 /* ---- accounting ------------------------------------------------------------ */
+
+/* The calling thread's tally (cz_mem_tally_enter), or NULL. */
+static _Thread_local cz_mem_tally_t *tls_tally;
+
+cz_mem_tally_t *cz_mem_tally_enter(cz_mem_tally_t *t) {
+    cz_mem_tally_t *prev = tls_tally;
+    tls_tally = t;
+    return prev;
+}
+
+void cz_mem_tally_reset(cz_mem_tally_t *t) {
+    memset(t, 0, sizeof(*t));
+}
+
+uint64_t cz_mem_tally_total(const cz_mem_tally_t *t) {
+    uint64_t n = 0;
+    for (int p = 0; p < CZ_MEM_PURPOSES; p++) n += t->allocated[p];
+    return n;
+}
+
+/* `grown` bytes more held for purpose `p` (negative: freed). */
+static inline void tally(cz_purpose_t p, int64_t grown) {
+    cz_mem_tally_t *t = tls_tally;
+    if (!t) return;
+    if (grown > 0) t->allocated[p] += (uint64_t)grown;
+    t->held += grown;
+    if (t->held > t->peak) t->peak = t->held;
+}
 
 static void account_alloc(cz_allocator_t *a, cz_purpose_t p, size_t usable) {
     cz_counter_t *c = &a->count[p];
@@ -99,81 +135,6 @@ static void account_free(cz_allocator_t *a, cz_purpose_t p, size_t usable) {
     atomic_fetch_sub_explicit(&a->total, usable, memory_order_relaxed);
 }
 
-/* ---- jemalloc backend ---------------------------------------------------------- */
-
-#ifdef CZ_HAVE_JEMALLOC
-
-int cz_jemalloc_compiled(void) {
-    return 1;
-}
-
-const char *cz_jemalloc_version(void) {
-    const char *v = NULL;
-    size_t sz = sizeof(v);
-    if (je_mallctl("version", &v, &sz, NULL, 0) != 0) return NULL;
-    return v;
-}
-
-int cz_jemalloc_debug(void) {
-    bool dbg = false;
-    size_t sz = sizeof(dbg);
-    if (je_mallctl("config.debug", &dbg, &sz, NULL, 0) != 0) return 0;
-    return dbg ? 1 : 0;
-}
-
-static void arena_ctl(unsigned arena, const char *op) {
-    char name[64];
-    snprintf(name, sizeof(name), "arena.%u.%s", arena, op);
-    je_mallctl(name, NULL, NULL, NULL, 0);
-}
-
-static void jemalloc_teardown(cz_allocator_t *a) {
-    for (int i = 0; i < a->arenas_created; i++) arena_ctl(a->arena[i], "destroy");
-    a->arenas_created = 0;
-}
-
-static int jemalloc_start(cz_allocator_t *a, char *reason, size_t reason_len) {
-    const char *inject = getenv("CATZILLA_TEST_JEMALLOC_INIT_FAIL");
-    if (inject && strcmp(inject, "1") == 0) {
-        snprintf(reason, reason_len,
-                 "jemalloc initialization failed: arenas.create refused "
-                 "(simulated by CATZILLA_TEST_JEMALLOC_INIT_FAIL=1)");
-        return -1;
-    }
-    for (int p = 0; p < CZ_MEM_PURPOSES; p++) {
-        unsigned idx = 0;
-        size_t sz = sizeof(idx);
-        int err = je_mallctl("arenas.create", &idx, &sz, NULL, 0);
-        if (err != 0) {
-            snprintf(reason, reason_len, "jemalloc initialization failed: arenas.create returned %s (%d)",
-                     strerror(err), err);
-            jemalloc_teardown(a);
-            return -1;
-        }
-        a->arena[p] = idx;
-        a->flags[p] = (int)MALLOCX_ARENA(idx) | MALLOCX_TCACHE_NONE;
-        a->arenas_created = p + 1;
-    }
-    return 0;
-}
-
-#define IS_JE(a) ((a)->backend == CZ_BACKEND_JEMALLOC)
-
-#else /* !CZ_HAVE_JEMALLOC */
-
-int cz_jemalloc_compiled(void) {
-    return 0;
-}
-const char *cz_jemalloc_version(void) {
-    return NULL;
-}
-int cz_jemalloc_debug(void) {
-    return 0;
-}
-#define IS_JE(a) 0
-
-#endif
-
 /* ---- lifecycle ------------------------------------------------------------------ */
 
 cz_allocator_t *cz_allocator_create(cz_backend_t wanted, char *reason, size_t reason_len) {
@@ -188,49 +149,45 @@ cz_allocator_t *cz_allocator_create(cz_backend_t wanted, char *reason, size_t re
     cz_allocator_t *a = aligned_alloc(64, (sizeof(*a) + 63) & ~(size_t)63);
     if (!a) return NULL;
     memset(a, 0, sizeof(*a));
-    a->backend = CZ_BACKEND_MALLOC;
-    if (wanted == CZ_BACKEND_JEMALLOC) {
-#ifdef CZ_HAVE_JEMALLOC
-        if (jemalloc_start(a, reason, reason_len) == 0) a->backend = CZ_BACKEND_JEMALLOC;
-#else
-        snprintf(reason, reason_len, "jemalloc is not compiled into this build");
-#endif
+    a->ops = &cz_backend_malloc;
+    if (wanted != CZ_BACKEND_MALLOC) {
+        const cz_backend_ops_t *ops = backend_ops(wanted);
+        if (!ops) {
+            snprintf(reason, reason_len, "%s is not compiled into this build", cz_backend_name(wanted));
+        } else if (ops->open(&a->state, reason, reason_len) == 0) {
+            a->ops = ops;
+        } else {
+            memset(&a->state, 0, sizeof(a->state));
+        }
     }
     return a;
 }
 
+/* The handle that owns the process heap, for its tuning calls. */
+static _Atomic(cz_allocator_t *) g_heap_owner;
+
 void cz_allocator_destroy(cz_allocator_t *a) {
     if (!a) return;
-#ifdef CZ_HAVE_JEMALLOC
-    if (IS_JE(a)) jemalloc_teardown(a);
-#endif
+    cz_allocator_t *self = a;
+    atomic_compare_exchange_strong(&g_heap_owner, &self, NULL);
+    a->ops->close(&a->state);
     free(a);
 }
 
 /* ---- allocation ------------------------------------------------------------------ */
 
 size_t cz_usable_size(const cz_allocator_t *a, const void *ptr) {
-    (void)a;
-    if (!ptr) return 0;
-#ifdef CZ_HAVE_JEMALLOC
-    if (IS_JE(a)) return je_sallocx(ptr, 0);
-#endif
-    return cz_libc_usable(ptr);
+    return ptr ? a->ops->usable(ptr) : 0;
 }
 
 void *cz_malloc(cz_allocator_t *a, cz_purpose_t p, size_t size) {
     if (size > CZ_MAX_ALLOC || (unsigned)p >= CZ_MEM_PURPOSES) return NULL;
-    if (size == 0) size = 1;
-    void *ptr;
-#ifdef CZ_HAVE_JEMALLOC
-    if (IS_JE(a)) {
-        ptr = je_mallocx(size, a->flags[p]);
-        if (ptr) account_alloc(a, p, je_sallocx(ptr, 0));
-        return ptr;
+    void *ptr = a->ops->alloc(&a->state, p, size ? size : 1, 0);
+    if (ptr) {
+        size_t usable = a->ops->usable(ptr);
+        account_alloc(a, p, usable);
+        tally(p, (int64_t)usable);
     }
-#endif
-    ptr = malloc(size);
-    if (ptr) account_alloc(a, p, cz_libc_usable(ptr));
     return ptr;
 }
 
@@ -238,54 +195,34 @@ void *cz_calloc(cz_allocator_t *a, cz_purpose_t p, size_t n, size_t size) {
     if (size != 0 && n > CZ_MAX_ALLOC / size) return NULL;
     size_t total = n * size;
     if (total > CZ_MAX_ALLOC || (unsigned)p >= CZ_MEM_PURPOSES) return NULL;
-    if (total == 0) total = 1;
-    void *ptr;
-#ifdef CZ_HAVE_JEMALLOC
-    if (IS_JE(a)) {
-        ptr = je_mallocx(total, a->flags[p] | MALLOCX_ZERO);
-        if (ptr) account_alloc(a, p, je_sallocx(ptr, 0));
-        return ptr;
+    void *ptr = a->ops->alloc(&a->state, p, total ? total : 1, 1);
+    if (ptr) {
+        size_t usable = a->ops->usable(ptr);
+        account_alloc(a, p, usable);
+        tally(p, (int64_t)usable);
     }
-#endif
-    ptr = calloc(1, total);
-    if (ptr) account_alloc(a, p, cz_libc_usable(ptr));
     return ptr;
 }
 
 void *cz_realloc(cz_allocator_t *a, cz_purpose_t p, void *ptr, size_t size) {
     if (!ptr) return cz_malloc(a, p, size);
     if (size > CZ_MAX_ALLOC || (unsigned)p >= CZ_MEM_PURPOSES) return NULL;
-    if (size == 0) size = 1;
-    size_t old = cz_usable_size(a, ptr);
-    void *np;
-#ifdef CZ_HAVE_JEMALLOC
-    if (IS_JE(a)) {
-        np = je_rallocx(ptr, size, a->flags[p]);
-        if (!np) return NULL;
-        size_t now = je_sallocx(np, 0);
-        account_free(a, p, old);
-        account_alloc(a, p, now);
-        return np;
-    }
-#endif
-    np = realloc(ptr, size);
+    size_t old = a->ops->usable(ptr);
+    void *np = a->ops->realloc(&a->state, p, ptr, size ? size : 1);
     if (!np) return NULL;
+    size_t usable = a->ops->usable(np);
     account_free(a, p, old);
-    account_alloc(a, p, cz_libc_usable(np));
+    account_alloc(a, p, usable);
+    tally(p, (int64_t)usable - (int64_t)old);
     return np;
 }
 
 void cz_free(cz_allocator_t *a, cz_purpose_t p, void *ptr) {
     if (!ptr || (unsigned)p >= CZ_MEM_PURPOSES) return;
-#ifdef CZ_HAVE_JEMALLOC
-    if (IS_JE(a)) {
-        account_free(a, p, je_sallocx(ptr, 0));
-        je_dallocx(ptr, MALLOCX_TCACHE_NONE);
-        return;
-    }
-#endif
-    account_free(a, p, cz_libc_usable(ptr));
-    free(ptr);
+    size_t usable = a->ops->usable(ptr);
+    account_free(a, p, usable);
+    tally(p, -(int64_t)usable);
+    a->ops->free(&a->state, p, ptr);
 }
 
 char *cz_strndup(cz_allocator_t *a, cz_purpose_t p, const char *s, size_t n) {
@@ -305,47 +242,14 @@ char *cz_strndup(cz_allocator_t *a, cz_purpose_t p, const char *s, size_t n) {
  * percent and a health check's "< 10%" trips only on waste over 400 KiB. */
 #define CZ_FRAG_FLOOR ((size_t)4 << 20)
 
-static double frag_percent(size_t held, size_t used) {
+double cz_frag_percent(size_t held, size_t used) {
     if (used >= held) return 0.0;
     return 100.0 * (double)(held - used) / (double)(held > CZ_FRAG_FLOOR ? held : CZ_FRAG_FLOOR);
 }
 
-#ifdef CZ_HAVE_JEMALLOC
-static size_t je_stat_size(unsigned arena, const char *field) {
-    char name[96];
-    size_t v = 0, sz = sizeof(v);
-    snprintf(name, sizeof(name), "stats.arenas.%u.%s", arena, field);
-    if (je_mallctl(name, &v, &sz, NULL, 0) != 0) return 0;
-    return v;
-}
-
-static void jemalloc_stats(cz_allocator_t *a, cz_memory_stats_t *out) {
-    uint64_t epoch = 1;
-    size_t esz = sizeof(epoch);
-    je_mallctl("epoch", &epoch, &esz, &epoch, esz);
-    size_t page = 4096, psz = sizeof(page);
-    je_mallctl("arenas.page", &page, &psz, NULL, 0);
-    out->allocated = out->active = out->resident = out->dirty = 0;
-    for (int p = 0; p < CZ_MEM_PURPOSES; p++) {
-        cz_purpose_stats_t *s = &out->purpose[p];
-        unsigned i = a->arena[p];
-        s->allocated = je_stat_size(i, "small.allocated") + je_stat_size(i, "large.allocated");
-        s->active = je_stat_size(i, "pactive") * page;
-        s->dirty = (je_stat_size(i, "pdirty") + je_stat_size(i, "pmuzzy")) * page;
-        s->resident = je_stat_size(i, "resident");
-        out->allocated += s->allocated;
-        out->active += s->active;
-        out->resident += s->resident;
-        out->dirty += s->dirty;
-    }
-    out->fragmentation_percent = frag_percent(out->active, out->allocated);
-    out->process_wide = 0;
-}
-#endif
-
 /* Resident set size of the process, or 0 where /proc is not there. glibc's
  * heap size would not do: it still counts pages malloc_trim returned. */
-static size_t process_rss(void) {
+size_t cz_process_rss(void) {
     FILE *f = fopen("/proc/self/statm", "r");
     if (!f) return 0;
     unsigned long size = 0, resident = 0;
@@ -355,30 +259,15 @@ static size_t process_rss(void) {
     return n == 2 && page > 0 ? (size_t)resident * (size_t)page : 0;
 }
 
-static void libc_stats(cz_memory_stats_t *out) {
-    out->allocated = 0;
+size_t cz_stats_from_accounting(cz_memory_stats_t *out) {
+    size_t allocated = 0;
     for (int p = 0; p < CZ_MEM_PURPOSES; p++) {
         cz_purpose_stats_t *s = &out->purpose[p];
         s->active = s->resident = s->allocated;
         s->dirty = 0;
-        out->allocated += s->allocated;
+        allocated += s->allocated;
     }
-#if CZ_HAVE_MALLINFO2
-    struct mallinfo2 mi = mallinfo2();
-    /* arena: heap obtained with brk/arenas; hblkhd: mmapped blocks.
-     * uordblks+hblkhd is in use, fordblks is free but held. */
-    out->active = mi.uordblks + mi.hblkhd;
-    out->resident = process_rss();
-    if (out->resident == 0) out->resident = mi.arena + mi.hblkhd;
-    out->dirty = mi.fordblks;
-    out->fragmentation_percent = frag_percent(mi.arena, mi.uordblks);
-    out->process_wide = 1;
-#else
-    out->active = out->resident = out->allocated;
-    out->dirty = 0;
-    out->fragmentation_percent = 0.0;
-    out->process_wide = 0;
-#endif
+    return allocated;
 }
 
 void cz_allocator_stats(cz_allocator_t *a, cz_memory_stats_t *out) {
@@ -392,57 +281,136 @@ void cz_allocator_stats(cz_allocator_t *a, cz_memory_stats_t *out) {
         out->nfree += out->purpose[p].nfree;
     }
     out->peak_allocated = atomic_load_explicit(&a->peak, memory_order_relaxed);
-#ifdef CZ_HAVE_JEMALLOC
-    if (IS_JE(a)) {
-        jemalloc_stats(a, out);
-        if (out->peak_allocated < out->allocated) out->peak_allocated = out->allocated;
-        return;
+    a->ops->stats(&a->state, out);
+    out->allocated = 0;
+    for (int p = 0; p < CZ_MEM_PURPOSES; p++) out->allocated += out->purpose[p].allocated;
+    if (cz_allocator_owns_process_heap(a)) {
+        cz_purpose_stats_t *h = &out->process_heap;
+        out->with_process_heap = 1;
+        a->ops->heap_stats(h);
+        out->allocated += h->allocated;
+        out->nmalloc += h->nmalloc;
+        out->nfree += h->nfree;
+        if (!out->process_wide) {
+            out->active += h->active;
+            out->resident += h->resident;
+            out->dirty += h->dirty;
+            out->fragmentation_percent = cz_frag_percent(out->active, out->allocated);
+        }
     }
-#endif
-    libc_stats(out);
+    if (out->peak_allocated < out->allocated) out->peak_allocated = out->allocated;
+    out->process_fragmentation_percent = cz_glibc_frag_percent();
+}
+
+/* ---- process heap ------------------------------------------------------------------ */
+
+/* Set once, before any hook can call the heap; never cleared. */
+static const cz_backend_ops_t *_Atomic g_heap;
+
+int cz_process_heap_open(cz_allocator_t *a, char *reason, size_t reason_len) {
+    char scratch[1];
+    if (!reason || reason_len == 0) {
+        reason = scratch;
+        reason_len = sizeof(scratch);
+    }
+    reason[0] = '\0';
+    static atomic_flag taken = ATOMIC_FLAG_INIT;
+    const cz_backend_ops_t *ops = a->ops;
+    if (!ops->heap_open) {
+        snprintf(reason, reason_len, "the %s backend has no process heap", ops->name);
+        return -1;
+    }
+    if (atomic_flag_test_and_set(&taken)) {
+        snprintf(reason, reason_len, "another allocator already governs this process's memory");
+        return -1;
+    }
+    if (ops->heap_open(reason, reason_len) != 0) {
+        atomic_flag_clear(&taken);
+        return -1;
+    }
+    atomic_store(&g_heap, ops);
+    atomic_store(&g_heap_owner, a);
+    return 0;
+}
+
+int cz_process_heap_hand_over(cz_allocator_t *from, cz_allocator_t *to) {
+    if (from->ops != to->ops) return -1;
+    cz_allocator_t *expected = from;
+    return atomic_compare_exchange_strong(&g_heap_owner, &expected, to) ? 0 : -1;
+}
+
+int cz_process_heap_backend(void) {
+    const cz_backend_ops_t *h = atomic_load_explicit(&g_heap, memory_order_acquire);
+    return h ? (int)h->id : -1;
+}
+
+int cz_allocator_owns_process_heap(const cz_allocator_t *a) {
+    return atomic_load(&g_heap_owner) == a;
+}
+
+/* The hooks run on every interpreter allocation: relaxed loads of a
+ * pointer that never changes once set. */
+#define HEAP() atomic_load_explicit(&g_heap, memory_order_relaxed)
+
+void *cz_process_heap_alloc(size_t size, int zero) {
+    if (size > CZ_MAX_ALLOC) return NULL;
+    void *p = HEAP()->heap_alloc(size ? size : 1, zero);
+    cz_mem_tally_t *t = tls_tally;
+    if (t && p) t->python += size; /* the size asked: no usable-size lookup on this path */
+    return p;
+}
+
+void *cz_process_heap_realloc(void *ptr, size_t size) {
+    if (size > CZ_MAX_ALLOC) return NULL;
+    cz_mem_tally_t *t = tls_tally;
+    if (!t) return HEAP()->heap_realloc(ptr, size ? size : 1);
+    size_t old = HEAP()->usable(ptr);
+    void *p = HEAP()->heap_realloc(ptr, size ? size : 1);
+    if (p && size > old) t->python += size - old;
+    return p;
+}
+
+void cz_process_heap_free(void *ptr) {
+    HEAP()->heap_free(ptr);
+}
+
+int cz_process_heap_owns(const void *ptr) {
+    const cz_backend_ops_t *h = HEAP();
+    return h && ptr && h->heap_owns(ptr);
+}
+
+void cz_process_heap_stats(cz_purpose_stats_t *out) {
+    memset(out, 0, sizeof(*out));
+    const cz_backend_ops_t *h = atomic_load(&g_heap);
+    if (h) h->heap_stats(out);
 }
 
 /* ---- tuning ------------------------------------------------------------------------ */
 
 int cz_allocator_set_decay(cz_allocator_t *a, long dirty_ms, long muzzy_ms) {
-    (void)a;
-    (void)dirty_ms;
-    (void)muzzy_ms;
-#ifdef CZ_HAVE_JEMALLOC
-    if (!IS_JE(a)) return 0;
-    for (int p = 0; p < CZ_MEM_PURPOSES; p++) {
-        char name[64];
-        ssize_t d = dirty_ms, m = muzzy_ms;
-        snprintf(name, sizeof(name), "arena.%u.dirty_decay_ms", a->arena[p]);
-        if (je_mallctl(name, NULL, NULL, &d, sizeof(d)) != 0) return -1;
-        snprintf(name, sizeof(name), "arena.%u.muzzy_decay_ms", a->arena[p]);
-        if (je_mallctl(name, NULL, NULL, &m, sizeof(m)) != 0) return -1;
-    }
-#endif
+    if (a->ops->set_decay(&a->state, dirty_ms, muzzy_ms) != 0) return -1;
+    if (cz_allocator_owns_process_heap(a) && a->ops->heap_set_decay) a->ops->heap_set_decay(dirty_ms, muzzy_ms);
     return 0;
 }
 
 size_t cz_allocator_purge(cz_allocator_t *a) {
     cz_memory_stats_t before, after;
+    cz_purpose_stats_t hb, ha;
+    int heap = cz_allocator_owns_process_heap(a) && a->ops->heap_purge;
     cz_allocator_stats(a, &before);
-#ifdef CZ_HAVE_JEMALLOC
-    if (IS_JE(a)) {
-        for (int p = 0; p < CZ_MEM_PURPOSES; p++) arena_ctl(a->arena[p], "purge");
-        cz_allocator_stats(a, &after);
-        return before.dirty > after.dirty ? before.dirty - after.dirty : 0;
-    }
-#endif
-#if defined(__GLIBC__)
-    malloc_trim(0);
-#endif
+    if (heap) cz_process_heap_stats(&hb);
+    a->ops->purge(&a->state);
+    if (heap) a->ops->heap_purge();
     cz_allocator_stats(a, &after);
-    return before.dirty > after.dirty ? before.dirty - after.dirty : 0;
+    size_t released = before.dirty > after.dirty ? before.dirty - after.dirty : 0;
+    if (heap) {
+        cz_process_heap_stats(&ha);
+        if (hb.dirty > ha.dirty) released += hb.dirty - ha.dirty;
+    }
+    return released;
 }
 
 void cz_allocator_decay_tick(cz_allocator_t *a) {
-    (void)a;
-#ifdef CZ_HAVE_JEMALLOC
-    if (!IS_JE(a)) return;
-    for (int p = 0; p < CZ_MEM_PURPOSES; p++) arena_ctl(a->arena[p], "decay");
-#endif
+    a->ops->decay_tick(&a->state);
+    if (cz_allocator_owns_process_heap(a) && a->ops->heap_decay_tick) a->ops->heap_decay_tick();
 }

@@ -1,15 +1,26 @@
 #include "py_allocator.h"
 
+#include "py_process_heap.h"
+
 /* ---- Allocator -------------------------------------------------------------- */
 
 static PyObject *Allocator_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"use_jemalloc", NULL};
+    static char *kwlist[] = {"use_jemalloc", "backend", NULL};
     int use_jemalloc = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:Allocator", kwlist, &use_jemalloc)) return NULL;
+    const char *name = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|pz:Allocator", kwlist, &use_jemalloc, &name)) return NULL;
+    cz_backend_t wanted = use_jemalloc ? CZ_BACKEND_JEMALLOC : CZ_BACKEND_MALLOC;
+    if (name) {
+        int b = cz_backend_parse(name);
+        if (b < 0) {
+            return PyErr_Format(PyExc_ValueError, "backend must be 'malloc', 'jemalloc' or 'mimalloc', got '%s'", name);
+        }
+        wanted = (cz_backend_t)b;
+    }
     CzAllocatorObject *self = (CzAllocatorObject *)type->tp_alloc(type, 0);
     if (!self) return NULL;
     char reason[256];
-    self->alloc = cz_allocator_create(use_jemalloc ? CZ_BACKEND_JEMALLOC : CZ_BACKEND_MALLOC, reason, sizeof(reason));
+    self->alloc = cz_allocator_create(wanted, reason, sizeof(reason));
     if (!self->alloc) {
         Py_DECREF(self);
         return PyErr_NoMemory();
@@ -66,6 +77,8 @@ static PyObject *Allocator_stats(CzAllocatorObject *self, PyObject *unused) {
     for (int p = 0; p < CZ_MEM_PURPOSES; p++) {
         if (set_item(purposes, cz_purpose_name((cz_purpose_t)p), purpose_dict(&st.purpose[p])) < 0) goto fail;
     }
+    /* Process scope: the interpreter's memory is one more purpose. */
+    if (st.with_process_heap && set_item(purposes, "python", purpose_dict(&st.process_heap)) < 0) goto fail;
     if (set_item(d, "allocated", PyLong_FromSize_t(st.allocated)) < 0 ||
         set_item(d, "peak_allocated", PyLong_FromSize_t(st.peak_allocated)) < 0 ||
         set_item(d, "active", PyLong_FromSize_t(st.active)) < 0 ||
@@ -75,6 +88,10 @@ static PyObject *Allocator_stats(CzAllocatorObject *self, PyObject *unused) {
         set_item(d, "nfree", PyLong_FromUnsignedLongLong(st.nfree)) < 0 ||
         set_item(d, "fragmentation_percent", PyFloat_FromDouble(st.fragmentation_percent)) < 0 ||
         set_item(d, "process_wide", PyBool_FromLong(st.process_wide)) < 0 ||
+        set_item(d, "fragmentation_process_wide", PyBool_FromLong(st.fragmentation_process_wide)) < 0 ||
+        set_item(d, "process_fragmentation_percent",
+                 st.process_fragmentation_percent < 0 ? Py_NewRef(Py_None)
+                                                      : PyFloat_FromDouble(st.process_fragmentation_percent)) < 0 ||
         PyDict_SetItemString(d, "purposes", purposes) < 0)
         goto fail;
     Py_DECREF(purposes);
@@ -118,6 +135,35 @@ static PyObject *Allocator_decay_tick(CzAllocatorObject *self, PyObject *unused)
     cz_allocator_decay_tick(self->alloc);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(govern_process_doc,
+             "govern_process(keep_pymalloc=None) -> str | None\n\n"
+             "Let this allocator's process heap take the interpreter's memory (process scope). None when it "
+             "now does; otherwise why not (nothing changed). Once per process; the switch is permanent.");
+static PyObject *Allocator_govern_process(CzAllocatorObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"keep_pymalloc", NULL};
+    PyObject *keep = Py_None; /* None: CATZILLA_BYPASS_PYMALLOC decides (py_process_heap.h) */
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:govern_process", kwlist, &keep)) return NULL;
+    int keep_pymalloc = keep == Py_None ? -1 : PyObject_IsTrue(keep);
+    if (keep != Py_None && keep_pymalloc < 0) return NULL;
+    char reason[256];
+    if (cz_py_govern_process(self->alloc, keep_pymalloc, reason, sizeof(reason)) != 0) {
+        return PyUnicode_FromString(reason);
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(adopt_doc, "adopt_process_heap() -> bool\n\n"
+                        "Take over the process heap opened at import (same backend), and resume it if suspended.");
+static PyObject *Allocator_adopt_process_heap(CzAllocatorObject *self, PyObject *unused) {
+    (void)unused;
+    return PyBool_FromLong(cz_py_adopt_process_heap(self->alloc) == 0);
+}
+
+static PyObject *Allocator_get_owns_process_heap(CzAllocatorObject *self, void *closure) {
+    (void)closure;
+    return PyBool_FromLong(cz_allocator_owns_process_heap(self->alloc));
 }
 
 static PyObject *Allocator_get_backend(CzAllocatorObject *self, void *closure) {
@@ -248,13 +294,18 @@ static PyMethodDef Allocator_methods[] = {
     {"purge", (PyCFunction)Allocator_purge, METH_NOARGS, purge_doc},
     {"decay_tick", (PyCFunction)Allocator_decay_tick, METH_NOARGS, decay_tick_doc},
     {"_test_alloc", (PyCFunction)(void (*)(void))Allocator_test_alloc, METH_VARARGS | METH_KEYWORDS, test_alloc_doc},
+    {"govern_process", (PyCFunction)(void (*)(void))Allocator_govern_process, METH_VARARGS | METH_KEYWORDS,
+     govern_process_doc},
+    {"adopt_process_heap", (PyCFunction)Allocator_adopt_process_heap, METH_NOARGS, adopt_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef Allocator_getset[] = {
-    {"backend", (getter)Allocator_get_backend, NULL, "'jemalloc' or 'malloc': the backend in use.", NULL},
+    {"backend", (getter)Allocator_get_backend, NULL, "'jemalloc', 'mimalloc' or 'malloc': the backend in use.", NULL},
     {"fallback_reason", (getter)Allocator_get_fallback_reason, NULL,
-     "Why jemalloc was requested but not used, or None.", NULL},
+     "Why the requested backend is not used (malloc instead), or None.", NULL},
+    {"owns_process_heap", (getter)Allocator_get_owns_process_heap, NULL,
+     "True when this allocator governs the interpreter's memory (process scope).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -264,7 +315,8 @@ PyTypeObject CzAllocator_Type = {
     .tp_basicsize = sizeof(CzAllocatorObject),
     .tp_dealloc = (destructor)Allocator_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Allocator(use_jemalloc=True)\n\nOne allocator handle; jemalloc falls back to malloc.",
+    .tp_doc = "Allocator(use_jemalloc=True, backend=None)\n\nOne allocator handle: `backend` ('malloc', "
+              "'jemalloc', 'mimalloc') if given, else jemalloc or malloc; falls back to malloc.",
     .tp_methods = Allocator_methods,
     .tp_getset = Allocator_getset,
     .tp_new = Allocator_new,

@@ -8,16 +8,16 @@ import sys
 from typing import Any
 
 import catzilla
-from catzilla import _core
+from catzilla import _core, memory
 
 
-def _allocator_status(use_jemalloc: bool) -> dict[str, Any]:
-    alloc = _core.Allocator(use_jemalloc=use_jemalloc)
+def _allocator_status(backend: str) -> dict[str, Any]:
+    alloc = _core.Allocator(backend=backend)
     block = alloc._test_alloc("general", 4096)
     works = alloc.stats()["allocated"] >= 4096
     block.free()
     return {
-        "requested": "jemalloc" if use_jemalloc else "malloc",
+        "requested": backend,
         "in_use": alloc.backend,
         "works": works,
         "fallback_reason": alloc.fallback_reason,
@@ -41,19 +41,19 @@ def collect() -> dict[str, Any]:
         },
         "build": build,
         "environment": {
-            "CATZILLA_TEST_JEMALLOC_INIT_FAIL": os.environ.get("CATZILLA_TEST_JEMALLOC_INIT_FAIL"),
+            name: os.environ.get(name)
+            for name in ("CATZILLA_TEST_JEMALLOC_INIT_FAIL", "CATZILLA_TEST_MIMALLOC_INIT_FAIL", "CATZILLA_ALLOCATOR")
         },
         "allocators": {
-            "available": ["malloc", "jemalloc"] if build["jemalloc_compiled"] else ["malloc"],
-            "jemalloc": _allocator_status(True),
-            "malloc": _allocator_status(False),
+            "available": memory.available_allocators(),
+            **{name: _allocator_status(name) for name in ("jemalloc", "mimalloc", "malloc")},
         },
     }
 
 
 def render(report: dict[str, Any]) -> str:
     b, p, py = report["build"], report["platform"], report["python"]
-    je, ma = report["allocators"]["jemalloc"], report["allocators"]["malloc"]
+    ma = report["allocators"]["malloc"]
     lines = [
         f"Catzilla {report['catzilla']} diagnostics",
         f"  platform:        {p['system']} {p['release']} {p['machine']} ({p['libc'] or 'unknown libc'})",
@@ -70,11 +70,18 @@ def render(report: dict[str, Any]) -> str:
             f"  debug:           {b['jemalloc_debug']}",
         ]
     lines += [
+        f"  mimalloc:        {'compiled in' if b['mimalloc_compiled'] else 'not compiled in'}"
+        + (f", version {b['mimalloc_version']}" if b["mimalloc_compiled"] else "")
+        + (f" ({b['mimalloc_build_status']})" if b["mimalloc_build_status"] else ""),
         f"  build type:      {b['build_type']}{' +ASan/UBSan' if b['sanitizers'] else ''}",
         "run time",
         f"  available:       {', '.join(report['allocators']['available'])}",
-        f"  jemalloc:        {'OK, in use' if je['in_use'] == 'jemalloc' and je['works'] else 'NOT usable'}"
-        + (f" — {je['fallback_reason']}; falls back to malloc" if je["fallback_reason"] else ""),
-        f"  malloc:          {'OK' if ma['works'] else 'FAILED'}",
     ]
+    for name in ("jemalloc", "mimalloc"):
+        a = report["allocators"][name]
+        lines.append(
+            f"  {name + ':':<17}{'OK, in use' if a['in_use'] == name and a['works'] else 'NOT usable'}"
+            + (f" — {a['fallback_reason']}; falls back to malloc" if a["fallback_reason"] else "")
+        )
+    lines.append(f"  malloc:          {'OK' if ma['works'] else 'FAILED'}")
     return "\n".join(lines)

@@ -33,13 +33,58 @@ TUNE_PERIOD_S = 1.0
 PURGE_THRESHOLD_BYTES = 8 * MIB
 
 
+ALLOCATORS = ("auto", "jemalloc", "mimalloc", "malloc")
+SCOPES = ("process", "app")
+
+
 def jemalloc_available() -> bool:
     """True when jemalloc is compiled into this build (never on Windows)."""
     return _core.jemalloc_compiled()
 
 
 def available_allocators() -> list[str]:
-    return ["malloc", "jemalloc"] if jemalloc_available() else ["malloc"]
+    """The backends this build has: malloc always, then jemalloc and mimalloc when compiled in."""
+    build = _core.build_info()
+    return ["malloc"] + [name for name in ("jemalloc", "mimalloc") if build[f"{name}_compiled"]]
+
+
+def resolve_allocator(allocator: object, use_jemalloc: object) -> tuple[str, bool]:
+    """The backend to ask for and whether jemalloc counts as requested.
+
+    ``use_jemalloc`` keeps the spec's meaning for ``allocator="auto"``:
+    jemalloc, or malloc when False. A named backend wins over the default
+    ``use_jemalloc=True``; ``allocator="jemalloc"`` with ``use_jemalloc=False``
+    disagree (ValueError). ``CATZILLA_ALLOCATOR`` (``catzilla run
+    --allocator``) and ``CATZILLA_JEMALLOC`` (``--no-jemalloc``) override what
+    the app asks.
+    """
+    import os
+
+    if allocator not in ALLOCATORS:
+        raise ValueError(f"allocator must be one of {', '.join(map(repr, ALLOCATORS))}, got {allocator!r}")
+    wants_je = check_bool("use_jemalloc", use_jemalloc)
+    if allocator == "jemalloc" and not wants_je:
+        raise ValueError("use_jemalloc=False and allocator='jemalloc' disagree: give one of them, or both agreeing")
+    env = os.environ.get("CATZILLA_ALLOCATOR", "").strip().lower()
+    if env:
+        if env not in ALLOCATORS:
+            raise ValueError(f"CATZILLA_ALLOCATOR must be one of {', '.join(ALLOCATORS)}, got {env!r}")
+        allocator, wants_je = env, True
+    if allocator in ("auto", "jemalloc"):
+        wants_je = jemalloc_from_env(wants_je)
+        return ("jemalloc" if wants_je else "malloc"), wants_je
+    return str(allocator), False
+
+
+def check_scope(scope: object) -> str:
+    import os
+
+    env = os.environ.get("CATZILLA_ALLOCATOR_SCOPE", "").strip().lower()
+    if env:
+        scope = env
+    if scope not in SCOPES:
+        raise ValueError(f"allocator_scope must be 'process' or 'app', got {scope!r}")
+    return str(scope)
 
 
 def process_rss_bytes() -> int | None:
@@ -87,6 +132,68 @@ def check_interval(value: object) -> float:
     return float(value)
 
 
+def govern_process(allocator: _core.Allocator) -> str | None:
+    """Put the interpreter's memory on `allocator`'s process heap; None when done, else why not.
+
+    Small objects stay in pymalloc's pools, whose arenas then come from the
+    allocator (measured faster than bypassing pymalloc, for the same share of
+    the heap: docs/memory.md); ``CATZILLA_BYPASS_PYMALLOC=1`` sends every
+    block to the allocator instead.
+    """
+    import tracemalloc
+
+    if allocator.adopt_process_heap():
+        return None  # opened at import (CATZILLA_PROCESS_HEAP), now this app's
+    if tracemalloc.is_tracing():
+        # tracemalloc.stop() would put back the allocator it saved, dropping our hooks.
+        return "tracemalloc is tracing"
+    return allocator.govern_process()
+
+
+def leave_interpreter_alone() -> None:
+    """A heap opened at import that no app has taken: new interpreter blocks go
+    back to the allocators they had (its blocks are still freed by it)."""
+    heap = _core.process_heap_stats()
+    if heap is not None and heap["unclaimed"]:
+        _core._process_heap_suspend(True)
+
+
+UNMATCHED_ROUTE = "<unmatched>"  # requests no route took (404, 405, ...), as in /metrics
+
+
+def route_label(table: dict[int, tuple[str, str]], index: int) -> tuple[str, str]:
+    """(method, route template) of a router route index; -1 is no route."""
+    method, route = table.get(index, ("", UNMATCHED_ROUTE)) if index >= 0 else ("", UNMATCHED_ROUTE)
+    return method or "ANY", route
+
+
+def route_memory(server: _core.Server) -> dict[str, dict[str, Any]]:
+    """Per route ("GET /items/{id}"), what the C core allocated for its requests
+    (docs/memory.md, "Memory per route"); empty when ``route_memory`` is off."""
+    raw = server.route_memory()
+    table = server.route_table()
+    out: dict[str, dict[str, Any]] = {}
+    for index, requests, peak, allocated, python in raw["routes"]:
+        method, route = route_label(table, index)
+        purposes = dict(zip(raw["purposes"], allocated, strict=True))
+        if raw["python"]:  # process scope: the interpreter's blocks from the process heap
+            purposes["python"] = python
+        total = sum(purposes.values())
+        out[f"{method} {route}"] = {
+            "method": method,
+            "route": route,
+            "requests": requests,
+            "allocated_bytes": total,
+            "allocated_bytes_per_request": total / requests,
+            "peak_in_flight_bytes": peak,
+            "purposes": {
+                name: {"allocated_bytes": n, "allocated_bytes_per_request": n / requests}
+                for name, n in purposes.items()
+            },
+        }
+    return out
+
+
 @dataclass(frozen=True)
 class Sample:
     time: float
@@ -113,26 +220,36 @@ class AppMemory:
     def __init__(
         self,
         *,
+        allocator: str,
         use_jemalloc: bool,
+        scope: str,
         memory_profiling: bool,
         auto_memory_tuning: bool,
         memory_stats_interval: float,
     ) -> None:
         self.requested = use_jemalloc
+        self.requested_allocator = allocator
         self.profiling = memory_profiling
         self.tuning = auto_memory_tuning
         self.interval = memory_stats_interval
-        self.allocator = _core.Allocator(use_jemalloc=use_jemalloc)
+        self.closed = False
+        self.allocator = _core.Allocator(backend=allocator)
         self.fallback_reason: str | None = self.allocator.fallback_reason
         self.history: collections.deque[Sample] = collections.deque(maxlen=HISTORY_LIMIT)
         self.actions: collections.deque[Action] = collections.deque(maxlen=ACTIONS_LIMIT)
         self._action_counts: dict[str, int] = {}
-        if self.requested and self.fallback_reason:
+        if self.fallback_reason:
             print(
-                f"catzilla: jemalloc was requested but is not used ({self.fallback_reason}); using malloc",
+                f"catzilla: {allocator} was requested but is not used ({self.fallback_reason}); using malloc",
                 file=sys.stderr,
                 flush=True,
             )
+        self.scope_requested = scope
+        self.scope_reason: str | None = None
+        if scope == "process":
+            self.scope_reason = govern_process(self.allocator)
+        if not self.allocator.owns_process_heap:
+            leave_interpreter_alone()
         if self.tuning:
             self.allocator.set_decay(TUNED_DIRTY_DECAY_MS, TUNED_MUZZY_DECAY_MS)
             self.record("set_decay", f"dirty pages {TUNED_DIRTY_DECAY_MS} ms, muzzy {TUNED_MUZZY_DECAY_MS} ms")
@@ -148,7 +265,13 @@ class AppMemory:
     def jemalloc_enabled(self) -> bool:
         return self.backend == "jemalloc"
 
+    @property
+    def scope(self) -> str:
+        """ "process" while this app's allocator governs the interpreter's memory, else "app"."""
+        return "process" if self.allocator.owns_process_heap else "app"
+
     def close(self) -> None:
+        self.closed = True
         if self._monitor is not None:
             self._monitor.stop()
             self._monitor = None
@@ -214,6 +337,9 @@ class AppMemory:
         rss = process_rss_bytes()
         stats: dict[str, Any] = {
             "allocator": self.backend,
+            "allocator_scope": self.scope,
+            # why "process" was asked for but "app" is in effect (None otherwise)
+            "allocator_scope_reason": self.scope_reason if self.scope_requested == "process" else None,
             "jemalloc_available": jemalloc_available(),
             "jemalloc_requested": self.requested,
             "jemalloc_enabled": self.jemalloc_enabled,
@@ -224,7 +350,9 @@ class AppMemory:
             "dirty_mb": raw["dirty"] / MIB,
             "peak_allocated_mb": raw["peak_allocated"] / MIB,
             "fragmentation_percent": min(100.0, max(0.0, raw["fragmentation_percent"])),
-            "fragmentation_scope": "process" if raw["process_wide"] else "app",
+            "fragmentation_scope": "process" if raw["fragmentation_process_wide"] else "app",
+            # glibc's free bytes for every caller of the process (not the app's to act on)
+            "process_fragmentation_percent": raw["process_fragmentation_percent"],
             "allocation_count": raw["nmalloc"],
             "free_count": raw["nfree"],
             "arenas": {
@@ -256,7 +384,7 @@ class AppMemory:
     def tune(self, state: dict[str, float]) -> None:
         """One tuning step: let decay run; after a spike, give memory back now."""
         raw = self.allocator.stats()
-        if self.jemalloc_enabled:
+        if self.backend != "malloc":
             self.allocator.decay_tick()
             spike_over = raw["allocated"] < 0.5 * state.get("allocated", 0.0)
             if spike_over and raw["dirty"] > PURGE_THRESHOLD_BYTES:

@@ -33,7 +33,7 @@ def test_vendored_files_match_their_pins() -> None:
 
 def test_downloaded_sources_are_pinned_by_sha256_and_url() -> None:
     downloaded = {r[0]: r for r in rows() if not r[2].startswith("third_party/")}
-    assert set(downloaded) == {"jemalloc", "libuv", "zlib"}
+    assert set(downloaded) == {"jemalloc", "libuv", "mimalloc", "zlib"}
     for name, version, file, sha, where, *_ in downloaded.values():
         assert len(sha) == 64 and int(sha, 16) >= 0
         assert all(u.startswith("https://") for u in where.split(","))

@@ -15,19 +15,22 @@ def test_build_variant_is_the_expected_one() -> None:
         assert Catzilla.get_available_allocators() == ["malloc"]
         assert info["jemalloc_compiled"] is False
         assert info["use_jemalloc_option"] is False
+        assert info["mimalloc_compiled"] is False
     else:
         assert Catzilla.jemalloc_available() is True
-        assert Catzilla.get_available_allocators() == ["malloc", "jemalloc"]
+        assert Catzilla.get_available_allocators() == ["malloc", "jemalloc", "mimalloc"]
+        assert info["mimalloc_compiled"] is True and info["mimalloc_version"] == "2.0.9"
         assert info["jemalloc_version"].startswith("5.3.0")
         assert info["jemalloc_prefix"] == "je_"
         assert "initial-exec" in info["jemalloc_tls_model"]
 
 
 def test_extension_exports_only_its_init_function() -> None:
+    """And the entry point of catzilla/_python (csrc/launcher): nothing of jemalloc's, mimalloc's or libuv's."""
     nm = subprocess.run(["nm", "-D", "--defined-only", _core.__file__], capture_output=True, text=True)
     assert nm.returncode == 0, nm.stderr
     names = [line.split()[-1] for line in nm.stdout.splitlines() if line.strip()]
-    assert names == ["PyInit__core"]
+    assert sorted(names) == ["PyInit__core", "catzilla_process_heap_preinit"]
 
 
 def test_diagnose_tells_the_truth_about_the_build() -> None:

@@ -2,6 +2,7 @@
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -30,8 +31,14 @@ def test_trend_reports_the_change_between_the_last_two_samples(use_jemalloc: boo
     assert app.get_memory_stats()["profiling_enabled"] is True
     assert wait_for(lambda: "memory_trend" in app.get_memory_stats())
     block = app._memory.allocator._test_alloc("cache", 1 << 20, count=4)
-    assert wait_for(lambda: app.get_memory_stats()["memory_trend"]["allocated_mb_change"] >= 3.9)
-    trend = app.get_memory_stats()["memory_trend"]
+    seen: dict[str, Any] = {}
+
+    def grew() -> bool:  # one read: the next sample may already have replaced this pair
+        seen.update(app.get_memory_stats()["memory_trend"])
+        return bool(seen["allocated_mb_change"] >= 3.9)
+
+    assert wait_for(grew)
+    trend = seen
     assert trend["direction"] == "growing"
     assert set(trend) >= {"allocated_mb_change", "fragmentation_percent_change"}
     block.free()

@@ -68,3 +68,53 @@ def test_scenario_4_explicit_malloc() -> None:
 def test_explicit_malloc_ignores_the_fault_injection() -> None:
     r, err = report(False, {"CATZILLA_TEST_JEMALLOC_INIT_FAIL": "1"})
     assert r["info"]["current_allocator"] == "malloc" and err == ""
+
+
+# ---- the same scenarios for mimalloc (allocator="mimalloc") ----------------------------------------
+
+MIMALLOC_REPORT = """
+import json
+from catzilla import Catzilla
+app = Catzilla({args})
+print(json.dumps({{"info": app.get_allocator_info(), "stats": app.get_memory_stats(), "use": app.use_jemalloc}}))
+"""
+MIMALLOC_BUILT = EXPECT_BUILD != "malloc-only"
+
+
+def mimalloc_report(args: str, env: dict[str, str] | None = None) -> tuple[dict, str]:
+    out = run_python(MIMALLOC_REPORT.format(args=args), env)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout), out.stderr
+
+
+@pytest.mark.skipif(not MIMALLOC_BUILT, reason="the malloc-only build has no mimalloc")
+def test_mimalloc_explicit_choice() -> None:
+    r, err = mimalloc_report("allocator='mimalloc'")
+    assert r["info"]["current_allocator"] == r["stats"]["allocator"] == "mimalloc"
+    assert r["use"] is False and r["info"]["jemalloc_enabled"] is False
+    assert r["info"]["allocator_scope"] == "process" and "python" in r["stats"]["arenas"]
+    assert r["stats"]["fallback_reason"] is None and err == ""
+
+
+@pytest.mark.skipif(not MIMALLOC_BUILT, reason="the malloc-only build has no mimalloc")
+def test_mimalloc_runtime_failure_falls_back() -> None:
+    r, err = mimalloc_report("allocator='mimalloc'", {"CATZILLA_TEST_MIMALLOC_INIT_FAIL": "1"})
+    assert r["info"]["current_allocator"] == "malloc"
+    assert "mimalloc initialization failed" in r["stats"]["fallback_reason"]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "mimalloc was requested" in lines[0] and "using malloc" in lines[0]
+
+
+@pytest.mark.skipif(MIMALLOC_BUILT, reason="runs against the malloc-only build")
+def test_mimalloc_not_in_the_build() -> None:
+    r, err = mimalloc_report("allocator='mimalloc'")
+    assert r["info"]["current_allocator"] == "malloc"
+    assert "mimalloc is not compiled into this build" in r["stats"]["fallback_reason"]
+    assert "mimalloc was requested" in err
+
+
+@pytest.mark.skipif(not MIMALLOC_BUILT, reason="the malloc-only build has no mimalloc")
+def test_mimalloc_as_the_deployment_default() -> None:
+    """The app says nothing; `catzilla run --allocator mimalloc` (CATZILLA_ALLOCATOR) decides."""
+    r, err = mimalloc_report("", {"CATZILLA_ALLOCATOR": "mimalloc"})
+    assert r["info"]["current_allocator"] == "mimalloc" and err == ""

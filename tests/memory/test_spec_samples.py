@@ -142,6 +142,7 @@ def test_allocator_information_shape() -> None:
         "can_switch_allocator": False,
         "status": "initialized",
         "fallback_reason": info["fallback_reason"],
+        "allocator_scope": "process" if JE else "app",
     }
     assert (info["fallback_reason"] is None) is JE
 
