@@ -20,7 +20,7 @@ typedef enum {
 /* Append `obj` as JSON to `out`. On anything but CZ_JSON_OK, `out` is as it was. */
 cz_json_result_t cz_json_write(PyObject *obj, cz_http_buf_t *out);
 
-/* Shapes (src/catzilla/shapes.py): a tuple of (field name, kind) str pairs,
+/* Shapes (src/catzilla/calling/shapes.py): a tuple of (field name, kind) str pairs,
  * a kind being (n|l)*[sifb]. cz_json_shape_check validates one (0, or -1
  * with an exception naming the bad entry); call it once, before writing. */
 int cz_json_shape_check(PyObject *shape);

@@ -2,8 +2,11 @@
 
 The C core writes dicts and lists of plain values itself (csrc/python/py_json.c);
 what it declines (non-str keys, datetimes, models, sets, ...) is encoded here,
-as are ``JSONResponse`` bodies, and ``request.json()`` and JSON bodies are
-parsed here.
+as are ``JSONResponse`` bodies. ``request.json()`` and JSON bodies that no
+pydantic or msgspec model reads are parsed by the C reader
+(csrc/python/py_json_read.h): ``json.loads``'s values, with ``json.loads``
+itself deciding every error, so errors are its own; nesting deeper than 512
+levels is a ``JSONDecodeError`` there instead of ``RecursionError``.
 
 With orjson the bytes are exactly the stdlib encoder's, which stays the
 reference: wherever orjson would write something else or refuse, the stdlib
@@ -13,9 +16,6 @@ datetimes and dataclasses are handed to the same ``default`` as the stdlib's
 (passthrough options); and its output is checked for the two spellings that
 differ: ``null`` (orjson's NaN and infinities, which the stdlib refuses) and
 floats below 1e-4 (``0.00001`` or ``1e-7`` where ``repr`` says ``1e-05``).
-Parsing: orjson reads integers of 20 digits and more as floats, and refuses
-what the stdlib accepts beyond RFC 8259 (NaN, a UTF-8 BOM, UTF-16); such
-input, and any orjson refuses, is parsed by the stdlib.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+
+from catzilla._core import json_read as _json_read
 
 __all__ = ["dumps", "dumps_bytes", "loads", "orjson"]
 
@@ -58,19 +60,13 @@ if orjson is None:
         """As dumps_bytes, as str (what the C core's hook takes)."""
         return _std_encode(content)
 
-    def loads(data: bytes | bytearray | str) -> Any:
-        """``json.loads``."""
-        return _std_loads(data)
-
 else:
     _orjson_dumps = orjson.dumps
-    _orjson_loads = orjson.loads
     _OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
     # A value token (after ':', ',' or '[', or first) that may not be what the
     # stdlib writes. Text inside strings can match too: then the stdlib
     # encodes, which costs time, never bytes.
     _MAY_DIFFER = re.compile(rb"(?:^|[:,\[])(?:null|-?(?:0\.0000|\d+(?:\.\d+)?e-))")
-    _LONG_NUMBER, _LONG_NUMBER_STR = re.compile(rb"\d{19}"), re.compile(r"\d{19}")
 
     def dumps_bytes(content: Any) -> bytes:
         """``content`` as compact JSON, UTF-8; errors as the stdlib's."""
@@ -87,15 +83,8 @@ else:
         """As dumps_bytes, as str (what the C core's hook takes)."""
         return dumps_bytes(content).decode("utf-8")
 
-    def loads(data: bytes | bytearray | str) -> Any:
-        """As ``json.loads``: the same values, the same errors."""
-        if isinstance(data, str):
-            long_number = _LONG_NUMBER_STR.search(data) is not None
-        else:
-            long_number = _LONG_NUMBER.search(data) is not None
-        if not long_number:
-            try:
-                return _orjson_loads(data)
-            except orjson.JSONDecodeError:
-                pass
-        return _std_loads(data)
+
+def loads(data: bytes | bytearray | str) -> Any:
+    """``json.loads(data)``: the same values, the same errors (bytes and
+    bytearray are read in C; str, and every error, by ``json.loads``)."""
+    return _json_read(data, _std_loads)

@@ -242,8 +242,9 @@ def test_over_http(stdlib_json: ModuleType) -> None:
             b'{"when":"2024-01-02T00:00:00+00:00","tiny":1e-07,"big":1180591620717411303424,"1":"int key"}'
         )
         big = b'{"n": 123456789012345678901234567890, "x": NaN}'
-        assert client.post("/echo", content=big).json() == {"parsed": repr(json.loads(big))}
-        assert client.post("/body", content=big).json() == {"parsed": repr(json.loads(big))}
-        r = client.post("/body", content=b"{bad")
+        json_ct = {"content-type": "application/json"}
+        assert client.post("/echo", content=big, headers=json_ct).json() == {"parsed": repr(json.loads(big))}
+        assert client.post("/body", content=big, headers=json_ct).json() == {"parsed": repr(json.loads(big))}
+        r = client.post("/body", content=b"{bad", headers=json_ct)
         assert (r.status_code, r.json()["detail"][0]["type"]) == (422, "json_invalid")
     app.close()
