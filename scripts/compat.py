@@ -113,7 +113,9 @@ def extract(sdist: Path) -> Path:
 
 def built_catzilla() -> Path:
     """A directory holding only the catzilla package this interpreter imports
-    (the built one, with its extension), for the compat venv's path."""
+    (the built one, with its extension), for the compat venv's path. Another
+    build is run by putting it first on this interpreter's path:
+    ``PYTHONPATH=build/site python scripts/compat.py`` for a ``pip install --target build/site``."""
     import catzilla
 
     site = WORK / "catzilla-site"
@@ -392,7 +394,9 @@ def main() -> None:
     python = venv_python()
     make_port(src)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env = dict(base_env, PYTHONPATH=f"{PORT}{os.pathsep}{built_catzilla()}", PYTHONDONTWRITEBYTECODE="1")
+    site = built_catzilla()
+    say("catzilla:", (site / "catzilla").resolve())  # the one this interpreter imports (PYTHONPATH picks another)
+    env = dict(base_env, PYTHONPATH=f"{PORT}{os.pathsep}{site}", PYTHONDONTWRITEBYTECODE="1")
 
     modules = sorted(str(p.relative_to(PORT)) for p in (PORT / "tests" / "test_tutorial").rglob("test_*.py"))
     modules = [m for m in modules if args.only in m]

@@ -25,6 +25,7 @@ typedef struct {
     Py_ssize_t nargs;
     arg_spec_t args[CZ_DIRECT_MAX_ARGS];
     int uses_query;
+    int strict_content_type; /* a body without Content-Type is not JSON (FastAPI's default) */
     PyObject *render_type, *render, *render_kwnames, *render_kwvalues, *render_shape, *finish;
     int status;
 } CzCallPlanObject;
@@ -154,7 +155,8 @@ static int json_media_type(cz_http_str_t v) {
 }
 
 /* One argument: a new reference, or NULL to decline (any exception cleared). */
-static PyObject *take_arg(const arg_spec_t *a, const cz_http_request_t *req, const cz_match_t *m) {
+static PyObject *take_arg(const CzCallPlanObject *plan, const arg_spec_t *a, const cz_http_request_t *req,
+                          const cz_match_t *m) {
     const char *key = PyBytes_AS_STRING(a->key);
     size_t klen = (size_t)PyBytes_GET_SIZE(a->key);
     cz_http_str_t s = {0};
@@ -165,8 +167,10 @@ static PyObject *take_arg(const arg_spec_t *a, const cz_http_request_t *req, con
     case SRC_HEADER: found = header_lookup(req, key, klen, &s); break;
     default: {
         cz_http_str_t ct = {"", 0};
-        /* Another media type: the binder says why it is refused (422). */
-        if (header_lookup(req, "content-type", 12, &ct) && !json_media_type(ct)) return NULL;
+        /* Another media type, or none on a strict route: the binder says why it is refused (422). */
+        if (header_lookup(req, "content-type", 12, &ct) ? !json_media_type(ct)
+                                                        : plan->strict_content_type && req->body.len > 0)
+            return NULL;
         s = req->body;
         found = s.len > 0;
         break;
@@ -199,7 +203,7 @@ PyObject *cz_py_direct_call(PyObject *plan_obj, PyObject *fn, const cz_http_requ
     PyObject *argv[CZ_DIRECT_MAX_ARGS] = {NULL};
     Py_ssize_t n = 0;
     for (; n < plan->nargs; n++) {
-        argv[n] = take_arg(&plan->args[n], req, m);
+        argv[n] = take_arg(plan, &plan->args[n], req, m);
         if (!argv[n]) break;
     }
     PyObject *result = NULL;
@@ -243,7 +247,7 @@ PyObject *cz_py_direct_finish(PyObject *plan_obj) {
     return ((CzCallPlanObject *)plan_obj)->finish;
 }
 
-/* ---- CallPlan(args, *, render_type, render, render_kwargs, render_shape, status, finish) ------------------- */
+/* ---- CallPlan(args, *, render_type, render, render_kwargs, render_shape, status, finish, strict_content_type) -- */
 
 static int pick(PyObject *word, const char *const *names, int n, const char *what, int *out) {
     const char *s = PyUnicode_Check(word) ? PyUnicode_AsUTF8(word) : NULL;
@@ -262,17 +266,33 @@ static Py_ssize_t opt_len(PyObject *v) {
     return v == Py_None ? -1 : PyLong_AsSsize_t(v);
 }
 
-/* (source, key, kind, convert, required, default, gt, ge, lt, le, min_length, max_length) */
+/* One argument of a plan, by position: the fields of _core.CALL_ARG_FIELDS
+ * (the Python layer builds a named tuple of them, catzilla.calling.plan). */
+enum {
+    ARG_SOURCE,
+    ARG_KEY,
+    ARG_KIND,
+    ARG_CONVERT,
+    ARG_REQUIRED,
+    ARG_DEFAULT,
+    ARG_BOUNDS,
+    ARG_MIN_LEN = 10,
+    ARG_MAX_LEN,
+    NARG_FIELDS
+};
+static const char *const arg_field_names[NARG_FIELDS] = {
+    "source", "key", "kind", "convert", "required", "default", "gt", "ge", "lt", "le", "min_length", "max_length"};
+
 static int read_spec(PyObject *t, arg_spec_t *a) {
     static const char *const sources[] = {"path", "query", "header", "body"};
     static const char *const kinds[] = {"str", "int", "float", "call"};
-    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 12) {
-        PyErr_Format(PyExc_TypeError, "CallPlan argument must be a 12-tuple, got %R", t);
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != NARG_FIELDS) {
+        PyErr_Format(PyExc_TypeError, "CallPlan argument must be a tuple of CALL_ARG_FIELDS, got %R", t);
         return -1;
     }
-    PyObject *key = PyTuple_GET_ITEM(t, 1), *convert = PyTuple_GET_ITEM(t, 3);
-    if (pick(PyTuple_GET_ITEM(t, 0), sources, 4, "source", &a->source) < 0 ||
-        pick(PyTuple_GET_ITEM(t, 2), kinds, 4, "kind", &a->kind) < 0)
+    PyObject *key = PyTuple_GET_ITEM(t, ARG_KEY), *convert = PyTuple_GET_ITEM(t, ARG_CONVERT);
+    if (pick(PyTuple_GET_ITEM(t, ARG_SOURCE), sources, 4, "source", &a->source) < 0 ||
+        pick(PyTuple_GET_ITEM(t, ARG_KIND), kinds, 4, "kind", &a->kind) < 0)
         return -1;
     if ((a->kind == KIND_CALL || a->source == SRC_BODY) && !PyCallable_Check(convert)) {
         PyErr_Format(PyExc_TypeError, "CallPlan argument %R needs a callable converter", t);
@@ -288,14 +308,14 @@ static int read_spec(PyObject *t, arg_spec_t *a) {
         return -1;
     }
     a->convert = Py_NewRef(convert);
-    a->required = PyObject_IsTrue(PyTuple_GET_ITEM(t, 4));
-    a->dflt = Py_NewRef(PyTuple_GET_ITEM(t, 5));
+    a->required = PyObject_IsTrue(PyTuple_GET_ITEM(t, ARG_REQUIRED));
+    a->dflt = Py_NewRef(PyTuple_GET_ITEM(t, ARG_DEFAULT));
     for (int b = 0; b < NBOUNDS; b++) {
-        PyObject *v = PyTuple_GET_ITEM(t, 6 + b);
+        PyObject *v = PyTuple_GET_ITEM(t, ARG_BOUNDS + b);
         a->bound[b] = v == Py_None ? NULL : Py_NewRef(v);
     }
-    a->min_len = opt_len(PyTuple_GET_ITEM(t, 10));
-    a->max_len = opt_len(PyTuple_GET_ITEM(t, 11));
+    a->min_len = opt_len(PyTuple_GET_ITEM(t, ARG_MIN_LEN));
+    a->max_len = opt_len(PyTuple_GET_ITEM(t, ARG_MAX_LEN));
     a->c_bounds = a->kind == KIND_INT && a->min_len < 0 && a->max_len < 0;
     for (int b = 0; b < NBOUNDS; b++) {
         int overflow = 1;
@@ -324,12 +344,12 @@ static void CallPlan_dealloc(CzCallPlanObject *self) {
 }
 
 static PyObject *CallPlan_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"args",         "render_type", "render", "render_kwargs",
-                             "render_shape", "status",      "finish", NULL};
+    static char *kwlist[] = {"args",   "render_type",         "render", "render_kwargs", "render_shape", "status",
+                             "finish", "strict_content_type", NULL};
     PyObject *specs, *rtype = Py_None, *render = Py_None, *rkw = Py_None, *shape = Py_None, *finish = Py_None;
-    int status = 200;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|$OOOOiO:CallPlan", kwlist, &PyList_Type, &specs, &rtype, &render,
-                                     &rkw, &shape, &status, &finish))
+    int status = 200, strict = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|$OOOOiOp:CallPlan", kwlist, &PyList_Type, &specs, &rtype, &render,
+                                     &rkw, &shape, &status, &finish, &strict))
         return NULL;
     if (shape != Py_None && cz_json_shape_check(shape) < 0) return NULL;
     if (PyList_GET_SIZE(specs) > CZ_DIRECT_MAX_ARGS) {
@@ -374,6 +394,7 @@ static PyObject *CallPlan_new(PyTypeObject *type, PyObject *args, PyObject *kw) 
     }
     self->finish = finish == Py_None ? NULL : Py_NewRef(finish);
     self->status = status;
+    self->strict_content_type = strict;
     return (PyObject *)self;
 fail:
     Py_DECREF(self);
@@ -397,7 +418,7 @@ PyTypeObject CzCallPlan_Type = {
     .tp_dealloc = (destructor)CallPlan_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "CallPlan(args, *, render_type=None, render=None, render_kwargs=None, render_shape=None, status=200,\n"
-              "         finish=None):\n"
+              "         finish=None, strict_content_type=False):\n"
               "how the C core takes a handler's arguments from a request (see py_direct.h).",
     .tp_new = CallPlan_new,
     .tp_getset = CallPlan_getset,
@@ -405,5 +426,18 @@ PyTypeObject CzCallPlan_Type = {
 
 int cz_py_direct_register(PyObject *module) {
     if (PyType_Ready(&CzCallPlan_Type) < 0) return -1;
+    PyObject *fields = PyTuple_New(NARG_FIELDS);
+    if (!fields) return -1;
+    for (int i = 0; i < NARG_FIELDS; i++) {
+        PyObject *name = PyUnicode_FromString(arg_field_names[i]);
+        if (!name) {
+            Py_DECREF(fields);
+            return -1;
+        }
+        PyTuple_SET_ITEM(fields, i, name);
+    }
+    int rc = PyModule_AddObjectRef(module, "CALL_ARG_FIELDS", fields);
+    Py_DECREF(fields);
+    if (rc < 0 || PyModule_AddIntConstant(module, "CALL_PLAN_MAX_ARGS", CZ_DIRECT_MAX_ARGS) < 0) return -1;
     return PyModule_AddObjectRef(module, "CallPlan", (PyObject *)&CzCallPlan_Type);
 }

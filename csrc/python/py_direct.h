@@ -19,6 +19,10 @@
  * With a `render_shape` (src/catzilla/shapes.py) the C core writes the
  * value's fields itself, and calls `render` only for values the shape's
  * writer leaves to the library.
+ *
+ * With `strict_content_type` a body sent without Content-Type is not taken
+ * as JSON: the call declines and the binder answers 422 (FastAPI's
+ * default); otherwise such a body is JSON.
  */
 #ifndef CZ_PY_DIRECT_H
 #define CZ_PY_DIRECT_H

@@ -1,12 +1,15 @@
 """``BackgroundTasks``: work that runs after the handler's response is ready (as in FastAPI).
 
-Tasks run on the app's asyncio thread once the response has been handed
+Tasks run on the app's asyncio loop once the response has been handed
 to the server: async functions are awaited there, sync ones run in its
 default thread pool, so neither delays the response nor blocks the loop.
+Served by another ASGI server (catzilla.asgi_app), they run on its loop once
+the response was sent, before the ASGI call returns, as Starlette runs them.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import logging
@@ -14,6 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("catzilla.error")
+
+# Set while an app answers a request over ASGI (catzilla.asgi_app): the request's
+# tasks are held here and run after its response was sent, as Starlette runs them,
+# instead of on the app's own asyncio loop.
+deferred_background: contextvars.ContextVar[list[BackgroundTasks] | None] = contextvars.ContextVar(
+    "catzilla_deferred_background", default=None
+)
 
 
 class BackgroundTasks:

@@ -13,7 +13,8 @@ from catzilla import _core
 
 # An uploaded file stays in memory up to this size, then goes to a temporary
 # file (as in Starlette); one with no name on disk, so it is gone when closed.
-SPOOL_MAX_SIZE = 1024 * 1024
+# The C spool's threshold (csrc/multipart/cz_spool.h), for the files made here.
+SPOOL_MAX_SIZE = _core.SPOOL_MEMORY_MAX
 
 
 class State:
@@ -317,13 +318,15 @@ def form_items(raw: Any, body: bytes | None = None) -> list[tuple[str, Any]]:
 
 
 def json_body_type(headers: list[tuple[str, str]], strict: bool = False) -> bool:
-    """``application/json`` or ``application/...+json``, or no Content-Type unless
-    ``strict``: what is parsed as JSON (FastAPI's ``strict_content_type``)."""
+    """``application/json`` or ``application/...+json``, or no (or an empty) Content-Type
+    unless ``strict``: what is parsed as JSON (FastAPI's ``strict_content_type``)."""
+    media = ""
     for k, v in headers:
         if k == "content-type":
             media = v.partition(";")[0].strip().lower()
-            return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-    return not strict
+    if not media:
+        return not strict
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 def json_body_type_strict(headers: list[tuple[str, str]]) -> bool:

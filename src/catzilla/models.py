@@ -24,8 +24,9 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from catzilla.convert import is_class as _is_class
-from catzilla.shapes import Shape, pydantic_shape
+from catzilla import _json
+from catzilla.calling.convert import is_class as _is_class
+from catzilla.calling.shapes import Shape, pydantic_shape
 
 ErrorList = list[dict[str, Any]]
 SIMPLE = (str, int, float, bool, type(None))
@@ -142,7 +143,7 @@ class Adapter:
         return self.dump_json, {"exclude_none": exclude_none, "exclude_unset": exclude_unset}
 
     def json_shape(self, exclude_none: bool, exclude_unset: bool) -> Shape | None:
-        """The shape the C core writes instances by (``catzilla.shapes``), or None: the renderer does it."""
+        """The shape the C core writes instances by (``catzilla.calling.shapes``), or None: the renderer does it."""
         return None
 
     # Fast path for the compiled binder: (callable, exception types, converter).
@@ -276,7 +277,7 @@ class PlainAdapter(Adapter):
 
     def validate_json(self, data: bytes) -> Any:
         try:
-            obj = json.loads(data)
+            obj = _json.loads(data)
         except ValueError as exc:
             raise ModelError(
                 [{"type": "json_invalid", "loc": [], "msg": f"JSON decode error: {exc}", "input": None}]

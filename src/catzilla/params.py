@@ -4,20 +4,25 @@ Used as FastAPI's are, as a default or inside ``Annotated``::
 
     def search(q: str = Query(min_length=2), page: Annotated[int, Query(ge=1)] = 1): ...
 
-Markers only describe; ``catzilla.analysis`` reads them once when a route is
-added and ``catzilla.compiler`` turns the result into the per-request binder.
+Markers only describe; ``catzilla.calling.signature`` reads them once when a route is
+added and ``catzilla.calling.bind`` turns the result into the per-request binder.
 ``Binding`` (the analysed, compiled handler) is re-exported here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-MODE_NO_ARGS = 0  # the C core calls the endpoint with no arguments
-MODE_REQUEST = 1  # the C core calls the endpoint with a catzilla._core.RawRequest
-MODE_STATIC = 3  # the C core serves a StaticFiles directory itself
-MODE_DIRECT = 2  # the C core takes the arguments itself (catzilla.direct), else calls the binder
-MODE_WS = 4  # a WebSocket route: the C core checks the handshake, then calls the endpoint with a RawRequest
+# How the C core calls a route's endpoint list: defined in csrc/python/py_server.c.
+# NO_ARGS: with no arguments; REQUEST: with a RawRequest; DIRECT: it takes the
+# arguments itself (catzilla.calling.plan), else calls the binder; STATIC: it serves a
+# StaticFiles directory itself; WS: a WebSocket route (the handshake checked first).
+from catzilla._core import MODE_DIRECT as MODE_DIRECT
+from catzilla._core import MODE_NO_ARGS as MODE_NO_ARGS
+from catzilla._core import MODE_REQUEST as MODE_REQUEST
+from catzilla._core import MODE_STATIC as MODE_STATIC
+from catzilla._core import MODE_WS as MODE_WS
 
 
 class _UndefinedType:
@@ -67,6 +72,7 @@ class Param:
         deprecated: bool | None = None,
         include_in_schema: bool = True,
         json_schema_extra: dict[str, Any] | None = None,
+        openapi_examples: dict[str, Any] | None = None,
         **extra: Any,
     ) -> None:
         self.default = Undefined if default is ... else default
@@ -83,6 +89,8 @@ class Param:
         self.deprecated = deprecated
         self.include_in_schema = include_in_schema
         self.json_schema_extra = dict(json_schema_extra or {}, **extra)
+        # named examples for the OpenAPI document (a parameter's, or its request body's)
+        self.openapi_examples = openapi_examples
 
     @property
     def required(self) -> bool:
@@ -169,9 +177,42 @@ class File(Form):
 
 
 def __getattr__(name: str) -> Any:
-    # Binding lives in catzilla.binding; imported lazily to keep this module a leaf.
+    # Binding lives in catzilla.calling.call; imported lazily to keep this module a leaf.
     if name == "Binding":
-        from catzilla.binding import Binding
+        from catzilla.calling.call import Binding
 
         return Binding
     raise AttributeError(name)
+
+
+# ---- dependencies (what runs them: catzilla.calling.dependencies) ----
+
+
+class Depends:
+    """``Depends(callable)``; ``Depends()`` inside ``Annotated[Cls, Depends()]`` calls ``Cls``."""
+
+    def __init__(
+        self, dependency: Callable[..., Any] | None = None, *, use_cache: bool = True, scope: str | None = None
+    ) -> None:
+        if scope not in (None, "function", "request"):
+            raise ValueError(f"Depends(scope=...) is 'function' or 'request', got {scope!r}")
+        self.dependency = dependency
+        self.use_cache = use_cache
+        # FastAPI's: when a generator dependency's exit code runs. Catzilla closes
+        # generators once the handler's response is built, before it is sent,
+        # which satisfies both ("function": right after the handler).
+        self.scope = scope
+
+    def __repr__(self) -> str:
+        name = getattr(self.dependency, "__name__", type(self.dependency).__name__)
+        return f"Depends({name}{'' if self.use_cache else ', use_cache=False'})"
+
+
+class Security(Depends):
+    """As Depends; ``scopes`` are recorded for OpenAPI only."""
+
+    def __init__(
+        self, dependency: Callable[..., Any] | None = None, *, scopes: list[str] | None = None, use_cache: bool = True
+    ) -> None:
+        super().__init__(dependency, use_cache=use_cache)
+        self.scopes = list(scopes or [])

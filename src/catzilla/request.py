@@ -177,7 +177,7 @@ class HTTPConnection:
     @cached_property
     def url(self) -> URL:
         view = self._proxied
-        scheme = (view.scheme if view is not None else None) or "http"
+        scheme = (view.scheme if view is not None else None) or getattr(self._raw, "scheme", None) or "http"
         host = (view.host if view is not None else None) or self.headers.get("host", "")
         if self.test_client is not None and self.headers.get(TEST_SCHEME_HEADER) == "https":
             scheme = "https"  # TestClient(base_url="https://..."): the URL the test wrote
@@ -186,7 +186,11 @@ class HTTPConnection:
     @property
     def root_path(self) -> str:
         """The path prefix the app is served under: ``TestClient(root_path=...)``'s, as
-        a proxy that strips it would say, else the app's ``root_path``."""
+        a proxy that strips it would say, else the app's ``root_path``; under another
+        ASGI server, the scope's (uvicorn's ``--root-path``, a Starlette ``Mount``)."""
+        served_under: str | None = getattr(self._raw, "root_path", None)
+        if served_under is not None:
+            return served_under
         app = getattr(self, "app", None)
         own = str(getattr(app, "root_path", "") or "")
         if self.test_client is not None and not getattr(app, "root_path_given", False):
@@ -199,7 +203,14 @@ class HTTPConnection:
     def scope(self) -> dict[str, Any]:
         """An ASGI-like view of the request (read only), for code written against
         Starlette's ``request.scope``: type, method, scheme, path, root_path, query
-        string, headers (bytes pairs), client, path parameters and app."""
+        string, headers (bytes pairs), client, path parameters and app. Over ASGI
+        (the app served by another server, or through ASGI middleware) it is the
+        request's ASGI scope itself, with what middleware put there (``session``)."""
+        asgi_scope: dict[str, Any] | None = getattr(self._raw, "asgi_scope", None)
+        if asgi_scope is not None:
+            asgi_scope.setdefault("path_params", self.path_params)
+            asgi_scope.setdefault("app", getattr(self, "app", None))
+            return asgi_scope
         url = self.url
         client = self.client
         return {
@@ -216,6 +227,16 @@ class HTTPConnection:
             "path_params": self.path_params,
             "app": getattr(self, "app", None),
         }
+
+    @property
+    def session(self) -> dict[str, Any]:
+        """The session a session middleware put in the ASGI scope (Starlette's
+        ``SessionMiddleware``, added with ``app.add_middleware``)."""
+        scope = self.scope
+        if "session" not in scope:
+            raise AssertionError("SessionMiddleware must be installed to access request.session")
+        session: dict[str, Any] = scope["session"]
+        return session
 
     @cached_property
     def cookies(self) -> dict[str, str]:

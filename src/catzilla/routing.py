@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from catzilla.params import Undefined
+
 F = TypeVar("F", bound=Callable[..., Any])
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -251,10 +253,11 @@ class RouteDef:
 
 def merge_options(outer: dict[str, Any], inner: dict[str, Any]) -> dict[str, Any]:
     """A group's options around a route's: lists concatenate (outer first), responses merge,
-    the group's response class applies to routes that name none."""
+    the group's response class and body size limit apply to routes that name none."""
     out = dict(inner)
-    if outer.get("response_class") is not None and inner.get("response_class") is None:
-        out["response_class"] = outer["response_class"]
+    for key in ("response_class", "max_body_size"):
+        if outer.get(key) is not None and inner.get(key) is None:
+            out[key] = outer[key]
     for key in ("tags", "dependencies", "middleware"):
         if outer.get(key):
             out[key] = [*outer[key], *(inner.get(key) or [])]
@@ -287,7 +290,9 @@ def include_options(
 
 
 class RouterGroup(RouteDecorators):
-    """Routes under a common prefix, with common tags, dependencies, responses and middleware."""
+    """Routes under a common prefix, with common tags, dependencies, responses and middleware.
+    ``max_body_size`` is the request body limit (bytes) of its routes that set none,
+    above or below the app's."""
 
     def __init__(
         self,
@@ -300,9 +305,11 @@ class RouterGroup(RouteDecorators):
         deprecated: bool | None = None,
         include_in_schema: bool = True,
         default_response_class: Any = None,
+        max_body_size: int | None = None,
     ) -> None:
         self.prefix = check_prefix(prefix)
         self.default_response_class = default_response_class
+        self.max_body_size = max_body_size
         self.tags = list(tags or [])
         self.dependencies = list(dependencies or [])
         self.middleware = list(middleware or [])
@@ -337,6 +344,7 @@ class RouterGroup(RouteDecorators):
             "deprecated": self.deprecated,
             "include_in_schema": self.include_in_schema,
             "response_class": self.default_response_class,
+            "max_body_size": self.max_body_size,
         }
 
     def route_defs(self) -> list[RouteDef]:
@@ -370,6 +378,62 @@ class RouterGroup(RouteDecorators):
     @property
     def routes(self) -> list[RouteDef]:
         return self.route_defs()
+
+
+class Webhooks(RouteDecorators):
+    """``app.webhooks``: requests the API sends to its users' URLs, described in the
+    OpenAPI document's ``webhooks`` (FastAPI's): ``@app.webhooks.post("new-subscription")``
+    on a function whose parameters (its body model) say what is sent. Nothing is served."""
+
+    def __init__(self) -> None:
+        self._routes: list[Route] = []
+
+    def add_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: Iterable[str] = ("POST",),
+        name: str | None = None,
+        **options: Any,
+    ) -> Route:
+        from catzilla.calling.call import Binding  # binding -> ... -> routing
+
+        check_options(options)
+        if not isinstance(path, str) or not path:
+            raise ValueError(f"a webhook needs a name, got {path!r}")
+        if not callable(endpoint):
+            raise TypeError(f"webhook handler must be callable, got {endpoint!r}")
+        binding = Binding(
+            path,
+            endpoint,
+            status_code=options.get("status_code"),
+            response_model=options.get("response_model", Undefined),
+            response_class=options.get("response_class"),
+        )
+        route = Route(
+            path,
+            frozenset(normalize_methods(methods)),
+            name or str(getattr(endpoint, "__name__", None) or repr(endpoint)),
+            endpoint,
+            tags=tuple(options.get("tags") or ()),
+            summary=options.get("summary"),
+            description=options.get("description"),
+            response_description=options.get("response_description") or "Successful Response",
+            responses=dict(options.get("responses") or {}),
+            deprecated=options.get("deprecated"),
+            operation_id=options.get("operation_id"),
+            include_in_schema=options.get("include_in_schema", True),
+            status_code=options.get("status_code"),
+            response_class=options.get("response_class"),
+            openapi_extra=options.get("openapi_extra"),
+            binding=binding,
+        )
+        self._routes.append(route)
+        return route
+
+    @property
+    def routes(self) -> list[Route]:
+        return list(self._routes)
 
 
 APIRouter = RouterGroup

@@ -21,9 +21,8 @@ import binascii
 from base64 import b64decode
 from typing import Annotated, Any
 
-from catzilla.dependencies import Security
 from catzilla.exceptions import HTTPException
-from catzilla.params import Form
+from catzilla.params import Form, Security
 from catzilla.request import Request
 
 __all__ = [
@@ -134,40 +133,48 @@ class APIKeyBase(SecurityBase):
         return api_key
 
 
-class APIKeyQuery(APIKeyBase):
+class _APIKeyIn(APIKeyBase):
+    """An API key read from one place of the request: ``location``, under ``name``."""
+
+    location: str
+
+    def __init__(
+        self, *, name: str, scheme_name: str | None = None, description: str | None = None, auto_error: bool = True
+    ) -> None:
+        super().__init__(self.location, name, description, scheme_name, auto_error)
+
+    def read(self, request: Request) -> str | None:
+        raise NotImplementedError
+
+    def __call__(self, request: Request) -> str | None:
+        return self.check_api_key(self.read(request))
+
+
+class APIKeyQuery(_APIKeyIn):
     """An API key in the query string parameter ``name``."""
 
-    def __init__(
-        self, *, name: str, scheme_name: str | None = None, description: str | None = None, auto_error: bool = True
-    ) -> None:
-        super().__init__("query", name, description, scheme_name, auto_error)
+    location = "query"
 
-    def __call__(self, request: Request) -> str | None:
-        return self.check_api_key(request.query_params.get(self.name))
+    def read(self, request: Request) -> str | None:
+        return request.query_params.get(self.name)
 
 
-class APIKeyHeader(APIKeyBase):
+class APIKeyHeader(_APIKeyIn):
     """An API key in the header ``name``."""
 
-    def __init__(
-        self, *, name: str, scheme_name: str | None = None, description: str | None = None, auto_error: bool = True
-    ) -> None:
-        super().__init__("header", name, description, scheme_name, auto_error)
+    location = "header"
 
-    def __call__(self, request: Request) -> str | None:
-        return self.check_api_key(request.headers.get(self.name))
+    def read(self, request: Request) -> str | None:
+        return request.headers.get(self.name)
 
 
-class APIKeyCookie(APIKeyBase):
+class APIKeyCookie(_APIKeyIn):
     """An API key in the cookie ``name``."""
 
-    def __init__(
-        self, *, name: str, scheme_name: str | None = None, description: str | None = None, auto_error: bool = True
-    ) -> None:
-        super().__init__("cookie", name, description, scheme_name, auto_error)
+    location = "cookie"
 
-    def __call__(self, request: Request) -> str | None:
-        return self.check_api_key(request.cookies.get(self.name))
+    def read(self, request: Request) -> str | None:
+        return request.cookies.get(self.name)
 
 
 # -- HTTP authentication ---------------------------------------------------------------------

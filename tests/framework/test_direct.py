@@ -1,4 +1,4 @@
-"""Direct calls: the C core takes path, query, header and body values itself (catzilla.direct).
+"""Direct calls: the C core takes path, query, header and body values itself (catzilla.calling.plan).
 
 The contract is that a direct route answers exactly as the compiled binder
 would: each test sends the same requests to both twins (tests.framework.twins).
@@ -13,6 +13,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from catzilla import Catzilla, Header, HTTPException, Path, Query, Request, Response, _core
+from catzilla.calling.plan import CallArg
 from catzilla.params import MODE_DIRECT, MODE_REQUEST
 from catzilla.testing import TestClient
 from tests.framework.twins import same, twins
@@ -144,18 +145,24 @@ def test_model_body_and_model_answer() -> None:
     twins(app, "POST", "/created", create, status_code=201)
     twins(app, "POST", "/lean", create, response_model_exclude_none=True)
     body = b'{"name":"widget","price":9.5,"tags":["a","b"],"Note":"n"}'
+    json_ct = {"content-type": "application/json"}
     with TestClient(app) as client:
-        r = same(client, "POST", "/items?q=a&limit=5", content=body)
+        r = same(client, "POST", "/items?q=a&limit=5", content=body, headers=json_ct)
         assert r.json() == {"name": "widget", "price": 9.5, "tags": ["a", "b"], "Note": "n"}  # by alias
         assert r.headers["content-type"] == "application/json"
-        assert same(client, "POST", "/created?q=a", content=body).status_code == 201
-        r = same(client, "POST", "/lean?q=a", content=b'{"name":"w","price":1}')
+        assert same(client, "POST", "/created?q=a", content=body, headers=json_ct).status_code == 201
+        r = same(client, "POST", "/lean?q=a", content=b'{"name":"w","price":1}', headers=json_ct)
         assert r.json() == {"name": "w", "price": 1.0, "tags": []}
         for bad in (b"", b"{", b"[]", b'{"name":"","price":1}', b'{"price":"x"}', '{"name":"é"'.encode()):
-            r = same(client, "POST", "/items?q=a", content=bad)
+            r = same(client, "POST", "/items?q=a", content=bad, headers=json_ct)
             assert r.status_code == 422, bad
-        assert same(client, "POST", "/items?q=a", content=b'{"price":1}').json()["detail"][0]["loc"] == ["body", "name"]
-        same(client, "POST", "/items", content=body)  # missing q next to a valid body
+        r = same(client, "POST", "/items?q=a", content=b'{"price":1}', headers=json_ct)
+        assert r.json()["detail"][0]["loc"] == ["body", "name"]
+        same(client, "POST", "/items", content=body, headers=json_ct)  # missing q next to a valid body
+        # no Content-Type: not JSON (strict_content_type, FastAPI's default), on both paths
+        r = same(client, "POST", "/items?q=a", content=body)
+        assert r.status_code == 422 and r.json()["detail"][0]["type"] == "model_attributes_type"
+        assert same(client, "POST", "/items?q=a", content=b"").status_code == 422  # no body: missing
 
 
 def test_other_return_values_take_the_finish_step() -> None:
@@ -195,7 +202,7 @@ def test_async_handlers_and_plain_values() -> None:
 
     app.add_route("/model", model, ["GET"], status_code=201)
     app.add_route("/plain/{n}", plain, ["GET"])
-    assert all(t[0] == MODE_DIRECT for _, t, _ in app._targets)
+    assert all(t[0] == MODE_DIRECT for _, t, _ in app._endpoints)
     with TestClient(app) as client:
         r = client.get("/model?n=2")
         assert (r.status_code, r.json()["name"]) == (201, "aa")
@@ -226,7 +233,7 @@ def test_routes_that_need_the_binder_stay_on_it() -> None:
         (needs_dep, needs_cookie, needs_list, needs_pattern, needs_copy, needs_embed, two_bodies, keyword_only)
     ):
         app.add_route(f"/r{i}", fn, ["POST"])
-    assert [t[0] for _, t, _ in app._targets] == [MODE_REQUEST] * 8
+    assert [t[0] for _, t, _ in app._endpoints] == [MODE_REQUEST] * 8
 
 
 def test_middleware_rewires_a_direct_route() -> None:
@@ -262,11 +269,11 @@ def test_percent_encoded_utf8_reaches_the_handler_decoded() -> None:
 @pytest.mark.parametrize(
     "args, message",
     [
-        ([("nowhere", "q", "str", None, True, None, None, None, None, None, None, None)], "source 'nowhere'"),
-        ([("query", "q", "complex", None, True, None, None, None, None, None, None, None)], "kind 'complex'"),
-        ([("query", "q", "call", None, True, None, None, None, None, None, None, None)], "callable converter"),
-        ([("query", "q")], "12-tuple"),
-        ([("query", "q", "str", None, True, None, None, None, None, None, None, None)] * 17, "at most 16"),
+        ([CallArg("nowhere", "q", "str", None, True, None)], "source 'nowhere'"),
+        ([CallArg("query", "q", "complex", None, True, None)], "kind 'complex'"),
+        ([CallArg("query", "q", "call", None, True, None)], "callable converter"),
+        ([("query", "q")], "CALL_ARG_FIELDS"),
+        ([CallArg("query", "q", "str", None, True, None)] * 17, "at most 16"),
     ],
 )
 def test_call_plan_rejects_bad_plans_by_name(args: list[Any], message: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from catzilla import Catzilla, HTTPException, Request, Response
-from catzilla.binding import Binding
+from catzilla.calling.call import Binding
 from catzilla.params import MODE_DIRECT, MODE_NO_ARGS, MODE_REQUEST
 from catzilla.testing import TestClient
 

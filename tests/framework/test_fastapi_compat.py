@@ -710,3 +710,136 @@ def test_generate_unique_id_function() -> None:
     assert paths["/items"]["get"]["operationId"] == "items-read_items"
     assert paths["/other"]["get"]["operationId"] == "given"
     app.close()
+
+
+# -- return values, body limits, strict Content-Type -----------------------------------------------------
+
+
+def test_a_returned_str_is_json_with_a_status_code_or_an_injected_response(app: Catzilla) -> None:
+    from catzilla import Response
+
+    @app.post("/created", status_code=201)
+    def created():
+        return "made"
+
+    @app.put("/tasks/{name}")
+    def task(name: str, response: Response):
+        if name == "new":
+            response.status_code = 201
+        return f"task {name}"
+
+    client = TestClient(app)
+    for url, status, text in (
+        ("/created", 201, "made"),
+        ("/tasks/new", 201, "task new"),
+        ("/tasks/old", 200, "task old"),
+    ):
+        r = client.post(url) if url == "/created" else client.put(url)
+        assert r.status_code == status
+        assert r.headers["content-type"] == "application/json"
+        assert r.json() == text
+
+
+def test_a_response_class_in_a_return_union_is_no_response_model(app: Catzilla) -> None:
+    from catzilla import Response
+    from catzilla.exceptions import CatzillaError
+    from catzilla.responses import RedirectResponse
+
+    def portal(teleport: bool = False) -> Response | dict:
+        if teleport:
+            return RedirectResponse(url="https://example.com/")
+        return {"message": "portal"}
+
+    with pytest.raises(CatzillaError, match="response_model=None"):
+        app.get("/portal")(portal)
+    app.get("/portal", response_model=None)(portal)  # FastAPI's way out: no model, values as they are
+    client = TestClient(app, follow_redirects=False)
+    assert client.get("/portal").json() == {"message": "portal"}
+    r = client.get("/portal?teleport=1")
+    assert r.status_code == 307 and r.headers["location"] == "https://example.com/"
+
+
+def test_router_group_max_body_size() -> None:
+    from catzilla import RouterGroup
+
+    app = Catzilla(auto_memory_tuning=False, max_body_size=1000)
+    uploads = RouterGroup(prefix="/uploads", max_body_size=10_000)
+
+    @app.post("/items")
+    def items(item: dict):
+        return {"n": len(item["x"])}
+
+    @uploads.post("/")
+    def upload(item: dict):
+        return {"n": len(item["x"])}
+
+    @uploads.post("/small", max_body_size=3000)  # the route's own limit wins over its group's
+    def small(item: dict):
+        return {"n": len(item["x"])}
+
+    app.include_routes(uploads)
+    client = TestClient(app)
+    assert client.post("/items", json={"x": "a" * 500}).json() == {"n": 500}
+    assert client.post("/items", json={"x": "a" * 2000}).status_code == 413
+    assert client.post("/uploads/", json={"x": "a" * 5000}).json() == {"n": 5000}
+    assert client.post("/uploads/", json={"x": "a" * 20_000}).status_code == 413
+    assert client.post("/uploads/small", json={"x": "a" * 2000}).json() == {"n": 2000}
+    assert client.post("/uploads/small", json={"x": "a" * 5000}).status_code == 413
+    app.close()
+
+
+def test_strict_content_type_is_the_default_on_the_direct_path(app: Catzilla) -> None:
+    from pydantic import BaseModel
+
+    from catzilla.params import MODE_DIRECT
+
+    class Item(BaseModel):
+        name: str
+
+    @app.post("/items")
+    def create(item: Item, q: int = 0):
+        return {"name": item.name, "q": q}
+
+    assert {r.path: t[0] for r, t, _ in app._endpoints}["/items"] == MODE_DIRECT  # the C core takes the body
+    client = TestClient(app)
+    body = b'{"name": "a"}'
+    assert client.post("/items?q=1", content=body, headers={"content-type": "application/json"}).json() == {
+        "name": "a",
+        "q": 1,
+    }
+    r = client.post("/items?q=1", content=body)  # no Content-Type: not JSON
+    assert r.status_code == 422
+    assert r.json()["detail"] == [
+        {
+            "type": "model_attributes_type",
+            "loc": ["body"],
+            "msg": "Input should be a valid dictionary or object to extract fields from",
+            "input": '{"name": "a"}',
+        }
+    ]
+    lenient = Catzilla(auto_memory_tuning=False, strict_content_type=False)
+    lenient.post("/items")(create)
+    client = TestClient(lenient)
+    assert client.post("/items", content=body).json() == {"name": "a", "q": 0}
+    assert client.post("/items", content=body, headers={"content-type": ""}).json() == {"name": "a", "q": 0}
+    assert client.post("/items", content=body, headers={"content-type": "text/plain"}).status_code == 422
+    lenient.close()
+
+
+def test_a_body_the_json_parser_fails_on_is_400(app: Catzilla) -> None:
+    from unittest.mock import patch
+
+    from pydantic import BaseModel
+
+    class Item(BaseModel):
+        name: str
+
+    @app.post("/items")
+    def create(item: Item):
+        return item
+
+    client = TestClient(app)
+    with patch("json.loads", side_effect=RuntimeError("parser broke")):
+        r = client.post("/items", json={"other": 1})
+    assert r.status_code == 400 and r.json() == {"detail": "There was an error parsing the body"}
+    assert client.post("/items", json={"other": 1}).status_code == 422

@@ -80,5 +80,5 @@ def test_mount_refuses_itself_and_unknown_apps():
     app = Catzilla(auto_memory_tuning=False)
     with pytest.raises(ValueError, match="itself"):
         app.mount("/x", app)
-    with pytest.raises(NotImplementedError, match="not supported"):
+    with pytest.raises(TypeError, match="an ASGI app"):  # neither static, a Catzilla app nor callable
         app.mount("/x", object())

@@ -293,7 +293,7 @@ def test_no_params_is_mode_0_and_the_bare_handler() -> None:
     def with_request(request: Request, q: int):
         return q
 
-    entry = {r.path: t for r, t, _ in app._targets}
+    entry = {r.path: t for r, t, _ in app._endpoints}
     assert entry["/"] == [0, hello]
     assert entry["/typed"][:2] == [2, typed]  # arguments taken in C, the handler called directly
     assert entry["/with-request"][0] == 1

@@ -1,4 +1,4 @@
-"""Record shapes: the C core writes plain pydantic answers itself, with pydantic's bytes (catzilla.shapes)."""
+"""Record shapes: the C core writes plain pydantic answers itself, with pydantic's bytes (catzilla.calling.shapes)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, RootModel, computed_field, field_serializer, field_validator
 
 from catzilla import Catzilla, _core, models
-from catzilla.shapes import pydantic_shape
+from catzilla.calling.shapes import pydantic_shape
 from catzilla.testing import TestClient
 from tests.framework.twins import same, twins
 
@@ -171,7 +171,7 @@ def test_shape_answers_are_pydantic_bytes() -> None:
         return item
 
     twins(app, "POST", "/echo", echo)
-    plans = {r.path: t[2] for r, t, _ in app._targets if len(t) > 2}
+    plans = {r.path: t[2] for r, t, _ in app._endpoints if len(t) > 2}
     assert plans["/d/echo"].render_shape == pydantic_shape(Plain.__pydantic_core_schema__, Plain)
     floats = _floats(2000)
     strings = [
@@ -198,7 +198,7 @@ def test_shape_answers_are_pydantic_bytes() -> None:
                     "grid": [chunk, [None, *chunk[:3]], []],
                 }
             )
-            r = same(client, "POST", "/echo", content=body)
+            r = same(client, "POST", "/echo", content=body, headers={"content-type": "application/json"})
             assert r.status_code == 200
             assert r.content == Plain.__pydantic_serializer__.to_json(Plain.model_validate_json(body)), body[:200]
 

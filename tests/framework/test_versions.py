@@ -96,4 +96,8 @@ def test_none_default_keeps_the_annotation(client: TestClient) -> None:
 def test_generic_response_model(client: TestClient) -> None:
     assert client.post("/notes", json={"title": "a"}).json() == [{"title": "a"}, {"title": "a"}]
     schema = client.app.openapi()["paths"]["/notes"]["post"]["responses"]["200"]["content"]["application/json"]
-    assert schema["schema"] == {"type": "array", "items": {"$ref": "#/components/schemas/Note"}}
+    assert schema["schema"] == {
+        "type": "array",
+        "items": {"$ref": "#/components/schemas/Note"},
+        "title": "Response Notes Notes Post",
+    }

@@ -1,6 +1,6 @@
 """Direct and binder twins: one handler served both ways, answers compared byte for byte.
 
-The contract of a direct route (catzilla.direct) is that it answers exactly
+The contract of a direct route (catzilla.calling.plan) is that it answers exactly
 as the compiled binder would. ``twins`` adds a handler at ``/d{path}``
 (direct) and at ``/b{path}``, where an extra ``request: Request`` parameter
 keeps it on the binder; ``same`` sends one request to both.
@@ -35,7 +35,7 @@ def twins(app: Catzilla, method: str, path: str, handler: Any, **options: Any) -
     }
     app.add_route(f"/d{path}", handler, [method], **options)
     app.add_route(f"/b{path}", with_request, [method], **options)
-    modes = {r.path: t[0] for r, t, _ in app._targets}
+    modes = {r.path: t[0] for r, t, _ in app._endpoints}
     assert modes[f"/d{path}"] == MODE_DIRECT
     assert modes[f"/b{path}"] == MODE_REQUEST
 

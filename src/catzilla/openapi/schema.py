@@ -9,8 +9,10 @@ TypedDicts get a schema from their annotations. The 422 response and its
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import enum
+import http.client
 import inspect
 import re
 import sys
@@ -18,10 +20,12 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from catzilla import convert, models
-from catzilla.analysis import Dependant, ParamInfo
+from catzilla import models, streams
+from catzilla.calling import convert
+from catzilla.calling.render import NO_BODY
+from catzilla.calling.signature import Dependant, ParamInfo, split_annotated
 from catzilla.params import Undefined
-from catzilla.rendering import NO_BODY
+from catzilla.response import JSONResponse
 
 REF = "#/components/schemas/"
 VALIDATION_ERROR = {
@@ -41,14 +45,44 @@ HTTP_VALIDATION_ERROR = {
     "type": "object",
     "title": "HTTPValidationError",
 }
-HTTP_REASONS = {200: "Successful Response", 201: "Successful Response", 204: "Successful Response"}
+STATUS_RANGES = {
+    "1XX": "Information",
+    "2XX": "Success",
+    "3XX": "Redirection",
+    "4XX": "Client Error",
+    "5XX": "Server Error",
+    "DEFAULT": "Default Response",
+}
+
+
+def class_status(response_class: Any) -> int:
+    """The status a response class answers with by default (RedirectResponse: 307)."""
+    if response_class is not None:
+        with contextlib.suppress(TypeError, ValueError, KeyError):
+            default = inspect.signature(response_class.__init__).parameters["status_code"].default
+            if isinstance(default, int):
+                return default
+    return 200
+
+
+def status_text(code: str) -> str:
+    """An additional response's default description: the status phrase ("Not Found")."""
+    if code.upper() in STATUS_RANGES:
+        return STATUS_RANGES[code.upper()]
+    if code.isdigit() and int(code) in http.client.responses:
+        return http.client.responses[int(code)]
+    return "Additional Response"
 
 
 def title(name: str) -> str:
     return name.replace("_", " ").title()
 
 
+PARAM_ORDER = {"path": 0, "query": 1, "header": 2, "cookie": 3}
+
+
 def operation_id(name: str, path: str, method: str) -> str:
+    path = re.sub(r"{([^{}:]+):[^{}]*}", r"{\1}", path)  # "{p:path}" is "{p}" in the document
     return re.sub(r"\W", "_", f"{name}{path}") + f"_{method.lower()}"
 
 
@@ -90,7 +124,8 @@ class SchemaBuilder:
         return schema
 
     def _build(self, tp: Any) -> dict[str, Any]:
-        name = tp.__name__ if convert.is_class(tp) else None
+        # a class of the app's is a component; a builtin (``dict``) is written in place
+        name = tp.__name__ if convert.is_class(tp) and tp.__module__ != "builtins" else None
         if models.is_struct(tp) or (models._has_struct(tp)):
             ms = sys.modules["msgspec"]
             (schema,), comps = ms.json.schema_components([tp], ref_template=REF + "{name}")
@@ -175,8 +210,16 @@ class SchemaBuilder:
         if p.adapter is not None:
             schema = self.for_type(p.inner)
         else:
-            base = dict(p.scalar.json_schema) if p.scalar else {}
+            # no annotation (or a bare ``list``): any value, as pydantic describes it
+            declared = split_annotated(p.annotation)[0]
+            untyped = declared is inspect.Parameter.empty or (p.is_list and not typing.get_args(declared))
+            base = dict(p.scalar.json_schema) if p.scalar and not untyped else {}
             base.update(constraints(p))
+            if isinstance(p.inner, type) and issubclass(p.inner, enum.Enum) and "enum" in base:
+                # an Enum is a component of its own, as pydantic describes it
+                name = p.inner.__name__
+                self.components.setdefault(name, {**base, "title": name})
+                base = {"$ref": REF + name}
             if p.is_list:
                 schema = {"type": "array", "items": base}
                 if p.marker.min_length is not None:
@@ -190,14 +233,18 @@ class SchemaBuilder:
         schema = dict(schema)
         if "$ref" not in schema:
             schema["title"] = p.marker.title or title(p.key)
-        if p.marker.description and p.source in ("body", "form") and "$ref" not in schema:
+        if p.marker.description and "$ref" not in schema:
             schema["description"] = p.marker.description
+        if p.marker.deprecated and "$ref" not in schema:
+            schema["deprecated"] = True
         if not p.required and p.default is not Undefined and p.marker.default_factory is None:
             default = jsonable(p.default)
             if default is not None or p.default is None:
                 schema["default"] = default
         if p.marker.examples:
             schema["examples"] = jsonable(p.marker.examples)
+        if p.adapter is None:  # the field's own, beside anyOf for an optional one (as pydantic places it)
+            schema.update(p.marker.json_schema_extra)
         return schema
 
 
@@ -222,7 +269,6 @@ def constraints(p: ParamInfo) -> dict[str, Any]:
             out["maxLength"] = m.max_length
         if m.pattern is not None:
             out["pattern"] = m.pattern
-    out.update(m.json_schema_extra)
     return out
 
 
@@ -232,7 +278,7 @@ def flatten(dependant: Dependant, extra: list[Dependant]) -> list[ParamInfo]:
     for d in [*extra, dependant]:
         for p in d.all_params():
             key = (p.source, p.key)
-            if key not in seen and p.marker.include_in_schema:
+            if key not in seen:
                 seen.add(key)
                 out.append(p)
     return out
@@ -260,13 +306,16 @@ def describe_route(
     route: Any, method: str, builder: SchemaBuilder, unique_id: Callable[[Any], str] | None = None
 ) -> dict[str, Any]:
     binding = route.binding
-    params = flatten(binding.dependant, binding.extra)
+    every = flatten(binding.dependant, binding.extra)  # hidden ones too: they can fail (422)
+    params = [p for p in every if p.marker.include_in_schema]
     endpoint = route.endpoint
     op: dict[str, Any] = {}
     if route.tags:
         op["tags"] = [tag.value if isinstance(tag, enum.Enum) else tag for tag in route.tags]
     op["summary"] = route.summary or title(route.name)
     doc = route.description or inspect.getdoc(endpoint)
+    if doc:
+        doc = doc.split("\f")[0].strip()  # a form feed ends what the document shows (FastAPI's)
     if doc:
         op["description"] = doc
     op["operationId"] = route.operation_id or (
@@ -293,9 +342,12 @@ def describe_route(
                 entry["description"] = p.marker.description
             if p.marker.deprecated:
                 entry["deprecated"] = True
+            if p.marker.openapi_examples:
+                entry["examples"] = jsonable(p.marker.openapi_examples)
             parameters.append(entry)
     if parameters:
-        op["parameters"] = parameters
+        # FastAPI's order: path, query, header, cookie (each as declared)
+        op["parameters"] = sorted(parameters, key=lambda e: PARAM_ORDER.get(e["in"], 4))
     body_params = [p for p in params if p.source == "body"]
     form_params = [p for p in params if p.source == "form"]
     if body_params:
@@ -318,7 +370,10 @@ def describe_route(
             schema = builder.for_param(body_params[0])
             required = body_params[0].required
         media = getattr(body_params[0].marker, "media_type", "application/json")
-        op["requestBody"] = {"content": {media: {"schema": schema}}, "required": required}
+        media_entry: dict[str, Any] = {"schema": schema}
+        if not embed and body_params[0].marker.openapi_examples:
+            media_entry["examples"] = jsonable(body_params[0].marker.openapi_examples)
+        op["requestBody"] = {"content": {media: media_entry}, **({"required": True} if required else {})}
     elif form_params:
         if len(form_params) == 1 and form_params[0].adapter is not None:
             schema = builder.for_type(form_params[0].inner)
@@ -338,40 +393,92 @@ def describe_route(
         # A file among the fields makes the form multipart (as FastAPI says).
         is_file = any(getattr(p.marker, "media_type", "") == "multipart/form-data" for p in form_params)
         media = "multipart/form-data" if is_file else "application/x-www-form-urlencoded"
-        op["requestBody"] = {"content": {media: {"schema": schema}}, "required": any(p.required for p in form_params)}
-    status = route.status_code or 200
+        required = any(p.required for p in form_params)
+        op["requestBody"] = {"content": {media: {"schema": schema}}, **({"required": True} if required else {})}
+    status = route.status_code or class_status(route.response_class)
     ok: dict[str, Any] = {"description": route.response_description}
     if status not in NO_BODY:
-        media = "application/json"
-        response_class = route.response_class
-        if response_class is not None and getattr(response_class, "media_type", None):
-            media = response_class.media_type
-        rm = binding.response_model
-        ok["content"] = {media: {"schema": builder.for_type(rm) if rm is not None else {}}}
+        content = response_content(route.response_class, binding, builder, op["operationId"])
+        if content is not None:
+            ok["content"] = content
     responses: dict[str, Any] = {str(status): ok}
-    if params:
+    # responses=: merged into the route's own, FastAPI's way (a model's schema under
+    # the route's media type, the status phrase as the default description)
+    media = getattr(route.response_class, "media_type", None) or "application/json"
+    for code, extra in route.responses.items():
+        extra = copy.deepcopy(dict(extra))
+        model = extra.pop("model", None)
+        key = str(code).upper()
+        key = "default" if key == "DEFAULT" else key
+        entry = responses.setdefault(key, {})
+        if model is not None:
+            schema = extra.setdefault("content", {}).setdefault(media, {}).setdefault("schema", {})
+            deep_update(schema, builder.for_type(model))
+        description = extra.get("description") or entry.get("description") or status_text(key)
+        deep_update(entry, extra)
+        entry["description"] = description
+    if every and not any(k in responses for k in ("422", "4XX", "default")):
         responses["422"] = {
             "description": "Validation Error",
             "content": {"application/json": {"schema": {"$ref": REF + "HTTPValidationError"}}},
         }
         builder.components.setdefault("ValidationError", VALIDATION_ERROR)
         builder.components.setdefault("HTTPValidationError", HTTP_VALIDATION_ERROR)
-    for code, extra in route.responses.items():
-        extra = dict(extra)
-        model = extra.pop("model", None)
-        entry = dict(responses.get(str(code), {}))
-        entry.update(extra)
-        entry.setdefault(
-            "description",
-            HTTP_REASONS.get(int(code), "Additional Response") if str(code).isdigit() else "Additional Response",
-        )
-        if model is not None:
-            entry["content"] = {"application/json": {"schema": builder.for_type(model)}}
-        responses[str(code)] = entry
     op["responses"] = responses
     if getattr(route, "openapi_extra", None):
         deep_update(op, route.openapi_extra)
     return op
+
+
+# FastAPI's schema of one server-sent event (OpenAPI 3.2's, for text/event-stream)
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "string"},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+
+
+def response_content(
+    response_class: Any, binding: Any, builder: SchemaBuilder, unique_id: str
+) -> dict[str, Any] | None:
+    """The success response's ``content``, by FastAPI's rules: the route's media type
+    (JSON by default) with the response model's schema (titled after the operation
+    when it is no reference: ``"Response Read Items Items  Get"``), ``{"type":
+    "string"}`` for a class that is not JSON, none for a class without a media type;
+    a handler that yields gives its items' schema (``itemSchema``) under JSON Lines
+    or event-stream."""
+    stream = getattr(binding, "stream", None)
+    if stream is not None and stream.media_type is not None:
+        item = stream.item_type
+        if stream.media_type == streams.JSONL:
+            return {streams.JSONL: {"itemSchema": builder.for_type(item) if item is not None else {}}}
+        event = copy.deepcopy(SSE_EVENT)
+        if item is not None:
+            event["properties"]["data"] = {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": builder.for_type(item),
+            }
+            event["required"] = ["data"]
+        return {streams.EVENT_STREAM: {"itemSchema": event}}
+    media = "application/json"
+    if response_class is not None:
+        media = getattr(response_class, "media_type", None) or ""
+        if not media:
+            return None
+        if not issubclass(response_class, JSONResponse):
+            return {media: {"schema": {"type": "string"}}}
+    rm = binding.response_model
+    if rm is None:
+        return {media: {"schema": {}}}
+    schema = builder.for_type(rm)
+    if "$ref" not in schema:
+        schema = {**schema, "title": f"Response_{unique_id}".title().replace("_", " ")}
+    return {media: {"schema": schema}}
 
 
 def deep_update(target: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -404,15 +511,14 @@ def drop_null_defaults(node: Any) -> None:
 def build_openapi(app: Any) -> dict[str, Any]:
     builder = SchemaBuilder()
     paths: dict[str, dict[str, Any]] = {}
+    unique_id = getattr(app, "generate_unique_id_function", None)
     for route in app.routes:
         if not route.include_in_schema or route.binding is None:
             continue
         path = re.sub(r"{([A-Za-z_][A-Za-z0-9_]*):path}", r"{\1}", route.path)
         item = paths.setdefault(path, {})
         for method in sorted(route.methods):
-            item[method.lower()] = describe_route(
-                route, method, builder, getattr(app, "generate_unique_id_function", None)
-            )
+            item[method.lower()] = describe_route(route, method, builder, unique_id)
     info: dict[str, Any] = {"title": app.title}
     if getattr(app, "summary", None):
         info["summary"] = app.summary
@@ -426,6 +532,15 @@ def build_openapi(app: Any) -> dict[str, Any]:
     if app.servers:
         doc["servers"] = app.servers
     doc["paths"] = paths
+    webhooks: dict[str, dict[str, Any]] = {}
+    hooks: Any = getattr(app, "webhooks", None)  # app.webhooks, or get_openapi's list of routes
+    for route in hooks.routes if hasattr(hooks, "routes") else list(hooks or ()):
+        if route.include_in_schema and route.binding is not None:
+            item = webhooks.setdefault(route.path, {})
+            for method in sorted(route.methods):
+                item[method.lower()] = describe_route(route, method, builder, unique_id)
+    if webhooks:
+        doc["webhooks"] = webhooks
     components: dict[str, Any] = {}
     if builder.components:
         components["schemas"] = dict(sorted(builder.components.items()))

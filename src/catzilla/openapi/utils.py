@@ -27,9 +27,11 @@ def get_openapi(
     contact: dict[str, Any] | None = None,
     license_info: dict[str, Any] | None = None,
     separate_input_output_schemas: bool = True,
+    webhooks: Sequence[Any] | None = None,
     **_: Any,
 ) -> dict[str, Any]:
-    """The document for ``routes`` (``app.routes``) with this metadata."""
+    """The document for ``routes`` (``app.routes``) and ``webhooks`` (``app.webhooks.routes``)
+    with this metadata."""
     source = SimpleNamespace(
         routes=list(routes),
         title=title,
@@ -42,6 +44,7 @@ def get_openapi(
         contact=contact,
         license_info=license_info,
         separate_input_output_schemas=separate_input_output_schemas,
+        webhooks=list(webhooks or []),
     )
     doc = build_openapi(source)
     doc["openapi"] = openapi_version

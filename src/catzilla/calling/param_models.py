@@ -92,7 +92,7 @@ class ParamModel:
 
 
 def _is_sequence(annotation: Any) -> bool:
-    from catzilla.convert import unwrap_optional
+    from catzilla.calling.convert import unwrap_optional
 
     inner, _ = unwrap_optional(annotation)
     return inner in SEQUENCES or typing.get_origin(inner) in SEQUENCES

@@ -14,15 +14,38 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-from catzilla import _core, convert, models
-from catzilla.analysis import Dependant, ParamInfo
+from catzilla import _core, models
+from catzilla.calling import convert
+from catzilla.calling.render import NO_BODY
+from catzilla.calling.signature import Dependant, ParamInfo
 from catzilla.params import Undefined
-from catzilla.rendering import NO_BODY
 from catzilla.response import JSONResponse
 
-MAX_ARGS = 16
+
+class CallArg(NamedTuple):
+    """One argument of a plan: where it comes from, how it is converted, its
+    constraints. The fields and their order are csrc/python/py_direct.c's
+    (``_core.CALL_ARG_FIELDS``, checked below)."""
+
+    source: str  # "path", "query", "header" or "body"
+    key: str
+    kind: str  # "str", "int", "float" or "call" (convert is called)
+    convert: Callable[[Any], Any] | None
+    required: bool
+    default: Any
+    gt: Any = None
+    ge: Any = None
+    lt: Any = None
+    le: Any = None
+    min_length: int | None = None
+    max_length: int | None = None
+
+
+if CallArg._fields != _core.CALL_ARG_FIELDS:  # pragma: no cover - a build out of step with this file
+    raise ImportError(f"catzilla._core takes plan arguments as {_core.CALL_ARG_FIELDS}, not {CallArg._fields}")
+MAX_ARGS = _core.CALL_PLAN_MAX_ARGS
 _SOURCES = ("path", "query", "header", "body")
 
 
@@ -39,7 +62,7 @@ def _spec(p: ParamInfo) -> tuple[Any, ...] | None:
         if p.adapter is None or getattr(m, "embed", False):
             return None
         validate = p.adapter.json_entry()[0]
-        return ("body", "", "call", validate, required, default, None, None, None, None, None, None)
+        return CallArg("body", "", "call", validate, required, default)
     scalar = p.scalar
     if scalar is None or m.pattern is not None or m.multiple_of is not None:
         return None
@@ -51,9 +74,12 @@ def _spec(p: ParamInfo) -> tuple[Any, ...] | None:
         kind, conv = "str", None
     else:
         kind, conv = "call", scalar.convert
-    bounds = (m.gt, m.ge, m.lt, m.le) if scalar.kind == "number" else (None,) * 4
-    lengths = (m.min_length, m.max_length) if scalar.kind == "str" else (None, None)
-    return (p.source, p.key, kind, conv, required, default, *bounds, *lengths)
+    spec = CallArg(p.source, p.key, kind, conv, required, default)
+    if scalar.kind == "number":
+        return spec._replace(gt=m.gt, ge=m.ge, lt=m.lt, le=m.le)
+    if scalar.kind == "str":
+        return spec._replace(min_length=m.min_length, max_length=m.max_length)
+    return spec
 
 
 def _args(root: Dependant) -> list[tuple[Any, ...]] | None:
@@ -83,16 +109,18 @@ def plan_for(
     response_class: Any,
     exclude_none: bool,
     exclude_unset: bool,
+    strict_content_type: bool = True,
 ) -> Any:
-    """The handler's ``CallPlan``, or None when it needs the binder for every request."""
+    """The handler's ``CallPlan``, or None when it needs the binder for every request.
+    ``strict_content_type``: a body without Content-Type is left to the binder (422)."""
     if extra:
         return None
     specs = _args(root)
     if specs is None:
         return None
     if root.is_async:  # the async wrapper applies finish (Binding.endpoint)
-        return _core.CallPlan(specs)
-    options: dict[str, Any] = {"finish": finish}
+        return _core.CallPlan(specs, strict_content_type=strict_content_type)
+    options: dict[str, Any] = {"finish": finish, "strict_content_type": strict_content_type}
     if (
         convert.is_class(response_model)
         and status >= 200

@@ -1,4 +1,4 @@
-"""Dependency injection: ``Depends``, and what runs generator dependencies.
+"""What runs generator dependencies (``Depends`` itself is a marker: catzilla.params).
 
 A dependency is any callable; its own parameters are bound like a handler's
 (query, headers, body, ``Request``, other dependencies). The tree is solved
@@ -14,39 +14,8 @@ handler raises, the exception is thrown into the generator at its ``yield``
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Generator
 from typing import Any
-
-
-class Depends:
-    """``Depends(callable)``; ``Depends()`` inside ``Annotated[Cls, Depends()]`` calls ``Cls``."""
-
-    def __init__(
-        self, dependency: Callable[..., Any] | None = None, *, use_cache: bool = True, scope: str | None = None
-    ) -> None:
-        if scope not in (None, "function", "request"):
-            raise ValueError(f"Depends(scope=...) is 'function' or 'request', got {scope!r}")
-        self.dependency = dependency
-        self.use_cache = use_cache
-        # FastAPI's: when a generator dependency's exit code runs. Catzilla closes
-        # generators once the handler's response is built, before it is sent,
-        # which satisfies both ("function": right after the handler).
-        self.scope = scope
-
-    def __repr__(self) -> str:
-        name = getattr(self.dependency, "__name__", type(self.dependency).__name__)
-        return f"Depends({name}{'' if self.use_cache else ', use_cache=False'})"
-
-
-class Security(Depends):
-    """As Depends; ``scopes`` are recorded for OpenAPI only."""
-
-    def __init__(
-        self, dependency: Callable[..., Any] | None = None, *, scopes: list[str] | None = None, use_cache: bool = True
-    ) -> None:
-        super().__init__(dependency, use_cache=use_cache)
-        self.scopes = list(scopes or [])
-
 
 # ---- run-time helpers the compiled binders call (only routes with generator dependencies) ----
 

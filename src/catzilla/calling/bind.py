@@ -22,10 +22,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from catzilla import _json, convert, datastructures, dependencies, models, rendering
-from catzilla.analysis import Dependant, ParamInfo
+from catzilla import _json, datastructures, models
 from catzilla.background import BackgroundTasks
-from catzilla.exceptions import RequestValidationError
+from catzilla.calling import convert, dependencies, render
+from catzilla.calling.signature import Dependant, ParamInfo
+from catzilla.exceptions import HTTPException, RequestValidationError
 from catzilla.params import Undefined
 from catzilla.request import HTTPConnection, Request, parse_cookies
 from catzilla.security import SecurityScopes
@@ -113,6 +114,8 @@ def _json_error(body: bytes, prefix: tuple[Any, ...]) -> list[dict[str, Any]] | 
         ]  # fmt: skip
     except ValueError:  # not UTF-8
         return None
+    except Exception as exc:  # the parser itself failed: FastAPI's 400
+        raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
     return None
 
 
@@ -143,8 +146,8 @@ def _plural(n: Any, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-class Compiler:
-    """One route's binder: ``compile()`` returns ``bind(raw, request=None)``."""
+class Binder:
+    """One route's binder, generated: ``build()`` returns ``bind(raw, request=None)``."""
 
     def __init__(
         self,
@@ -157,7 +160,7 @@ class Compiler:
         run_background: Callable[[BackgroundTasks], None] | None = None,
         request_class: type[HTTPConnection] = Request,
         name: str = "bind",
-        strict_content_type: bool = False,
+        strict_content_type: bool = True,
     ) -> None:
         if root.kind in ("generator", "asyncgen"):
             raise TypeError(f"handler {getattr(root.call, '__name__', root.call)!r} cannot be a generator")
@@ -185,9 +188,9 @@ class Compiler:
             "_formv": _form_values,
             "_loads": _json.loads,
             "_Request": request_class,
-            "_Sub": rendering.SubResponse,
-            "_merge": rendering.merge_sub_response,
-            "_materialize": rendering.materialize,
+            "_Sub": render.SubResponse,
+            "_merge": render.merge_sub_response,
+            "_materialize": render.materialize,
             "_BG": BackgroundTasks,
             "_ModelError": models.ModelError,
             "_mconv": _model_errors,
@@ -250,7 +253,7 @@ class Compiler:
 
     # ---- emitting ----------------------------------------------------------------------
 
-    def compile(self) -> Callable[..., Any]:
+    def build(self) -> Callable[..., Any]:
         for dep in self.extra:
             self.plan(dep)
         self.plan(self.root, is_root=True)

@@ -25,12 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from catzilla import convert, models
+from catzilla import models
 from catzilla.background import BackgroundTasks
-from catzilla.convert import Scalar
+from catzilla.calling import convert
+from catzilla.calling.convert import Scalar
 from catzilla.datastructures import UploadFile
-from catzilla.dependencies import Depends
-from catzilla.params import Body, Cookie, File, Form, Header, Param, Path, Query, Undefined
+from catzilla.params import Body, Cookie, Depends, File, Form, Header, Param, Path, Query, Undefined
 from catzilla.request import HTTPConnection
 from catzilla.response import Response
 from catzilla.security import SecurityScopes
@@ -54,7 +54,7 @@ class ParamInfo:
     is_list: bool = False
     scalar: Scalar | None = None  # path/query/header/cookie/form values
     adapter: models.Adapter | None = None  # body models (and form models)
-    param_model: Any = None  # a query/header/cookie parameter model (catzilla.param_models)
+    param_model: Any = None  # a query/header/cookie parameter model (catzilla.calling.param_models)
 
     @property
     def required(self) -> bool:
@@ -290,7 +290,7 @@ def param_info(
         info.adapter = models.adapter_for(inner)
         return info
     if source in ("query", "header", "cookie") and models.is_pydantic_model(inner):
-        from catzilla.param_models import param_model
+        from catzilla.calling.param_models import param_model
 
         underscores = getattr(marker, "convert_underscores", True)
         info.param_model = param_model(source, inner, optional, default, underscores)

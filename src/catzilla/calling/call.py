@@ -1,24 +1,26 @@
-"""A handler, analysed and compiled once: what the C core calls for its route.
+"""A handler, analysed, planned and bound once: the endpoint the C core calls for its route.
 
-``Binding.mode`` is 0 for a handler that needs nothing from the request (the
-C core calls it with no arguments and builds no request object), 2 for one
-whose arguments the C core can take itself (``catzilla.direct``; the binder
-stays as its fallback) and 1 for the rest (the compiled binder takes the
-``RawRequest``).
+``Binding.mode`` is ``MODE_NO_ARGS`` for a handler that needs nothing from the
+request (the C core calls it with no arguments and builds no request object),
+``MODE_DIRECT`` for one whose arguments the C core can take itself
+(``catzilla.calling.plan``; the binder stays as its fallback) and
+``MODE_REQUEST`` for the rest (the generated binder takes the ``RawRequest``).
 """
 
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from catzilla import convert, direct, models, rendering
-from catzilla.analysis import Dependant, analyze, split_annotated, type_hints
+from catzilla import models, streams
 from catzilla.background import BackgroundTasks
-from catzilla.compiler import Compiler
-from catzilla.dependencies import Depends
-from catzilla.params import MODE_DIRECT, MODE_NO_ARGS, MODE_REQUEST, File, Undefined
+from catzilla.calling import convert, plan, render
+from catzilla.calling.bind import Binder
+from catzilla.calling.signature import Dependant, analyze, callable_kind, split_annotated, type_hints
+from catzilla.exceptions import CatzillaError
+from catzilla.params import MODE_DIRECT, MODE_NO_ARGS, MODE_REQUEST, Depends, File, Undefined
 from catzilla.request import HTTPConnection, Request
 from catzilla.response import Response
 
@@ -33,7 +35,23 @@ def response_model_of(handler: Callable[..., Any], response_model: Any) -> Any:
         return None
     if convert.is_class(base) and issubclass(base, Response):
         return None
+    if _names_response(base):
+        # Response | dict: neither a response class nor a type a model library can check
+        raise CatzillaError(
+            f"{getattr(handler, '__qualname__', handler)!r} returns {base!r}, which mixes a Response class "
+            "with other types: that is no valid response model. Pass response_model=None to send "
+            "what the handler returns as it is (FastAPI's rule)"
+        )
     return base if models.contains_model(base) else None
+
+
+def _names_response(tp: Any) -> bool:
+    """A Response class among a type's arguments (``Response | dict``, ``list[Response]``)."""
+    return any(
+        (convert.is_class(a) and issubclass(a, Response)) or _names_response(a)
+        for a in typing.get_args(tp)
+        if a is not Ellipsis
+    )
 
 
 def uses_name(call: Callable[..., Any], name: str) -> bool:
@@ -74,10 +92,23 @@ class Binding:
         overrides: dict[Any, Any] | None = None,
         run_background: Callable[[BackgroundTasks], None] | None = None,
         request_class: type[HTTPConnection] = Request,
-        strict_content_type: bool = False,
+        strict_content_type: bool = True,
     ) -> None:
         self.request_class = request_class
         self.strict_content_type = strict_content_type
+        # A handler that yields streams its items (catzilla.streams): the route calls
+        # the stream's endpoint, which returns the streaming response.
+        self.stream: streams.Stream | None = None
+        if callable_kind(handler) in ("generator", "asyncgen"):
+            self.stream = streams.Stream(
+                handler,
+                type_hints(handler),
+                response_class,
+                status_code,
+                response_model_exclude_none,
+                response_model_exclude_unset,
+            )
+            handler, response_model = self.stream.endpoint, None
         self.websocket_run: Callable[..., Any] | None = None  # a WebSocket route's endpoint (app.py)
         self.path = path
         self.handler = handler
@@ -103,7 +134,7 @@ class Binding:
             dependant.declared = call
         self.status_code = status_code
         self.response_model = response_model_of(handler, response_model)
-        self.finish = rendering.make_finish(
+        self.finish = render.make_finish(
             status_code,
             self.response_model,
             response_class,
@@ -139,10 +170,10 @@ class Binding:
         self.mode = MODE_REQUEST if needs_request else MODE_NO_ARGS
         self._override_cache: dict[Any, Callable[..., Any]] = {}
         self._bind = (
-            self._compile(self.dependant, self.extra, with_override_check=True) if self.mode == MODE_REQUEST else None
+            self._binder(self.dependant, self.extra, with_override_check=True) if self.mode == MODE_REQUEST else None
         )
         self.plan = (
-            direct.plan_for(
+            plan.plan_for(
                 d,
                 self.extra,
                 self.finish,
@@ -151,17 +182,16 @@ class Binding:
                 response_class,
                 response_model_exclude_none,
                 response_model_exclude_unset,
+                strict_content_type,
             )
             if self.mode == MODE_REQUEST
-            # the C core takes a body without Content-Type as JSON: strict routes use the binder
-            and not (strict_content_type and any(p.source == "body" for p in params))
             else None
         )
         if self.plan is not None:
             self.mode = MODE_DIRECT
 
-    def _compile(self, dependant: Dependant, extra: list[Dependant], with_override_check: bool) -> Callable[..., Any]:
-        return Compiler(
+    def _binder(self, dependant: Dependant, extra: list[Dependant], with_override_check: bool) -> Callable[..., Any]:
+        return Binder(
             dependant,
             extra=extra,
             finish=self.finish,
@@ -170,7 +200,7 @@ class Binding:
             run_background=self.run_background,
             request_class=self.request_class,
             strict_content_type=self.strict_content_type,
-        ).compile()
+        ).build()
 
     def _with_overrides(self, raw: Any, request: Any = None) -> Any:
         assert self.overrides is not None
@@ -183,11 +213,11 @@ class Binding:
                 analyze(snapshot.get(call, call), self.path, use_cache=use_cache, overrides=snapshot, _scopes=scopes)
                 for call, use_cache, scopes in self._dependency_calls
             ]
-            fn = self._compile(dependant, extra, with_override_check=False)
+            fn = self._binder(dependant, extra, with_override_check=False)
             self._override_cache = {key: fn}
         return fn(raw, request)
 
-    def target(self) -> list[Any]:
+    def endpoint(self) -> list[Any]:
         """The route's endpoint list for the C core: ``[mode, callable]`` or ``[2, handler, plan, binder]``."""
         if self.plan is not None:
             # A sync result is finished by the C core (the plan); a coroutine's by the wrapper.

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from catzilla import _json, models
-from catzilla.convert import is_class
+from catzilla.calling.convert import is_class
 from catzilla.exceptions import ResponseValidationError
 from catzilla.response import JSONResponse, Response, StreamingResponse, json_bytes_response, json_dumps_bytes
 
@@ -71,10 +71,9 @@ def to_response(value: Any, status_code: int = 200) -> Response:
     if status_code in NO_BODY or status_code < 200:
         r = Response(None, status_code=status_code)
         return r
-    if isinstance(value, (dict, list)) or value is None:
+    # a str is a JSON string, as the C core writes it (and FastAPI)
+    if isinstance(value, (dict, list, str)) or value is None:
         return json_bytes_response(json_dumps_bytes(value), status_code)
-    if isinstance(value, str):
-        return Response(value, status_code=status_code, media_type="text/plain")
     if isinstance(value, bytes):
         return Response(value, status_code=status_code, media_type="application/octet-stream")
     r = render_value(value)
