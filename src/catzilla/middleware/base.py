@@ -5,7 +5,7 @@ then the route's groups' (outer group first), then the route's own (listed
 order, first is outermost), then the handler. A handler's exception
 becomes its error response inside the chain, so every middleware sees a
 Response. A chain is sync (run on the server thread) unless the handler or
-a middleware is async; then it runs as one coroutine on the asyncio thread.
+a middleware is async; then it runs as one coroutine on the asyncio loop.
 """
 
 from __future__ import annotations
@@ -47,6 +47,42 @@ class BaseHTTPMiddleware:
 
     def dispatch(self, request: Request, call_next: CallNext) -> Any:
         raise NotImplementedError
+
+
+def is_asgi_middleware(middleware: Any) -> bool:
+    """Whether ``middleware`` is an ASGI middleware class (Starlette's convention:
+    ``cls(app, **options)`` returns an ASGI app) rather than one of Catzilla's own
+    (``Middleware``, ``BaseHTTPMiddleware``, a ``(request, call_next)`` function)."""
+    if not isinstance(middleware, type) or issubclass(middleware, (Middleware, BaseHTTPMiddleware)):
+        return False
+    try:
+        params = list(inspect.signature(middleware).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
+        return False
+    if params[0].name == "app":
+        return True
+    # another name for the wrapped app: a required first argument and an async __call__
+    call = inspect.getattr_static(middleware, "__call__", None)
+    return params[0].default is params[0].empty and inspect.iscoroutinefunction(call)
+
+
+def unpack_middleware(middleware: Any) -> tuple[Any, tuple[Any, ...], dict[str, Any]] | None:
+    """``starlette.middleware.Middleware(cls, *args, **kwargs)`` as (cls, args, kwargs), else None."""
+    cls = getattr(middleware, "cls", None)
+    if isinstance(cls, type) and hasattr(middleware, "kwargs") and not isinstance(middleware, type):
+        return cls, tuple(getattr(middleware, "args", ())), dict(middleware.kwargs)
+    return None
+
+
+def asgi_entry(middleware: Any) -> tuple[Any, tuple[Any, ...], dict[str, Any]] | None:
+    """An ASGI middleware as (cls, args, kwargs): the class itself, or a
+    ``starlette.middleware.Middleware(cls, ...)`` entry; None for Catzilla's own."""
+    packed = unpack_middleware(middleware)
+    if packed is not None and is_asgi_middleware(packed[0]):
+        return packed
+    return (middleware, (), {}) if is_asgi_middleware(middleware) else None
 
 
 def _overrides(obj: Any, name: str) -> bool:
