@@ -4,8 +4,10 @@
  * The loop thread holds the GIL only inside a hook: to call a handler and
  * turn its result into response bytes. A coroutine result is handed to the
  * asyncio runner (a Python callable) with a _Pending object; the runner
- * calls _Pending.done(result) / .fail(exc) from its own thread, and the
- * loop thread answers when it is woken.
+ * calls _Pending.done(result) / .fail(exc), and the loop thread answers at
+ * its next step (the runner's loop steps a driven server: start()/step(),
+ * one thread for both loops) or when it is woken (run(), or an answer
+ * from another thread).
  *
  * Sync handlers run on the loop thread while they are quick. One seen
  * blocking (its thread asleep inside the call on two watch ticks in a row,
@@ -19,7 +21,10 @@
  * is handed to the Python sink as one batch when it holds ACCESS_FLUSH
  * bytes (checked when the loop gives the GIL back), or at the next timer
  * sweep (every CZ_SERVER_SWEEP_MS): no Python call per request, and few
- * per second (each costs tens of microseconds in logging).
+ * per second (each costs tens of microseconds in logging). With
+ * route_memory, what the loop thread allocates through the memory layer
+ * while it works for a connection is tallied (cz_server_config_t
+ * .memory_per_request) and added to the request's route when answered.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,9 +51,12 @@
 #include "py_request.h"
 #include "py_server.h"
 
-/* Endpoint modes, decided once at registration by the Python layer:
- * [0, handler()], [1, binder(raw)], [2, handler(*args), CallPlan, binder(raw)],
- * [3, StaticFiles]: answered in C, no Python call. */
+/* Endpoint modes, decided once at registration by the Python layer, which
+ * reads them from the module (_core.MODE_*):
+ * [MODE_NO_ARGS, handler()], [MODE_REQUEST, binder(raw)] (and, third, a
+ * MODE_WS endpoint for upgrade requests), [MODE_DIRECT, handler(*args),
+ * CallPlan, binder(raw)], [MODE_STATIC, StaticFiles] (answered in C, no
+ * Python call), [MODE_WS, runner(raw)] (the handshake checked first). */
 enum { MODE_NO_ARGS = 0, MODE_REQUEST = 1, MODE_DIRECT = 2, MODE_STATIC = 3, MODE_WS = 4 };
 /* Where a route's sync handler runs, per router route (add_route's policy). */
 enum {
@@ -91,8 +99,18 @@ typedef struct {
     PyObject *blocking_hook;  /* (route index) -> None: a route moved to the pool (or None) */
     PyObject *pump;           /* (async iterator, _Stream) -> None: run its pump task (or None) */
     PyObject *resolve;        /* (future) -> None: wake a parked pump, from the loop thread (or None) */
+    PyObject *resolve_all;    /* (list of futures) -> None: wake them all with one hop (or None) */
+    PyObject *ready;          /* WebSocket futures woken during this loop turn: handed to
+                                 resolve_all at once when the loop thread lets the GIL go */
+    PyObject *submit_all;     /* (list of (coroutine, _Pending)) -> None: start them with one hop (or None) */
+    PyObject *to_submit;      /* coroutines dispatched during this loop turn: handed to submit_all at
+                                 once when the loop thread lets the GIL go */
+    int in_hooks;             /* the loop thread holds the GIL for its hooks */
     cz_http_buf_t scratch;    /* JSON bodies are written here, then copied into the output */
     int running;
+    int driven;           /* started with start(): the caller's loop steps it */
+    int kick_due;         /* driven: kick() was called since the last step */
+    PyObject *kick;       /* driven: () -> None: step at the loop's next turn (or None) */
     int ws_deflate;       /* offer permessage-deflate to WebSocket clients that ask */
     uint64_t ws_max_size; /* a WebSocket message's bound (1009 beyond) */
     uint64_t ws_ping_ms;  /* keep-alive: a ping after this long (0: none) */
@@ -108,15 +126,21 @@ typedef struct {
     atomic_uint watch_route;
     atomic_int watching;
     long loop_tid;
+    uv_thread_t loop_thread; /* the thread in run(), or that start()ed a driven server */
     uv_thread_t watcher;
     /* accounting (set_accounting) */
     int metrics_on;
+    int route_memory_on; /* each request's memory, per route (in `metrics`) */
     cz_metrics_t metrics;
     int access_on;
     cz_accesslog_t access;
     cz_http_buf_t access_buf; /* lines of this loop iteration */
-    PyObject *access_sink;    /* (str) -> None: a batch of lines, '\n'-terminated */
+    Py_ssize_t access_lines;  /* how many */
+    PyObject *access_sink;    /* (str, lines) -> None: a batch of lines, '\n'-terminated */
 } CzServerObject;
+
+static void submit_flush(CzServerObject *self);
+static int server_post(CzServerObject *self, cz_conn_t *c, void *item, int more);
 
 /* A response body coming from an iterator; held in cz_conn_t.user.
  *
@@ -405,6 +429,7 @@ static void stream_release(CzServerObject *self, CzStreamObject *st) {
         st->gone = 1;
         Py_CLEAR(st->waiter);
         if (self->cancel != Py_None) {
+            submit_flush(self); /* its task is started before the cancel (one queue, in order) */
             PyObject *r = PyObject_CallOneArg(self->cancel, (PyObject *)st);
             if (!r) PyErr_WriteUnraisable(self->cancel);
             Py_XDECREF(r);
@@ -579,7 +604,7 @@ static int stream_start(CzServerObject *self, cz_conn_t *c, const cz_http_respon
     if (!r) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "no asyncio runner for an async stream");
         stream_abort(self, c, "a streamed response could not be scheduled");
-        cz_server_post(cz_conn_server(c), c, NULL); /* answer the hold: no pump will */
+        server_post(self, c, NULL, 0); /* answer the hold: no pump will */
         return 0;
     }
     Py_DECREF(r);
@@ -593,14 +618,13 @@ static void Stream_dealloc(CzStreamObject *self) {
     PyObject_Free(self);
 }
 
-/* ---- the pump's side (asyncio thread, GIL held) ---- */
+/* ---- the pump's side (an asyncio task, GIL held) ---- */
 
 /* Post `p` (a reference it keeps) for the stream's connection: a piece, or
  * (last) the end that answers the pump's hold. 0, or -1: not posted. */
 static int stream_post(CzStreamObject *st, CzPendingObject *p, int last) {
-    cz_server_t *srv = st->server->server;
-    if (!srv) return -1; /* the server is gone */
-    int rc = last ? cz_server_post(srv, st->conn, p) : cz_server_post_more(srv, st->conn, p);
+    if (!st->server->server) return -1; /* the server is gone */
+    int rc = server_post(st->server, st->conn, p, !last);
     if (rc == -1) PyErr_NoMemory();
     return rc;
 }
@@ -746,7 +770,7 @@ static PyObject *Body_take(CzBodyObject *self, PyObject *unused) {
         CzPendingObject *p = self->conn && srv ? pending_new(self->server, self->conn) : NULL;
         if (p) {
             p->body_next = p->posted = 1;
-            if (cz_server_post_more(srv, self->conn, p) != 0) Py_DECREF(p);
+            if (server_post(self->server, self->conn, p, 1) != 0) Py_DECREF(p);
         }
         if (PyErr_Occurred()) PyErr_Clear(); /* out of memory: the body timeout ends it */
         return piece;
@@ -785,7 +809,7 @@ PyTypeObject CzBody_Type = {
 /* ---- WebSockets ---------------------------------------------------------------------------- */
 
 /* The connection side of one WebSocket request (a route in MODE_WS). The
- * handler's coroutine (asyncio thread) calls accept/send/close, which are
+ * handler's coroutine (an asyncio task) calls accept/send/close, which are
  * posted to the loop thread in order (ws_op); messages read by the loop
  * thread (hook_upgraded) wait in `queue` for take(). Reading stops while
  * WS_QUEUE_BYTES or WS_QUEUE_MSGS are not taken; send() parks while
@@ -814,17 +838,31 @@ extern PyTypeObject CzWs_Type;
 #define WS_QUEUE_BYTES (1024 * 1024)
 #define WS_QUEUE_MSGS  256
 #define WS_AHEAD       (256 * 1024)
-enum { WS_ACCEPT = 1, WS_SEND, WS_CLOSE, WS_RESUME };
+enum { WS_ACCEPT = 1, WS_SEND, WS_CLOSE, WS_RESUME, WS_BROADCAST };
 
 static CzWsObject *ws_of(PyObject *raw) {
     PyObject *w = raw ? cz_py_request_websocket(raw) : NULL;
     return w ? (CzWsObject *)w : NULL;
 }
 
+/* Wakes a parked receiver or sender. On the loop thread the future joins
+ * the turn's batch (server->ready), which hook_unlock hands to the asyncio
+ * thread in one call_soon_threadsafe: a turn that read messages for many
+ * connections wakes their handlers with one hop, not one each (the asyncio
+ * thread could not run them before the GIL is let go anyway). */
 static void ws_resolve(CzWsObject *w, PyObject **slot) {
     PyObject *fut = *slot;
+    CzServerObject *srv = w->server;
     if (!fut) return;
     *slot = NULL;
+    if (srv->in_hooks && srv->resolve_all != Py_None) {
+        if (!srv->ready) srv->ready = PyList_New(0);
+        if (srv->ready && PyList_Append(srv->ready, fut) == 0) {
+            Py_DECREF(fut);
+            return;
+        }
+        PyErr_Clear(); /* no memory for the batch: wake this one alone */
+    }
     if (w->server->resolve != Py_None) {
         PyObject *r = PyObject_CallOneArg(w->server->resolve, fut);
         if (!r) PyErr_WriteUnraisable(w->server->resolve);
@@ -953,6 +991,47 @@ static void hook_upgraded_event(void *ctx, cz_conn_t *c, cz_conn_upgraded_event_
     cz_conn_set_timer(c, self->ws_pong_ms);
 }
 
+/* A message to send: its UTF-8 or bytes, and its length in str characters
+ * or bytes (what send() counted in `ahead`). */
+typedef struct {
+    const char *data;
+    Py_ssize_t len, chars;
+    unsigned op;
+} ws_message_t;
+
+/* 0 (no exception) when `msg` is a str that cannot be UTF-8 (a lone surrogate). */
+static int ws_message(PyObject *msg, ws_message_t *m) {
+    if (PyUnicode_Check(msg)) {
+        m->op = CZ_WS_OP_TEXT;
+        m->chars = PyUnicode_GET_LENGTH(msg);
+        m->data = PyUnicode_AsUTF8AndSize(msg, &m->len);
+        if (!m->data) PyErr_Clear();
+        return m->data != NULL;
+    }
+    m->op = CZ_WS_OP_BINARY;
+    m->data = PyBytes_AS_STRING(msg);
+    m->chars = m->len = PyBytes_GET_SIZE(msg);
+    return 1;
+}
+
+/* Frame `m` into the output of `w`'s connection `c` (loop thread): 1 when
+ * written, 0 when the connection takes no message now (not upgraded, not
+ * accepted, closing); out of memory closes it with 1011. */
+static int ws_write_message(CzWsObject *w, cz_conn_t *c, const ws_message_t *m) {
+    cz_http_buf_t *out =
+        cz_conn_state(c) == CZ_CONN_UPGRADED && w->accepted && !w->close_sent ? cz_conn_out_buffer(c) : NULL;
+    if (!out) return 0;
+    if (cz_ws_write(&w->ws, out, m->op, m->data, (size_t)m->len, w->compress) != CZ_WS_OK) {
+        ws_end(w, 1011, "", 0); /* out of memory: say so and close */
+        cz_ws_close(&w->ws, 1011, NULL, 0);
+        ws_flush(w, c);
+        cz_conn_close(c);
+        return 1;
+    }
+    if (!cz_conn_writable(c)) w->blocked = 1;
+    return 1;
+}
+
 /* One posted operation of a WebSocket (loop thread). */
 static void ws_op(CzServerObject *self, cz_conn_t *c, CzPendingObject *p) {
     CzWsObject *w = (CzWsObject *)p->stream; /* the op's target (see ws_post) */
@@ -962,30 +1041,23 @@ static void ws_op(CzServerObject *self, cz_conn_t *c, CzPendingObject *p) {
         if (st == CZ_CONN_BUSY && !w->accepted) ws_accept(self, c, w, p->result);
         break;
     case WS_SEND: {
-        Py_ssize_t len = 0;
-        const char *data;
-        unsigned op = CZ_WS_OP_BINARY;
-        if (PyUnicode_Check(p->result)) {
-            data = PyUnicode_AsUTF8AndSize(p->result, &len);
-            op = CZ_WS_OP_TEXT;
-        } else {
-            data = PyBytes_AS_STRING(p->result);
-            len = PyBytes_GET_SIZE(p->result);
-        }
-        w->ahead -= PyUnicode_Check(p->result) ? PyUnicode_GET_LENGTH(p->result) : len;
-        if (!data) {
-            PyErr_Clear();
-            break;
-        }
-        cz_http_buf_t *out = st == CZ_CONN_UPGRADED && w->accepted && !w->close_sent ? cz_conn_out_buffer(c) : NULL;
-        if (out && cz_ws_write(&w->ws, out, op, data, (size_t)len, w->compress) != CZ_WS_OK) {
-            ws_end(w, 1011, "", 0); /* out of memory: say so and close */
-            cz_ws_close(&w->ws, 1011, NULL, 0);
-            ws_flush(w, c);
-            cz_conn_close(c);
-        }
-        if (out && !cz_conn_writable(c)) w->blocked = 1;
+        ws_message_t m;
+        int ok = ws_message(p->result, &m);
+        w->ahead -= m.chars;
+        if (ok) ws_write_message(w, c, &m);
         if (!w->blocked && w->ahead < WS_AHEAD) ws_resolve(w, &w->send_waiter);
+        break;
+    }
+    case WS_BROADCAST: { /* (targets, message): framed into each target's output; written this turn */
+        ws_message_t m;
+        PyObject *targets = PyTuple_GET_ITEM(p->result, 0);
+        if (!ws_message(PyTuple_GET_ITEM(p->result, 1), &m)) break;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(targets); i++) {
+            CzWsObject *t = (CzWsObject *)PyList_GET_ITEM(targets, i);
+            cz_conn_t *tc = t->conn;
+            if (!tc || t->ended || !ws_write_message(t, tc, &m)) continue;
+            if (tc != c) cz_server_wake(tc); /* `c` is written after this hook; the others at the loop's idle phase */
+        }
         break;
     }
     case WS_CLOSE: {
@@ -1089,7 +1161,7 @@ static void ws_done(CzServerObject *self, cz_conn_t *c, CzPendingObject *p, CzWs
     cz_conn_close(c);
 }
 
-/* ---- _WebSocket: the handler's side (asyncio thread, GIL held) ---- */
+/* ---- _WebSocket: the handler's side (an asyncio task, GIL held) ---- */
 
 static int ws_post(CzWsObject *w, int op, PyObject *arg) {
     cz_server_t *srv = w->server->server;
@@ -1100,7 +1172,7 @@ static int ws_post(CzWsObject *w, int op, PyObject *arg) {
     p->stream = (CzStreamObject *)Py_NewRef(w); /* the op's target */
     p->result = Py_NewRef(arg);
     p->posted = 1;
-    int rc = cz_server_post_more(srv, w->conn, p);
+    int rc = server_post(w->server, w->conn, p, 1);
     if (rc != 0) Py_DECREF(p);
     if (rc == -1) {
         PyErr_NoMemory();
@@ -1121,15 +1193,61 @@ static PyObject *Ws_accept(CzWsObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* send(str or bytes) -> True, or False when the connection is gone. */
+/* send(str or bytes) -> 1 sent, 2 sent but over the bound (await park_send()
+ * before sending more), 0 the connection is gone. Saying so here spares the
+ * sender a future per message when nothing is to be waited for. */
 static PyObject *Ws_send(CzWsObject *self, PyObject *data) {
     if (!PyUnicode_Check(data) && !PyBytes_Check(data))
         return PyErr_Format(PyExc_TypeError, "a WebSocket message is str or bytes, got %.80s", Py_TYPE(data)->tp_name);
-    if (self->ended || !self->conn) Py_RETURN_FALSE;
+    if (self->ended || !self->conn) return PyLong_FromLong(0);
     Py_ssize_t len = PyUnicode_Check(data) ? PyUnicode_GET_LENGTH(data) : PyBytes_GET_SIZE(data);
     if (ws_post(self, WS_SEND, data) < 0) return NULL;
     self->ahead += len;
-    Py_RETURN_TRUE;
+    return PyLong_FromLong(self->blocked || self->ahead >= WS_AHEAD ? 2 : 1);
+}
+
+/* _core.ws_broadcast(targets, message) -> how many it was posted to: one
+ * post for all of them (on the loop thread, the message is framed into each
+ * connection's output, and each is written once in that turn), not one per
+ * connection. Targets: _WebSocket objects of one server; those gone are
+ * skipped. The sender is not parked: a target over its output bound has
+ * `blocked` set, as by send(), and the server's bounds apply. */
+static PyObject *ws_broadcast(PyObject *mod, PyObject *args) {
+    PyObject *targets, *msg;
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "O!O:ws_broadcast", &PyList_Type, &targets, &msg)) return NULL;
+    if (!PyUnicode_Check(msg) && !PyBytes_Check(msg))
+        return PyErr_Format(PyExc_TypeError, "a WebSocket message is str or bytes, got %.80s", Py_TYPE(msg)->tp_name);
+    PyObject *live = PyList_New(0);
+    if (!live) return NULL;
+    CzWsObject *first = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(targets); i++) {
+        PyObject *o = PyList_GET_ITEM(targets, i);
+        if (!Py_IS_TYPE(o, &CzWs_Type)) {
+            Py_DECREF(live);
+            return PyErr_Format(PyExc_TypeError, "ws_broadcast targets are _WebSocket, got %.80s", Py_TYPE(o)->tp_name);
+        }
+        CzWsObject *t = (CzWsObject *)o;
+        if (t->ended || !t->conn || !t->server->server) continue;
+        if (first && t->server != first->server) {
+            Py_DECREF(live);
+            return PyErr_Format(PyExc_ValueError, "ws_broadcast targets must belong to one server");
+        }
+        if (!first) first = t;
+        if (PyList_Append(live, o) < 0) {
+            Py_DECREF(live);
+            return NULL;
+        }
+    }
+    Py_ssize_t n = PyList_GET_SIZE(live);
+    int rc = 0;
+    if (first) {
+        PyObject *t = PyTuple_Pack(2, live, msg);
+        rc = t ? ws_post(first, WS_BROADCAST, t) : -1;
+        Py_XDECREF(t);
+    }
+    Py_DECREF(live);
+    return rc < 0 ? NULL : PyLong_FromSsize_t(n);
 }
 
 /* park_send(future) -> True when the sender must await it before sending more. */
@@ -1204,7 +1322,7 @@ static void Ws_dealloc(CzWsObject *self) {
 
 static PyMethodDef Ws_methods[] = {
     {"accept", (PyCFunction)Ws_accept, METH_VARARGS, "accept(subprotocol or None, [(name, value)]): answer 101."},
-    {"send", (PyCFunction)Ws_send, METH_O, "send(str or bytes) -> False once the connection is gone."},
+    {"send", (PyCFunction)Ws_send, METH_O, "send(str or bytes) -> 1 sent, 2 sent (await park_send), 0 gone."},
     {"park_send", (PyCFunction)Ws_park_send, METH_O, "park_send(future) -> True: await it before sending more."},
     {"close", (PyCFunction)Ws_close, METH_VARARGS, "close(code, reason): the close handshake (403 before accept)."},
     {"take", (PyCFunction)Ws_take, METH_NOARGS, "take() -> message, None (park()), or the close code."},
@@ -1409,8 +1527,23 @@ static PyObject *endpoint_call(CzServerObject *self, cz_conn_t *c, const cz_http
 /* Hand a coroutine (stolen) answering `c` to the asyncio runner. */
 static cz_conn_dispatch_t submit_coro(CzServerObject *self, cz_conn_t *c, PyObject *coro, PyObject *raw) {
     CzPendingObject *p = pending_new(self, c);
-    if (p) {
+    if (p && self->in_hooks && self->submit_all != Py_None) {
+        /* Joins the turn's batch (submit_flush): one hop to the asyncio
+         * thread for all the coroutines a turn dispatched, not one each. */
         p->raw = Py_XNewRef(raw);
+        if (!self->to_submit) self->to_submit = PyList_New(0);
+        PyObject *pair = self->to_submit ? PyTuple_Pack(2, coro, (PyObject *)p) : NULL;
+        if (pair && PyList_Append(self->to_submit, pair) == 0) {
+            Py_DECREF(pair);
+            Py_DECREF(coro);
+            c->user = p;
+            return CZ_CONN_PENDING;
+        }
+        Py_XDECREF(pair);
+        PyErr_Clear(); /* no memory for the batch: this one alone */
+    }
+    if (p) {
+        if (!p->raw) p->raw = Py_XNewRef(raw);
         PyObject *ok = PyObject_CallFunctionObjArgs(self->submit, coro, (PyObject *)p, NULL);
         Py_DECREF(coro);
         if (ok) {
@@ -1524,6 +1657,10 @@ static cz_conn_dispatch_t dispatch(CzServerObject *self, cz_conn_t *c, const cz_
             cz_static_serve(((CzStaticObject *)PyList_GET_ITEM(ep, 1))->st, c, req, rest);
             return CZ_CONN_DONE;
         }
+        /* [1, binder, [4, WebSocket binder]]: an HTTP route whose upgrade requests
+         * go to a WebSocket endpoint (a mounted ASGI app answers both on one path). */
+        if (PyList_GET_SIZE(ep) == 3 && PyLong_AsLong(PyList_GET_ITEM(ep, 0)) == MODE_REQUEST && cz_ws_is_upgrade(req))
+            ep = PyList_GET_ITEM(ep, 2);
         if (PyLong_AsLong(PyList_GET_ITEM(ep, 0)) == MODE_WS && ws_check(self, c, req) < 0) return CZ_CONN_DONE;
         uint8_t policy = route_policy(self, m->route_index);
         if (policy == POLICY_SEEN) {
@@ -1556,7 +1693,7 @@ static void spool_post(CzServerObject *self, cz_conn_t *c, CzPendingObject *p) {
     if (p->posted || !self->server) return;
     p->posted = 1;
     Py_INCREF(p); /* released by hook_complete */
-    if (cz_server_post(self->server, c, p) != 0) Py_DECREF(p);
+    if (server_post(self, c, p, 0) != 0) Py_DECREF(p);
 }
 
 /* The head of a multipart request to a route with file parameters: its body
@@ -1723,16 +1860,23 @@ static void watch_loop(void *arg) {
 /* Hand the access log lines gathered so far to the sink (GIL held). */
 static void access_flush(CzServerObject *self) {
     if (!self->access_buf.len) return;
-    PyObject *batch = PyUnicode_DecodeASCII(self->access_buf.data, (Py_ssize_t)self->access_buf.len, "replace");
+    /* cz_accesslog writes ASCII only: the text is the bytes, copied once. */
+    PyObject *batch = PyUnicode_New((Py_ssize_t)self->access_buf.len, 127);
+    if (batch) memcpy(PyUnicode_DATA(batch), self->access_buf.data, self->access_buf.len);
+    PyObject *lines = PyLong_FromSsize_t(self->access_lines);
     cz_http_buf_reset(&self->access_buf, 64u * 1024u);
-    PyObject *r = batch ? PyObject_CallOneArg(self->access_sink, batch) : NULL;
+    self->access_lines = 0;
+    PyObject *r = batch && lines ? PyObject_CallFunctionObjArgs(self->access_sink, batch, lines, NULL) : NULL;
     if (!r) PyErr_WriteUnraisable(self->access_sink);
+    Py_XDECREF(lines);
     Py_XDECREF(r);
     Py_XDECREF(batch);
 }
 
 static void hook_answered(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a) {
     CzServerObject *self = ctx;
+    if (self->route_memory_on) cz_metrics_observe_memory(&self->metrics, a->route_index, a->mem);
+    if (!self->metrics_on && !self->access_on) return; /* memory only: no clock read */
     uint64_t ns = uv_hrtime() - a->started_ns;
     if (self->metrics_on) cz_metrics_observe(&self->metrics, a->route_index, a->req->method_id, a->status, ns);
     if (self->access_on) {
@@ -1744,7 +1888,8 @@ static void hook_answered(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a) 
             .duration_ns = ns,
             .when = time(NULL),
         };
-        (void)cz_accesslog_append(&self->access, &self->access_buf, &e); /* out of memory: the line is lost */
+        /* out of memory: the line is lost */
+        if (cz_accesslog_append(&self->access, &self->access_buf, &e) == CZ_HTTP_OK) self->access_lines++;
     }
 }
 
@@ -1760,11 +1905,51 @@ static void hook_flush(void *ctx) {
 static void hook_lock(void *ctx) {
     CzServerObject *self = ctx;
     PyEval_RestoreThread(self->tstate);
+    self->in_hooks = 1;
+}
+
+/* The coroutines the turn dispatched (submit_coro), to the asyncio loop at
+ * once. Should that fail (its loop closed), one by one; what still fails is
+ * answered 503 at the stop's deadline, as any request left pending. */
+static void submit_flush(CzServerObject *self) {
+    PyObject *batch = self->to_submit;
+    if (!batch) return;
+    self->to_submit = NULL;
+    if (PyList_GET_SIZE(batch)) {
+        PyObject *r = PyObject_CallOneArg(self->submit_all, batch);
+        if (!r) {
+            PyErr_WriteUnraisable(self->submit_all);
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(batch); i++) {
+                PyObject *pair = PyList_GET_ITEM(batch, i);
+                PyObject *one = PyObject_CallObject(self->submit, pair);
+                if (!one) PyErr_WriteUnraisable(self->submit);
+                Py_XDECREF(one);
+            }
+        }
+        Py_XDECREF(r);
+    }
+    Py_DECREF(batch);
+}
+
+/* The futures the turn woke (ws_resolve), to the asyncio loop at once. */
+static void ready_flush(CzServerObject *self) {
+    PyObject *batch = self->ready;
+    if (!batch) return;
+    self->ready = NULL;
+    if (PyList_GET_SIZE(batch)) {
+        PyObject *r = PyObject_CallOneArg(self->resolve_all, batch);
+        if (!r) PyErr_WriteUnraisable(self->resolve_all);
+        Py_XDECREF(r);
+    }
+    Py_DECREF(batch);
 }
 
 static void hook_unlock(void *ctx) {
     CzServerObject *self = ctx;
     if (self->access_on && self->access_buf.len >= ACCESS_FLUSH) access_flush(self);
+    submit_flush(self);
+    ready_flush(self);
+    self->in_hooks = 0;
     self->tstate = PyEval_SaveThread();
 }
 
@@ -1845,6 +2030,7 @@ static void hook_closed(void *ctx, cz_conn_t *c) {
         }
         p->cancelled = 1; /* a pool call not started yet is skipped */
         if (self->cancel != Py_None) {
+            submit_flush(self); /* its task is started before the cancel (one queue, in order) */
             PyObject *r = PyObject_CallOneArg(self->cancel, (PyObject *)p);
             if (!r) PyErr_WriteUnraisable(self->cancel);
             Py_XDECREF(r);
@@ -1860,6 +2046,23 @@ static void hook_expired(void *ctx) {
     PyObject *r = PyObject_CallNoArgs(self->cancel_all);
     if (!r) PyErr_WriteUnraisable(self->cancel_all);
     Py_XDECREF(r);
+}
+
+/* Post a completion for `c` (more: one that does not answer its hold). From
+ * the thread that steps a driven server, with no wake-up: its loop is asked
+ * for a step at its next turn (kick), once per step. GIL held. */
+static int server_post(CzServerObject *self, cz_conn_t *c, void *item, int more) {
+    uv_thread_t me = uv_thread_self();
+    if (!self->driven || !uv_thread_equal(&me, &self->loop_thread))
+        return more ? cz_server_post_more(self->server, c, item) : cz_server_post(self->server, c, item);
+    int rc = cz_server_post_quiet(self->server, c, item, more);
+    if (rc == 0 && !self->kick_due) {
+        self->kick_due = 1;
+        PyObject *r = PyObject_CallNoArgs(self->kick);
+        if (!r) PyErr_WriteUnraisable(self->kick); /* then the next sweep's step runs it */
+        Py_XDECREF(r);
+    }
+    return rc;
 }
 
 /* ---- _Pending ---------------------------------------------------------------------------------- */
@@ -1880,7 +2083,7 @@ static PyObject *pending_finish(CzPendingObject *self, PyObject *result, PyObjec
     if (w) w->conn = NULL;
     if (!self->server->server) Py_RETURN_NONE; /* the server is gone: nobody to answer */
     Py_INCREF(self);                           /* released by hook_complete */
-    int rc = cz_server_post(self->server->server, self->conn, self);
+    int rc = server_post(self->server, self->conn, self, 0);
     if (rc != 0) {
         Py_DECREF(self);
         if (rc == -1) return PyErr_NoMemory();
@@ -1948,6 +2151,8 @@ static PyObject *Server_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     self->blocking_hook = Py_NewRef(Py_None);
     self->pump = Py_NewRef(Py_None);
     self->resolve = Py_NewRef(Py_None);
+    self->resolve_all = Py_NewRef(Py_None);
+    self->submit_all = Py_NewRef(Py_None);
     self->access_sink = Py_NewRef(Py_None);
     cz_metrics_init(&self->metrics, self->alloc->alloc);
     cz_accesslog_init(&self->access, CZ_ACCESSLOG_COMMON);
@@ -1972,6 +2177,11 @@ static void Server_dealloc(CzServerObject *self) {
     Py_XDECREF(self->blocking_hook);
     Py_XDECREF(self->pump);
     Py_XDECREF(self->resolve);
+    Py_XDECREF(self->resolve_all);
+    Py_XDECREF(self->ready);
+    Py_XDECREF(self->submit_all);
+    Py_XDECREF(self->kick);
+    Py_XDECREF(self->to_submit);
     Py_XDECREF(self->endpoints);
     Py_XDECREF(self->registered);
     Py_XDECREF(self->json_encode);
@@ -2004,10 +2214,15 @@ static int valid_endpoint(PyObject *ep) {
                                          PyCallable_Check(PyList_GET_ITEM(ep, 3))
              : mode == MODE_STATIC ? n == 2 && PyObject_TypeCheck(PyList_GET_ITEM(ep, 1), &CzStatic_Type)
                                    : (mode == MODE_NO_ARGS || mode == MODE_REQUEST || mode == MODE_WS) && n == 2;
+    if (mode == MODE_REQUEST && n == 3) { /* and a WebSocket endpoint for upgrade requests */
+        PyObject *ws = PyList_GET_ITEM(ep, 2);
+        ok = PyList_CheckExact(ws) && PyList_GET_SIZE(ws) == 2 && PyLong_CheckExact(PyList_GET_ITEM(ws, 0)) &&
+             PyLong_AsLong(PyList_GET_ITEM(ws, 0)) == MODE_WS && PyCallable_Check(PyList_GET_ITEM(ws, 1));
+    }
     if (!ok) {
         PyErr_Format(PyExc_ValueError,
                      "endpoint must be [0, handler], [1, binder], [2, handler, CallPlan, binder], "
-                     "[3, StaticFiles] or [4, WebSocket binder], got %R",
+                     "[3, StaticFiles], [4, WebSocket binder] or [1, binder, [4, WebSocket binder]], got %R",
                      ep);
         return 0;
     }
@@ -2159,15 +2374,15 @@ fail:
 }
 
 static PyObject *Server_set_hooks(CzServerObject *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {
-        "json_encode", "response_type",  "render",    "error",     "not_found", "submit", "cancel_all", "cancel",
-        "spawn",       "streaming_type", "file_type", "log_error", "blocking",  "pump",   "resolve",    NULL};
-    enum { NHOOKS = 15 };
+    static char *kwlist[] = {"json_encode", "response_type", "render",  "error",          "not_found",  "submit",
+                             "cancel_all",  "cancel",        "spawn",   "streaming_type", "file_type",  "log_error",
+                             "blocking",    "pump",          "resolve", "resolve_all",    "submit_all", NULL};
+    enum { NHOOKS = 17 };
     PyObject *h[NHOOKS] = {NULL};
-    h[7] = h[8] = h[9] = h[10] = h[11] = h[12] = h[13] = h[14] = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!OOOOO|OOOOOOOO:set_hooks", kwlist, &h[0], &PyType_Type, &h[1], &h[2],
-                                     &h[3], &h[4], &h[5], &h[6], &h[7], &h[8], &h[9], &h[10], &h[11], &h[12], &h[13],
-                                     &h[14]))
+    h[7] = h[8] = h[9] = h[10] = h[11] = h[12] = h[13] = h[14] = h[15] = h[16] = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!OOOOO|OOOOOOOOOO:set_hooks", kwlist, &h[0], &PyType_Type, &h[1],
+                                     &h[2], &h[3], &h[4], &h[5], &h[6], &h[7], &h[8], &h[9], &h[10], &h[11], &h[12],
+                                     &h[13], &h[14], &h[15], &h[16]))
         return NULL;
     for (int i = 9; i <= 10; i++) {
         if (h[i] != Py_None && !PyType_Check(h[i])) {
@@ -2178,7 +2393,8 @@ static PyObject *Server_set_hooks(CzServerObject *self, PyObject *args, PyObject
     PyObject **slots[NHOOKS] = {&self->json_encode,    &self->response_type,  &self->render_hook, &self->error_hook,
                                 &self->not_found_hook, &self->submit,         &self->cancel_all,  &self->cancel,
                                 &self->spawn,          &self->streaming_type, &self->file_type,   &self->logger_error,
-                                &self->blocking_hook,  &self->pump,           &self->resolve};
+                                &self->blocking_hook,  &self->pump,           &self->resolve,     &self->resolve_all,
+                                &self->submit_all};
     for (int i = 0; i < NHOOKS; i++) Py_XSETREF(*slots[i], Py_NewRef(h[i]));
     Py_RETURN_NONE;
 }
@@ -2191,11 +2407,8 @@ static double kw_double(PyObject *cfg, const char *key, double dflt, int *bad) {
     return d;
 }
 
-static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
-    const char *host;
-    int port;
-    PyObject *cfg;
-    if (!PyArg_ParseTuple(args, "siO!:bind", &host, &port, &PyDict_Type, &cfg)) return NULL;
+/* bind() and bind_fd(): listen on host:port (fd < 0), or on the socket fd. */
+static PyObject *server_bind(CzServerObject *self, const char *host, int port, int fd, PyObject *cfg) {
     if (!self->json_encode) {
         PyErr_SetString(PyExc_RuntimeError, "set_hooks() must be called before bind()");
         return NULL;
@@ -2257,15 +2470,18 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
         .upgraded = hook_upgraded,
         .upgraded_event = hook_upgraded_event,
         .body = streams ? hook_body : NULL,
-        .answered = self->metrics_on || self->access_on ? hook_answered : NULL,
+        .answered = self->metrics_on || self->access_on || self->route_memory_on ? hook_answered : NULL,
         .flush_pending = self->access_on ? hook_flush_pending : NULL,
         .flush = self->access_on ? hook_flush : NULL,
     };
-    if (self->metrics_on && cz_metrics_reserve(&self->metrics, self->npolicy) < 0) return PyErr_NoMemory();
+    if ((self->metrics_on || self->route_memory_on) && cz_metrics_reserve(&self->metrics, self->npolicy) < 0)
+        return PyErr_NoMemory();
+    c.memory_per_request = self->route_memory_on;
     self->server = cz_server_create(self->alloc->alloc, self->router, &c, &hooks);
     if (!self->server) return PyErr_NoMemory();
-    char err[256];
-    int rc = cz_server_listen(self->server, host, port, err, sizeof(err));
+    char err[512];
+    int rc = fd >= 0 || !host ? cz_server_listen_fd(self->server, fd, err, sizeof(err))
+                              : cz_server_listen(self->server, host, port, err, sizeof(err));
     if (rc != 0) {
         cz_server_destroy(self->server);
         self->server = NULL;
@@ -2275,25 +2491,82 @@ static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
     return PyLong_FromLong(cz_server_port(self->server));
 }
 
-static PyObject *Server_run(CzServerObject *self, PyObject *unused) {
-    (void)unused;
-    if (!self->server || self->running) {
-        PyErr_SetString(PyExc_RuntimeError, self->running ? "already running" : "bind() first");
-        return NULL;
+static PyObject *Server_bind(CzServerObject *self, PyObject *args) {
+    const char *host;
+    int port;
+    PyObject *cfg;
+    if (!PyArg_ParseTuple(args, "siO!:bind", &host, &port, &PyDict_Type, &cfg)) return NULL;
+    return server_bind(self, host, port, -1, cfg);
+}
+
+static PyObject *Server_bind_fd(CzServerObject *self, PyObject *args) {
+    int fd;
+    PyObject *cfg;
+    if (!PyArg_ParseTuple(args, "iO!:bind_fd", &fd, &PyDict_Type, &cfg)) return NULL;
+    return server_bind(self, NULL, 0, fd, cfg);
+}
+
+static PyObject *unix_socket(PyObject *mod, PyObject *args) {
+    (void)mod;
+    PyObject *path;
+    int backlog;
+    if (!PyArg_ParseTuple(args, "O&i:unix_socket", PyUnicode_FSConverter, &path, &backlog)) return NULL;
+    char err[512];
+    int fd = cz_server_unix_socket(PyBytes_AS_STRING(path), backlog, err, sizeof(err));
+    Py_DECREF(path);
+    if (fd < 0) {
+        errno = -fd;
+        return PyErr_Format(PyExc_OSError, "%s", err);
     }
-    self->running = 1;
-    self->tstate = PyEval_SaveThread();
-    cz_server_t *srv = self->server;
+    return PyLong_FromLong(fd);
+}
+
+static PyObject *tcp_socket(PyObject *mod, PyObject *args) {
+    (void)mod;
+    const char *host;
+    int port, backlog;
+    if (!PyArg_ParseTuple(args, "sii:tcp_socket", &host, &port, &backlog)) return NULL;
+    char err[512];
+    int fd = cz_server_tcp_socket(host, port, backlog, err, sizeof(err));
+    if (fd < 0) {
+        errno = -fd;
+        return PyErr_Format(PyExc_OSError, "%s", err);
+    }
+    return PyLong_FromLong(fd);
+}
+
+static PyMethodDef server_functions[] = {
+    {"ws_broadcast", ws_broadcast, METH_VARARGS,
+     "ws_broadcast(targets, message) -> int: send one str or bytes message to a list of _WebSocket\n"
+     "objects of one server in one hand-over to the loop thread; returns how many it went to."},
+    {"tcp_socket", tcp_socket, METH_VARARGS,
+     "tcp_socket(host, port, backlog) -> fd: a listening TCP socket at host:port with SO_REUSEPORT\n"
+     "(one per worker slot). The caller closes the fd."},
+    {"unix_socket", unix_socket, METH_VARARGS,
+     "unix_socket(path, backlog) -> fd: a listening Unix domain socket at path (a stale socket file\n"
+     "is replaced, a live one refused; mode 0666, or the stale one's). The caller closes the fd and\n"
+     "removes the file."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* What run() and start() do before the loop turns; the GIL released. */
+static void serve_begin(CzServerObject *self) {
     /* The watcher runs while some route may be moved to the pool. */
     int watch = 0;
     for (size_t i = 0; i < self->npolicy; i++) watch |= atomic_load(&self->policy[i]) == POLICY_AUTO;
 #ifdef __linux__
     self->loop_tid = (long)syscall(SYS_gettid);
 #endif
+    self->loop_thread = uv_thread_self();
     atomic_store(&self->watching, watch);
-    if (watch && uv_thread_create(&self->watcher, watch_loop, self) != 0) watch = 0;
-    cz_server_run(srv);
-    if (watch) {
+    if (watch && uv_thread_create(&self->watcher, watch_loop, self) != 0) atomic_store(&self->watching, 0);
+}
+
+/* What run() and finish() do once the loop has ended; the GIL held. */
+static void serve_end(CzServerObject *self) {
+    cz_server_t *srv = self->server;
+    self->tstate = PyEval_SaveThread();
+    if (atomic_load(&self->watching)) {
         atomic_store(&self->watching, 0);
         uv_thread_join(&self->watcher);
     }
@@ -2304,7 +2577,68 @@ static PyObject *Server_run(CzServerObject *self, PyObject *unused) {
     PyEval_RestoreThread(self->tstate);
     self->tstate = NULL;
     self->running = 0;
+    self->driven = 0;
+    Py_CLEAR(self->kick);
     if (self->access_on) access_flush(self); /* the last iteration's lines */
+}
+
+static int serve_check(CzServerObject *self) {
+    if (!self->server || self->running) {
+        PyErr_SetString(PyExc_RuntimeError, self->running ? "already running" : "bind() first");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Server_run(CzServerObject *self, PyObject *unused) {
+    (void)unused;
+    if (serve_check(self) < 0) return NULL;
+    self->running = 1;
+    self->tstate = PyEval_SaveThread();
+    serve_begin(self);
+    cz_server_run(self->server);
+    PyEval_RestoreThread(self->tstate);
+    serve_end(self);
+    Py_RETURN_NONE;
+}
+
+/* Driven by the caller's event loop (cz_server.h, "driven by another event
+ * loop"): start(), then step() when fileno() polls readable or the
+ * timeout it returned has passed, until it returns None; then finish(). */
+static PyObject *Server_start(CzServerObject *self, PyObject *kick) {
+    if (!PyCallable_Check(kick)) {
+        PyErr_SetString(PyExc_TypeError, "start(kick): kick must be callable");
+        return NULL;
+    }
+    if (serve_check(self) < 0) return NULL;
+    Py_XSETREF(self->kick, Py_NewRef(kick));
+    self->kick_due = 0;
+    self->running = 1;
+    self->driven = 1;
+    self->tstate = PyEval_SaveThread();
+    serve_begin(self);
+    cz_server_start(self->server);
+    PyEval_RestoreThread(self->tstate);
+    return PyLong_FromLong(cz_server_fd(self->server));
+}
+
+static PyObject *Server_step(CzServerObject *self, PyObject *unused) {
+    (void)unused;
+    if (!self->driven || !self->server) {
+        PyErr_SetString(PyExc_RuntimeError, "start() first");
+        return NULL;
+    }
+    self->kick_due = 0; /* this step runs what was posted quietly */
+    self->tstate = PyEval_SaveThread();
+    int alive = cz_server_step(self->server);
+    PyEval_RestoreThread(self->tstate);
+    if (!alive) Py_RETURN_NONE;
+    return PyLong_FromLong(cz_server_timeout(self->server));
+}
+
+static PyObject *Server_finish(CzServerObject *self, PyObject *unused) {
+    (void)unused;
+    if (self->driven && self->server) serve_end(self);
     Py_RETURN_NONE;
 }
 
@@ -2329,10 +2663,11 @@ static PyObject *Server_counters(CzServerObject *self, PyObject *unused) {
 /* set_accounting(metrics, access_log, sink): before bind. access_log: -1 off,
  * 0 common, 1 JSON lines; sink: (str) -> None, called with batches. */
 static PyObject *Server_set_accounting(CzServerObject *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"metrics", "access_log", "sink", NULL};
-    int metrics = 0, access = -1;
+    static char *kwlist[] = {"metrics", "access_log", "sink", "route_memory", NULL};
+    int metrics = 0, access = -1, route_memory = 0;
     PyObject *sink = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|piO:set_accounting", kwlist, &metrics, &access, &sink)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|piOp:set_accounting", kwlist, &metrics, &access, &sink, &route_memory))
+        return NULL;
     if (access < -1 || access > 1) {
         PyErr_Format(PyExc_ValueError, "access_log must be -1 (off), 0 (common) or 1 (JSON lines), got %d", access);
         return NULL;
@@ -2346,6 +2681,7 @@ static PyObject *Server_set_accounting(CzServerObject *self, PyObject *args, PyO
         return NULL;
     }
     self->metrics_on = metrics;
+    self->route_memory_on = route_memory;
     self->access_on = access >= 0;
     cz_accesslog_init(&self->access, access == 1 ? CZ_ACCESSLOG_JSON : CZ_ACCESSLOG_COMMON);
     Py_XSETREF(self->access_sink, Py_NewRef(sink));
@@ -2394,6 +2730,41 @@ fail:
     return NULL;
 }
 
+/* route_memory() -> {"enabled": bool, "purposes": (names), "python": bool, "routes": [(index or -1,
+ * requests, peak, allocated, python), ...]}: allocated is per purpose (in the order of "purposes"),
+ * summed over `requests`; peak is the most one request held at once; python the bytes the
+ * interpreter asked of the process heap meanwhile, meaningful when "python" says this server's
+ * allocator holds it (process scope). Only routes with requests; -1 is "no route". */
+static PyObject *Server_route_memory(CzServerObject *self, PyObject *unused) {
+    (void)unused;
+    PyObject *routes = PyList_New(0), *names = PyTuple_New(CZ_MEM_PURPOSES);
+    if (!routes || !names) goto fail;
+    for (int p = 0; p < CZ_MEM_PURPOSES; p++) {
+        PyObject *n = PyUnicode_FromString(cz_purpose_name((cz_purpose_t)p));
+        if (!n) goto fail;
+        PyTuple_SET_ITEM(names, p, n);
+    }
+    for (size_t i = 0; self->route_memory_on && self->metrics.routes && i <= self->metrics.nroutes; i++) {
+        const cz_metrics_route_t *r = &self->metrics.routes[i];
+        if (!r->mem_requests) continue;
+        PyObject *row = Py_BuildValue("(LKKNK)", i == self->metrics.nroutes ? -1LL : (long long)i,
+                                      (unsigned long long)r->mem_requests, (unsigned long long)r->mem_peak,
+                                      u64_tuple(r->mem_allocated, CZ_MEM_PURPOSES), (unsigned long long)r->mem_python);
+        if (!row || PyList_Append(routes, row) < 0) {
+            Py_XDECREF(row);
+            goto fail;
+        }
+        Py_DECREF(row);
+    }
+    int python = cz_allocator_owns_process_heap(self->alloc->alloc);
+    return Py_BuildValue("{s:O,s:N,s:O,s:N}", "enabled", self->route_memory_on ? Py_True : Py_False, "purposes", names,
+                         "python", python ? Py_True : Py_False, "routes", routes);
+fail:
+    Py_XDECREF(routes);
+    Py_XDECREF(names);
+    return NULL;
+}
+
 /* route_table() -> {index: (method, pattern as routed)}: for labels (metrics). */
 static PyObject *Server_route_table(CzServerObject *self, PyObject *unused) {
     (void)unused;
@@ -2410,12 +2781,48 @@ static PyObject *Server_route_table(CzServerObject *self, PyObject *unused) {
     return out;
 }
 
+/* match(method, path) for the ASGI side (catzilla.asgi_app): the router's answer for a raw
+ * (percent-encoded) path, without a connection: (endpoint list, {name: value}, body mode, the
+ * route's own body limit or 0) when a route matches; (405, Allow header value) when the path matches other methods
+ * only; (404, slash) otherwise, slash 1 when the path with a '/' added would match, 2 with its trailing '/' removed. */
+static PyObject *Server_match(CzServerObject *self, PyObject *args) {
+    const char *method, *path;
+    Py_ssize_t mlen, plen;
+    if (!PyArg_ParseTuple(args, "s#y#:match", &method, &mlen, &path, &plen)) return NULL;
+    cz_match_t m;
+    cz_router_match(self->router, method, (size_t)mlen, path, (size_t)plen, &m);
+    if (m.status == CZ_MATCH_METHOD_NOT_ALLOWED) {
+        char allow[CZ_ROUTER_ALLOW_MAX];
+        cz_router_allow_header(self->router, m.allowed, allow, sizeof(allow));
+        return Py_BuildValue("(is)", 405, allow);
+    }
+    if (m.status != CZ_MATCH_FOUND) return Py_BuildValue("(ii)", 404, (int)m.slash);
+    PyObject *params = PyDict_New();
+    for (uint32_t i = 0; params && i < m.nparams; i++) {
+        PyObject *name = PyUnicode_DecodeLatin1(m.params[i].name, (Py_ssize_t)m.params[i].name_len, NULL);
+        PyObject *value =
+            name ? PyUnicode_DecodeLatin1(path + m.params[i].offset, (Py_ssize_t)m.params[i].len, NULL) : NULL;
+        if (!value || PyDict_SetItem(params, name, value) < 0) Py_CLEAR(params);
+        Py_XDECREF(name);
+        Py_XDECREF(value);
+    }
+    if (!params) return NULL;
+    int own = m.route_index < self->npolicy;
+    return Py_BuildValue("(ONiK)", (PyObject *)m.handler, params, own ? self->body_mode[m.route_index] : BODY_WHOLE,
+                         (unsigned long long)(own ? self->max_body[m.route_index] : 0));
+}
+
 static PyMethodDef Server_methods[] = {
+    {"match", (PyCFunction)Server_match, METH_VARARGS,
+     "match(method, raw path: bytes) -> (endpoint, params, body_mode, max_body) | (405, allow) | (404, slash)"},
     {"route_table", (PyCFunction)Server_route_table, METH_NOARGS, "{route index: (method, pattern)}"},
     {"set_accounting", (PyCFunction)(void (*)(void))Server_set_accounting, METH_VARARGS | METH_KEYWORDS,
-     "set_accounting(metrics=False, access_log=-1, sink=None): per-request metrics and the access log\n"
-     "(-1 off, 0 common format, 1 JSON lines), before bind(). sink(str) gets the lines of a loop iteration."},
+     "set_accounting(metrics=False, access_log=-1, sink=None, route_memory=False): per-request metrics, the\n"
+     "access log (-1 off, 0 common format, 1 JSON lines) and per-route memory, before bind(). sink(str, n)\n"
+     "gets the n lines of a loop iteration."},
     {"metrics", (PyCFunction)Server_metrics, METH_NOARGS, "Per-route request counts and latency histograms."},
+    {"route_memory", (PyCFunction)Server_route_memory, METH_NOARGS,
+     "Per-route memory: bytes allocated per purpose by each route's requests, and the most one held."},
     {"add_route", (PyCFunction)Server_add_route, METH_VARARGS,
      "add_route(method or methods, pattern, endpoint, policy=0) -> index or indexes.\n"
      "policy: where a sync handler runs: 0 on the loop until seen blocking, 1 the thread pool, 2 the loop.\n"
@@ -2424,7 +2831,15 @@ static PyMethodDef Server_methods[] = {
     {"set_hooks", (PyCFunction)(void (*)(void))Server_set_hooks, METH_VARARGS | METH_KEYWORDS,
      "set_hooks(json_encode, response_type, render, error, not_found, submit, cancel_all)"},
     {"bind", (PyCFunction)Server_bind, METH_VARARGS, "bind(host, port, config) -> bound port"},
+    {"bind_fd", (PyCFunction)Server_bind_fd, METH_VARARGS,
+     "bind_fd(fd, config) -> bound port (0 for a Unix socket): serve the bound stream socket fd\n"
+     "(TCP or Unix; a duplicate is served, fd stays the caller's)."},
     {"run", (PyCFunction)Server_run, METH_NOARGS, "Serve until stopped (releases the GIL)."},
+    {"start", (PyCFunction)Server_start, METH_O,
+     "start(kick): serve driven by the caller's loop; returns the fd to poll. kick() asks for a step soon."},
+    {"step", (PyCFunction)Server_step, METH_NOARGS,
+     "One turn of the loop: ms until the next is due (-1: when the fd polls), None once finished."},
+    {"finish", (PyCFunction)Server_finish, METH_NOARGS, "Release what start() took, once step() said None."},
     {"stop", (PyCFunction)Server_stop, METH_NOARGS, "Begin a graceful stop; any thread."},
     {"counters", (PyCFunction)Server_counters, METH_NOARGS, "Connection and request counters."},
     {NULL, NULL, 0, NULL},
@@ -2446,6 +2861,18 @@ int cz_py_server_register(PyObject *module) {
         PyType_Ready(&CzBody_Type) < 0 || PyType_Ready(&CzWs_Type) < 0 || PyType_Ready(&CzStatic_Type) < 0)
         return -1;
     if (PyModule_AddObjectRef(module, "Server", (PyObject *)&CzServer_Type) < 0) return -1;
+    if (PyModule_AddFunctions(module, server_functions) < 0) return -1;
+    if (PyModule_AddIntConstant(module, "MODE_NO_ARGS", MODE_NO_ARGS) < 0 ||
+        PyModule_AddIntConstant(module, "MODE_REQUEST", MODE_REQUEST) < 0 ||
+        PyModule_AddIntConstant(module, "MODE_DIRECT", MODE_DIRECT) < 0 ||
+        PyModule_AddIntConstant(module, "MODE_STATIC", MODE_STATIC) < 0 ||
+        PyModule_AddIntConstant(module, "MODE_WS", MODE_WS) < 0 ||
+        /* what match() tells of a path not found, and the bound on a body no route or app sets */
+        PyModule_AddIntConstant(module, "SLASH_ADD", CZ_SLASH_ADD) < 0 ||
+        PyModule_AddIntConstant(module, "SLASH_REMOVE", CZ_SLASH_REMOVE) < 0 ||
+        PyModule_AddIntConstant(module, "DEFAULT_MAX_BODY_SIZE", CZ_HTTP_DEFAULT_MAX_BODY) < 0 ||
+        PyModule_AddIntConstant(module, "SPOOL_MEMORY_MAX", CZ_SPOOL_DEFAULT_MEMORY_MAX) < 0)
+        return -1;
     if (PyModule_AddObjectRef(module, "StaticFiles", (PyObject *)&CzStatic_Type) < 0) return -1;
     if (PyModule_AddObjectRef(module, "_Stream", (PyObject *)&CzStream_Type) < 0) return -1;
     if (PyModule_AddObjectRef(module, "_BodyStream", (PyObject *)&CzBody_Type) < 0) return -1;

@@ -8,6 +8,21 @@ static const char HEX[] = "0123456789abcdef";
 static const char *const MONTHS[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
+/* Bytes that go into a line as they are: printable ASCII but '"' and '\\'. */
+/* clang-format off */
+#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+static const uint8_t PLAIN[256] = {
+    R16(0), R16(0),                                     /* 0x00..0x1f: controls */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,     /* 0x20..0x2f: '"' */
+    R16(1), R16(1),                                     /* 0x30..0x4f */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,     /* 0x50..0x5f: '\\' */
+    R16(1),                                             /* 0x60..0x6f */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,     /* 0x70..0x7f: DEL */
+    R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), /* 0x80..0xff */
+};
+#undef R16
+/* clang-format on */
+
 void cz_accesslog_init(cz_accesslog_t *l, cz_accesslog_format_t format) {
     memset(l, 0, sizeof(*l));
     l->format = format;
@@ -24,16 +39,21 @@ static void stamp(cz_accesslog_t *l, time_t when) {
     else
         snprintf(l->stamp, sizeof(l->stamp), "[%02d/%s/%04d:%02d:%02d:%02d +0000]", tm.tm_mday, MONTHS[tm.tm_mon % 12],
                  tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    l->stamp_len = strlen(l->stamp);
     l->cached = when;
 }
 
-/* Append `s` escaped; `p` has room for 6 bytes per input byte. */
+/* Append `s` escaped; `p` has room for 6 bytes per input byte. One table
+ * lookup per byte (a usual target has nothing to escape). */
 static char *escape(char *p, cz_http_str_t s, int json) {
+    const unsigned char *b = (const unsigned char *)s.base;
     for (size_t i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.base[i];
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+        unsigned char c = b[i];
+        if (PLAIN[c]) {
             *p++ = (char)c;
-        } else if (json && (c == '"' || c == '\\')) {
+            continue;
+        }
+        if (json && (c == '"' || c == '\\')) {
             *p++ = '\\';
             *p++ = (char)c;
         } else if (json) {
@@ -83,7 +103,7 @@ int cz_accesslog_append(cz_accesslog_t *l, cz_http_buf_t *out, const cz_accesslo
     char *p = out->data + out->len;
     if (l->format == CZ_ACCESSLOG_JSON) {
         p = PUT(p, "{\"time\":\"");
-        p = put(p, l->stamp, strlen(l->stamp));
+        p = put(p, l->stamp, l->stamp_len);
         p = PUT(p, "\",\"client\":\"");
         p = escape(p, (cz_http_str_t){client, clen}, 1);
         p = PUT(p, "\",\"method\":\"");
@@ -106,7 +126,7 @@ int cz_accesslog_append(cz_accesslog_t *l, cz_http_buf_t *out, const cz_accesslo
     } else {
         p = escape(p, (cz_http_str_t){client, clen}, 0);
         p = PUT(p, " - - ");
-        p = put(p, l->stamp, strlen(l->stamp));
+        p = put(p, l->stamp, l->stamp_len);
         p = PUT(p, " \"");
         p = escape(p, r->method, 0);
         *p++ = ' ';

@@ -14,6 +14,8 @@
  *
  * Request-target bytes that could break a line are escaped: '"', '\' and
  * bytes outside 0x20..0x7e as \xHH (COMMON) or \" \\ \u00HH (JSON).
+ * So every byte appended is ASCII ('\n' or 0x20..0x7e): the embedder may
+ * hand a batch on as text without decoding it (py_server.c does).
  * Timestamps are UTC, formatted once per second (a cz_accesslog_t per loop).
  * Memory: only the output buffer's (cz_http_buf_t, CZ_MEM_RESPONSE).
  */
@@ -41,6 +43,7 @@ typedef struct {
     cz_accesslog_format_t format;
     time_t cached;  /* second of `stamp` */
     char stamp[40]; /* "[30/Nov/2026:20:49:36 +0000]" or "2026-11-30T20:49:36Z" */
+    size_t stamp_len;
 } cz_accesslog_t;
 
 void cz_accesslog_init(cz_accesslog_t *l, cz_accesslog_format_t format);

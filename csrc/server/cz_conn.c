@@ -160,6 +160,9 @@ void cz_conn_destroy(cz_conn_t *c) {
 cz_conn_state_t cz_conn_state(const cz_conn_t *c) {
     return (cz_conn_state_t)c->state;
 }
+cz_mem_tally_t *cz_conn_tally(cz_conn_t *c) {
+    return &c->tally;
+}
 int cz_conn_is_open(const cz_conn_t *c) {
     return c->state != CZ_CONN_CLOSED;
 }
@@ -213,6 +216,7 @@ static void report(cz_conn_t *c) {
         .status = c->status,
         .bytes_out = bytes,
         .started_ns = c->started_ns,
+        .mem = &c->tally,
     };
     c->env->answered(c->env->ctx, c, &a);
 }
@@ -220,6 +224,7 @@ static void report(cz_conn_t *c) {
 /* The current request is answered (its response is queued, or closing). */
 static void request_done(cz_conn_t *c) {
     report(c);
+    cz_mem_tally_reset(&c->tally);
     int body_left = c->body_flow != BODY_NONE && c->body_flow != BODY_ENDED;
     c->body_flow = BODY_NONE;
     cz_http_parser_done(&c->parser);
@@ -422,6 +427,7 @@ int cz_conn_upgrade(cz_conn_t *c, const cz_http_response_t *r) {
         return rc == CZ_HTTP_OK ? CZ_CONN_ESTATE : rc;
     }
     report(c);
+    cz_mem_tally_reset(&c->tally);
     /* No more HTTP on this connection: its parser's buffers go now, so an
      * idle upgraded connection holds little (the parser stays valid). */
     cz_http_parser_destroy(&c->parser);

@@ -107,6 +107,12 @@ typedef struct {
     int status;                   /* of its answer */
     uint64_t bytes_out;           /* queued for its answer, head included */
     uint64_t started_ns;          /* env->clock_ns() when it was dispatched */
+    /* What was allocated while the connection worked on this request, from
+     * the end of its previous request to this answer (its head, body,
+     * handler call and answer): the connection's tally, which the transport
+     * makes current around its calls (cz_conn_tally()); zeros otherwise.
+     * Valid during the call. */
+    const cz_mem_tally_t *mem;
 } cz_conn_answered_t;
 
 #define CZ_CONN_NO_ROUTE UINT32_MAX /* answered by the router itself, or by a not_found application */
@@ -217,11 +223,12 @@ struct cz_conn {
     void *user;           /* the embedder's (e.g. a stream's producer); never touched here */
     /* accounting (env->answered): the request being answered */
     uint64_t started_ns;
-    uint64_t out_mark; /* output total (sent + queued) when it was dispatched */
-    uint64_t out_sent; /* bytes sent on this connection */
-    uint32_t route;    /* its route index, or CZ_CONN_NO_ROUTE */
-    uint16_t status;   /* of its answer */
-    uint8_t reporting; /* a dispatched request is not reported yet */
+    uint64_t out_mark;    /* output total (sent + queued) when it was dispatched */
+    uint64_t out_sent;    /* bytes sent on this connection */
+    uint32_t route;       /* its route index, or CZ_CONN_NO_ROUTE */
+    uint16_t status;      /* of its answer */
+    uint8_t reporting;    /* a dispatched request is not reported yet */
+    cz_mem_tally_t tally; /* memory of the request under way (see cz_conn_answered_t.mem) */
 };
 
 /* Set up a new connection (takes no memory yet) in IDLE with the header
@@ -231,6 +238,10 @@ void cz_conn_init(cz_conn_t *c, const cz_conn_env_t *env);
 void cz_conn_destroy(cz_conn_t *c);
 
 cz_conn_state_t cz_conn_state(const cz_conn_t *c);
+/* The connection's memory tally: a transport that accounts memory per
+ * request makes it current (cz_mem_tally_enter) around every call it makes
+ * for the connection; it is reset when each request is done. */
+cz_mem_tally_t *cz_conn_tally(cz_conn_t *c);
 /* 1 until CLOSED: responses may still be queued. */
 int cz_conn_is_open(const cz_conn_t *c);
 

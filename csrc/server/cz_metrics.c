@@ -61,6 +61,15 @@ void cz_metrics_observe(cz_metrics_t *m, uint32_t route_index, int method_id, in
     m->answered++;
 }
 
+void cz_metrics_observe_memory(cz_metrics_t *m, uint32_t route_index, const cz_mem_tally_t *t) {
+    if (!m->routes || !t) return;
+    cz_metrics_route_t *r = &m->routes[route_index < m->nroutes ? route_index : m->nroutes];
+    for (int p = 0; p < CZ_MEM_PURPOSES; p++) r->mem_allocated[p] += t->allocated[p];
+    r->mem_python += t->python;
+    r->mem_requests++;
+    if (t->peak > 0 && (uint64_t)t->peak > r->mem_peak) r->mem_peak = (uint64_t)t->peak;
+}
+
 const cz_metrics_route_t *cz_metrics_route(const cz_metrics_t *m, uint32_t route_index) {
     if (!m->routes) return NULL;
     return &m->routes[route_index < m->nroutes ? route_index : m->nroutes];

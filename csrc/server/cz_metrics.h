@@ -10,6 +10,9 @@
  * Latency is from when the request was dispatched to when its whole answer
  * was queued, in nanoseconds; the histogram's buckets are the upper bounds
  * CZ_METRICS_BOUNDS_NS (Prometheus "le", cumulated by the reader) and +Inf.
+ * Memory per route, when the embedder measures it, is what each request's
+ * connection allocated through cz_memory (cz_mem_tally_t), summed per
+ * purpose, with the largest one request held (cz_metrics_observe_memory).
  *
  * Memory: one CZ_MEM_GENERAL array, grown by cz_metrics_reserve() (not
  * while observing). Threads: none; the embedder serializes calls (the
@@ -49,6 +52,13 @@ typedef struct {
     uint64_t bucket[CZ_METRICS_BUCKETS + 1]; /* per bucket (not cumulated); the last: over every bound */
     uint64_t sum_ns;                         /* of every latency observed */
     uint64_t observed;                       /* = sum of bucket[] */
+    /* Memory (cz_metrics_observe_memory): per purpose, the bytes the
+     * layer handed out for its requests (cz_mem_tally_t.allocated); how
+     * many requests were measured; the most one of them held at once. */
+    uint64_t mem_allocated[CZ_MEM_PURPOSES];
+    uint64_t mem_python; /* cz_mem_tally_t.python, summed */
+    uint64_t mem_requests;
+    uint64_t mem_peak;
 } cz_metrics_route_t;
 
 typedef struct {
@@ -69,6 +79,9 @@ cz_metrics_method_t cz_metrics_method(int method_id);
 /* One answered request. A route index >= nroutes counts as "no route";
  * nothing is counted before cz_metrics_reserve() succeeded. */
 void cz_metrics_observe(cz_metrics_t *m, uint32_t route_index, int method_id, int status, uint64_t ns);
+/* One answered request's memory (its connection's tally); the same
+ * route rules as cz_metrics_observe(). */
+void cz_metrics_observe_memory(cz_metrics_t *m, uint32_t route_index, const cz_mem_tally_t *t);
 /* The figures of `route_index`, or of "no route" for an index >= nroutes;
  * NULL before cz_metrics_reserve(). */
 const cz_metrics_route_t *cz_metrics_route(const cz_metrics_t *m, uint32_t route_index);

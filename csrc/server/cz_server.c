@@ -5,6 +5,7 @@
 #include "cz_answer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -34,12 +37,26 @@ typedef struct cz_completion {
 } cz_completion_t;
 
 /* Socket facts, one flags word (the connection's own state is cz_conn's).
- * SOCK_LOWAT: TCP_NOTSENT_LOWAT is set (a long file range was sent). */
-enum { SOCK_OPEN = 1, SOCK_READING = 2, SOCK_WRITING = 4, SOCK_WAKE = 8, SOCK_LOWAT = 16 };
+ * SOCK_LOWAT: TCP_NOTSENT_LOWAT is set (a long file range was sent).
+ * SOCK_UNIX: a Unix domain socket's connection (a uv_pipe_t; no peer address). */
+enum { SOCK_OPEN = 1, SOCK_READING = 2, SOCK_WRITING = 4, SOCK_WAKE = 8, SOCK_LOWAT = 16, SOCK_UNIX = 32 };
+
+/* A listening socket or a connection: TCP, or a Unix domain socket. Both
+ * are libuv streams; everything but init, accept and peer lookup goes
+ * through uv_stream_t / uv_handle_t. */
+typedef union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+} stream_u;
+
+#define STREAM(u) (&(u)->stream)
+#define HANDLE(u) (&(u)->handle)
 
 typedef struct sock {
     cz_conn_t conn; /* first: the embedder's cz_conn_t * is this */
-    uv_tcp_t tcp;
+    stream_u io;
     cz_server_t *srv;
     struct sock *prev, *next;
     uv_write_t wreq;
@@ -64,7 +81,9 @@ typedef struct {
 
 struct cz_server {
     uv_loop_t loop;
-    uv_tcp_t listener;
+    stream_u listener;
+    int listener_open; /* listener initialized (it is closed with the loop) */
+    int listener_unix; /* it is a Unix domain socket (a uv_pipe_t) */
     uv_timer_t sweep, deadline_timer;
     uv_prepare_t before_poll; /* releases the embedder's lock before the loop blocks */
     uv_idle_t wake;           /* runs the wake list; keeps the poll from blocking meanwhile */
@@ -153,7 +172,7 @@ static void client_release(cz_server_t *s, const uint8_t *a) {
 static int peer_key(sock_t *k, uint8_t *out) {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    if (uv_tcp_getpeername(&k->tcp, (struct sockaddr *)&ss, &len) != 0) return -1;
+    if ((k->flags & SOCK_UNIX) || uv_tcp_getpeername(&k->io.tcp, (struct sockaddr *)&ss, &len) != 0) return -1;
     if (ss.ss_family == AF_INET6) {
         memcpy(out, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
     } else if (ss.ss_family == AF_INET) {
@@ -178,6 +197,17 @@ static void hooks_leave(cz_server_t *s) {
     if (!s->locked) return;
     s->locked = 0;
     if (s->hooks.unlock) s->hooks.unlock(s->hooks.ctx);
+}
+
+/* cfg.memory_per_request: what the loop thread allocates while it works
+ * for connection `k` is counted in its tally (cz_conn_answered_t.mem).
+ * Left before anything may free `k` (sock_unref). */
+static void tally_enter(sock_t *k) {
+    if (k->srv->cfg.memory_per_request) cz_mem_tally_enter(cz_conn_tally(&k->conn));
+}
+
+static void tally_leave(cz_server_t *s) {
+    if (s->cfg.memory_per_request) cz_mem_tally_enter(NULL);
 }
 
 /* The lock taken by the first hook call of a loop iteration is kept for
@@ -249,7 +279,8 @@ static void env_drained(void *ctx, cz_conn_t *c) {
     s->hooks.drained(s->hooks.ctx, c);
 }
 
-/* Streams asked to go on: one piece each per loop iteration. */
+/* Streams asked to go on: one piece each per loop iteration; upgraded
+ * connections given output from elsewhere: written. */
 static void on_wake(uv_idle_t *h) {
     cz_server_t *s = h->data;
     sock_t *list = s->wake_head;
@@ -259,11 +290,16 @@ static void on_wake(uv_idle_t *h) {
         sock_t *k = list;
         list = k->wake_next;
         k->flags &= ~(unsigned)SOCK_WAKE;
-        if ((k->flags & SOCK_OPEN) && cz_conn_state(&k->conn) == CZ_CONN_STREAM && s->hooks.drained) {
+        cz_conn_state_t st = (k->flags & SOCK_OPEN) ? cz_conn_state(&k->conn) : CZ_CONN_CLOSED;
+        if (st == CZ_CONN_STREAM && s->hooks.drained) {
             hooks_enter(s);
+            tally_enter(k);
             s->hooks.drained(s->hooks.ctx, &k->conn);
             cz_conn_resume(&k->conn);
             sock_sync(k);
+            tally_leave(s);
+        } else if (st == CZ_CONN_UPGRADED) {
+            sock_sync(k); /* output appended from another connection's hook */
         }
         sock_unref(k);
     }
@@ -314,10 +350,10 @@ static void sock_close(sock_t *k) {
     if (k->next) k->next->prev = k->prev;
     k->prev = k->next = NULL;
     s->counters.active_connections--;
-    if (s->clients) client_release(s, k->client);
+    if (s->clients && !(k->flags & SOCK_UNIX)) client_release(s, k->client);
     s->counters.output_held -= k->held;
     k->held = 0;
-    uv_close((uv_handle_t *)&k->tcp, on_sock_closed);
+    uv_close(HANDLE(&k->io), on_sock_closed);
 }
 
 /* ---- reading -------------------------------------------------------------------------- */
@@ -332,6 +368,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     sock_t *k = stream->data;
+    cz_server_t *s = k->srv;
+    tally_enter(k);
     if (nread < 0) {
         /* EOF or error: nothing more is read; what is in progress is answered. */
         uv_read_stop(stream);
@@ -344,6 +382,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
         cz_conn_feed(&k->conn, buf->base, (size_t)nread);
     }
     sock_sync(k);
+    tally_leave(s);
 }
 
 /* ---- writing ------------------------------------------------------------------------------- */
@@ -354,10 +393,12 @@ static void on_write(uv_write_t *w, int status) {
     if (status < 0 || !(k->flags & SOCK_OPEN)) {
         sock_close(k);
     } else {
+        tally_enter(k);
         cz_conn_out_sent(&k->conn, k->wlen);
         k->stall_since = uv_now(&k->srv->loop);
         cz_conn_resume(&k->conn); /* may answer held pipelined requests: hooks */
         sock_sync(k);
+        tally_leave(k->srv); /* k lives until its write's hold is let go below */
     }
     sock_unref(k); /* the write's hold */
 }
@@ -365,7 +406,7 @@ static void on_write(uv_write_t *w, int status) {
 static int sock_write(sock_t *k, const char *base, size_t len) {
     uv_buf_t ub = uv_buf_init((char *)(uintptr_t)base, (unsigned)len);
     k->wreq.data = k;
-    if (uv_write(&k->wreq, (uv_stream_t *)&k->tcp, &ub, 1, on_write) != 0) return -1;
+    if (uv_write(&k->wreq, STREAM(&k->io), &ub, 1, on_write) != 0) return -1;
     k->wlen = len;
     k->wq_mark = len;
     k->refs++;
@@ -390,7 +431,7 @@ static int sock_write(sock_t *k, const char *base, size_t len) {
  * loopback. */
 static int send_file(sock_t *k, const cz_conn_seg_t *seg) {
     uv_os_fd_t sockfd;
-    if (uv_fileno((uv_handle_t *)&k->tcp, &sockfd) != 0) return -1;
+    if (uv_fileno(HANDLE(&k->io), &sockfd) != 0) return -1;
 #ifdef TCP_NOTSENT_LOWAT
     if (seg->len >= FILE_LOWAT_FROM && !(k->flags & SOCK_LOWAT)) {
         int lowat = FILE_LOWAT;
@@ -427,7 +468,7 @@ static int sock_flush(sock_t *k) {
         /* Most answers fit the socket buffer: written now, with no write
          * request, completion callback or poll change. */
         uv_buf_t ub = uv_buf_init((char *)(uintptr_t)seg.base, (unsigned)seg.len);
-        int n = uv_try_write((uv_stream_t *)&k->tcp, &ub, 1);
+        int n = uv_try_write(STREAM(&k->io), &ub, 1);
         if (n == (int)seg.len) {
             cz_conn_out_sent(&k->conn, seg.len);
             continue;
@@ -484,7 +525,7 @@ static void account_output(sock_t *k) {
 /* Sweep: a write that moved at least the slow-reader rate is progress. */
 static void check_progress(sock_t *k, uint64_t now) {
     if (!(k->flags & SOCK_WRITING)) return;
-    size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&k->tcp);
+    size_t q = uv_stream_get_write_queue_size(STREAM(&k->io));
     if (k->wq_mark >= q && k->wq_mark - q >= (size_t)CZ_SERVER_SLOW_READER_BPS * SWEEP_MS / 1000u) {
         k->stall_since = now;
         k->wq_mark = q;
@@ -510,9 +551,9 @@ static void sock_sync(sock_t *k) {
     }
     int want = cz_conn_wants_input(&k->conn);
     if (want && !(k->flags & SOCK_READING)) {
-        if (uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read) == 0) k->flags |= SOCK_READING;
+        if (uv_read_start(STREAM(&k->io), on_alloc, on_read) == 0) k->flags |= SOCK_READING;
     } else if (!want && (k->flags & SOCK_READING)) {
-        uv_read_stop((uv_stream_t *)&k->tcp);
+        uv_read_stop(STREAM(&k->io));
         k->flags &= ~(unsigned)SOCK_READING;
     }
 }
@@ -526,8 +567,13 @@ static void on_connection(uv_stream_t *server, int status) {
     if (!k) return;
     k->srv = s;
     k->refs = 1;
-    uv_tcp_init(&s->loop, &k->tcp);
-    k->tcp.data = k;
+    if (s->listener_unix) {
+        uv_pipe_init(&s->loop, &k->io.pipe, 0);
+        k->flags = SOCK_UNIX;
+    } else {
+        uv_tcp_init(&s->loop, &k->io.tcp);
+    }
+    HANDLE(&k->io)->data = k;
     cz_conn_init(&k->conn, &s->env);
     k->stall_since = uv_now(&s->loop);
     if (!s->stopping && s->counters.active_connections >= s->cfg.max_connections) {
@@ -535,17 +581,17 @@ static void on_connection(uv_stream_t *server, int status) {
         sock_t *victim = most_stalled(s, CZ_SERVER_STALL_GRACE_MS, 0);
         if (victim) evict(victim);
     }
-    if (uv_accept(server, (uv_stream_t *)&k->tcp) != 0 || s->stopping ||
+    if (uv_accept(server, STREAM(&k->io)) != 0 || s->stopping ||
         s->counters.active_connections >= s->cfg.max_connections) {
         s->counters.rejected++;
-        uv_close((uv_handle_t *)&k->tcp, on_sock_closed);
+        uv_close(HANDLE(&k->io), on_sock_closed);
         return;
     }
-    if (s->clients) {
+    if (s->clients && !(k->flags & SOCK_UNIX)) { /* a Unix socket's clients are all one local peer */
         client_t *e = peer_key(k, k->client) == 0 ? client_slot(s, k->client) : NULL;
         if (!e || e->count >= s->cfg.max_connections_per_client) {
             s->counters.rejected++;
-            uv_close((uv_handle_t *)&k->tcp, on_sock_closed);
+            uv_close(HANDLE(&k->io), on_sock_closed);
             return;
         }
         if (!e->count) memcpy(e->addr, k->client, 16);
@@ -553,15 +599,15 @@ static void on_connection(uv_stream_t *server, int status) {
     }
     s->counters.accepted++;
     s->counters.active_connections++;
-    uv_tcp_nodelay(&k->tcp, 1);
+    if (!(k->flags & SOCK_UNIX)) uv_tcp_nodelay(&k->io.tcp, 1);
     if (s->cfg.max_write_buffer_total && s->counters.output_held > s->cfg.max_write_buffer_total / 2u) {
         /* Output memory is scarce: this client's kernel buffer is capped
          * too, so a slow reader costs little to serve and to close. */
         uv_os_fd_t fd;
         int size = PRESSURE_SNDBUF;
-        if (uv_fileno((uv_handle_t *)&k->tcp, &fd) == 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+        if (uv_fileno(HANDLE(&k->io), &fd) == 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
     }
-    k->flags = SOCK_OPEN;
+    k->flags |= SOCK_OPEN;
     k->next = s->socks;
     if (s->socks) s->socks->prev = k;
     s->socks = k;
@@ -591,8 +637,10 @@ static void on_sweep(uv_timer_t *t) {
         cz_conn_state_t st = cz_conn_state(&k->conn);
         if (pressure && (st == CZ_CONN_HEAD || st == CZ_CONN_BODY) && now - k->stall_since >= head_max) d = now;
         if (!d || now < d) continue;
+        tally_enter(k);
         cz_conn_timeout(&k->conn);
         sock_sync(k);
+        tally_leave(s);
     }
 }
 
@@ -655,7 +703,7 @@ static void on_shutdown_deadline(uv_timer_t *t) {
  * held the loop) are read now, so they are answered rather than dropped. */
 static void drain_input(sock_t *k) {
     uv_os_fd_t fd;
-    if (!(k->flags & SOCK_READING) || uv_fileno((uv_handle_t *)&k->tcp, &fd) != 0) return;
+    if (!(k->flags & SOCK_READING) || uv_fileno(HANDLE(&k->io), &fd) != 0) return;
     while ((k->flags & SOCK_OPEN) && cz_conn_wants_input(&k->conn)) {
         ssize_t n = recv(fd, k->srv->rbuf, READ_CHUNK, MSG_DONTWAIT);
         if (n > 0) {
@@ -673,7 +721,7 @@ static void begin_stop(cz_server_t *s) {
     s->stopping = 1;
     s->env.stopping = 1;
     if (s->listening) {
-        close_handle((uv_handle_t *)&s->listener);
+        close_handle(HANDLE(&s->listener));
         s->listening = 0;
     }
     /* A second SIGINT (Ctrl+C again) kills at once; SIGTERM stays handled,
@@ -695,8 +743,9 @@ static void on_signal(uv_signal_t *h, int signum) {
     begin_stop(h->data);
 }
 
-static void on_wakeup(uv_async_t *a) {
-    cz_server_t *s = a->data;
+/* Run the completions posted so far (on_wakeup, and each step of a driven
+ * server, which takes quiet posts). */
+static void run_posted(cz_server_t *s) {
     uv_mutex_lock(&s->lock);
     cz_completion_t *list = s->posted_head;
     s->posted_head = s->posted_tail = NULL;
@@ -707,9 +756,13 @@ static void on_wakeup(uv_async_t *a) {
         cz_completion_t *next = list->next;
         cz_conn_t *c = list->conn;
         hooks_enter(s);
+        tally_enter(sock_of(c));
         int again = s->hooks.complete(s->hooks.ctx, c, list->item);
         int release = list->release;
+        /* made by the posting thread, outside any tally: not the request's to count */
+        tally_leave(s);
         cz_free(s->alloc, CZ_MEM_TASK, list);
+        tally_enter(sock_of(c));
         if (release) s->inflight--;
         if (cz_conn_is_open(c)) {
             /* A completion that answered nothing would leave the next
@@ -718,6 +771,7 @@ static void on_wakeup(uv_async_t *a) {
             cz_conn_resume(c);
             sock_sync(sock_of(c));
         }
+        tally_leave(s);
         if (release) sock_unref(sock_of(c));
         list = next;
     }
@@ -725,7 +779,11 @@ static void on_wakeup(uv_async_t *a) {
     maybe_finish_stop(s);
 }
 
-static int post(cz_server_t *s, cz_conn_t *c, void *item, int release) {
+static void on_wakeup(uv_async_t *a) {
+    run_posted(a->data);
+}
+
+static int post(cz_server_t *s, cz_conn_t *c, void *item, int release, int wake) {
     cz_completion_t *p = cz_malloc(s->alloc, CZ_MEM_TASK, sizeof(*p));
     if (!p) return -1;
     p->next = NULL;
@@ -742,16 +800,20 @@ static int post(cz_server_t *s, cz_conn_t *c, void *item, int release) {
     else s->posted_head = p;
     s->posted_tail = p;
     uv_mutex_unlock(&s->lock);
-    uv_async_send(&s->wakeup);
+    if (wake) uv_async_send(&s->wakeup);
     return 0;
 }
 
 int cz_server_post(cz_server_t *s, cz_conn_t *c, void *item) {
-    return post(s, c, item, 1);
+    return post(s, c, item, 1, 1);
 }
 
 int cz_server_post_more(cz_server_t *s, cz_conn_t *c, void *item) {
-    return post(s, c, item, 0);
+    return post(s, c, item, 0, 1);
+}
+
+int cz_server_post_quiet(cz_server_t *s, cz_conn_t *c, void *item, int more) {
+    return post(s, c, item, !more, 0);
 }
 
 void cz_server_stop(cz_server_t *s) {
@@ -813,8 +875,6 @@ cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router, 
     uv_mutex_init(&s->lock);
     s->loop.data = s;
     cz_http_date_init(&s->date, time(NULL));
-    uv_tcp_init(&s->loop, &s->listener);
-    s->listener.data = s;
     uv_timer_init(&s->loop, &s->sweep);
     s->sweep.data = s;
     uv_timer_init(&s->loop, &s->deadline_timer);
@@ -835,7 +895,9 @@ cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router, 
     return s;
 }
 
-static int bind_socket(cz_server_t *s, const char *host, int port, char *err, size_t errlen) {
+/* A TCP socket bound to host:port (SO_REUSEADDR, and SO_REUSEPORT when
+ * reuse_port): its fd, or a negative libuv error with a message in err. */
+static int bind_socket(const char *host, int port, int reuse_port, char *err, size_t errlen) {
     char portstr[16];
     snprintf(portstr, sizeof(portstr), "%d", port);
     struct addrinfo hints, *res = NULL;
@@ -853,29 +915,48 @@ static int bind_socket(cz_server_t *s, const char *host, int port, char *err, si
     if (fd < 0) rc = -errno;
     if (!rc && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) rc = -errno;
 #ifdef SO_REUSEPORT
-    if (!rc && s->cfg.reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) rc = -errno;
+    if (!rc && reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) rc = -errno;
+#else
+    (void)reuse_port;
 #endif
     if (!rc && bind(fd, res->ai_addr, res->ai_addrlen) < 0) rc = -errno;
     freeaddrinfo(res);
-    if (!rc) rc = uv_tcp_open(&s->listener, fd);
     if (rc) {
         if (fd >= 0) close(fd);
         snprintf(err, errlen, "cannot bind %s:%d: %s", host, port, uv_strerror(rc));
+        return rc;
     }
-    return rc;
+    return fd;
 }
 
-int cz_server_listen(cz_server_t *s, const char *host, int port, char *err, size_t errlen) {
-    int rc = bind_socket(s, host, port, err, errlen);
-    if (rc) return rc;
-    rc = uv_listen((uv_stream_t *)&s->listener, s->cfg.backlog, on_connection);
+/* Listen on `fd` (a stream socket of `family`), which the listener takes
+ * (closed with it, or here on failure). `what` names it in messages. */
+static int listen_on(cz_server_t *s, int fd, int family, const char *what, char *err, size_t errlen) {
+    int rc;
+    s->listener_unix = family == AF_UNIX;
+    if (s->listener_unix) {
+        uv_pipe_init(&s->loop, &s->listener.pipe, 0);
+        s->listener_open = 1;
+        rc = uv_pipe_open(&s->listener.pipe, fd);
+    } else {
+        uv_tcp_init(&s->loop, &s->listener.tcp);
+        s->listener_open = 1;
+        rc = uv_tcp_open(&s->listener.tcp, fd);
+    }
+    HANDLE(&s->listener)->data = s;
     if (rc) {
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, uv_strerror(rc));
+        close(fd); /* not the handle's: it took nothing */
+        snprintf(err, errlen, "cannot serve %s: %s", what, uv_strerror(rc));
+        return rc;
+    }
+    rc = uv_listen(STREAM(&s->listener), s->cfg.backlog, on_connection);
+    if (rc) {
+        snprintf(err, errlen, "cannot listen on %s: %s", what, uv_strerror(rc));
         return rc;
     }
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) == 0) {
+    if (!s->listener_unix && uv_tcp_getsockname(&s->listener.tcp, (struct sockaddr *)&ss, &len) == 0) {
         s->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                            : ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
@@ -883,11 +964,128 @@ int cz_server_listen(cz_server_t *s, const char *host, int port, char *err, size
     return 0;
 }
 
+static int listener_taken(cz_server_t *s, char *err, size_t errlen) {
+    if (!s->listener_open) return 0;
+    snprintf(err, errlen, "this server listens already");
+    return UV_EALREADY;
+}
+
+int cz_server_listen(cz_server_t *s, const char *host, int port, char *err, size_t errlen) {
+    int rc = listener_taken(s, err, errlen);
+    if (rc) return rc;
+    int fd = bind_socket(host, port, s->cfg.reuse_port, err, errlen);
+    if (fd < 0) return fd;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int family = getsockname(fd, (struct sockaddr *)&ss, &len) == 0 ? ss.ss_family : AF_INET;
+    char what[300];
+    snprintf(what, sizeof(what), "%s:%d", host, port);
+    return listen_on(s, fd, family, what, err, errlen);
+}
+
+int cz_server_tcp_socket(const char *host, int port, int backlog, char *err, size_t errlen) {
+    int fd = bind_socket(host, port, 1, err, errlen);
+    if (fd < 0) return fd;
+    if (listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
+        int rc = -errno;
+        close(fd);
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, uv_strerror(rc));
+        return rc;
+    }
+    return fd;
+}
+
+int cz_server_listen_fd(cz_server_t *s, int fd, char *err, size_t errlen) {
+    int rc = listener_taken(s, err, errlen);
+    if (rc) return rc;
+    int type = 0;
+    socklen_t tlen = sizeof(type);
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0) {
+        rc = fd < 0 ? UV_EBADF : -errno;
+        if (rc == UV_EBADF) snprintf(err, errlen, "fd %d is not an open file descriptor", fd);
+        else if (rc == UV_ENOTSOCK) snprintf(err, errlen, "fd %d is not a socket", fd);
+        else snprintf(err, errlen, "fd %d: %s", fd, uv_strerror(rc));
+        return rc;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (type != SOCK_STREAM || getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6 && ss.ss_family != AF_UNIX)) {
+        snprintf(err, errlen, "fd %d is not a TCP or Unix stream socket", fd);
+        return UV_EINVAL;
+    }
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (own < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "fd %d: cannot duplicate it: %s", fd, uv_strerror(rc));
+        return rc;
+    }
+    char what[32];
+    snprintf(what, sizeof(what), "fd %d", fd);
+    return listen_on(s, own, ss.ss_family, what, err, errlen);
+}
+
+/* What connecting to the Unix socket at `sa` says: 0 (a server listens),
+ * or an errno (ECONNREFUSED: nobody does, the file is stale). */
+static int probe_unix(const struct sockaddr_un *sa) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return errno;
+    int e = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 ? 0 : errno;
+    close(fd);
+    return e;
+}
+
+int cz_server_unix_socket(const char *path, int backlog, char *err, size_t errlen) {
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    size_t plen = strlen(path);
+    if (plen == 0 || plen >= sizeof(sa.sun_path)) {
+        snprintf(err, errlen, "cannot bind unix:%s: %s", path,
+                 plen ? "the path is too long for a Unix socket (107 bytes at most)" : "the path is empty");
+        return plen ? UV_ENAMETOOLONG : UV_EINVAL;
+    }
+    memcpy(sa.sun_path, path, plen);
+    mode_t mode = 0666; /* a proxy running as another user can connect; the directory decides who gets there */
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "cannot bind unix:%s: the path exists and is not a socket", path);
+            return UV_EEXIST;
+        }
+        int e = probe_unix(&sa);
+        if (e == ECONNREFUSED) { /* stale: its server is gone; the new one keeps its permissions */
+            mode = st.st_mode & 07777;
+            unlink(path);
+        } else if (e == 0 || e == EAGAIN) {
+            snprintf(err, errlen, "cannot bind unix:%s: the address is already in use (another server?)", path);
+            return UV_EADDRINUSE;
+        } else if (e != ENOENT) { /* ENOENT: it went meanwhile */
+            snprintf(err, errlen, "cannot bind unix:%s: %s", path, uv_strerror(-e));
+            return -e;
+        }
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int rc = fd < 0 ? -errno : 0;
+    if (!rc && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) rc = -errno;
+    int bound = !rc;
+    if (!rc && chmod(path, mode) < 0) rc = -errno;
+    if (!rc && listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) rc = -errno;
+    if (rc) {
+        if (bound) unlink(path);
+        if (fd >= 0) close(fd);
+        snprintf(err, errlen, "cannot bind unix:%s: %s", path,
+                 rc == UV_EADDRINUSE ? "the address is already in use (another server?)" : uv_strerror(rc));
+        return rc;
+    }
+    return fd;
+}
+
 int cz_server_port(const cz_server_t *s) {
     return s->port;
 }
 
-int cz_server_run(cz_server_t *s) {
+void cz_server_start(cz_server_t *s) {
     uv_timer_start(&s->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
     uv_prepare_start(&s->before_poll, on_before_poll);
     uv_unref((uv_handle_t *)&s->before_poll); /* it never keeps the loop alive */
@@ -899,10 +1097,30 @@ int cz_server_run(cz_server_t *s) {
     int stop = s->stop_requested;
     uv_mutex_unlock(&s->lock);
     if (stop) begin_stop(s);
+}
+
+int cz_server_run(cz_server_t *s) {
+    cz_server_start(s);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     flush_hook(s);
     hooks_leave(s); /* the last iteration's, if the loop ended holding it */
     return 0;
+}
+
+int cz_server_step(cz_server_t *s) {
+    run_posted(s);
+    int alive = uv_run(&s->loop, UV_RUN_NOWAIT) != 0;
+    if (!alive) flush_hook(s);
+    hooks_leave(s); /* the lock is never held between steps */
+    return alive;
+}
+
+int cz_server_fd(const cz_server_t *s) {
+    return uv_backend_fd(&s->loop);
+}
+
+int cz_server_timeout(const cz_server_t *s) {
+    return uv_backend_timeout(&s->loop);
 }
 
 void cz_server_destroy(cz_server_t *s) {
@@ -914,7 +1132,7 @@ void cz_server_destroy(cz_server_t *s) {
         next = k->next;
         sock_close(k);
     }
-    close_handle((uv_handle_t *)&s->listener);
+    if (s->listener_open) close_handle(HANDLE(&s->listener));
     close_loop_handles(s);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     /* Completions posted after the loop's last turn: their items are
@@ -955,7 +1173,9 @@ int cz_conn_peer(const cz_conn_t *c, char *host, size_t hostlen, int *port) {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     const sock_t *k = sock_of(c);
-    if (!(k->flags & SOCK_OPEN) || uv_tcp_getpeername(&k->tcp, (struct sockaddr *)&ss, &len) != 0) return -1;
+    if ((k->flags & (SOCK_OPEN | SOCK_UNIX)) != SOCK_OPEN ||
+        uv_tcp_getpeername(&k->io.tcp, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
     if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
         uv_ip6_name(a, host, hostlen);

@@ -1,6 +1,7 @@
 /*
  * cz_server — the libuv side of the HTTP/1.1 server: the loop, the listening
- * socket, each connection's socket, timers and signals. What a connection
+ * socket (TCP or Unix domain: see "listening" below), each connection's
+ * socket, timers and signals. What a connection
  * does with its bytes is cz_conn's (transport-free, cz_conn.h); what happens
  * to a routed request is the embedder's business, through cz_server_hooks_t.
  *
@@ -13,7 +14,8 @@
  * (TCP_NOTSENT_LOWAT, where the platform has it). Reading stops whenever
  * cz_conn says so (busy, output over max_write_buffer, closing).
  *
- * Threads: everything runs on the thread that called cz_server_run(), except
+ * Threads: everything runs on the thread that called cz_server_run() (or
+ * steps the server: see "driven by another event loop"), except
  * cz_server_post() and cz_server_stop(), which any thread may call.
  *
  * Memory: connections and read leftovers use CZ_MEM_REQUEST; output and file
@@ -47,6 +49,10 @@ typedef struct {
     int handle_signals; /* SIGINT/SIGTERM start a graceful stop */
     cz_http_limits_t http;
     size_t max_body; /* requests to routes without their own limit; 0: http.max_body */
+    /* Count what the loop thread allocates while working for each
+     * connection in its tally, reported per request in
+     * cz_conn_answered_t.mem (needs hooks.answered); 0: no tally is kept. */
+    int memory_per_request;
 } cz_server_config_t;
 
 #define CZ_SERVER_DEFAULT_MAX_CONNECTIONS   10000u
@@ -130,13 +136,69 @@ cz_server_t *cz_server_create(cz_allocator_t *alloc, const cz_router_t *router, 
                               const cz_server_hooks_t *hooks);
 void cz_server_destroy(cz_server_t *s);
 
-/* Bind and listen. Returns 0, or a negative libuv error with a message in err. */
+/* ---- listening: one listener per server, set before cz_server_run() ----------------------
+ *
+ * The listener is a TCP socket (uv_tcp_t) or a Unix domain socket
+ * (uv_pipe_t); its connections are of the same kind. A Unix socket's
+ * connections have no peer address: cz_conn_peer() fails, cz_conn_peer_text()
+ * is "", and max_connections_per_client does not apply to them (they all
+ * come from the local proxy). Each function returns 0 (or an fd), or a
+ * negative libuv error with a one-line message in err (what, where, why);
+ * UV_EALREADY when the server listens already. */
+
+/* Bind host:port (SO_REUSEADDR; SO_REUSEPORT when config.reuse_port) and listen. */
 int cz_server_listen(cz_server_t *s, const char *host, int port, char *err, size_t errlen);
-/* The bound port (useful after port 0). */
+/* Listen on an already bound stream socket `fd` the caller holds (inherited
+ * from a supervisor, systemd, circus...): AF_INET, AF_INET6 or AF_UNIX,
+ * told apart by getsockname(). listen() is called again (harmless on a
+ * listening socket; config.backlog). The server serves a duplicate
+ * (F_DUPFD_CLOEXEC) and closes it when it stops: `fd` stays the caller's,
+ * so processes sharing it (workers forked with it) all accept on the one
+ * socket, and a worker that stops drops none of its queued connections.
+ * Not a socket, not a stream, another family: UV_ENOTSOCK / UV_EINVAL. */
+int cz_server_listen_fd(cz_server_t *s, int fd, char *err, size_t errlen);
+/* No server needed: a listening Unix domain socket bound at `path`, for
+ * cz_server_listen_fd() (in this process or in forked workers). A socket
+ * file already at `path` is replaced if no server answers on it (a stale
+ * one: its permissions are kept), refused if one does (UV_EADDRINUSE);
+ * anything else at `path` is refused (UV_EEXIST). A new file gets mode
+ * 0666 (a proxy running as another user can connect; the directory's
+ * permissions decide who reaches it). Returns the fd (SOCK_CLOEXEC, the
+ * caller's to close), listening with `backlog` (<= 0: SOMAXCONN). The
+ * caller removes the file when done; nothing here does. */
+int cz_server_unix_socket(const char *path, int backlog, char *err, size_t errlen);
+/* No server needed: a TCP socket bound at host:port with SO_REUSEADDR and
+ * SO_REUSEPORT, listening with `backlog` (<= 0: SOMAXCONN), for
+ * cz_server_listen_fd(). A supervisor makes one per worker slot: the kernel
+ * spreads connections over them as over workers' own SO_REUSEPORT sockets,
+ * and a worker's replacement accepts on the same socket, so the connections
+ * queued on it when the old worker stops are not reset. Returns the fd
+ * (SOCK_CLOEXEC, the caller's to close) or a negative libuv error with a
+ * message in err. */
+int cz_server_tcp_socket(const char *host, int port, int backlog, char *err, size_t errlen);
+/* The bound TCP port (useful after port 0); 0 for a Unix socket. */
 int cz_server_port(const cz_server_t *s);
 
 /* Serve until stopped and every connection is closed. Returns 0. */
 int cz_server_run(cz_server_t *s);
+
+/* ---- driven by another event loop ---------------------------------------------------------
+ *
+ * Instead of cz_server_run(), so that one thread serves HTTP and runs
+ * another loop (asyncio's), with no hand-off between threads: call
+ * cz_server_start() once, then cz_server_step() whenever cz_server_fd() is
+ * readable, and again once cz_server_timeout() milliseconds have passed
+ * since the last step. A step runs one iteration of the loop without
+ * blocking; hooks.lock is held at most for the step's duration. The
+ * thread that steps is "the loop thread" of everything below. */
+void cz_server_start(cz_server_t *s);
+/* 1 while the server serves; 0 once it has finished (as cz_server_run()
+ * returns): then cz_server_destroy(). */
+int cz_server_step(cz_server_t *s);
+/* A descriptor that polls readable when a step has work (the loop's epoll). */
+int cz_server_fd(const cz_server_t *s);
+/* Milliseconds until a step is due with no input (timers); -1: none. */
+int cz_server_timeout(const cz_server_t *s);
 
 /* Begin a graceful stop: stop accepting; read what already reached open
  * connections; close idle ones; answer every request read (Connection:
@@ -155,6 +217,10 @@ int cz_server_post(cz_server_t *s, cz_conn_t *c, void *item);
  * keeps the connection; the series ends with one cz_server_post(). Posts
  * from one thread run in the order they were made. */
 int cz_server_post_more(cz_server_t *s, cz_conn_t *c, void *item);
+/* As cz_server_post() (more: cz_server_post_more()), from the thread that
+ * steps a driven server, which steps it soon: the completion waits for that
+ * step (no wake-up). */
+int cz_server_post_quiet(cz_server_t *s, cz_conn_t *c, void *item, int more);
 
 /* ---- connections (loop thread only) ---------------------------------------------------- */
 
@@ -162,15 +228,19 @@ int cz_server_post_more(cz_server_t *s, cz_conn_t *c, void *item);
  * answering a request left pending, from outside a hook (hooks.complete
  * is inside one), call nothing: the server resumes the connection itself. */
 
-/* Call hooks.drained for `c` at the next loop iteration, once, so that a
- * producer makes one piece per iteration and other connections are served
- * in between. */
+/* STREAM: call hooks.drained for `c` at the next loop iteration, once, so
+ * that a producer makes one piece per iteration and other connections are
+ * served in between. UPGRADED: write what was appended to its output
+ * (cz_conn_out_buffer) from outside its own hooks, e.g. by a broadcast
+ * handled in another connection's completion, once for any number of calls
+ * in one iteration. */
 void cz_server_wake(cz_conn_t *c);
 /* Something will be posted for `c` (cz_server_post): keep it until
  * hooks.complete has run. Taken by the server itself for PENDING requests. */
 void cz_server_hold(cz_conn_t *c);
 
-/* Peer address as text and port; 0 or -1. */
+/* Peer address as text and port; 0, or -1 (a Unix socket's connection, or
+ * a peer that cannot be read). */
 int cz_conn_peer(const cz_conn_t *c, char *host, size_t hostlen, int *port);
 /* The peer address as text, looked up once per connection ("" when it
  * cannot be read); valid while the connection is. */

@@ -136,7 +136,7 @@ void cz_ws_init(cz_ws_t *ws, cz_allocator_t *a, const cz_ws_limits_t *limits, co
     if (pmd && pmd->enabled) {
         ws->pmd = *pmd;
         if (ws->pmd.rx_window_bits < 8 || ws->pmd.rx_window_bits > 15) ws->pmd.rx_window_bits = 15;
-        if (ws->pmd.tx_window_bits < 9 || ws->pmd.tx_window_bits > 15) ws->pmd.tx_window_bits = 15;
+        if (ws->pmd.tx_window_bits < 8 || ws->pmd.tx_window_bits > 15) ws->pmd.tx_window_bits = 15;
         if (ws->pmd.mem_level < 1 || ws->pmd.mem_level > 9) ws->pmd.mem_level = 8;
         if (ws->pmd.level < -1 || ws->pmd.level > 9) ws->pmd.level = -1;
     }

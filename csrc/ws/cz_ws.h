@@ -38,7 +38,8 @@
  * the same handle (zalloc/zfree hooks). Control frames use fixed storage in
  * cz_ws_t, so a ping flood costs no memory (only the latest ping is answered,
  * as RFC 6455 5.5.3 allows). Bounds per connection: the assembly buffer <=
- * max_message; inflater ~7 KiB + 2^rx_window_bits; deflater about
+ * max_message; inflater ~7 KiB + 32 KiB (always the full window: see
+ * rx_window_bits); deflater about
  * 2^(tx_window_bits+2) + 2^(mem_level+9) (256 KiB at 15/8), created on the
  * first compressed message in each direction and, with no context
  * takeover, freed after each message.
@@ -162,9 +163,14 @@ typedef struct {
                                        each message */
     uint8_t tx_no_context_takeover; /* we reset (free) our compressor after
                                        each message */
-    uint8_t rx_window_bits;         /* 8..15, the inflater's window */
-    uint8_t tx_window_bits;         /* 9..15, the deflater's window (zlib
-                                       cannot make raw streams with 8) */
+    uint8_t rx_window_bits;         /* 8..15, the window the peer was told
+                                       to stay within; the inflater keeps
+                                       32 KiB anyway, so that a peer that
+                                       does not is read the same whatever
+                                       the splits */
+    uint8_t tx_window_bits;         /* 8..15, the window we promised; 8 is
+                                       deflated with 9, which reaches at
+                                       most 250 bytes back */
     uint8_t mem_level;              /* deflate memLevel 1..9 (0: 8) */
     int8_t level;                   /* compression level 0..9, -1 default */
 } cz_ws_deflate_t;
@@ -185,9 +191,8 @@ typedef struct {
                                            for one message) */
     uint8_t client_no_context_takeover; /* ask the client for it (our
                                            inflater lives for one message) */
-    uint8_t server_max_window_bits;     /* 9..15, 0: 15; an offer with a
-                                           smaller value lowers it; 8 is
-                                           declined (zlib cannot) */
+    uint8_t server_max_window_bits;     /* 8..15, 0: 15; an offer with a
+                                           smaller value lowers it */
     uint8_t client_max_window_bits;     /* 8..15, 0: 15; sent only when the
                                            client offered the parameter */
     uint8_t mem_level;                  /* 1..9, 0: 8 */
@@ -219,6 +224,11 @@ typedef struct {
  * the next offer is tried. Never allocates. Returns hs->status.
  */
 int cz_ws_handshake_check(const cz_http_request_t *req, const cz_ws_policy_t *policy, cz_ws_handshake_t *hs);
+
+/* Whether `req` asks for a WebSocket (an Upgrade field with the token
+ * "websocket"), valid or not: a route that also answers plain HTTP hands
+ * such a request to cz_ws_handshake_check(), any other to its HTTP handler. */
+int cz_ws_is_upgrade(const cz_http_request_t *req);
 
 /* Append "HTTP/1.1 101 Switching Protocols" with Upgrade, Connection,
  * Sec-WebSocket-Accept and, when chosen, Sec-WebSocket-Protocol and

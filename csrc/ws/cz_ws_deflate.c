@@ -58,7 +58,6 @@ void cz_ws__z_destroy(cz_ws_t *ws) {
 
 static z_stream *zin(cz_ws_t *ws) {
     z_stream *z = ws->zin;
-    int bits = ws->pmd.rx_window_bits;
 
     if (z) return z;
     z = cz_malloc(ws->alloc, CZ_MEM_REQUEST, sizeof(*z));
@@ -67,10 +66,17 @@ static z_stream *zin(cz_ws_t *ws) {
     z->zalloc = zalloc_rx;
     z->zfree = zfree_rx;
     z->opaque = ws;
-    /* a zlib peer asked for 8 deflates with 9 (zlib >= 1.2.9): a larger
-     * window costs 256 bytes and accepts both */
-    if (bits < 9) bits = 9;
-    if (inflateInit2(z, -bits) != Z_OK) {
+    /* Always the full 32 KiB window, whatever client_max_window_bits says.
+     * zlib checks a back-reference against the bytes its window holds plus
+     * the bytes this inflate() call has already written, not against
+     * 2^windowBits: with a smaller window, a peer that reaches further back
+     * than it promised would be read or refused depending on where its
+     * bytes were split into reads (and where the assembly buffer grew).
+     * With 2^15 no distance DEFLATE can encode is out of reach, so every
+     * stream inflates the same however it arrives; a peer within its
+     * promise (a zlib deflater asked for 8 uses 9, reaching 250 bytes
+     * back) is read as before. The cost: 32 KiB instead of 2^bits. */
+    if (inflateInit2(z, -15) != Z_OK) {
         cz_free(ws->alloc, CZ_MEM_REQUEST, z);
         return NULL;
     }
@@ -80,6 +86,10 @@ static z_stream *zin(cz_ws_t *ws) {
 
 static z_stream *zout(cz_ws_t *ws) {
     z_stream *z = ws->zout;
+    /* zlib refuses a raw deflater with 8 bits; with 9 it never reaches more
+     * than 512 - 262 = 250 bytes back (MAX_DIST), within a 256-byte window,
+     * as zlib itself relies on when it turns a zlib-wrapped 8 into 9 */
+    int bits = ws->pmd.tx_window_bits < 9 ? 9 : ws->pmd.tx_window_bits;
 
     if (z) return z;
     z = cz_malloc(ws->alloc, CZ_MEM_RESPONSE, sizeof(*z));
@@ -88,8 +98,7 @@ static z_stream *zout(cz_ws_t *ws) {
     z->zalloc = zalloc_tx;
     z->zfree = zfree_tx;
     z->opaque = ws;
-    if (deflateInit2(z, ws->pmd.level, Z_DEFLATED, -(int)ws->pmd.tx_window_bits, ws->pmd.mem_level,
-                     Z_DEFAULT_STRATEGY) != Z_OK) {
+    if (deflateInit2(z, ws->pmd.level, Z_DEFLATED, -bits, ws->pmd.mem_level, Z_DEFAULT_STRATEGY) != Z_OK) {
         cz_free(ws->alloc, CZ_MEM_RESPONSE, z);
         return NULL;
     }

@@ -245,13 +245,12 @@ static uint8_t clamp_bits(uint8_t v, uint8_t lo, uint8_t dflt) {
 /* Accept offer `o` under `pol` into hs; 0 when it must be declined. */
 static int offer_accept(const offer_t *o, const cz_ws_policy_t *pol, cz_ws_handshake_t *hs) {
     cz_ws_deflate_t *d = &hs->deflate;
-    uint8_t smax = clamp_bits(pol->server_max_window_bits, 9, 15);
+    uint8_t smax = clamp_bits(pol->server_max_window_bits, 8, 15);
     uint8_t cmax = clamp_bits(pol->client_max_window_bits, 8, 15);
     size_t n;
     int w;
 
     memset(d, 0, sizeof(*d));
-    if ((o->seen & P_SMWB) && o->smwb < 9) return 0; /* zlib cannot deflate raw streams with an 256-byte window */
     d->enabled = 1;
     d->tx_window_bits = (o->seen & P_SMWB) && o->smwb < smax ? (uint8_t)o->smwb : smax;
     d->tx_no_context_takeover = (o->seen & P_SNCT) || pol->server_no_context_takeover;
@@ -372,6 +371,10 @@ static int refuse(cz_ws_handshake_t *hs, int status, const char *why) {
 }
 
 #define N(lit) lit, sizeof(lit) - 1
+
+int cz_ws_is_upgrade(const cz_http_request_t *req) {
+    return has_token(req, N("upgrade"), N("websocket"));
+}
 
 int cz_ws_handshake_check(const cz_http_request_t *req, const cz_ws_policy_t *policy, cz_ws_handshake_t *hs) {
     static const cz_ws_policy_t none;

@@ -1,12 +1,22 @@
 """Catzilla: a Python web framework whose hot path is C."""
 
+import os as _os
+
+# CATZILLA_PROCESS_HEAP=jemalloc|mimalloc (what `catzilla run` sets): the
+# allocator takes the interpreter's memory now, before the imports below and
+# the app's, which are most of a fresh process's heap (docs/memory.md).
+if _os.environ.get("CATZILLA_PROCESS_HEAP", "").strip():
+    from catzilla import _core as _early
+
+    PROCESS_HEAP_REASON: str | None = _early._open_process_heap(_os.environ["CATZILLA_PROCESS_HEAP"].strip())
+    del _early
+
 from catzilla.app import Catzilla
 from catzilla.background import BackgroundTasks
 from catzilla.datastructures import FormData, State, UploadFile
-from catzilla.dependencies import Depends, Security
 from catzilla.encoders import jsonable_encoder
 from catzilla.exceptions import HTTPException, RequestValidationError, ResponseValidationError
-from catzilla.params import Body, Cookie, File, Form, Header, Path, Query
+from catzilla.params import Body, Cookie, Depends, File, Form, Header, Path, Query, Security
 from catzilla.request import ClientDisconnect, Request
 from catzilla.response import (
     FileResponse,

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import math
+import os
 import sys
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import catzilla
-from catzilla import _core, logs, memory, rendering, serving, threadpool, websockets
-from catzilla.background import BackgroundTasks
-from catzilla.binding import Binding
+from catzilla import _core, logs, memory, serving, threadpool, websockets
+from catzilla.background import BackgroundTasks, deferred_background
+from catzilla.calling import render
+from catzilla.calling.call import Binding
 from catzilla.datastructures import State
-from catzilla.dependencies import Depends
 from catzilla.exceptions import (
     ErrorHandlers,
     HTTPException,
@@ -27,8 +28,8 @@ from catzilla.exceptions import (
 )
 from catzilla.lifespan import Lifespan
 from catzilla.memory import AppMemory
-from catzilla.middleware.base import Layer, build_chain
-from catzilla.params import MODE_REQUEST, MODE_STATIC, MODE_WS, Undefined
+from catzilla.middleware.base import Layer, asgi_entry, build_chain, is_asgi_middleware, unpack_middleware
+from catzilla.params import MODE_REQUEST, MODE_STATIC, MODE_WS, Depends, Undefined
 from catzilla.proxy import TrustedHosts
 from catzilla.request import Request
 from catzilla.response import FileResponse, Response, StreamingResponse, json_dumps
@@ -37,6 +38,7 @@ from catzilla.routing import (
     Route,
     RouteDecorators,
     RouterGroup,
+    Webhooks,
     check_options,
     check_path,
     check_prefix,
@@ -46,7 +48,10 @@ from catzilla.routing import (
     merge_options,
     normalize_methods,
 )
-from catzilla.runner import AsyncRunner
+from catzilla.runner import AsyncRunner, check_loop
+
+if TYPE_CHECKING:
+    from catzilla.asgi import ASGIMount
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -123,6 +128,15 @@ def check_body_size(value: object, where: str) -> int:
     return value
 
 
+def check_asgi_options(cls: Any, args: tuple[Any, ...], options: dict[str, Any]) -> None:
+    """An ASGI middleware's options against its signature: a wrong one fails when it
+    is added, naming the class and the option, not when the app starts serving."""
+    try:
+        inspect.signature(cls).bind(None, *args, **options)
+    except TypeError as exc:
+        raise TypeError(f"{cls.__qualname__}: {exc}") from None
+
+
 def log_error(message: str, exc: BaseException) -> None:
     """A failure no client can be told of (e.g. a stream cut after its head was sent)."""
     logging.getLogger("catzilla.error").error(message, exc_info=exc)
@@ -130,6 +144,10 @@ def log_error(message: str, exc: BaseException) -> None:
 
 def background_runner(runner: AsyncRunner) -> Callable[[BackgroundTasks], None]:
     def run(tasks: BackgroundTasks) -> None:
+        held = deferred_background.get()
+        if held is not None:  # over ASGI: after the response is sent (catzilla.asgi_app)
+            held.append(tasks)
+            return
         runner.spawn(tasks.run())
 
     return run
@@ -138,18 +156,24 @@ def background_runner(runner: AsyncRunner) -> Callable[[BackgroundTasks], None]:
 class Catzilla(RouteDecorators):
     """A Catzilla application.
 
-    The memory allocator is chosen here, once: ``use_jemalloc=True`` uses
-    jemalloc when this build has it and it starts, and falls back to malloc
-    with a message on stderr otherwise. It cannot be switched afterwards.
+    The memory allocator is chosen here, once: ``use_jemalloc=True`` (the
+    default) uses jemalloc when this build has it and it starts, and falls
+    back to malloc with a message on stderr otherwise. ``allocator`` names a
+    backend instead (``"auto"``, ``"jemalloc"``, ``"mimalloc"``,
+    ``"malloc"``; ``allocator="jemalloc"`` with ``use_jemalloc=False`` is an
+    error). It cannot
+    be switched afterwards. With ``allocator_scope="process"`` (the default)
+    the first such app in a process also takes the interpreter's memory
+    (Python objects) onto that allocator; ``"app"`` keeps it to the C core's
+    buffers (docs/memory.md).
 
     ``title``, ``version``, ``description``, ``openapi_tags`` and ``servers``
     (and ``summary``, ``terms_of_service``, ``contact``, ``license_info``) describe
     the API in ``/openapi.json``; ``docs_url=None`` turns off ``/docs``,
     ``redoc_url=None`` the ``/redoc`` page, ``openapi_url=None`` all three.
     ``default_response_class`` is the response class of routes that name none.
-    ``strict_content_type=True`` refuses a JSON body sent without Content-Type
-    (FastAPI's default; Catzilla's is False, which keeps such routes on the C
-    core's direct path).
+    ``strict_content_type=True`` (the default, as in FastAPI) refuses a JSON
+    body sent without Content-Type (422); ``False`` parses it as JSON.
     ``debug=True`` puts the exception and its traceback into 500 answers (for
     development only; ``production=True`` never does). By default a 500 says
     only ``{"detail": "Internal Server Error"}`` and the traceback goes to
@@ -169,18 +193,24 @@ class Catzilla(RouteDecorators):
     ``metrics=True`` serves ``metrics_path`` (``/metrics``) in the Prometheus
     text format; ``memory_dashboard="/__catzilla__/memory"`` (or ``True``
     for that path) serves a live memory page there. Both are off by default.
+    ``route_memory`` keeps, per route, the bytes the C core allocates for
+    each request and the most one request held (``get_memory_stats()["routes"]``,
+    and ``/metrics``); ``None`` (the default) follows ``metrics``.
     """
 
     def __init__(
         self,
         *,
         use_jemalloc: bool = True,
+        allocator: str = "auto",
+        allocator_scope: str = "process",
         memory_profiling: bool = False,
         auto_memory_tuning: bool = True,
         memory_stats_interval: float = 60,
         production: bool = False,
         debug: bool = False,
         threadpool_size: int = threadpool.DEFAULT_SIZE,
+        loop: str = "auto",
         max_body_size: int | None = None,
         ws_per_message_deflate: bool = True,
         ws_max_size: int = 16 * 1024 * 1024,
@@ -204,7 +234,7 @@ class Catzilla(RouteDecorators):
         default_response_class: type[Response] | None = None,
         separate_input_output_schemas: bool = True,
         generate_unique_id_function: Callable[[Route], str] | None = None,
-        strict_content_type: bool = False,
+        strict_content_type: bool = True,
         responses: dict[Any, Any] | None = None,
         dependencies: Iterable[Depends] | None = None,
         middleware: Iterable[Any] | None = None,
@@ -218,6 +248,7 @@ class Catzilla(RouteDecorators):
         metrics: bool = False,
         metrics_path: str = "/metrics",
         memory_dashboard: str | bool | None = None,
+        route_memory: bool | None = None,
     ) -> None:
         self.access_log = memory.check_bool("access_log", access_log) if access_log is not None else False
         if not (callable(access_log_format) or access_log_format in logs.ACCESS_FORMATS):
@@ -227,6 +258,7 @@ class Catzilla(RouteDecorators):
         self.log_level = log_level
         self.log_config = log_config
         self.metrics = memory.check_bool("metrics", metrics)
+        self.route_memory = memory.check_bool("route_memory", route_memory) if route_memory is not None else None
         check_path(metrics_path)
         self.metrics_path = metrics_path
         if memory_dashboard is True:
@@ -240,6 +272,7 @@ class Catzilla(RouteDecorators):
         self.production = memory.check_bool("production", production)
         self.debug = memory.check_bool("debug", debug)
         self.threadpool_size = threadpool.check_size(threadpool_size)
+        self.loop = check_loop(loop)  # the async handlers' event loop (uvicorn's --loop)
         self.max_body_size = None if max_body_size is None else check_body_size(max_body_size, "Catzilla()")
         # WebSockets (uvicorn's names): permessage-deflate for clients that offer it; a message's bound (1009).
         self.ws_per_message_deflate = memory.check_bool("ws_per_message_deflate", ws_per_message_deflate)
@@ -247,8 +280,11 @@ class Catzilla(RouteDecorators):
         # Keep-alive: a ping after ws_ping_interval s without one; no pong within ws_ping_timeout s closes 1011.
         self.ws_ping_interval = check_seconds(ws_ping_interval, "ws_ping_interval")
         self.ws_ping_timeout = check_seconds(ws_ping_timeout, "ws_ping_timeout")
+        backend, jemalloc_requested = memory.resolve_allocator(allocator, use_jemalloc)
         self._memory = AppMemory(
-            use_jemalloc=memory.jemalloc_from_env(memory.check_bool("use_jemalloc", use_jemalloc)),
+            allocator=backend,
+            use_jemalloc=jemalloc_requested,
+            scope=memory.check_scope(allocator_scope),
             memory_profiling=memory.check_bool("memory_profiling", memory_profiling),
             auto_memory_tuning=memory.check_bool("auto_memory_tuning", auto_memory_tuning),
             memory_stats_interval=memory.check_interval(memory_stats_interval),
@@ -257,11 +293,13 @@ class Catzilla(RouteDecorators):
         self._route_names: dict[int, str] = {}  # C route index -> "GET /path", for log lines
         self._registered: set[tuple[str, str]] = set()  # (method, path) served
         self._routes: list[Route] = []
-        self._targets: list[tuple[Route, list[Any], list[Layer]]] = []  # [mode, callable] per route
+        self._endpoints: list[tuple[Route, list[Any], list[Layer]]] = []  # [mode, callable] per route
         self._mounts: list[tuple[str, Any, str | None, list[Any] | None]] = []  # (path, app, name, endpoint)
+        self._ws_mounts: list[tuple[ASGIMount, Callable[..., Any]]] = []  # ASGI mounts, their WebSocket runs
         self._mounted_patterns: set[tuple[str, str]] = set()  # sub-app routes added to this server
         self.root_path = root_path
         self.root_path_given = bool(root_path)  # the app's own, not a mount's nor a proxy's
+        self.mounted_at = ""  # the paths of the mounts that serve this app, in its root_path
         self.root_path_in_servers = root_path_in_servers
         # Proxy headers (X-Forwarded-*, Forwarded): off unless turned on; then believed
         # only from forwarded_allow_ips (see catzilla.proxy). `catzilla run` turns them on.
@@ -270,7 +308,7 @@ class Catzilla(RouteDecorators):
         self._proxy_trusted: TrustedHosts | None = None
         self._auto_options: dict[str, list[Any]] = {}
         self._errors = ErrorHandlers()
-        self._runner = AsyncRunner()
+        self._runner = AsyncRunner(self.loop)
         self._stop_requested = False
         self.port: int | None = None  # the bound port while serving
         self.state = State()
@@ -290,10 +328,34 @@ class Catzilla(RouteDecorators):
         self.responses = dict(responses or {})
         self.strict_content_type = bool(strict_content_type)
         self.openapi_schema: dict[str, Any] | None = None
+        self.webhooks = Webhooks()  # described in the document's "webhooks", not served
         self.dependencies = list(dependencies or [])
         # one dict for the app's life: routes hold it (assigning a new one refills it)
         self._dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
-        self._middleware: list[Layer] = [Layer(m) for m in (middleware or [])]  # outermost first
+        self._middleware: list[Layer] = []  # Catzilla's own, outermost first
+        # ASGI middleware classes (cls, args, kwargs), outermost first: they wrap the
+        # app as an ASGI app (catzilla.asgi_app); none keeps every route on the C fast path.
+        self._asgi_middleware: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
+        for m in middleware or []:
+            self._add_middleware(m, {}, outermost=False)
+        # id(endpoint list) -> (the list, the route's own endpoint list under the ASGI
+        # middleware's, whether it is async): what the ASGI dispatcher calls.
+        self._asgi_inner: dict[int, tuple[list[Any], list[Any], bool | None]] = {}
+        self._asgi_async: dict[int, bool] = {}
+        # id(endpoint list) -> where its sync handler runs over ASGI (threadpool.policy's
+        # 0 inline until seen blocking, 1 the thread pool, 2 inline), and the route's name.
+        self._asgi_policy: dict[int, int] = {}
+        self._asgi_names: dict[int, str] = {}
+        self._asgi_slow: dict[int, int] = {}  # slow calls in a row (_asgi_blocked)
+        self._asgi_limits: dict[int, int] = {}  # id(endpoint list) -> the route's own max_body_size (0: none)
+        # A route's own ASGI middleware (route or group middleware=[...]), by id(endpoint list),
+        # and the chain built from it around the route when the app starts serving.
+        self._asgi_route_mw: dict[int, list[tuple[Any, tuple[Any, ...], dict[str, Any]]]] = {}
+        self._asgi_route_stacks: dict[int, Callable[..., Any]] = {}
+        self._asgi_dispatcher: Any = None  # catzilla.asgi_app.Dispatcher, made by the first ASGI call
+        self._asgi_stack: Any = None  # the ASGI middleware chain around it
+        self._asgi_through: Any = None  # our server's endpoints into that chain
+        self._asgi_prepared = False  # routes wired for the ASGI dispatcher (again after a change)
         self._lifespan = Lifespan(lifespan, list(on_startup or []), list(on_shutdown or []))
         # request.app, without a reference cycle (a dropped app is freed at once).
         app_ref = weakref.ref(self)
@@ -352,7 +414,7 @@ class Catzilla(RouteDecorators):
 
     @staticmethod
     def get_available_allocators() -> list[str]:
-        """The allocators this build can use: ``["malloc"]`` or ``["malloc", "jemalloc"]``."""
+        """The allocators this build can use: ``"malloc"``, then ``"jemalloc"`` and ``"mimalloc"`` when compiled in."""
         return memory.available_allocators()
 
     @property
@@ -375,12 +437,17 @@ class Catzilla(RouteDecorators):
             "memory_profiling": m.profiling,
             "auto_memory_tuning": m.tuning,
             "can_switch_allocator": False,
-            "status": "initialized",
+            "status": "closed" if m.closed else "initialized",
             "fallback_reason": m.fallback_reason,
+            "allocator_scope": m.scope,
         }
 
     def get_memory_stats(self) -> dict[str, Any]:
-        return self._memory.stats()
+        """The allocator's figures (docs/memory.md), and ``routes``: memory per
+        route, ``{}`` unless ``route_memory`` (or ``metrics``) is on."""
+        stats = self._memory.stats()
+        stats["routes"] = memory.route_memory(self._server)
+        return stats
 
     def get_server_stats(self) -> dict[str, int]:
         """Counters of the server while it runs (zeros otherwise): connections
@@ -420,7 +487,7 @@ class Catzilla(RouteDecorators):
     def _add(
         self,
         path: str,
-        endpoint: Callable[..., Any],
+        handler: Callable[..., Any],
         methods: Iterable[str],
         name: str | None,
         dependencies: list[Depends],
@@ -430,21 +497,21 @@ class Catzilla(RouteDecorators):
         """Register a route; ``internal`` ones (the docs) are not listed in ``app.routes``."""
         method_list = normalize_methods(methods)
         check_path(path)
-        if not callable(endpoint):
-            raise TypeError(f"route handler must be callable, got {endpoint!r}")
+        if not callable(handler):
+            raise TypeError(f"route handler must be callable, got {handler!r}")
         status_code = options.get("status_code")
         if status_code is not None and (
             isinstance(status_code, bool) or not isinstance(status_code, int) or not 100 <= status_code <= 999
         ):
             raise ValueError(f"status_code must be an int in 100..999, got {status_code!r}")
         is_ws = bool(options.get("websocket"))
-        if is_ws and not inspect.iscoroutinefunction(endpoint):
+        if is_ws and not inspect.iscoroutinefunction(handler):
             raise TypeError(f"WebSocket route {path!r}: the handler must be an async function")
         response_class = options.get("response_class") or self.default_response_class
         responses = {**self.responses, **(options.get("responses") or {})}
         binding = Binding(
             path,
-            endpoint,
+            handler,
             dependencies=dependencies,
             status_code=status_code,
             response_model=options.get("response_model", Undefined),
@@ -459,12 +526,13 @@ class Catzilla(RouteDecorators):
             strict_content_type=self.strict_content_type,
         )
         route_mw = list(options.get("middleware") or [])
-        layers = [Layer(m) for m in route_mw]
+        asgi_mw = [entry for m in route_mw if (entry := asgi_entry(m)) is not None]  # around the route
+        layers = [Layer(m) for m in route_mw if asgi_entry(m) is None]
         route = Route(
             path,
             frozenset(method_list),
-            name or str(getattr(endpoint, "__name__", None) or repr(endpoint)),
-            endpoint,
+            name or str(getattr(handler, "__name__", None) or repr(handler)),
+            handler,
             tags=tuple(options.get("tags") or ()),
             summary=options.get("summary"),
             description=options.get("description"),
@@ -481,13 +549,13 @@ class Catzilla(RouteDecorators):
             websocket=is_ws,
         )
         # The endpoint list, shared by the route's methods; the C core reads it per request.
-        target = binding.target()
+        endpoint = binding.endpoint()
         if is_ws:
             run = websockets.endpoint(
                 binding.call, self._websocket_class, self._report_ws, self._report, self._ws_running
             )
             binding.websocket_run = run  # the innermost call of a middleware chain (_prepare)
-            target = [MODE_WS, run]
+            endpoint = [MODE_WS, run]
         policy = threadpool.policy(options.get("threadpool"), binding.is_async, path)
         own = options.get("max_body_size")
         max_body = 0 if own is None else check_body_size(own, f"route {path!r}")
@@ -502,15 +570,23 @@ class Catzilla(RouteDecorators):
             )
         if fresh:
             indexes = self._server.add_route(
-                fresh, path, target, policy, max_body, binding.body_mode
+                fresh, path, endpoint, policy, max_body, binding.body_mode
             )  # every method or none
             for method, index in zip(fresh, indexes if isinstance(indexes, list) else [indexes], strict=True):
                 self._route_names[index] = f"{method} {path}"
                 self._registered.add((method, path))
         if not internal:
             self._routes.append(route)
-        self._targets.append((route, target, layers))
+        self._asgi_policy[id(endpoint)] = policy
+        self._asgi_names[id(endpoint)] = f"{', '.join(method_list)} {path}"
+        self._asgi_limits[id(endpoint)] = max_body
+        if asgi_mw:
+            for cls, args, kwargs in asgi_mw:
+                check_asgi_options(cls, args, kwargs)
+            self._asgi_route_mw[id(endpoint)] = asgi_mw
+        self._endpoints.append((route, endpoint, layers))
         self.openapi_schema = None
+        self._asgi_prepared = False
         return route
 
     def include_routes(
@@ -552,10 +628,12 @@ class Catzilla(RouteDecorators):
         raise NoMatchFound(name, path_params)
 
     def mount(self, path: str, app: Any, name: str | None = None) -> None:
-        """Serve ``app`` under ``path``: a ``StaticFiles`` directory (answered in C), or
+        """Serve ``app`` under ``path``: a ``StaticFiles`` directory (answered in C),
         another Catzilla app, whose routes, middleware and exception handlers then answer
         under the prefix (its ``root_path`` becomes the prefix, for ``url_path_for`` and its
-        docs page; its lifespan hooks do not run, as in Starlette). A sub-app's routes are
+        docs page; its lifespan hooks do not run, as in Starlette), or any ASGI 3 app (a
+        Starlette or FastAPI app, ...), run through catzilla.asgi off the fast path, its
+        lifespan run when this app starts and stops serving. A sub-app's routes are
         taken when this app starts serving."""
         from catzilla.staticfiles import StaticFiles
 
@@ -567,46 +645,107 @@ class Catzilla(RouteDecorators):
             if app is self:
                 raise ValueError("an app cannot be mounted in itself")
             app.root_path = self.root_path + path
+            app.mounted_at = self.mounted_at + path
             self._mounts.append((path, app, name, None))
             return
         if not isinstance(app, StaticFiles):
-            raise NotImplementedError(
-                f"app.mount() takes StaticFiles or a Catzilla app; mounting {type(app).__name__} is not supported yet"
+            if not callable(app):
+                raise TypeError(f"app.mount() takes StaticFiles, a Catzilla app or an ASGI app, got {app!r}")
+            from catzilla.asgi import METHODS, ASGIMount  # asyncio: only for apps that mount one
+
+            mounted = ASGIMount(app, path)
+            options = {"include_in_schema": False}
+            for pattern in mounted.patterns():  # not in app.routes nor the OpenAPI document
+                self._add(pattern, mounted.endpoint, METHODS, name, [], options, internal=True)
+                mounted.endpoints.append(self._endpoints[-1][1])
+            self._ws_mounts.append(
+                (
+                    mounted,
+                    websockets.endpoint(
+                        mounted.websocket, self._websocket_class, self._report_ws, self._report, self._ws_running
+                    ),
+                )
             )
+            self._lifespan.add("startup", mounted.startup)
+            self._lifespan.add("shutdown", mounted.shutdown)
+            self._mounts.append((path, mounted, name, mounted.endpoints[-1]))  # its endpoint, for url_path_for
+            return
         endpoint = [MODE_STATIC, app._core(self._memory.allocator)]
         self._server.add_route("GET", f"{path}/{{path:path}}", endpoint)
         self._server.add_route("GET", f"{path}/", endpoint)
         self._mounts.append((path, app, name, endpoint))
 
+    def mount_wsgi(self, path: str, app: Callable[..., Any], name: str | None = None) -> None:
+        """Serve the WSGI app ``app`` (Flask, Django, ...) under ``path``: the same as
+        ``app.mount(path, WSGIMiddleware(app))`` (catzilla.middleware.wsgi), its code
+        run on the thread pool."""
+        from catzilla.middleware.wsgi import WSGIMiddleware
+
+        self.mount(path, WSGIMiddleware(app), name=name)
+
     def _served_routes(self, prefix: str) -> Iterator[tuple[list[str], str, list[Any]]]:
         """What this app, mounted under ``prefix``, adds to the app it is mounted in:
         (methods, pattern, endpoint list), wired for this app's middleware and handlers."""
+        from catzilla.staticfiles import StaticFiles
+
         self._prepare()
         own_handlers = bool(self._errors.by_type or self._errors.by_status)
-        for route, target, route_layers in self._targets:
+        for route, endpoint, route_layers in self._endpoints:
             if own_handlers and not (self._middleware or route_layers) and not route.websocket:
                 # its exceptions go to this app's handlers, not the outer app's
-                target[:] = [MODE_REQUEST, self._chain([], route.binding.call, route.binding.is_async)]
-            yield sorted(route.methods), prefix + route.path, target
-        for path, app, _, endpoint in self._mounts:
-            if endpoint is None:
+                endpoint[:] = [MODE_REQUEST, self._chain([], route.binding.call, route.binding.is_async)]
+            yield sorted(route.methods), prefix + route.path, endpoint
+        for path, app, _, mount_endpoint in self._mounts:
+            if mount_endpoint is None:
                 yield from app._served_routes(prefix + path)
-            else:
-                yield ["GET"], f"{prefix}{path}/{{path:path}}", endpoint
-                yield ["GET"], f"{prefix}{path}/", endpoint
+            elif isinstance(app, StaticFiles):  # an ASGI app's routes are among this app's endpoints
+                yield ["GET"], f"{prefix}{path}/{{path:path}}", mount_endpoint
+                yield ["GET"], f"{prefix}{path}/", mount_endpoint
 
     # -- middleware, events ---------------------------------------------------------
 
-    def add_middleware(self, middleware: Any, **options: Any) -> None:
+    def add_middleware(self, middleware: Any, *args: Any, **options: Any) -> None:
         """Add app-wide middleware: a class (built with ``options``), an instance, or a
-        ``(request, call_next)`` function. The one added last runs first (outermost)."""
+        ``(request, call_next)`` function. The one added last runs first (outermost).
+
+        An ASGI middleware class (Starlette's convention, ``cls(app, **options)``
+        returns an ASGI app: ``starlette.middleware.cors.CORSMiddleware``,
+        ``SessionMiddleware``, a pure ASGI class) wraps the whole app instead:
+        every route is then answered through the chain, off the C fast path
+        (catzilla.asgi_app), outside Catzilla's own middleware. A
+        ``starlette.middleware.Middleware(cls, **options)`` entry is taken too."""
+        self._add_middleware(middleware, options, outermost=True, args=args)
+
+    def _add_middleware(
+        self, middleware: Any, options: dict[str, Any], outermost: bool, args: tuple[Any, ...] = ()
+    ) -> None:
+        packed = unpack_middleware(middleware)
+        if packed is not None:
+            if options or args:
+                raise TypeError(f"options are given inside {middleware!r} already")
+            middleware, args, options = packed
+        if is_asgi_middleware(middleware):
+            check_asgi_options(middleware, args, options)
+            entry = (middleware, args, options)
+            if outermost:
+                self._asgi_middleware.insert(0, entry)
+            else:
+                self._asgi_middleware.append(entry)
+            self._asgi_stack = None
+            self._asgi_prepared = False
+            return
+        if args:
+            raise TypeError(f"positional options are only accepted with an ASGI middleware class, got {middleware!r}")
         if isinstance(middleware, type):
             obj = middleware(**options)
         elif options:
-            raise TypeError("options are only accepted with a middleware class")
+            raise TypeError(f"options are only accepted with a middleware class, got {middleware!r}")
         else:
             obj = middleware
-        self._middleware.insert(0, Layer(obj))
+        if outermost:
+            self._middleware.insert(0, Layer(obj))
+        else:
+            self._middleware.append(Layer(obj))
 
     def middleware(self, middleware_type: str = "http") -> Callable[[F], F]:
         """``@app.middleware("http")`` for a ``(request, call_next)`` function, sync or async."""
@@ -663,6 +802,8 @@ class Catzilla(RouteDecorators):
         host: str = "127.0.0.1",
         workers: int = 1,
         *,
+        uds: str | os.PathLike[str] | None = None,
+        fd: int | None = None,
         limit_max_requests: int | None = None,
         limit_max_requests_jitter: int | None = None,
         workers_max_rss: float | None = None,
@@ -671,7 +812,12 @@ class Catzilla(RouteDecorators):
     ) -> None:
         """Serve until stopped (SIGINT/SIGTERM, or ``stop()`` from another thread).
 
-        ``workers > 1`` forks that many processes sharing the port, under a
+        ``uds="/run/app.sock"`` serves a Unix domain socket instead of
+        host:port (a stale socket file is replaced, the file is removed at the
+        end); ``fd=N`` serves the listening socket N inherited from the
+        parent process (systemd, circus: TCP or Unix, told apart by the
+        socket itself; it stays open). ``workers > 1`` forks that many
+        processes sharing the port (or the one socket), under a
         supervisor (SIGHUP restarts them one by one, SIGTTIN/SIGTTOU add or
         remove one). A worker is replaced gracefully once it has read
         ``limit_max_requests`` requests (plus a random 0..``limit_max_requests_jitter``,
@@ -689,37 +835,58 @@ class Catzilla(RouteDecorators):
             raise ValueError(f"host must be a non-empty string, got {host!r}")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+        if uds is not None and fd is not None:
+            raise ValueError("uds and fd are exclusive: serve one socket")
+        if uds is not None and (not isinstance(uds, (str, os.PathLike)) or not os.fspath(uds)):
+            raise ValueError(f"uds must be a non-empty path, got {uds!r}")
         config = check_limits(limits)
         recycling = make_recycling(limit_max_requests, limit_max_requests_jitter, workers_max_rss, max_allocated_mb)
         url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-        if workers == 1 and not recycling.active:
-            self._serve(host, port, config, announce=lambda bound: self._announce(url, bound, 1))
-            return
-        if port == 0:
-            raise ValueError(
-                "workers > 1 and worker recycling need a fixed port (port=0 would give each worker its own)"
-            )
-        self._announce(url, port, workers)
+        if fd is not None:
+            url = serving.describe_fd(fd)  # ValueError: not a socket this server can serve
+        with contextlib.ExitStack() as listening:
+            if uds is not None:  # made once: every worker accepts on it
+                listener = serving.UnixListener(os.fspath(uds), int(config.get("backlog", 1024)))
+                listening.callback(listener.close)
+                url, fd = listener.url, listener.fd
+            if workers == 1 and not recycling.active:
+                self._serve(host, port, config, announce=lambda bound: self._announce(url, bound, 1), fd=fd)
+                return
+            if port == 0 and fd is None:
+                raise ValueError(
+                    "workers > 1 and worker recycling need a fixed port (port=0 would give each worker its own)"
+                )
+            self._announce(url, port, workers)
+            shared = fd
 
-        def serve_worker() -> None:
-            self._memory.after_fork()
-            self.serve_worker(host, port, config)
+            def serve_worker() -> None:
+                self._memory.after_fork()
+                self.serve_worker(host, port, config, fd=shared if shared is not None else serving.slot_listener())
 
-        shutdown_timeout = config.get("shutdown_timeout", serving.DEFAULT_SHUTDOWN_TIMEOUT_S)
-        serving.supervise(workers, serve_worker, self.stop, shutdown_timeout, recycling)
+            shutdown_timeout = config.get("shutdown_timeout", serving.DEFAULT_SHUTDOWN_TIMEOUT_S)
+            backlog = int(config.get("backlog", 1024))
+            per_slot = None if shared is not None else serving.tcp_listener(host, port, backlog)
+            serving.supervise(workers, serve_worker, self.stop, shutdown_timeout, recycling, listener=per_slot)
 
     def serve_worker(
-        self, host: str, port: int, config: dict[str, float], announce: Callable[[int], None] | None = None
+        self,
+        host: str,
+        port: int,
+        config: dict[str, float],
+        announce: Callable[[int], None] | None = None,
+        fd: int | None = None,
     ) -> None:
-        """Serve as a supervised worker: the port shared (SO_REUSEPORT), the
-        supervisor told once it listens (see serving.worker_ready)."""
+        """Serve as a supervised worker: the listening socket ``fd`` the
+        supervisor holds (the worker slot's, or the one Unix/inherited socket),
+        else the port bound here (SO_REUSEPORT); the supervisor told once it
+        listens (see serving.worker_ready)."""
 
         def ready(bound: int) -> None:
             if announce is not None:
                 announce(bound)
             serving.worker_ready(self._recycling_probe)
 
-        self._serve(host, port, dict(config, reuse_port=1), announce=ready)
+        self._serve(host, port, dict(config, reuse_port=1) if fd is None else config, announce=ready, fd=fd)
 
     def _recycling_probe(self) -> tuple[int, float | None]:
         """Requests read so far, and the MiB the app's allocator holds (recycling limits)."""
@@ -744,15 +911,23 @@ class Catzilla(RouteDecorators):
         )
 
     def _announce(self, url: str, port: int, workers: int) -> None:
-        url = url.rsplit(":", 1)[0] + f":{port}"
+        if url.startswith("http://") and port:
+            url = url.rsplit(":", 1)[0] + f":{port}"
         print(
-            serving.banner(url, workers, self._memory.backend, self.production, catzilla.__version__, self.debug),
+            serving.banner(
+                url, workers, self._memory.backend, self.production, _core.build_info()["version"], self.debug
+            ),
             file=sys.stderr,
             flush=True,
         )
 
     def _serve(
-        self, host: str, port: int, config: dict[str, float], announce: Callable[[int], None] | None = None
+        self,
+        host: str,
+        port: int,
+        config: dict[str, float],
+        announce: Callable[[int], None] | None = None,
+        fd: int | None = None,
     ) -> None:
         if self.max_body_size is not None and "max_body_size" not in config:
             config = dict(config, max_body_size=float(self.max_body_size))  # listen()'s wins
@@ -764,8 +939,12 @@ class Catzilla(RouteDecorators):
             **config,
         }
         run_sync = self._runner.run_sync
+        lifespan = self._lifespan_through_middleware() if self._asgi_middleware else None
         try:
-            self._lifespan.startup(self, run_sync)
+            if lifespan is not None:
+                lifespan.startup()
+            else:
+                self._lifespan.startup(self, run_sync)
         except BaseException:
             self._runner.close()
             raise
@@ -774,9 +953,9 @@ class Catzilla(RouteDecorators):
             self._server.set_hooks(
                 json_encode=json_dumps,
                 response_type=Response,
-                render=rendering.render_value,
+                render=render.render_value,
                 error=self._on_error,
-                not_found=self._on_not_found if 404 in self._errors.by_status else None,
+                not_found=self._not_found_hook(),
                 submit=self._runner.submit,
                 cancel_all=self._runner.cancel_all,
                 cancel=self._runner.cancel,
@@ -787,25 +966,49 @@ class Catzilla(RouteDecorators):
                 blocking=self._on_blocking,
                 pump=self._runner.pump,
                 resolve=self._runner.resolve,
+                resolve_all=self._runner.resolve_all,
+                submit_all=self._runner.submit_all,
             )
             threadpool.configure(self.threadpool_size)
             self._configure_accounting()
             with serving.signals_to() as main_thread:
-                self.port = self._server.bind(host, port, dict(config, handle_signals=int(main_thread)))
+                config = dict(config, handle_signals=int(main_thread))
+                if fd is not None:
+                    self.port = self._server.bind_fd(fd, config)
+                else:
+                    self.port = self._server.bind(host, port, config)
                 if announce is not None:
                     announce(self.port)
                 if self._stop_requested:
                     self._server.stop()
                 try:
-                    self._server.run()
+                    self._runner.serve(self._server)
                 finally:
                     self.port = None
                     self._stop_requested = False
         finally:
             try:
-                self._lifespan.shutdown(self, run_sync)
+                if lifespan is not None:
+                    lifespan.shutdown()
+                else:
+                    self._lifespan.shutdown(self, run_sync)
             finally:
                 self._runner.close()
+
+    def _not_found_hook(self) -> Callable[..., Any] | None:
+        """What the C core calls for a path no route matches: the ASGI middleware chain
+        (whose innermost app answers the 404), the app's 404 handler, or nothing (the C
+        core's own 404)."""
+        if self._asgi_middleware and self._asgi_through is not None:
+            return self._asgi_through.http  # type: ignore[no-any-return]
+        return self._on_not_found if 404 in self._errors.by_status else None
+
+    def _lifespan_through_middleware(self) -> Any:
+        """The app's startup and shutdown as a ``lifespan`` scope through its ASGI
+        middleware (Starlette's middleware sees it), on the app's asyncio loop."""
+        from catzilla.asgi_app import LifespanThrough
+
+        return LifespanThrough(self, self._asgi_app())
 
     def _install_observability(self) -> None:
         """The /metrics route and the memory page, once (internal routes: not in app.routes nor the schema)."""
@@ -834,7 +1037,17 @@ class Catzilla(RouteDecorators):
                 mode, formatter = 1, self.access_log_format
             else:
                 mode = logs.ACCESS_FORMATS.index(self.access_log_format)
-        self._server.set_accounting(metrics=self.metrics, access_log=mode, sink=logs.AccessSink(formatter))
+        self._server.set_accounting(
+            metrics=self.metrics,
+            access_log=mode,
+            sink=logs.AccessSink(formatter),
+            route_memory=self.route_memory_enabled,
+        )
+
+    @property
+    def route_memory_enabled(self) -> bool:
+        """Whether per-route memory is kept: ``route_memory``, else ``metrics``."""
+        return self.metrics if self.route_memory is None else self.route_memory
 
     def get_metrics(self) -> str:
         """What ``/metrics`` answers now (Prometheus text format), also without ``metrics=True``
@@ -855,31 +1068,38 @@ class Catzilla(RouteDecorators):
 
                 install(self, self.openapi_url, self.docs_url, self.redoc_url)
         app_layers = self._middleware
-        for route, target, route_layers in self._targets:
+        for route, endpoint, route_layers in self._endpoints:
             layers = app_layers + route_layers
+            self._asgi_async[id(endpoint)] = route.binding.is_async or any(layer.is_async for layer in layers)
             if route.websocket:  # middleware sees the handshake; what it answers refuses it (e.g. 401)
                 run = route.binding.websocket_run
-                target[:] = [MODE_WS, run if not layers else self._websocket_chain(layers, run)]
+                endpoint[:] = [MODE_WS, run if not layers else self._websocket_chain(layers, run)]
                 continue
             binding = route.binding
             if not layers:
-                target[:] = binding.target()
+                endpoint[:] = binding.endpoint()
             else:
-                target[:] = [MODE_REQUEST, self._chain(layers, binding.call, binding.is_async)]
-        for prefix, sub, _, endpoint in self._mounts:
-            if endpoint is not None:
+                endpoint[:] = [MODE_REQUEST, self._chain(layers, binding.call, binding.is_async)]
+        for mounted, run in self._ws_mounts:  # its HTTP routes take its WebSocket handshakes too
+            ws_endpoint = [MODE_WS, run if not app_layers else self._websocket_chain(app_layers, run)]
+            for endpoint in mounted.endpoints:
+                endpoint.append(ws_endpoint)
+        served: list[list[Any]] = []  # the endpoint lists of mounted Catzilla apps' routes
+        for prefix, sub, _, mount_endpoint in self._mounts:
+            if mount_endpoint is not None:
                 continue
-            for methods, pattern, target in sub._served_routes(prefix):
+            for methods, pattern, endpoint in sub._served_routes(prefix):
+                served.append(endpoint)
                 for method in methods:
                     if (method, pattern) not in self._mounted_patterns:
-                        self._server.add_route(method, pattern, target)
+                        self._server.add_route(method, pattern, endpoint)
                         self._mounted_patterns.add((method, pattern))
         # CORS preflights must reach app middleware: OPTIONS on every path that has no OPTIONS route.
         allowed: dict[str, set[str]] = {}
-        for route, _, _ in self._targets:
+        for route, _, _ in self._endpoints:
             allowed.setdefault(route.path, set()).update(route.methods)
         for path, methods in allowed.items():
-            if "OPTIONS" in methods or (not app_layers and path not in self._auto_options):
+            if "OPTIONS" in methods or (not (app_layers or self._asgi_middleware) and path not in self._auto_options):
                 continue
             allow = ", ".join(sorted(methods | {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set())))
 
@@ -887,20 +1107,133 @@ class Catzilla(RouteDecorators):
                 return Response(None, status_code=204, headers={"Allow": allow})
 
             fn: Callable[..., Any] = self._chain(app_layers, auto_options, False) if app_layers else auto_options
-            options_target = self._auto_options.get(path)
-            if options_target is None:
-                options_target = [MODE_REQUEST, fn]
-                self._server.add_route("OPTIONS", path, options_target)
-                self._auto_options[path] = options_target
+            options_endpoint = self._auto_options.get(path)
+            if options_endpoint is None:
+                options_endpoint = [MODE_REQUEST, fn]
+                self._server.add_route("OPTIONS", path, options_endpoint)
+                self._auto_options[path] = options_endpoint
             else:
-                options_target[:] = [MODE_REQUEST, fn]
+                options_endpoint[:] = [MODE_REQUEST, fn]
+        self._asgi_route_stacks.clear()
+        for route, endpoint, _ in self._endpoints:
+            route_mw = self._asgi_route_mw.get(id(endpoint))
+            if route_mw:
+                self._route_through_asgi_middleware(route, endpoint, route_mw)
+        for prefix, sub, _, mount_endpoint in self._mounts:
+            if mount_endpoint is None:
+                self._asgi_route_stacks.update(sub._asgi_route_stacks)
+                if sub._asgi_middleware:  # over ASGI its routes go through its own chain, under the prefix
+                    from catzilla.asgi_app import MountedApp
+
+                    under_prefix = MountedApp(sub._asgi_app(), prefix)
+                    for key in sub._asgi_inner:
+                        self._asgi_route_stacks[key] = under_prefix
+                self._asgi_async.update(sub._asgi_async)
+                self._asgi_policy.update(sub._asgi_policy)
+                self._asgi_names.update(sub._asgi_names)
+        self._asgi_inner.clear()
+        if self._asgi_middleware:
+            self._through_asgi_middleware(
+                [t for _, t, _ in self._endpoints] + served + list(self._auto_options.values())
+            )
+
+    def _route_through_asgi_middleware(
+        self, route: Route, endpoint: list[Any], middleware: list[tuple[Any, tuple[Any, ...], dict[str, Any]]]
+    ) -> None:
+        """Answer one route through its own ASGI middleware: its endpoint list becomes
+        the chain's entry; the chain's innermost app calls the route's own endpoint."""
+        from catzilla.asgi_app import RouteApp, ThroughMiddleware, build_stack
+
+        key = id(endpoint)
+        inner = RouteApp(
+            self._dispatcher(),
+            list(endpoint),
+            self._asgi_async.get(key),
+            key,
+            route.binding.body_mode,
+            self._asgi_limits.get(key, 0),
+        )
+        stack = self._asgi_route_stacks[key] = build_stack(inner, middleware)
+        through = ThroughMiddleware(self, stack)
+        endpoint[:] = [MODE_WS, through.websocket] if endpoint[0] == MODE_WS else [MODE_REQUEST, through.http]
+
+    def _through_asgi_middleware(self, endpoints: list[list[Any]]) -> None:
+        """Answer every route through the ASGI middleware chain: each endpoint list
+        becomes the chain's entry, the route's own is kept for the chain's innermost
+        app (catzilla.asgi_app.Dispatcher). Static directories stay in C."""
+        from catzilla.asgi_app import ThroughMiddleware
+
+        through = self._asgi_through = ThroughMiddleware(self, self._asgi_app())
+        for endpoint in endpoints:
+            mode = endpoint[0]
+            if mode == MODE_STATIC or id(endpoint) in self._asgi_inner:
+                continue
+            self._asgi_inner[id(endpoint)] = (endpoint, list(endpoint), self._asgi_async.get(id(endpoint)))
+            if mode == MODE_WS:
+                endpoint[:] = [MODE_WS, through.websocket]
+            elif len(endpoint) == 3 and isinstance(endpoint[2], list):  # a mounted ASGI app: its upgrades too
+                endpoint[:] = [MODE_REQUEST, through.http, [MODE_WS, through.websocket]]
+            else:
+                endpoint[:] = [MODE_REQUEST, through.http]
+
+    # -- the app as an ASGI application ----------------------------------------------------
+
+    def _asgi_app(self) -> Callable[..., Any]:
+        """The ASGI app this app is: its ASGI middleware around its dispatcher (built
+        once, again after ``add_middleware``)."""
+        from catzilla.asgi_app import build_stack
+
+        if self._asgi_stack is None:
+            self._asgi_stack = build_stack(self._dispatcher(), self._asgi_middleware)
+        return self._asgi_stack  # type: ignore[no-any-return]
+
+    def _dispatcher(self) -> Any:
+        """The app's ASGI dispatcher (catzilla.asgi_app.Dispatcher), made once."""
+        from catzilla.asgi_app import Dispatcher
+
+        if self._asgi_dispatcher is None:
+            self._asgi_dispatcher = Dispatcher(self)
+        return self._asgi_dispatcher
+
+    def _asgi_route(self, endpoint: list[Any]) -> tuple[list[Any], bool | None, int]:
+        """A matched endpoint list as the ASGI dispatcher calls it: the route's own
+        (under the ASGI middleware's entry), whether it is async (None: unknown), and
+        the key of its policy (``_asgi_policy``)."""
+        key = id(endpoint)
+        entry = self._asgi_inner.get(key)
+        if entry is not None:
+            return entry[1], entry[2], key
+        return endpoint, self._asgi_async.get(key), key
+
+    def _asgi_blocked(self, key: int, seconds: float) -> None:
+        """A sync handler held the event loop too long over ASGI: the thread pool from
+        now on, once seen twice in a row (a first call also imports and warms caches)."""
+        if self._asgi_slow.get(key, 0) < 1:
+            self._asgi_slow[key] = 1
+            return
+        self._asgi_policy[key] = threadpool.POLICY_POOL
+        logging.getLogger("catzilla").warning(
+            "%s: its sync handler held the event loop for %.0f ms; it runs on the thread pool from now on "
+            "(threadpool=True on the route starts it there)",
+            self._asgi_names.get(key, "a route"),
+            seconds * 1000,
+        )
+
+    async def __call__(self, scope: Any, receive: Callable[[], Any], send: Callable[[Any], Any]) -> None:
+        """The app as an ASGI 3 application: ``uvicorn module:app``, ``httpx.ASGITransport(app)``.
+        HTTP, WebSocket and lifespan scopes go through the ASGI middleware, then to the
+        routes, found by the same router as on Catzilla's own server (catzilla.asgi_app)."""
+        if not self._asgi_prepared:
+            self._prepare()  # routes wired as for a run of our server (once; again after changes)
+            self._asgi_prepared = True
+        await self._asgi_app()(scope, receive, send)
 
     def _websocket_chain(self, layers: list[Layer], run: Callable[..., Any]) -> Callable[[Any], Any]:
         return build_chain(
             layers,
             run,
             True,
-            rendering.to_response,
+            render.to_response,
             self._on_error,
             self._on_error_async,
             self._websocket_class,  # type: ignore[arg-type]
@@ -908,14 +1241,14 @@ class Catzilla(RouteDecorators):
 
     def _chain(self, layers: list[Layer], call: Callable[[Any, Any], Any], is_async: bool) -> Callable[[Any], Any]:
         return build_chain(
-            layers, call, is_async, rendering.to_response, self._on_error, self._on_error_async, self._request_class
+            layers, call, is_async, render.to_response, self._on_error, self._on_error_async, self._request_class
         )
 
     # -- hooks called by the C core --------------------------------------------------
 
     def _render(self, value: Any) -> Response:
         """A return value the C core does not turn into a response itself."""
-        return rendering.render_value(value)
+        return render.render_value(value)
 
     def _on_error(self, raw: _core.RawRequest | None, exc: BaseException) -> Response:
         handler = self._errors.find(exc)
@@ -924,20 +1257,20 @@ class Catzilla(RouteDecorators):
                 result = handler(self._request_class(raw) if raw is not None else None, exc)  # type: ignore[arg-type]
                 if inspect.iscoroutine(result):
                     result = self._runner.run_sync(result)
-                return rendering.to_response(result)
+                return render.to_response(result)
             except Exception as error:  # the handler itself failed
                 exc = error
         return self._default_response(exc)
 
     async def _on_error_async(self, raw: _core.RawRequest | None, exc: BaseException) -> Response:
-        """As _on_error, on the asyncio thread (middleware chains)."""
+        """As _on_error, on the asyncio loop (middleware chains)."""
         handler = self._errors.find(exc)
         if handler is not None:
             try:
                 result = handler(self._request_class(raw) if raw is not None else None, exc)  # type: ignore[arg-type]
                 if inspect.iscoroutine(result):
                     result = await result
-                return rendering.to_response(result)
+                return render.to_response(result)
             except Exception as error:
                 exc = error
         return self._default_response(exc)

@@ -36,6 +36,71 @@ else:
 _DEATH_MASK = frozenset() if DEATH_SIGNAL is None else frozenset({DEATH_SIGNAL})
 
 
+# -- listening sockets made or inherited before the workers start -------------------------
+
+
+def describe_fd(fd: int) -> str:
+    """What an inherited listening socket ``fd`` is, for the startup line
+    (``unix:/run/app.sock`` or ``http://127.0.0.1:8000``); ValueError saying
+    why it cannot be served (not open, not a socket, not a TCP or Unix stream)."""
+    import socket
+
+    if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
+        raise ValueError(f"fd must be an int >= 0, got {fd!r}")
+    try:
+        os.fstat(fd)
+    except OSError:
+        raise ValueError(f"fd {fd} is not an open file descriptor") from None
+    try:
+        sock = socket.socket(fileno=os.dup(fd))  # the family and type are read from the socket
+    except OSError as exc:
+        raise ValueError(f"fd {fd} is not a socket ({exc.strerror or exc})") from None
+    with sock:
+        families = (socket.AF_INET, socket.AF_INET6, getattr(socket, "AF_UNIX", -1))
+        if sock.type != socket.SOCK_STREAM or sock.family not in families:
+            raise ValueError(f"fd {fd} is not a TCP or Unix stream socket")
+        name = sock.getsockname()
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return f"unix:{os.fsdecode(name) if name else '?'}"
+        host = name[0] if sock.family == socket.AF_INET else f"[{name[0]}]"
+        return f"http://{host}:{name[1]}"
+
+
+class UnixListener:
+    """A Unix domain socket bound at ``path`` (``cz_server_unix_socket``: a stale
+    socket file is replaced, a live one refused), made once, before any worker
+    forks: every worker accepts on it. ``close()`` closes it and removes the
+    file, unless another server has put its own there meanwhile."""
+
+    def __init__(self, path: str, backlog: int) -> None:
+        from catzilla import _core
+
+        self.path = os.path.abspath(path)
+        self.fd: int | None = _core.unix_socket(self.path, backlog)
+        try:
+            st = os.stat(self.path)
+            self.identity: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            self.identity = None
+        self.url = f"unix:{self.path}"
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            st = os.stat(self.path)
+            if (st.st_dev, st.st_ino) == self.identity:
+                os.unlink(self.path)
+
+    def __enter__(self) -> UnixListener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 # This process's worker slot (0..workers-1; 0 without workers) and how often
 # the supervisor started that slot again: labels and figures of /metrics.
 _worker_slot = 0
@@ -48,6 +113,27 @@ def worker_slot() -> int:
 
 def worker_restarts() -> int:
     return _worker_restarts
+
+
+# The listening socket the supervisor made for this worker's slot (see
+# Supervisor.listener), or None: the worker binds the port itself.
+_slot_listener: int | None = None
+
+
+def slot_listener() -> int | None:
+    return _slot_listener
+
+
+def tcp_listener(host: str, port: int, backlog: int) -> Callable[[], int]:
+    """For ``supervise(listener=...)``: each worker slot gets a listening TCP
+    socket of its own at host:port (SO_REUSEPORT: the kernel spreads new
+    connections over the slots), made by the supervisor and inherited by the
+    slot's worker and by each of its replacements. The connections queued on a
+    slot's socket when its worker stops are thus accepted by the worker that
+    replaces it, not reset as when the stopping worker's own socket closes."""
+    from catzilla import _core
+
+    return lambda: _core.tcp_socket(host, port, backlog)
 
 
 def banner(url: str, workers: int, allocator: str, production: bool, version: str, debug: bool = False) -> str:
@@ -319,6 +405,7 @@ def supervise(
     recycling: Recycling | None = None,
     on_started: Callable[[Callable[[str], None]], None] | None = None,
     one_first: bool = False,
+    listener: Callable[[], int] | None = None,
 ) -> None:
     """Fork ``workers`` processes running ``serve_one``; restart any that dies
     (later and later while they crash soon after starting); on SIGINT/SIGTERM
@@ -333,8 +420,10 @@ def supervise(
     (e.g. a file watcher's thread, calling ``request_restart(reason)``).
     StartupError when the first worker exits ``EXIT_NO_APP`` before any served;
     ``one_first``: the other workers start once the first one listens (workers
-    that import the app: a broken one says so once, not once per worker)."""
-    Supervisor(workers, serve_one, stop_one, shutdown_timeout, recycling).run(on_started, one_first)
+    that import the app: a broken one says so once, not once per worker).
+    ``listener`` (e.g. ``tcp_listener``) makes a listening socket per worker
+    slot, which the slot's workers serve (``slot_listener()``)."""
+    Supervisor(workers, serve_one, stop_one, shutdown_timeout, recycling, listener).run(on_started, one_first)
 
 
 class Supervisor:
@@ -345,8 +434,11 @@ class Supervisor:
         stop_one: Callable[[], None],
         shutdown_timeout: float,
         recycling: Recycling | None,
+        listener: Callable[[], int] | None = None,
     ) -> None:
         self.target = workers
+        self.make_listener = listener
+        self.listeners: dict[int, int] = {}  # slot: its listening socket, while the slot has a worker
         self.serve_one = serve_one
         self.stop_one = stop_one
         self.stop_timeout = shutdown_timeout + _STOP_MARGIN_S
@@ -405,6 +497,14 @@ class Supervisor:
         # Blocked until the child has put its own handlers back: a signal sent
         # to it meanwhile would otherwise reach the supervisor's handler there.
         # The death signal stays blocked in the child (see DEATH_SIGNAL).
+        if self.make_listener is not None and slot not in self.listeners:
+            try:
+                self.listeners[slot] = self.make_listener()
+            except OSError as exc:
+                if not self.spawned:  # the port cannot be served at all (busy, not an address here): say so
+                    raise
+                # later (e.g. out of file descriptors): the worker binds the port itself (SO_REUSEPORT)
+                _say(f"catzilla: no listening socket made for worker slot {slot} ({exc}); its worker binds its own")
         status_r, status_w = os.pipe()
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, self.blocked)
         try:
@@ -449,6 +549,11 @@ class Supervisor:
             for other in self.children.values():
                 if other.status >= 0:
                     os.close(other.status)
+            global _slot_listener
+            _slot_listener = self.listeners.pop(_worker_slot, None)
+            for fd in self.listeners.values():  # a slot's socket lives while that slot has a worker
+                os.close(fd)
+            self.listeners.clear()
             _status_fd, _recycling, _first_worker = status_w, self.recycling, first
             _watch_supervisor(self.death_r, pdeathsig, self.stop_one, self.stop_timeout)
             self.serve_one()
@@ -536,9 +641,18 @@ class Supervisor:
             if slot not in taken:
                 self.spawn(slot)
 
+    def drop_listener(self, slot: int) -> None:
+        """Close slot's socket once no worker serves it: the kernel then sends its
+        new connections to the other slots (a new one is made with the slot's next worker)."""
+        fd = self.listeners.get(slot)
+        if fd is not None and not any(o.slot == slot for o in self.children.values()):
+            del self.listeners[slot]
+            os.close(fd)
+
     def on_exit(self, pid: int, status: int) -> None:
         w = self.children.pop(pid)
         self.close_status(w)
+        self.drop_listener(w.slot)
         code = os.waitstatus_to_exitcode(status)
         now = time.monotonic()
         if self.stopping:
@@ -642,8 +756,9 @@ class Supervisor:
             signal.set_wakeup_fd(self.old_wakeup)
             for sig, handler in self.saved.items():
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-            for fd in (self.death_r, self.death_w, self.wake_r, self.wake_w):
+            for fd in (self.death_r, self.death_w, self.wake_r, self.wake_w, *self.listeners.values()):
                 os.close(fd)
+            self.listeners.clear()
             for w in self.children.values():
                 if w.status >= 0:
                     os.close(w.status)

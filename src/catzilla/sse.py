@@ -40,7 +40,10 @@ _LINES = re.compile(r"\r\n|\r|\n")
 
 class ServerSentEvent:
     """One event: ``data`` (any text; several lines become several ``data:``
-    fields), ``event``, ``id``, ``retry`` (ms) and a ``comment``."""
+    fields), ``event``, ``id``, ``retry`` (ms) and a ``comment``. ``raw_data``
+    is FastAPI's name for text sent as it is: here ``data`` is sent as text too,
+    but a handler that yields events (catzilla.streams) sends ``data`` as JSON
+    and only ``raw_data`` as it is."""
 
     def __init__(
         self,
@@ -51,13 +54,17 @@ class ServerSentEvent:
         retry: int | None = None,
         comment: str | None = None,
         sep: str = "\r\n",
+        raw_data: str | None = None,
     ) -> None:
         for name, value in (("event", event), ("id", id)):
             if value is not None and _LINES.search(str(value)):
                 raise ValueError(f"an event's {name} cannot hold a line break, got {value!r}")
         if retry is not None and (isinstance(retry, bool) or not isinstance(retry, int) or retry < 0):
             raise ValueError(f"retry must be an int of milliseconds >= 0, got {retry!r}")
+        if data is not None and raw_data is not None:
+            raise ValueError("an event has data or raw_data, not both")
         self.data, self.event, self.id, self.retry, self.comment, self.sep = data, event, id, retry, comment, sep
+        self.raw_data = raw_data
 
     def encode(self) -> bytes:
         sep, out = self.sep, list[str]()
@@ -67,8 +74,9 @@ class ServerSentEvent:
             out.append(f"id: {self.id}{sep}")
         if self.event is not None:
             out.append(f"event: {self.event}{sep}")
-        if self.data is not None:
-            out.extend(f"data: {line}{sep}" for line in _LINES.split(str(self.data)))
+        data = self.data if self.raw_data is None else self.raw_data
+        if data is not None:
+            out.extend(f"data: {line}{sep}" for line in _LINES.split(str(data)))
         if self.retry is not None:
             out.append(f"retry: {self.retry}{sep}")
         out.append(sep)

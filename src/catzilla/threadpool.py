@@ -44,6 +44,10 @@ def check_size(value: object) -> int:
     return value
 
 
+# threadpool.policy's answers (the C core's POLICY_*).
+POLICY_AUTO, POLICY_POOL, POLICY_LOOP = 0, 1, 2
+
+
 def policy(threadpool: object, is_async: bool, path: str) -> int:
     """The C core's policy for a route: 0 on the loop until seen blocking, 1 the
     pool, 2 the loop."""

@@ -29,6 +29,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
+from catzilla import _core
 from catzilla.datastructures import URL
 from catzilla.request import HTTPConnection
 
@@ -237,10 +238,11 @@ class WebSocket(HTTPConnection):
         if self.application_state != WebSocketState.CONNECTED:
             raise RuntimeError('Cannot call "send" once a close message has been sent.')
         conn = self._conn
-        if not conn.send(data):
+        sent = conn.send(data)
+        if not sent:
             self.__dict__["application_state"] = WebSocketState.DISCONNECTED
             raise WebSocketDisconnect(1006)
-        while True:  # over the bound: wait until the connection takes more
+        while sent == 2:  # over the bound: wait until the connection takes more
             parked = _loop().create_future()
             if not conn.park_send(parked):
                 return
@@ -282,14 +284,16 @@ def _text(value: bytes | str) -> str:
 
 async def broadcast(websockets: Iterable[WebSocket], message: str | bytes | Any) -> int:
     """Send one message to many connections: encoded once (JSON for anything but
-    str/bytes, UTF-8 once for text), then framed into each connection's output.
-    Connections that are gone or closed are skipped. Returns how many got it."""
+    str/bytes, UTF-8 once for text) and handed to the server's loop once, which
+    frames it into each connection's output (each connection's own compressor
+    where permessage-deflate was agreed: its window is its own) and writes each
+    once. Connections that are gone or closed are skipped. Returns how many got it."""
     data = message if isinstance(message, (str, bytes)) else _encode_json(message)
-    sent = 0
-    for ws in websockets:
-        if ws.application_state == WebSocketState.CONNECTED and ws._conn.send(data):
-            sent += 1
-    return sent
+    conns = [ws._conn for ws in websockets if ws.application_state == WebSocketState.CONNECTED]
+    try:
+        return _core.ws_broadcast(conns, data)
+    except ValueError:  # connections of more than one server (app): one by one
+        return sum(1 for conn in conns if conn.send(data))
 
 
 class Running:

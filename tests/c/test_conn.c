@@ -720,7 +720,8 @@ static struct {
     int calls;
     cz_conn_answered_t last;
     char target[64];
-    size_t body_len; /* of a->req */
+    size_t body_len;    /* of a->req */
+    cz_mem_tally_t mem; /* *a->mem */
 } g_acc;
 
 static void on_answered(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a) {
@@ -728,6 +729,7 @@ static void on_answered(void *ctx, cz_conn_t *c, const cz_conn_answered_t *a) {
     (void)c;
     g_acc.calls++;
     g_acc.last = *a;
+    g_acc.mem = *a->mem;
     g_acc.body_len = a->req->body.len;
     snprintf(g_acc.target, sizeof(g_acc.target), "%.*s", (int)a->req->target.len, a->req->target.base);
 }
@@ -826,6 +828,23 @@ static void test_accounting(void) {
     CHECK(B.pieces == 1 && cz_conn_request(&G.c)->body.len == 0);
     feed("zz\r\n");
     CHECK(B.status == 400 && g_acc.calls == 1 && g_acc.last.status == 400 && g_acc.body_len == 0);
+    done();
+    /* memory: what was allocated while the transport had made the
+     * connection's tally current, reported with the request, then reset */
+    rig_accounting();
+    char big[4096];
+    snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: a\r\nX-Pad: %03000d\r\n\r\n", 0);
+    CHECK(cz_mem_tally_enter(cz_conn_tally(&G.c)) == NULL);
+    feed(big);
+    CHECK(cz_mem_tally_enter(NULL) == cz_conn_tally(&G.c));
+    CHECK(g_acc.calls == 1 && g_acc.last.mem != NULL);
+    CHECK(g_acc.mem.allocated[CZ_MEM_RESPONSE] > 0 && g_acc.mem.peak > 0);
+    CHECK(cz_mem_tally_total(&g_acc.mem) >= g_acc.mem.allocated[CZ_MEM_RESPONSE]);
+    CHECK(cz_mem_tally_total(cz_conn_tally(&G.c)) == 0 && cz_conn_tally(&G.c)->peak == 0);
+    drain(0);
+    /* a transport that does not enter the tally: zeros */
+    feed(get);
+    CHECK(g_acc.calls == 2 && cz_mem_tally_total(&g_acc.mem) == 0 && g_acc.mem.peak == 0);
     done();
     /* without the hook nothing is reported and no clock is read */
     rig(1 << 20);

@@ -33,6 +33,35 @@ static void test_metrics(cz_allocator_t *a) {
     cz_metrics_destroy(&m);
 }
 
+static void test_metrics_memory(cz_allocator_t *a) {
+    cz_metrics_t m;
+    cz_metrics_init(&m, a);
+    cz_mem_tally_t t;
+    cz_mem_tally_reset(&t);
+    t.allocated[CZ_MEM_REQUEST] = 1000;
+    t.allocated[CZ_MEM_RESPONSE] = 300;
+    t.held = 200;
+    t.peak = 1300;
+    t.python = 70;
+    cz_metrics_observe_memory(&m, 0, &t); /* before reserve: not counted */
+    CHECK(cz_metrics_reserve(&m, 2) == 0);
+    CHECK(cz_metrics_route(&m, 0)->mem_requests == 0);
+    cz_metrics_observe_memory(&m, 0, &t);
+    t.peak = 500;
+    cz_metrics_observe_memory(&m, 0, &t);
+    t.peak = -10; /* freed more than it made: holds nothing */
+    cz_metrics_observe_memory(&m, 9, &t);
+    cz_metrics_observe_memory(&m, 1, NULL); /* nothing measured: not counted */
+    const cz_metrics_route_t *r0 = cz_metrics_route(&m, 0), *none = cz_metrics_route(&m, 9);
+    CHECK(r0->mem_requests == 2 && r0->mem_peak == 1300);
+    CHECK(r0->mem_allocated[CZ_MEM_REQUEST] == 2000 && r0->mem_allocated[CZ_MEM_RESPONSE] == 600);
+    CHECK(r0->mem_allocated[CZ_MEM_TASK] == 0 && r0->mem_python == 140);
+    CHECK(none->mem_requests == 1 && none->mem_peak == 0 && none->mem_allocated[CZ_MEM_REQUEST] == 1000);
+    CHECK(cz_metrics_route(&m, 1)->mem_requests == 0);
+    CHECK(m.answered == 0); /* memory is not a request count */
+    cz_metrics_destroy(&m);
+}
+
 static cz_http_request_t request(const char *method, int method_id, const char *target) {
     cz_http_request_t r;
     memset(&r, 0, sizeof(r));
@@ -93,10 +122,48 @@ static void test_accesslog(cz_allocator_t *a) {
     cz_http_buf_free(&out);
 }
 
+/* Every byte value in a target: the plain ones (printable ASCII but '"' and
+ * '\\') are copied in runs, every other one is escaped, and every byte of
+ * the line is ASCII (the embedder hands it on as text undecoded). */
+static void test_accesslog_every_byte(cz_allocator_t *a) {
+    char target[1 + 256 + 3];
+    target[0] = '/';
+    for (int i = 0; i < 256; i++) target[1 + i] = (char)i;
+    memcpy(target + 257, "end", 3);
+    cz_http_request_t req = request("GET", HTTP_GET, "/");
+    req.target = (cz_http_str_t){target, sizeof(target)};
+    for (int json = 0; json < 2; json++) {
+        cz_http_buf_t out;
+        cz_http_buf_init(&out, a, 0);
+        cz_accesslog_t l;
+        cz_accesslog_init(&l, json ? CZ_ACCESSLOG_JSON : CZ_ACCESSLOG_COMMON);
+        cz_accesslog_entry_t e = {&req, "10.0.0.1", 200, 1, 0, 1796072066};
+        CHECK(cz_accesslog_append(&l, &out, &e) == CZ_HTTP_OK);
+        size_t newlines = 0;
+        for (size_t i = 0; i < out.len; i++) {
+            unsigned char c = (unsigned char)out.data[i];
+            CHECK(c == '\n' || (c >= 0x20 && c < 0x7f));
+            newlines += c == '\n';
+        }
+        CHECK(newlines == 1 && out.data[out.len - 1] == '\n');
+        /* the plain bytes 0x20..0x7e (but '"' and '\\') in one run, as they are */
+        CHECK(memmem(out.data, out.len, " !", 2) != NULL && memmem(out.data, out.len, "#$%&'()*+,-./0", 14) != NULL);
+        CHECK(memmem(out.data, out.len, "XYZ[", 4) != NULL && memmem(out.data, out.len, "]^_`a", 5) != NULL);
+        CHECK(memmem(out.data, out.len, "xyz{|}~", 7) != NULL);
+        const char *del = json ? "~\\u007f\\u0080" : "~\\x7f\\x80";
+        CHECK(memmem(out.data, out.len, del, strlen(del)) != NULL);
+        const char *tail = json ? "\\u00ffend\"" : "\\xffend HTTP/1.1\"";
+        CHECK(memmem(out.data, out.len, tail, strlen(tail)) != NULL);
+        cz_http_buf_free(&out);
+    }
+}
+
 int main(void) {
     cz_allocator_t *a = cz_allocator_create(CZ_BACKEND_MALLOC, NULL, 0);
     test_metrics(a);
+    test_metrics_memory(a);
     test_accesslog(a);
+    test_accesslog_every_byte(a);
     cz_memory_stats_t st;
     cz_allocator_stats(a, &st);
     CHECK(st.allocated == 0);

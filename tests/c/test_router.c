@@ -3,7 +3,7 @@
  *
  * Build and run (malloc backend, sanitizers on):
  *   gcc -std=c11 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined \
- *       -Icsrc/memory -Icsrc/router csrc/memory/cz_memory.c \
+ *       -Icsrc/memory -Icsrc/router csrc/memory/cz_*.c \
  *       csrc/router/cz_router.c tests/c/test_router.c -DCZ_NO_JEMALLOC \
  *       -o /tmp/test_router && /tmp/test_router
  *

@@ -426,6 +426,16 @@ static void test_handshake(void) {
         CHECKC((st == 101) == (hs.reason[0] == '\0'), ctx);
     }
 
+    /* an upgrade request, valid or not, as a route that also answers HTTP tells it */
+    CHECK(hs_check(GOOD_HEAD "\r\n", NULL, &hs) == 101);
+    CHECK(cz_ws_is_upgrade(cz_http_parser_request(&g_hp)));
+    CHECK(hs_check("GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: h2c, WebSocket\r\n\r\n", NULL, &hs) == 426);
+    CHECK(cz_ws_is_upgrade(cz_http_parser_request(&g_hp)));
+    CHECK(hs_check("GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n", NULL, &hs) == 426);
+    CHECK(!cz_ws_is_upgrade(cz_http_parser_request(&g_hp)));
+    CHECK(hs_check("GET /chat HTTP/1.1\r\nHost: a\r\n\r\n", NULL, &hs) == 426);
+    CHECK(!cz_ws_is_upgrade(cz_http_parser_request(&g_hp)));
+
     /* the accept value and the 101 head */
     {
         cz_http_buf_t out;
@@ -516,8 +526,11 @@ static void test_negotiation(void) {
          15, 15, 1, 1},
         {"PerMessage-Deflate ; Server_No_Context_Takeover", 0, 0, 0, 0,
          "permessage-deflate; server_no_context_takeover", 15, 15, 0, 1},
+        /* 8: deflated with 9, which stays within 256 bytes */
+        {"permessage-deflate; server_max_window_bits=8", 0, 0, 0, 0, "permessage-deflate; server_max_window_bits=8", 15,
+         8, 0, 0},
+        {"permessage-deflate", 8, 0, 0, 0, "permessage-deflate; server_max_window_bits=8", 15, 8, 0, 0},
         /* declined offers; the next is tried */
-        {"permessage-deflate; server_max_window_bits=8", 0, 0, 0, 0, "", 0, 0, 0, 0},
         {"permessage-deflate; server_max_window_bits", 0, 0, 0, 0, "", 0, 0, 0, 0},
         {"permessage-deflate; server_max_window_bits=16", 0, 0, 0, 0, "", 0, 0, 0, 0},
         {"permessage-deflate; server_max_window_bits=7", 0, 0, 0, 0, "", 0, 0, 0, 0},
@@ -526,7 +539,7 @@ static void test_negotiation(void) {
         {"permessage-deflate; x", 0, 0, 0, 0, "", 0, 0, 0, 0},
         {"permessage-deflate; server_no_context_takeover=1", 0, 0, 0, 0, "", 0, 0, 0, 0},
         {"permessage-deflate; client_no_context_takeover; client_no_context_takeover", 0, 0, 0, 0, "", 0, 0, 0, 0},
-        {"permessage-deflate; server_max_window_bits=8, permessage-deflate", 0, 0, 0, 0, "permessage-deflate", 15, 15,
+        {"permessage-deflate; server_max_window_bits=7, permessage-deflate", 0, 0, 0, 0, "permessage-deflate", 15, 15,
          0, 0},
         {"x-webkit-deflate-frame, permessage-deflate; client_max_window_bits", 0, 0, 0, 0,
          "permessage-deflate; client_max_window_bits=15", 15, 15, 0, 0},
@@ -1400,6 +1413,180 @@ static void fail_each(const uint8_t *in, size_t len, const cz_ws_deflate_t *pmd,
     CHECKC(k > 1, name); /* something was allocated */
 }
 
+/* Raw deflate with `bits` (zlib makes 8 into 9 only for its own wrapper:
+ * raw 8 is refused, so the caller passes 9 for a 256-byte promise),
+ * keeping the stream for context takeover; sync flush, tail removed. */
+static size_t stream_deflate(z_stream *z, const void *in, size_t n, uint8_t *out, size_t cap) {
+    size_t len;
+    z->next_in = in;
+    z->avail_in = (uInt)n;
+    z->next_out = out;
+    z->avail_out = (uInt)cap;
+    if (deflate(z, Z_SYNC_FLUSH) != Z_OK) return 0;
+    len = cap - z->avail_out;
+    return len >= 4 && z->avail_in == 0 ? len - 4 : 0;
+}
+
+static void noise(uint8_t *d, size_t n, uint32_t seed) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        d[i] = (uint8_t)(seed >> 16);
+    }
+}
+
+/* Inflate a permessage-deflate payload (tail added) with a raw window of
+ * `bits`, one output byte per call, so that zlib's distance check is exact:
+ * nothing of the current call's output counts, only the window. 1 when
+ * out[0..n) is what came out. */
+static int strict_inflate(z_stream *z, const uint8_t *in, size_t len, uint8_t *out, size_t n) {
+    static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+    size_t got = 0;
+    int part;
+
+    for (part = 0; part < 2; part++) {
+        z->next_in = part ? tail : in;
+        z->avail_in = (uInt)(part ? 4 : len);
+        while (z->avail_in > 0 || part == 1) {
+            uint8_t one;
+            int rc;
+            z->next_out = &one;
+            z->avail_out = 1;
+            rc = inflate(z, Z_SYNC_FLUSH);
+            if (rc != Z_OK && rc != Z_BUF_ERROR) return 0;
+            if (z->avail_out == 0) {
+                if (got == n || one != out[got]) return 0;
+                got++;
+            } else if (z->avail_in == 0) {
+                break;
+            }
+        }
+    }
+    return got == n;
+}
+
+/* What we write with server_max_window_bits=8 (deflated with 9) is read by a
+ * 256-byte window, message after message with the context kept; 15 is not
+ * (the check is strict). */
+static void test_deflate_window8(void) {
+    static const uint8_t tx_bits[] = {8, 15};
+    uint8_t msg[1200];
+    size_t i, k;
+
+    for (i = 0; i < sizeof(tx_bits); i++) {
+        cz_ws_deflate_t pmd = pmd_on(0, 0);
+        cz_http_buf_t out;
+        cz_ws_t ws;
+        z_stream z;
+        int all = 1;
+
+        pmd.tx_window_bits = tx_bits[i];
+        cz_ws_init(&ws, A, NULL, &pmd);
+        cz_http_buf_init(&out, A, 0);
+        memset(&z, 0, sizeof(z));
+        CHECK(inflateInit2(&z, -8) == Z_OK);
+        for (k = 0; k < 6; k++) {
+            size_t h;
+            /* repeats from 100 to 700 bytes back (and, from the second
+             * message on, of the previous one: the same noise prefix) */
+            noise(msg, 400, (uint32_t)(k % 2 + 1));
+            memcpy(msg + 400, msg + 300, 100);
+            memcpy(msg + 500, msg + 250, 50);
+            memcpy(msg + 550, msg + 250, 60);
+            memcpy(msg + 610, msg + 100, 300);
+            memcpy(msg + 910, msg + 210, 290);
+            cz_http_buf_reset(&out, 0);
+            CHECK(cz_ws_write(&ws, &out, CZ_WS_OP_BINARY, msg, sizeof(msg), 1) == CZ_WS_OK);
+            h = (((uint8_t *)out.data)[1] & 0x7f) == 126 ? 4 : 2;
+            CHECK(out.len > h && (((uint8_t *)out.data)[0] & 0x40));
+            all = all && strict_inflate(&z, (uint8_t *)out.data + h, out.len - h, msg, sizeof(msg));
+            /* (once the reader failed, it reads nothing more) */
+        }
+        if (tx_bits[i] == 8) CHECKC(all, "tx 8 read by a 256-byte window");
+        else CHECKC(!all, "tx 15 is not: the strict reader sees it");
+        inflateEnd(&z);
+        cz_http_buf_free(&out);
+        cz_ws_destroy(&ws);
+    }
+}
+
+/*
+ * The inflater's window against what the peer does, every split agreeing
+ * (run_all): a peer told client_max_window_bits=9 that reaches 600 bytes
+ * back anyway was read whole and refused (1002) when the reference came in
+ * a later read than the bytes it refers to, since zlib measures a distance
+ * against its window plus the current call's output, not 2^windowBits. Now
+ * the inflater keeps 32 KiB, and the message reads the same in every split.
+ */
+static void test_deflate_window(void) {
+    static const uint8_t bits[] = {8, 9, 12, 15};
+    uint8_t msg[664], msg2[300], c[1024];
+    bytes_t b = {0};
+    size_t i, n;
+    z_stream z;
+    run_t r;
+
+    noise(msg, 600, 7);
+    memcpy(msg + 600, msg, 64); /* a back-reference 600 bytes back */
+    noise(msg2, 200, 11);
+    memcpy(msg2 + 200, msg + 500, 100); /* into the previous message */
+    for (i = 0; i < sizeof(bits); i++) {
+        cz_ws_deflate_t pmd = pmd_on(0, 0);
+        char name[64];
+        pmd.rx_window_bits = bits[i];
+
+        /* a peer that ignores the window it was given (it deflates with 15) */
+        memset(&z, 0, sizeof(z));
+        CHECK(deflateInit2(&z, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+        b.len = 0;
+        n = stream_deflate(&z, msg, sizeof(msg), c, sizeof(c));
+        CHECK(n > 0 && n < sizeof(msg)); /* the repeat was found */
+        frame(&b, 1, 4, CZ_WS_OP_BINARY, c, n, 0);
+        n = stream_deflate(&z, msg2, sizeof(msg2), c, sizeof(c));
+        CHECK(n > 0);
+        frame(&b, 1, 4, CZ_WS_OP_BINARY, c, n, 0);
+        deflateEnd(&z);
+        snprintf(name, sizeof(name), "window %u, peer at 15", bits[i]);
+        run_all(b.d, b.len, NULL, &pmd, &r, name);
+        CHECKC(r.n == 2 && r.ev[0] == CZ_WS_BINARY && r.len[0] == sizeof(msg) &&
+                   memcmp(r.data[0], msg, sizeof(msg)) == 0,
+               name);
+        CHECKC(r.n == 2 && r.ev[1] == CZ_WS_BINARY && r.len[1] == sizeof(msg2) &&
+                   memcmp(r.data[1], msg2, sizeof(msg2)) == 0,
+               name);
+        run_free(&r);
+
+        /* a peer within it (8 is deflated with 9, which reaches 250 back) */
+        memset(&z, 0, sizeof(z));
+        CHECK(deflateInit2(&z, 9, Z_DEFLATED, -(bits[i] < 9 ? 9 : bits[i]), 8, Z_DEFAULT_STRATEGY) == Z_OK);
+        b.len = 0;
+        n = stream_deflate(&z, msg, sizeof(msg), c, sizeof(c));
+        frame(&b, 1, 4, CZ_WS_OP_BINARY, c, n, 0);
+        n = stream_deflate(&z, msg2, sizeof(msg2), c, sizeof(c));
+        frame(&b, 1, 4, CZ_WS_OP_BINARY, c, n, 0);
+        deflateEnd(&z);
+        snprintf(name, sizeof(name), "window %u, peer within", bits[i]);
+        run_all(b.d, b.len, NULL, &pmd, &r, name);
+        CHECKC(r.n == 2 && r.len[0] == sizeof(msg) && memcmp(r.data[0], msg, sizeof(msg)) == 0, name);
+        CHECKC(r.n == 2 && r.len[1] == sizeof(msg2) && memcmp(r.data[1], msg2, sizeof(msg2)) == 0, name);
+        run_free(&r);
+    }
+    /* a reference before anything was written is refused in every split:
+     * a stored block of 4 bytes, then a fixed block with a match of
+     * length 3 at distance 5 */
+    {
+        static const uint8_t far[] = {0x00, 0x04, 0x00, 0xfb, 0xff, 'a', 'b', 'c', 'd', 0x02, 0x12, 0x00};
+        cz_ws_deflate_t pmd = pmd_on(0, 0);
+        pmd.rx_window_bits = 9;
+        b.len = 0;
+        frame(&b, 1, 4, CZ_WS_OP_BINARY, far, sizeof(far), 0);
+        run_all(b.d, b.len, NULL, &pmd, &r, "distance before the stream");
+        CHECK(r.n == 1 && r.ev[0] == CZ_WS_ERROR && r.code[0] == 1002);
+        run_free(&r);
+    }
+    b_free(&b);
+}
+
 static void test_alloc_failures(void) {
     cz_ws_deflate_t on = pmd_on(0, 0), nct = pmd_on(1, 1);
     bytes_t b = {0};
@@ -1501,6 +1688,8 @@ int main(void) {
     test_utf8();
     test_limits();
     test_deflate();
+    test_deflate_window();
+    test_deflate_window8();
     test_alloc_failures();
     test_handoff();
     if (g_hp_live) cz_http_parser_destroy(&g_hp);

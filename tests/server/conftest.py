@@ -283,6 +283,18 @@ def connect_refused(port: int) -> bool:
     return False
 
 
+def port_closes(port: int, timeout: float = 5.0) -> bool:
+    """Whether the port stops answering within `timeout`: a process whose main
+    thread reads as exited may still be closing its files for a few
+    milliseconds (its other threads finish exiting after it)."""
+    deadline = time.monotonic() + timeout
+    while not connect_refused(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))

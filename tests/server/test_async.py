@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
-from tests.server.conftest import RawConn, ServerProcess
+import pytest
+
+from catzilla import Catzilla
+from tests.server.conftest import RawConn, ServerProcess, serve_in_thread
 
 N = 200
 
@@ -68,3 +72,95 @@ def test_many_async_on_one_keepalive_connection(main_server: ServerProcess) -> N
         for i in range(50):
             r = c.request("GET", f"/async-json?i={i}")
             assert r.status == 200 and r.json() == {"async": True, "path": "/async-json"}
+
+
+@pytest.mark.parametrize("loop", ["auto", "asyncio", "uvloop"])
+def test_the_event_loop_async_handlers_run_on(loop: str) -> None:
+    """uvicorn's choice: "auto" is uvloop when installed, else asyncio's loop."""
+    try:
+        import uvloop  # noqa: F401
+
+        has_uvloop = True
+    except ImportError:
+        has_uvloop = False
+    if loop == "uvloop" and not has_uvloop:
+        with pytest.raises(ValueError, match="needs uvloop"):
+            Catzilla(loop=loop)
+        return
+    app = Catzilla(loop=loop)
+
+    @app.get("/loop")
+    async def which() -> dict[str, str]:
+        await asyncio.sleep(0)
+        return {"module": type(asyncio.get_running_loop()).__module__}
+
+    with serve_in_thread(app) as srv, RawConn(srv.port, timeout=5) as c:
+        module = c.request("GET", "/loop").json()["module"]
+    uses_uvloop = loop == "uvloop" or (loop == "auto" and has_uvloop)
+    assert module.startswith("uvloop") is uses_uvloop, module
+
+
+def test_a_bad_loop_is_named() -> None:
+    with pytest.raises(ValueError, match="loop must be one of auto, asyncio, uvloop, got 'trio'"):
+        Catzilla(loop="trio")
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "auto"])
+def test_one_thread_serves_and_runs_the_loop(loop: str) -> None:
+    """While serving, the asyncio loop runs on the serving thread: async and
+    sync handlers run on that one thread (no hand-off between threads per
+    request), on the loop the lifespan started on (a pool made at startup is
+    usable in handlers)."""
+    seen: dict[str, object] = {}
+
+    async def startup() -> None:
+        seen["loop"] = asyncio.get_running_loop()
+        seen["queue"] = asyncio.Queue()
+
+    app = Catzilla(loop=loop, on_startup=[startup])
+
+    @app.get("/sync")
+    def sync_thread() -> dict[str, int]:
+        return {"thread": threading.get_ident()}
+
+    @app.get("/async")
+    async def async_thread() -> dict[str, object]:
+        queue = seen["queue"]
+        assert isinstance(queue, asyncio.Queue)
+        await queue.put(1)  # bound to the startup loop: fails on any other
+        await asyncio.sleep(0)
+        return {
+            "thread": threading.get_ident(),
+            "same_loop": asyncio.get_running_loop() is seen["loop"],
+            "got": await queue.get(),
+        }
+
+    with serve_in_thread(app) as srv, RawConn(srv.port, timeout=5) as c:
+        for _ in range(3):
+            sync, async_ = c.request("GET", "/sync").json(), c.request("GET", "/async").json()
+            assert sync["thread"] == srv.thread.ident
+            assert async_ == {"thread": srv.thread.ident, "same_loop": True, "got": 1}
+
+
+def test_a_sync_handler_may_run_its_own_event_loop() -> None:
+    """Sync handlers see no running loop, as on any other thread: asyncio.run()
+    inside one works while async handlers run on the serving thread's loop."""
+    app = Catzilla()
+
+    async def compute() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    @app.get("/run")
+    def run_own() -> dict[str, int]:
+        return {"got": asyncio.run(compute())}
+
+    @app.get("/async")
+    async def async_ok() -> dict[str, bool]:
+        await asyncio.sleep(0.01)
+        return {"ok": True}
+
+    with serve_in_thread(app) as srv, RawConn(srv.port, timeout=5) as c:
+        for _ in range(3):
+            assert c.request("GET", "/async").json() == {"ok": True}
+            assert c.request("GET", "/run").json() == {"got": 42}

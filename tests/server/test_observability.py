@@ -4,6 +4,7 @@ parser), per-worker labels, and logging configuration."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -113,22 +114,61 @@ def test_access_log_common_format(access_records) -> None:
     assert all(int(m.group(7)) > 0 for m in parsed)  # type: ignore[union-attr]
 
 
-def test_access_log_is_batched_not_per_request(access_records) -> None:
-    """Many requests in one loop iteration (pipelined) reach Python as few records."""
+def pipeline_hello(port: int, n: int) -> None:
+    """`n` requests in one write on one connection, and their `n` answers read."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n" * n)
+        got = b""
+        while got.count(b"HTTP/1.1 200") < n:
+            got += s.recv(65536)
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_access_log_is_batched_not_per_request() -> None:
+    """Many requests in one loop iteration (pipelined) reach the default handler's
+    stream as a few writes, not one per request."""
+    logger = logging.getLogger(logs.ACCESS_LOGGER)
+    stream = CountingStream()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = logger.handlers[:], logger.level, logger.propagate
+    logger.handlers, logger.propagate = [handler], False
+    logger.setLevel(logging.INFO)
+    try:
+        app = hello_app(access_log=True)
+        with serve_in_thread(app) as srv:
+            pipeline_hello(srv.port, 50)
+            wait_for(lambda: stream.getvalue().count("GET /hello ") >= 50)
+    finally:
+        logger.handlers, logger.level, logger.propagate = saved
+    lines = [ln for ln in stream.getvalue().splitlines() if "/__ready__" not in ln]
+    assert len(lines) == 50 and all(CLF.match(ln) for ln in lines), lines[:3]
+    assert stream.writes <= 3  # batches (64 KiB, or every timer sweep), not one write per request
+
+
+def test_a_prefixing_formatter_sees_every_line(access_records) -> None:
+    """A configuration that is not the bare line (here a handler collecting records)
+    gets one record per request, so a prefix or a filter applies to each."""
     app = hello_app(access_log=True)
     with serve_in_thread(app) as srv:
-        import socket
-
-        with socket.create_connection(("127.0.0.1", srv.port)) as s:
-            s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n" * 50)
-            got = b""
-            while got.count(b"HTTP/1.1 200") < 50:
-                got += s.recv(65536)
-        wait_for(lambda: len(access_records.lines()) >= 50)
-    assert len(access_records.lines()) == 50
-    records = access_records.records
-    assert len(records) <= 3  # batches (64 KiB, or every timer sweep), not one record per request
-    assert sum(r.access_lines for r in records) == 51  # type: ignore[attr-defined]  # and the readiness probe
+        pipeline_hello(srv.port, 20)
+        wait_for(lambda: len(access_records.lines()) >= 20)
+    records = [r for r in access_records.records if "/__ready__" not in r.getMessage()]
+    assert len(records) == 20
+    assert all("\n" not in r.getMessage() and r.access_lines == 1 for r in records)  # type: ignore[attr-defined]
+    prefixed = logging.Formatter("access: %(message)s")
+    assert all(CLF.match(prefixed.format(r)[len("access: ") :]) for r in records)
 
 
 def test_access_log_json_lines_escape_the_target(access_records) -> None:
@@ -166,6 +206,61 @@ def test_access_log_off_by_default(access_records) -> None:
         c.get("/hello")
         time.sleep(0.1)
     assert access_records.records == []
+
+
+@pytest.fixture
+def access_logger():
+    """The catzilla.access logger with its handlers, level and propagation put back after the test."""
+    logger = logging.getLogger(logs.ACCESS_LOGGER)
+    saved = (logger.handlers[:], logger.filters[:], logger.level, logger.propagate)
+    logger.handlers, logger.filters = [], []
+    logger.setLevel(logging.INFO)
+    try:
+        yield logger
+    finally:
+        logger.handlers, logger.filters, logger.level, logger.propagate = saved
+
+
+def test_access_sink_writes_a_plain_stream_directly(access_logger) -> None:
+    """One plain handler: the batch goes to its stream as it is, as a record would have put it."""
+    import io
+
+    batch = '127.0.0.1 - - [x] "GET /a%20b HTTP/1.1" 200 5\n127.0.0.1 - - [x] "GET / HTTP/1.1" 200 -\n'
+    sink = logs.AccessSink()
+    direct = io.StringIO()
+    handler = logging.StreamHandler(direct)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access_logger.addHandler(handler)
+    access_logger.propagate = False
+    assert sink.direct_handler() is handler
+    sink(batch, 2)
+    assert direct.getvalue() == batch
+    # what the record path writes for the same batch: the same text
+    access_logger.addFilter(lambda record: True)  # a filter needs records
+    assert sink.direct_handler() is None
+    sink(batch, 2)
+    assert direct.getvalue() == batch + batch
+    access_logger.filters = []
+    # a formatter that adds anything, or another handler the record would reach: records
+    for change in (
+        lambda: handler.setFormatter(logging.Formatter("%(levelname)s %(message)s")),
+        lambda: setattr(access_logger, "propagate", True) or logging.getLogger("catzilla").addHandler(Lines()),
+    ):
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        change()
+        assert sink.direct_handler() is None
+    for h in logging.getLogger("catzilla").handlers[:]:
+        if isinstance(h, Lines):
+            logging.getLogger("catzilla").removeHandler(h)
+
+
+def test_access_sink_record_carries_the_lines(access_records) -> None:
+    sink = logs.AccessSink()
+    logging.getLogger(logs.ACCESS_LOGGER).propagate = False
+    sink("a 100%s\nb\n", 2)
+    first, second = access_records.records  # one record per line, not %-formatted
+    assert (first.getMessage(), second.getMessage()) == ("a 100%s", "b")
+    assert first.access_lines == second.access_lines == 1  # type: ignore[attr-defined]
 
 
 def test_options_are_checked() -> None:

@@ -161,7 +161,7 @@ def test_mount_arguments(tree):
     StaticFiles(directory=tree / "missing", check_dir=False)
     with pytest.raises(ValueError, match="must not end with"):
         app.mount("/assets/", StaticFiles(directory=tree / "site"))
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(TypeError, match="ASGI app"):  # neither static, a Catzilla app nor callable
         app.mount("/sub", object())
 
 

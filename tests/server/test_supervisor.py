@@ -17,8 +17,8 @@ import catzilla.serving
 from tests.server.conftest import (
     RawConn,
     ServerProcess,
-    connect_refused,
     free_port,
+    port_closes,
     spawn_server,
     wait_until_answering,
 )
@@ -126,7 +126,7 @@ def test_workers_exit_when_supervisor_is_killed(pdeathsig: bool) -> None:
         srv.proc.wait(5)
         left = wait_gone(workers, timeout=8)
         assert not left, f"workers {left} outlived their SIGKILLed supervisor; stderr:\n{srv.stderr[-2000:]}"
-        assert connect_refused(port), "the port still answers after the supervisor was killed"
+        assert port_closes(port), "the port still answers after the supervisor was killed"
         # they stopped gracefully: shutdown hooks ran (the lines may still be on their way to us)
         for pid in workers:
             srv.wait_for(rf"worker-down {pid}\n", timeout=5)
@@ -171,7 +171,7 @@ def test_crash_loop_backs_off_and_sigterm_ends_the_wait(tmp_path: Path) -> None:
         assert code == 0, srv.stderr[-3000:]
         assert took < 3.0, f"supervisor took {took:.1f} s to stop during a backoff"
         assert len(re.findall(r"crasher-start", srv.stderr)) == 5, "a worker was started after SIGTERM"
-        assert connect_refused(srv.port)
+        assert port_closes(srv.port)
     finally:
         kill_group(srv)
 

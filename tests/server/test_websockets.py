@@ -200,6 +200,27 @@ def test_messages_both_ways_with_compression_and_subprotocol(server: tuple[str, 
         assert ws.recv(timeout=5) == "plain"
 
 
+def test_compression_with_small_windows(server: tuple[str, Seen, Catzilla]) -> None:
+    """server_max_window_bits=8 is accepted (zlib deflates with 9, reaching at
+    most 250 bytes back) and client_max_window_bits=9 is read whatever the
+    splits: repeats near and far, message after message."""
+    from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+
+    url, _, _ = server
+    offer = ClientPerMessageDeflateFactory(server_max_window_bits=8, client_max_window_bits=9)
+    with connect(url + "/echo", compression=None, extensions=[offer]) as ws:
+        assert [type(e).__name__ for e in ws.protocol.extensions] == ["PerMessageDeflate"]
+        answer = ws.response.headers["sec-websocket-extensions"]
+        assert "server_max_window_bits=8" in answer and "client_max_window_bits=9" in answer
+        block = bytes(range(256)) * 3
+        for k in range(5):
+            message = block[k:] + block[: 300 + k] + b"tail" * 100
+            ws.send(message)
+            assert ws.recv(timeout=5) == message
+            ws.send(message.decode("latin-1"))
+            assert ws.recv(timeout=5) == message.decode("latin-1")
+
+
 def test_the_close_handshake_and_its_codes(server: tuple[str, Seen, Catzilla]) -> None:
     url, seen, _ = server
     with connect(url + "/echo") as ws:
@@ -437,3 +458,47 @@ def test_middleware_sees_the_handshake_and_cors_gzip_do_not_break_it() -> None:
             ws.send("through")
             assert ws.recv(timeout=5) == "through"
         assert seen == ["/secure", "/secure"]
+
+
+def test_broadcast_keeps_order_with_sends_and_skips_the_gone() -> None:
+    """One hand-over for all targets: each gets the message once, after what its
+    handler sent before (in order), compressed or not per connection; a closed
+    connection is skipped and not counted."""
+    app = Catzilla()
+    clients: list[WebSocket] = []
+
+    @app.websocket("/room")
+    async def room(websocket: WebSocket) -> None:
+        await websocket.accept()
+        clients.append(websocket)
+        try:
+            async for text in websocket.iter_text():
+                await websocket.send_text("ack " + text)
+                n = await broadcast(list(clients), text.encode() if text.startswith("b") else text)
+                await websocket.send_text(f"count {n}")
+        finally:
+            clients.remove(websocket)
+
+    with serve_in_thread(app) as srv:
+        url = f"ws://{HOST}:{srv.port}/room"
+        conns = [connect(url, compression=None if i % 2 else "deflate") for i in range(20)]
+        try:
+            deadline = time.monotonic() + 5
+            while len(clients) < 20 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            conns.pop().close()
+            while len(clients) > 19 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(clients) == 19
+            said = ["m0", "b1", "m2"]
+            for text in said:
+                conns[0].send(text)
+                assert conns[0].recv(timeout=5) == "ack " + text
+                assert conns[0].recv(timeout=5) == (text.encode() if text.startswith("b") else text)
+                assert conns[0].recv(timeout=5) == "count 19"
+            for c in conns[1:]:
+                got = [c.recv(timeout=5) for _ in said]
+                assert got == ["m0", b"b1", "m2"]
+        finally:
+            for c in conns:
+                c.close()
