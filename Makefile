@@ -10,7 +10,7 @@ SOURCES := CMakeLists.txt pyproject.toml $(shell find csrc cmake src third_party
 C_TESTS := $(wildcard tests/c/*.c)
 PIP_INSTALL := $(PY) -m pip install -q --no-build-isolation --no-deps
 
-.PHONY: setup run test test-python test-malloc-only test-c test-asan clean wheel lint test-pythons test-pythons-ci
+.PHONY: bench-memory setup run test test-python test-malloc-only test-c test-asan clean wheel lint test-pythons test-pythons-ci
 
 setup: build/.bootstrap build/.installed
 
@@ -29,7 +29,8 @@ build/.installed: build/.bootstrap $(SOURCES)
 build/.malloc-only: build/.bootstrap $(SOURCES)
 	rm -rf build/malloc-only/site
 	$(PIP_INSTALL) --target build/malloc-only/site \
-	  -C cmake.define.CATZILLA_USE_JEMALLOC=OFF -C build-dir=build/malloc-only/cmake .
+	  -C cmake.define.CATZILLA_USE_JEMALLOC=OFF -C cmake.define.CATZILLA_USE_MIMALLOC=OFF \
+	  -C build-dir=build/malloc-only/cmake .
 	@touch $@
 
 # The extension with ASan+UBSan, malloc only: ASan sees every buffer of the
@@ -71,7 +72,8 @@ test-asan: setup build/.asan-ext
 	$(call ctest_build,asan,-DCATZILLA_SANITIZE=ON)
 	LD_PRELOAD=$(ASAN_RUNTIME) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  PYTHONPATH=$(ROOT)/build/asan-ext/site CATZILLA_EXPECT_BUILD=malloc-only \
-	  $(PY) -m pytest -q -p no:cacheprovider tests/server tests/hardening tests/framework/test_direct.py tests/framework/test_shapes.py
+	  $(PY) -m pytest -q -p no:cacheprovider tests/server tests/hardening tests/framework/test_direct.py tests/framework/test_shapes.py \
+	  tests/memory/test_process_scope.py
 
 clean:
 	rm -rf build
@@ -139,11 +141,20 @@ test-pythons-ci: $(addprefix test-py,$(CI_PYTHONS))
 test-attacks: setup
 	$(PY) -m benchmarks.attacks --connections 1000 --scenario all $(ATTACK_ARGS)
 
+# Reading JSON bodies (benchmarks/json_read.py, json_echo.py): the C reader
+# against json.loads and orjson.loads, then the 10 KiB echo with wrk before
+# and with it; results in benchmarks/results/json_read.md and json_echo.md.
+.PHONY: bench-json
+bench-json: setup
+	$(PY) -m benchmarks.json_read $(BENCH_ARGS)
+	$(PY) -m benchmarks.json_echo
+
 # Benchmarks (benchmarks/README.md): each server in its own venv under
 # benchmarks/.venvs/, created on demand; results in benchmarks/results/.
-# `make bench` is the full suite (about an hour); `make bench-quick` < 5 min.
+# `make bench` is the full suite (about an hour) and then the TechEmpower-style
+# suite (bench-tfb); `make bench-quick` < 5 min.
 # Extra harness flags: make bench BENCH_ARGS="--servers catzilla,nginx".
-.PHONY: bench bench-quick bench-env bench-streaming bench-uploads
+.PHONY: bench bench-quick bench-env bench-streaming bench-uploads bench-async bench-tfb
 
 bench-env: setup
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
@@ -154,6 +165,18 @@ bench-env: setup
 
 bench: bench-env
 	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.run --profile full $(BENCH_ARGS)
+	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.tfb $(TFB_ARGS)
+
+# The TechEmpower-style suite (benchmarks/tfb.py): JSON, plaintext pipelined x16,
+# single query, queries 1 and 20, fortunes, updates 1 and 20, cached queries,
+# against a PostgreSQL the harness starts, seeds and removes (Debian's
+# `postgresql`, installed with apt when missing; skipped with a message where
+# it cannot be). Catzilla (asyncpg async, psycopg sync) against FastAPI,
+# BlackSheep, Granian RSGI, Socketify and Robyn; results in
+# benchmarks/results/tfb/. About 20 minutes at the default 3 x 5 s per test;
+# e.g. make bench-tfb TFB_ARGS="--servers catzilla,fastapi --tests db,fortunes --duration 3".
+bench-tfb: bench-env
+	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.tfb $(TFB_ARGS)
 
 bench-quick: bench-env
 	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.run --profile quick $(BENCH_ARGS)
@@ -162,6 +185,18 @@ bench-quick: bench-env
 # catzilla 0.2.3.
 bench-uploads: bench-env
 	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.uploads $(BENCH_ARGS)
+
+# Memory study v2 (benchmarks/memstudy2.py): glibc, jemalloc and mimalloc at
+# process scope, FastAPI/uvicorn and Granian beside (their own venvs); JSON
+# documents, mixed bodies, a 10-minute churn, async; 3 runs, tables and plots.
+bench-memory: setup
+	$(PY) -m benchmarks.memstudy2 $(BENCH_ARGS)
+
+# Async handlers' hand-over to the asyncio thread (benchmarks/async_path.py):
+# server CPU per request, `def` against `async def` hello world;
+# BENCH_ARGS='--before build/site-before' measures another build beside.
+bench-async: bench-env
+	$(PY) -m benchmarks.async_path $(BENCH_ARGS)
 
 # Files, static directories and streams (benchmarks/streaming.py): Catzilla
 # against nginx, Starlette, Granian and catzilla 0.2.3 on static files; stream
@@ -195,7 +230,7 @@ autobahn: setup
 # `make test-static`: cppcheck over csrc/ in the jemalloc and malloc-only builds.
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 25
-FUZZ_HARNESSES := request router multipart ws
+FUZZ_HARNESSES := request router multipart ws json
 FUZZ_BUILD := build/fuzz
 .PHONY: fuzz-build fuzz test-fuzz test-static
 
@@ -218,7 +253,7 @@ test-fuzz: fuzz-build
 # (__GLIBC__, SO_REUSEPORT, ...) come from the compiler: build/static/platform.h.
 CPPCHECK_FLAGS := --enable=warning,performance,portability --error-exitcode=1 --quiet \
   --platform=unix64 --library=posix --library=python --inline-suppr \
-  --suppressions-list=tests/static/cppcheck-suppressions.txt -ithird_party \
+  --suppressions-list=tests/static/cppcheck-suppressions.txt -ithird_party -ibuild \
   --include=build/static/platform.h
 
 test-static: setup build/.malloc-only

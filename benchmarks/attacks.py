@@ -105,8 +105,19 @@ def tcp_states(port: int) -> Counter[str]:
     return states
 
 
-def close_wait_count(port: int) -> int:
-    return tcp_states(port)["08"]
+def close_wait_count(port: int, within: float = 1.0) -> int:
+    """Server-side connections in CLOSE-WAIT: the client closed, the server did not.
+
+    Polled for up to `within` seconds: a connection the client closed a
+    moment ago is in CLOSE-WAIT until the server's loop reads the FIN, which
+    on a loaded machine takes a while; one that stays there is a leak.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        n = tcp_states(port)["08"]
+        if n == 0 or time.monotonic() >= deadline:
+            return n
+        time.sleep(0.05)
 
 
 class AttackServer:

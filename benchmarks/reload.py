@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/reload.py [--reloads 10] [--connections 64] [--workers 2] [--out benchmarks/results]
 
-`catzilla run` serves a hello-world app with --workers N; wrk (-c64) runs
+`catzilla run` serves a hello-world app with --workers N; wrk (-c64) runs,
+with keep-alive connections and then with a new connection per request,
 while the supervisor gets --reloads SIGHUPs, each sent once the previous
 restart has replaced every worker. Failed requests: wrk's socket errors
 (connect, read, write, timeout) plus non-2xx answers. Writes reload.json
@@ -107,6 +108,52 @@ def wrk_errors(output: str) -> dict[str, int]:
     return errors
 
 
+MODES = {"keep-alive": [], "connection per request": ["-H", "Connection: close"]}
+
+
+def under_load(args: argparse.Namespace, app_dir: Path, wrk_flags: list[str]) -> dict[str, object]:
+    """One server, wrk with ``wrk_flags`` and ``args.reloads`` SIGHUPs: what wrk counted."""
+    port = free_port()
+    server = Server(app_dir, ["hello_app:app", "--port", str(port), "--workers", str(args.workers)])
+    try:
+        server.wait_for(r"serving\s+http://")
+        time.sleep(0.5)
+        duration = max(5, args.reloads * 2 + 3)
+        wrk = subprocess.Popen(
+            [
+                "wrk",
+                f"-t{args.threads}",
+                f"-c{args.connections}",
+                f"-d{duration}s",
+                *wrk_flags,
+                f"http://127.0.0.1:{port}/",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        time.sleep(1.0)
+        took: list[float] = []
+        for n in range(1, args.reloads + 1):
+            t0 = time.monotonic()
+            os.kill(server.proc.pid, signal.SIGHUP)
+            server.wait_for(r"replaced by worker \d+ \(SIGHUP\)", count=n * args.workers)
+            took.append(time.monotonic() - t0)
+            time.sleep(0.3)
+        output, _ = wrk.communicate(timeout=duration + 30)
+    finally:
+        server.stop()
+    errors = wrk_errors(output)
+    return {
+        "duration_s": duration,
+        "restart_seconds": [round(t, 3) for t in took],
+        "requests": errors["requests"],
+        "failed_requests": sum(v for k, v in errors.items() if k != "requests"),
+        "errors": errors,
+        "wrk": output,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reloads", type=int, default=10)
@@ -120,61 +167,28 @@ def main() -> int:
         return 2
     app_dir = Path(tempfile.mkdtemp(prefix="cz-reload-"))
     (app_dir / "hello_app.py").write_text(APP)
-    port = free_port()
-    server = Server(app_dir, ["hello_app:app", "--port", str(port), "--workers", str(args.workers)])
-    try:
-        server.wait_for(r"serving\s+http://")
-        time.sleep(0.5)
-        duration = max(5, args.reloads * 2 + 3)
-        wrk = subprocess.Popen(
-            ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", f"http://127.0.0.1:{port}/"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        time.sleep(1.0)
-        started = time.monotonic()
-        took: list[float] = []
-        for n in range(1, args.reloads + 1):
-            t0 = time.monotonic()
-            os.kill(server.proc.pid, signal.SIGHUP)
-            server.wait_for(r"replaced by worker \d+ \(SIGHUP\)", count=n * args.workers)
-            took.append(time.monotonic() - t0)
-            time.sleep(0.3)
-        reload_window = time.monotonic() - started
-        output, _ = wrk.communicate(timeout=duration + 30)
-    finally:
-        server.stop()
-    errors = wrk_errors(output)
-    failed = sum(v for k, v in errors.items() if k != "requests")
-    result = {
-        "reloads": args.reloads,
-        "workers": args.workers,
-        "connections": args.connections,
-        "duration_s": duration,
-        "reload_window_s": round(reload_window, 2),
-        "restart_seconds": [round(t, 3) for t in took],
-        "requests": errors["requests"],
-        "failed_requests": failed,
-        "errors": errors,
-        "wrk": output,
-    }
+    runs = {mode: under_load(args, app_dir, flags) for mode, flags in MODES.items()}
+    result = {"reloads": args.reloads, "workers": args.workers, "connections": args.connections, "runs": runs}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "reload.json").write_text(json.dumps(result, indent=2) + "\n")
     md = [
         "# Reload under load",
         "",
-        f"`catzilla run --workers {args.workers}`, `wrk -t{args.threads} -c{args.connections} -d{duration}s`, "
-        f"{args.reloads} SIGHUP rolling restarts (each waits for the previous one to have replaced every worker).",
+        f"`catzilla run --workers {args.workers}`, `wrk -t{args.threads} -c{args.connections}`, "
+        f"{args.reloads} SIGHUP rolling restarts (each waits for the previous one to have replaced every worker); "
+        "once with keep-alive connections, once with a new connection per request (`Connection: close`).",
         "",
-        "| requests | failed | connect | read | write | timeout | non-2xx | restart (median s) |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| {errors['requests']} | {failed} | {errors['connect']} | {errors['read']} | {errors['write']} "
-        f"| {errors['timeout']} | {errors['non2xx']} | {sorted(took)[len(took) // 2]:.2f} |",
-        "",
-        "Command: `python benchmarks/reload.py " + " ".join(sys.argv[1:]) + "`",
-        "",
+        "| connections | requests | failed | connect | read | write | timeout | non-2xx | restart (median s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    for mode, run in runs.items():
+        e: dict[str, int] = run["errors"]  # type: ignore[assignment]
+        took: list[float] = run["restart_seconds"]  # type: ignore[assignment]
+        md.append(
+            f"| {mode} | {e['requests']} | {run['failed_requests']} | {e['connect']} | {e['read']} | {e['write']} "
+            f"| {e['timeout']} | {e['non2xx']} | {sorted(took)[len(took) // 2]:.2f} |"
+        )
+    md += ["", "Command: `python benchmarks/reload.py " + " ".join(sys.argv[1:]) + "`", ""]
     (args.out / "reload.md").write_text("\n".join(md))
     print("\n".join(md))
     return 0

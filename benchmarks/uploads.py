@@ -79,7 +79,9 @@ APPS = {
     "catzilla-0.2.3": APP_DIR / "catzilla_023_uploads.py",
 }
 VENVS = {"fastapi": "uploads", "catzilla-0.2.3": "catzilla023"}
+SINK_NAME = "sink"
 LABELS = {
+    SINK_NAME: "(client ceiling: a socket that reads and discards the body)",
     "catzilla": "Catzilla (multipart parsed in C, `UploadFile`)",
     "catzilla-0.2.3": "catzilla 0.2.3 (its C multipart parser, `Form()` and `File()`)",
 }
@@ -196,6 +198,63 @@ def big_upload(name: str, workdir: Path, big: Path) -> dict[str, float] | str:
             proc.wait(5)
 
 
+# What the client can send at most: a server that reads the body and throws
+# it away (no HTTP framework, no multipart parsing, no disk), on the same CPU.
+SINK = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+buf = memoryview(bytearray(1 << 20))
+while True:
+    c, _ = s.accept()
+    head = b""
+    while b"\\r\\n\\r\\n" not in head:
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        head += chunk
+    head, _, rest = head.partition(b"\\r\\n\\r\\n")
+    fields = dict(line.split(b":", 1) for line in head.split(b"\\r\\n")[1:] if b":" in line)
+    length = int(fields.get(b"Content-Length", b"0"))
+    if b"100-continue" in fields.get(b"Expect", b"").lower():
+        c.sendall(b"HTTP/1.1 100 Continue\\r\\n\\r\\n")
+    n = len(rest)
+    while n < length and (k := c.recv_into(buf)):
+        n += k
+    body = b'{"size": -1}'
+    c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n%s" % (len(body), body))
+    c.close()
+"""
+
+
+def sink_upload(workdir: Path, big: Path) -> dict[str, float]:
+    """The same curl upload to SINK: the client's ceiling on this machine."""
+    port = procs.free_port()
+    script = workdir / "sink.py"
+    script.write_text(SINK)
+    cmd = [our_python(), str(script), str(port)]
+    if subprocess.run(["which", "taskset"], capture_output=True).returncode == 0:
+        cmd = ["taskset", "-c", "0", *cmd]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not procs.port_open(port):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the sink did not start")
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        subprocess.run(
+            ["curl", "-s", "-F", f"file=@{big}", f"http://127.0.0.1:{port}/"], capture_output=True, check=True
+        )
+        elapsed = time.monotonic() - t0
+        return {"seconds": elapsed, "mib_per_s": big.stat().st_size / (1 << 20) / elapsed}
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
 def fastapi_label() -> str:
     py = python_for("fastapi")
     v = {d: venvs.dist_version(py, d) or "?" for d in ("fastapi", "python-multipart", "uvicorn")}
@@ -211,12 +270,15 @@ def readme(out: dict) -> str:
         f"posted by wrk with {out['connections']}",
         f"connections for {out['duration_s']:g} s; server on CPU 0, wrk on CPU 1, one process each. "
         f"{out['rounds']} rounds, each",
-        f"running every server once in turn; medians over the rounds. {out['cpu']} cores.",
+        f"running every server once in turn; medians over the rounds. {out['cpu']} cores "
+        f"(load average at the end: {', '.join(map(str, out.get('load_average_at_end', [])))}).",
         "",
         "| server | req/s (median) | p99 ms (per round) |",
         "|---|---|---|",
     ]
     for name, label in out["servers"].items():
+        if name == SINK_NAME:
+            continue
         if name in out["unsupported"]:
             lines.append(f"| {label} | not supported: {out['unsupported'][name]} | |")
             continue
@@ -242,9 +304,9 @@ def readme(out: dict) -> str:
             "",
             f"## One {out['big_bytes'] >> 30} GiB file",
             "",
-            "One upload of a 1 GiB file part (curl `-F file=@...`, sent as it is read), to a route whose "
-            "handler reads the `UploadFile` back in 1 MiB pieces; server RSS growth is its peak during "
-            "the upload minus its RSS before.",
+            "One upload of a file of random bytes (curl `-F file=@...`, sent as it is read), to a route "
+            "whose handler reads the `UploadFile` back in 1 MiB pieces; server RSS growth is its peak during "
+            f"the upload minus its RSS before. {out['rounds']} rounds, every server once per round; medians.",
             "",
             "| server | MiB/s | s | server RSS growth (MiB) |",
             "|---|---|---|---|",
@@ -254,12 +316,21 @@ def readme(out: dict) -> str:
             if isinstance(r, str):
                 lines.append(f"| {label} | not supported: {r} | | |")
             else:
-                lines.append(f"| {label} | {r['mib_per_s']:,.0f} | {r['seconds']:.1f} | {r['rss_growth_mib']:.1f} |")
+                growth = f"{r['rss_growth_mib']:.1f}" if "rss_growth_mib" in r else ""
+                lines.append(f"| {label} | {r['mib_per_s']:,.0f} | {r['seconds']:.2f} | {growth} |")
         ours = out["big"].get("catzilla")
-        peers = [(n, r) for n, r in out["big"].items() if n != "catzilla" and isinstance(r, dict)]
+        peers = [(n, r) for n, r in out["big"].items() if n not in ("catzilla", SINK_NAME) and isinstance(r, dict)]
+        sink = out["big"].get(SINK_NAME)
         if isinstance(ours, dict) and peers:
             best = max(peers, key=lambda nr: nr[1]["mib_per_s"])
-            lines += ["", f"Catzilla / fastest peer ({best[0]}): **{ours['mib_per_s'] / best[1]['mib_per_s']:.2f}x**."]
+            said = f"Catzilla / fastest peer ({best[0]}): **{ours['mib_per_s'] / best[1]['mib_per_s']:.2f}x**"
+            if isinstance(sink, dict):
+                said += (
+                    f"; the client's ceiling / that peer: {sink['mib_per_s'] / best[1]['mib_per_s']:.2f}x "
+                    f"(no server can go faster than curl sends); Catzilla / ceiling: "
+                    f"{ours['mib_per_s'] / sink['mib_per_s']:.2f}x"
+                )
+            lines += ["", said + "."]
 
     return "\n".join(lines) + "\n"
 
@@ -321,14 +392,26 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {rnd + 1} {name:14} {res.rps:10.0f} req/s  p99 {res.p99_ms} ms", flush=True)
         if args.big_mib:
             big = workdir / "big.bin"
-            with open(big, "wb") as f:
-                f.truncate(args.big_mib << 20)  # zeros, read by curl as it sends
-            for name in APPS:
-                try:
-                    big_results[name] = big_upload(name, workdir, big)
-                except (RuntimeError, venvs.VenvError) as exc:
-                    big_results[name] = str(exc)[:300]
-                print(f"big upload {name:14} {big_results[name]}", flush=True)
+            with open(big, "wb") as f:  # random bytes: a CR every 256 bytes, as in real files
+                for _ in range(args.big_mib):
+                    f.write(os.urandom(1 << 20))
+            runs: dict[str, list[dict[str, float] | str]] = {name: [] for name in [*APPS, SINK_NAME]}
+            for rnd in range(args.rounds):  # in turn, each round: the machine's swings hit every server alike
+                for name in runs:
+                    try:
+                        got = sink_upload(workdir, big) if name == SINK_NAME else big_upload(name, workdir, big)
+                    except (RuntimeError, venvs.VenvError, subprocess.CalledProcessError) as exc:
+                        got = str(exc)[:300]
+                    runs[name].append(got)
+                    print(f"big upload, round {rnd + 1}: {name:14} {got}", flush=True)
+            for name, results in runs.items():
+                done = [r for r in results if isinstance(r, dict)]
+                if not done:
+                    big_results[name] = next(r for r in results if isinstance(r, str))
+                    continue
+                big_results[name] = {key: statistics.median(r[key] for r in done) for key in done[0]} | {
+                    "rounds": len(done)
+                }
             big.unlink()
     med = {name: statistics.median(v) for name, v in rps.items() if v and name not in unsupported}
     out = {
@@ -337,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         "connections": args.connections,
         "rounds": args.rounds,
         "duration_s": args.duration,
-        "servers": {name: fastapi_label() if name == "fastapi" else LABELS[name] for name in APPS},
+        "servers": {name: fastapi_label() if name == "fastapi" else LABELS[name] for name in [*APPS, SINK_NAME]},
         "rps": rps,
         "p99_ms": p99,
         "median_rps": med,
@@ -347,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
             med["catzilla"] / med["catzilla-0.2.3"] if "catzilla-0.2.3" in med else None
         ),
         "cpu": os.cpu_count(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "big_bytes": args.big_mib << 20,
         "big": big_results,
     }

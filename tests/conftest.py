@@ -16,7 +16,14 @@ EXPECT_BUILD = os.environ.get("CATZILLA_EXPECT_BUILD", "jemalloc")
 def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run code in a fresh interpreter that sees the same catzilla build."""
     full_env = dict(os.environ)
-    full_env.pop("CATZILLA_TEST_JEMALLOC_INIT_FAIL", None)
+    for name in (
+        "CATZILLA_TEST_JEMALLOC_INIT_FAIL",
+        "CATZILLA_TEST_MIMALLOC_INIT_FAIL",
+        "CATZILLA_ALLOCATOR",
+        "CATZILLA_ALLOCATOR_SCOPE",
+        "CATZILLA_BYPASS_PYMALLOC",
+    ):
+        full_env.pop(name, None)
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=timeout)
 

@@ -22,8 +22,8 @@ from catzilla import Catzilla, Request
 BIG = b"x" * (1 << 20)
 app = Catzilla(production=True)
 
-# /wait runs on the asyncio thread, /counters on the server's: a lock keeps the
-# three counts consistent with each other.
+# /wait runs as an asyncio task, /counters in the server's step, and the thread
+# pool may run others: a lock keeps the three counts consistent with each other.
 _lock = threading.Lock()
 _counters = {"started": 0, "cancelled": 0, "finally": 0}
 

@@ -506,7 +506,8 @@ def memory_verdict(mem: dict) -> list[str]:
             f"- Caveat on the malloc figures: after idle, `resident_mb` for malloc reads {ra:.1f} MiB while the "
             f"whole process's RSS is {rr:.1f} MiB. For malloc that key is glibc's heap size (mallinfo2), which "
             "still counts pages that malloc_trim has handed back to the OS (madvise): it is an upper bound, "
-            "not residency, and `fragmentation_percent` (free bytes in that heap) reads high for the same reason. "
+            "not residency, and `process_fragmentation_percent` (free bytes in that heap) reads high for the "
+            "same reason. "
             "Compare process RSS across allocators, not `resident_mb`."
         )
     L.append(

@@ -52,16 +52,18 @@ class ServerSpec:
         return str(venv_python(self.venv))
 
 
-def _uvicorn(module: str) -> Callable[[Ctx], list[str]]:
-    return lambda c: [
-        c.python,
+def uvicorn_argv(python: str, port: int, module: str, app_dir: Path = APPS) -> list[str]:
+    """uvicorn serving ``module:app`` from ``app_dir`` as every peer runs it here:
+    uvloop, httptools, no access log."""
+    return [
+        python,
         "-m",
         "uvicorn",
         f"{module}:app",
         "--host",
         "127.0.0.1",
         "--port",
-        str(c.port),
+        str(port),
         "--loop",
         "uvloop",
         "--http",
@@ -70,13 +72,19 @@ def _uvicorn(module: str) -> Callable[[Ctx], list[str]]:
         "--log-level",
         "warning",
         "--app-dir",
-        str(APPS),
+        str(app_dir),
     ]
 
 
-def _granian(interface: str, module: str) -> Callable[[Ctx], list[str]]:
-    return lambda c: [
-        c.python,
+def _uvicorn(module: str) -> Callable[[Ctx], list[str]]:
+    return lambda c: uvicorn_argv(c.python, c.port, module)
+
+
+def granian_argv(python: str, port: int, interface: str, module: str, app_dir: Path = APPS) -> list[str]:
+    """granian serving ``module:app`` from ``app_dir`` as every peer runs it here:
+    one worker, HTTP/1, uvloop, no WebSockets."""
+    return [
+        python,
         "-m",
         "granian",
         "--interface",
@@ -84,7 +92,7 @@ def _granian(interface: str, module: str) -> Callable[[Ctx], list[str]]:
         "--host",
         "127.0.0.1",
         "--port",
-        str(c.port),
+        str(port),
         "--workers",
         "1",
         "--http",
@@ -95,9 +103,13 @@ def _granian(interface: str, module: str) -> Callable[[Ctx], list[str]]:
         "--log-level",
         "warning",
         "--working-dir",
-        str(APPS),
+        str(app_dir),
         f"{module}:app",
     ]
+
+
+def _granian(interface: str, module: str) -> Callable[[Ctx], list[str]]:
+    return lambda c: granian_argv(c.python, c.port, interface, module)
 
 
 def _script(name: str, *extra: str) -> Callable[[Ctx], list[str]]:

@@ -64,3 +64,42 @@ def repo() -> dict:
 
 def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def run_meta(module: str, duration: float, rounds: int, **extra: object) -> dict:
+    """What a side-by-side run records about itself: when, where, how (wrk -t1 -c64
+    on CPU 1, the server on CPU 0, as these runs do), and `extra`."""
+    import sys
+    import time
+
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "command": " ".join([Path(sys.executable).name, "-m", module, *sys.argv[1:]]),
+        "wrk": f"-t1 -c64 -d{duration:g}s, pinned to CPU 1; server pinned to CPU 0",
+        "rounds": rounds,
+        **extra,
+    }
+
+
+def write_run(out: Path, meta: dict, summary: dict, runs: object, title: str, table: list[str], notes: str) -> None:
+    """A side-by-side run's record: results.json ({meta, summary, runs}) and
+    README.md (the title, when and how, the command, the table, notes); the
+    README is printed too."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=2) + "\n")
+    load = meta.get("load_average")
+    when = f"{meta['date']}, Python {meta['python']}, {meta['cpus']} CPUs"
+    if isinstance(load, (list, tuple)):
+        when += f" (load average at the end {load[0]:.1f})"
+    (out / "README.md").write_text(
+        f"# {title}\n\n{when}, {meta['rounds']} rounds; wrk {meta['wrk']}.\n`{meta['command']}`\n\n"
+        + "\n".join(table)
+        + "\n\n"
+        + notes
+    )
+    print((out / "README.md").read_text())

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import logging
 import os
 import socket
 import sys
@@ -21,9 +20,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from catzilla import serving
+from catzilla import logs, serving
 
 ENV_PREFIX = "CATZILLA_"
+PROCESS_HEAP_ENV = "CATZILLA_PROCESS_HEAP"  # read by catzilla/__init__.py (and csrc/launcher)
+CORE_MODULE_ENV = "CATZILLA_CORE_MODULE"  # the extension csrc/launcher loads before the interpreter starts
+LIBPYTHON_ENV = "CATZILLA_LIBPYTHON"  # the CPython shared library csrc/launcher runs
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -85,8 +87,18 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
     a("--app-dir", default=".", help="the directory to import the app from (put first on sys.path; default .)")
     a("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     a("--port", type=port_number, default=8000, help="port to bind (default 8000)")
-    a("--uds", default=None, help="bind a Unix domain socket (not supported by this server yet)")
-    a("--fd", type=int, default=None, help="serve an inherited socket fd (not supported by this server yet)")
+    a(
+        "--uds",
+        default=None,
+        help="serve a Unix domain socket at this path instead of --host/--port "
+        "(a stale socket file is replaced; the file is removed at exit)",
+    )
+    a(
+        "--fd",
+        type=non_negative_int,
+        default=None,
+        help="serve the listening socket inherited as this file descriptor (TCP or Unix; systemd, circus)",
+    )
     a("--workers", type=positive_int, default=1, help="worker processes (default 1)")
     a("--reload", action="store_true", default=False, help="restart the workers when files change (watchfiles)")
     a("--reload-dir", action="append", default=None, help="a directory to watch (repeatable; default: the cwd)")
@@ -101,6 +113,12 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
     )
     a("--log-config", default=None, help="a logging configuration file (passed to the app)")
     a("--metrics", action=argparse.BooleanOptionalAction, default=None, help="Prometheus metrics (passed to the app)")
+    a(
+        "--route-memory",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="memory per route (passed to the app; default: as --metrics)",
+    )
     a(
         "--proxy-headers",
         action=argparse.BooleanOptionalAction,
@@ -120,6 +138,12 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
         type=positive_float,
         default=None,
         help="seconds a stop waits for requests in progress",
+    )
+    a(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default=None,
+        help="the async handlers' event loop (default: auto, uvloop when installed)",
     )
     a("--limit-concurrency", type=positive_int, default=None, help="most connections at once (max_connections)")
     a("--backlog", type=positive_int, default=None, help="the listen backlog")
@@ -143,6 +167,18 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="--no-jemalloc: the app's allocator is malloc whatever the app asks (CATZILLA_JEMALLOC=0)",
+    )
+    a(
+        "--allocator",
+        choices=("auto", "jemalloc", "mimalloc", "malloc"),
+        default=None,
+        help="the app's allocator, whatever the app asks (docs/memory.md)",
+    )
+    a(
+        "--allocator-scope",
+        choices=("process", "app"),
+        default=None,
+        help="process: the allocator also holds the interpreter's memory (the default); app: only the C core's",
     )
     return run
 
@@ -284,17 +320,11 @@ def server_config(args: Any) -> dict[str, float]:
     return check_limits(limits)
 
 
-def configure_logging(level: str) -> None:
-    number = 5 if level == "trace" else getattr(logging, level.upper())
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(format="%(levelname)s: %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("catzilla").setLevel(number)
-
-
 def prepare(app: Any, args: Any) -> None:
     """The command line's settings on the app, before it serves."""
     app.root_path = args.root_path or app.root_path
+    if args.loop is not None:
+        app.loop = app._runner.loop_kind = args.loop
     app.proxy_headers = bool(args.proxy_headers)
     app.forwarded_allow_ips = args.forwarded_allow_ips if args.forwarded_allow_ips is not None else "127.0.0.1"
     # The access log is on by default for `catzilla run` in development (uvicorn's habit),
@@ -304,6 +334,8 @@ def prepare(app: Any, args: Any) -> None:
         app.log_config = args.log_config
     if args.metrics is not None:
         app.metrics = args.metrics
+    if args.route_memory is not None:
+        app.route_memory = args.route_memory
 
 
 def check_port(host: str, port: int) -> None:
@@ -369,17 +401,28 @@ def reload_watcher(args: Any) -> Callable[[Callable[[str], None]], None]:
 def run(args: Any) -> int:
     if args.app is None:
         raise UserError('which app? catzilla run module:app (e.g. "main:app"), or set CATZILLA_APP')
-    if args.uds is not None:
-        raise UserError("--uds is not supported: this server binds TCP sockets only (use --host and --port)")
-    if args.fd is not None:
-        raise UserError("--fd is not supported: this server binds its own TCP socket (use --host and --port)")
+    if args.uds is not None and args.fd is not None:
+        raise UserError("--uds and --fd are exclusive: serve one socket")
+    if args.uds is not None and not args.uds:
+        raise UserError("--uds: the path is empty")
     if args.jemalloc is not None:
         # read by Catzilla() in the processes that import the app
         os.environ[env_name("jemalloc")] = "1" if args.jemalloc else "0"
+    for dest in ("allocator", "allocator_scope"):
+        if getattr(args, dest) is not None:
+            os.environ[env_name(dest)] = getattr(args, dest)
+    reexec_with_process_heap(args)
     app_dir = os.path.abspath(args.app_dir)
     if app_dir not in sys.path:
         sys.path.insert(0, app_dir)
-    configure_logging(args.log_level)
+    if args.loop is not None:
+        from catzilla.runner import check_loop
+
+        try:
+            check_loop(args.loop)
+        except ValueError as exc:
+            raise UserError(f"--loop {args.loop}: {exc}") from None
+    logs.configure_logging(args.log_level)  # uvicorn's way: catzilla's messages to stderr, the access log to stdout
     config = server_config(args)
     from catzilla.app import make_recycling
 
@@ -387,8 +430,9 @@ def run(args: Any) -> int:
         args.limit_max_requests, args.limit_max_requests_jitter, args.workers_max_rss, args.max_allocated_mb
     )
     host, port = args.host, args.port
-    supervised = args.workers > 1 or args.reload or recycling.active or port != 0
-    if port == 0 and (args.workers > 1 or args.reload or recycling.active):
+    socket_given = args.uds is not None or args.fd is not None
+    supervised = args.workers > 1 or args.reload or recycling.active or port != 0 or socket_given
+    if port == 0 and not socket_given and (args.workers > 1 or args.reload or recycling.active):
         raise UserError("--workers, --reload and worker recycling need a fixed --port (not 0)")
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     if not supervised:  # port 0: one process, the app imported here
@@ -396,7 +440,38 @@ def run(args: Any) -> int:
         prepare(app, args)
         app.listen(port, host, 1, **config)
         return 0
-    check_port(host, port)
+    with contextlib.ExitStack() as listening:
+        listen_fd = None
+        if args.fd is not None:
+            try:
+                url = serving.describe_fd(args.fd)
+            except ValueError as exc:
+                raise UserError(f"--fd {args.fd}: {exc}") from None
+            listen_fd = args.fd
+        elif args.uds is not None:
+            # bound once, here: every worker (and every replacement) accepts on this socket
+            try:
+                listener = serving.UnixListener(args.uds, int(config.get("backlog", 1024)))
+            except OSError as exc:
+                raise UserError(str(exc)) from None
+            listening.callback(listener.close)
+            url, listen_fd = listener.url, listener.fd
+        else:
+            check_port(host, port)
+        return supervise_workers(args, url, host, port, listen_fd, config, recycling)
+
+
+def supervise_workers(
+    args: Any,
+    url: str,
+    host: str,
+    port: int,
+    listen_fd: int | None,
+    config: dict[str, float],
+    recycling: serving.Recycling,
+) -> int:
+    """The supervisor of ``catzilla run``: workers that import the app and serve
+    host:port (a SO_REUSEPORT socket per worker slot) or the listening socket ``listen_fd``."""
     watcher = reload_watcher(args) if args.reload else None
     workers = args.workers
     holder: dict[str, Any] = {}
@@ -419,7 +494,8 @@ def run(args: Any) -> int:
         if holder.get("stop"):
             app.stop()
         announce = (lambda bound: app._announce(url, bound, workers)) if serving.first_worker() else None
-        app.serve_worker(host, port, config, announce)
+        fd = listen_fd if listen_fd is not None else serving.slot_listener()
+        app.serve_worker(host, port, config, announce, fd=fd)
 
     def stop_one() -> None:
         holder["stop"] = True
@@ -429,10 +505,85 @@ def run(args: Any) -> int:
 
     shutdown_timeout = config.get("shutdown_timeout", serving.DEFAULT_SHUTDOWN_TIMEOUT_S)
     try:
-        serving.supervise(workers, serve_one, stop_one, shutdown_timeout, recycling, on_started=watcher, one_first=True)
+        listener = None if listen_fd is not None else serving.tcp_listener(host, port, int(config.get("backlog", 1024)))
+        serving.supervise(
+            workers,
+            serve_one,
+            stop_one,
+            shutdown_timeout,
+            recycling,
+            on_started=watcher,
+            one_first=True,
+            listener=listener,
+        )
     except serving.StartupError:
         return 1
     return 0
+
+
+def early_heap_backend(args: Any) -> str | None:
+    """The allocator to give the interpreter's memory to from its first import, or None."""
+    from catzilla import memory
+
+    if os.environ.get(env_name("allocator_scope"), "process").strip().lower() != "process":
+        return None
+    choice = os.environ.get(env_name("allocator"), "auto").strip().lower()
+    if choice in ("auto", "jemalloc"):
+        choice = "jemalloc" if args.jemalloc is not False else "malloc"
+    return choice if choice != "malloc" and choice in memory.available_allocators() else None
+
+
+def reexec_with_process_heap(args: Any) -> None:
+    """Start this command again with CATZILLA_PROCESS_HEAP set, so that the
+    allocator takes the interpreter's memory before anything is imported (the
+    app, and catzilla itself): objects made before the switch stay with the
+    allocator they came from, and imports are most of a fresh process's heap.
+    Same pid, arguments and environment; once (the variable marks it)."""
+    if os.environ.get(PROCESS_HEAP_ENV) is not None or args.command_line is None:
+        return
+    backend = early_heap_backend(args)
+    os.environ[PROCESS_HEAP_ENV] = backend or ""
+    if backend is None:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # as it was started (interpreter options such as -X dev kept), else as a module
+    argv = list(sys.orig_argv)
+    if argv[len(argv) - len(args.command_line) :] != args.command_line:
+        argv = [sys.executable, "-m", "catzilla", *args.command_line]
+    exe = launcher()
+    if exe is not None:
+        # the interpreter through csrc/launcher: the heap is taken before its first block;
+        # argv[0] stays the interpreter's path, from which Python finds its prefix and venv
+        from catzilla import _core
+
+        os.environ[CORE_MODULE_ENV] = _core.__file__ or ""
+        os.environ[LIBPYTHON_ENV] = libpython_path()
+        argv[0] = sys.executable
+    os.execv(exe or sys.executable, argv)
+
+
+def libpython_path() -> str:
+    """This interpreter's CPython shared library, or "" when it has none (a static build)."""
+    import sysconfig
+
+    if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        return ""
+    path = os.path.join(sysconfig.get_config_var("LIBDIR") or "", sysconfig.get_config_var("INSTSONAME") or "")
+    return path if os.path.isfile(path) else ""
+
+
+def launcher() -> str | None:
+    """catzilla/_python (csrc/launcher/cz_launcher.c), when this build has it
+    and this interpreter is a shared library it can load (LIBPYTHON_ENV)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    from catzilla import _core
+
+    path = os.path.join(os.path.dirname(_core.__file__ or ""), "_python")
+    if not _core.build_info().get("launcher") or not os.access(path, os.X_OK) or not libpython_path():
+        return None
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -447,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args_list and args_list[0] == "run":
             args = parse_run(parser, run_parser, args_list)
+            args.command_line = args_list if argv is None else None  # a program's own arguments: re-exec-able
         else:
             args = parser.parse_args(args_list)
         if args.command == "diagnose":

@@ -2,17 +2,19 @@
 as uvicorn does (``--log-level``, ``--log-config`` with a dictConfig JSON or
 YAML file, or a ``logging.config.fileConfig`` INI file).
 
-Access log lines are formatted in C (csrc/server/cz_accesslog.h): the
-``catzilla.access`` logger receives one record per batch of lines (64 KiB,
-or what gathered within 250 ms) (``record.access_lines`` says how many), so a
-request costs no Python call. Handlers should format it as ``%(message)s``
-(the default here). With ``access_log_format=callable``, the callable gets
-each request's fields as a dict and one record is logged per request:
-flexible, and slower.
+Access log lines are formatted in C (csrc/server/cz_accesslog.h) and reach
+Python in batches (64 KiB, or what gathered within 250 ms). When the
+``catzilla.access`` logger would only put them on one stream unchanged (the
+default: a handler formatting ``%(message)s``), a batch is written to it at
+once, so a request costs no Python call; any other configuration gets one
+record per line. With ``access_log_format=callable``, the callable gets each
+request's fields as a dict and one record is logged per request: flexible,
+and slower.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.config
@@ -126,19 +128,66 @@ def ensure_access_handler() -> None:
 
 
 class AccessSink:
-    """What the C core calls with a batch of access log lines ('\\n'-terminated)."""
+    """What the C core calls with a batch of access log lines ('\\n'-terminated)
+    and their count.
+
+    When the lines would go, unchanged, to one stream (the default: one
+    ``StreamHandler`` or ``FileHandler`` formatting ``%(message)s``, no filter,
+    nothing propagated to other handlers), the batch is written to that stream
+    as it is, under the handler's lock: the same bytes as through records,
+    without a record per line. Any other configuration gets one record per
+    line (``record.access_lines`` is 1)."""
 
     def __init__(self, formatter: Callable[[dict[str, Any]], str] | None = None) -> None:
         self.logger = logging.getLogger(ACCESS_LOGGER)
         self.formatter = formatter
 
-    def __call__(self, batch: str) -> None:
+    def direct_handler(self) -> logging.StreamHandler[Any] | None:
+        """The one handler the lines reach, when writing to its stream is what it would do."""
+        logger = self.logger
+        if logger.filters or len(logger.handlers) != 1:
+            return None
+        handler = logger.handlers[0]
+        if type(handler) not in (logging.StreamHandler, logging.FileHandler) or handler.filters:
+            return None
+        assert isinstance(handler, logging.StreamHandler)
+        fmt = handler.formatter
+        if (
+            type(fmt) is not logging.Formatter
+            or type(fmt._style) is not logging.PercentStyle
+            or fmt._fmt != "%(message)s"
+            or handler.terminator != "\n"
+            or handler.level > logging.INFO
+            or getattr(handler, "stream", None) is None
+        ):
+            return None
+        parent = logger.parent if logger.propagate else None
+        while parent is not None:  # a record would reach these handlers too
+            if parent.handlers:
+                return None
+            parent = parent.parent if parent.propagate else None
+        return handler
+
+    def __call__(self, batch: str, lines: int = -1) -> None:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
-        if self.formatter is None:
+        if lines < 0:
             lines = batch.count("\n")
-            logger.info("%s", batch[:-1] if batch.endswith("\n") else batch, extra={"access_lines": lines})
+        if self.formatter is None:
+            handler = self.direct_handler()
+            if handler is not None:
+                with handler.lock or contextlib.nullcontext():
+                    try:
+                        handler.stream.write(batch)
+                        handler.flush()
+                    except Exception:
+                        handler.handleError(logger.makeRecord(logger.name, logging.INFO, __file__, 0, batch, (), None))
+                return
+            # one record per line, each line its message with no arguments (not %-formatted):
+            # a formatter's prefix, a filter, a JSON formatter see every request
+            for line in batch.splitlines():
+                logger.info(line, extra={"access_lines": 1})
             return
         for line in batch.splitlines():
             try:

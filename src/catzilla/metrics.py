@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER")
 CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
-UNMATCHED = "<unmatched>"  # route label of requests no route took (404, 405, ...)
+UNMATCHED = memory.UNMATCHED_ROUTE  # route label of requests no route took (404, 405, ...)
 
 
 def escape(value: str) -> str:
@@ -93,6 +93,8 @@ def render(app: Catzilla) -> str:
         w.sample("catzilla_request_duration_seconds_sum", sum_ns / 1e9, route=route, method=method)
         w.sample("catzilla_request_duration_seconds_count", total, route=route, method=method)
 
+    render_route_memory(w, raw_memory=server.route_memory(), table=table)
+
     # -- server ------------------------------------------------------------------------
     in_flight = max(0, counters["requests"] - raw["answered"] - counters["abandoned"]) if app.port is not None else 0
     w.family("catzilla_requests_in_flight", "gauge", "Requests read and not answered yet.")
@@ -118,6 +120,37 @@ def render(app: Catzilla) -> str:
     # -- memory ------------------------------------------------------------------------------
     render_memory(w, app._memory)
     return w.text()
+
+
+def render_route_memory(w: Writer, raw_memory: dict[str, Any], table: dict[int, tuple[str, str]]) -> None:
+    """Memory per route (``route_memory``, kept in C): nothing when it is off."""
+    if not raw_memory["enabled"]:
+        return
+    # process scope: the interpreter's blocks from the process heap are one more purpose
+    with_python = bool(raw_memory["python"])
+    names = [*raw_memory["purposes"], *(["python"] if with_python else [])]
+    rows = [
+        (*memory.route_label(table, index), requests, peak, [*allocated, *([python] if with_python else [])])
+        for index, requests, peak, allocated, python in raw_memory["routes"]
+    ]
+    w.family(
+        "catzilla_route_allocated_bytes_total",
+        "counter",
+        "Bytes allocated for the route's requests, per purpose; python: the interpreter's (docs/memory.md).",
+    )
+    for method, route, _, _, allocated in rows:
+        for purpose, n in zip(names, allocated, strict=True):
+            w.sample("catzilla_route_allocated_bytes_total", n, route=route, method=method, purpose=purpose)
+    w.family("catzilla_route_memory_requests_total", "counter", "Requests whose memory was measured, per route.")
+    for method, route, requests, _, _ in rows:
+        w.sample("catzilla_route_memory_requests_total", requests, route=route, method=method)
+    w.family(
+        "catzilla_route_peak_in_flight_bytes",
+        "gauge",
+        "The most one request of the route held at once through the C core's allocator.",
+    )
+    for method, route, _, peak, _ in rows:
+        w.sample("catzilla_route_peak_in_flight_bytes", peak, route=route, method=method)
 
 
 def render_memory(w: Writer, mem: memory.AppMemory) -> None:

@@ -22,7 +22,8 @@ def _strip_port(value: str) -> str:
 
 class TrustedHosts:
     """``forwarded_allow_ips``: ``"*"``, or addresses and networks separated by commas
-    (``"127.0.0.1,10.0.0.0/8"``); other words (e.g. ``unix:``) match literally."""
+    (``"127.0.0.1,10.0.0.0/8"``); other words match literally. A Unix domain socket's
+    peer has no address: it is trusted by ``"*"`` (as uvicorn does) or the word ``unix:``."""
 
     def __init__(self, spec: str | Iterable[str]) -> None:
         items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
@@ -53,6 +54,11 @@ class TrustedHosts:
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
         return any(ip in net for net in self.networks)
+
+    @property
+    def unix(self) -> bool:
+        """Whether a peer without an address (a Unix domain socket's) is trusted."""
+        return self.everyone or "unix:" in self.literals
 
     def __repr__(self) -> str:
         return f"TrustedHosts({self.spec!r})"
@@ -87,11 +93,12 @@ class ProxyView:
 def resolve(
     trusted: TrustedHosts, peer: tuple[str, int] | None, headers: Mapping[str, str], getlist: object
 ) -> ProxyView | None:
-    """The view through the proxy headers when ``peer`` is trusted, else None.
+    """The view through the proxy headers when ``peer`` is trusted, else None
+    (``peer`` None: a Unix domain socket's client, see ``TrustedHosts.unix``).
 
     The client is the nearest address in the chain that is not itself a
     trusted proxy (rightmost first); if every hop is trusted, the farthest."""
-    if peer is None or peer[0] not in trusted:
+    if (peer is None and not trusted.unix) or (peer is not None and peer[0] not in trusted):
         return None
     get_all = getlist if callable(getlist) else (lambda name: [headers[name]] if name in headers else [])
     forwarded = [v for v in get_all("forwarded") if v]

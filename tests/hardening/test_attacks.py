@@ -69,7 +69,7 @@ def test_abandoned_async_handlers_are_cancelled() -> None:
         f"{counters.cancelled} of {n} handlers of abandoned requests got CancelledError within 3 s ({counters})"
     )
     assert counters.finally_ran == n, f"{counters.finally_ran} of {n} handlers ran their finally ({counters})"
-    assert close_wait == 0, f"{close_wait} connections in CLOSE-WAIT 3 s after their clients closed"
+    assert close_wait == 0, f"{close_wait} connections in CLOSE-WAIT 4 s after their clients closed"
 
 
 def test_abandoned_requests_release_their_slots() -> None:
