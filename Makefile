@@ -146,12 +146,14 @@ test-pythons-ci: $(addprefix test-py,$(CI_PYTHONS))
 test-attacks: setup
 	$(PY) -m benchmarks.attacks --connections 1000 --scenario all $(ATTACK_ARGS)
 
-# Reading JSON bodies (benchmarks/json_read.py, json_echo.py): the C reader
-# against json.loads and orjson.loads, then the 10 KiB echo with wrk before
-# and with it; results in benchmarks/results/json_read.md and json_echo.md.
+# JSON (benchmarks/json_read.py, json_write.py, json_echo.py): the C reader
+# against json.loads and orjson.loads, the C writer against json.dumps and
+# orjson.dumps, then the 10 KiB echo with wrk before and with the reader;
+# results in benchmarks/results/json_read.md, json_write.md and json_echo.md.
 .PHONY: bench-json
 bench-json: setup
 	$(PY) -m benchmarks.json_read $(BENCH_ARGS)
+	$(PY) -m benchmarks.json_write $(BENCH_ARGS)
 	$(PY) -m benchmarks.json_echo
 
 # Benchmarks (benchmarks/README.md): each server in its own venv under

@@ -1,6 +1,9 @@
 #include "py_json.h"
 
+#include "py_allocator.h"
+
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Deeper than this is almost surely a cycle; Python's json decides then. */
@@ -20,27 +23,24 @@ static const unsigned char ESCAPED[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, ['"'] = 1, ['\\'] = 1,
 };
 
-static int put_string(cz_http_buf_t *b, PyObject *str) {
-    Py_ssize_t n;
-    const char *s;
-    if (PyUnicode_IS_COMPACT_ASCII(str)) { /* most keys and values: their bytes are at hand */
-        s = (const char *)PyUnicode_DATA(str);
-        n = PyUnicode_GET_LENGTH(str);
-    } else if (!(s = PyUnicode_AsUTF8AndSize(str, &n))) {
-        return -1;
-    }
-    /* Worst case every byte becomes \u00XX. */
-    if (cz_http_buf_reserve(b, (size_t)n * 6 + 2) != CZ_HTTP_OK) {
-        PyErr_NoMemory();
-        return -1;
-    }
+/* Nonzero when one of the 8 bytes of `w` is escaped: below 0x20, '"' or
+ * '\\'. Exact for "any" (the carries of the zero-byte test only spill above
+ * a byte that is a hit), and bytes >= 0x80 never hit, so UTF-8 passes. */
+static inline uint64_t escapes8(uint64_t w) {
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+    uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+    return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs;
+}
+
+/* The rest of put_string from byte `i` on (bytes before it are written;
+ * the room is reserved): runs copied whole, escapes written as JSON's. */
+static int put_escaped(cz_http_buf_t *b, const char *s, Py_ssize_t n, Py_ssize_t i) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)s;
-    char *o = b->data + b->len;
-    *o++ = '"';
-    for (Py_ssize_t i = 0, run = 0;;) {
+    char *o = b->data + b->len + 1 + i;
+    for (Py_ssize_t run = i;;) {
         while (i < n && !ESCAPED[u[i]]) i++;
-        memcpy(o, s + run, (size_t)(i - run)); /* the bytes written as they are, in one piece */
+        memcpy(o, s + run, (size_t)(i - run));
         o += i - run;
         if (i == n) break;
         unsigned char ch = u[i++];
@@ -67,6 +67,59 @@ static int put_string(cz_http_buf_t *b, PyObject *str) {
     return 0;
 }
 
+static int put_string(cz_http_buf_t *b, PyObject *str) {
+    Py_ssize_t n;
+    const char *s;
+    if (PyUnicode_IS_COMPACT_ASCII(str)) { /* most keys and values: their bytes are at hand */
+        s = (const char *)PyUnicode_DATA(str);
+        n = PyUnicode_GET_LENGTH(str);
+    } else if (!(s = PyUnicode_AsUTF8AndSize(str, &n))) {
+        return -1;
+    }
+    /* Worst case every byte becomes \u00XX. */
+    if (cz_http_buf_reserve(b, (size_t)n * 6 + 2) != CZ_HTTP_OK) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    const unsigned char *u = (const unsigned char *)s;
+    char *o = b->data + b->len;
+    *o++ = '"';
+    /* Most strings escape nothing: test and copy them a word at a time,
+     * never touching a byte outside the string or its room. */
+    Py_ssize_t i = 0;
+    uint64_t w;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, u + i, 8);
+        if (escapes8(w)) goto escaping;
+        memcpy(o + i, &w, 8);
+    }
+    if (i < n) {
+        if (n >= 8) { /* the last 8 bytes, overlapping what was copied */
+            memcpy(&w, u + n - 8, 8);
+            if (escapes8(w)) goto escaping;
+            memcpy(o + n - 8, &w, 8);
+        } else if (n >= 4) { /* two overlapping halves: every byte is in one */
+            uint32_t lo, hi;
+            memcpy(&lo, u, 4);
+            memcpy(&hi, u + n - 4, 4);
+            if (escapes8(lo | (uint64_t)hi << 32)) goto escaping;
+            memcpy(o, &lo, 4);
+            memcpy(o + n - 4, &hi, 4);
+        } else { /* 1-3 bytes: first, middle and last, padded with 'a' (not escaped) */
+            w = u[0] | (uint64_t)u[n / 2] << 8 | (uint64_t)u[n - 1] << 16 | UINT64_C(0x6161616161) << 24;
+            if (escapes8(w)) goto escaping;
+            o[0] = (char)u[0];
+            o[n / 2] = (char)u[n / 2];
+            o[n - 1] = (char)u[n - 1];
+        }
+    }
+    o += n;
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    return 0;
+escaping:
+    return put_escaped(b, s, n, i);
+}
 static cz_json_result_t write_value(PyObject *obj, cz_http_buf_t *b, int depth);
 
 /* repr(d) without dtoa for the floats handlers mostly carry, decimals of at
@@ -177,18 +230,9 @@ static cz_json_result_t write_value(PyObject *obj, cz_http_buf_t *b, int depth) 
     if (PyUnicode_CheckExact(obj)) return put_string(b, obj) ? CZ_JSON_ERROR : CZ_JSON_OK;
     if (PyLong_CheckExact(obj)) return write_int(obj, b);
     if (PyFloat_CheckExact(obj)) return write_float(obj, b);
-    if (PyDict_CheckExact(obj)) {
-        if (Py_EnterRecursiveCall(" while writing JSON")) return CZ_JSON_ERROR;
-        cz_json_result_t r = write_dict(obj, b, depth);
-        Py_LeaveRecursiveCall();
-        return r;
-    }
-    if (PyList_CheckExact(obj) || PyTuple_CheckExact(obj)) {
-        if (Py_EnterRecursiveCall(" while writing JSON")) return CZ_JSON_ERROR;
-        cz_json_result_t r = write_seq(obj, b, depth);
-        Py_LeaveRecursiveCall();
-        return r;
-    }
+    /* MAX_DEPTH bounds the recursion: no Py_EnterRecursiveCall per container. */
+    if (PyDict_CheckExact(obj)) return write_dict(obj, b, depth);
+    if (PyList_CheckExact(obj) || PyTuple_CheckExact(obj)) return write_seq(obj, b, depth);
     return CZ_JSON_UNSUPPORTED;
 }
 
@@ -287,3 +331,24 @@ cz_json_result_t cz_json_write(PyObject *obj, cz_http_buf_t *out) {
     if (r != CZ_JSON_OK) out->len = start;
     return r;
 }
+
+static PyObject *json_write(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+    (void)mod;
+    if (nargs != 2 || !PyObject_TypeCheck(args[0], &CzAllocator_Type))
+        return PyErr_Format(PyExc_TypeError, "json_write(allocator, obj) takes an Allocator and a value");
+    cz_http_buf_t b;
+    cz_http_buf_init(&b, ((CzAllocatorObject *)args[0])->alloc, 0);
+    cz_json_result_t r = cz_json_write(args[1], &b);
+    PyObject *out = r == CZ_JSON_OK            ? PyBytes_FromStringAndSize(b.data, (Py_ssize_t)b.len)
+                    : r == CZ_JSON_UNSUPPORTED ? Py_NewRef(Py_None)
+                                               : NULL;
+    cz_http_buf_free(&b);
+    return out;
+}
+
+PyMethodDef cz_py_json_write_methods[] = {
+    {"json_write", (PyCFunction)(void (*)(void))json_write, METH_FASTCALL,
+     "json_write(allocator, obj, /) -> bytes | None: obj as the server writes a returned value (compact, UTF-8), "
+     "or None where it leaves the value to Python's json."},
+    {NULL, NULL, 0, NULL},
+};

@@ -32,4 +32,7 @@ int cz_json_shape_check(PyObject *shape);
  * On anything but CZ_JSON_OK, `out` is as it was. */
 cz_json_result_t cz_json_write_shape(PyObject *dict, PyObject *shape, cz_http_buf_t *out);
 
+/* catzilla._core.json_write(allocator, obj): cz_json_write from Python (tests, benchmarks). */
+extern PyMethodDef cz_py_json_write_methods[];
+
 #endif
