@@ -34,7 +34,7 @@ static inline uint64_t escapes8(uint64_t w) {
 
 /* The rest of put_string from byte `i` on (bytes before it are written;
  * the room is reserved): runs copied whole, escapes written as JSON's. */
-static int put_escaped(cz_http_buf_t *b, const char *s, Py_ssize_t n, Py_ssize_t i) {
+__attribute__((noinline)) static int put_escaped(cz_http_buf_t *b, const char *s, Py_ssize_t n, Py_ssize_t i) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)s;
     char *o = b->data + b->len + 1 + i;
@@ -67,7 +67,7 @@ static int put_escaped(cz_http_buf_t *b, const char *s, Py_ssize_t n, Py_ssize_t
     return 0;
 }
 
-static int put_string(cz_http_buf_t *b, PyObject *str) {
+static inline __attribute__((always_inline)) int put_string(cz_http_buf_t *b, PyObject *str) {
     Py_ssize_t n;
     const char *s;
     if (PyUnicode_IS_COMPACT_ASCII(str)) { /* most keys and values: their bytes are at hand */
@@ -122,38 +122,85 @@ escaping:
 }
 static cz_json_result_t write_value(PyObject *obj, cz_http_buf_t *b, int depth);
 
-/* repr(d) without dtoa for the floats handlers mostly carry, decimals of at
- * most 15 significant digits between 1e-4 and 1e15 (prices, ratios, 0.5):
- * the fewest decimals k whose rounding r / 10^k gives d back. Division is
- * correctly rounded, so r / 10^k is what parsing the decimal string gives;
- * and up to 15 digits a decimal is the only one of its length naming d, so
- * the string is repr's. Returns its length in `out`, or 0: use repr. */
+/* repr(d) without dtoa for the floats handlers carry, 1e-4 <= |d| < 1e15
+ * (where repr writes no exponent): the shortest decimal that reads back as
+ * d, the nearest to d among those, found with exact integers. d = m / 2^s
+ * with s in [3, 66] there; scaled by 10^k to 17 integer digits, the values
+ * that round to d form [lo, hi], and every bound fits 128 bits (4m < 2^55,
+ * 10^k <= 10^21 < 2^70). The bounds, halfway to the next doubles, have 19 or
+ * more digits here, so no candidate sits on one: whether ties round to even
+ * never matters. Returns the length written to `out`, or 0: use repr. */
 static int short_decimal(double d, char out[32]) {
-    static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    /* 10^k = P10[k % 10] * 10^(10 * (k / 10)), k <= 21 */
+    static const uint64_t P10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000};
+    static const double p10[] = {1e-4, 1e-3, 1e-2, 1e-1, 1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
+                                 1e6,  1e7,  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    typedef unsigned __int128 u128;
     double a = fabs(d);
-    if (a != 0.0 && !(a >= 1e-4 && a < 1e15)) return 0;
-    int idigits = 1;
-    while (idigits < 15 && a >= p10[idigits]) idigits++;
-    for (int k = 0; idigits + k <= 15; k++) {
-        double r = nearbyint(a * p10[k]);
-        if (r / p10[k] != a) continue;
-        /* At most 15 digits, a point and ".0": written backwards, then turned. */
-        char rev[20];
-        int n = 0, len = 0;
-        unsigned long long v = (unsigned long long)r;
-        if (k == 0) {
-            rev[n++] = '0';
-            rev[n++] = '.';
-        }
-        for (int i = 0; i < k; i++, v /= 10) rev[n++] = (char)('0' + v % 10);
-        if (k) rev[n++] = '.';
-        do rev[n++] = (char)('0' + v % 10);
-        while (v /= 10);
-        if (signbit(d)) out[len++] = '-';
-        while (n) out[len++] = rev[--n];
-        return len;
+    int len = 0;
+    if (signbit(d)) out[len++] = '-';
+    if (a == 0.0) {
+        memcpy(out + len, "0.0", 3);
+        return len + 3;
     }
-    return 0;
+    if (!(a >= 1e-4 && a < 1e15)) return 0;
+    uint64_t bits;
+    memcpy(&bits, &a, 8);
+    int s = 1075 - (int)(bits >> 52); /* a = m / 2^s, normal: 2^52 <= m < 2^53 */
+    uint64_t m = (bits & ((UINT64_C(1) << 52) - 1)) | UINT64_C(1) << 52;
+    int idigits = -3; /* a < 10^idigits, roughly: a retry below makes it exact enough */
+    while (idigits < 15 && a >= p10[idigits + 4]) idigits++;
+    int k = 17 - idigits, sh = s + 2;
+    uint64_t lo, hi;
+    u128 c;
+    for (;;) {
+        u128 scale = P10[k % 10];
+        for (int i = 0; i < k / 10; i++) scale *= UINT64_C(10000000000);
+        /* In units of 2^-(s+2): the value and the bounds of its rounding interval
+         * (half as far below at a power of two, where the gap below halves). */
+        c = (u128)(4 * m) * scale;
+        u128 up = (u128)(4 * m + 2) * scale, down = (u128)(4 * m - (m == UINT64_C(1) << 52 ? 1 : 2)) * scale;
+        lo = (uint64_t)(down >> sh) + ((down & (((u128)1 << sh) - 1)) != 0); /* the first integer in */
+        hi = (uint64_t)(up >> sh);                                           /* the last */
+        if (hi >= UINT64_C(10000000000000000) || k == 21) break;
+        k++; /* under 17 digits: one more so every 17-digit decimal is an integer here */
+    }
+    /* The most trailing zeros an integer in [lo, hi] can have: the fewest digits. */
+    int j = 0;
+    uint64_t p = 1;
+    while ((lo + 9) / 10 <= hi / 10) {
+        lo = (lo + 9) / 10;
+        hi /= 10;
+        p *= 10;
+        j++;
+    }
+    /* Of the candidates t * 10^j, t in [lo, hi], the nearest to the value. */
+    u128 unit = (u128)p << sh;
+    uint64_t t = (uint64_t)(c >> sh) / p;
+    if (t < lo) t = lo;
+    else if (t >= hi) t = hi;
+    else {
+        u128 below = c - (u128)t * unit, above = (u128)(t + 1) * unit - c;
+        if (above < below || (above == below && (t & 1))) t++;
+    }
+    /* t's digits, the point placed by the exponent j - k. */
+    char dig[24];
+    int nd = 0;
+    for (uint64_t v = t; v; v /= 10) dig[nd++] = (char)('0' + v % 10);
+    int point = nd + j - k; /* digits before the point */
+    if (point <= 0) {
+        out[len++] = '0';
+        out[len++] = '.';
+        for (int i = 0; i < -point; i++) out[len++] = '0';
+        while (nd) out[len++] = dig[--nd];
+    } else {
+        int i = nd;
+        for (int w = 0; w < point; w++) out[len++] = i ? dig[--i] : '0';
+        out[len++] = '.';
+        if (!i) out[len++] = '0';
+        while (i) out[len++] = dig[--i];
+    }
+    return len;
 }
 
 static cz_json_result_t write_float(PyObject *obj, cz_http_buf_t *b) {
@@ -162,9 +209,15 @@ static cz_json_result_t write_float(PyObject *obj, cz_http_buf_t *b) {
         PyErr_Format(PyExc_ValueError, "Out of range float values are not JSON compliant: %R", obj);
         return CZ_JSON_ERROR;
     }
-    char tmp[32];
-    int n = short_decimal(d, tmp);
-    if (n > 0) return put(b, tmp, (size_t)n) ? CZ_JSON_ERROR : CZ_JSON_OK;
+    if (cz_http_buf_reserve(b, 32) != CZ_HTTP_OK) {
+        PyErr_NoMemory();
+        return CZ_JSON_ERROR;
+    }
+    int n = short_decimal(d, b->data + b->len);
+    if (n > 0) {
+        b->len += (size_t)n;
+        return CZ_JSON_OK;
+    }
     char *s = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
     if (!s) return CZ_JSON_ERROR;
     int rc = put(b, s, strlen(s));
@@ -172,17 +225,39 @@ static cz_json_result_t write_float(PyObject *obj, cz_http_buf_t *b) {
     return rc ? CZ_JSON_ERROR : CZ_JSON_OK;
 }
 
+/* The value of an int of one machine digit (most ints a handler returns)
+ * without a call; 0 where it has more. */
+static inline int small_int(PyObject *obj, long long *v) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (!PyUnstable_Long_IsCompact((PyLongObject *)obj)) return 0;
+    *v = (long long)PyUnstable_Long_CompactValue((PyLongObject *)obj);
+#else
+    Py_ssize_t size = Py_SIZE(obj);
+    if (size < -1 || size > 1) return 0;
+    *v = (long long)size * (long long)((PyLongObject *)obj)->ob_digit[0];
+#endif
+    return 1;
+}
+
 static cz_json_result_t write_int(PyObject *obj, cz_http_buf_t *b) {
-    int overflow;
-    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    int overflow = 0;
+    long long v;
+    if (!small_int(obj, &v)) v = PyLong_AsLongLongAndOverflow(obj, &overflow);
     if (!overflow) {
         if (v == -1 && PyErr_Occurred()) return CZ_JSON_ERROR;
-        char tmp[24], *end = tmp + sizeof(tmp), *p = end; /* digits right to left: no printf */
+        if (cz_http_buf_reserve(b, 20) != CZ_HTTP_OK) { /* "-" and 19 digits */
+            PyErr_NoMemory();
+            return CZ_JSON_ERROR;
+        }
         unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-        do *--p = (char)('0' + u % 10);
+        size_t n = 1;
+        for (unsigned long long t = u; t >= 10; t /= 10) n++;
+        char *o = b->data + b->len;
+        if (v < 0) *o++ = '-';
+        b->len = (size_t)(o + n - b->data);
+        do o[--n] = (char)('0' + u % 10); /* digits right to left: no printf */
         while (u /= 10);
-        if (v < 0) *--p = '-';
-        return put(b, p, (size_t)(end - p)) ? CZ_JSON_ERROR : CZ_JSON_OK;
+        return CZ_JSON_OK;
     }
     PyObject *s = PyObject_Str(obj);
     if (!s) return CZ_JSON_ERROR;

@@ -4,7 +4,9 @@ json.dumps's compact, UTF-8 bytes; it leaves to Python what it does not write.""
 from __future__ import annotations
 
 import json
+import math
 import random
+import struct
 from typing import Any
 
 import pytest
@@ -36,6 +38,40 @@ def test_strings_of_every_length_with_escapes_anywhere(length: int) -> None:
     for s in cases:
         assert json_write(ALLOC, s) == reference(s), repr(s)
         assert json_write(ALLOC, {s: [s]}) == reference({s: [s]}), repr(s)
+
+
+def neighbours(x: float, reach: int = 2) -> list[float]:
+    """x and the doubles up to `reach` steps below and above it."""
+    bits = struct.unpack("<q", struct.pack("<d", x))[0]
+    return [struct.unpack("<d", struct.pack("<q", bits + i))[0] for i in range(-reach, reach + 1)]
+
+
+def test_floats_are_written_as_repr_writes_them() -> None:
+    # The writer finds the shortest round-tripping decimal itself between
+    # 1e-4 and 1e15 (exact integer arithmetic) and asks repr elsewhere: its
+    # edges, powers of two (where the gap below halves) and of ten, the
+    # decimals handlers carry, and random doubles of every bit pattern.
+    rng = random.Random(2026)
+    lo, hi = (struct.unpack("<q", struct.pack("<d", x))[0] for x in (1e-4, 1e15))
+    values = [5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 0.1 + 0.2, 1 / 3, 2 / 3, 9007199254740993.0]
+    for e in range(-16, 60):
+        values += neighbours(2.0**e) + neighbours(10.0 ** (e // 4)) + neighbours(5.0 * 10.0 ** (e // 4))
+    values += neighbours(1e-4, 50) + neighbours(1e15, 50)
+    values += [round(rng.uniform(0, 10_000), rng.randrange(8)) for _ in range(20_000)]
+    values += [rng.randrange(1, 10**7) / rng.randrange(1, 10**4) for _ in range(20_000)]
+    bits = [rng.randrange(lo, hi) for _ in range(50_000)] + [rng.getrandbits(63) for _ in range(10_000)]
+    values += [v for v in struct.unpack(f"<{len(bits)}d", struct.pack(f"<{len(bits)}q", *bits)) if math.isfinite(v)]
+    values += [-v for v in values]
+    assert json_write(ALLOC, values) == reference(values)
+    for v in values[:2000]:  # alone too: the first mismatch named
+        assert json_write(ALLOC, v) == reference(v), repr(v)
+
+
+def test_ints_at_every_size() -> None:
+    # One machine digit (30 bits) is read without a call; then 64 bits; then str().
+    edges = [0, 1, 9, 10, 99, 2**30 - 1, 2**30, 2**31, 2**62, 2**63 - 1, 2**63, 2**64, 10**19, 10**40]
+    values = edges + [-v for v in edges] + [True, False]
+    assert json_write(ALLOC, values) == reference(values)
 
 
 def test_values_of_every_kind() -> None:
