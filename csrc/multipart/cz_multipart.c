@@ -308,6 +308,8 @@ void cz_multipart_limits_default(cz_multipart_limits_t *l) {
     l->max_field_size = CZ_MULTIPART_DEFAULT_MAX_FIELD_SIZE;
     l->max_file_size = CZ_MULTIPART_DEFAULT_MAX_FILE_SIZE;
     l->max_total = CZ_MULTIPART_DEFAULT_MAX_TOTAL;
+    l->max_files = CZ_MULTIPART_DEFAULT_MAX_FILES;
+    l->max_fields = CZ_MULTIPART_DEFAULT_MAX_FIELDS;
 }
 
 static void clear_part(cz_multipart_t *p) {
@@ -329,7 +331,7 @@ void cz_multipart_reset(cz_multipart_t *p) {
     p->pad = 0;
     p->part_size = 0;
     p->part_limit = 0;
-    p->parts = 0;
+    p->parts = p->files = p->fields = 0;
     p->total = 0;
     p->status = 0;
     p->reason = NULL;
@@ -352,6 +354,14 @@ int cz_multipart_init(cz_multipart_t *p, cz_allocator_t *a, const char *boundary
         if (limits->max_field_size) d.max_field_size = limits->max_field_size;
         if (limits->max_file_size) d.max_file_size = limits->max_file_size;
         if (limits->max_total) d.max_total = limits->max_total;
+        if (limits->max_files) d.max_files = limits->max_files;
+        if (limits->max_fields) d.max_fields = limits->max_fields;
+        /* Files and fields both bounded: they bound the parts, one over so
+         * that the part past them is read up to its headers and named. */
+        if (!limits->max_parts && limits->max_files && limits->max_fields)
+            d.max_parts = limits->max_files >= SIZE_MAX - limits->max_fields
+                              ? SIZE_MAX
+                              : limits->max_files + limits->max_fields + 1;
     }
     /* hbuf holds the raw section and its decoded values: keep 2x in size_t */
     if (d.max_header_bytes > SIZE_MAX / 4) d.max_header_bytes = SIZE_MAX / 4;
@@ -519,6 +529,9 @@ static int headers_done(cz_multipart_t *p) {
     rc = parse_disposition(p, cd->value, &w);
     if (rc != CONTINUE) return rc;
     if (ctype) p->part.content_type = ctype->value;
+    /* Counted apart, as Starlette's max_files and max_fields (a form's own rules: 400). */
+    if (p->part.has_filename ? ++p->files > p->limits.max_files : ++p->fields > p->limits.max_fields)
+        return fail(p, 400, p->part.has_filename ? "multipart: too many files" : "multipart: too many fields");
     p->part_limit = p->part.has_filename ? p->limits.max_file_size : p->limits.max_field_size;
     p->part_size = 0;
     p->state = ST_BODY;
@@ -584,8 +597,9 @@ static int on_delimiter(cz_multipart_t *p) {
  * its bound is checked by the caller). */
 static int emit(cz_multipart_t *p, const char *d, size_t n) {
     if (p->state == ST_PREAMBLE) return CONTINUE;
-    if (n > p->part_limit - p->part_size)
-        return fail(p, 413, p->part.has_filename ? "multipart: file too large" : "multipart: field too large");
+    if (n > p->part_limit - p->part_size) /* a field's size is the form's rule (400, as Starlette's max_part_size) */
+        return p->part.has_filename ? fail(p, 413, "multipart: file too large")
+                                    : fail(p, 400, "multipart: field too large");
     p->part_size += n;
     p->data.base = d;
     p->data.len = n;

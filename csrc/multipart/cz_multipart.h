@@ -32,9 +32,10 @@
  * sent (no path stripping, no %22 decoding): sanitizing is the application's.
  *
  * Errors. Every error is final: the parser stays in CZ_MULTIPART_ERROR, with
- * cz_multipart_status() 400 (malformed), 413 (a limit) or 500 (out of memory)
- * and a static reason naming the problem, "multipart: ..." (docs/multipart.md
- * lists them). Nothing after an error is parsed.
+ * cz_multipart_status() 400 (malformed, or past a form's own limits: the
+ * files, fields and field size a form may have, as Starlette answers them),
+ * 413 (a size limit) or 500 (out of memory) and a static reason naming the
+ * problem, "multipart: ..." (docs/multipart.md lists them). Nothing after an error is parsed.
  *
  * Memory. One buffer per parser for the header section of the current part
  * (purpose CZ_MEM_REQUEST, grown on demand, at most 2 * max_header_bytes: the
@@ -92,19 +93,23 @@ int cz_multipart_boundary(const char *content_type, size_t len, char out[CZ_MULT
  * which is unbounded anyway).
  */
 typedef struct {
-    size_t max_parts;        /* parts in the body                       -> 413 */
+    size_t max_parts;        /* parts in the body (default 1000, or
+                                max_files + max_fields + 1 when both
+                                are set)                                -> 413 */
     size_t max_header_bytes; /* one part's header section, its field
                                 lines with their CRLFs and the blank
                                 line                                    -> 413;
                                 also the preamble and the transport
                                 padding after a boundary                -> 400 */
     size_t max_headers;      /* field lines of one part                 -> 413 */
-    size_t max_field_size;   /* data of a part without filename         -> 413 */
+    size_t max_field_size;   /* data of a part without filename         -> 400 */
     size_t max_file_size;    /* data of a part with filename (or
                                 filename*); default unbounded           -> 413 */
     size_t max_total;        /* bytes fed in all (epilogue included);
                                 default unbounded: the HTTP layer's
                                 max_body usually bounds it              -> 413 */
+    size_t max_files;        /* parts with filename; default unbounded  -> 400 */
+    size_t max_fields;       /* parts without; default unbounded        -> 400 */
 } cz_multipart_limits_t;
 
 #define CZ_MULTIPART_DEFAULT_MAX_PARTS        1000u
@@ -113,6 +118,8 @@ typedef struct {
 #define CZ_MULTIPART_DEFAULT_MAX_FIELD_SIZE   (1024u * 1024u)
 #define CZ_MULTIPART_DEFAULT_MAX_FILE_SIZE    SIZE_MAX
 #define CZ_MULTIPART_DEFAULT_MAX_TOTAL        SIZE_MAX
+#define CZ_MULTIPART_DEFAULT_MAX_FILES        SIZE_MAX
+#define CZ_MULTIPART_DEFAULT_MAX_FIELDS       SIZE_MAX
 
 /* Fill `l` with the defaults above. */
 void cz_multipart_limits_default(cz_multipart_limits_t *l);
@@ -189,6 +196,7 @@ typedef struct cz_multipart {
     uint64_t part_size;      /* data bytes of the current part */
     size_t part_limit;       /* its bound (field or file size) */
     size_t parts;            /* parts begun */
+    size_t files, fields;    /* of them, with and without filename */
     uint64_t total;          /* bytes consumed */
 
     int status;         /* error status, 0 while fine */

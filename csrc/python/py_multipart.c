@@ -31,9 +31,9 @@ static PyObject *parse_multipart(PyObject *module, PyObject *args) {
     PyObject *alloc_obj;
     Py_buffer body;
     const char *ctype;
-    Py_ssize_t ctype_len, max_parts, max_field;
-    if (!PyArg_ParseTuple(args, "O!y*s#nn:parse_multipart", &CzAllocator_Type, &alloc_obj, &body, &ctype, &ctype_len,
-                          &max_parts, &max_field))
+    Py_ssize_t ctype_len, max_files, max_fields, max_field;
+    if (!PyArg_ParseTuple(args, "O!y*s#nnn:parse_multipart", &CzAllocator_Type, &alloc_obj, &body, &ctype, &ctype_len,
+                          &max_files, &max_fields, &max_field))
         return NULL;
     char boundary[CZ_MULTIPART_BOUNDARY_MAX];
     size_t blen;
@@ -43,9 +43,9 @@ static PyObject *parse_multipart(PyObject *module, PyObject *args) {
         PyBuffer_Release(&body);
         return Py_BuildValue("(is)", status, reason ? reason : "multipart: bad Content-Type");
     }
-    cz_multipart_limits_t limits;
-    cz_multipart_limits_default(&limits);
-    if (max_parts > 0) limits.max_parts = (size_t)max_parts;
+    cz_multipart_limits_t limits = {0}; /* 0: the parser's default */
+    if (max_files > 0) limits.max_files = (size_t)max_files;
+    if (max_fields > 0) limits.max_fields = (size_t)max_fields;
     if (max_field > 0) limits.max_field_size = (size_t)max_field;
     cz_multipart_t p;
     cz_multipart_init(&p, ((CzAllocatorObject *)alloc_obj)->alloc, boundary, blen, &limits);
@@ -100,7 +100,8 @@ static PyObject *parse_multipart(PyObject *module, PyObject *args) {
 
 PyMethodDef cz_py_multipart_methods[] = {
     {"parse_multipart", parse_multipart, METH_VARARGS,
-     "parse_multipart(allocator, body, content_type, max_parts, max_field_size) -> (0, parts) or (status, reason).\n"
+     "parse_multipart(allocator, body, content_type, max_files, max_fields, max_field_size) -> (0, parts) or "
+     "(status, reason).\n"
      "parts: [(name, filename or None, content_type, [(header, value)], data)]; 0 limits mean the defaults."},
     {NULL, NULL, 0, NULL},
 };

@@ -119,9 +119,10 @@ typedef struct {
      * in (watch_seq odd while in a call of route watch_route), which the
      * watcher thread looks at while the server runs. */
     _Atomic uint8_t *policy;
-    uint64_t *max_body; /* per router route: its own body limit, 0: the app's */
-    uint8_t *body_mode; /* per router route: BODY_* */
-    size_t npolicy;     /* entries of both */
+    uint64_t *max_body;                 /* per router route: its own body limit, 0: the app's */
+    uint8_t *body_mode;                 /* per router route: BODY_* */
+    cz_multipart_limits_t *form_limits; /* per router route: its form's files, fields, field size (0: defaults) */
+    size_t npolicy;                     /* entries of both */
     atomic_uint_fast64_t watch_seq;
     atomic_uint watch_route;
     atomic_int watching;
@@ -1717,7 +1718,8 @@ static cz_conn_dispatch_t spool_start(CzServerObject *self, cz_conn_t *c, const 
     *p->match = *m; /* its params are offsets into the request's path, kept while BUSY */
     const char *reason = NULL;
     const char *tmpdir = getenv("TMPDIR");
-    int status = cz_spool_init(p->spool, self->alloc->alloc, ct ? ct->base : "", ct ? ct->len : 0, NULL, 0,
+    int status = cz_spool_init(p->spool, self->alloc->alloc, ct ? ct->base : "", ct ? ct->len : 0,
+                               m->route_index < self->npolicy ? &self->form_limits[m->route_index] : NULL, 0,
                                tmpdir && *tmpdir ? tmpdir : NULL, &reason);
     if (status) { /* cannot happen: the route spools only multipart/form-data with a boundary */
         Py_DECREF(p);
@@ -2171,6 +2173,7 @@ static void Server_dealloc(CzServerObject *self) {
     if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, (void *)self->policy);
     if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, self->max_body);
     if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, self->body_mode);
+    if (self->alloc) cz_free(self->alloc->alloc, CZ_MEM_GENERAL, self->form_limits);
     if (self->alloc) cz_metrics_destroy(&self->metrics);
     if (self->alloc) cz_http_buf_free(&self->access_buf);
     Py_XDECREF(self->access_sink);
@@ -2267,7 +2270,10 @@ static int grow_policy(CzServerObject *self, size_t n, uint8_t policy) {
     if (b) self->max_body = b;
     uint8_t *st = b ? cz_realloc(self->alloc->alloc, CZ_MEM_GENERAL, self->body_mode, n) : NULL;
     if (st) self->body_mode = st;
-    if (!p || !b || !st) {
+    cz_multipart_limits_t *fl =
+        st ? cz_realloc(self->alloc->alloc, CZ_MEM_GENERAL, self->form_limits, n * sizeof(*fl)) : NULL;
+    if (fl) self->form_limits = fl;
+    if (!p || !b || !st || !fl) {
         PyErr_NoMemory();
         return -1;
     }
@@ -2275,18 +2281,26 @@ static int grow_policy(CzServerObject *self, size_t n, uint8_t policy) {
         atomic_init(&p[i], policy);
         b[i] = 0;
         st[i] = 0;
+        memset(&fl[i], 0, sizeof(fl[i]));
     }
     self->npolicy = n;
     return 0;
 }
 
-/* add_route(methods, pattern, endpoint, policy=0, max_body=0, body_mode=0): every method or none. */
+/* add_route(methods, pattern, endpoint, policy=0, max_body=0, body_mode=0, form=(0, 0, 0)): every
+ * method or none. `form`: a spooled form's max files, fields and field size (0: the parser's defaults). */
 static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
     PyObject *methods_arg, *pattern, *ep;
     int policy = POLICY_AUTO, body_mode = 0;
     unsigned long long max_body = 0;
-    if (!PyArg_ParseTuple(args, "OUO|iKi:add_route", &methods_arg, &pattern, &ep, &policy, &max_body, &body_mode))
+    Py_ssize_t form[3] = {0, 0, 0};
+    if (!PyArg_ParseTuple(args, "OUO|iKi(nnn):add_route", &methods_arg, &pattern, &ep, &policy, &max_body, &body_mode,
+                          &form[0], &form[1], &form[2]))
         return NULL;
+    if (form[0] < 0 || form[1] < 0 || form[2] < 0) {
+        PyErr_Format(PyExc_ValueError, "form limits must be >= 0, got (%zd, %zd, %zd)", form[0], form[1], form[2]);
+        return NULL;
+    }
     if (body_mode < BODY_WHOLE || body_mode > BODY_SPOOL) {
         PyErr_Format(PyExc_ValueError, "body_mode must be 0 (whole), 1 (stream) or 2 (spool), got %d", body_mode);
         return NULL;
@@ -2348,6 +2362,9 @@ static PyObject *Server_add_route(CzServerObject *self, PyObject *args) {
         atomic_store(&self->policy[index], (uint8_t)policy);
         self->max_body[index] = max_body;
         self->body_mode[index] = (uint8_t)body_mode;
+        self->form_limits[index].max_files = (size_t)form[0];
+        self->form_limits[index].max_fields = (size_t)form[1];
+        self->form_limits[index].max_field_size = (size_t)form[2];
         PyObject *ix = PyLong_FromUnsignedLong(index);
         if (!ix || PyList_Append(indexes, ix) < 0 || PyList_Append(self->endpoints, ep) < 0 ||
             PyDict_SetItem(self->registered, PyList_GET_ITEM(keys, i), ix) < 0) {

@@ -61,7 +61,7 @@ def _process_heap_suspend(flag: object, /) -> None: ...
 # ---- py_multipart.c -------------------------------------------------------------------------
 
 def parse_multipart(
-    allocator: Allocator, body: bytes, content_type: str, max_parts: int, max_field_size: int, /
+    allocator: Allocator, body: bytes, content_type: str, max_files: int, max_fields: int, max_field_size: int, /
 ) -> tuple[int, Any]: ...
 
 # ---- py_pool.c ------------------------------------------------------------------------------
@@ -173,6 +173,7 @@ class Server:
         policy: int = 0,
         max_body: int = 0,
         body_mode: int = 0,
+        form: tuple[int, int, int] = (0, 0, 0),
         /,
     ) -> int | list[int]: ...
     def set_hooks(

@@ -17,7 +17,7 @@ from catzilla import _core, logs, memory, serving, threadpool, websockets
 from catzilla.background import BackgroundTasks, deferred_background
 from catzilla.calling import render
 from catzilla.calling.call import Binding
-from catzilla.datastructures import State
+from catzilla.datastructures import State, c_form_limits, check_form_limits
 from catzilla.exceptions import (
     ErrorHandlers,
     HTTPException,
@@ -174,6 +174,10 @@ class Catzilla(RouteDecorators):
     ``default_response_class`` is the response class of routes that name none.
     ``strict_content_type=True`` (the default, as in FastAPI) refuses a JSON
     body sent without Content-Type (422); ``False`` parses it as JSON.
+    ``form_limits`` (FastAPI's: a dict of ``max_files``, ``max_fields`` and
+    ``max_part_size``, Starlette's 1000, 1000 and 1 MiB by default) bounds
+    the forms of routes with ``Form``/``File`` parameters (400 past them);
+    groups and routes override it key by key.
     ``debug=True`` puts the exception and its traceback into 500 answers (for
     development only; ``production=True`` never does). By default a 500 says
     only ``{"detail": "Internal Server Error"}`` and the traceback goes to
@@ -212,6 +216,7 @@ class Catzilla(RouteDecorators):
         threadpool_size: int = threadpool.DEFAULT_SIZE,
         loop: str = "auto",
         max_body_size: int | None = None,
+        form_limits: dict[str, int] | None = None,
         ws_per_message_deflate: bool = True,
         ws_max_size: int = 16 * 1024 * 1024,
         ws_ping_interval: float | None = 20.0,
@@ -274,6 +279,7 @@ class Catzilla(RouteDecorators):
         self.threadpool_size = threadpool.check_size(threadpool_size)
         self.loop = check_loop(loop)  # the async handlers' event loop (uvicorn's --loop)
         self.max_body_size = None if max_body_size is None else check_body_size(max_body_size, "Catzilla()")
+        self.form_limits = check_form_limits(form_limits, "Catzilla()")  # over FORM_LIMITS, key by key
         # WebSockets (uvicorn's names): permessage-deflate for clients that offer it; a message's bound (1009).
         self.ws_per_message_deflate = memory.check_bool("ws_per_message_deflate", ws_per_message_deflate)
         self.ws_max_size = check_body_size(ws_max_size, "Catzilla(ws_max_size=...)")
@@ -509,6 +515,7 @@ class Catzilla(RouteDecorators):
             raise TypeError(f"WebSocket route {path!r}: the handler must be an async function")
         response_class = options.get("response_class") or self.default_response_class
         responses = {**self.responses, **(options.get("responses") or {})}
+        form_limits = {**self.form_limits, **check_form_limits(options.get("form_limits"), f"route {path!r}")}
         binding = Binding(
             path,
             handler,
@@ -524,6 +531,7 @@ class Catzilla(RouteDecorators):
             run_background=background_runner(self._runner),
             request_class=self._websocket_class if is_ws else self._request_class,
             strict_content_type=self.strict_content_type,
+            form_limits=form_limits,
         )
         route_mw = list(options.get("middleware") or [])
         asgi_mw = [entry for m in route_mw if (entry := asgi_entry(m)) is not None]  # around the route
@@ -570,7 +578,7 @@ class Catzilla(RouteDecorators):
             )
         if fresh:
             indexes = self._server.add_route(
-                fresh, path, endpoint, policy, max_body, binding.body_mode
+                fresh, path, endpoint, policy, max_body, binding.body_mode, c_form_limits(form_limits)
             )  # every method or none
             for method, index in zip(fresh, indexes if isinstance(indexes, list) else [indexes], strict=True):
                 self._route_names[index] = f"{method} {path}"
@@ -600,13 +608,16 @@ class Catzilla(RouteDecorators):
         deprecated: bool | None = None,
         include_in_schema: bool = True,
         default_response_class: type[Response] | None = None,
+        form_limits: dict[str, int] | None = None,
     ) -> list[Route]:
         """Register a ``RouterGroup``'s routes (as they are now), optionally under another
         prefix, with more tags, dependencies and responses (FastAPI's ``include_router``)."""
         if not isinstance(group, RouterGroup):
             raise TypeError(f"include_routes takes a RouterGroup, got {group!r}")
         check_prefix(prefix)
-        extra = include_options(tags, dependencies, responses, deprecated, include_in_schema, default_response_class)
+        extra = include_options(
+            tags, dependencies, responses, deprecated, include_in_schema, default_response_class, form_limits
+        )
         added = []
         for d in group.route_defs():
             options = merge_options(extra, d.options)

@@ -279,12 +279,61 @@ class FormData(Mapping[str, Any]):
         return f"FormData({self._list!r})"
 
 
-def form_items(raw: Any, body: bytes | None = None) -> list[tuple[str, Any]]:
+FORM_LIMITS: dict[str, int] = {"max_files": 1000, "max_fields": 1000, "max_part_size": 1024 * 1024}
+"""What a form may hold (Starlette's defaults, FastAPI's ``form_limits`` keys): files,
+fields that are not files, and the bytes of one such field. Past them: 400."""
+
+
+def check_form_limits(limits: Any, where: str) -> dict[str, int]:
+    """``form_limits`` as given to an app, a group or a route (a dict of some of
+    FORM_LIMITS's keys, each an int >= 0), checked; {} for None."""
+    if limits is None:
+        return {}
+    if not isinstance(limits, Mapping):
+        raise TypeError(f"{where}: form_limits must be a dict of {', '.join(FORM_LIMITS)}, got {limits!r}")
+    for key, value in limits.items():
+        if key not in FORM_LIMITS:
+            raise ValueError(f"{where}: unknown form limit {key!r}; known: {', '.join(FORM_LIMITS)}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{where}: form limit {key} must be an int >= 0, got {value!r}")
+    return dict(limits)
+
+
+def c_form_limits(limits: Mapping[str, int] | None) -> tuple[int, int, int]:
+    """``limits`` (over FORM_LIMITS) for the C multipart parser: (files, fields, field
+    bytes). Its 0 means "its default", so a limit of 0 goes as 1: the check of the
+    parsed form (``_over_limits``) refuses the one it lets through."""
+    lim = {**FORM_LIMITS, **limits} if limits else FORM_LIMITS
+    return max(lim["max_files"], 1), max(lim["max_fields"], 1), max(lim["max_part_size"], 1)
+
+
+def _refuse(status: int, detail: str) -> None:
+    from catzilla.exceptions import HTTPException  # exceptions -> response -> here
+
+    raise HTTPException(status_code=status, detail=detail)
+
+
+def _over_limits(items: list[tuple[str, Any]], limits: Mapping[str, int] | None, kind: str) -> None:
+    """400 naming the first of ``limits`` the form's fields go past (the C parser
+    stops at the same limits while it reads; this is the last word)."""
+    lim = {**FORM_LIMITS, **limits} if limits else FORM_LIMITS
+    size = lim["max_part_size"]
+    files = sum(1 for _, v in items if isinstance(v, UploadFile))
+    if files > lim["max_files"]:
+        _refuse(400, f"{kind}: too many files")
+    if len(items) - files > lim["max_fields"]:
+        _refuse(400, f"{kind}: too many fields")
+    for _, v in items:  # a str is at most 4 bytes per character: most need no encoding
+        if isinstance(v, str) and len(v) > size // 4 and len(v.encode("utf-8", "surrogateescape")) > size:
+            _refuse(400, f"{kind}: field too large")
+
+
+def form_items(raw: Any, body: bytes | None = None, limits: Mapping[str, int] | None = None) -> list[tuple[str, Any]]:
     """The fields of a request's form body (``body``, else the one ``raw``
     holds), urlencoded or multipart (files as ``UploadFile``); HTTPException
-    400 (malformed) or 413 (a limit) when a multipart body cannot be read,
-    naming why."""
-    parts = raw.form_parts  # spooled by the C core as the body arrived
+    400 (malformed, or past ``limits``: see FORM_LIMITS) or 413 (a size limit)
+    when it cannot be read, naming why."""
+    parts = raw.form_parts  # spooled by the C core as the body arrived, within the route's limits
     if parts is not None:
         items: list[tuple[str, Any]] = []
         for i, (name, filename, ctype, headers, data) in enumerate(parts):
@@ -295,6 +344,7 @@ def form_items(raw: Any, body: bytes | None = None) -> list[tuple[str, Any]]:
                 data = upload_of(filename, headers, data)
                 parts[i] = (name, filename, ctype, headers, data)
             items.append((name, data))
+        _over_limits(items, limits, "multipart")
         return items
     if body is None:
         body = raw.body
@@ -303,17 +353,19 @@ def form_items(raw: Any, body: bytes | None = None) -> list[tuple[str, Any]]:
         if k == "content-type":
             ctype = v
     if ctype[:10].lower() == "multipart/":
-        status, parts = _core.parse_multipart(raw.allocator, body, ctype, 0, 0)
+        status, parts = _core.parse_multipart(raw.allocator, body, ctype, *c_form_limits(limits))
         if status:
-            from catzilla.exceptions import HTTPException  # exceptions -> response -> here
-
-            raise HTTPException(status_code=status, detail=parts)
-        return [
+            _refuse(status, parts)
+        items = [
             (name, data.decode("utf-8", "replace") if filename is None else upload_of(filename, headers, data))
             for name, filename, _ctype, headers, data in parts
         ]
+        _over_limits(items, limits, "multipart")
+        return items
     if ctype.partition(";")[0].strip().lower() == "application/x-www-form-urlencoded":
-        return [(k, v) for k, vs in parse_form(body).items() for v in vs]
+        items = [(k, v) for k, vs in parse_form(body).items() for v in vs]
+        _over_limits(items, limits, "form")
+        return items
     return []  # another media type is not a form (as in Starlette)
 
 
@@ -333,10 +385,10 @@ def json_body_type_strict(headers: list[tuple[str, str]]) -> bool:
     return json_body_type(headers, True)
 
 
-def parse_body_form(raw: Any) -> dict[str, list[Any]]:
+def parse_body_form(raw: Any, limits: Mapping[str, int] | None = None) -> dict[str, list[Any]]:
     """``form_items`` grouped by name, for parameter binding."""
     out: dict[str, list[Any]] = {}
-    for k, v in form_items(raw):
+    for k, v in form_items(raw, limits=limits):
         out.setdefault(k, []).append(v)
     return out
 

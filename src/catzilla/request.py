@@ -14,7 +14,17 @@ from urllib.parse import unquote
 
 from catzilla import _json
 from catzilla._core import RawRequest
-from catzilla.datastructures import URL, Address, FormData, Headers, QueryParams, Ready, State, form_items
+from catzilla.datastructures import (
+    FORM_LIMITS,
+    URL,
+    Address,
+    FormData,
+    Headers,
+    QueryParams,
+    Ready,
+    State,
+    form_items,
+)
 from catzilla.proxy import ProxyView, resolve
 
 
@@ -28,6 +38,15 @@ def maybe_awaitable(value: Any) -> Any:
     """``value``, or an awaitable of it in async code: ``request.json()`` in a
     sync handler, ``await request.json()`` in an async one (as in Starlette)."""
     return Ready(value) if in_async_code() else value
+
+
+def _count(value: int | float, name: str) -> int:
+    """A limit of ``request.form()``: an int >= 0, or ``math.inf`` for none."""
+    if value == float("inf"):
+        return sys.maxsize
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"request.form(): {name} must be an int >= 0 or math.inf, got {value!r}")
+    return value
 
 
 class ClientDisconnect(Exception):
@@ -334,21 +353,36 @@ class Request(HTTPConnection):
     async def _json_async(self) -> Any:
         return _json.loads(await self._read_body())
 
-    @cached_property
-    def _form(self) -> FormData:
-        return FormData(form_items(self._raw, self.body))
+    def _parsed_form(self, limits: dict[str, int]) -> FormData:
+        form = self.__dict__.get("_form")
+        if form is None:  # parsed once, as Starlette's: later limits do not apply
+            form = self.__dict__["_form"] = FormData(form_items(self._raw, self.body, limits))
+        return form
 
-    def form(self) -> Any:
+    def form(
+        self,
+        *,
+        max_files: int | float = FORM_LIMITS["max_files"],
+        max_fields: int | float = FORM_LIMITS["max_fields"],
+        max_part_size: int = FORM_LIMITS["max_part_size"],
+    ) -> Any:
         """The body as a form (urlencoded or multipart, files as ``UploadFile``):
         a FormData; awaitable in async code (``await request.form()``).
-        HTTPException 400/413 when a multipart body cannot be read."""
+        HTTPException 400 when it is malformed or has more files or fields, or a
+        bigger field, than the limits (Starlette's names and defaults), 413 past
+        the route's size limits."""
+        limits = {
+            "max_files": _count(max_files, "max_files"),
+            "max_fields": _count(max_fields, "max_fields"),
+            "max_part_size": _count(max_part_size, "max_part_size"),
+        }
         if isinstance(self.body, PendingBody):
-            return self._form_async()
-        return maybe_awaitable(self._form)
+            return self._form_async(limits)
+        return maybe_awaitable(self._parsed_form(limits))
 
-    async def _form_async(self) -> FormData:
+    async def _form_async(self, limits: dict[str, int]) -> FormData:
         await self._read_body()
-        return self._form
+        return self._parsed_form(limits)
 
     def stream(self) -> _Stream:
         """The body in pieces, as it arrives: ``async for chunk in

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from catzilla.datastructures import check_form_limits
 from catzilla.params import Undefined
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,6 +25,7 @@ ROUTE_OPTIONS = frozenset(
     {
         "threadpool",
         "max_body_size",
+        "form_limits",
         "response_model",
         "status_code",
         "tags",
@@ -114,6 +116,8 @@ class RouteDecorators:
     operation_id, include_in_schema, response_class,
     response_model_exclude_none, response_model_exclude_unset, middleware,
     max_body_size (bytes this route's request bodies may have; 413 past it),
+    form_limits (what its Form/File parameters' form may hold: a dict of
+    max_files, max_fields and max_part_size; 400 past them),
     threadpool (where a sync handler runs: None, the default, on the event
     loop until it is seen blocking, then on the thread pool; True the thread
     pool from the first call; False always the loop).
@@ -263,6 +267,8 @@ def merge_options(outer: dict[str, Any], inner: dict[str, Any]) -> dict[str, Any
             out[key] = [*outer[key], *(inner.get(key) or [])]
     if outer.get("responses"):
         out["responses"] = {**outer["responses"], **(inner.get("responses") or {})}
+    if outer.get("form_limits"):  # key by key, the route's own first (FastAPI's)
+        out["form_limits"] = {**outer["form_limits"], **(inner.get("form_limits") or {})}
     if outer.get("deprecated") and inner.get("deprecated") is None:
         out["deprecated"] = True
     if outer.get("include_in_schema") is False:
@@ -277,6 +283,7 @@ def include_options(
     deprecated: bool | None,
     include_in_schema: bool,
     default_response_class: Any,
+    form_limits: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The options ``include_routes`` adds around each route of a group."""
     return {
@@ -286,13 +293,15 @@ def include_options(
         "deprecated": deprecated,
         "include_in_schema": include_in_schema,
         "response_class": default_response_class,
+        "form_limits": check_form_limits(form_limits, "include_routes()"),
     }
 
 
 class RouterGroup(RouteDecorators):
     """Routes under a common prefix, with common tags, dependencies, responses and middleware.
     ``max_body_size`` is the request body limit (bytes) of its routes that set none,
-    above or below the app's."""
+    above or below the app's; ``form_limits`` (a dict of max_files, max_fields and
+    max_part_size) bounds their forms, key by key over the app's."""
 
     def __init__(
         self,
@@ -306,10 +315,12 @@ class RouterGroup(RouteDecorators):
         include_in_schema: bool = True,
         default_response_class: Any = None,
         max_body_size: int | None = None,
+        form_limits: dict[str, int] | None = None,
     ) -> None:
         self.prefix = check_prefix(prefix)
         self.default_response_class = default_response_class
         self.max_body_size = max_body_size
+        self.form_limits = check_form_limits(form_limits, "RouterGroup()")
         self.tags = list(tags or [])
         self.dependencies = list(dependencies or [])
         self.middleware = list(middleware or [])
@@ -345,6 +356,7 @@ class RouterGroup(RouteDecorators):
             "include_in_schema": self.include_in_schema,
             "response_class": self.default_response_class,
             "max_body_size": self.max_body_size,
+            "form_limits": self.form_limits,
         }
 
     def route_defs(self) -> list[RouteDef]:
@@ -365,11 +377,14 @@ class RouterGroup(RouteDecorators):
         deprecated: bool | None = None,
         include_in_schema: bool = True,
         default_response_class: Any = None,
+        form_limits: dict[str, int] | None = None,
     ) -> None:
         """Nest ``group`` (its routes as they are now) under this one, with more
         tags, dependencies and responses (FastAPI's ``include_router`` options)."""
         check_prefix(prefix)
-        extra = include_options(tags, dependencies, responses, deprecated, include_in_schema, default_response_class)
+        extra = include_options(
+            tags, dependencies, responses, deprecated, include_in_schema, default_response_class, form_limits
+        )
         for d in group.route_defs():
             self._defs.append(replace(d, path=join_path(prefix, d.path), options=merge_options(extra, d.options)))
 

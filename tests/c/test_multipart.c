@@ -527,7 +527,8 @@ static void test_limits(void) {
 
     cz_multipart_limits_default(&d);
     CHECK(d.max_parts == 1000 && d.max_header_bytes == 16384 && d.max_headers == 32 && d.max_field_size == 1048576 &&
-          d.max_file_size == SIZE_MAX && d.max_total == SIZE_MAX);
+          d.max_file_size == SIZE_MAX && d.max_total == SIZE_MAX && d.max_files == SIZE_MAX &&
+          d.max_fields == SIZE_MAX);
 
     memset(&l, 0, sizeof(l));
     l.max_parts = 2;
@@ -538,7 +539,7 @@ static void test_limits(void) {
     memset(&l, 0, sizeof(l));
     l.max_field_size = 3;
     expect_ok("field of 3", S("--XyZ\r\n" CD "\r\nabc\r\n--XyZ--"), &l);
-    expect_error("field of 4", S("--XyZ\r\n" CD "\r\nabcd\r\n--XyZ--"), &l, 413, "multipart: field too large");
+    expect_error("field of 4", S("--XyZ\r\n" CD "\r\nabcd\r\n--XyZ--"), &l, 400, "multipart: field too large");
     /* a file is not a field */
     expect_ok("file of 4", S("--XyZ\r\nContent-Disposition: form-data; name=a; filename=b\r\n\r\nabcd\r\n--XyZ--"), &l);
     l.max_file_size = 2;
@@ -547,6 +548,26 @@ static void test_limits(void) {
     expect_error("file* of 3",
                  S("--XyZ\r\nContent-Disposition: form-data; name=a; filename*=utf-8''b\r\n\r\nabc\r\n--XyZ--"), &l,
                  413, "multipart: file too large");
+
+    /* files and fields counted apart (Starlette's max_files / max_fields) */
+#define FILE_PART  "--XyZ\r\nContent-Disposition: form-data; name=f; filename=x\r\n\r\nv\r\n"
+#define FIELD_PART "--XyZ\r\n" CD "\r\nv\r\n"
+    memset(&l, 0, sizeof(l));
+    l.max_files = 1;
+    l.max_fields = 2;
+    expect_ok("1 file, 2 fields", S(FIELD_PART FILE_PART FIELD_PART "--XyZ--"), &l);
+    expect_error("2 files", S(FILE_PART FIELD_PART FILE_PART "--XyZ--"), &l, 400, "multipart: too many files");
+    expect_error("3 fields", S(FIELD_PART FILE_PART FIELD_PART FIELD_PART "--XyZ--"), &l, 400,
+                 "multipart: too many fields");
+    {
+        cz_multipart_t p; /* both bounded: they bound the parts, past the default 1000 */
+        l.max_files = 700;
+        l.max_fields = 800;
+        CHECK(cz_multipart_init(&p, A, "XyZ", 3, &l) == 0 && p.limits.max_parts == 1501);
+        cz_multipart_destroy(&p);
+    }
+#undef FILE_PART
+#undef FIELD_PART
 
     memset(&l, 0, sizeof(l));
     l.max_header_bytes = 44; /* CD is 40 bytes, +2 for the blank line */
@@ -590,7 +611,7 @@ static void test_limits(void) {
         memset(body + n, 'a', fs + 1);
         memcpy(body + n + fs + 1, "\r\n--XyZ--", 9);
         run_whole(body, n + fs + 10, NULL, &o);
-        CHECK(o.status == 413 && strcmp(o.reason, "multipart: field too large") == 0);
+        CHECK(o.status == 400 && strcmp(o.reason, "multipart: field too large") == 0);
         free(body);
     }
     {

@@ -37,9 +37,10 @@ static void sb_put(sbuf_t *b, const void *d, size_t n) {
 }
 
 typedef struct {
-    uint64_t digest; /* completed parts: headers, decoded fields, data */
-    uint64_t named;  /* completed parts: name, filename and data only (what cz_spool keeps) */
-    size_t parts;    /* completed parts */
+    uint64_t digest;      /* completed parts: headers, decoded fields, data */
+    uint64_t named;       /* completed parts: name, filename and data only (what cz_spool keeps) */
+    size_t parts;         /* completed parts */
+    size_t files, fields; /* of them, with and without filename */
     int done;
     int status;
     const char *reason;
@@ -142,7 +143,8 @@ static void run(const char *boundary, size_t blen, const char *body, size_t len,
                 FUZZ_CHECK(part_data <= (pt->has_filename ? L->max_file_size : L->max_field_size));
                 in_part = 0;
                 o->parts++;
-                FUZZ_CHECK(o->parts <= L->max_parts);
+                *(pt->has_filename ? &o->files : &o->fields) += 1;
+                FUZZ_CHECK(o->parts <= L->max_parts && o->files <= L->max_files && o->fields <= L->max_fields);
                 o->digest = fnv_u64(fnv_u64(o->digest, part_h), part_data);
                 o->named = fnv_u64(fnv_u64(o->named, part_n), part_data);
                 if (rebuild) {
@@ -292,6 +294,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         lim.max_field_size = 16;
         lim.max_file_size = 40;
         lim.max_total = 400;
+        lim.max_files = 2;
+        lim.max_fields = 3;
         limp = &lim;
         break;
     case 2:

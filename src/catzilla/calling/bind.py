@@ -14,6 +14,7 @@ Set ``CATZILLA_DEBUG_BINDER=1`` to print the generated source.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import re
@@ -161,6 +162,7 @@ class Binder:
         request_class: type[HTTPConnection] = Request,
         name: str = "bind",
         strict_content_type: bool = True,
+        form_limits: dict[str, int] | None = None,
     ) -> None:
         if root.kind in ("generator", "asyncgen"):
             raise TypeError(f"handler {getattr(root.call, '__name__', root.call)!r} cannot be a generator")
@@ -183,7 +185,9 @@ class Binder:
             "_hd": datastructures.header_dict,
             "_hdm": datastructures.header_multi,
             "_ck": _cookies,
-            "_pform": datastructures.parse_body_form,
+            "_pform": functools.partial(datastructures.parse_body_form, limits=form_limits)
+            if form_limits
+            else datastructures.parse_body_form,
             "_isjson": datastructures.json_body_type_strict if strict_content_type else datastructures.json_body_type,
             "_formv": _form_values,
             "_loads": _json.loads,

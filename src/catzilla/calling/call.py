@@ -93,9 +93,11 @@ class Binding:
         run_background: Callable[[BackgroundTasks], None] | None = None,
         request_class: type[HTTPConnection] = Request,
         strict_content_type: bool = True,
+        form_limits: dict[str, int] | None = None,
     ) -> None:
         self.request_class = request_class
         self.strict_content_type = strict_content_type
+        self.form_limits = form_limits or None
         # A handler that yields streams its items (catzilla.streams): the route calls
         # the stream's endpoint, which returns the streaming response.
         self.stream: streams.Stream | None = None
@@ -200,6 +202,7 @@ class Binding:
             run_background=self.run_background,
             request_class=self.request_class,
             strict_content_type=self.strict_content_type,
+            form_limits=self.form_limits,
         ).build()
 
     def _with_overrides(self, raw: Any, request: Any = None) -> Any:
