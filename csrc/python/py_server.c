@@ -158,11 +158,12 @@ typedef struct {
     /* async (every field under the GIL): */
     CzServerObject *server;
     cz_conn_t *conn;
-    PyObject *waiter; /* the future the pump awaits until it may go on, or NULL */
-    Py_ssize_t ahead; /* bytes pushed, not yet written */
-    int blocked;      /* the connection's output is over its bound */
-    int gone;         /* the connection let go of the stream: push() refuses */
-    int finished;     /* finish() was called */
+    PyObject *waiter;     /* the future the pump awaits until it may go on, or NULL */
+    Py_ssize_t ahead;     /* bytes pushed, not yet written */
+    int blocked;          /* the connection's output is over its bound */
+    int gone;             /* the connection let go of the stream: push() refuses */
+    int finished;         /* finish() was called */
+    PyObject *background; /* the response's background task, run once the connection is done with it, or NULL */
 } CzStreamObject;
 
 #define STREAM_AHEAD (256 * 1024) /* bytes a pump may have on their way to the loop thread */
@@ -223,7 +224,8 @@ static CzPendingObject *pending_new(CzServerObject *self, cz_conn_t *c) {
     memset(&p->job, 0, sizeof(p->job));
     return p;
 }
-static int stream_start(CzServerObject *self, cz_conn_t *c, const cz_http_response_t *head, PyObject *iterable);
+static int stream_start(CzServerObject *self, cz_conn_t *c, const cz_http_response_t *head, PyObject *iterable,
+                        PyObject *background);
 static int file_respond(CzServerObject *self, cz_conn_t *c, const cz_http_response_t *head, PyObject *path);
 static void log_failure(CzServerObject *self, const char *what);
 
@@ -246,15 +248,28 @@ static void respond_scratch(cz_conn_t *c, int status, cz_http_buf_t *b) {
     cz_http_buf_reset(b, 64 * 1024);
 }
 
+/* A response's `background` (Starlette's BackgroundTask: calling it makes
+ * the coroutine), run on the asyncio loop, unawaited; None: nothing. */
+static void spawn_background(CzServerObject *self, PyObject *background) {
+    if (!background || background == Py_None) return;
+    PyObject *co = self->spawn != Py_None ? PyObject_CallNoArgs(background) : NULL;
+    PyObject *r = co ? PyObject_CallOneArg(self->spawn, co) : NULL;
+    if (!r && PyErr_Occurred()) log_failure(self, "a response's background task could not be started");
+    Py_XDECREF(r);
+    Py_XDECREF(co);
+}
+
 /* Write a catzilla.Response: status_code, raw_headers [(str, str)], and
- * body (bytes), or for a StreamingResponse body_iterator. */
+ * body (bytes), or for a StreamingResponse body_iterator; then its
+ * background (once written, or for a stream once it is over). */
 static int respond_response(CzServerObject *self, cz_conn_t *c, PyObject *resp) {
     PyObject *status = PyObject_GetAttrString(resp, "status_code");
     PyObject *headers = status ? PyObject_GetAttrString(resp, "raw_headers") : NULL;
     PyObject *body = headers ? PyObject_GetAttrString(resp, "body") : NULL;
+    PyObject *background = body ? PyObject_GetAttrString(resp, "background") : NULL;
     PyObject *iterable = NULL, *path = NULL;
     int rc = -1;
-    if (!body) goto done;
+    if (!background) goto done;
     long code = PyLong_AsLong(status);
     if (code == -1 && PyErr_Occurred()) goto done;
     if (!PyBytes_Check(body) && self->streaming_type != Py_None &&
@@ -305,16 +320,19 @@ static int respond_response(CzServerObject *self, cz_conn_t *c, PyObject *resp) 
     r.headers = hs;
     r.num_headers = (size_t)n;
     if (iterable) {
-        rc = stream_start(self, c, &r, iterable);
+        rc = stream_start(self, c, &r, iterable, background);
     } else if (path) {
-        rc = file_respond(self, c, &r, path);
+        rc = file_respond(self, c, &r, path); /* the file is open: a background may remove it */
+        if (rc == 0) spawn_background(self, background);
     } else {
         r.body = (cz_http_str_t){PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body)};
         cz_conn_respond(c, &r); /* a header with CR/LF becomes a 500 there */
         rc = 0;
+        spawn_background(self, background);
     }
     if (hs != stack) PyMem_Free(hs);
 done:
+    Py_XDECREF(background);
     Py_XDECREF(iterable);
     Py_XDECREF(path);
     Py_XDECREF(status);
@@ -351,7 +369,7 @@ static int respond_value(CzServerObject *self, cz_conn_t *c, PyObject *value) {
     if (PyGen_CheckExact(value) || PyAsyncGen_CheckExact(value)) {
         cz_http_response_t r = {0}; /* a generator returned as it is: streamed, 200 */
         r.status = 200;
-        return stream_start(self, c, &r, value);
+        return stream_start(self, c, &r, value, NULL);
     }
     PyObject *resp = PyObject_CallOneArg(self->render_hook, value);
     if (!resp) return -1;
@@ -442,6 +460,14 @@ static void stream_release(CzServerObject *self, CzStreamObject *st) {
     }
 }
 
+/* The stream's background task, once: its response is over. */
+static void stream_background(CzServerObject *self, CzStreamObject *st) {
+    PyObject *background = st->background;
+    st->background = NULL;
+    spawn_background(self, background);
+    Py_XDECREF(background);
+}
+
 /* The connection is done with its stream (ended, failed, or gone). */
 static void stream_detach(CzServerObject *self, cz_conn_t *c, int close_iter) {
     CzStreamObject *st = c->user;
@@ -449,6 +475,7 @@ static void stream_detach(CzServerObject *self, cz_conn_t *c, int close_iter) {
     c->user = NULL;
     if (close_iter) stream_release(self, st);
     st->gone = 1;
+    stream_background(self, st);
     Py_DECREF(st);
 }
 
@@ -551,7 +578,8 @@ static void stream_piece_done(CzServerObject *self, cz_conn_t *c, CzPendingObjec
 
 /* Begin a streamed answer to `c` with `head`'s status and headers, its body
  * taken from `iterable` (sync or async). 0, or -1 with an exception. */
-static int stream_start(CzServerObject *self, cz_conn_t *c, const cz_http_response_t *head, PyObject *iterable) {
+static int stream_start(CzServerObject *self, cz_conn_t *c, const cz_http_response_t *head, PyObject *iterable,
+                        PyObject *background) {
     int is_async = PyObject_HasAttrString(iterable, "__anext__") || PyObject_HasAttrString(iterable, "__aiter__");
     PyObject *iter =
         is_async ? (PyObject_HasAttrString(iterable, "__anext__") ? Py_NewRef(iterable)
@@ -587,11 +615,13 @@ static int stream_start(CzServerObject *self, cz_conn_t *c, const cz_http_respon
     st->waiter = NULL;
     st->ahead = 0;
     st->blocked = st->gone = st->finished = 0;
+    st->background = background && background != Py_None ? Py_NewRef(background) : NULL;
     int rc = cz_conn_stream_begin(c, head, length);
     if (rc != 1) {
         /* HEAD, 1xx/204/304, or no head could be written: the body is not wanted */
         if (is_async) stream_aclose(self, st);
         else stream_release(self, st);
+        stream_background(self, st);
         Py_DECREF(st);
         return 0;
     }
@@ -613,6 +643,7 @@ static int stream_start(CzServerObject *self, cz_conn_t *c, const cz_http_respon
 }
 
 static void Stream_dealloc(CzStreamObject *self) {
+    Py_XDECREF(self->background);
     Py_XDECREF(self->waiter);
     Py_XDECREF(self->server);
     Py_XDECREF(self->iter);

@@ -148,7 +148,7 @@ def background_runner(runner: AsyncRunner) -> Callable[[BackgroundTasks], None]:
         if held is not None:  # over ASGI: after the response is sent (catzilla.asgi_app)
             held.append(tasks)
             return
-        runner.spawn(tasks.run())
+        runner.spawn(tasks())
 
     return run
 

@@ -379,7 +379,9 @@ class Dispatcher:
             deferred_background.reset(token)
         await send_response(response, send, method == "HEAD")
         for tasks in held:  # after the response, as Starlette's
-            await tasks.run()
+            await tasks()
+        if response.background is not None:
+            await response.background()
 
     async def error(self, raw: ScopeRequest, exc: BaseException) -> Response:
         """The app's answer to an exception: its handlers, else the default one."""

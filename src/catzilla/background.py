@@ -13,7 +13,7 @@ import contextvars
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 log = logging.getLogger("catzilla.error")
@@ -26,24 +26,41 @@ deferred_background: contextvars.ContextVar[list[BackgroundTasks] | None] = cont
 )
 
 
-class BackgroundTasks:
-    """Declare a ``BackgroundTasks`` parameter and ``add_task(fn, *args, **kwargs)``."""
+class BackgroundTask:
+    """One call to make after the response (Starlette's): ``Response(...,
+    background=BackgroundTask(func, *args, **kwargs))``. Calling it makes the
+    coroutine that runs it: an async ``func`` is awaited, a sync one runs in
+    the loop's default thread pool; what it raises is logged."""
 
-    def __init__(self) -> None:
-        self.tasks: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
+    def __init__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
 
-    def add_task(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        self.tasks.append((func, args, kwargs))
-
-    async def run(self) -> None:
+    async def __call__(self) -> None:
         import asyncio  # only apps with async work load it
 
-        loop = asyncio.get_running_loop()
-        for func, args, kwargs in self.tasks:
-            try:
-                if inspect.iscoroutinefunction(func):
-                    await func(*args, **kwargs)
-                else:
-                    await loop.run_in_executor(None, functools.partial(func, *args, **kwargs))
-            except Exception:
-                log.exception("Exception in background task %r", func)
+        try:
+            if inspect.iscoroutinefunction(self.func):
+                await self.func(*self.args, **self.kwargs)
+            else:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, functools.partial(self.func, *self.args, **self.kwargs))
+        except Exception:
+            log.exception("Exception in background task %r", self.func)
+
+
+class BackgroundTasks(BackgroundTask):
+    """Declare a ``BackgroundTasks`` parameter and ``add_task(fn, *args, **kwargs)``
+    (FastAPI's); or give one to a response's ``background`` (Starlette's). The
+    tasks run in order; one that raises is logged and the next runs."""
+
+    def __init__(self, tasks: Sequence[BackgroundTask] | None = None) -> None:
+        self.tasks: list[BackgroundTask] = list(tasks or [])
+
+    def add_task(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.tasks.append(BackgroundTask(func, *args, **kwargs))
+
+    async def __call__(self) -> None:
+        for task in self.tasks:
+            await task()

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from catzilla import _json
+from catzilla.background import BackgroundTask
 
 # Compact JSON, as FastAPI writes it (NaN and infinities refused); orjson
 # when installed, the same bytes either way (catzilla._json).
@@ -67,6 +68,9 @@ class MutableHeaders(MutableMapping[str, str]):
 class Response:
     media_type: str | None = None
     charset = "utf-8"
+    # Run once the response is written (a streamed one: once it is over), on the
+    # asyncio loop, as Starlette's: BackgroundTask(func, *args) or BackgroundTasks.
+    background: BackgroundTask | None = None
 
     def __init__(
         self,
@@ -74,10 +78,13 @@ class Response:
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
         media_type: str | None = None,
+        background: BackgroundTask | None = None,
     ) -> None:
         if isinstance(status_code, bool) or not isinstance(status_code, int) or not 100 <= status_code <= 999:
             raise ValueError(f"status_code must be an int in 100..999, got {status_code!r}")
         self.status_code = status_code
+        if background is not None:
+            self.background = background
         if media_type is not None:
             self.media_type = media_type
         self.body = self.render(content)
@@ -183,8 +190,14 @@ class PlainTextResponse(Response):
 
 
 class RedirectResponse(Response):
-    def __init__(self, url: str, status_code: int = 307, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(None, status_code, headers)
+    def __init__(
+        self,
+        url: str,
+        status_code: int = 307,
+        headers: Mapping[str, str] | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        super().__init__(None, status_code, headers, background=background)
         self.set_header("location", quote(str(url), safe=":/%#?=@[]!$&'()*+,;"))
 
 
@@ -219,13 +232,14 @@ class StreamingResponse(Response):
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
         media_type: str | None = None,
+        background: BackgroundTask | None = None,
     ) -> None:
         if not isinstance(content, (Iterable, AsyncIterable)) or isinstance(content, (str, bytes)):
             raise TypeError(
                 f"StreamingResponse content must be an iterable or async iterable of bytes or str, "
                 f"got {type(content).__name__}"
             )
-        super().__init__(None, status_code, headers, media_type)
+        super().__init__(None, status_code, headers, media_type, background)
         self.body = None  # type: ignore[assignment]  # the C core reads body_iterator instead
         self.body_iterator = content
 
@@ -256,6 +270,7 @@ class FileResponse(Response):
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
         media_type: str | None = None,
+        background: BackgroundTask | None = None,
         filename: str | None = None,
         stat_result: os.stat_result | None = None,
         content_disposition_type: str = "attachment",
@@ -266,7 +281,7 @@ class FileResponse(Response):
         self._fspath = os.fsencode(path)
         if media_type is None:
             media_type = mimetypes.guess_type(filename or os.fsdecode(self._fspath))[0] or "text/plain"
-        super().__init__(None, status_code, headers, media_type)
+        super().__init__(None, status_code, headers, media_type, background)
         self.body = None  # type: ignore[assignment]  # the C core sends the file
         if filename is not None and "content-disposition" not in {k.lower() for k, _ in self.raw_headers}:
             quoted = quote(filename)

@@ -30,6 +30,7 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from catzilla.background import BackgroundTask
 from catzilla.response import StreamingResponse
 
 __all__ = ["EventSourceResponse", "ServerSentEvent"]
@@ -106,6 +107,7 @@ class EventSourceResponse(StreamingResponse):
         ping: float | None = None,
         sep: str = "\r\n",
         ping_message_factory: Callable[[], ServerSentEvent] | None = None,
+        background: BackgroundTask | None = None,
     ) -> None:
         if sep not in ("\r\n", "\r", "\n"):
             raise ValueError(f"sep must be '\\r\\n', '\\r' or '\\n', got {sep!r}")
@@ -125,7 +127,7 @@ class EventSourceResponse(StreamingResponse):
             raise TypeError(
                 f"EventSourceResponse content must be an iterable or async iterable, got {type(content).__name__}"
             )
-        super().__init__(body, status_code, merged, media_type)
+        super().__init__(body, status_code, merged, media_type, background)
 
     def _ping(self) -> bytes:
         if self.ping_message_factory is not None:

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from catzilla.background import BackgroundTask
 from catzilla.request import Request
 from catzilla.response import HTMLResponse
 
@@ -66,6 +67,7 @@ class Jinja2Templates:
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
         media_type: str | None = None,
+        background: BackgroundTask | None = None,
     ) -> HTMLResponse:
         """``TemplateResponse(request, name, context)`` (or by keywords; the older
         ``TemplateResponse(name, {"request": request, ...})`` works too)."""
@@ -84,7 +86,7 @@ class Jinja2Templates:
         for processor in self.context_processors:
             values.update(processor(request))
         template = self.get_template(name)
-        response = _TemplateResponse(template.render(values), status_code, headers, media_type)
+        response = _TemplateResponse(template.render(values), status_code, headers, media_type, background)
         response.template = template
         response.context = values
         return response

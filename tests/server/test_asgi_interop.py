@@ -32,6 +32,7 @@ from catzilla import (
     StreamingResponse,
     WebSocket,
 )
+from catzilla.background import BackgroundTask
 from catzilla.middleware import Middleware
 from catzilla.middleware.wsgi import WSGIMiddleware
 from catzilla.params import MODE_DIRECT, MODE_NO_ARGS
@@ -538,6 +539,26 @@ def test_served_through_httpx_asgi_transport() -> None:
             r = await client.post("/later")
             assert r.json() == {"queued": True}
             assert "task" in log  # the transport returns once the app returned: after its background tasks
+
+    asyncio.run(main())
+
+
+def test_a_response_background_runs_after_the_response_over_asgi() -> None:
+    app = Catzilla(docs_url=None, openapi_url=None)
+    log: list[str] = []
+
+    async def note(what: str) -> None:
+        log.append(what)
+
+    @app.get("/")
+    def index() -> Response:
+        log.append("handler")
+        return Response("ok", background=BackgroundTask(note, "background"))
+
+    async def main() -> None:
+        async with asgi_client(app) as client:
+            assert (await client.get("/")).text == "ok"
+            assert log == ["handler", "background"]
 
     asyncio.run(main())
 
