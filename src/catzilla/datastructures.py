@@ -4,7 +4,6 @@ form data and uploaded files."""
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Generator, Iterator, Mapping
 from typing import IO, Any, NamedTuple
 from urllib.parse import parse_qsl, unquote_plus
@@ -230,6 +229,8 @@ class UploadFile:
 def upload_of(filename: str, headers: list[tuple[str, str]], data: bytes | tuple[int, int]) -> UploadFile:
     """An UploadFile for a file part: its bytes, or (fd, size) of the unnamed
     temporary file the C core spooled it to (the UploadFile owns the fd)."""
+    import tempfile  # only for uploads (shutil, random): an app without them does not pay for it
+
     file: Any = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_SIZE)  # noqa: SIM115 (the UploadFile owns it)
     if isinstance(data, tuple):
         # Already on disk: the spool rolled over to the C core's file, so

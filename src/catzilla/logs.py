@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import logging.config
 import os
 import sys
 from collections.abc import Callable
@@ -97,6 +96,8 @@ def configure_logging(
     """Configure logging as ``catzilla run`` does: LOGGING_CONFIG, then
     ``log_config`` over it, then ``log_level`` on the catzilla loggers;
     ``access_log=False`` silences ``catzilla.access``."""
+    import logging.config  # 1 MiB of RSS (socketserver, pickle): only for apps that configure logging
+
     logging.config.dictConfig(LOGGING_CONFIG)
     if log_config is not None:
         config = load_config(log_config)

@@ -6,7 +6,6 @@ import mimetypes
 import os
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, MutableMapping
 from datetime import datetime
-from email.utils import format_datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -151,6 +150,8 @@ class Response:
             parts.append(f"Max-Age={int(max_age)}")
         if expires is not None:
             if isinstance(expires, datetime):
+                from email.utils import format_datetime  # the email package costs 2 MiB of RSS: only here
+
                 expires = format_datetime(expires, usegmt=True)
             parts.append(f"expires={expires}")
         if path is not None:
