@@ -122,33 +122,55 @@ def main() -> None:
             results[label][name] = per_call_us(fn, arg, args.rounds)
             print(f"{label:>8} {len(doc):>7} B  {name:<40} {results[label][name]:10.2f} us", flush=True)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "python": sys.version.split()[0],
-        "machine": platform.machine(),
-        "rounds": args.rounds,
-        "sizes": {k: len(v) for k, v in docs.items()},
-    }
-    (args.out / "json_read.json").write_text(json.dumps({"meta": meta, "us_per_call": results}, indent=2) + "\n")
-    names = list(parsers)
+    write_tables(
+        args.out,
+        "json_read",
+        "Reading JSON request bodies",
+        "json.loads",
+        "the parser's",
+        {k: len(v) for k, v in docs.items()},
+        results,
+        args.rounds,
+        load,
+        " (shared machine: CPU time is less affected than wall time, not unaffected)",
+    )
+
+
+def write_tables(
+    out: Path,
+    stem: str,
+    title: str,
+    base: str,
+    whose: str,
+    sizes: dict[str, int],
+    results: dict[str, dict[str, float]],
+    rounds: int,
+    load: tuple[float, float, float],
+    note: str = "",
+) -> None:
+    """``<stem>.json`` and ``<stem>.md`` in ``out``: a row per document (its
+    size in bytes), a column per contender, each time with ``base``'s time
+    divided by it (higher is faster)."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"python": sys.version.split()[0], "machine": platform.machine(), "rounds": rounds, "sizes": sizes}
+    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "us_per_call": results}, indent=2) + "\n")
+    names = list(next(iter(results.values())))
     lines = [
-        "# Reading JSON request bodies",
+        f"# {title}",
         "",
-        f"Median CPU time per call (µs) over {args.rounds} rounds of about 0.2 s, one run, Python "
+        f"Median CPU time per call (µs) over {rounds} rounds of about 0.2 s, one run, Python "
         f"{meta['python']}, on the 2 shared CPUs of this machine. Lower is better; in parentheses, "
-        "json.loads's time divided by the parser's (higher is faster). Load average (1 min) at start "
-        f"{load[0]:.1f}, at the end {os.getloadavg()[0]:.1f} (shared machine: CPU time is less affected "
-        "than wall time, not unaffected).",
+        f"{base}'s time divided by {whose} (higher is faster). Load average (1 min) at start "
+        f"{load[0]:.1f}, at the end {os.getloadavg()[0]:.1f}{note}.",
         "",
         "| document | bytes | " + " | ".join(names) + " |",
         "|---|---|" + "---|" * len(names),
     ]
-    for label, doc in docs.items():
-        base = results[label]["json.loads"]
-        cells = [f"{results[label][n]:.2f} ({base / results[label][n]:.2f}x)" for n in names]
-        lines.append(f"| {label} | {len(doc)} | " + " | ".join(cells) + " |")
-    lines += ["", "Command: `python -m benchmarks.json_read`", ""]
-    (args.out / "json_read.md").write_text("\n".join(lines))
+    for label, times in results.items():
+        cells = [f"{times[n]:.2f} ({times[base] / times[n]:.2f}x)" for n in names]
+        lines.append(f"| {label} | {sizes[label]} | " + " | ".join(cells) + " |")
+    lines += ["", f"Command: `python -m benchmarks.{stem}`", ""]
+    (out / f"{stem}.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 

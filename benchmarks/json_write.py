@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from benchmarks.apps._payload import LARGE
-from benchmarks.json_read import document, per_call_us
+from benchmarks.json_read import document, per_call_us, write_tables
 from catzilla._core import Allocator, json_write
 
 try:
@@ -61,29 +59,10 @@ def main() -> None:
             results[label][name] = per_call_us(fn, value, args.rounds)
             print(f"{label:>28} {name:<40} {results[label][name]:10.2f} us", flush=True)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"python": sys.version.split()[0], "machine": platform.machine(), "rounds": args.rounds}
-    (args.out / "json_write.json").write_text(json.dumps({"meta": meta, "us_per_call": results}, indent=2) + "\n")
-    names = list(writers)
-    lines = [
-        "# Writing JSON answers",
-        "",
-        f"Median CPU time per call (µs) over {args.rounds} rounds of about 0.2 s, one run, Python "
-        f"{meta['python']}, on the 2 shared CPUs of this machine. Lower is better; in parentheses, "
-        "json.dumps's time divided by the writer's (higher is faster). Load average (1 min) at start "
-        f"{load[0]:.1f}, at the end {os.getloadavg()[0]:.1f}.",
-        "",
-        "| document | bytes | " + " | ".join(names) + " |",
-        "|---|---|" + "---|" * len(names),
-    ]
-    for label, value in docs.items():
-        base = results[label]["json.dumps"]
-        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-        cells = [f"{results[label][n]:.2f} ({base / results[label][n]:.2f}x)" for n in names]
-        lines.append(f"| {label} | {size} | " + " | ".join(cells) + " |")
-    lines += ["", "Command: `python -m benchmarks.json_write`", ""]
-    (args.out / "json_write.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    sizes = {label: len(json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode()) for label, v in docs.items()}
+    write_tables(
+        args.out, "json_write", "Writing JSON answers", "json.dumps", "the writer's", sizes, results, args.rounds, load
+    )
 
 
 if __name__ == "__main__":
