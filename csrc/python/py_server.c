@@ -122,7 +122,7 @@ typedef struct {
     uint64_t *max_body;                 /* per router route: its own body limit, 0: the app's */
     uint8_t *body_mode;                 /* per router route: BODY_* */
     cz_multipart_limits_t *form_limits; /* per router route: its form's files, fields, field size (0: defaults) */
-    size_t npolicy;                     /* entries of both */
+    size_t npolicy;                     /* entries of each */
     atomic_uint_fast64_t watch_seq;
     atomic_uint watch_route;
     atomic_int watching;
