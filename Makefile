@@ -78,6 +78,7 @@ test-asan: setup build/.asan-ext
 	LD_PRELOAD=$(ASAN_RUNTIME) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  PYTHONPATH=$(ROOT)/build/asan-ext/site CATZILLA_EXPECT_BUILD=malloc-only \
 	  $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_CI) tests/server tests/hardening tests/framework/test_direct.py tests/framework/test_shapes.py \
+	  tests/framework/test_json_write.py tests/framework/test_form_limits.py tests/framework/test_response_background.py \
 	  tests/memory/test_process_scope.py
 
 clean:
