@@ -40,6 +40,15 @@ def _loop() -> Any:
     return asyncio.get_running_loop()
 
 
+def _future(ws: WebSocket) -> Any:
+    """A future of the connection's loop, kept from its first wait: asking
+    for the running loop each time costs a getpid() call before Python 3.12."""
+    loop = ws.__dict__.get("_loop")
+    if loop is None:
+        loop = ws.__dict__["_loop"] = _loop()
+    return loop.create_future()
+
+
 __all__ = [
     "WebSocket",
     "WebSocketClose",
@@ -158,7 +167,7 @@ class WebSocket(HTTPConnection):
             message = conn.take()
             if message is not None:
                 return message  # type: ignore[no-any-return]
-            parked = _loop().create_future()
+            parked = _future(self)
             if conn.park(parked):
                 await parked
 
@@ -243,7 +252,7 @@ class WebSocket(HTTPConnection):
             self.__dict__["application_state"] = WebSocketState.DISCONNECTED
             raise WebSocketDisconnect(1006)
         while sent == 2:  # over the bound: wait until the connection takes more
-            parked = _loop().create_future()
+            parked = _future(self)
             if not conn.park_send(parked):
                 return
             await parked
