@@ -17,7 +17,7 @@ from catzilla import _core, logs, memory, serving, threadpool, websockets
 from catzilla.background import BackgroundTasks, deferred_background
 from catzilla.calling import render
 from catzilla.calling.call import Binding
-from catzilla.datastructures import State, c_form_limits, check_form_limits
+from catzilla.datastructures import FORM_LIMITS, State, c_form_limits, check_form_limits
 from catzilla.exceptions import (
     ErrorHandlers,
     HTTPException,
@@ -515,7 +515,12 @@ class Catzilla(RouteDecorators):
             raise TypeError(f"WebSocket route {path!r}: the handler must be an async function")
         response_class = options.get("response_class") or self.default_response_class
         responses = {**self.responses, **(options.get("responses") or {})}
-        form_limits = {**self.form_limits, **check_form_limits(options.get("form_limits"), f"route {path!r}")}
+        # Resolved once per route: the defaults, the app's, the route's (its group's merged in already).
+        form_limits = {
+            **FORM_LIMITS,
+            **self.form_limits,
+            **check_form_limits(options.get("form_limits"), f"route {path!r}"),
+        }
         binding = Binding(
             path,
             handler,

@@ -300,12 +300,11 @@ def check_form_limits(limits: Any, where: str) -> dict[str, int]:
     return dict(limits)
 
 
-def c_form_limits(limits: Mapping[str, int] | None) -> tuple[int, int, int]:
-    """``limits`` (over FORM_LIMITS) for the C multipart parser: (files, fields, field
-    bytes). Its 0 means "its default", so a limit of 0 goes as 1: the check of the
-    parsed form (``_over_limits``) refuses the one it lets through."""
-    lim = {**FORM_LIMITS, **limits} if limits else FORM_LIMITS
-    return max(lim["max_files"], 1), max(lim["max_fields"], 1), max(lim["max_part_size"], 1)
+def c_form_limits(limits: Mapping[str, int]) -> tuple[int, int, int]:
+    """``limits`` (every key of FORM_LIMITS) for the C multipart parser: (files,
+    fields, field bytes). Its 0 means "its default", so a limit of 0 goes as 1:
+    the check of the parsed form (``_over_limits``) refuses the one it lets through."""
+    return max(limits["max_files"], 1), max(limits["max_fields"], 1), max(limits["max_part_size"], 1)
 
 
 def _refuse(status: int, detail: str) -> None:
@@ -314,26 +313,25 @@ def _refuse(status: int, detail: str) -> None:
     raise HTTPException(status_code=status, detail=detail)
 
 
-def _over_limits(items: list[tuple[str, Any]], limits: Mapping[str, int] | None, kind: str) -> None:
+def _over_limits(items: list[tuple[str, Any]], limits: Mapping[str, int], kind: str) -> None:
     """400 naming the first of ``limits`` the form's fields go past (the C parser
     stops at the same limits while it reads; this is the last word)."""
-    lim = {**FORM_LIMITS, **limits} if limits else FORM_LIMITS
-    size = lim["max_part_size"]
+    size = limits["max_part_size"]
     files = sum(1 for _, v in items if isinstance(v, UploadFile))
-    if files > lim["max_files"]:
+    if files > limits["max_files"]:
         _refuse(400, f"{kind}: too many files")
-    if len(items) - files > lim["max_fields"]:
+    if len(items) - files > limits["max_fields"]:
         _refuse(400, f"{kind}: too many fields")
     for _, v in items:  # a str is at most 4 bytes per character: most need no encoding
         if isinstance(v, str) and len(v) > size // 4 and len(v.encode("utf-8", "surrogateescape")) > size:
             _refuse(400, f"{kind}: field too large")
 
 
-def form_items(raw: Any, body: bytes | None = None, limits: Mapping[str, int] | None = None) -> list[tuple[str, Any]]:
+def form_items(raw: Any, body: bytes | None = None, limits: Mapping[str, int] = FORM_LIMITS) -> list[tuple[str, Any]]:
     """The fields of a request's form body (``body``, else the one ``raw``
     holds), urlencoded or multipart (files as ``UploadFile``); HTTPException
-    400 (malformed, or past ``limits``: see FORM_LIMITS) or 413 (a size limit)
-    when it cannot be read, naming why."""
+    400 (malformed, or past ``limits``, every key of FORM_LIMITS) or 413 (a
+    size limit) when it cannot be read, naming why."""
     parts = raw.form_parts  # spooled by the C core as the body arrived, within the route's limits
     if parts is not None:
         items: list[tuple[str, Any]] = []
@@ -386,7 +384,7 @@ def json_body_type_strict(headers: list[tuple[str, str]]) -> bool:
     return json_body_type(headers, True)
 
 
-def parse_body_form(raw: Any, limits: Mapping[str, int] | None = None) -> dict[str, list[Any]]:
+def parse_body_form(raw: Any, limits: Mapping[str, int] = FORM_LIMITS) -> dict[str, list[Any]]:
     """``form_items`` grouped by name, for parameter binding."""
     out: dict[str, list[Any]] = {}
     for k, v in form_items(raw, limits=limits):
