@@ -25,6 +25,7 @@ static PyObject *Allocator_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
+    cz_http_buf_init(&self->json_scratch, self->alloc, 0);
     if (reason[0]) {
         self->fallback_reason = PyUnicode_FromString(reason);
         if (!self->fallback_reason) {
@@ -38,7 +39,10 @@ static PyObject *Allocator_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 }
 
 static void Allocator_dealloc(CzAllocatorObject *self) {
-    cz_allocator_destroy(self->alloc);
+    if (self->alloc) {
+        cz_http_buf_free(&self->json_scratch);
+        cz_allocator_destroy(self->alloc);
+    }
     Py_XDECREF(self->fallback_reason);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }

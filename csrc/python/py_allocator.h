@@ -9,12 +9,14 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "cz_http.h"
 #include "cz_memory.h"
 
 typedef struct {
     PyObject_HEAD
     cz_allocator_t *alloc;
-    PyObject *fallback_reason; /* str or None */
+    PyObject *fallback_reason;  /* str or None */
+    cz_http_buf_t json_scratch; /* json_write's, kept between calls (py_json.h) */
 } CzAllocatorObject;
 
 extern PyTypeObject CzAllocator_Type;

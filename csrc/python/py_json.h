@@ -17,6 +17,12 @@ typedef enum {
     CZ_JSON_ERROR = -1       /* a Python exception is set (e.g. ValueError for NaN) */
 } cz_json_result_t;
 
+/* What a JSON scratch buffer (the server's, an Allocator's for json_write)
+ * keeps between answers: keeping a big answer's room costs little, and
+ * giving it back would make every big answer allocate (and with malloc, map
+ * and fault in) it again. */
+#define CZ_JSON_SCRATCH_KEEP (1024 * 1024)
+
 /* Append `obj` as JSON to `out`. On anything but CZ_JSON_OK, `out` is as it was. */
 cz_json_result_t cz_json_write(PyObject *obj, cz_http_buf_t *out);
 
@@ -32,7 +38,9 @@ int cz_json_shape_check(PyObject *shape);
  * On anything but CZ_JSON_OK, `out` is as it was. */
 cz_json_result_t cz_json_write_shape(PyObject *dict, PyObject *shape, cz_http_buf_t *out);
 
-/* catzilla._core.json_write(allocator, obj): cz_json_write from Python (tests, benchmarks). */
+/* catzilla._core.json_write(allocator, obj): cz_json_write from Python (tests,
+ * benchmarks), into the allocator's scratch buffer as the server writes into
+ * its own, then copied into the bytes returned. */
 extern PyMethodDef cz_py_json_write_methods[];
 
 #endif

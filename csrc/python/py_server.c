@@ -242,15 +242,10 @@ static int respond_plain(cz_conn_t *c, int status, cz_http_str_t ct, const char 
     return cz_conn_respond(c, &r);
 }
 
-/* What the JSON scratch buffer keeps between answers: one per server, so
- * keeping a big answer's room costs little, and giving it back would make
- * every big answer allocate (and with malloc, map and fault in) it again. */
-#define SCRATCH_KEEP (1024 * 1024)
-
 /* Answer `b`'s JSON with `status`; the scratch buffer then shrinks back to what is kept between answers. */
 static void respond_scratch(cz_conn_t *c, int status, cz_http_buf_t *b) {
     respond_plain(c, status, CT_JSON, b->data, b->len);
-    cz_http_buf_reset(b, SCRATCH_KEEP);
+    cz_http_buf_reset(b, CZ_JSON_SCRATCH_KEEP); /* one scratch per server */
 }
 
 /* A response's `background` (Starlette's BackgroundTask: calling it makes

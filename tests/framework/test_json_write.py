@@ -98,3 +98,35 @@ def test_values_it_does_not_write_are_left_to_python(value: Any) -> None:
 def test_nan_is_refused_as_json_refuses_it() -> None:
     with pytest.raises(ValueError, match="Out of range float"):
         json_write(ALLOC, {"x": float("nan")})
+
+
+class _Point:
+    def __init__(self) -> None:
+        self.x = 1
+        self.y = "two"
+
+
+def test_dicts_of_every_layout_in_insertion_order() -> None:
+    # The writer walks a combined table's entries itself: deleted entries,
+    # tables that once held a non-str key, and split tables (an instance's
+    # __dict__) must come out as json.dumps writes them.
+    holes = {f"k{i}": i for i in range(50)}
+    for i in range(0, 50, 3):
+        del holes[f"k{i}"]
+    holes["late"] = "after the holes"
+    general: dict[Any, Any] = {1: "int key", "a": 1}
+    del general[1]
+    general["b"] = [2]
+    split = _Point().__dict__
+    emptied = {"gone": 1}
+    del emptied["gone"]
+    big = {str(i): {"v": i} for i in range(2000)}
+    for value in (holes, general, split, emptied, big, [holes, general, split, emptied]):
+        assert json_write(ALLOC, value) == reference(value)
+
+
+def test_a_non_str_key_after_deletions_is_left_to_python() -> None:
+    d: dict[Any, Any] = {"a": 1, "b": 2}
+    del d["a"]
+    d[3] = "int key"
+    assert json_write(ALLOC, d) is None
