@@ -34,7 +34,8 @@ static inline uint64_t escapes8(uint64_t w) {
 
 /* The rest of put_string from byte `i` on (bytes before it are written;
  * the room is reserved): runs copied whole, escapes written as JSON's. */
-__attribute__((noinline)) static int put_escaped(cz_http_buf_t *b, const char *s, Py_ssize_t n, Py_ssize_t i) {
+__attribute__((noinline)) static int put_escaped(cz_http_buf_t *b, const char *s, Py_ssize_t n, Py_ssize_t i,
+                                                 char trail) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)s;
     char *o = b->data + b->len + 1 + i;
@@ -63,11 +64,13 @@ __attribute__((noinline)) static int put_escaped(cz_http_buf_t *b, const char *s
         }
     }
     *o++ = '"';
+    if (trail) *o++ = trail;
     b->len = (size_t)(o - b->data);
     return 0;
 }
 
-static inline __attribute__((always_inline)) int put_string(cz_http_buf_t *b, PyObject *str) {
+/* `str` as a JSON string, then `trail` (a member's ':'), unless it is 0. */
+static inline __attribute__((always_inline)) int put_string(cz_http_buf_t *b, PyObject *str, char trail) {
     Py_ssize_t n;
     const char *s;
     if (PyUnicode_IS_COMPACT_ASCII(str)) { /* most keys and values: their bytes are at hand */
@@ -77,7 +80,7 @@ static inline __attribute__((always_inline)) int put_string(cz_http_buf_t *b, Py
         return -1;
     }
     /* Worst case every byte becomes \u00XX. */
-    if (cz_http_buf_reserve(b, (size_t)n * 6 + 2) != CZ_HTTP_OK) {
+    if (cz_http_buf_reserve(b, (size_t)n * 6 + 3) != CZ_HTTP_OK) {
         PyErr_NoMemory();
         return -1;
     }
@@ -115,10 +118,11 @@ static inline __attribute__((always_inline)) int put_string(cz_http_buf_t *b, Py
     }
     o += n;
     *o++ = '"';
+    if (trail) *o++ = trail;
     b->len = (size_t)(o - b->data);
     return 0;
 escaping:
-    return put_escaped(b, s, n, i);
+    return put_escaped(b, s, n, i, trail);
 }
 static cz_json_result_t write_value(PyObject *obj, cz_http_buf_t *b, int depth);
 
@@ -263,27 +267,32 @@ static inline int small_int(PyObject *obj, long long *v) {
     return 1;
 }
 
+/* `v` in decimal. */
+static inline __attribute__((always_inline)) int put_long(cz_http_buf_t *b, long long v) {
+    if (cz_http_buf_reserve(b, 20) != CZ_HTTP_OK) { /* "-" and 19 digits */
+        PyErr_NoMemory();
+        return -1;
+    }
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    size_t n = 1;
+    for (unsigned long long t = u; t >= 10; t /= 10) n++;
+    char *o = b->data + b->len;
+    if (v < 0) *o++ = '-';
+    b->len = (size_t)(o + n - b->data);
+    for (; u >= 100; u /= 100, n -= 2) /* digits right to left, two at a time: no printf */
+        memcpy(o + n - 2, DIGITS2 + 2 * (u % 100), 2);
+    if (u >= 10) memcpy(o + n - 2, DIGITS2 + 2 * u, 2);
+    else o[n - 1] = (char)('0' + u);
+    return 0;
+}
+
 static cz_json_result_t write_int(PyObject *obj, cz_http_buf_t *b) {
     int overflow = 0;
     long long v;
     if (!small_int(obj, &v)) v = PyLong_AsLongLongAndOverflow(obj, &overflow);
     if (!overflow) {
         if (v == -1 && PyErr_Occurred()) return CZ_JSON_ERROR;
-        if (cz_http_buf_reserve(b, 20) != CZ_HTTP_OK) { /* "-" and 19 digits */
-            PyErr_NoMemory();
-            return CZ_JSON_ERROR;
-        }
-        unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-        size_t n = 1;
-        for (unsigned long long t = u; t >= 10; t /= 10) n++;
-        char *o = b->data + b->len;
-        if (v < 0) *o++ = '-';
-        b->len = (size_t)(o + n - b->data);
-        for (; u >= 100; u /= 100, n -= 2) /* digits right to left, two at a time: no printf */
-            memcpy(o + n - 2, DIGITS2 + 2 * (u % 100), 2);
-        if (u >= 10) memcpy(o + n - 2, DIGITS2 + 2 * u, 2);
-        else o[n - 1] = (char)('0' + u);
-        return CZ_JSON_OK;
+        return put_long(b, v) ? CZ_JSON_ERROR : CZ_JSON_OK;
     }
     PyObject *s = PyObject_Str(obj);
     if (!s) return CZ_JSON_ERROR;
@@ -294,13 +303,22 @@ static cz_json_result_t write_int(PyObject *obj, cz_http_buf_t *b) {
     return rc ? CZ_JSON_ERROR : CZ_JSON_OK;
 }
 
+/* A container's item: the scalars most answers are made of written here,
+ * in the container's loop, the rest by write_value. */
+static inline __attribute__((always_inline)) cz_json_result_t write_item(PyObject *v, cz_http_buf_t *b, int depth) {
+    long long i;
+    if (PyUnicode_CheckExact(v)) return put_string(b, v, 0) ? CZ_JSON_ERROR : CZ_JSON_OK;
+    if (PyLong_CheckExact(v) && small_int(v, &i)) return put_long(b, i) ? CZ_JSON_ERROR : CZ_JSON_OK;
+    return write_value(v, b, depth);
+}
+
 static cz_json_result_t write_seq(PyObject *obj, cz_http_buf_t *b, int depth) {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(obj);
     PyObject **items = PySequence_Fast_ITEMS(obj);
     if (put(b, "[", 1)) return CZ_JSON_ERROR;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (i && put(b, ",", 1)) return CZ_JSON_ERROR;
-        cz_json_result_t r = write_value(items[i], b, depth + 1);
+        cz_json_result_t r = write_item(items[i], b, depth + 1);
         if (r != CZ_JSON_OK) return r;
     }
     return put(b, "]", 1) ? CZ_JSON_ERROR : CZ_JSON_OK;
@@ -310,8 +328,8 @@ static cz_json_result_t write_seq(PyObject *obj, cz_http_buf_t *b, int depth) {
 static inline cz_json_result_t write_member(PyObject *key, PyObject *value, cz_http_buf_t *b, int depth, int first) {
     /* Non-str keys (json converts ints, floats, ...) are Python's business. */
     if (!PyUnicode_CheckExact(key)) return CZ_JSON_UNSUPPORTED;
-    if ((!first && put(b, ",", 1)) || put_string(b, key) || put(b, ":", 1)) return CZ_JSON_ERROR;
-    return write_value(value, b, depth + 1);
+    if ((!first && put(b, ",", 1)) || put_string(b, key, ':')) return CZ_JSON_ERROR;
+    return write_item(value, b, depth + 1);
 }
 
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
@@ -377,7 +395,7 @@ static cz_json_result_t write_value(PyObject *obj, cz_http_buf_t *b, int depth) 
     if (obj == Py_None) return put(b, "null", 4) ? CZ_JSON_ERROR : CZ_JSON_OK;
     if (obj == Py_True) return put(b, "true", 4) ? CZ_JSON_ERROR : CZ_JSON_OK;
     if (obj == Py_False) return put(b, "false", 5) ? CZ_JSON_ERROR : CZ_JSON_OK;
-    if (PyUnicode_CheckExact(obj)) return put_string(b, obj) ? CZ_JSON_ERROR : CZ_JSON_OK;
+    if (PyUnicode_CheckExact(obj)) return put_string(b, obj, 0) ? CZ_JSON_ERROR : CZ_JSON_OK;
     if (PyLong_CheckExact(obj)) return write_int(obj, b);
     if (PyFloat_CheckExact(obj)) return write_float(obj, b);
     /* MAX_DEPTH bounds the recursion: no Py_EnterRecursiveCall per container. */
@@ -417,7 +435,7 @@ static cz_json_result_t write_kind(PyObject *v, const char **k, cz_http_buf_t *b
     }
     case 's':
         if (!PyUnicode_CheckExact(v)) return CZ_JSON_UNSUPPORTED;
-        if (put_string(b, v) == 0) return CZ_JSON_OK;
+        if (put_string(b, v, 0) == 0) return CZ_JSON_OK;
         if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return CZ_JSON_ERROR;
         PyErr_Clear(); /* a lone surrogate: the library's own rule applies */
         return CZ_JSON_UNSUPPORTED;
@@ -467,7 +485,7 @@ cz_json_result_t cz_json_write_shape(PyObject *dict, PyObject *shape, cz_http_bu
         const char *kind = (const char *)PyUnicode_DATA(PyTuple_GET_ITEM(PyTuple_GET_ITEM(shape, i), 1));
         PyObject *v = PyDict_GetItemWithError(dict, name); /* kinds are ASCII: cz_json_shape_check */
         if (!v) r = PyErr_Occurred() ? CZ_JSON_ERROR : CZ_JSON_UNSUPPORTED;
-        else if ((i && put(out, ",", 1)) || put_string(out, name) || put(out, ":", 1)) r = CZ_JSON_ERROR;
+        else if ((i && put(out, ",", 1)) || put_string(out, name, ':')) r = CZ_JSON_ERROR;
         else r = write_kind(v, &kind, out);
     }
     if (r == CZ_JSON_OK && put(out, "}", 1)) r = CZ_JSON_ERROR;
