@@ -14,6 +14,7 @@ call over the rounds, all in one run. Writes json_write.json and json_write.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -54,10 +55,9 @@ def main() -> None:
     load = os.getloadavg()
     results: dict[str, dict[str, float]] = {}
     for label, value in docs.items():
-        results[label] = {}
-        for name, fn in writers.items():
-            results[label][name] = per_call_us(fn, value, args.rounds)
-            print(f"{label:>28} {name:<40} {results[label][name]:10.2f} us", flush=True)
+        results[label] = per_call_us({name: functools.partial(fn, value) for name, fn in writers.items()}, args.rounds)
+        for name, us in results[label].items():
+            print(f"{label:>28} {name:<40} {us:10.2f} us", flush=True)
 
     sizes = {label: len(json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode()) for label, v in docs.items()}
     write_tables(
