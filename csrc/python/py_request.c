@@ -19,6 +19,7 @@ typedef struct {
     PyObject *body_stream; /* the body still arriving (a _BodyStream), or NULL */
     PyObject *form_parts;  /* the body spooled as multipart parts (a list), or NULL */
     PyObject *websocket;   /* the connection side of a WebSocket request (a _WebSocket), or NULL */
+    PyObject *form;        /* the form as parsed for the endpoint's parameters, or NULL */
 } CzRawRequestObject;
 
 static size_t put(char *blob, size_t *at, const char *src, size_t len, slice_t *s) {
@@ -38,7 +39,7 @@ PyObject *cz_py_request_new(CzAllocatorObject *alloc, cz_conn_t *c, const cz_htt
     CzRawRequestObject *self = PyObject_New(CzRawRequestObject, &CzRawRequest_Type);
     if (!self) return NULL;
     self->alloc = (CzAllocatorObject *)Py_NewRef(alloc);
-    self->body_stream = self->form_parts = self->websocket = NULL;
+    self->body_stream = self->form_parts = self->websocket = self->form = NULL;
     self->nheaders = req->num_headers;
     self->nparams = nparams;
     self->fields = NULL;
@@ -74,6 +75,7 @@ static void RawRequest_dealloc(CzRawRequestObject *self) {
     Py_XDECREF(self->body_stream);
     Py_XDECREF(self->form_parts);
     Py_XDECREF(self->websocket);
+    Py_XDECREF(self->form);
     if (self->alloc) {
         cz_free(self->alloc->alloc, CZ_MEM_REQUEST, self->blob);
         cz_free(self->alloc->alloc, CZ_MEM_REQUEST, self->fields);
@@ -192,6 +194,17 @@ void cz_py_request_set_form(PyObject *raw, PyObject *parts) {
     Py_XSETREF(((CzRawRequestObject *)raw)->form_parts, Py_NewRef(parts));
 }
 
+static PyObject *get_form(CzRawRequestObject *self, void *closure) {
+    (void)closure;
+    return Py_NewRef(self->form ? self->form : Py_None);
+}
+
+static int set_form(CzRawRequestObject *self, PyObject *value, void *closure) {
+    (void)closure;
+    Py_XSETREF(self->form, value && value != Py_None ? Py_NewRef(value) : NULL);
+    return 0;
+}
+
 static PyObject *get_form_parts(CzRawRequestObject *self, void *closure) {
     (void)closure;
     return Py_NewRef(self->form_parts ? self->form_parts : Py_None);
@@ -224,6 +237,10 @@ static PyGetSetDef RawRequest_getset[] = {
      "or None.",
      NULL},
     {"websocket", (getter)get_websocket, NULL, "The connection side of a WebSocket request, or None.", NULL},
+    {"form", (getter)get_form, (setter)set_form,
+     "The form as parsed for the endpoint's parameters, within the route's limits (request.form() returns it), "
+     "or None.",
+     NULL},
     {"headers", (getter)get_headers, NULL, "[(lowercased name, value), ...].", NULL},
     {"path_params", (getter)get_path_params, NULL, "{name: raw value}.", NULL},
     {"client", (getter)get_client, NULL, "(host, port) of the peer, or None.", NULL},

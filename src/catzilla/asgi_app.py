@@ -71,6 +71,7 @@ class ScopeRequest:
         "body",
         "body_stream",
         "client",
+        "form",
         "form_parts",
         "headers",
         "http_version",
@@ -102,6 +103,7 @@ class ScopeRequest:
         self.websocket = websocket
         origin = scope.get(RAW_KEY)
         self.form_parts = origin.form_parts if origin is not None else None  # spooled by our server
+        self.form: Any = None  # as parsed for the endpoint's parameters (RawRequest.form)
         self.scheme = str(scope.get("scheme") or "http")
         # Under another server the scope says where the app is served; on ours the app does.
         self.root_path = str(scope.get("root_path", "")) if origin is None else None

@@ -385,9 +385,13 @@ def json_body_type_strict(headers: list[tuple[str, str]]) -> bool:
 
 
 def parse_body_form(raw: Any, limits: Mapping[str, int] = FORM_LIMITS) -> dict[str, list[Any]]:
-    """``form_items`` grouped by name, for parameter binding."""
+    """``form_items`` grouped by name, for parameter binding. The form is kept
+    on ``raw``: ``request.form()`` in the endpoint returns it (parsed within the
+    route's limits, once), as FastAPI's handlers get Starlette's cached form."""
+    items = form_items(raw, limits=limits)
+    raw.form = FormData(items)
     out: dict[str, list[Any]] = {}
-    for k, v in form_items(raw, limits=limits):
+    for k, v in items:
         out.setdefault(k, []).append(v)
     return out
 

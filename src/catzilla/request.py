@@ -356,7 +356,10 @@ class Request(HTTPConnection):
     def _parsed_form(self, limits: dict[str, int]) -> FormData:
         form = self.__dict__.get("_form")
         if form is None:  # parsed once, as Starlette's: later limits do not apply
-            form = self.__dict__["_form"] = FormData(form_items(self._raw, self.body, limits))
+            form = self._raw.form  # parsed already for the endpoint's Form/File parameters
+            if form is None:
+                form = self._raw.form = FormData(form_items(self._raw, self.body, limits))
+            self.__dict__["_form"] = form
         return form
 
     def form(

@@ -121,6 +121,35 @@ def test_request_form_takes_starlettes_limits(app: Catzilla) -> None:
     assert r.status_code == 400 and r.json() == {"detail": "form: field too large"}
 
 
+@pytest.mark.parametrize("multipart", [False, True], ids=["urlencoded", "multipart"])
+def test_request_form_in_an_endpoint_with_form_parameters_is_the_form_they_were_read_from(multipart: bool) -> None:
+    # Parsed once, within the route's limits (FastAPI's handlers get Starlette's
+    # cached form): request.form() must not parse it again with the defaults.
+    app = Catzilla(max_body_size=8 * MIB, auto_memory_tuning=False)
+
+    @app.post("/notes", form_limits={"max_fields": 2000, "max_part_size": 2 * MIB})
+    async def notes(request: Request, text: Annotated[str, Form()]) -> dict[str, Any]:
+        form = await request.form()
+        again = await request.form(max_fields=1)
+        return {"fields": len(form), "text": len(form["text"]), "same": form is again, "param": len(text)}
+
+    @app.post("/sync", form_limits={"max_fields": 2000})
+    def sync_notes(request: Request, text: Annotated[str, Form()]) -> dict[str, Any]:
+        return {"fields": len(request.form()), "param": text}
+
+    try:
+        client = client_for(app)
+        fields = {"text": "x" * (MIB + 10), **{str(i): "v" for i in range(1500)}}
+        r = submit(client, "/notes", fields, multipart)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"fields": 1501, "text": MIB + 10, "same": True, "param": MIB + 10}
+        r = submit(client, "/sync", {"text": "hi", **{str(i): "v" for i in range(1200)}}, multipart)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"fields": 1201, "param": "hi"}
+    finally:
+        app.close()
+
+
 @pytest.mark.parametrize(
     "limits, error",
     [
