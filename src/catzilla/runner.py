@@ -59,7 +59,9 @@ class AsyncRunner:
         self._thread: threading.Thread | None = None  # ours, while it runs the loop
         self._loop_ident: int | None = None  # the thread running the loop (ours, or serve()'s)
         self._lock = threading.Lock()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # every task on the loop -> the request it answers (None: a pump, a spawn)
+        self._tasks: dict[asyncio.Task[Any], _Pending | None] = {}
+        self._on_done = self._done  # one bound method for every task: no closure per request
         self._spawned = 0  # spawn()ed coroutines not yet ended
         self._spawned_cv = threading.Condition()
         self._by_pending: dict[_Pending | _Stream, asyncio.Task[Any]] = {}  # loop thread only
@@ -176,9 +178,9 @@ class AsyncRunner:
 
     def _run(self, coro: Awaitable[Any], pending: _Pending) -> None:
         task = self._aio.ensure_future(coro, loop=self._loop)  # type: ignore[union-attr]
-        self._tasks.add(task)
+        self._tasks[task] = pending
         self._by_pending[pending] = task
-        task.add_done_callback(lambda t: self._done(t, pending))
+        task.add_done_callback(self._on_done)
 
     def pump(self, source: Any, stream: _Stream) -> None:
         """Iterate an async response body on the loop, pushing its pieces to
@@ -187,7 +189,7 @@ class AsyncRunner:
 
     def _start_pump(self, source: Any, stream: _Stream) -> None:
         task = self._aio.ensure_future(self._pump(source, stream), loop=self._loop)  # type: ignore[union-attr]
-        self._tasks.add(task)
+        self._tasks[task] = None
         self._by_pending[stream] = task
         task.add_done_callback(lambda t: self._pump_done(t, stream))
 
@@ -212,7 +214,7 @@ class AsyncRunner:
                     await aclose()
 
     def _pump_done(self, task: asyncio.Task[Any], stream: _Stream) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         self._by_pending.pop(stream, None)
         stream.finish(None if task.cancelled() else task.exception())
 
@@ -239,8 +241,9 @@ class AsyncRunner:
 
         self._soon(cancel)
 
-    def _done(self, task: asyncio.Task[Any], pending: _Pending) -> None:
-        self._tasks.discard(task)
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        pending = self._tasks.pop(task)
+        assert pending is not None  # a task of _run
         self._by_pending.pop(pending, None)
         if task.cancelled():
             pending.fail(self._aio.CancelledError("the server stopped before the handler finished"))  # type: ignore[union-attr]
@@ -255,14 +258,14 @@ class AsyncRunner:
             self._spawned += 1
 
         def finished(task: asyncio.Task[Any]) -> None:
-            self._tasks.discard(task)
+            self._tasks.pop(task, None)
             with self._spawned_cv:
                 self._spawned -= 1
                 self._spawned_cv.notify_all()
 
         def start() -> None:
             task = self._aio.ensure_future(coro, loop=self._loop)  # type: ignore[union-attr]
-            self._tasks.add(task)
+            self._tasks[task] = None
             task.add_done_callback(finished)
 
         self._soon(start)

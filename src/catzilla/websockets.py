@@ -26,7 +26,7 @@ import enum
 import inspect
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
 from catzilla import _core
@@ -161,15 +161,10 @@ class WebSocket(HTTPConnection):
 
     # -- receiving -----------------------------------------------------------------------
 
-    async def _take(self) -> str | bytes | int:
-        conn = self._conn
-        while True:
-            message = conn.take()
-            if message is not None:
-                return message  # type: ignore[no-any-return]
-            parked = _future(self)
-            if conn.park(parked):
-                await parked
+    # Every coroutine between the handler and the parked future is a frame an
+    # idle connection keeps (about 250 B) and one more resume per message: the
+    # receive calls wait in their own frame (receive, _message), and the typed
+    # ones return _message's coroutine instead of awaiting it in one more.
 
     async def receive(self) -> dict[str, Any]:
         """The next message as an ASGI event: ``websocket.connect`` (first, before
@@ -182,7 +177,11 @@ class WebSocket(HTTPConnection):
             return {"type": "websocket.connect"}
         if self.client_state == WebSocketState.DISCONNECTED:
             raise RuntimeError('Cannot call "receive" once a disconnect message has been received.')
-        message = await self._take()
+        conn = self._conn
+        while (message := conn.take()) is None:  # None: nothing yet; wait for the loop to park a message
+            parked = _future(self)
+            if conn.park(parked):
+                await parked
         if isinstance(message, int):
             self.__dict__["client_state"] = WebSocketState.DISCONNECTED
             return {"type": "websocket.disconnect", "code": message, "reason": self._conn.close_reason or ""}
@@ -194,31 +193,39 @@ class WebSocket(HTTPConnection):
         if self.application_state != WebSocketState.CONNECTED:
             raise RuntimeError('WebSocket is not connected. Need to call "accept" first.')
 
-    async def _message(self) -> str | bytes:
+    async def _message(self, kind: type | None) -> Any:
+        """The next message's data, of type ``kind`` (str, bytes), or as JSON (None)."""
         self._connected()
-        message = await self._take()
+        conn = self._conn
+        while (message := conn.take()) is None:
+            parked = _future(self)
+            if conn.park(parked):
+                await parked
         if isinstance(message, int):
             self.__dict__["client_state"] = WebSocketState.DISCONNECTED
-            raise WebSocketDisconnect(message, self._conn.close_reason)
+            raise WebSocketDisconnect(message, conn.close_reason)
+        if kind is None:
+            return json.loads(message)
+        if not isinstance(message, kind):
+            raise TypeError(
+                f"expected a {'text' if kind is str else 'binary'} message, received a "
+                f"{'binary' if kind is str else 'text'} one"
+            )
         return message
 
-    async def receive_text(self) -> str:
-        message = await self._message()
-        if not isinstance(message, str):
-            raise TypeError("expected a text message, received a binary one")
-        return message
+    def receive_text(self) -> Coroutine[Any, Any, str]:
+        """The next message, a text one (``await websocket.receive_text()``)."""
+        return self._message(str)
 
-    async def receive_bytes(self) -> bytes:
-        message = await self._message()
-        if not isinstance(message, bytes):
-            raise TypeError("expected a binary message, received a text one")
-        return message
+    def receive_bytes(self) -> Coroutine[Any, Any, bytes]:
+        """The next message, a binary one."""
+        return self._message(bytes)
 
-    async def receive_json(self, mode: str = "text") -> Any:
+    def receive_json(self, mode: str = "text") -> Coroutine[Any, Any, Any]:
+        """The next message (text or binary: ``mode``) read as JSON."""
         if mode not in {"text", "binary"}:
             raise RuntimeError('The "mode" argument should be "text" or "binary".')
-        message = await self._message()
-        return json.loads(message)
+        return self._message(None)
 
     async def iter_text(self) -> AsyncIterator[str]:
         try:
@@ -339,7 +346,7 @@ def endpoint(
     the handler) with Starlette's rules for how it ends. ``on_error``: a handler
     failure after accept (logged); ``report``: a disconnect the handler let
     through (a TestClient raises it, as Starlette's does)."""
-    from catzilla.exceptions import HTTPException, RequestValidationError
+    from catzilla.exceptions import RequestValidationError
     from catzilla.response import Response
 
     def refused(code: int, reason: str = "") -> Response:
@@ -350,39 +357,37 @@ def endpoint(
         )
 
     async def run(raw: Any, ws: WebSocket | None = None) -> Any:
-        """``ws``: the WebSocket a middleware chain made for the handshake."""
+        """``ws``: the WebSocket a middleware chain made for the handshake.
+        One coroutine for all of it: an idle connection keeps its frame."""
         ticket = running.start()
         try:
-            return await serve(raw, ws if ws is not None else websocket_class(raw))
+            if ws is None:
+                ws = websocket_class(raw)
+            try:
+                result = binder(raw, ws)
+                if inspect.iscoroutine(result):
+                    await result
+            except WebSocketDisconnect as gone:
+                report(gone)
+            except Exception as exc:
+                if ws.application_state == WebSocketState.CONNECTING:
+                    if isinstance(exc, WebSocketException):
+                        return refused(exc.code, exc.reason)
+                    if isinstance(exc, RequestValidationError):
+                        return refused(1008, "invalid request")  # FastAPI closes with 1008
+                    raise  # an HTTPException among them: its status
+                if ws.application_state == WebSocketState.CONNECTED:
+                    code, reason = (exc.code, exc.reason) if isinstance(exc, WebSocketException) else (1011, "")
+                    if not isinstance(exc, WebSocketException):
+                        on_error(exc)
+                    ws._conn.close(code, reason)
+                return None
+            if ws.application_state == WebSocketState.CONNECTING:
+                return refused(1000, "the handler returned without accepting")
+            if ws.application_state == WebSocketState.RESPONSE:
+                return refused(*ws.__dict__["_refusal"])
+            return None
         finally:
             running.finish(ticket)
-
-    async def serve(raw: Any, ws: WebSocket) -> Any:
-        try:
-            result = binder(raw, ws)
-            if inspect.iscoroutine(result):
-                await result
-        except WebSocketDisconnect as gone:
-            report(gone)
-        except Exception as exc:
-            if ws.application_state == WebSocketState.CONNECTING:
-                if isinstance(exc, WebSocketException):
-                    return refused(exc.code, exc.reason)
-                if isinstance(exc, RequestValidationError):
-                    return refused(1008, "invalid request")  # FastAPI closes with 1008
-                if isinstance(exc, HTTPException):
-                    raise
-                raise
-            if ws.application_state == WebSocketState.CONNECTED:
-                code, reason = (exc.code, exc.reason) if isinstance(exc, WebSocketException) else (1011, "")
-                if not isinstance(exc, WebSocketException):
-                    on_error(exc)
-                ws._conn.close(code, reason)
-            return None
-        if ws.application_state == WebSocketState.CONNECTING:
-            return refused(1000, "the handler returned without accepting")
-        if ws.application_state == WebSocketState.RESPONSE:
-            return refused(*ws.__dict__["_refusal"])
-        return None
 
     return run
