@@ -159,10 +159,10 @@ bench-json: setup
 
 # Benchmarks (benchmarks/README.md): each server in its own venv under
 # benchmarks/.venvs/, created on demand; results in benchmarks/results/.
-# `make bench` is the full suite (about an hour) and then the TechEmpower-style
-# suite (bench-tfb); `make bench-quick` < 5 min.
+# `make bench` is the full suite (about an hour), then the TechEmpower-style
+# suite (bench-tfb) and worker scaling (bench-workers); `make bench-quick` < 5 min.
 # Extra harness flags: make bench BENCH_ARGS="--servers catzilla,nginx".
-.PHONY: bench bench-quick bench-env bench-streaming bench-uploads bench-async bench-tfb
+.PHONY: bench bench-quick bench-env bench-streaming bench-uploads bench-async bench-tfb bench-workers
 
 bench-env: setup
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
@@ -174,6 +174,7 @@ bench-env: setup
 bench: bench-env
 	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.run --profile full $(BENCH_ARGS)
 	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.tfb $(TFB_ARGS)
+	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.workers
 
 # The TechEmpower-style suite (benchmarks/tfb.py): JSON, plaintext pipelined x16,
 # single query, queries 1 and 20, fortunes, updates 1 and 20, cached queries,
@@ -185,6 +186,13 @@ bench: bench-env
 # e.g. make bench-tfb TFB_ARGS="--servers catzilla,fastapi --tests db,fortunes --duration 3".
 bench-tfb: bench-env
 	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.tfb $(TFB_ARGS)
+
+# Worker scaling (benchmarks/workers.py): Catzilla's TFB app with workers=1 and
+# workers=2 on hello and the database tests, nothing pinned (the workers, wrk
+# and PostgreSQL share the 2 CPUs), req/s and CPU time per request; results in
+# benchmarks/results/workers/. About 3 minutes.
+bench-workers: bench-env
+	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.workers $(BENCH_ARGS)
 
 bench-quick: bench-env
 	$(ROOT)/benchmarks/.venvs/bench/bin/python -m benchmarks.run --profile quick $(BENCH_ARGS)

@@ -167,4 +167,9 @@ def cached_queries(count: str = "1"):
 
 
 if __name__ == "__main__":
-    app.listen(port=int(os.environ.get("BENCH_PORT", "8000")), host="127.0.0.1")
+    # TFB_WORKERS: benchmarks/workers.py's 1 and 2 worker processes
+    app.listen(
+        port=int(os.environ.get("BENCH_PORT", "8000")),
+        host="127.0.0.1",
+        workers=int(os.environ.get("TFB_WORKERS", "1")),
+    )
