@@ -62,7 +62,8 @@ def markdown(results: dict) -> str:
         f"Run {results['date']} on commit `{results['repo'].get('commit', '?')[:12]}`. Reproduce: "
         f"`{c['command']}` (`make bench-workers`).",
         "",
-        f"- Machine: {m['nproc']} CPUs ({m['cpu_model']}), load average at start {m['loadavg_at_start']}.",
+        f"- Machine: {m['nproc']} CPUs ({m['cpu_model']}), load average at start "
+        f"{' '.join(map(str, m['loadavg_at_start']))}.",
         f"- Catzilla's TFB app ({results['label']}), `TFB_WORKERS` 1 and 2 (`app.listen(workers=N)`); wrk "
         f"`-t1 -c{c['connections']}`; PostgreSQL {c['postgres']} on a Unix socket, {c['pool_size']} pool "
         "connections per worker.",
@@ -72,9 +73,14 @@ def markdown(results: dict) -> str:
         "a run, divided by its requests) is not affected by that sharing and shows what a worker costs.",
         f"- Per test: each server fresh, TFB's answer check, {c['warmup']} s warm-up, {c['runs']} runs of "
         f"{c['duration']} s alternating the two; medians.",
+        "- **CPU ceiling ratio**: what 2 workers could serve with both CPUs to themselves against 1 worker with "
+        "one, from the CPU time per request: 2 x CPU(1 worker) / CPU(2 workers). 2.00x: a second worker costs "
+        "nothing per request; below: each request costs more with two (the database pool shared by more "
+        "connections, the workers' caches).",
         "",
-        f"| test | 1 worker req/s | 2 workers req/s | ratio | >= {GOAL}x | p99 ms (1 / 2) | CPU µs/request (1 / 2) |",
-        "|---|---:|---:|---:|---|---:|---:|",
+        f"| test | 1 worker req/s | 2 workers req/s | ratio | >= {GOAL}x | p99 ms (1 / 2) | "
+        "CPU µs/request (1 / 2) | CPU ceiling ratio |",
+        "|---|---:|---:|---:|---|---:|---:|---:|",
     ]
     for test, row in results["results"].items():
         one, two = row.get("w1", {}), row.get("w2", {})
@@ -90,9 +96,10 @@ def markdown(results: dict) -> str:
             return "-" if v is None else f"{v:,.{d}f}"
 
         met = "-" if ratio is None else ("**met**" if ratio >= GOAL else "not met")
+        ceiling = 2 * c1 / c2 if c1 and c2 else None
         lines.append(
             f"| {BY_NAME[test].title} | {n(r1)} | {n(r2)} | {n(ratio, 2)}x | {met} | {n(p1, 2)} / {n(p2, 2)} | "
-            f"{n(c1)} / {n(c2)} |"
+            f"{n(c1)} / {n(c2)} | {n(ceiling, 2)}x |"
         )
     lines += ["", "Every wrk output and number: `results.json`.", ""]
     return "\n".join(lines)
