@@ -294,8 +294,8 @@ def markdown(results: dict, charts: list[str]) -> str:
             "Measured in this repo's interpreter on the server's CPU, alone, with the compact encoder the apps "
             "use. For a server that parses and writes JSON with the standard `json` module this is a ceiling on "
             "req/s for the JSON-heavy workloads before any HTTP work. Robyn parses and writes JSON in Rust "
-            "(serde, orjson); this repo's Catzilla writes plain return values with its own C JSON writer but "
-            "parses request bodies with `json.loads` (`Request.json()`).",
+            "(serde, orjson); this repo's Catzilla writes plain return values with its own C JSON writer and "
+            "reads request bodies (`Request.json()`) with its own C reader, so neither cost below is its own.",
             "",
             "| operation | µs per request | req/s ceiling on one CPU |",
             "|---|---:|---:|",
