@@ -482,12 +482,16 @@ def main(argv: list[str] | None = None) -> int:
     results["elapsed_s"] = round(time.monotonic() - t0, 1)
     results["conditions"]["loadavg_at_end"] = sysinfo.machine()["loadavg_at_start"]
     results["goals"] = goals(results)
-    out = Path(args.out)
+    write_results(Path(args.out), results, markdown(results), "tfb")
+    return 0
+
+
+def write_results(out: Path, results: dict, readme: str, tag: str) -> None:
+    """results.json and README.md into `out` (made if missing)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
-    (out / "README.md").write_text(markdown(results))
-    log(f"[tfb] {results['elapsed_s']:.0f} s; wrote {out / 'README.md'} and results.json")
-    return 0
+    (out / "README.md").write_text(readme)
+    log(f"[{tag}] {results['elapsed_s']:.0f} s; wrote {out / 'README.md'} and results.json")
 
 
 if __name__ == "__main__":

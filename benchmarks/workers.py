@@ -18,7 +18,6 @@ Results: benchmarks/results/workers/README.md and results.json.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import shutil
 import sys
@@ -32,7 +31,7 @@ from .harness.paths import RESULTS
 from .harness.servers import ServerSpec
 from .harness.tfb import BY_NAME, servers
 from .harness.wrk import wrk_available
-from .tfb import ensure_catzilla_site, log, prepare, run_test
+from .tfb import ensure_catzilla_site, log, prepare, run_test, write_results
 
 OUT = RESULTS / "workers"
 GOAL = 1.8  # issue 18: workers=2 >= 1.8x one worker
@@ -158,11 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     results["elapsed_s"] = round(time.monotonic() - t0, 1)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
-    (out / "README.md").write_text(markdown(results))
-    log(f"[workers] {results['elapsed_s']:.0f} s; wrote {out / 'README.md'} and results.json")
+    write_results(Path(args.out), results, markdown(results), "workers")
     return 0
 
 
